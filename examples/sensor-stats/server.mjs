@@ -1,0 +1,106 @@
+// sensor-stats: the seed's example service (section 4.2), request for request.
+// POST /process_data -> {"processed_data": mean}
+// POST /storage_data -> {"stored_data": sum}
+// POST /compute_data -> {"computed_data": product, "log_abs_product", "product_sign"}
+// GET /  -> Hello, World!      GET /healthz -> 200 {"ok":true}
+// Plain node:http with no dependencies, so the image is only Node and this file.
+import http from 'node:http';
+import { mean, sum, product, logProduct } from './stats.mjs';
+
+const port = Number(process.env.PORT ?? 5000);
+const host = process.env.HOST ?? '0.0.0.0';
+const maxBody = Number(process.env.MAX_BODY_BYTES ?? 16 * 1024 * 1024);
+
+class BadRequest extends Error {
+  constructor(code, message, status = 400) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+function parseNumbers(text) {
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new BadRequest('E_BAD_JSON', `body is not valid JSON: ${e.message}`);
+  }
+  if (!Array.isArray(data)) {
+    throw new BadRequest('E_NOT_ARRAY', 'body must be a JSON array of numbers, e.g. [1,2,3]');
+  }
+  for (let i = 0; i < data.length; i++) {
+    if (typeof data[i] !== 'number' || !Number.isFinite(data[i])) {
+      throw new BadRequest('E_NOT_NUMBER', `item [${i}] is not a finite number: ${JSON.stringify(data[i])}`);
+    }
+  }
+  return data;
+}
+
+// Non-finite results (an overflowed product) become null: JSON has no Infinity.
+const finiteOrNull = (x) => (Number.isFinite(x) ? x : null);
+
+const routes = {
+  '/process_data': (a) => {
+    if (a.length === 0) throw new BadRequest('E_EMPTY', 'the mean of an empty array is undefined');
+    return { processed_data: mean(a) };
+  },
+  '/storage_data': (a) => ({ stored_data: sum(a) }),
+  '/compute_data': (a) => {
+    const { log, sign } = logProduct(a);
+    return {
+      computed_data: finiteOrNull(product(a)),
+      log_abs_product: finiteOrNull(log),
+      product_sign: sign,
+    };
+  },
+};
+
+function send(res, status, body, type = 'application/json') {
+  const text = type === 'application/json' ? JSON.stringify(body) : body;
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (c) => {
+      size += c.length;
+      if (size > maxBody) {
+        reject(new BadRequest('E_TOO_LARGE', `body exceeds ${maxBody} bytes`, 413));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const server = http.createServer(async (req, res) => {
+  const path = (req.url ?? '/').split('?')[0];
+  try {
+    if (req.method === 'GET' && path === '/') return send(res, 200, 'Hello, World!', 'text/html; charset=utf-8');
+    if (req.method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });
+    const handler = routes[path];
+    if (!handler) return send(res, 404, { error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${path}` } });
+    if (req.method !== 'POST') return send(res, 405, { error: { code: 'E_METHOD', message: `${path} takes POST` } });
+    const data = parseNumbers(await readBody(req));
+    return send(res, 200, handler(data));
+  } catch (e) {
+    if (e instanceof BadRequest) {
+      if (!res.headersSent) send(res, e.status, { error: { code: e.code, message: e.message } });
+      return;
+    }
+    console.error(e);
+    if (!res.headersSent) send(res, 500, { error: { code: 'E_INTERNAL', message: 'internal error' } });
+  }
+});
+
+server.listen(port, host, () => console.log(`sensor-stats listening on ${host}:${port}`));
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => server.close(() => process.exit(0)));
+}

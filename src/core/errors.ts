@@ -1,0 +1,47 @@
+// One error type for the whole system: a stable code users can search for, a
+// message a person can act on, the path of the bad field when there is one, and
+// the HTTP status it maps to. The API turns it into {"error": {...}} in one place.
+export type ErrorCode =
+  | 'E_INVALID' | 'E_BAD_JSON' | 'E_BAD_YAML' | 'E_NOT_FOUND' | 'E_UNAUTHORIZED'
+  | 'E_UNSCHEDULABLE' | 'E_CONFLICT' | 'E_IMAGE_NOT_FOUND' | 'E_PULL_FAILED'
+  | 'E_CREATE_FAILED' | 'E_START_FAILED' | 'E_EXITED' | 'E_HEALTH_TIMEOUT'
+  | 'E_NODE_OFFLINE' | 'E_NO_SERVER' | 'E_TOO_LARGE' | 'E_INTERNAL' | 'E_USAGE';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  E_INVALID: 400, E_BAD_JSON: 400, E_BAD_YAML: 400, E_USAGE: 400, E_TOO_LARGE: 413,
+  E_NOT_FOUND: 404, E_UNAUTHORIZED: 401, E_UNSCHEDULABLE: 409, E_CONFLICT: 409,
+  E_NODE_OFFLINE: 503, E_NO_SERVER: 503,
+};
+
+export class OutpostError extends Error {
+  readonly code: ErrorCode;
+  readonly path?: string;
+  readonly details?: unknown;
+  constructor(code: ErrorCode, message: string, opts: { path?: string; details?: unknown; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'OutpostError';
+    this.code = code;
+    this.path = opts.path;
+    this.details = opts.details;
+  }
+  get status(): number {
+    return STATUS[this.code] ?? 500;
+  }
+  toJSON(): ErrorBody {
+    const body: ErrorBody = { code: this.code, message: this.message };
+    if (this.path !== undefined) body.path = this.path;
+    if (this.details !== undefined) body.details = this.details;
+    return body;
+  }
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  path?: string;
+  details?: unknown;
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

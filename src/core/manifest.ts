@@ -1,0 +1,154 @@
+// The app manifest: its schema, and parsing from YAML or JSON text into a
+// validated AppSpec. Every rejection names the path of the bad field.
+import { z } from 'zod';
+import YAML from 'yaml';
+import { OutpostError } from './errors.js';
+
+export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const name = z.string().regex(NAME_RE, 'must be 1-63 characters of [a-z0-9-], starting and ending with a letter or digit');
+const finitePositive = z.number().finite().positive();
+
+const port = z.object({
+  name: name,
+  container: z.number().int().min(1).max(65535),
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+}).strict();
+
+const health = z.object({
+  http: z.string().startsWith('/', 'must be a path starting with /').optional(),
+  tcp: z.boolean().optional(),
+  port: z.string().optional(),
+  intervalMs: z.number().int().min(10).max(3_600_000).default(1000),
+  timeoutMs: z.number().int().min(10).max(600_000).default(1000),
+  startTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+}).strict();
+
+const demand = z.object({
+  site: name,
+  rps: z.number().finite().nonnegative(),
+  items: z.number().int().nonnegative().default(1),
+}).strict();
+
+const streamSpec = z.object({
+  windowMs: z.number().int().positive().optional(),
+  windowCount: z.number().int().positive().optional(),
+  ops: z.array(z.string()).min(1),
+  lateMs: z.number().int().nonnegative().default(1000),
+}).passthrough();
+
+export const appSchema = z.object({
+  name,
+  image: z.string().min(1).max(512).regex(/^[^\s]+$/, 'must not contain spaces').optional(),
+  command: z.array(z.string().min(1)).min(1).optional(),
+  workdir: z.string().min(1).optional(),
+  replicas: z.number().int().min(0).max(1000).default(1),
+  ports: z.array(port).max(32).default([]),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}),
+  resources: z.object({
+    cpu: finitePositive.max(1024).default(0.1),
+    memoryMiB: z.number().int().positive().max(4_194_304).default(64),
+  }).strict().default({}),
+  health: health.optional(),
+  restart: z.object({
+    policy: z.enum(['always', 'on-failure', 'never']).default('always'),
+  }).strict().default({}),
+  placement: z.object({
+    constraints: z.record(z.string().min(1), z.string()).default({}),
+    demand: z.array(demand).default([]),
+    maxLatencyMs: finitePositive.optional(),
+  }).strict().default({}),
+  streams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), streamSpec).optional(),
+}).strict().superRefine((app, ctx) => {
+  if (!app.image && !app.command) {
+    ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes) or a command (process runtime)' });
+  }
+  const portNames = new Set<string>();
+  app.ports.forEach((p, i) => {
+    if (portNames.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}"` });
+    portNames.add(p.name);
+  });
+  if (app.health?.port !== undefined && !portNames.has(app.health.port)) {
+    ctx.addIssue({ code: 'custom', path: ['health', 'port'], message: `no port named "${app.health.port}" in ports` });
+  }
+  if (app.health && (app.health.http !== undefined || app.health.tcp) && app.ports.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['health'], message: 'an http or tcp health check needs a declared port' });
+  }
+});
+
+export type AppSpec = z.infer<typeof appSchema>;
+
+/** Formats a zod path as users write it: placement.demand[0].site */
+export function formatPath(path: (string | number)[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out;
+}
+
+export function validateWith<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, input: unknown, what: string): T {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  let path = [...issue.path];
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys') {
+    path = [...path, issue.keys[0]!];
+    message = `unknown field "${issue.keys[0]}"`;
+  } else if (issue.code === 'invalid_type' && issue.received === 'undefined') {
+    message = 'is required';
+  }
+  const p = formatPath(path);
+  const more = r.error.issues.length > 1 ? ` (and ${r.error.issues.length - 1} more problem(s))` : '';
+  throw new OutpostError('E_INVALID', `${what}: ${p || '(top level)'}: ${message}${more}`, {
+    path: p,
+    details: r.error.issues.map((i) => ({ path: formatPath(i.code === 'unrecognized_keys' ? [...i.path, i.keys[0]!] : i.path), message: i.message })),
+  });
+}
+
+export function validateApp(input: unknown): AppSpec {
+  return validateWith(appSchema, input, 'invalid app manifest');
+}
+
+/** Parses manifest text; JSON when it looks like JSON, YAML otherwise. */
+export function parseManifestText(text: string): unknown {
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('{')) {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new OutpostError('E_BAD_JSON', `manifest is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  const doc = YAML.parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0]!;
+    const line = err.linePos?.[0];
+    throw new OutpostError('E_BAD_YAML', `manifest is not valid YAML${line ? ` (line ${line.line}, column ${line.col})` : ''}: ${err.message.split('\n')[0]}`);
+  }
+  return doc.toJS();
+}
+
+/** A stable hash of what a replica runs: a changed spec means new replicas. */
+export function specHash(spec: AppSpec): string {
+  const { replicas: _r, placement: _p, streams: _s, ...runs } = spec;
+  return fnv1a(stableStringify(runs));
+}
+
+export function stableStringify(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableStringify).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const keys = Object.keys(v as object).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+function fnv1a(s: string): string {
+  // two 32-bit FNV-1a passes with different seeds: 64 bits, plenty for change detection
+  let h1 = 0x811c9dc5, h2 = 0x01000193 ^ 0x5bd1e995;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193);
+    h2 = Math.imul(h2 ^ c, 0x01000193 + 2);
+  }
+  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+}

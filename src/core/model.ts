@@ -1,0 +1,49 @@
+// The deploy half of the latency model:
+//   T_deploy = T_image + T_container + T_engine
+//   T_image  = bytes of the image's layers missing on the node * 8 / (bandwidth Mbps * 1000) ms
+// Per-node values are calibrated from measurements with an exponentially
+// weighted moving average; defaults stand in until the first measurement.
+import type { NodeTimings, Timings } from './types.js';
+
+export const DEFAULTS = { containerMs: 150, engineMs: 500, bandwidthMbps: 100 };
+export const EWMA_ALPHA = 0.3;
+
+export function ewma(prev: number | null, sample: number, alpha = EWMA_ALPHA): number {
+  return prev === null ? sample : prev + alpha * (sample - prev);
+}
+
+export function imageMs(missingBytes: number, bandwidthMbps: number): number {
+  if (missingBytes <= 0) return 0;
+  return (missingBytes * 8) / (bandwidthMbps * 1000);
+}
+
+export interface DeployInput {
+  /** true when the node already holds the image */
+  cached: boolean;
+  /** bytes the node would have to pull; null when unknown */
+  missingBytes: number | null;
+  timings: NodeTimings;
+}
+
+export function predictDeploy(d: DeployInput): Timings & { deployMs: number } {
+  const containerMs = d.timings.containerMs ?? DEFAULTS.containerMs;
+  const engineMs = d.timings.engineMs ?? DEFAULTS.engineMs;
+  const bw = d.timings.bandwidthMbps ?? DEFAULTS.bandwidthMbps;
+  const img = d.cached ? 0 : imageMs(d.missingBytes ?? 0, bw);
+  return { imageMs: round(img), containerMs: round(containerMs), engineMs: round(engineMs), deployMs: round(img + containerMs + engineMs) };
+}
+
+/** Folds one replica's measured timings into the node's calibration. */
+export function calibrate(t: NodeTimings, m: Timings, pulledBytes: number | null): NodeTimings {
+  const next = { ...t, samples: t.samples + 1 };
+  if (m.containerMs !== null) next.containerMs = round(ewma(t.containerMs, m.containerMs));
+  if (m.engineMs !== null) next.engineMs = round(ewma(t.engineMs, m.engineMs));
+  if (pulledBytes && m.imageMs && m.imageMs > 0) {
+    next.bandwidthMbps = round(ewma(t.bandwidthMbps, (pulledBytes * 8) / (m.imageMs * 1000)));
+  }
+  return next;
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}

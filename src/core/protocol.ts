@@ -1,0 +1,20 @@
+// Messages on the agent's one long-lived connection (WebSocket, JSON text).
+// Desired state flows down as the node's whole assignment set (level-triggered:
+// applying it twice changes nothing); status, timings and log data flow up.
+import type { Assignment, NodeInfo, ReplicaStatus } from './types.js';
+
+export type AgentToServer =
+  | { type: 'register'; node: NodeInfo }
+  | { type: 'status'; replicas: ReplicaStatus[]; pulled?: { bytes: number; ms: number } | null }
+  | { type: 'images'; images: string[]; layers: NodeInfo['layers'] }
+  | { type: 'logs.data'; reqId: string; data: string }
+  | { type: 'logs.end'; reqId: string; error?: string };
+
+export type ServerToAgent =
+  | { type: 'welcome'; node: string }
+  | { type: 'assign'; replicas: Assignment[] }
+  | { type: 'logs'; reqId: string; replicaId: string; follow: boolean; tail: number }
+  | { type: 'logs.cancel'; reqId: string }
+  | { type: 'error'; code: string; message: string };
+
+export const AGENT_PATH = '/v1/agent/connect';

@@ -1,0 +1,97 @@
+// Domain types shared by the control plane, the agent and the CLI.
+import type { AppSpec } from './manifest.js';
+
+export type Runtime = 'docker' | 'process';
+export type NodeState = 'ready' | 'unreachable';
+export type ReplicaState = 'pending' | 'pulling' | 'creating' | 'starting' | 'running' | 'failed' | 'stopped';
+
+export interface Layer {
+  digest: string;
+  bytes: number;
+}
+
+/** What an agent tells the control plane about its machine when it registers. */
+export interface NodeInfo {
+  name: string;
+  hostname: string;
+  arch: string;
+  cpus: number;
+  memoryMiB: number;
+  labels: Record<string, string>;
+  site: string | null;
+  runtime: Runtime;
+  address: string;
+  images: string[];
+  layers: Layer[];
+  agentVersion: string;
+}
+
+/** Per-node measured timings, smoothed, that feed the next prediction. */
+export interface NodeTimings {
+  containerMs: number | null;
+  engineMs: number | null;
+  bandwidthMbps: number | null;
+  samples: number;
+}
+
+export interface NodeRecord extends NodeInfo {
+  state: NodeState;
+  lastSeen: number;
+  timings: NodeTimings;
+  rttMs: Record<string, number>;
+  hub: { http: string; mqtt: string } | null;
+}
+
+export interface Timings {
+  imageMs: number | null;
+  containerMs: number | null;
+  engineMs: number | null;
+}
+
+export interface ReplicaError {
+  code: string;
+  message: string;
+}
+
+export interface ReplicaRecord {
+  id: string;
+  app: string;
+  node: string;
+  specHash: string;
+  state: ReplicaState;
+  endpoint: string | null;
+  restarts: number;
+  measured: Timings;
+  predicted: Timings & { deployMs: number | null };
+  progress: { bytes: number; total: number | null } | null;
+  error: ReplicaError | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface AppRecord {
+  name: string;
+  spec: AppSpec;
+  specHash: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One replica as the control plane assigns it to a node. */
+export interface Assignment {
+  id: string;
+  app: string;
+  specHash: string;
+  spec: AppSpec;
+}
+
+/** What an agent reports about one replica; absent fields are unchanged. */
+export interface ReplicaStatus {
+  id: string;
+  state: ReplicaState;
+  endpoint?: string | null;
+  restarts?: number;
+  measured?: Partial<Timings>;
+  progress?: { bytes: number; total: number | null } | null;
+  error?: ReplicaError | null;
+}

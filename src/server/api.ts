@@ -1,0 +1,134 @@
+// The HTTP JSON API under /v1. Every route but /healthz needs the admin token.
+// Errors leave in one shape, {"error": {"code", "message", "path"?}}, mapped in
+// one place (the error handler below).
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { OutpostError } from '../core/errors.js';
+import { NAME_RE, validateApp } from '../core/manifest.js';
+import type { ControlPlane } from './controlplane.js';
+import type { AgentGateway } from './gateway.js';
+import { tokenMatches } from './tokens.js';
+
+export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger) {
+  const app = Fastify({ loggerInstance: log, disableRequestLogging: true, bodyLimit: 4 * 1024 * 1024 });
+
+  app.addHook('onRequest', async (req) => {
+    if (req.url === '/healthz') return;
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!tokenMatches(token, adminToken)) {
+      throw new OutpostError('E_UNAUTHORIZED', 'missing or unknown API token: send Authorization: Bearer <admin token> (the CLI reads it from $OUTPOST_DATA_DIR/admin.token or $OUTPOST_TOKEN)');
+    }
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = toOutpostError(err);
+    if (e.status >= 500) log.error({ err }, 'request failed');
+    void reply.status(e.status).send({ error: e.toJSON() });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/v1/nodes', async () => cp.store.listNodes());
+  app.get<{ Params: { name: string } }>('/v1/nodes/:name', async (req) => {
+    const n = cp.store.getNode(req.params.name);
+    if (!n) throw new OutpostError('E_NOT_FOUND', `no node named "${req.params.name}"`);
+    return n;
+  });
+
+  app.get('/v1/apps', async () => {
+    const replicas = cp.store.listReplicas();
+    return cp.store.listApps().map((a) => appView(a, replicas.filter((r) => r.app === a.name)));
+  });
+  app.get<{ Params: { name: string } }>('/v1/apps/:name', async (req) => {
+    const a = cp.store.getApp(req.params.name);
+    if (!a) throw new OutpostError('E_NOT_FOUND', `no app named "${req.params.name}"`);
+    return { ...appView(a, cp.store.listReplicas(a.name)), replicas: cp.store.listReplicas(a.name) };
+  });
+
+  // create or update: the body is the manifest as JSON (the CLI converts YAML)
+  app.post<{ Querystring: { dryRun?: string } }>('/v1/apps', async (req, reply) => {
+    if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
+      throw new OutpostError('E_INVALID', 'the request body must be an app manifest object');
+    }
+    const spec = validateApp(req.body);
+    const existed = cp.store.getApp(spec.name) !== undefined;
+    const dry = req.query.dryRun === '1' || req.query.dryRun === 'true';
+    const t = Date.now();
+    const r = dry
+      ? cp.reconcileApp({ name: spec.name, spec, specHash: '', createdAt: t, updatedAt: t }, false)
+      : cp.deploy(spec);
+    void reply.status(existed || dry ? 200 : 201);
+    return { app: r.app.name, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
+  });
+
+  app.delete<{ Params: { name: string } }>('/v1/apps/:name', async (req) => cp.remove(req.params.name));
+
+  app.get<{ Querystring: { app?: string } }>('/v1/replicas', async (req) => cp.store.listReplicas(req.query.app));
+  app.get<{ Params: { name: string } }>('/v1/apps/:name/replicas', async (req) => {
+    if (!cp.store.getApp(req.params.name)) throw new OutpostError('E_NOT_FOUND', `no app named "${req.params.name}"`);
+    return cp.store.listReplicas(req.params.name);
+  });
+
+  // Logs travel through each agent's own outbound connection, streamed as text.
+  app.get<{ Params: { name: string }; Querystring: { follow?: string; tail?: string } }>('/v1/apps/:name/logs', async (req, reply) => {
+    const name = req.params.name;
+    if (!NAME_RE.test(name) || !cp.store.getApp(name)) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
+    const follow = req.query.follow === '1' || req.query.follow === 'true';
+    const tail = req.query.tail === undefined ? 200 : Number(req.query.tail);
+    if (!Number.isInteger(tail) || tail < 0) throw new OutpostError('E_INVALID', 'tail must be a non-negative integer', { path: 'tail' });
+    const replicas = cp.store.listReplicas(name);
+    const prefix = replicas.length > 1;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+    let open = replicas.length;
+    const cancels: (() => void)[] = [];
+    const done = () => { if (--open <= 0) res.end(); };
+    if (open === 0) res.end();
+    for (const r of replicas) {
+      const tag = prefix ? `[${r.id}] ` : '';
+      try {
+        cancels.push(gateway.requestLogs(r.node, r.id, { follow, tail },
+          (data) => res.write(prefix ? data.replace(/^(?=.)/gm, tag) : data),
+          (err) => { if (err) res.write(`${tag}(logs ended: ${err})\n`); done(); }));
+      } catch (e) {
+        res.write(`${tag}(no logs: ${(e as Error).message})\n`);
+        done();
+      }
+    }
+    req.raw.on('close', () => cancels.forEach((c) => c()));
+  });
+
+  return app;
+}
+
+function appView(a: { name: string; spec: unknown; specHash: string; createdAt: number; updatedAt: number }, replicas: { state: string }[]) {
+  const spec = a.spec as { replicas: number; image?: string; command?: string[] };
+  return {
+    name: a.name,
+    image: spec.image ?? null,
+    command: spec.command ?? null,
+    replicas: spec.replicas,
+    running: replicas.filter((r) => r.state === 'running').length,
+    specHash: a.specHash,
+    spec: a.spec,
+    createdAt: a.createdAt,
+    updatedAt: a.updatedAt,
+  };
+}
+
+function toOutpostError(err: unknown): OutpostError {
+  if (err instanceof OutpostError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OutpostError('E_TOO_LARGE', 'request body too large');
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new OutpostError('E_INVALID', 'send the body as application/json');
+  if (e.code?.startsWith('FST_ERR_CTP') || (e.statusCode === 400 && e instanceof SyntaxError)) {
+    return new OutpostError('E_BAD_JSON', `request body is not valid JSON: ${e.message ?? ''}`);
+  }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new OutpostError('E_INVALID', e.message ?? 'bad request');
+  return new OutpostError('E_INTERNAL', 'internal error', { cause: err });
+}
