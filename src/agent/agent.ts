@@ -1,0 +1,224 @@
+// The edge agent: dials out to the control plane over one WebSocket, registers
+// its node, applies the assignment set it receives (adopting instances it
+// already runs, removing labelled ones nobody wants), and reports status,
+// timings and logs up the same connection. It reconnects with back-off.
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import type { Logger } from 'pino';
+import { AGENT_PATH, type AgentToServer, type ServerToAgent } from '../core/protocol.js';
+import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
+import { OutpostError } from '../core/errors.js';
+import type { EnsureResult, PullProgress, RuntimeDriver } from './drivers/driver.js';
+import { ReplicaRunner } from './runner.js';
+import { machine } from './sysinfo.js';
+
+export interface AgentOptions {
+  server: string;
+  joinToken: string;
+  name: string;
+  site: string | null;
+  labels: Record<string, string>;
+  driver: RuntimeDriver;
+  /** address published ports bind to */
+  bindHost: string;
+  /** address clients use to reach this node */
+  advertise: string;
+  log: Logger;
+  version?: string;
+}
+
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 10_000;
+/** no ping from the control plane for this long: the link is dead even if the socket says otherwise */
+const SILENCE_MS = 20_000;
+
+export class Agent extends EventEmitter {
+  private ws: WebSocket | null = null;
+  private closed = false;
+  private readonly runners = new Map<string, ReplicaRunner>();
+  private readonly pulls = new Map<string, Promise<EnsureResult>>();
+  private readonly logCancels = new Map<string, () => void>();
+  private applying: Promise<void> = Promise.resolve();
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private silenceTimer: NodeJS.Timeout | null = null;
+  private backoff = RECONNECT_MIN_MS;
+  connected = false;
+
+  constructor(readonly o: AgentOptions) {
+    super();
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Disconnects; with `removeWorkloads`, also stops and removes everything this agent runs. */
+  async stop(opts: { removeWorkloads?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    for (const c of this.logCancels.values()) c();
+    this.ws?.terminate();
+    await this.applying;
+    if (opts.removeWorkloads) {
+      await Promise.all([...this.runners.values()].map((r) => r.stop()));
+      this.runners.clear();
+    }
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const url = this.o.server.replace(/^http/, 'ws').replace(/\/+$/, '') + AGENT_PATH;
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.o.joinToken}` }, handshakeTimeout: 10_000 });
+    this.ws = ws;
+    ws.on('open', () => {
+      this.backoff = RECONNECT_MIN_MS;
+      this.armSilence();
+      void this.register();
+    });
+    ws.on('ping', () => this.armSilence());
+    ws.on('message', (raw) => {
+      this.armSilence();
+      let msg: ServerToAgent;
+      try {
+        msg = JSON.parse(raw.toString()) as ServerToAgent;
+      } catch {
+        return;
+      }
+      this.onMessage(msg);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      if (res.statusCode === 401) {
+        const err = new OutpostError('E_UNAUTHORIZED', `the control plane at ${this.o.server} rejected the join token (see join.token in its data dir)`);
+        this.closed = true;
+        this.emit('fatal', err);
+      }
+      ws.terminate();
+    });
+    ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'connection error'));
+    ws.on('close', () => {
+      if (this.ws !== ws) return;
+      if (this.connected) this.o.log.warn('disconnected from the control plane; workloads keep running');
+      this.connected = false;
+      this.emit('disconnected');
+      if (this.silenceTimer) clearTimeout(this.silenceTimer);
+      if (this.closed) return;
+      this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
+      this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+    });
+  }
+
+  private armSilence(): void {
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => this.ws?.terminate(), SILENCE_MS);
+  }
+
+  private async register(): Promise<void> {
+    const inv = await this.o.driver.inventory().catch(() => ({ images: [], layers: [] }));
+    const node: NodeInfo = {
+      name: this.o.name, ...machine(), labels: this.o.labels, site: this.o.site, runtime: this.o.driver.kind,
+      address: this.o.advertise, images: inv.images, layers: inv.layers, agentVersion: this.o.version ?? '0.1.0',
+    };
+    this.send({ type: 'register', node });
+  }
+
+  private onMessage(msg: ServerToAgent): void {
+    switch (msg.type) {
+      case 'welcome': {
+        this.connected = true;
+        this.o.log.info({ server: this.o.server, node: msg.node }, 'registered with the control plane');
+        // the control plane may have missed status while we were away
+        const statuses = [...this.runners.values()].map((r) => r.status);
+        if (statuses.length > 0) this.send({ type: 'status', replicas: statuses });
+        this.emit('connected');
+        return;
+      }
+      case 'assign':
+        this.applying = this.applying.then(() => this.apply(msg.replicas)).catch((err) => this.o.log.error({ err }, 'applying assignments failed'));
+        return;
+      case 'logs':
+        return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail);
+      case 'logs.cancel':
+        this.logCancels.get(msg.reqId)?.();
+        this.logCancels.delete(msg.reqId);
+        return;
+      case 'error':
+        this.o.log.error({ code: msg.code }, msg.message);
+        return;
+    }
+  }
+
+  /** Makes what runs here match the assignment set: adopt, start, stop, clean up. */
+  private async apply(assignments: Assignment[]): Promise<void> {
+    const want = new Map(assignments.map((a) => [a.id, a]));
+    const stopping: Promise<void>[] = [];
+    for (const [id, r] of this.runners) {
+      const a = want.get(id);
+      if (!a || a.specHash !== r.a.specHash) {
+        this.runners.delete(id);
+        stopping.push(r.stop());
+      }
+    }
+    await Promise.all(stopping);
+    const instances = await this.o.driver.list();
+    for (const a of assignments) {
+      if (this.runners.has(a.id)) continue;
+      const runner = new ReplicaRunner(a, {
+        driver: this.o.driver, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: {}, log: this.o.log,
+        report: (s, pulled) => this.send({ type: 'status', replicas: [s], pulled: pulled ?? null }),
+        ensureImage: (r, onProgress) => this.ensureImage(r, onProgress),
+      });
+      this.runners.set(a.id, runner);
+      runner.start(instances.find((i) => i.replicaId === a.id));
+    }
+    // labelled instances that no assignment names: left from before a restart, or removed apps
+    for (const i of instances) {
+      if (!want.has(i.replicaId) && !this.runners.has(i.replicaId)) {
+        this.o.log.info({ instance: i.id, replica: i.replicaId }, 'removing an instance nobody wants');
+        await this.o.driver.remove(i.id).catch((err) => this.o.log.warn({ err }, 'remove failed'));
+      }
+    }
+    this.emit('applied', assignments.length);
+  }
+
+  /** One pull per image at a time, however many replicas need it. */
+  private ensureImage(a: Assignment, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+    const key = a.spec.image ?? '';
+    let p = this.pulls.get(key);
+    if (!p) {
+      p = this.o.driver.ensureImage(a.spec, onProgress).finally(() => {
+        this.pulls.delete(key);
+      });
+      this.pulls.set(key, p);
+      void p.then(async (r) => {
+        if (!r.pulled) return;
+        const inv = await this.o.driver.inventory();
+        this.send({ type: 'images', images: inv.images, layers: inv.layers });
+      }).catch(() => {});
+    }
+    return p;
+  }
+
+  private startLogs(reqId: string, replicaId: string, follow: boolean, tail: number): void {
+    const id = this.runners.get(replicaId)?.instanceId;
+    if (!id) {
+      this.send({ type: 'logs.end', reqId, error: `replica ${replicaId} has no running instance on this node` });
+      return;
+    }
+    const cancel = this.o.driver.logs(id, { follow, tail },
+      (data) => this.send({ type: 'logs.data', reqId, data }),
+      (error) => {
+        this.logCancels.delete(reqId);
+        this.send(error ? { type: 'logs.end', reqId, error } : { type: 'logs.end', reqId });
+      });
+    this.logCancels.set(reqId, cancel);
+  }
+
+  private send(msg: AgentToServer): void {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  statuses(): ReplicaStatus[] {
+    return [...this.runners.values()].map((r) => r.status);
+  }
+}

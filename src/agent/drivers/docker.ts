@@ -1,0 +1,268 @@
+// The Docker Engine API driver, for Docker and for Podman's compatible service.
+// Hazards it handles: a registry that cannot be reached must not block a node
+// that has the image (inspect first, pull only when missing); engines whose
+// default rlimits exceed the host's hard limits fail to start containers
+// (explicit nofile/nproc ulimits); a container can exist even when its create
+// call errored (fixed names, so a retry finds and removes it).
+import fs from 'node:fs';
+import Docker from 'dockerode';
+import { PassThrough } from 'node:stream';
+import { OutpostError, errorMessage } from '../../core/errors.js';
+import type { AppSpec } from '../../core/manifest.js';
+import type { Layer } from '../../core/types.js';
+import { LABELS, type EnsureResult, type InstanceInfo, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
+
+export const ULIMITS = [
+  { Name: 'nofile', Soft: 1024, Hard: 1024 },
+  { Name: 'nproc', Soft: 4096, Hard: 4096 },
+];
+
+/** Where an engine may answer, in order: DOCKER_HOST, Docker's socket, Podman's root socket. */
+export function engineCandidates(): Docker.DockerOptions[] {
+  const out: Docker.DockerOptions[] = [];
+  const dh = process.env.DOCKER_HOST;
+  if (dh) {
+    if (dh.startsWith('unix://')) out.push({ socketPath: dh.slice(7) });
+    else {
+      const u = new URL(dh.replace(/^tcp:/, 'http:'));
+      out.push({ host: u.hostname, port: Number(u.port || 2375), protocol: 'http' });
+    }
+  }
+  for (const p of ['/var/run/docker.sock', '/run/podman/podman.sock']) {
+    if (fs.existsSync(p)) out.push({ socketPath: p });
+  }
+  return out;
+}
+
+/** The first engine that answers a ping, or null. */
+export async function detectEngine(timeoutMs = 1500): Promise<Docker | null> {
+  for (const o of engineCandidates()) {
+    const d = new Docker({ ...o, timeout: timeoutMs });
+    try {
+      await d.ping();
+      return new Docker(o);
+    } catch {
+      // try the next candidate
+    }
+  }
+  return null;
+}
+
+export class DockerDriver implements RuntimeDriver {
+  readonly kind = 'docker' as const;
+  constructor(private readonly docker: Docker, private readonly node: string) {}
+
+  async inventory(): Promise<{ images: string[]; layers: Layer[] }> {
+    const list = await this.docker.listImages();
+    const images = list.flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    const layers = new Map<string, number>();
+    for (const img of list) {
+      try {
+        const info = await this.docker.getImage(img.Id).inspect();
+        const ids = info.RootFS?.Layers ?? [];
+        const hist = (await this.docker.getImage(img.Id).history()) as { Size: number; Id?: string }[];
+        // history is newest first; its entries with a size are the layers, oldest first in RootFS
+        const sized = hist.filter((h) => h.Size > 0).reverse();
+        ids.forEach((d, i) => layers.set(d, sized.length === ids.length ? sized[i]!.Size : 0));
+      } catch {
+        // an image removed while we listed: skip it
+      }
+    }
+    return { images, layers: [...layers].map(([digest, bytes]) => ({ digest, bytes })) };
+  }
+
+  async list(): Promise<InstanceInfo[]> {
+    const cs = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.node}`] } });
+    return cs.map((c) => ({
+      id: c.Id,
+      replicaId: c.Labels[LABELS.replica] ?? '',
+      app: c.Labels[LABELS.app] ?? '',
+      specHash: c.Labels[LABELS.specHash] ?? '',
+      running: c.State === 'running',
+      exitCode: null,
+      oomKilled: false,
+      hostPorts: parsePorts(c.Labels[LABELS.ports]),
+    }));
+  }
+
+  async ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+    const ref = spec.image!;
+    try {
+      await this.docker.getImage(ref).inspect();
+      return { pulled: false, bytes: 0 };
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 404) throw new OutpostError('E_PULL_FAILED', `cannot inspect image ${ref}: ${errorMessage(e)}`);
+    }
+    return this.pull(ref, onProgress);
+  }
+
+  private async pull(ref: string, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.pull(ref);
+    } catch (e) {
+      throw pullError(ref, e);
+    }
+    const layers = new Map<string, { current: number; total: number }>();
+    let bytes = 0;
+    await new Promise<void>((resolve, reject) => {
+      this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(pullError(ref, err)) : resolve()), (ev: { id?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
+        if (ev.error) return reject(pullError(ref, new Error(ev.error)));
+        const d = ev.progressDetail;
+        if (ev.id && d && typeof d.current === 'number') {
+          layers.set(ev.id, { current: d.current, total: d.total ?? 0 });
+          bytes = [...layers.values()].reduce((s, l) => s + l.current, 0);
+          const total = [...layers.values()].reduce((s, l) => s + l.total, 0);
+          onProgress({ bytes, total: total || null });
+        }
+      });
+    });
+    // the pull stream can end without an error event although nothing arrived
+    try {
+      const info = await this.docker.getImage(ref).inspect();
+      return { pulled: true, bytes: bytes || info.Size || 0 };
+    } catch (e) {
+      throw pullError(ref, e);
+    }
+  }
+
+  async create(r: RunSpec): Promise<string> {
+    const s = r.spec;
+    const name = `outpost-${r.replicaId}`;
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    for (const p of s.ports) {
+      const key = `${p.container}/${p.protocol}`;
+      exposed[key] = {};
+      bindings[key] = [{ HostIp: r.bindHost, HostPort: String(r.hostPorts[p.name]) }];
+    }
+    const env = { ...s.env, ...r.env };
+    const opts: Docker.ContainerCreateOptions = {
+      name,
+      Image: s.image,
+      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      Labels: {
+        [LABELS.managed]: 'true', [LABELS.node]: r.node, [LABELS.app]: r.app,
+        [LABELS.replica]: r.replicaId, [LABELS.specHash]: r.specHash, [LABELS.ports]: JSON.stringify(r.hostPorts),
+      },
+      ExposedPorts: exposed,
+      HostConfig: {
+        PortBindings: bindings,
+        Ulimits: ULIMITS,
+        Memory: s.resources.memoryMiB * 1024 * 1024,
+        NanoCpus: Math.round(s.resources.cpu * 1e9),
+        // the agent's supervisor restarts; the engine must not race it
+        RestartPolicy: { Name: 'no' },
+      },
+    };
+    try {
+      return (await this.docker.createContainer(opts)).id;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 409) {
+        // left over from a create whose answer we never saw: replace it
+        await this.remove(name);
+        return (await this.docker.createContainer(opts)).id;
+      }
+      throw new OutpostError('E_CREATE_FAILED', `cannot create container for ${r.replicaId}: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).start();
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 304) return; // already running
+      throw new OutpostError('E_START_FAILED', `container failed to start: ${errorMessage(e)}`, { cause: e });
+    }
+  }
+
+  async inspect(id: string): Promise<InstanceInfo | null> {
+    try {
+      const c = await this.docker.getContainer(id).inspect();
+      const l = c.Config.Labels ?? {};
+      return {
+        id: c.Id,
+        replicaId: l[LABELS.replica] ?? '',
+        app: l[LABELS.app] ?? '',
+        specHash: l[LABELS.specHash] ?? '',
+        running: c.State.Running,
+        exitCode: c.State.Running ? null : c.State.ExitCode,
+        oomKilled: c.State.OOMKilled,
+        hostPorts: parsePorts(l[LABELS.ports]),
+      };
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return null;
+      throw e;
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = this.docker.getContainer(id);
+    try {
+      await c.stop({ t: 3 });
+    } catch {
+      // already stopped or gone; remove below decides
+    }
+    try {
+      await c.remove({ force: true, v: true });
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw e;
+    }
+  }
+
+  logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {
+    let cancelled = false;
+    let raw: NodeJS.ReadableStream & { destroy?: () => void } | null = null;
+    const c = this.docker.getContainer(id);
+    const tty = false;
+    void (async () => {
+      try {
+        if (!o.follow) {
+          const buf = (await c.logs({ stdout: true, stderr: true, follow: false, tail: o.tail })) as unknown as Buffer;
+          onData(demuxBuffer(buf, tty));
+          return onEnd();
+        }
+        raw = (await c.logs({ stdout: true, stderr: true, follow: true, tail: o.tail })) as unknown as NodeJS.ReadableStream;
+        if (cancelled) { raw.destroy?.(); return; }
+        const out = new PassThrough();
+        out.on('data', (d: Buffer) => onData(d.toString('utf8')));
+        this.docker.modem.demuxStream(raw, out, out);
+        raw.on('end', () => onEnd());
+        raw.on('error', (e: Error) => onEnd(e.message));
+      } catch (e) {
+        onEnd(errorMessage(e));
+      }
+    })();
+    return () => { cancelled = true; raw?.destroy?.(); };
+  }
+}
+
+/** Non-TTY log output is framed: 8-byte headers (stream, 0, 0, 0, size32) before each chunk. */
+function demuxBuffer(buf: Buffer, tty: boolean): string {
+  if (tty || !Buffer.isBuffer(buf)) return String(buf);
+  let out = '';
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    out += buf.subarray(i + 8, i + 8 + size).toString('utf8');
+    i += 8 + size;
+  }
+  return out;
+}
+
+function parsePorts(s: string | undefined): Record<string, number> {
+  if (!s) return {};
+  try {
+    return JSON.parse(s) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
+
+function pullError(ref: string, e: unknown): OutpostError {
+  const msg = errorMessage(e);
+  const notFound = (e as { statusCode?: number }).statusCode === 404 || /not found|manifest unknown|does not exist|name unknown/i.test(msg);
+  return new OutpostError(notFound ? 'E_IMAGE_NOT_FOUND' : 'E_PULL_FAILED',
+    notFound ? `image ${ref} was not found in its registry: ${msg}` : `pulling ${ref} failed: ${msg}`, { cause: e });
+}

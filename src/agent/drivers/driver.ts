@@ -1,0 +1,72 @@
+// The runtime driver contract. The agent's supervisor drives every runtime
+// through these few calls; Docker, Podman and plain processes all pass the same
+// contract tests (test/driver-contract.ts).
+import type { AppSpec } from '../../core/manifest.js';
+import type { Layer, Runtime } from '../../core/types.js';
+
+/** Labels on everything a driver creates: how the agent finds its own work after a restart. */
+export const LABELS = {
+  managed: 'io.outpost.managed',
+  node: 'io.outpost.node',
+  app: 'io.outpost.app',
+  replica: 'io.outpost.replica',
+  specHash: 'io.outpost.spec-hash',
+  ports: 'io.outpost.ports',
+} as const;
+
+export interface RunSpec {
+  replicaId: string;
+  app: string;
+  specHash: string;
+  node: string;
+  spec: AppSpec;
+  /** port name -> host port the agent chose */
+  hostPorts: Record<string, number>;
+  /** address the published ports bind to */
+  bindHost: string;
+  /** extra environment from the agent (OUTPOST_*) */
+  env: Record<string, string>;
+}
+
+export interface InstanceInfo {
+  id: string;
+  replicaId: string;
+  app: string;
+  specHash: string;
+  running: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
+  hostPorts: Record<string, number>;
+}
+
+export interface PullProgress {
+  bytes: number;
+  total: number | null;
+}
+
+export interface EnsureResult {
+  pulled: boolean;
+  bytes: number;
+}
+
+export interface LogOptions {
+  follow: boolean;
+  tail: number;
+}
+
+export interface RuntimeDriver {
+  readonly kind: Runtime;
+  /** images and layers this node already holds */
+  inventory(): Promise<{ images: string[]; layers: Layer[] }>;
+  /** every instance labelled with this node's name, running or not */
+  list(): Promise<InstanceInfo[]>;
+  /** makes the app's image present; never touches a registry when it already is */
+  ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult>;
+  create(r: RunSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  inspect(id: string): Promise<InstanceInfo | null>;
+  /** stops and removes; removing what is already gone is not an error */
+  remove(id: string): Promise<void>;
+  /** streams output; returns a cancel function */
+  logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void;
+}

@@ -1,0 +1,203 @@
+// One replica on this node: image, create, start, first healthy answer, then
+// watch it and restart it by its policy with capped exponential back-off.
+// Each phase is timed: imageMs (pull, 0 when cached), containerMs (create),
+// engineMs (start until the health check first passes) -- the seed's
+// T_image, T_container and T_engine.
+import type { Logger } from 'pino';
+import { OutpostError, errorMessage } from '../core/errors.js';
+import type { Assignment, ReplicaStatus } from '../core/types.js';
+import type { EnsureResult, InstanceInfo, PullProgress, RuntimeDriver } from './drivers/driver.js';
+import { buildCheck, freePort } from './health.js';
+
+export interface RunnerContext {
+  driver: RuntimeDriver;
+  node: string;
+  bindHost: string;
+  /** address clients use to reach published ports */
+  advertise: string;
+  env: Record<string, string>;
+  log: Logger;
+  report: (s: ReplicaStatus, pulled?: { bytes: number; ms: number } | null) => void;
+  ensureImage: (r: Assignment, onProgress: (p: PullProgress) => void) => Promise<EnsureResult>;
+}
+
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+/** a replica that stayed up this long has its back-off reset */
+const STABLE_MS = 60_000;
+const START_POLL_MS = 10;
+
+export class ReplicaRunner {
+  private stopped = false;
+  private instance: string | null = null;
+  private hostPorts: Record<string, number> = {};
+  private restarts = 0;
+  private wake: (() => void) | null = null;
+  private loop: Promise<void> | null = null;
+  status: ReplicaStatus;
+
+  constructor(readonly a: Assignment, private readonly ctx: RunnerContext) {
+    this.status = { id: a.id, state: 'pending' };
+  }
+
+  get instanceId(): string | null {
+    return this.instance;
+  }
+
+  /** Starts supervising; with `adopt`, takes over a running instance instead of creating one. */
+  start(adopt?: InstanceInfo): void {
+    this.loop = this.run(adopt).catch((e) => this.ctx.log.error({ err: e, replica: this.a.id }, 'runner crashed'));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    if (this.instance) await this.ctx.driver.remove(this.instance).catch((e) => this.ctx.log.warn({ err: e }, 'remove failed'));
+    this.instance = null;
+  }
+
+  private set(s: Omit<ReplicaStatus, 'id'>, pulled: { bytes: number; ms: number } | null = null): void {
+    if (this.stopped) return;
+    // cumulative, so a status re-sent after a reconnect still carries every measurement
+    this.status = { ...this.status, ...s, id: this.a.id, restarts: this.restarts, measured: { ...this.status.measured, ...s.measured } };
+    this.ctx.report(this.status, pulled);
+  }
+
+  private async run(adopt?: InstanceInfo): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    if (adopt && adopt.running && adopt.specHash === this.a.specHash) {
+      this.instance = adopt.id;
+      this.hostPorts = adopt.hostPorts;
+      this.set({ state: 'running', endpoint: this.endpoint(), error: null, progress: null });
+      this.ctx.log.info({ replica: this.a.id }, 'adopted running instance');
+    } else if (adopt) {
+      await this.ctx.driver.remove(adopt.id);
+    }
+    while (!this.stopped) {
+      let upSince = 0;
+      let exitCode: number | null = null;
+      try {
+        if (!this.instance) await this.deploy();
+        upSince = Date.now();
+        const ended = await this.watch();
+        if (ended === null) return; // stopped on purpose
+        exitCode = ended.exitCode;
+        const reason = ended.oomKilled ? 'OOMKilled' : `exit code ${ended.exitCode ?? 'unknown'}`;
+        this.set({ state: exitCode === 0 ? 'stopped' : 'failed', error: { code: 'E_EXITED', message: `the replica stopped (${reason})` } });
+      } catch (e) {
+        if (this.stopped) return;
+        const err = e instanceof OutpostError ? e : new OutpostError('E_INTERNAL', errorMessage(e));
+        exitCode = (err.details as { exitCode?: number | null } | undefined)?.exitCode ?? null;
+        this.ctx.log.warn({ replica: this.a.id, code: err.code, msg: err.message }, 'replica failed');
+        this.set({ state: 'failed', error: { code: err.code, message: err.message }, progress: null });
+      }
+      const policy = this.a.spec.restart.policy;
+      if (policy === 'never' || (policy === 'on-failure' && exitCode === 0)) return;
+      if (upSince > 0 && Date.now() - upSince > STABLE_MS) backoff = BACKOFF_MIN_MS;
+      await this.sleep(backoff);
+      backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      if (this.stopped) return;
+      if (this.instance) await this.ctx.driver.remove(this.instance).catch(() => {});
+      this.instance = null;
+      this.restarts++;
+    }
+  }
+
+  private async deploy(): Promise<void> {
+    const { driver } = this.ctx;
+    const spec = this.a.spec;
+    this.set({ state: 'pulling', error: null, progress: null, endpoint: null });
+    const t0 = performance.now();
+    let lastReport = 0;
+    const got = await this.ctx.ensureImage(this.a, (p) => {
+      const now = performance.now();
+      if (now - lastReport < 200) return;
+      lastReport = now;
+      this.set({ state: 'pulling', progress: p });
+    });
+    const imageMs = got.pulled ? performance.now() - t0 : 0;
+    this.set({ state: 'creating', progress: null, measured: { imageMs: r1(imageMs) } }, got.pulled ? { bytes: got.bytes, ms: imageMs } : null);
+
+    for (const p of spec.ports) {
+      if (this.hostPorts[p.name] === undefined) this.hostPorts[p.name] = await freePort(this.ctx.bindHost);
+    }
+    const t1 = performance.now();
+    this.instance = await driver.create({
+      replicaId: this.a.id, app: this.a.app, specHash: this.a.specHash, node: this.ctx.node, spec,
+      hostPorts: this.hostPorts, bindHost: this.ctx.bindHost,
+      env: { ...this.ctx.env, OUTPOST_APP: this.a.app, OUTPOST_REPLICA: this.a.id, OUTPOST_NODE: this.ctx.node },
+    });
+    const containerMs = performance.now() - t1;
+    this.set({ state: 'starting', measured: { containerMs: r1(containerMs) } });
+
+    const t2 = performance.now();
+    await driver.start(this.instance);
+    await this.waitHealthy(t2);
+    const engineMs = performance.now() - t2;
+    this.set({ state: 'running', endpoint: this.endpoint(), measured: { engineMs: r1(engineMs) }, error: null });
+  }
+
+  /** Polls the health check quickly (engineMs is measured by it) until it passes, the instance exits, or time runs out. */
+  private async waitHealthy(t0: number): Promise<void> {
+    const spec = this.a.spec;
+    const check = buildCheck(spec, this.checkHost(), this.hostPorts);
+    const deadline = t0 + (spec.health?.startTimeoutMs ?? 60_000);
+    let lastInspect = performance.now();
+    for (;;) {
+      if (this.stopped) throw new OutpostError('E_INTERNAL', 'stopped while starting');
+      if (check === null || (await check())) {
+        if (check !== null) return;
+        // no port to check: running is the best signal there is
+        const i = await this.ctx.driver.inspect(this.instance!);
+        if (i?.running) return;
+      }
+      if (performance.now() - lastInspect > 200) {
+        lastInspect = performance.now();
+        const i = await this.ctx.driver.inspect(this.instance!);
+        if (!i || !i.running) {
+          throw new OutpostError('E_EXITED', `the replica exited during start-up (exit code ${i?.exitCode ?? 'unknown'}${i?.oomKilled ? ', OOMKilled' : ''}); see \`outpost logs ${this.a.app}\``, { details: { exitCode: i?.exitCode ?? null } });
+        }
+      }
+      if (performance.now() > deadline) {
+        throw new OutpostError('E_HEALTH_TIMEOUT', `no healthy answer within ${spec.health?.startTimeoutMs ?? 60_000} ms of start`);
+      }
+      await new Promise((r) => setTimeout(r, START_POLL_MS));
+    }
+  }
+
+  /** Waits until the instance stops; returns how it ended. */
+  private async watch(): Promise<InstanceInfo | null> {
+    const interval = this.a.spec.health?.intervalMs ?? 1000;
+    while (!this.stopped) {
+      await this.sleep(interval);
+      if (this.stopped) return null;
+      const i = await this.ctx.driver.inspect(this.instance!);
+      if (!i) return { exitCode: null, oomKilled: false } as InstanceInfo;
+      if (!i.running) return i;
+    }
+    return null;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wake = null; resolve(); }, ms);
+      this.wake = () => { clearTimeout(t); this.wake = null; resolve(); };
+    });
+  }
+
+  private endpoint(): string | null {
+    const first = this.a.spec.ports[0];
+    if (!first || this.hostPorts[first.name] === undefined) return null;
+    const h = this.ctx.advertise;
+    return `http://${h.includes(':') ? `[${h}]` : h}:${this.hostPorts[first.name]}`;
+  }
+
+  private checkHost(): string {
+    return this.ctx.bindHost === '0.0.0.0' ? '127.0.0.1' : this.ctx.bindHost === '::' ? '::1' : this.ctx.bindHost;
+  }
+}
+
+function r1(x: number): number {
+  return Math.round(x * 10) / 10;
+}

@@ -1,0 +1,19 @@
+// Picks the runtime driver: Docker/Podman when an engine answers, plain
+// processes otherwise (or as asked).
+import { OutpostError } from '../core/errors.js';
+import type { RuntimeDriver } from './drivers/driver.js';
+import { DockerDriver, detectEngine } from './drivers/docker.js';
+import { ProcessDriver } from './drivers/process.js';
+
+export type RuntimeChoice = 'auto' | 'docker' | 'process';
+
+export async function selectDriver(choice: RuntimeChoice, node: string, dataDir: string, baseDir?: string): Promise<RuntimeDriver> {
+  if (choice !== 'process') {
+    const engine = await detectEngine();
+    if (engine) return new DockerDriver(engine, node);
+    if (choice === 'docker') {
+      throw new OutpostError('E_USAGE', 'no container engine answered (tried DOCKER_HOST, /var/run/docker.sock, /run/podman/podman.sock); start Docker or `podman system service`, or use --runtime process');
+    }
+  }
+  return new ProcessDriver(dataDir, node, baseDir);
+}

@@ -1,0 +1,128 @@
+// outpost server | agent | up: the long-running processes.
+import path from 'node:path';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import pino, { type Logger } from 'pino';
+import { OutpostError } from '../../core/errors.js';
+import { startServer } from '../../server/server.js';
+import { Agent } from '../../agent/agent.js';
+import { selectDriver, type RuntimeChoice } from '../../agent/select.js';
+import { defaultNodeName } from '../../agent/sysinfo.js';
+import { DockerDriver } from '../../agent/drivers/docker.js';
+import { Client, dataDir } from '../client.js';
+import { deploy } from './deploy.js';
+import { ms } from '../output.js';
+
+/** The package's root: examples/ and scripts/ live there. */
+export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
+
+export function makeLogger(level = process.env.OUTPOST_LOG_LEVEL ?? 'info'): Logger {
+  return pino({ level, base: undefined }, pino.destination(2));
+}
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(s);
+  const host = m ? m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0' : '127.0.0.1';
+  const port = Number(m ? m[2] : s);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('E_USAGE', `--listen wants HOST:PORT, got "${s}"`, { path: 'listen' });
+  return { host, port };
+}
+
+export function parseLabels(s: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!s) return out;
+  for (const part of s.split(',').filter(Boolean)) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new OutpostError('E_USAGE', `--labels wants k=v,k=v; "${part}" has no "="`, { path: 'labels' });
+    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+function onSignals(fn: () => Promise<void>): void {
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      fn().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
+    });
+  }
+}
+
+export async function runServer(o: { dataDir?: string; listen: string }): Promise<void> {
+  const log = makeLogger();
+  const { host, port } = parseListen(o.listen);
+  const s = await startServer({ dataDir: dataDir(o.dataDir), host, port, log });
+  onSignals(() => s.close());
+}
+
+export async function runAgent(o: { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string }): Promise<void> {
+  const log = makeLogger();
+  const token = o.joinToken ?? process.env.OUTPOST_JOIN_TOKEN;
+  if (!token) throw new OutpostError('E_USAGE', 'the agent needs --join-token (or OUTPOST_JOIN_TOKEN): the join.token file in the control plane\'s data dir', { path: 'join-token' });
+  const name = o.name ?? defaultNodeName();
+  const dir = path.join(dataDir(o.dataDir), 'agent');
+  fs.mkdirSync(dir, { recursive: true });
+  const driver = await selectDriver(o.runtime, name, dir);
+  const agent = new Agent({
+    server: o.server, joinToken: token, name, site: o.site ?? null, labels: parseLabels(o.labels), driver,
+    bindHost: o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0'), advertise: o.advertise, log,
+  });
+  agent.on('fatal', (e: OutpostError) => {
+    process.stderr.write(`error ${e.code}: ${e.message}\n`);
+    process.exit(1);
+  });
+  agent.start();
+  log.info({ name, runtime: driver.kind, server: o.server }, 'agent started');
+  // the agent leaves its workloads running when it stops: they serve on without it
+  onSignals(() => agent.stop());
+}
+
+export async function runUp(o: { dataDir?: string; port: string; runtime: RuntimeChoice; demo: boolean }): Promise<void> {
+  const log = makeLogger(process.env.OUTPOST_LOG_LEVEL ?? 'warn');
+  const dir = dataDir(o.dataDir);
+  const port = Number(o.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('E_USAGE', `--port wants a number, got "${o.port}"`, { path: 'port' });
+  const server = await startServer({ dataDir: dir, host: '127.0.0.1', port, log });
+  const name = defaultNodeName();
+  const agentDir = path.join(dir, 'agent');
+  fs.mkdirSync(agentDir, { recursive: true });
+  let driver = await selectDriver(o.runtime, name, agentDir, PACKAGE_ROOT);
+  if (driver instanceof DockerDriver && o.demo && !(await hasDemoImage(driver))) {
+    console.log('building the example image localhost/sensor-stats:0.1 (scripts/build-images.sh) ...');
+    const b = spawnSync('bash', [path.join(PACKAGE_ROOT, 'scripts/build-images.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
+    if (b.status !== 0 && o.runtime === 'auto') {
+      console.log('the image could not be built; running the example as a plain process instead');
+      driver = await selectDriver('process', name, agentDir, PACKAGE_ROOT);
+    }
+  }
+  const agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log });
+  agent.on('fatal', (e: Error) => log.error(e.message));
+  const connected = new Promise<void>((r) => agent.once('connected', r));
+  agent.start();
+  await connected;
+  console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
+  console.log(`agent          ${name}, runtime ${driver.kind}`);
+  onSignals(async () => {
+    console.log('\nstopping: removing local replicas, closing the agent and the control plane ...');
+    await agent.stop({ removeWorkloads: true });
+    await server.close();
+  });
+  if (!o.demo) return;
+  const client = new Client(server.url, server.adminToken);
+  const [r] = await deploy(client, path.join(PACKAGE_ROOT, 'examples/sensor-stats/app.yaml'), { wait: true, timeout: 120 });
+  if (r && r.state === 'running') {
+    console.log(`\nsensor-stats answers at ${r.endpoint}`);
+    console.log(`  deploy breakdown: image ${ms(r.measured.imageMs)} + container ${ms(r.measured.containerMs)} + engine ${ms(r.measured.engineMs)}`);
+    console.log(`  try: curl -X POST -H 'content-type: application/json' -d '[1,2,3]' ${r.endpoint}/process_data`);
+    console.log(`  CLI: OUTPOST_SERVER=${server.url} OUTPOST_DATA_DIR=${dir} outpost replicas`);
+    console.log('Ctrl-C stops everything.');
+  }
+}
+
+async function hasDemoImage(d: DockerDriver): Promise<boolean> {
+  const inv = await d.inventory();
+  return inv.images.includes('localhost/sensor-stats:0.1');
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// outpost: the command line. Argument parsing only; each command is a client
+// of the HTTP API (or, for up/server/agent, starts the long-running parts).
+import { Command, Option } from 'commander';
+import { OutpostError } from '../core/errors.js';
+import { Client } from './client.js';
+import { deploy } from './commands/deploy.js';
+import { apps, nodes, replicas, rm } from './commands/lists.js';
+import { logs } from './commands/logs.js';
+import { runAgent, runServer, runUp } from './commands/serve.js';
+
+const program = new Command('outpost')
+  .description('Deploy containerized apps onto edge nodes for low latency, and measure every term of it')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+const runtime = () => new Option('--runtime <runtime>', 'auto, docker (Docker or Podman) or process').choices(['auto', 'docker', 'process']).default('auto');
+
+program.command('up').description('control plane + local agent in one process; deploys the example app')
+  .option('--data-dir <dir>', 'state directory (default $OUTPOST_DATA_DIR or ~/.outpost)')
+  .option('--port <port>', 'API port', '7070')
+  .addOption(runtime())
+  .option('--no-demo', 'do not deploy examples/sensor-stats')
+  .action((o) => runUp({ dataDir: o.dataDir, port: o.port, runtime: o.runtime, demo: o.demo }));
+
+program.command('server').description('the control plane alone')
+  .option('--data-dir <dir>', 'state directory')
+  .option('--listen <host:port>', 'listen address (0.0.0.0:7070 for agents on other machines)', '127.0.0.1:7070')
+  .action((o) => runServer(o));
+
+program.command('agent').description('an edge agent; it dials out to the control plane')
+  .requiredOption('--server <url>', 'control plane URL, e.g. http://cp.example:7070')
+  .option('--join-token <token>', 'join token (the control plane\'s join.token; or OUTPOST_JOIN_TOKEN)')
+  .option('--name <name>', 'node name (default: the hostname)')
+  .option('--site <site>', 'the site this node sits at')
+  .option('--labels <k=v,...>', 'node labels for placement constraints')
+  .addOption(runtime())
+  .option('--data-dir <dir>', 'state directory')
+  .option('--advertise <host>', 'address clients use to reach this node\'s replicas', '127.0.0.1')
+  .option('--bind <host>', 'address published ports bind to (default: 127.0.0.1 when advertising 127.0.0.1, else 0.0.0.0)')
+  .action((o) => runAgent(o));
+
+program.command('deploy').description('create or update an app')
+  .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')
+  .option('--wait', 'return when every replica is ready or failed, showing each phase')
+  .option('--timeout <seconds>', 'with --wait, give up after this long', '300')
+  .option('--json', 'print JSON')
+  .action(async (o) => { await deploy(Client.fromEnv(), o.file, { wait: o.wait, json: o.json, timeout: Number(o.timeout) }); });
+
+program.command('apps').description('list apps').option('--json', 'print JSON').action((o) => apps(Client.fromEnv(), !!o.json));
+program.command('nodes').description('list nodes').option('--json', 'print JSON').action((o) => nodes(Client.fromEnv(), !!o.json));
+program.command('replicas [app]').description('list replicas with measured and predicted timings').option('--json', 'print JSON')
+  .action((app, o) => replicas(Client.fromEnv(), app, !!o.json));
+program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')
+  .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
+  .action((app, o) => logs(Client.fromEnv(), app, !!o.follow, Number(o.tail)));
+program.command('rm <app>').description('remove an app and everything it runs').option('--json', 'print JSON')
+  .action((app, o) => rm(Client.fromEnv(), app, !!o.json));
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  if (e instanceof OutpostError) {
+    process.stderr.write(`error ${e.code}: ${e.message}${e.path && !e.message.includes(e.path) ? ` (at ${e.path})` : ''}\n`);
+    process.exit(e.code === 'E_USAGE' ? 2 : 1);
+  }
+  process.stderr.write(`error E_INTERNAL: ${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
