@@ -98,7 +98,7 @@ export class Agent extends EventEmitter {
     ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'connection error'));
     ws.on('close', () => {
       if (this.ws !== ws) return;
-      if (this.connected) this.o.log.warn('disconnected from the control plane; workloads keep running');
+      if (this.connected && !this.closed) this.o.log.warn('disconnected from the control plane; workloads keep running');
       this.connected = false;
       this.emit('disconnected');
       if (this.silenceTimer) clearTimeout(this.silenceTimer);
@@ -114,10 +114,10 @@ export class Agent extends EventEmitter {
   }
 
   private async register(): Promise<void> {
-    const inv = await this.o.driver.inventory().catch(() => ({ images: [], layers: [] }));
+    const inv = await this.o.driver.inventory().catch(() => ({ images: [], layers: [], imageLayers: {} }));
     const node: NodeInfo = {
       name: this.o.name, ...machine(), labels: this.o.labels, site: this.o.site, runtime: this.o.driver.kind,
-      address: this.o.advertise, images: inv.images, layers: inv.layers, agentVersion: this.o.version ?? '0.1.0',
+      address: this.o.advertise, images: inv.images, layers: inv.layers, imageLayers: inv.imageLayers, agentVersion: this.o.version ?? '0.1.0',
     };
     this.send({ type: 'register', node });
   }
@@ -193,7 +193,7 @@ export class Agent extends EventEmitter {
       void p.then(async (r) => {
         if (!r.pulled) return;
         const inv = await this.o.driver.inventory();
-        this.send({ type: 'images', images: inv.images, layers: inv.layers });
+        this.send({ type: 'images', ...inv });
       }).catch(() => {});
     }
     return p;

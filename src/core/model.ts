@@ -5,7 +5,8 @@
 // weighted moving average; defaults stand in until the first measurement.
 import type { NodeTimings, Timings } from './types.js';
 
-export const DEFAULTS = { containerMs: 150, engineMs: 500, bandwidthMbps: 100 };
+// imageBytes stands in for an image no node has reported yet
+export const DEFAULTS = { containerMs: 150, engineMs: 500, bandwidthMbps: 100, imageBytes: 100 * 1024 * 1024 };
 export const EWMA_ALPHA = 0.3;
 
 export function ewma(prev: number | null, sample: number, alpha = EWMA_ALPHA): number {
@@ -29,7 +30,7 @@ export function predictDeploy(d: DeployInput): Timings & { deployMs: number } {
   const containerMs = d.timings.containerMs ?? DEFAULTS.containerMs;
   const engineMs = d.timings.engineMs ?? DEFAULTS.engineMs;
   const bw = d.timings.bandwidthMbps ?? DEFAULTS.bandwidthMbps;
-  const img = d.cached ? 0 : imageMs(d.missingBytes ?? 0, bw);
+  const img = d.cached ? 0 : imageMs(d.missingBytes ?? DEFAULTS.imageBytes, bw);
   return { imageMs: round(img), containerMs: round(containerMs), engineMs: round(engineMs), deployMs: round(img + containerMs + engineMs) };
 }
 

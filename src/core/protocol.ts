@@ -6,7 +6,7 @@ import type { Assignment, NodeInfo, ReplicaStatus } from './types.js';
 export type AgentToServer =
   | { type: 'register'; node: NodeInfo }
   | { type: 'status'; replicas: ReplicaStatus[]; pulled?: { bytes: number; ms: number } | null }
-  | { type: 'images'; images: string[]; layers: NodeInfo['layers'] }
+  | { type: 'images'; images: string[]; layers: NodeInfo['layers']; imageLayers: NodeInfo['imageLayers'] }
   | { type: 'logs.data'; reqId: string; data: string }
   | { type: 'logs.end'; reqId: string; error?: string };
 

@@ -3,7 +3,7 @@
 // result in one transaction.
 import type { AppSpec } from './manifest.js';
 import type { NodeRecord, ReplicaRecord } from './types.js';
-import { schedule, type Plan, type Snapshot } from './scheduler.js';
+import { imageCatalog, schedule, type Plan, type Snapshot } from './scheduler.js';
 
 export interface Decision {
   keep: ReplicaRecord[];
@@ -13,6 +13,7 @@ export interface Decision {
 
 export function buildSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], specs: Map<string, AppSpec>, app: string, ignore: Set<string> = new Set()): Snapshot {
   return {
+    images: imageCatalog(nodes),
     nodes: nodes.map((node) => {
       const mine = replicas.filter((r) => r.node === node.name && !ignore.has(r.id));
       const allocated = { cpu: 0, memoryMiB: 0 };

@@ -5,7 +5,7 @@
 // same input always gives the same plan. Latency-aware placement replaces the
 // ranking in its own issue; the filters and the plan's shape stay.
 import type { AppSpec } from './manifest.js';
-import type { NodeRecord, Timings } from './types.js';
+import type { Layer, NodeRecord, Timings } from './types.js';
 import { predictDeploy } from './model.js';
 import { OutpostError } from './errors.js';
 
@@ -19,6 +19,8 @@ export interface SnapshotNode {
 
 export interface Snapshot {
   nodes: SnapshotNode[];
+  /** normalized image reference -> layers, as the nodes holding it reported them */
+  images: Record<string, { layers: Layer[] }>;
 }
 
 export interface Placement {
@@ -64,7 +66,7 @@ export function schedule(snapshot: Snapshot, app: AppSpec, count: number, firstI
   for (const s of snapshot.nodes) {
     const reasons = filterReasons(s, app);
     if (reasons.length > 0) filtered.push({ node: s.node.name, reasons });
-    else candidates.push({ s, predicted: predictFor(s.node, app) });
+    else candidates.push({ s, predicted: predictFor(s.node, app, snapshot.images) });
   }
   candidates.sort((a, b) =>
     a.s.replicas - b.s.replicas ||
@@ -80,9 +82,24 @@ export function schedule(snapshot: Snapshot, app: AppSpec, count: number, firstI
   return { app: app.name, placements, filtered };
 }
 
-export function predictFor(n: NodeRecord, app: AppSpec): Placement['predicted'] {
+export function predictFor(n: NodeRecord, app: AppSpec, images: Snapshot['images']): Placement['predicted'] {
   const cached = n.runtime === 'process' || (app.image !== undefined && hasImage(n.images, app.image));
-  return predictDeploy({ cached, missingBytes: null, timings: n.timings });
+  const known = app.image === undefined ? undefined : images[normalizeRef(app.image)];
+  let missingBytes: number | null = null;
+  if (!cached && known) {
+    const have = new Set(n.layers.map((l) => l.digest));
+    missingBytes = known.layers.filter((l) => !have.has(l.digest)).reduce((s, l) => s + l.bytes, 0);
+  }
+  return predictDeploy({ cached, missingBytes, timings: n.timings });
+}
+
+/** The image catalog: every image some node holds, with the layers it reported. */
+export function imageCatalog(nodes: NodeRecord[]): Snapshot['images'] {
+  const out: Snapshot['images'] = {};
+  for (const n of nodes) {
+    for (const [ref, layers] of Object.entries(n.imageLayers ?? {})) out[normalizeRef(ref)] = { layers };
+  }
+  return out;
 }
 
 /** Docker and Podman name the same image differently (docker.io/ and localhost/ prefixes, :latest). */

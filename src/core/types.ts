@@ -23,6 +23,8 @@ export interface NodeInfo {
   address: string;
   images: string[];
   layers: Layer[];
+  /** image reference -> its layers, for images this node holds */
+  imageLayers: Record<string, Layer[]>;
   agentVersion: string;
 }
 

@@ -10,7 +10,8 @@ import type { AgentGateway } from './gateway.js';
 import { tokenMatches } from './tokens.js';
 
 export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger) {
-  const app = Fastify({ loggerInstance: log, disableRequestLogging: true, bodyLimit: 4 * 1024 * 1024 });
+  // fastify's own per-request logging stays off; errors are logged by the handler below
+  const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
 
   app.addHook('onRequest', async (req) => {
     if (req.url === '/healthz') return;

@@ -111,9 +111,9 @@ export class ControlPlane {
     this.store.putNode({ ...n, state, lastSeen: this.now() });
   }
 
-  updateImages(name: string, images: string[], layers: NodeRecord['layers']): void {
+  updateImages(name: string, images: string[], layers: NodeRecord['layers'], imageLayers: NodeRecord['imageLayers']): void {
     const n = this.store.getNode(name);
-    if (n) this.store.putNode({ ...n, images, layers, lastSeen: this.now() });
+    if (n) this.store.putNode({ ...n, images, layers, imageLayers, lastSeen: this.now() });
   }
 
   applyStatus(nodeName: string, statuses: ReplicaStatus[], pulled: { bytes: number; ms: number } | null = null): void {

@@ -23,6 +23,7 @@ export class AgentGateway {
   private readonly conns = new Map<string, WebSocket>();
   private readonly logSinks = new Map<string, LogSink>();
   private heartbeat: NodeJS.Timeout;
+  private closing = false;
 
   constructor(private readonly cp: ControlPlane, private readonly joinToken: string, private readonly log: Logger, heartbeatMs = 5000) {
     cp.onAssignments = (nodes) => nodes.forEach((n) => this.sendAssignments(n));
@@ -85,7 +86,7 @@ export class AgentGateway {
         }
         if (node === null) return;
         if (msg.type === 'status') this.cp.applyStatus(node, msg.replicas, msg.pulled ?? null);
-        else if (msg.type === 'images') this.cp.updateImages(node, msg.images, msg.layers);
+        else if (msg.type === 'images') this.cp.updateImages(node, msg.images, msg.layers, msg.imageLayers ?? {});
         else if (msg.type === 'logs.data') this.logSinks.get(msg.reqId)?.onData(msg.data);
         else if (msg.type === 'logs.end') {
           this.logSinks.get(msg.reqId)?.onEnd(msg.error);
@@ -102,7 +103,7 @@ export class AgentGateway {
       for (const [id, sink] of this.logSinks) {
         if (sink.node === node) { sink.onEnd('agent disconnected'); this.logSinks.delete(id); }
       }
-      this.log.warn({ node }, 'agent disconnected');
+      if (!this.closing) this.log.warn({ node }, 'agent disconnected');
     });
     ws.on('error', (err) => this.log.warn({ err, node }, 'agent connection error'));
   }
@@ -126,6 +127,7 @@ export class AgentGateway {
 
   close(): void {
     clearInterval(this.heartbeat);
+    this.closing = true;
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();
   }

@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import { OutpostError, errorMessage } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
-import { LABELS, type EnsureResult, type InstanceInfo, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
+import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
 
 export const ULIMITS = [
   { Name: 'nofile', Soft: 1024, Hard: 1024 },
@@ -52,23 +52,29 @@ export class DockerDriver implements RuntimeDriver {
   readonly kind = 'docker' as const;
   constructor(private readonly docker: Docker, private readonly node: string) {}
 
-  async inventory(): Promise<{ images: string[]; layers: Layer[] }> {
+  async inventory(): Promise<Inventory> {
     const list = await this.docker.listImages();
-    const images = list.flatMap((i) => i.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+    const images: string[] = [];
     const layers = new Map<string, number>();
+    const imageLayers: Record<string, Layer[]> = {};
     for (const img of list) {
+      const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
+      images.push(...tags);
       try {
         const info = await this.docker.getImage(img.Id).inspect();
         const ids = info.RootFS?.Layers ?? [];
-        const hist = (await this.docker.getImage(img.Id).history()) as { Size: number; Id?: string }[];
-        // history is newest first; its entries with a size are the layers, oldest first in RootFS
+        const hist = (await this.docker.getImage(img.Id).history()) as { Size: number }[];
+        // history is newest first and its sized entries are the layers; without a
+        // clean match, spread the image's size evenly rather than invent per-layer sizes
         const sized = hist.filter((h) => h.Size > 0).reverse();
-        ids.forEach((d, i) => layers.set(d, sized.length === ids.length ? sized[i]!.Size : 0));
+        const mine = ids.map((digest, i) => ({ digest, bytes: sized.length === ids.length ? sized[i]!.Size : Math.round(info.Size / ids.length) }));
+        for (const l of mine) layers.set(l.digest, l.bytes);
+        for (const t of tags) imageLayers[t] = mine;
       } catch {
         // an image removed while we listed: skip it
       }
     }
-    return { images, layers: [...layers].map(([digest, bytes]) => ({ digest, bytes })) };
+    return { images, layers: [...layers].map(([digest, bytes]) => ({ digest, bytes })), imageLayers };
   }
 
   async list(): Promise<InstanceInfo[]> {

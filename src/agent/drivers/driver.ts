@@ -39,6 +39,12 @@ export interface InstanceInfo {
   hostPorts: Record<string, number>;
 }
 
+export interface Inventory {
+  images: string[];
+  layers: Layer[];
+  imageLayers: Record<string, Layer[]>;
+}
+
 export interface PullProgress {
   bytes: number;
   total: number | null;
@@ -57,7 +63,7 @@ export interface LogOptions {
 export interface RuntimeDriver {
   readonly kind: Runtime;
   /** images and layers this node already holds */
-  inventory(): Promise<{ images: string[]; layers: Layer[] }>;
+  inventory(): Promise<Inventory>;
   /** every instance labelled with this node's name, running or not */
   list(): Promise<InstanceInfo[]>;
   /** makes the app's image present; never touches a registry when it already is */

@@ -9,8 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { OutpostError, errorMessage } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
-import type { Layer } from '../../core/types.js';
-import type { EnsureResult, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
+import type { EnsureResult, Inventory, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
 
 interface ProcState {
   replicaId: string;
@@ -37,8 +36,8 @@ export class ProcessDriver implements RuntimeDriver {
     fs.mkdirSync(this.dir, { recursive: true });
   }
 
-  async inventory(): Promise<{ images: string[]; layers: Layer[] }> {
-    return { images: [], layers: [] };
+  async inventory(): Promise<Inventory> {
+    return { images: [], layers: [], imageLayers: {} };
   }
 
   async list(): Promise<InstanceInfo[]> {
