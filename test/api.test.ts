@@ -1,0 +1,92 @@
+// The control plane's HTTP API and agent gateway, against a real server and SQLite file.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { controlPlane } from './helpers.js';
+
+const cp = await controlPlane();
+after(() => cp.close());
+
+async function call(method: string, p: string, body?: string, token: string | null = cp.adminToken) {
+  const res = await fetch(cp.url + p, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body,
+  });
+  return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string; path?: string } } & Record<string, unknown> };
+}
+
+test('tokens are written to the data dir, owner-only', () => {
+  for (const f of ['admin.token', 'join.token']) {
+    const st = fs.statSync(path.join(cp.dataDir, f));
+    assert.equal(st.mode & 0o077, 0, `${f} must not be readable by others`);
+  }
+  assert.notEqual(cp.adminToken, cp.joinToken);
+});
+
+test('/healthz is open; /v1 needs the admin token', async () => {
+  assert.equal((await call('GET', '/healthz', undefined, null)).status, 200);
+  const none = await call('GET', '/v1/nodes', undefined, null);
+  assert.equal(none.status, 401);
+  assert.equal(none.body.error?.code, 'E_UNAUTHORIZED');
+  assert.equal((await call('GET', '/v1/nodes', undefined, 'wrong')).status, 401);
+  // the join token is for agents only
+  assert.equal((await call('GET', '/v1/nodes', undefined, cp.joinToken)).status, 401);
+  assert.equal((await call('GET', '/v1/nodes')).status, 200);
+});
+
+test('bad manifests get 4xx with a stable code and the field path, and write nothing', async () => {
+  const cases: [string, number, string, string | undefined][] = [
+    ['{"name":', 400, 'E_BAD_JSON', undefined],
+    ['[1,2]', 400, 'E_INVALID', undefined],
+    ['{"name":"Bad Name","image":"x"}', 400, 'E_INVALID', 'name'],
+    ['{"name":"a","image":"x","replicas":"many"}', 400, 'E_INVALID', 'replicas'],
+    ['{"name":"a","image":"x","bogus":1}', 400, 'E_INVALID', 'bogus'],
+    ['{"name":"a","image":"x","ports":[{"name":"http","container":0}]}', 400, 'E_INVALID', 'ports[0].container'],
+  ];
+  for (const [body, status, code, p] of cases) {
+    const r = await call('POST', '/v1/apps', body);
+    assert.equal(r.status, status, body);
+    assert.equal(r.body.error?.code, code, body);
+    if (p !== undefined) assert.equal(r.body.error?.path, p, body);
+  }
+  assert.deepEqual((await call('GET', '/v1/apps')).body, []);
+});
+
+test('an app with no node to run on is E_UNSCHEDULABLE (409) and is not stored', async () => {
+  const r = await call('POST', '/v1/apps', JSON.stringify({ name: 'lonely', image: 'x:1' }));
+  assert.equal(r.status, 409);
+  assert.equal(r.body.error?.code, 'E_UNSCHEDULABLE');
+  assert.equal((await call('GET', '/v1/apps/lonely')).status, 404);
+});
+
+test('unknown things are 404 with E_NOT_FOUND', async () => {
+  for (const p of ['/v1/apps/nope', '/v1/nodes/nope', '/v1/apps/nope/replicas', '/v1/nothing']) {
+    const r = await call('GET', p);
+    assert.equal(r.status, 404, p);
+    assert.equal(r.body.error?.code, 'E_NOT_FOUND', p);
+  }
+  assert.equal((await call('DELETE', '/v1/apps/nope')).body.error?.code, 'E_NOT_FOUND');
+});
+
+test('an agent with an unknown join token is refused with 401', async () => {
+  const ws = new WebSocket(cp.url.replace('http', 'ws') + '/v1/agent/connect', { headers: { authorization: 'Bearer nope' } });
+  const status = await new Promise<number>((resolve) => {
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('open', () => resolve(101));
+    ws.on('error', () => {});
+  });
+  assert.equal(status, 401);
+});
+
+test('a registered node with a malformed message does not crash the gateway', async () => {
+  const ws = new WebSocket(cp.url.replace('http', 'ws') + '/v1/agent/connect', { headers: { authorization: `Bearer ${cp.joinToken}` } });
+  await new Promise((r) => ws.on('open', r));
+  ws.send('not json');
+  ws.send(JSON.stringify({ type: 'register', node: { name: 'BAD NAME' } }));
+  const closed = await new Promise<number>((r) => ws.on('close', (code) => r(code)));
+  assert.equal(closed, 4400);
+  assert.equal((await call('GET', '/healthz', undefined, null)).status, 200);
+});

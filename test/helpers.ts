@@ -1,0 +1,97 @@
+// Helpers for end-to-end tests: real control planes, real agent processes,
+// the real CLI binary. Nothing here fakes a component.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { startServer, type RunningServer } from '../src/server/server.js';
+import { Client } from '../src/cli/client.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+
+export function tmpDir(prefix = 'outpost-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export const silent = pino({ level: process.env.OUTPOST_TEST_LOG ?? 'silent' });
+
+export async function controlPlane(dataDir = tmpDir()): Promise<RunningServer & { client: Client; dataDir: string }> {
+  const s = await startServer({ dataDir, host: '127.0.0.1', port: 0, log: silent, reconcileMs: 500 });
+  return Object.assign(s, { client: new Client(s.url, s.adminToken), dataDir });
+}
+
+export interface AgentProc {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+export function spawnAgent(cp: { url: string; joinToken: string }, args: string[], env: NodeJS.ProcessEnv = {}): AgentProc {
+  const child = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, ...args], {
+    cwd: ROOT, env: { ...process.env, OUTPOST_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, output: () => out, exited };
+}
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** Runs the real CLI binary (asynchronously: the control plane may live in this process). */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export function cliEnv(cp: { url: string; adminToken: string }): NodeJS.ProcessEnv {
+  return { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: cp.adminToken };
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export function writeManifest(dir: string, name: string, doc: object): string {
+  const p = path.join(dir, `${name}.json`);
+  fs.writeFileSync(p, JSON.stringify(doc));
+  return p;
+}
+
+export async function postJson(url: string, body: string): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const text = await res.text();
+  let json: unknown = text;
+  try { json = JSON.parse(text); } catch { /* keep text */ }
+  return { status: res.status, json };
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
