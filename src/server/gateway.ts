@@ -58,6 +58,7 @@ export class AgentGateway {
     (ws as WebSocket & { alive?: boolean }).alive = true;
     ws.on('pong', () => { (ws as WebSocket & { alive?: boolean }).alive = true; });
     ws.on('message', (raw) => {
+      if (this.closing) return;
       let msg: AgentToServer;
       try {
         msg = JSON.parse(raw.toString()) as AgentToServer;
@@ -97,13 +98,14 @@ export class AgentGateway {
       }
     });
     ws.on('close', () => {
-      if (node === null || this.conns.get(node) !== ws) return;
+      // after close() the store is gone: sockets that finish closing later change nothing
+      if (this.closing || node === null || this.conns.get(node) !== ws) return;
       this.conns.delete(node);
       this.cp.setNodeState(node, 'unreachable');
       for (const [id, sink] of this.logSinks) {
         if (sink.node === node) { sink.onEnd('agent disconnected'); this.logSinks.delete(id); }
       }
-      if (!this.closing) this.log.warn({ node }, 'agent disconnected');
+      this.log.warn({ node }, 'agent disconnected');
     });
     ws.on('error', (err) => this.log.warn({ err, node }, 'agent connection error'));
   }
