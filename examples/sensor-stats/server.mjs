@@ -69,8 +69,10 @@ function readBody(req) {
     req.on('data', (c) => {
       size += c.length;
       if (size > maxBody) {
+        // keep reading and discard the rest, so the client still gets the 413
+        req.removeAllListeners('data');
+        req.resume();
         reject(new BadRequest('E_TOO_LARGE', `body exceeds ${maxBody} bytes`, 413));
-        req.destroy();
         return;
       }
       chunks.push(c);
@@ -92,6 +94,7 @@ const server = http.createServer(async (req, res) => {
     return send(res, 200, handler(data));
   } catch (e) {
     if (e instanceof BadRequest) {
+      if (e.status === 413) res.setHeader('connection', 'close');
       if (!res.headersSent) send(res, e.status, { error: { code: e.code, message: e.message } });
       return;
     }

@@ -122,7 +122,8 @@ export function parseManifestText(text: string): unknown {
   if (doc.errors.length > 0) {
     const err = doc.errors[0]!;
     const line = err.linePos?.[0];
-    throw new OutpostError('E_BAD_YAML', `manifest is not valid YAML${line ? ` (line ${line.line}, column ${line.col})` : ''}: ${err.message.split('\n')[0]}`);
+    const what = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new OutpostError('E_BAD_YAML', `manifest is not valid YAML${line ? ` (line ${line.line}, column ${line.col})` : ''}: ${what}`);
   }
   return doc.toJS();
 }

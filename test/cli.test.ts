@@ -1,0 +1,62 @@
+// The CLI's own failure modes: stable codes on stderr, non-zero exits, no stack traces.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cli, cliEnv, controlPlane, tmpDir } from './helpers.js';
+
+const cp = await controlPlane();
+const env = cliEnv(cp);
+const dir = tmpDir();
+after(() => cp.close());
+
+function file(name: string, text: string): string {
+  const p = path.join(dir, name);
+  fs.writeFileSync(p, text);
+  return p;
+}
+
+test('a malformed or invalid manifest fails before any change, naming the field', async () => {
+  const cases: [string, RegExp][] = [
+    [file('a.yaml', 'name: [oops\n'), /^error E_BAD_YAML: manifest is not valid YAML \(line \d+, column \d+\): Flow sequence/],
+    [file('b.json', '{"name": "x",'), /^error E_BAD_JSON/],
+    [file('c.yaml', 'name: web\nimage: x:1\nreplicas: -2\n'), /^error E_INVALID: .*replicas/],
+    [file('d.yaml', 'name: web\nimage: x:1\nports:\n  - { name: http, container: 80, proto: tcp }\n'), /^error E_INVALID: .*ports\[0\]\.proto: unknown field/],
+    [file('e.yaml', 'name: Web_1\nimage: x:1\n'), /^error E_INVALID: .*name: must be/],
+    [path.join(dir, 'missing.yaml'), /^error E_USAGE: cannot read .*ENOENT/],
+  ];
+  for (const [f, re] of cases) {
+    const r = await cli(['deploy', '-f', f], env);
+    assert.notEqual(r.code, 0, f);
+    assert.match(r.stderr, re, f);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  assert.deepEqual(JSON.parse((await cli(['apps', '--json'], env)).stdout), []);
+});
+
+test('an unknown token and an unreachable server get their own codes', async () => {
+  const bad = await cli(['apps'], { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: 'nope' });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^error E_UNAUTHORIZED/);
+  const down = await cli(['apps'], { OUTPOST_SERVER: 'http://127.0.0.1:1', OUTPOST_TOKEN: 'x' });
+  assert.equal(down.code, 1);
+  assert.match(down.stderr, /^error E_NO_SERVER: cannot reach the control plane at http:\/\/127\.0\.0\.1:1/);
+});
+
+test('the CLI finds the admin token in OUTPOST_DATA_DIR', async () => {
+  const r = await cli(['nodes', '--json'], { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: '', OUTPOST_DATA_DIR: cp.dataDir });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), []);
+});
+
+test('deploying with no nodes says which filter ruled out what', async () => {
+  const r = await cli(['deploy', '-f', file('ok.yaml', 'name: web\nimage: x:1\n')], env);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error E_UNSCHEDULABLE: cannot place 1 replica\(s\) of web: 0 node\(s\) fit \(no nodes have joined\)/);
+});
+
+test('an agent with an unknown join token exits with E_UNAUTHORIZED', async () => {
+  const r = await cli(['agent', '--server', cp.url, '--join-token', 'wrong', '--runtime', 'process', '--data-dir', tmpDir()]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /error E_UNAUTHORIZED: the control plane at .* rejected the join token/);
+});
