@@ -3,12 +3,19 @@
 // agent and check that it adopts rather than duplicates, and clean-up.
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { LABELS } from '../src/agent/drivers/driver.js';
 import { engineOrSkip, EXAMPLE_IMAGE } from './engine.js';
 import { cli, cliEnv, controlPlane, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
 
 const { docker, skip } = await engineOrSkip();
+// a real OCI registry for pull tests (CI starts Debian's docker-registry on 127.0.0.1:5000)
+const registry = process.env.OUTPOST_TEST_REGISTRY;
+if (!registry) console.log('# pull-from-registry test skipped: OUTPOST_TEST_REGISTRY is not set');
 
 describe('containers through the Docker Engine API', { skip }, () => {
   const nodeName = `edge-c${process.pid}`;
@@ -117,5 +124,34 @@ describe('containers through the Docker Engine API', { skip }, () => {
     assert.equal((await cli(['rm', 'ghost'], env)).code, 0);
     const [stats] = await replicas('stats');
     assert.equal(stats!.state, 'running');
+  });
+
+  test('an image missing on the node is pulled from a real registry; imageMs and the pulled bytes are measured', { skip: registry ? false : 'OUTPOST_TEST_REGISTRY is not set' }, async () => {
+    // a layer no node has: 3 MiB of random bytes on top of the example image
+    const ctx = tmpDir();
+    fs.writeFileSync(path.join(ctx, 'blob'), randomBytes(3 * 1024 * 1024));
+    fs.writeFileSync(path.join(ctx, 'Containerfile'), `FROM ${EXAMPLE_IMAGE}\nCOPY blob /blob\n`);
+    const ref = `${registry}/outpost-pulltest:${process.pid}`;
+    execFileSync('podman', ['build', '--pull=never', '-q', '-t', ref, ctx], { stdio: 'ignore' });
+    execFileSync('podman', ['push', '--tls-verify=false', ref], { stdio: 'ignore' });
+    execFileSync('podman', ['rmi', ref], { stdio: 'ignore' });
+    try {
+      const file = writeManifest(work, 'pulled', { name: 'pulled', image: ref, ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz', port: 'http' } });
+      const r = await cli(['deploy', '-f', file, '--wait'], env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /pulling/);
+      const [rep] = await replicas('pulled');
+      assert.equal(rep!.state, 'running');
+      assert.ok(rep!.measured.imageMs! > 0, `imageMs ${rep!.measured.imageMs}`);
+      assert.deepEqual((await postJson(`${rep!.endpoint}/storage_data`, '[0.5,0.25]')).json, { stored_data: 0.75 });
+      // the node learned its bandwidth to the registry from that pull, and now holds the image
+      const node = JSON.parse((await cli(['nodes', '--json'], env)).stdout).find((n: { name: string }) => n.name === nodeName);
+      assert.ok(node.timings.bandwidthMbps > 0, 'bandwidth calibrated');
+      assert.ok(node.images.includes(ref), 'inventory updated after the pull');
+      assert.equal((await cli(['rm', 'pulled'], env)).code, 0);
+    } finally {
+      await waitFor('pulled container gone', async () => !(await mine()).some((c) => c.Labels[LABELS.app] === 'pulled'), 15_000).catch(() => {});
+      try { execFileSync('podman', ['rmi', '-f', ref], { stdio: 'ignore' }); } catch { /* already gone */ }
+    }
   });
 });

@@ -34,15 +34,18 @@ export function predictDeploy(d: DeployInput): Timings & { deployMs: number } {
   return { imageMs: round(img), containerMs: round(containerMs), engineMs: round(engineMs), deployMs: round(img + containerMs + engineMs) };
 }
 
-/** Folds one replica's measured timings into the node's calibration. */
-export function calibrate(t: NodeTimings, m: Timings, pulledBytes: number | null): NodeTimings {
+/** Folds one replica's measured create and start times into the node's calibration. */
+export function calibrate(t: NodeTimings, m: Timings): NodeTimings {
   const next = { ...t, samples: t.samples + 1 };
   if (m.containerMs !== null) next.containerMs = round(ewma(t.containerMs, m.containerMs));
   if (m.engineMs !== null) next.engineMs = round(ewma(t.engineMs, m.engineMs));
-  if (pulledBytes && m.imageMs && m.imageMs > 0) {
-    next.bandwidthMbps = round(ewma(t.bandwidthMbps, (pulledBytes * 8) / (m.imageMs * 1000)));
-  }
   return next;
+}
+
+/** Folds one real pull (bytes of the layers that were missing, and its duration) into the node's bandwidth. */
+export function calibrateBandwidth(t: NodeTimings, bytes: number, ms: number): NodeTimings {
+  if (!(bytes > 0 && ms > 0)) return t;
+  return { ...t, bandwidthMbps: round(ewma(t.bandwidthMbps, (bytes * 8) / (ms * 1000))) };
 }
 
 function round(x: number): number {

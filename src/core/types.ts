@@ -65,7 +65,7 @@ export interface ReplicaRecord {
   restarts: number;
   measured: Timings;
   predicted: Timings & { deployMs: number | null };
-  progress: { bytes: number; total: number | null } | null;
+  progress: { bytes: number; total: number | null; status?: string } | null;
   error: ReplicaError | null;
   createdAt: number;
   updatedAt: number;
@@ -94,6 +94,6 @@ export interface ReplicaStatus {
   endpoint?: string | null;
   restarts?: number;
   measured?: Partial<Timings>;
-  progress?: { bytes: number; total: number | null } | null;
+  progress?: { bytes: number; total: number | null; status?: string } | null;
   error?: ReplicaError | null;
 }

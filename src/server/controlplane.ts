@@ -8,7 +8,7 @@ import { OutpostError } from '../core/errors.js';
 import { specHash, type AppSpec } from '../core/manifest.js';
 import { decide } from '../core/reconcile.js';
 import type { Plan } from '../core/scheduler.js';
-import { calibrate } from '../core/model.js';
+import { calibrate, calibrateBandwidth } from '../core/model.js';
 import type { Assignment, AppRecord, NodeInfo, NodeRecord, ReplicaRecord, ReplicaStatus } from '../core/types.js';
 import type { Store } from './store.js';
 
@@ -133,9 +133,11 @@ export class ControlPlane {
         updatedAt: this.now(),
       };
       this.store.putReplica(next);
-      if (s.state === 'running' && r.state !== 'running' && next.measured.engineMs !== null && s.measured?.engineMs != null) {
-        const n = this.store.getNode(nodeName);
-        if (n) this.store.putNode({ ...n, timings: calibrate(n.timings, next.measured, pulled?.bytes ?? null) });
+      const n = this.store.getNode(nodeName);
+      if (n && pulled) this.store.putNode({ ...n, timings: calibrateBandwidth(n.timings, pulled.bytes, pulled.ms) });
+      if (s.state === 'running' && r.state !== 'running' && s.measured?.engineMs != null) {
+        const fresh = this.store.getNode(nodeName);
+        if (fresh) this.store.putNode({ ...fresh, timings: calibrate(fresh.timings, next.measured) });
       }
     }
   }

@@ -103,6 +103,7 @@ export class DockerDriver implements RuntimeDriver {
   }
 
   private async pull(ref: string, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+    const before = new Set((await this.inventory()).layers.map((l) => l.digest));
     let stream: NodeJS.ReadableStream;
     try {
       stream = await this.docker.pull(ref);
@@ -112,21 +113,27 @@ export class DockerDriver implements RuntimeDriver {
     const layers = new Map<string, { current: number; total: number }>();
     let bytes = 0;
     await new Promise<void>((resolve, reject) => {
-      this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(pullError(ref, err)) : resolve()), (ev: { id?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
+      this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(pullError(ref, err)) : resolve()), (ev: { id?: string; status?: string; error?: string; progressDetail?: { current?: number; total?: number } }) => {
         if (ev.error) return reject(pullError(ref, new Error(ev.error)));
         const d = ev.progressDetail;
         if (ev.id && d && typeof d.current === 'number') {
+          // Docker counts bytes per layer
           layers.set(ev.id, { current: d.current, total: d.total ?? 0 });
           bytes = [...layers.values()].reduce((s, l) => s + l.current, 0);
           const total = [...layers.values()].reduce((s, l) => s + l.total, 0);
           onProgress({ bytes, total: total || null });
+        } else if (ev.id && ev.status) {
+          onProgress({ bytes, total: null, status: `${ev.id.slice(0, 12)} ${ev.status}` });
         }
       });
     });
-    // the pull stream can end without an error event although nothing arrived
+    // the pull stream can end without an error event although nothing arrived;
+    // what was transferred is the image's layers that were not here before
     try {
-      const info = await this.docker.getImage(ref).inspect();
-      return { pulled: true, bytes: bytes || info.Size || 0 };
+      await this.docker.getImage(ref).inspect();
+      const after = (await this.inventory()).imageLayers[ref] ?? [];
+      const missing = after.filter((l) => !before.has(l.digest)).reduce((s, l) => s + l.bytes, 0);
+      return { pulled: true, bytes: missing };
     } catch (e) {
       throw pullError(ref, e);
     }

@@ -48,6 +48,8 @@ export interface Inventory {
 export interface PullProgress {
   bytes: number;
   total: number | null;
+  /** the engine's last word on a layer, when it gives no byte counts (Podman) */
+  status?: string;
 }
 
 export interface EnsureResult {

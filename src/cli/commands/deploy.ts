@@ -71,6 +71,7 @@ function phaseLine(r: ReplicaRecord): string {
       const p = r.progress;
       // round to whole MB so the line changes as a pull advances, not on every byte
       const got = p ? bytes(Math.floor(p.bytes / 1048576) * 1048576) : '';
+      if (p?.status && !p.total) return `${head}  pulling  ${p.status}`;
       return `${head}  pulling  ${p ? `${got} / ${bytes(p.total)}` : ''}`.trimEnd();
     }
     case 'running': {
