@@ -3,7 +3,7 @@
 // process group so they outlive an agent restart; a small JSON file per
 // replica (written atomically) records pid and start time, so a restarted
 // agent can tell its own live child from an unrelated process that reused the pid.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,8 +28,8 @@ interface ProcState {
 export class ProcessDriver implements RuntimeDriver {
   readonly kind = 'process' as const;
   private readonly dir: string;
-  /** exit codes of children this agent process spawned and saw exit */
-  private readonly exits = new Map<string, number | null>();
+  /** children this agent process spawned: Node knows their exit codes; /proc of an adopted one does not */
+  private readonly children = new Map<string, ChildProcess>();
 
   constructor(dataDir: string, private readonly node: string, private readonly baseDir = process.cwd()) {
     this.dir = path.join(dataDir, 'processes');
@@ -89,11 +89,10 @@ export class ProcessDriver implements RuntimeDriver {
         child.once('spawn', resolve);
         child.once('error', (e) => reject(new OutpostError('E_START_FAILED', `cannot run ${st.command[0]}: ${errorMessage(e)}`, { cause: e })));
       });
-      child.on('exit', (code, signal) => this.exits.set(id, code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : null)));
       child.unref();
+      this.children.set(id, child);
       st.pid = child.pid!;
       st.startTicks = startTicks(st.pid);
-      this.exits.delete(id);
       this.write(st);
     } finally {
       fs.closeSync(fd);
@@ -114,6 +113,7 @@ export class ProcessDriver implements RuntimeDriver {
       while (this.alive(st) && Date.now() < deadline) await sleep(25);
       if (this.alive(st)) signalGroup(st.pid, 'SIGKILL');
     }
+    this.children.delete(id);
     fs.rmSync(this.file(id), { force: true });
     fs.rmSync(st.logPath, { force: true });
   }
@@ -155,11 +155,17 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   private info(st: ProcState): InstanceInfo {
-    const running = st.pid !== null && this.alive(st);
-    return {
-      id: st.replicaId, replicaId: st.replicaId, app: st.app, specHash: st.specHash,
-      running, exitCode: running ? null : this.exits.get(st.replicaId) ?? null, oomKilled: false, hostPorts: st.hostPorts,
-    };
+    const child = this.children.get(st.replicaId);
+    let running: boolean;
+    let exitCode: number | null = null;
+    if (child && child.pid === st.pid) {
+      // /proc shows a zombie before Node has reaped it; Node's view has the exit code
+      running = child.exitCode === null && child.signalCode === null;
+      if (!running) exitCode = child.exitCode ?? 128 + (signalNumber(child.signalCode!) ?? 0);
+    } else {
+      running = this.alive(st);
+    }
+    return { id: st.replicaId, replicaId: st.replicaId, app: st.app, specHash: st.specHash, running, exitCode, oomKilled: false, hostPorts: st.hostPorts };
   }
 
   private alive(st: ProcState): boolean {
