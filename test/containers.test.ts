@@ -55,6 +55,7 @@ describe('containers through the Docker Engine API', { skip }, () => {
     const r = await cli(['deploy', '-f', file, '--wait'], env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /starting/);
+    assert.doesNotMatch(r.stdout, /pulling/, 'a cached image is not pulled');
     assert.match(r.stdout, /ready +http:\/\/127\.0\.0\.1:\d+ +\(image 0 ms, container \d+ ms, engine \d+ ms\)/);
     const [rep] = await replicas('stats');
     assert.equal(rep!.state, 'running');
@@ -132,10 +133,10 @@ describe('containers through the Docker Engine API', { skip }, () => {
     fs.writeFileSync(path.join(ctx, 'blob'), randomBytes(3 * 1024 * 1024));
     fs.writeFileSync(path.join(ctx, 'Containerfile'), `FROM ${EXAMPLE_IMAGE}\nCOPY blob /blob\n`);
     const ref = `${registry}/outpost-pulltest:${process.pid}`;
-    execFileSync('podman', ['build', '--pull=never', '-q', '-t', ref, ctx], { stdio: 'ignore' });
-    execFileSync('podman', ['push', '--tls-verify=false', ref], { stdio: 'ignore' });
-    execFileSync('podman', ['rmi', ref], { stdio: 'ignore' });
     try {
+      execFileSync('podman', ['build', '--pull=never', '-q', '-t', ref, ctx], { stdio: 'ignore' });
+      execFileSync('podman', ['push', '--tls-verify=false', ref], { stdio: 'ignore' });
+      execFileSync('podman', ['rmi', ref], { stdio: 'ignore' });
       const file = writeManifest(work, 'pulled', { name: 'pulled', image: ref, ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz', port: 'http' } });
       const r = await cli(['deploy', '-f', file, '--wait'], env);
       assert.equal(r.code, 0, r.stderr);
@@ -148,10 +149,14 @@ describe('containers through the Docker Engine API', { skip }, () => {
       const node = JSON.parse((await cli(['nodes', '--json'], env)).stdout).find((n: { name: string }) => n.name === nodeName);
       assert.ok(node.timings.bandwidthMbps > 0, 'bandwidth calibrated');
       assert.ok(node.images.includes(ref), 'inventory updated after the pull');
-      assert.equal((await cli(['rm', 'pulled'], env)).code, 0);
     } finally {
+      await cli(['rm', 'pulled'], env);
       await waitFor('pulled container gone', async () => !(await mine()).some((c) => c.Labels[LABELS.app] === 'pulled'), 15_000).catch(() => {});
-      try { execFileSync('podman', ['rmi', '-f', ref], { stdio: 'ignore' }); } catch { /* already gone */ }
+      // the engine refuses while the container is still being torn down: retry
+      await waitFor('test image removed', () => {
+        try { execFileSync('podman', ['rmi', '-f', ref], { stdio: 'ignore' }); } catch { /* in use, or gone */ }
+        return !execFileSync('podman', ['images', '-q', ref]).toString().trim();
+      }, 15_000, 250).catch(() => console.log(`# could not remove ${ref}`));
     }
   });
 });

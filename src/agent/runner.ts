@@ -107,7 +107,9 @@ export class ReplicaRunner {
   private async deploy(): Promise<void> {
     const { driver } = this.ctx;
     const spec = this.a.spec;
-    this.set({ state: 'pulling', error: null, progress: null, endpoint: null });
+    // announce a pull only when there will be one: a cached image goes straight to creating
+    const cached = await driver.hasImage(spec);
+    this.set({ state: cached ? 'creating' : 'pulling', error: null, progress: null, endpoint: null });
     const t0 = performance.now();
     let lastReport = 0;
     const got = await this.ctx.ensureImage(this.a, (p) => {

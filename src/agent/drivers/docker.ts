@@ -91,15 +91,19 @@ export class DockerDriver implements RuntimeDriver {
     }));
   }
 
-  async ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
-    const ref = spec.image!;
+  async hasImage(spec: AppSpec): Promise<boolean> {
     try {
-      await this.docker.getImage(ref).inspect();
-      return { pulled: false, bytes: 0 };
+      await this.docker.getImage(spec.image!).inspect();
+      return true;
     } catch (e) {
-      if ((e as { statusCode?: number }).statusCode !== 404) throw new OutpostError('E_PULL_FAILED', `cannot inspect image ${ref}: ${errorMessage(e)}`);
+      if ((e as { statusCode?: number }).statusCode === 404) return false;
+      throw new OutpostError('E_PULL_FAILED', `cannot inspect image ${spec.image}: ${errorMessage(e)}`);
     }
-    return this.pull(ref, onProgress);
+  }
+
+  async ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+    if (await this.hasImage(spec)) return { pulled: false, bytes: 0 };
+    return this.pull(spec.image!, onProgress);
   }
 
   private async pull(ref: string, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {

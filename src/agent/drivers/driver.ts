@@ -68,6 +68,8 @@ export interface RuntimeDriver {
   inventory(): Promise<Inventory>;
   /** every instance labelled with this node's name, running or not */
   list(): Promise<InstanceInfo[]>;
+  /** whether the app's image is already on this node (a local check, no registry) */
+  hasImage(spec: AppSpec): Promise<boolean>;
   /** makes the app's image present; never touches a registry when it already is */
   ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult>;
   create(r: RunSpec): Promise<string>;

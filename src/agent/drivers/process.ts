@@ -50,6 +50,10 @@ export class ProcessDriver implements RuntimeDriver {
     return out;
   }
 
+  async hasImage(_spec: AppSpec): Promise<boolean> {
+    return true;
+  }
+
   async ensureImage(_spec: AppSpec, _onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
     return { pulled: false, bytes: 0 };
   }

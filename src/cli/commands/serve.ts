@@ -117,7 +117,7 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
     console.log(`\nsensor-stats answers at ${r.endpoint}`);
     console.log(`  deploy breakdown: image ${ms(r.measured.imageMs)} + container ${ms(r.measured.containerMs)} + engine ${ms(r.measured.engineMs)}`);
     console.log(`  try: curl -X POST -H 'content-type: application/json' -d '[1,2,3]' ${r.endpoint}/process_data`);
-    console.log(`  CLI: OUTPOST_SERVER=${server.url} OUTPOST_DATA_DIR=${dir} outpost replicas`);
+    console.log(`  CLI: OUTPOST_SERVER=${server.url} OUTPOST_DATA_DIR=${dir} npx outpost replicas`);
     console.log('Ctrl-C stops everything.');
   }
 }
