@@ -6,7 +6,16 @@
 import type { NodeTimings, Timings } from './types.js';
 
 // imageBytes stands in for an image no node has reported yet
-export const DEFAULTS = { containerMs: 150, engineMs: 500, bandwidthMbps: 100, imageBytes: 100 * 1024 * 1024 };
+// perItemUs: per-item stage costs before an app has reported its own
+export const DEFAULTS = {
+  containerMs: 150, engineMs: 500, bandwidthMbps: 100, imageBytes: 100 * 1024 * 1024,
+  perItemUs: { process: 0.3, storage: 0.3, compute: 0.3 },
+};
+
+/** T_request(site, node, n) = RTT + n * (t_process + t_storage + t_compute), in ms (per-item costs in us). */
+export function requestMs(rttMs: number, items: number, perItemUsSum: number): number {
+  return rttMs + (items * perItemUsSum) / 1000;
+}
 export const EWMA_ALPHA = 0.3;
 
 export function ewma(prev: number | null, sample: number, alpha = EWMA_ALPHA): number {

@@ -4,7 +4,7 @@ import type { NodeRecord, ReplicaRecord } from './types.js';
 export function node(name: string, over: Partial<NodeRecord> = {}): NodeRecord {
   return {
     name, hostname: name, arch: 'amd64', cpus: 4, memoryMiB: 8192, labels: {}, site: null, runtime: 'docker',
-    address: '127.0.0.1', images: [], layers: [], imageLayers: {}, agentVersion: 'test', state: 'ready', lastSeen: 0,
+    address: '127.0.0.1', images: [], layers: [], imageLayers: {}, declaredRttMs: {}, stageUs: {}, agentVersion: 'test', state: 'ready', lastSeen: 0,
     timings: { containerMs: null, engineMs: null, bandwidthMbps: null, samples: 0 }, rttMs: {}, hub: null,
     ...over,
   };

@@ -32,15 +32,35 @@ export interface NodeInfo {
 export interface NodeTimings {
   containerMs: number | null;
   engineMs: number | null;
+  /** T_engine depends on the app: smoothed per image where measured */
+  engineByImage?: Record<string, number>;
   bandwidthMbps: number | null;
   samples: number;
+}
+
+export interface PerItemUs {
+  process: number;
+  storage: number;
+  compute: number;
+}
+
+export interface SiteRecord {
+  name: string;
+  /** host:port that answers TCP; agents time connects to it */
+  probe: string;
+  createdAt: number;
 }
 
 export interface NodeRecord extends NodeInfo {
   state: NodeState;
   lastSeen: number;
   timings: NodeTimings;
+  /** site -> median TCP connect time the agent measured, ms */
   rttMs: Record<string, number>;
+  /** site -> RTT declared by an operator for a node that cannot probe; wins over rttMs */
+  declaredRttMs?: Record<string, number>;
+  /** app -> per-item stage costs its replicas on this node reported, us */
+  stageUs?: Record<string, PerItemUs>;
   hub: { http: string; mqtt: string } | null;
 }
 

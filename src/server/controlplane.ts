@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { OutpostError } from '../core/errors.js';
 import { specHash, type AppSpec } from '../core/manifest.js';
-import { decide } from '../core/reconcile.js';
-import type { Plan } from '../core/scheduler.js';
+import { decide, type ClusterState } from '../core/reconcile.js';
+import type { Plan } from '../core/planner.js';
 import { calibrate, calibrateBandwidth } from '../core/model.js';
 import type { Assignment, AppRecord, NodeInfo, NodeRecord, ReplicaRecord, ReplicaStatus } from '../core/types.js';
 import type { Store } from './store.js';
@@ -49,11 +49,7 @@ export class ControlPlane {
    * only plans; E_UNSCHEDULABLE leaves the store untouched either way.
    */
   reconcileApp(app: AppRecord, write: boolean): DeployResult {
-    const nodes = this.store.listNodes();
-    const all = this.store.listReplicas();
-    const specs = new Map(this.store.listApps().map((a) => [a.name, a.spec]));
-    const current = all.filter((r) => r.app === app.name);
-    const d = decide(app.spec, app.specHash, current, nodes, all, specs);
+    const d = decide(app.spec, app.specHash, this.state());
     const t = this.now();
     const created: ReplicaRecord[] = d.plan.placements.map((p) => ({
       id: `${app.name}-${randomBytes(4).toString('hex')}`,
@@ -91,6 +87,16 @@ export class ControlPlane {
     }
   }
 
+  /** Everything the planner needs, read in one go. */
+  state(): ClusterState {
+    return {
+      nodes: this.store.listNodes(),
+      replicas: this.store.listReplicas(),
+      specs: new Map(this.store.listApps().map((a) => [a.name, a.spec])),
+      sites: this.store.listSites(),
+    };
+  }
+
   registerNode(info: NodeInfo): NodeRecord {
     const prev = this.store.getNode(info.name);
     const node: NodeRecord = {
@@ -99,6 +105,8 @@ export class ControlPlane {
       lastSeen: this.now(),
       timings: prev?.timings ?? { containerMs: null, engineMs: null, bandwidthMbps: null, samples: 0 },
       rttMs: prev?.rttMs ?? {},
+      declaredRttMs: prev?.declaredRttMs ?? {},
+      stageUs: prev?.stageUs ?? {},
       hub: prev?.hub ?? null,
     };
     this.store.putNode(node);

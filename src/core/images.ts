@@ -1,0 +1,26 @@
+// Image references and the image catalog the nodes report.
+import type { Layer, NodeRecord } from './types.js';
+
+/** Docker and Podman name the same image differently (docker.io/ and localhost/ prefixes, :latest). */
+export function normalizeRef(ref: string): string {
+  let r = ref;
+  if (!/:[^/]+$/.test(r) && !r.includes('@')) r += ':latest';
+  const first = r.split('/')[0]!;
+  const hasRegistry = r.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (!hasRegistry) r = `docker.io/${r.includes('/') ? r : `library/${r}`}`;
+  return r;
+}
+
+export function hasImage(images: string[], ref: string): boolean {
+  const want = normalizeRef(ref);
+  return images.some((i) => normalizeRef(i) === want);
+}
+
+/** Every image some node holds, with the layers it reported. */
+export function imageCatalog(nodes: NodeRecord[]): Record<string, { layers: Layer[] }> {
+  const out: Record<string, { layers: Layer[] }> = {};
+  for (const n of nodes) {
+    for (const [ref, layers] of Object.entries(n.imageLayers ?? {})) out[normalizeRef(ref)] = { layers };
+  }
+  return out;
+}

@@ -1,0 +1,173 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateApp } from './manifest.js';
+import { validateSnapshot, type ClusterSnapshot } from './snapshot.js';
+import { Cluster } from './cluster.js';
+import { plan } from './planner.js';
+import { OutpostError } from './errors.js';
+import { liveSnapshot } from './live.js';
+import { decide } from './reconcile.js';
+import { hasImage, normalizeRef } from './images.js';
+import { node, replica } from './testkit.js';
+
+// the snapshot and manifest of ../shared/design/INTERFACES.md, verbatim
+const DOC_SNAPSHOT = {
+  sites: ['factory-a', 'factory-b'],
+  nodes: [
+    { name: 'edge-1', labels: { arch: 'amd64' }, capacity: { cpu: 4, memoryMiB: 8192 }, allocated: { cpu: 1, memoryMiB: 1024 },
+      bandwidthMbps: 100, layers: ['sha256:aaa'], timings: { containerMs: 120, engineMs: 300 },
+      perItemUs: { process: 0.5, storage: 0.2, compute: 0.3 } },
+  ],
+  rttMs: { 'factory-a': { 'edge-1': 2.1 }, 'factory-b': { 'edge-1': 35 } },
+  images: { '127.0.0.1:5000/sensor-stats:1.0': { layers: [{ digest: 'sha256:aaa', bytes: 52428800 }] } },
+};
+const DOC_APP = {
+  name: 'sensor-stats', image: '127.0.0.1:5000/sensor-stats:1.0', replicas: 1,
+  ports: [{ name: 'http', container: 5000 }], env: { LOG_LEVEL: 'info' }, resources: { cpu: 0.5, memoryMiB: 256 },
+  health: { http: '/healthz', port: 'http', intervalMs: 1000 }, restart: { policy: 'always' },
+  placement: { constraints: { arch: 'amd64' }, demand: [{ site: 'factory-a', rps: 100, items: 1000 }, { site: 'factory-b', rps: 10, items: 1000 }], maxLatencyMs: 20 },
+};
+
+const planOf = (snap: unknown, app: object, o = {}) => plan(new Cluster(validateSnapshot(snap)), validateApp(app), { requireRtt: true, ...o });
+
+test('reproduces the documented plan of INTERFACES.md', () => {
+  const p = planOf(DOC_SNAPSHOT, DOC_APP);
+  assert.equal(p.app, 'sensor-stats');
+  assert.deepEqual(p.placements.map((x) => ({ replica: x.replica, node: x.node, predicted: x.predicted })),
+    [{ replica: 0, node: 'edge-1', predicted: { imageMs: 0, containerMs: 120, engineMs: 300, deployMs: 420 } }]);
+  assert.deepEqual(p.routes.map((r) => ({ site: r.site, node: r.node, predictedMs: r.predictedMs })),
+    [{ site: 'factory-a', node: 'edge-1', predictedMs: 3.1 }, { site: 'factory-b', node: 'edge-1', predictedMs: 36 }]);
+  assert.equal(p.objective, 6.09);
+  assert.deepEqual(p.unmet, [{ site: 'factory-b', bestMs: 36, goalMs: 20 }]);
+});
+
+function grid(): ClusterSnapshot {
+  // two sites, four nodes: a1,a2 near site a; b1 near b; far in between
+  const mk = (name: string, over: object = {}) => ({ name, capacity: { cpu: 4, memoryMiB: 4096 }, timings: { containerMs: 100, engineMs: 300 }, perItemUs: { process: 0, storage: 0, compute: 0 }, ...over });
+  return validateSnapshot({
+    sites: ['a', 'b'],
+    nodes: [mk('a1'), mk('a2', { layers: ['L1'] }), mk('b1'), mk('far')],
+    rttMs: { a: { a1: 2, a2: 2, b1: 40, far: 20 }, b: { a1: 40, a2: 40, b1: 3, far: 20 } },
+    images: { 'img:1': { layers: [{ digest: 'L1', bytes: 12_500_000 }] } },
+  });
+}
+
+test('places replicas where the demand is, and prefers the node that holds the image among equals', () => {
+  const app = { name: 'x', image: 'img:1', replicas: 1, placement: { demand: [{ site: 'a', rps: 10, items: 0 }] } };
+  const p = planOf(grid(), app);
+  assert.equal(p.strategy, 'latency');
+  assert.equal(p.placements[0]!.node, 'a2', 'a1 and a2 tie on latency; a2 has the image (T_image 0)');
+  assert.equal(p.placements[0]!.predicted.imageMs, 0);
+  assert.equal(p.objective, 2);
+  // the runner-up is the equally near node without the image: 1000 ms of pulling at 100 Mbit/s
+  assert.deepEqual(p.placements[0]!.runnersUp[0], { node: 'a1', objective: 2, deployMs: 1400 });
+});
+
+test('two sites, two replicas: one near each; one replica: the best compromise', () => {
+  const two = { name: 'x', image: 'img:1', replicas: 2, placement: { demand: [{ site: 'a', rps: 10, items: 0 }, { site: 'b', rps: 10, items: 0 }] } };
+  assert.deepEqual(planOf(grid(), two).placements.map((x) => x.node).sort(), ['a2', 'b1']);
+  const one = { ...two, replicas: 1 };
+  const p = planOf(grid(), one);
+  assert.equal(p.placements[0]!.node, 'far', 'mean 20 beats 21 (a-side) or 21.5 (b-side)');
+  assert.equal(p.objective, 20);
+});
+
+test('kept replicas serve demand; new ones go where they add most', () => {
+  const app = validateApp({ name: 'x', image: 'img:1', replicas: 2, placement: { demand: [{ site: 'a', rps: 10, items: 0 }, { site: 'b', rps: 10, items: 0 }] } });
+  const snap = grid();
+  snap.nodes.find((n) => n.name === 'a1')!.apps = ['x'];
+  const p = plan(new Cluster(snap), app, { kept: ['a1'] });
+  assert.deepEqual(p.placements.map((x) => [x.replica, x.node]), [[1, 'b1']]);
+  assert.deepEqual(p.routes.map((r) => r.node), ['a1', 'b1']);
+});
+
+test('without demand: spread, fewest replicas first, then image locality, then name', () => {
+  const snap = grid();
+  snap.nodes.find((n) => n.name === 'a1')!.replicas = 3;
+  const p = planOf(snap, { name: 'x', image: 'img:1', replicas: 3 });
+  assert.equal(p.strategy, 'spread');
+  assert.deepEqual(p.placements.map((x) => x.node), ['a2', 'b1', 'far']);
+  assert.equal(p.objective, null);
+});
+
+test('filters say why each node was ruled out; E_UNSCHEDULABLE when too few fit', () => {
+  const snap = validateSnapshot({
+    sites: [],
+    nodes: [
+      { name: 'arm', labels: { arch: 'arm64' }, capacity: { cpu: 4, memoryMiB: 4096 } },
+      { name: 'small', labels: { arch: 'amd64' }, capacity: { cpu: 1, memoryMiB: 100 } },
+      { name: 'proc', labels: { arch: 'amd64' }, capacity: { cpu: 4, memoryMiB: 4096 }, runtime: 'process' },
+      { name: 'gone', labels: { arch: 'amd64' }, capacity: { cpu: 4, memoryMiB: 4096 }, state: 'unreachable' },
+      { name: 'ok', labels: { arch: 'amd64' }, capacity: { cpu: 4, memoryMiB: 4096 } },
+    ],
+  });
+  const app = { name: 'x', image: 'img:1', resources: { cpu: 2, memoryMiB: 512 }, placement: { constraints: { arch: 'amd64' } } };
+  const p = planOf(snap, app);
+  assert.deepEqual(p.placements.map((x) => x.node), ['ok']);
+  const why = Object.fromEntries(p.filtered.map((f) => [f.node, f.reasons.join('; ')]));
+  assert.match(why.arm!, /constraint arch=amd64 not met \(node has arch=arm64\)/);
+  assert.match(why.small!, /not enough cpu: 1 free, 2 asked; not enough memory: 100 MiB free, 512 asked/);
+  assert.match(why.proc!, /runtime process needs a command/);
+  assert.match(why.gone!, /node is unreachable/);
+  assert.throws(() => planOf(snap, { ...app, replicas: 2 }), (e: unknown) => {
+    assert.ok(e instanceof OutpostError);
+    assert.equal(e.code, 'E_UNSCHEDULABLE');
+    assert.match(e.message, /cannot place 2 replica\(s\) of x: 1 node\(s\) fit \(arm: constraint arch=amd64/);
+    return true;
+  });
+});
+
+test('bad snapshots and unknown sites name the path', () => {
+  const bad = (snap: unknown, app: object, path: string) => assert.throws(() => planOf(snap, app), (e: unknown) => {
+    assert.ok(e instanceof OutpostError, String(e));
+    assert.equal(e.code, 'E_INVALID');
+    assert.equal(e.path, path);
+    return true;
+  });
+  const app = { ...DOC_APP };
+  bad({ ...DOC_SNAPSHOT, rttMs: { 'factory-c': { 'edge-1': 1 } } }, app, 'rttMs.factory-c');
+  bad({ ...DOC_SNAPSHOT, rttMs: { 'factory-a': { 'edge-9': 1 } } }, app, 'rttMs.factory-a.edge-9');
+  bad({ ...DOC_SNAPSHOT, rttMs: { 'factory-a': { 'edge-1': -1 } } }, app, 'rttMs.factory-a.edge-1');
+  bad({ ...DOC_SNAPSHOT, rttMs: { 'factory-a': { 'edge-1': 2 } } }, app, 'rttMs.factory-b.edge-1');
+  bad({ ...DOC_SNAPSHOT, nodes: [{ ...DOC_SNAPSHOT.nodes[0], bandwidthMbps: Number.NaN }] }, app, 'nodes[0].bandwidthMbps');
+  bad({ ...DOC_SNAPSHOT, nodes: [{ ...DOC_SNAPSHOT.nodes[0], capacity: { cpu: -4, memoryMiB: 1 } }] }, app, 'nodes[0].capacity.cpu');
+  bad({ ...DOC_SNAPSHOT, sites: ['factory-a', 'factory-a'] }, app, 'sites[1]');
+  bad(DOC_SNAPSHOT, { ...DOC_APP, placement: { demand: [{ site: 'nowhere', rps: 1 }] } }, 'placement.demand[0].site');
+});
+
+test('the live cluster becomes a snapshot: labels, allocation, RTT (declared wins), images', () => {
+  const n1 = node('n1', { site: 'a', rttMs: { a: 5 }, declaredRttMs: { a: 1 }, labels: { zone: 'z' } });
+  const snap = liveSnapshot([n1], [replica('r1', 'other', 'n1')], new Map([['other', validateApp({ name: 'other', image: 'o:1', resources: { cpu: 1, memoryMiB: 100 } })]]), [{ name: 'a', probe: '127.0.0.1:1', createdAt: 0 }]);
+  assert.deepEqual(snap.rttMs, { a: { n1: 1 } });
+  assert.equal(snap.nodes[0]!.labels.site, 'a');
+  assert.equal(snap.nodes[0]!.labels.zone, 'z');
+  assert.deepEqual(snap.nodes[0]!.allocated, { cpu: 1, memoryMiB: 100 });
+  assert.deepEqual(snap.nodes[0]!.apps, ['other']);
+  validateSnapshot(snap);
+});
+
+test('decide keeps matching replicas, replaces stale ones, trims surplus newest first', () => {
+  const spec = validateApp({ name: 'web', image: 'i:1', replicas: 2 });
+  const nodes = [node('a'), node('b'), node('c')];
+  const cur = [
+    replica('r1', 'web', 'a', { specHash: 'new', createdAt: 1 }),
+    replica('r2', 'web', 'b', { specHash: 'new', createdAt: 2 }),
+    replica('r3', 'web', 'c', { specHash: 'new', createdAt: 3 }),
+  ];
+  const d = decide(spec, 'new', { nodes, replicas: cur, specs: new Map(), sites: [] });
+  assert.deepEqual(d.keep.map((r) => r.id), ['r1', 'r2']);
+  assert.deepEqual(d.remove.map((r) => r.id), ['r3']);
+  assert.equal(d.plan.placements.length, 0);
+  const stale = [replica('s1', 'web', 'a', { specHash: 'old' })];
+  const d2 = decide(spec, 'new', { nodes, replicas: stale, specs: new Map(), sites: [] });
+  assert.deepEqual(d2.remove.map((r) => r.id), ['s1']);
+  assert.equal(d2.plan.placements.length, 2);
+  assert.ok(d2.plan.placements.some((p) => p.node === 'a'), 'the node freed by the stale replica is usable again');
+});
+
+test('image references compare the way engines name them', () => {
+  assert.equal(normalizeRef('nginx'), 'docker.io/library/nginx:latest');
+  assert.equal(normalizeRef('127.0.0.1:5000/x:1'), '127.0.0.1:5000/x:1');
+  assert.ok(hasImage(['docker.io/library/redis:7'], 'redis:7'));
+  assert.ok(!hasImage(['localhost/web:1'], 'web:1'));
+});
