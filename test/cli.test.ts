@@ -60,3 +60,28 @@ test('an agent with an unknown join token exits with E_UNAUTHORIZED', async () =
   assert.equal(r.code, 1);
   assert.match(r.stderr, /error E_UNAUTHORIZED: the control plane at .* rejected the join token/);
 });
+
+test('plan --snapshot reproduces the documented plan with no server, and explains failures', async () => {
+  const noServer = { OUTPOST_SERVER: 'http://127.0.0.1:1', OUTPOST_TOKEN: 'x' };
+  const r = await cli(['plan', '-f', 'examples/plan/app.yaml', '--snapshot', 'examples/plan/snapshot.json', '--json'], noServer);
+  assert.equal(r.code, 0, r.stderr);
+  const p = JSON.parse(r.stdout);
+  assert.equal(p.objective, 6.09);
+  assert.deepEqual(p.placements[0].predicted, { imageMs: 0, containerMs: 120, engineMs: 300, deployMs: 420 });
+  assert.deepEqual(p.routes.map((x: { site: string; predictedMs: number }) => [x.site, x.predictedMs]), [['factory-a', 3.1], ['factory-b', 36]]);
+  assert.deepEqual(p.unmet, [{ site: 'factory-b', bestMs: 36, goalMs: 20 }]);
+
+  const snap = JSON.parse(fs.readFileSync('examples/plan/snapshot.json', 'utf8'));
+  const two = file('two.yaml', fs.readFileSync('examples/plan/app.yaml', 'utf8').replace('replicas: 1', 'replicas: 2'));
+  const u = await cli(['plan', '-f', two, '--snapshot', 'examples/plan/snapshot.json'], noServer);
+  assert.equal(u.code, 1);
+  assert.match(u.stderr, /^error E_UNSCHEDULABLE: cannot place 2 replica\(s\) of sensor-stats: 1 node\(s\) fit/);
+
+  snap.rttMs['factory-b'] = {};
+  const missing = file('missing-rtt.json', JSON.stringify(snap));
+  const m = await cli(['plan', '-f', 'examples/plan/app.yaml', '--snapshot', missing], noServer);
+  assert.equal(m.code, 1);
+  assert.match(m.stderr, /^error E_INVALID: .*rttMs\.factory-b\.edge-1: no RTT from site factory-b to node edge-1/);
+  const broken = await cli(['plan', '-f', 'examples/plan/app.yaml', '--snapshot', file('broken.json', '{"nodes": [')], noServer);
+  assert.match(broken.stderr, /^error E_BAD_JSON/);
+});

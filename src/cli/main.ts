@@ -7,6 +7,7 @@ import { Client } from './client.js';
 import { deploy } from './commands/deploy.js';
 import { apps, nodes, replicas, rm } from './commands/lists.js';
 import { logs } from './commands/logs.js';
+import { plan } from './commands/plan.js';
 import { runAgent, runServer, runUp } from './commands/serve.js';
 
 const program = new Command('outpost')
@@ -46,6 +47,12 @@ program.command('deploy').description('create or update an app')
   .option('--timeout <seconds>', 'with --wait, give up after this long', '300')
   .option('--json', 'print JSON')
   .action(async (o) => { await deploy(Client.fromEnv(), o.file, { wait: o.wait, json: o.json, timeout: Number(o.timeout) }); });
+
+program.command('plan').description('what deploy would do and what it predicts, without doing it')
+  .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')
+  .option('--snapshot <file>', 'plan against this cluster description (JSON) instead of the live cluster; no server needed')
+  .option('--json', 'print JSON')
+  .action((o) => plan(o.file, { snapshot: o.snapshot, json: !!o.json }));
 
 program.command('apps').description('list apps').option('--json', 'print JSON').action((o) => apps(Client.fromEnv(), !!o.json));
 program.command('nodes').description('list nodes').option('--json', 'print JSON').action((o) => nodes(Client.fromEnv(), !!o.json));

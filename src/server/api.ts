@@ -4,7 +4,7 @@
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { OutpostError } from '../core/errors.js';
-import { NAME_RE, validateApp } from '../core/manifest.js';
+import { NAME_RE, specHash, validateApp } from '../core/manifest.js';
 import type { ControlPlane } from './controlplane.js';
 import type { AgentGateway } from './gateway.js';
 import { tokenMatches } from './tokens.js';
@@ -60,7 +60,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
     const dry = req.query.dryRun === '1' || req.query.dryRun === 'true';
     const t = Date.now();
     const r = dry
-      ? cp.reconcileApp({ name: spec.name, spec, specHash: '', createdAt: t, updatedAt: t }, false)
+      ? cp.reconcileApp({ name: spec.name, spec, specHash: specHash(spec), createdAt: t, updatedAt: t }, false)
       : cp.deploy(spec);
     void reply.status(existed || dry ? 200 : 201);
     return { app: r.app.name, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
