@@ -72,7 +72,7 @@ test('plan --snapshot reproduces the documented plan with no server, and explain
   assert.deepEqual(p.unmet, [{ site: 'factory-b', bestMs: 36, goalMs: 20 }]);
 
   const snap = JSON.parse(fs.readFileSync('examples/plan/snapshot.json', 'utf8'));
-  const two = file('two.yaml', fs.readFileSync('examples/plan/app.yaml', 'utf8').replace('replicas: 1', 'replicas: 2'));
+  const two = file('two.yaml', fs.readFileSync('examples/plan/app.yaml', 'utf8').replace(/^replicas: 1$/m, 'replicas: 2'));
   const u = await cli(['plan', '-f', two, '--snapshot', 'examples/plan/snapshot.json'], noServer);
   assert.equal(u.code, 1);
   assert.match(u.stderr, /^error E_UNSCHEDULABLE: cannot place 2 replica\(s\) of sensor-stats: 1 node\(s\) fit/);
