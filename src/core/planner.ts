@@ -65,9 +65,8 @@ export interface PlanOptions {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
-/** swap search candidates per demand point when the instance is large */
-const POOL_PER_SITE = 4;
-const POOL_THRESHOLD = 2_000_000;
+/** above this many candidates, the solver sees only a pool of promising ones */
+const REDUCE_ABOVE = 256;
 
 export function filterReasons(c: Cluster, i: number, app: AppSpec): string[] {
   const n = c.nodes[i]!;
@@ -159,21 +158,37 @@ export function plan(c: Cluster, app: AppSpec, o: PlanOptions = {}): Plan {
     const cost = new Float64Array(n * m);
     const base = new Float64Array(m).fill(UNREACHABLE);
     const baseNode = new Int32Array(m).fill(-1);
+    const candIdx = Int32Array.from(cand);
+    const candPerMs = Float64Array.from(cand, (i) => c.perItemUs[i]! / 1000);
     for (let d = 0; d < m; d++) {
-      for (let x = 0; x < n; x++) cost[d * n + x] = reqMs(d, cand[x]!);
+      // the hot loop of large plans: typed arrays only, no lookups per entry
+      const row = c.rtt[c.siteIndex.get(demand[d]!.site)!]!;
+      const items = demand[d]!.items;
+      for (let x = 0; x < n; x++) {
+        const r = row[candIdx[x]!]!;
+        cost[x * m + d] = r === r ? r + items * candPerMs[x]! : reqMs(d, candIdx[x]!);
+      }
       for (const k of kept) {
         const t = reqMs(d, k);
         if (t < base[d]!) { base[d] = t; baseNode[d] = k; }
       }
     }
-    const input: PMedianInput = { n, m, cost, weight: Float64Array.from(demand, (d) => d.rps), tie: deploy, base, k: count };
-    if (n * m > POOL_THRESHOLD) input.pool = swapPool(cost, n, m);
+    let input: PMedianInput = { n, m, cost, weight: Float64Array.from(demand, (d) => d.rps), tie: deploy, base, k: count };
+    // a large instance is solved over the nodes that can matter: each demand
+    // point's cheapest few, and the cheapest to deploy (for replicas that add
+    // no latency benefit, where T_deploy decides)
+    let map: Int32Array | null = null;
+    if (n > REDUCE_ABOVE) {
+      map = candidatePool(cost, deploy, n, m, count);
+      input = restrict(input, map);
+    }
     const res = solve(input);
-    chosen = res.chosen;
+    chosen = map ? res.chosen.map((x) => map![x]!) : res.chosen;
     servedBy = (d) => (res.servedBy[d]! >= 0 ? cand[chosen[res.servedBy[d]!]!]! : baseNode[d]! >= 0 ? baseNode[d]! : null);
     if (explain) {
-      const alts = alternatives(input, chosen, res.total);
-      altsOf = (x) => alts[x]!.map((a) => ({ node: c.nodes[cand[a.candidate]!]!.name, objective: a.total >= UNREACHABLE ? null : round2(a.total / totalRps), deployMs: round2(a.tie) }));
+      const alts = alternatives(input, res.chosen, res.total);
+      const orig = (a: number) => (map ? map[a]! : a);
+      altsOf = (x) => alts[x]!.map((a) => ({ node: c.nodes[cand[orig(a.candidate)]!]!.name, objective: a.total >= UNREACHABLE ? null : round2(a.total / totalRps), deployMs: round2(a.tie) }));
     }
   } else {
     strategy = 'spread';
@@ -240,21 +255,55 @@ function spread(c: Cluster, cand: number[], deploy: Float64Array, k: number): nu
   return best;
 }
 
-/** Candidates worth trying in the swap search of a large instance: each demand point's few cheapest. */
-function swapPool(cost: Float64Array, n: number, m: number): Int32Array {
+/**
+ * The candidates worth solving over: per demand point its `per` cheapest
+ * (k + 3 when there are few demand points, 4 when there are many), plus the
+ * k + 3 cheapest to deploy. Sorted, so index order (the name tie-break) holds.
+ */
+function candidatePool(cost: Float64Array, deploy: Float64Array, n: number, m: number, k: number): Int32Array {
+  const per = m * (k + 3) <= 20_000 ? k + 3 : 4;
   const pool = new Set<number>();
-  const top = new Int32Array(POOL_PER_SITE);
-  const topCost = new Float64Array(POOL_PER_SITE);
-  for (let d = 0; d < m; d++) {
-    let len = 0;
-    for (let x = 0; x < n; x++) {
-      const t = cost[d * n + x]!;
-      if (len === POOL_PER_SITE && t >= topCost[len - 1]!) continue;
-      let pos = len < POOL_PER_SITE ? len++ : POOL_PER_SITE - 1;
-      while (pos > 0 && t < topCost[pos - 1]!) { top[pos] = top[pos - 1]!; topCost[pos] = topCost[pos - 1]!; pos--; }
-      top[pos] = x; topCost[pos] = t;
+  // every demand point's `per` cheapest, in one pass in memory order
+  const topIdx = new Int32Array(m * per);
+  const topVal = new Float64Array(m * per).fill(Infinity);
+  for (let x = 0; x < n; x++) {
+    const off = x * m;
+    for (let d = 0; d < m; d++) {
+      const t = cost[off + d]!;
+      const base = d * per;
+      if (t >= topVal[base + per - 1]!) continue;
+      let pos = per - 1;
+      while (pos > 0 && t < topVal[base + pos - 1]!) {
+        topVal[base + pos] = topVal[base + pos - 1]!;
+        topIdx[base + pos] = topIdx[base + pos - 1]!;
+        pos--;
+      }
+      topVal[base + pos] = t;
+      topIdx[base + pos] = x;
     }
-    for (let j = 0; j < len; j++) pool.add(top[j]!);
   }
+  for (let j = 0; j < m * per; j++) if (topVal[j]! < Infinity) pool.add(topIdx[j]!);
+  const pick = (value: (x: number) => number, count: number) => {
+    const top: number[] = [];
+    const val: number[] = [];
+    for (let x = 0; x < n; x++) {
+      const t = value(x);
+      if (top.length === count && t >= val[count - 1]!) continue;
+      let pos = top.length < count ? top.length : count - 1;
+      if (top.length < count) { top.push(x); val.push(t); }
+      while (pos > 0 && t < val[pos - 1]!) { top[pos] = top[pos - 1]!; val[pos] = val[pos - 1]!; pos--; }
+      top[pos] = x; val[pos] = t;
+    }
+    for (const x of top) pool.add(x);
+  };
+  pick((x) => deploy[x]!, k + 3);
   return Int32Array.from([...pool].sort((a, b) => a - b));
+}
+
+/** The same problem over a subset of candidates. */
+function restrict(p: PMedianInput, map: Int32Array): PMedianInput {
+  const n2 = map.length;
+  const cost = new Float64Array(n2 * p.m);
+  for (let x = 0; x < n2; x++) cost.set(p.cost.subarray(map[x]! * p.m, (map[x]! + 1) * p.m), x * p.m);
+  return { ...p, n: n2, cost, tie: Float64Array.from(map, (x) => p.tie[x]!) };
 }

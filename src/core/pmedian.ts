@@ -19,7 +19,8 @@ export const UNREACHABLE = 1e12;
 export interface PMedianInput {
   n: number;
   m: number;
-  /** cost[d * n + c]: cost of serving demand point d from candidate c (UNREACHABLE when it cannot) */
+  /** cost[c * m + d]: cost of serving demand point d from candidate c (UNREACHABLE when it cannot);
+   *  candidate-major, so the hot loops over demand points read memory in order */
   cost: Float64Array;
   /** weight of each demand point (its requests per second) */
   weight: Float64Array;
@@ -71,7 +72,7 @@ export function solve(p: PMedianInput, starts = startsFor(p.n, p.m, p.k)): PMedi
     for (let c = 0; c < p.n; c++) {
       let s = 0;
       for (let d = 0; d < p.m; d++) {
-        const diff = p.base[d]! - p.cost[d * p.n + c]!;
+        const diff = p.base[d]! - p.cost[c * p.m + d]!;
         if (diff > 0) s += p.weight[d]! * diff;
       }
       g[c] = s;
@@ -116,8 +117,9 @@ function greedy(p: PMedianInput, first?: number): number[] {
   const d1 = Float64Array.from(p.base);
   const gainOf = (c: number): number => {
     let g = 0;
+    const off = c * m;
     for (let d = 0; d < m; d++) {
-      const diff = d1[d]! - cost[d * n + c]!;
+      const diff = d1[d]! - cost[off + d]!;
       if (diff > 0) g += weight[d]! * diff;
     }
     return g;
@@ -161,7 +163,7 @@ function greedy(p: PMedianInput, first?: number): number[] {
   if (first !== undefined) {
     chosen.push(first);
     for (let d = 0; d < m; d++) {
-      const t = cost[d * n + first]!;
+      const t = cost[first * m + d]!;
       if (t < d1[d]!) d1[d] = t;
     }
     for (let c = 0; c < n; c++) ub[c] = gainOf(c);
@@ -178,7 +180,7 @@ function greedy(p: PMedianInput, first?: number): number[] {
     }
     chosen.push(c);
     for (let d = 0; d < m; d++) {
-      const t = cost[d * n + c]!;
+      const t = cost[c * m + d]!;
       if (t < d1[d]!) d1[d] = t;
     }
     fresh.fill(0);
@@ -194,7 +196,7 @@ interface Nearest {
 }
 
 function nearest(p: PMedianInput, chosen: number[]): Nearest {
-  const { n, m, cost } = p;
+  const { m, cost } = p;
   const d1 = new Float64Array(m);
   const d2 = new Float64Array(m);
   const near = new Int32Array(m);
@@ -204,7 +206,7 @@ function nearest(p: PMedianInput, chosen: number[]): Nearest {
     let b = UNREACHABLE * 2;
     let who = -1;
     for (let j = 0; j < chosen.length; j++) {
-      const t = cost[d * n + chosen[j]!]!;
+      const t = cost[chosen[j]! * m + d]!;
       if (t < a) { b = a; a = t; who = j; } else if (t < b) b = t;
     }
     d1[d] = a; d2[d] = b; near[d] = who;
@@ -227,8 +229,9 @@ function priceSwaps(p: PMedianInput, chosen: number[], visit: (i: number, r: num
     if (inSet[i]) continue;
     let add = 0;
     extra.fill(0);
+    const off = i * m;
     for (let d = 0; d < m; d++) {
-      const t = cost[d * n + i]!;
+      const t = cost[off + d]!;
       const a = d1[d]!;
       if (t < a) add += weight[d]! * (t - a);
       else {
