@@ -3,6 +3,9 @@
 // POST /storage_data -> {"stored_data": sum}
 // POST /compute_data -> {"computed_data": product, "log_abs_product", "product_sign"}
 // GET /  -> Hello, World!      GET /healthz -> 200 {"ok":true}
+// GET /outpost/stages -> cumulative per-stage cost counters (items and
+//   microseconds, parse + compute) from which Outpost learns the per-item
+//   t_process (mean), t_storage (sum) and t_compute (product) of its model
 // Plain node:http with no dependencies, so the image is only Node and this file.
 import http from 'node:http';
 import { mean, sum, product, logProduct } from './stats.mjs';
@@ -39,6 +42,10 @@ function parseNumbers(text) {
 
 // Non-finite results (an overflowed product) become null: JSON has no Infinity.
 const finiteOrNull = (x) => (Number.isFinite(x) ? x : null);
+
+// which of the seed's stages each endpoint is
+const STAGE = { '/process_data': 'process', '/storage_data': 'storage', '/compute_data': 'compute' };
+const stages = { process: { items: 0, us: 0 }, storage: { items: 0, us: 0 }, compute: { items: 0, us: 0 } };
 
 const routes = {
   '/process_data': (a) => {
@@ -87,11 +94,18 @@ const server = http.createServer(async (req, res) => {
   try {
     if (req.method === 'GET' && path === '/') return send(res, 200, 'Hello, World!', 'text/html; charset=utf-8');
     if (req.method === 'GET' && path === '/healthz') return send(res, 200, { ok: true });
+    if (req.method === 'GET' && path === '/outpost/stages') return send(res, 200, stages);
     const handler = routes[path];
     if (!handler) return send(res, 404, { error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${path}` } });
     if (req.method !== 'POST') return send(res, 405, { error: { code: 'E_METHOD', message: `${path} takes POST` } });
-    const data = parseNumbers(await readBody(req));
-    return send(res, 200, handler(data));
+    const text = await readBody(req);
+    const t0 = process.hrtime.bigint();
+    const data = parseNumbers(text);
+    const out = handler(data);
+    const s = stages[STAGE[path]];
+    s.items += data.length;
+    s.us += Number(process.hrtime.bigint() - t0) / 1000;
+    return send(res, 200, out);
   } catch (e) {
     if (e instanceof BadRequest) {
       if (e.status === 413) res.setHeader('connection', 'close');

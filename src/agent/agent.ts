@@ -11,6 +11,9 @@ import { OutpostError } from '../core/errors.js';
 import type { EnsureResult, PullProgress, RuntimeDriver } from './drivers/driver.js';
 import { ReplicaRunner } from './runner.js';
 import { machine } from './sysinfo.js';
+import { probeSites } from './probe.js';
+import { StageTracker } from './stages.js';
+import type { SiteRecord } from '../core/types.js';
 
 export interface AgentOptions {
   server: string;
@@ -25,6 +28,10 @@ export interface AgentOptions {
   advertise: string;
   log: Logger;
   version?: string;
+  /** how often RTTs to sites are re-measured (also on every change of the site list) */
+  probeIntervalMs?: number;
+  /** how often apps' per-item stage costs are read */
+  stagesIntervalMs?: number;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -42,7 +49,14 @@ export class Agent extends EventEmitter {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private silenceTimer: NodeJS.Timeout | null = null;
   private backoff = RECONNECT_MIN_MS;
+  private sites: SiteRecord[] = [];
+  private probeTimer: NodeJS.Timeout | null = null;
+  private probing: Promise<void> | null = null;
+  private stagesTimer: NodeJS.Timeout | null = null;
+  private readonly stages = new StageTracker();
   connected = false;
+  /** the last RTTs measured, site -> ms */
+  rttMs: Record<string, number> = {};
 
   constructor(readonly o: AgentOptions) {
     super();
@@ -50,12 +64,16 @@ export class Agent extends EventEmitter {
 
   start(): void {
     this.connect();
+    const every = this.o.stagesIntervalMs ?? 10_000;
+    this.stagesTimer = setInterval(() => void this.readStages(), every);
   }
 
   /** Disconnects; with `removeWorkloads`, also stops and removes everything this agent runs. */
   async stop(opts: { removeWorkloads?: boolean } = {}): Promise<void> {
     this.closed = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    if (this.stagesTimer) clearInterval(this.stagesTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     for (const c of this.logCancels.values()) c();
     this.ws?.terminate();
@@ -133,6 +151,10 @@ export class Agent extends EventEmitter {
         this.emit('connected');
         return;
       }
+      case 'sites':
+        this.sites = msg.sites;
+        void this.probe();
+        return;
       case 'assign':
         this.applying = this.applying.then(() => this.apply(msg.replicas)).catch((err) => this.o.log.error({ err }, 'applying assignments failed'));
         return;
@@ -156,6 +178,7 @@ export class Agent extends EventEmitter {
       const a = want.get(id);
       if (!a || a.specHash !== r.a.specHash) {
         this.runners.delete(id);
+        this.stages.forget(id);
         stopping.push(r.stop());
       }
     }
@@ -179,6 +202,37 @@ export class Agent extends EventEmitter {
       }
     }
     this.emit('applied', assignments.length);
+  }
+
+  /** Measures RTT to every site now, reports it, and schedules the next round. */
+  private probe(): Promise<void> {
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    // a round already running finishes first; the new site list is probed right after
+    const run = (this.probing ?? Promise.resolve()).then(async () => {
+      const sites = this.sites;
+      const rtt = await probeSites(sites);
+      if (sites !== this.sites) return; // superseded while probing
+      this.rttMs = rtt;
+      this.send({ type: 'rtt', rttMs: rtt });
+      this.emit('rtt', rtt);
+    }).catch((err) => this.o.log.warn({ err }, 'probing sites failed')).finally(() => {
+      if (this.probing === run) this.probing = null;
+      if (this.probeTimer) clearTimeout(this.probeTimer);
+      if (!this.closed) this.probeTimer = setTimeout(() => void this.probe(), this.o.probeIntervalMs ?? 30_000);
+    });
+    this.probing = run;
+    return run;
+  }
+
+  /** Reads per-item stage costs from running replicas that declare them, and reports each app's. */
+  private async readStages(): Promise<void> {
+    for (const r of this.runners.values()) {
+      const path = r.a.spec.metrics?.stages;
+      const base = r.status.state === 'running' ? r.status.endpoint : null;
+      if (!path || !base) continue;
+      const per = await this.stages.read(r.a.app, r.a.id, base + path);
+      if (per) this.send({ type: 'stages', app: r.a.app, perItemUs: per });
+    }
   }
 
   /** One pull per image at a time, however many replicas need it. */

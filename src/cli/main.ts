@@ -8,6 +8,7 @@ import { deploy } from './commands/deploy.js';
 import { apps, nodes, replicas, rm } from './commands/lists.js';
 import { logs } from './commands/logs.js';
 import { plan } from './commands/plan.js';
+import { endpoints, model, siteAdd, siteRm, siteRtt, sites } from './commands/sites.js';
 import { runAgent, runServer, runUp } from './commands/serve.js';
 
 const program = new Command('outpost')
@@ -61,6 +62,20 @@ program.command('replicas [app]').description('list replicas with measured and p
 program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')
   .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
   .action((app, o) => logs(Client.fromEnv(), app, !!o.follow, Number(o.tail)));
+program.command('sites').description('sites, with each node\'s RTT to them').option('--json', 'print JSON')
+  .action((o) => sites(Client.fromEnv(), !!o.json));
+const site = program.command('site').description('manage sites: places where requests and data come from');
+site.command('add <name>').description('add (or change) a site').requiredOption('--probe <host:port>', 'a TCP address at the site; agents time connects to it')
+  .option('--json', 'print JSON').action((name, o) => siteAdd(Client.fromEnv(), name, o.probe, !!o.json));
+site.command('rm <name>').description('remove a site').action((name) => siteRm(Client.fromEnv(), name));
+site.command('rtt <site> <node> <ms>').description('declare the RTT from a site to a node that cannot probe ("none" removes it)')
+  .action((s, node, ms) => siteRtt(Client.fromEnv(), s, node, ms));
+program.command('endpoints <app>').description('the app\'s healthy endpoints, nearest first from a site')
+  .requiredOption('--site <site>', 'where the client is').option('--items <n>', 'items per request (default: the app\'s demand at that site, or 1)')
+  .option('--json', 'print JSON').action((app, o) => endpoints(Client.fromEnv(), app, o.site, o.items, !!o.json));
+program.command('model').description('how well predicted deploy times match measured ones').option('--json', 'print JSON')
+  .action((o) => model(Client.fromEnv(), !!o.json));
+
 program.command('rm <app>').description('remove an app and everything it runs').option('--json', 'print JSON')
   .action((app, o) => rm(Client.fromEnv(), app, !!o.json));
 

@@ -57,6 +57,9 @@ export const appSchema = z.object({
     demand: z.array(demand).default([]),
     maxLatencyMs: finitePositive.optional(),
   }).strict().default({}),
+  metrics: z.object({
+    stages: z.string().startsWith('/', 'must be a path starting with /').optional(),
+  }).strict().optional(),
   streams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), streamSpec).optional(),
 }).strict().superRefine((app, ctx) => {
   if (!app.image && !app.command) {

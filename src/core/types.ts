@@ -91,6 +91,19 @@ export interface ReplicaRecord {
   updatedAt: number;
 }
 
+/** One deployment's predicted and measured deploy terms, kept after the replica is gone. */
+export interface ModelSample {
+  replica: string;
+  app: string;
+  node: string;
+  image: string | null;
+  /** whether the image was already on the node */
+  cached: boolean;
+  predicted: { imageMs: number; containerMs: number; engineMs: number; deployMs: number };
+  measured: { imageMs: number; containerMs: number; engineMs: number; deployMs: number };
+  at: number;
+}
+
 export interface AppRecord {
   name: string;
   spec: AppSpec;

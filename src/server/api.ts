@@ -68,6 +68,33 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
 
   app.delete<{ Params: { name: string } }>('/v1/apps/:name', async (req) => cp.remove(req.params.name));
 
+  app.get('/v1/sites', async () => cp.sitesView());
+  app.post<{ Body: { name?: unknown; probe?: unknown } }>('/v1/sites', async (req, reply) => {
+    const b = req.body ?? {};
+    if (typeof b.name !== 'string') throw new OutpostError('E_INVALID', 'name is required', { path: 'name' });
+    if (typeof b.probe !== 'string') throw new OutpostError('E_INVALID', 'probe (HOST:PORT) is required', { path: 'probe' });
+    void reply.status(201);
+    return cp.addSite(b.name, b.probe);
+  });
+  app.delete<{ Params: { name: string } }>('/v1/sites/:name', async (req) => {
+    cp.removeSite(req.params.name);
+    return { removed: req.params.name };
+  });
+  // RTTs declared for a node that cannot probe: {"site": ms, "other": null to remove}
+  app.put<{ Params: { name: string }; Body: Record<string, number | null> }>('/v1/nodes/:name/rtt', async (req) => {
+    if (!req.body || typeof req.body !== 'object' || Array.isArray(req.body)) throw new OutpostError('E_INVALID', 'body must be an object of site -> ms');
+    return cp.declareRtt(req.params.name, req.body);
+  });
+
+  app.get<{ Params: { name: string }; Querystring: { site?: string; items?: string } }>('/v1/apps/:name/endpoints', async (req) => {
+    if (!req.query.site) throw new OutpostError('E_INVALID', 'the site query parameter is required (?site=NAME)', { path: 'site' });
+    const items = req.query.items === undefined ? undefined : Number(req.query.items);
+    if (items !== undefined && (!Number.isInteger(items) || items < 0)) throw new OutpostError('E_INVALID', 'items must be a non-negative integer', { path: 'items' });
+    return cp.endpoints(req.params.name, req.query.site, items);
+  });
+
+  app.get('/v1/model', async () => cp.modelError());
+
   app.get<{ Querystring: { app?: string } }>('/v1/replicas', async (req) => cp.store.listReplicas(req.query.app));
   app.get<{ Params: { name: string } }>('/v1/apps/:name/replicas', async (req) => {
     if (!cp.store.getApp(req.params.name)) throw new OutpostError('E_NOT_FOUND', `no app named "${req.params.name}"`);

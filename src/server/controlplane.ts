@@ -9,7 +9,11 @@ import { specHash, type AppSpec } from '../core/manifest.js';
 import { decide, type ClusterState } from '../core/reconcile.js';
 import type { Plan } from '../core/planner.js';
 import { calibrate, calibrateBandwidth } from '../core/model.js';
-import type { Assignment, AppRecord, NodeInfo, NodeRecord, ReplicaRecord, ReplicaStatus } from '../core/types.js';
+import { normalizeRef } from '../core/images.js';
+import { NAME_RE } from '../core/manifest.js';
+import { rankEndpoints, type RankedEndpoint } from '../core/routing.js';
+import { modelError, type ModelError } from '../core/accuracy.js';
+import type { Assignment, AppRecord, NodeInfo, NodeRecord, PerItemUs, ReplicaRecord, ReplicaStatus, SiteRecord } from '../core/types.js';
 import type { Store } from './store.js';
 
 export interface DeployResult {
@@ -23,6 +27,8 @@ export interface DeployResult {
 export class ControlPlane {
   /** Called with the names of nodes whose assignment set changed. */
   onAssignments: (nodes: string[]) => void = () => {};
+  /** Called when the site list changed, so agents re-probe. */
+  onSites: (sites: SiteRecord[]) => void = () => {};
 
   constructor(readonly store: Store, private readonly log: Logger, private readonly now: () => number = Date.now) {}
 
@@ -145,9 +151,116 @@ export class ControlPlane {
       if (n && pulled) this.store.putNode({ ...n, timings: calibrateBandwidth(n.timings, pulled.bytes, pulled.ms) });
       if (s.state === 'running' && r.state !== 'running' && s.measured?.engineMs != null) {
         const fresh = this.store.getNode(nodeName);
-        if (fresh) this.store.putNode({ ...fresh, timings: calibrate(fresh.timings, next.measured) });
+        const spec = this.store.getApp(r.app)?.spec;
+        if (fresh) {
+          const timings = calibrate(fresh.timings, next.measured);
+          // T_engine is the app's own start-up: keep it per image as well
+          if (spec?.image && next.measured.engineMs !== null) {
+            const key = normalizeRef(spec.image);
+            const prev = fresh.timings.engineByImage?.[key];
+            timings.engineByImage = { ...fresh.timings.engineByImage, [key]: calibrate({ ...fresh.timings, engineMs: prev ?? null }, { imageMs: null, containerMs: null, engineMs: next.measured.engineMs }).engineMs! };
+          }
+          this.store.putNode({ ...fresh, timings });
+        }
+        this.recordSample(next, spec?.image ?? null);
       }
     }
+  }
+
+  /** A deployment measured in full is kept as a predicted-vs-measured sample. */
+  private recordSample(r: ReplicaRecord, image: string | null): void {
+    const m = r.measured;
+    const p = r.predicted;
+    if (m.imageMs === null || m.containerMs === null || m.engineMs === null || p.imageMs === null || p.containerMs === null || p.engineMs === null) return;
+    this.store.addSample({
+      replica: r.id, app: r.app, node: r.node, image, cached: m.imageMs === 0,
+      predicted: { imageMs: p.imageMs, containerMs: p.containerMs, engineMs: p.engineMs, deployMs: p.deployMs ?? p.imageMs + p.containerMs + p.engineMs },
+      measured: { imageMs: m.imageMs, containerMs: m.containerMs, engineMs: m.engineMs, deployMs: Math.round((m.imageMs + m.containerMs + m.engineMs) * 10) / 10 },
+      at: this.now(),
+    });
+  }
+
+  modelError(): ModelError & { cold: ModelError; warm: ModelError } {
+    const samples = this.store.listSamples(10_000);
+    return { ...modelError(samples), cold: modelError(samples, (s) => !s.cached), warm: modelError(samples, (s) => s.cached) };
+  }
+
+  addSite(name: string, probe: string): SiteRecord {
+    if (!NAME_RE.test(name)) throw new OutpostError('E_INVALID', 'site name must be [a-z0-9-]', { path: 'name' });
+    if (!/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(probe) || Number(probe.split(':').pop()) > 65535 || Number(probe.split(':').pop()) < 1) {
+      throw new OutpostError('E_INVALID', `probe must be HOST:PORT (a TCP address that answers), got "${probe}"`, { path: 'probe' });
+    }
+    const site: SiteRecord = { name, probe, createdAt: this.store.getSite(name)?.createdAt ?? this.now() };
+    this.store.putSite(site);
+    this.onSites(this.store.listSites());
+    return site;
+  }
+
+  removeSite(name: string): void {
+    if (!this.store.deleteSite(name)) throw new OutpostError('E_NOT_FOUND', `no site named "${name}"`, { path: 'name' });
+    for (const n of this.store.listNodes()) {
+      if (n.rttMs[name] === undefined && n.declaredRttMs?.[name] === undefined) continue;
+      const { [name]: _a, ...rtt } = n.rttMs;
+      const { [name]: _b, ...declared } = n.declaredRttMs ?? {};
+      this.store.putNode({ ...n, rttMs: rtt, declaredRttMs: declared });
+    }
+    this.onSites(this.store.listSites());
+  }
+
+  /** Sites with every node's RTT to them (declared wins over measured). */
+  sitesView(): (SiteRecord & { rttMs: Record<string, number>; declared: string[] })[] {
+    const nodes = this.store.listNodes();
+    return this.store.listSites().map((s) => {
+      const rttMs: Record<string, number> = {};
+      const declared: string[] = [];
+      for (const n of nodes) {
+        const d = n.declaredRttMs?.[s.name];
+        const m = n.rttMs[s.name];
+        if (d !== undefined) { rttMs[n.name] = d; declared.push(n.name); } else if (m !== undefined) rttMs[n.name] = m;
+      }
+      return { ...s, rttMs, declared };
+    });
+  }
+
+  setMeasuredRtt(node: string, rttMs: Record<string, number>): void {
+    const n = this.store.getNode(node);
+    if (!n) return;
+    const known = new Set(this.store.listSites().map((s) => s.name));
+    const clean: Record<string, number> = {};
+    for (const [site, v] of Object.entries(rttMs ?? {})) if (known.has(site) && Number.isFinite(v) && v >= 0) clean[site] = v;
+    this.store.putNode({ ...n, rttMs: clean, lastSeen: this.now() });
+  }
+
+  /** RTTs an operator declares for a node that cannot probe; null removes one. */
+  declareRtt(node: string, values: Record<string, number | null>): NodeRecord {
+    const n = this.store.getNode(node);
+    if (!n) throw new OutpostError('E_NOT_FOUND', `no node named "${node}"`, { path: 'node' });
+    const known = new Set(this.store.listSites().map((s) => s.name));
+    const declared = { ...(n.declaredRttMs ?? {}) };
+    for (const [site, v] of Object.entries(values)) {
+      if (!known.has(site)) throw new OutpostError('E_INVALID', `unknown site "${site}"`, { path: site });
+      if (v === null) delete declared[site];
+      else if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new OutpostError('E_INVALID', `RTT must be a finite number of ms >= 0, got ${JSON.stringify(v)}`, { path: site });
+      else declared[site] = v;
+    }
+    const next = { ...n, declaredRttMs: declared };
+    this.store.putNode(next);
+    return next;
+  }
+
+  setStages(node: string, app: string, perItemUs: PerItemUs): void {
+    const n = this.store.getNode(node);
+    const ok = perItemUs && ['process', 'storage', 'compute'].every((k) => Number.isFinite((perItemUs as unknown as Record<string, number>)[k]) && (perItemUs as unknown as Record<string, number>)[k]! >= 0);
+    if (!n || !ok) return;
+    this.store.putNode({ ...n, stageUs: { ...(n.stageUs ?? {}), [app]: perItemUs } });
+  }
+
+  endpoints(app: string, site: string, items?: number): RankedEndpoint[] {
+    const a = this.store.getApp(app);
+    if (!a) throw new OutpostError('E_NOT_FOUND', `no app named "${app}"`);
+    if (!this.store.getSite(site)) throw new OutpostError('E_NOT_FOUND', `no site named "${site}"`, { path: 'site' });
+    const n = items ?? a.spec.placement.demand.find((d) => d.site === site)?.items ?? 1;
+    return rankEndpoints(app, this.store.listReplicas(app), this.store.listNodes(), site, n);
   }
 
   assignmentsFor(node: string): Assignment[] {

@@ -27,6 +27,9 @@ export class AgentGateway {
 
   constructor(private readonly cp: ControlPlane, private readonly joinToken: string, private readonly log: Logger, heartbeatMs = 5000) {
     cp.onAssignments = (nodes) => nodes.forEach((n) => this.sendAssignments(n));
+    cp.onSites = (sites) => {
+      for (const ws of this.conns.values()) send(ws, { type: 'sites', sites });
+    };
     // a connection that misses a ping round is dead (a cut link does not always close the socket)
     this.heartbeat = setInterval(() => {
       for (const ws of this.wss.clients) {
@@ -81,6 +84,7 @@ export class AgentGateway {
           this.cp.registerNode(msg.node);
           this.log.info({ node, runtime: msg.node.runtime }, 'agent registered');
           send(ws, { type: 'welcome', node });
+          send(ws, { type: 'sites', sites: this.cp.store.listSites() });
           this.sendAssignments(node);
           this.cp.reconcileAll();
           return;
@@ -88,6 +92,8 @@ export class AgentGateway {
         if (node === null) return;
         if (msg.type === 'status') this.cp.applyStatus(node, msg.replicas, msg.pulled ?? null);
         else if (msg.type === 'images') this.cp.updateImages(node, msg.images, msg.layers, msg.imageLayers ?? {});
+        else if (msg.type === 'rtt') this.cp.setMeasuredRtt(node, msg.rttMs);
+        else if (msg.type === 'stages') this.cp.setStages(node, msg.app, msg.perItemUs);
         else if (msg.type === 'logs.data') this.logSinks.get(msg.reqId)?.onData(msg.data);
         else if (msg.type === 'logs.end') {
           this.logSinks.get(msg.reqId)?.onEnd(msg.error);

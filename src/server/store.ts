@@ -2,7 +2,7 @@
 // JSON document; every multi-row change goes through one transaction so a
 // crash never leaves half an update behind.
 import Database from 'better-sqlite3';
-import type { AppRecord, NodeRecord, ReplicaRecord, SiteRecord } from '../core/types.js';
+import type { AppRecord, ModelSample, NodeRecord, ReplicaRecord, SiteRecord } from '../core/types.js';
 
 export interface Store {
   getNode(name: string): NodeRecord | undefined;
@@ -13,6 +13,8 @@ export interface Store {
   listReplicas(app?: string): ReplicaRecord[];
   getReplica(id: string): ReplicaRecord | undefined;
   putReplica(r: ReplicaRecord): void;
+  addSample(s: ModelSample): void;
+  listSamples(limit?: number): ModelSample[];
   listSites(): SiteRecord[];
   getSite(name: string): SiteRecord | undefined;
   putSite(s: SiteRecord): void;
@@ -26,6 +28,7 @@ const SCHEMA = `
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS apps (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sites (name TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS samples (id INTEGER PRIMARY KEY AUTOINCREMENT, replica TEXT UNIQUE NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, app TEXT NOT NULL, node TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS replicas_app ON replicas(app);
 CREATE INDEX IF NOT EXISTS replicas_node ON replicas(node);
@@ -50,6 +53,8 @@ export function openStore(file: string): Store {
     getReplica: db.prepare<[string], { doc: string }>('SELECT doc FROM replicas WHERE id = ?'),
     putReplica: db.prepare('INSERT INTO replicas(id, app, node, doc) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET node = excluded.node, doc = excluded.doc'),
     delReplica: db.prepare('DELETE FROM replicas WHERE id = ?'),
+    addSample: db.prepare('INSERT OR IGNORE INTO samples(replica, doc) VALUES (?, ?)'),
+    listSamples: db.prepare<[number], { doc: string }>('SELECT doc FROM samples ORDER BY id DESC LIMIT ?'),
     listSites: db.prepare<[], { doc: string }>('SELECT doc FROM sites ORDER BY name'),
     getSite: db.prepare<[string], { doc: string }>('SELECT doc FROM sites WHERE name = ?'),
     putSite: db.prepare('INSERT INTO sites(name, doc) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET doc = excluded.doc'),
@@ -72,6 +77,8 @@ export function openStore(file: string): Store {
     listReplicas: (app) => (app === undefined ? q.listReplicas.all() : q.listAppReplicas.all(app)).map((r) => JSON.parse(r.doc) as ReplicaRecord),
     getReplica: (id) => parse<ReplicaRecord>(q.getReplica.get(id)),
     putReplica: (r) => void putReplica(r),
+    addSample: (s) => void q.addSample.run(s.replica, JSON.stringify(s)),
+    listSamples: (limit = 1000) => q.listSamples.all(limit).map((r) => JSON.parse(r.doc) as ModelSample),
     listSites: () => q.listSites.all().map((r) => JSON.parse(r.doc) as SiteRecord),
     getSite: (name) => parse<SiteRecord>(q.getSite.get(name)),
     putSite: (s) => void q.putSite.run(s.name, JSON.stringify(s)),

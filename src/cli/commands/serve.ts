@@ -58,6 +58,12 @@ export async function runServer(o: { dataDir?: string; listen: string }): Promis
   onSignals(() => s.close());
 }
 
+/** Agent timers from the environment (tests and labs shorten them). */
+function agentIntervals(): { probeIntervalMs?: number; stagesIntervalMs?: number } {
+  const num = (v: string | undefined) => (v && Number(v) > 0 ? Number(v) : undefined);
+  return { probeIntervalMs: num(process.env.OUTPOST_PROBE_INTERVAL_MS), stagesIntervalMs: num(process.env.OUTPOST_STAGES_INTERVAL_MS) };
+}
+
 export async function runAgent(o: { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string }): Promise<void> {
   const log = makeLogger();
   const token = o.joinToken ?? process.env.OUTPOST_JOIN_TOKEN;
@@ -68,7 +74,7 @@ export async function runAgent(o: { server: string; joinToken?: string; name?: s
   const driver = await selectDriver(o.runtime, name, dir);
   const agent = new Agent({
     server: o.server, joinToken: token, name, site: o.site ?? null, labels: parseLabels(o.labels), driver,
-    bindHost: o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0'), advertise: o.advertise, log,
+    bindHost: o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0'), advertise: o.advertise, log, ...agentIntervals(),
   });
   agent.on('fatal', (e: OutpostError) => {
     process.stderr.write(`error ${e.code}: ${e.message}\n`);
@@ -98,7 +104,7 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
       driver = await selectDriver('process', name, agentDir, PACKAGE_ROOT);
     }
   }
-  const agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log });
+  const agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log, ...agentIntervals() });
   agent.on('fatal', (e: Error) => log.error(e.message));
   const connected = new Promise<void>((r) => agent.once('connected', r));
   agent.start();

@@ -1,0 +1,40 @@
+// How good the model's predictions are: per deploy term, the relative error
+// |predicted - measured| / measured over recorded deployments.
+import type { ModelSample } from './types.js';
+
+export interface TermError {
+  n: number;
+  /** median and 90th percentile of |predicted - measured| / measured, in percent */
+  medianPct: number | null;
+  p90Pct: number | null;
+}
+
+export interface ModelError {
+  samples: number;
+  terms: Record<'imageMs' | 'containerMs' | 'engineMs' | 'deployMs', TermError>;
+}
+
+const TERMS = ['imageMs', 'containerMs', 'engineMs', 'deployMs'] as const;
+
+export function quantile(sorted: number[], q: number): number | null {
+  if (sorted.length === 0) return null;
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (i - lo);
+}
+
+/**
+ * A term whose measurement is 0 (T_image of a cached image) has no relative
+ * error; it is left out of that term's figures rather than counted as perfect.
+ */
+export function modelError(samples: ModelSample[], filter: (s: ModelSample) => boolean = () => true): ModelError {
+  const picked = samples.filter(filter);
+  const terms = {} as ModelError['terms'];
+  for (const t of TERMS) {
+    const errs = picked.filter((s) => s.measured[t] > 0).map((s) => (Math.abs(s.predicted[t] - s.measured[t]) / s.measured[t]) * 100).sort((a, b) => a - b);
+    const r = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
+    terms[t] = { n: errs.length, medianPct: r(quantile(errs, 0.5)), p90Pct: r(quantile(errs, 0.9)) };
+  }
+  return { samples: picked.length, terms };
+}

@@ -1,0 +1,39 @@
+// Routing: an app's healthy endpoints, nearest first, as seen from one site.
+import type { NodeRecord, ReplicaRecord } from './types.js';
+import { effectiveRtt } from './live.js';
+import { DEFAULTS, requestMs } from './model.js';
+
+export interface RankedEndpoint {
+  replica: string;
+  node: string;
+  endpoint: string;
+  /** predicted T_request from the site: RTT + items * per-item cost; null when the RTT is unknown */
+  predictedMs: number | null;
+  rttMs: number | null;
+}
+
+/** Running replicas on reachable nodes, ordered by predicted latency from `site` (unknown RTTs last), then by node name. */
+export function rankEndpoints(app: string, replicas: ReplicaRecord[], nodes: NodeRecord[], site: string, items: number): RankedEndpoint[] {
+  const byName = new Map(nodes.map((n) => [n.name, n]));
+  const out: RankedEndpoint[] = [];
+  for (const r of replicas) {
+    const n = byName.get(r.node);
+    if (r.app !== app || r.state !== 'running' || !r.endpoint || !n || n.state !== 'ready') continue;
+    const rtt = effectiveRtt(n)[site];
+    const stage = n.stageUs?.[app] ?? DEFAULTS.perItemUs;
+    const per = stage.process + stage.storage + stage.compute;
+    out.push({
+      replica: r.id, node: n.name, endpoint: r.endpoint,
+      predictedMs: rtt === undefined ? null : Math.round(requestMs(rtt, items, per) * 1000) / 1000,
+      rttMs: rtt ?? null,
+    });
+  }
+  return out.sort((a, b) => {
+    if (a.predictedMs === null || b.predictedMs === null) return a.predictedMs === null ? (b.predictedMs === null ? cmp(a.node, b.node) : 1) : -1;
+    return a.predictedMs - b.predictedMs || cmp(a.node, b.node);
+  });
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
