@@ -2,20 +2,16 @@
 // raw `podman run` plus polling the same health URL; same image, same machine,
 // alternating which goes first in each pair. Not a test: it prints figures.
 //   npm run bench:deploy -- [--pairs N]
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/agent/health.js';
 import { Client } from '../src/cli/client.js';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { median, summarize } from './stats.js';
+import { healthy, sleep, startLocal } from './local.js';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const IMAGE = 'localhost/sensor-stats:0.1';
 const POLL_MS = 10;
 // both sides run with the same limits: a cpu quota slows Node's start-up several
@@ -25,17 +21,6 @@ const MEMORY_MIB = 128;
 const pairsArg = process.argv.indexOf('--pairs');
 const PAIRS = pairsArg > 0 ? Number(process.argv[pairsArg + 1]) : 12;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function healthy(url: string): Promise<boolean> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-    await r.arrayBuffer();
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
 
 async function rawRun(i: number): Promise<number> {
   const port = await freePort('127.0.0.1');
@@ -73,22 +58,8 @@ async function outpostRun(client: Client, i: number): Promise<{ ms: number; r: R
 }
 
 async function main(): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-'));
-  const port = await freePort('127.0.0.1');
-  const procs: ChildProcess[] = [];
-  const env = { ...process.env, OUTPOST_LOG_LEVEL: 'warn' };
-  procs.push(spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { env, stdio: 'inherit' }));
-  const url = `http://127.0.0.1:${port}`;
-  for (let k = 0; k < 200 && !fs.existsSync(path.join(dir, 'join.token')); k++) await sleep(25);
-  while (!(await healthy(`${url}/healthz`))) await sleep(25);
-  const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
-  procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--join-token', join, '--name', 'bench', '--runtime', 'docker', '--data-dir', dir], { env, stdio: 'inherit' }));
-  const client = new Client(url, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim());
-  for (;;) {
-    const nodes = await client.request<{ state: string }[]>('GET', '/v1/nodes');
-    if (nodes.some((n) => n.state === 'ready')) break;
-    await sleep(50);
-  }
+  const local = await startLocal({ runtime: 'docker' });
+  const client = local.client;
   try {
     // one warm-up of each, not counted: the first start pays for cold page cache
     await rawRun(-1);
@@ -117,7 +88,7 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {
-    for (const p of procs) p.kill('SIGTERM');
+    local.stop();
   }
 }
 

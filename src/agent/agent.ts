@@ -32,6 +32,8 @@ export interface AgentOptions {
   probeIntervalMs?: number;
   /** how often apps' per-item stage costs are read */
   stagesIntervalMs?: number;
+  /** how often the image inventory is re-read (images also go away by hand or GC) */
+  inventoryIntervalMs?: number;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -54,6 +56,8 @@ export class Agent extends EventEmitter {
   private probing: Promise<void> | null = null;
   private stagesTimer: NodeJS.Timeout | null = null;
   private readonly stages = new StageTracker();
+  private inventoryTimer: NodeJS.Timeout | null = null;
+  private lastInventory = '';
   connected = false;
   /** the last RTTs measured, site -> ms */
   rttMs: Record<string, number> = {};
@@ -66,6 +70,20 @@ export class Agent extends EventEmitter {
     this.connect();
     const every = this.o.stagesIntervalMs ?? 10_000;
     this.stagesTimer = setInterval(() => void this.readStages(), every);
+    this.inventoryTimer = setInterval(() => void this.reportInventory(), this.o.inventoryIntervalMs ?? 30_000);
+  }
+
+  /** Sends the image inventory when it changed since the last report. */
+  private async reportInventory(force = false): Promise<void> {
+    try {
+      const inv = await this.o.driver.inventory();
+      const key = JSON.stringify(inv);
+      if (!force && key === this.lastInventory) return;
+      this.lastInventory = key;
+      this.send({ type: 'images', ...inv });
+    } catch (err) {
+      this.o.log.debug({ err }, 'reading the image inventory failed');
+    }
   }
 
   /** Disconnects; with `removeWorkloads`, also stops and removes everything this agent runs. */
@@ -74,6 +92,7 @@ export class Agent extends EventEmitter {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.probeTimer) clearTimeout(this.probeTimer);
     if (this.stagesTimer) clearInterval(this.stagesTimer);
+    if (this.inventoryTimer) clearInterval(this.inventoryTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     for (const c of this.logCancels.values()) c();
     this.ws?.terminate();
@@ -133,6 +152,7 @@ export class Agent extends EventEmitter {
 
   private async register(): Promise<void> {
     const inv = await this.o.driver.inventory().catch(() => ({ images: [], layers: [], imageLayers: {} }));
+    this.lastInventory = JSON.stringify(inv);
     const node: NodeInfo = {
       name: this.o.name, ...machine(), labels: this.o.labels, site: this.o.site, runtime: this.o.driver.kind,
       address: this.o.advertise, images: inv.images, layers: inv.layers, imageLayers: inv.imageLayers, agentVersion: this.o.version ?? '0.1.0',
@@ -244,11 +264,7 @@ export class Agent extends EventEmitter {
         this.pulls.delete(key);
       });
       this.pulls.set(key, p);
-      void p.then(async (r) => {
-        if (!r.pulled) return;
-        const inv = await this.o.driver.inventory();
-        this.send({ type: 'images', ...inv });
-      }).catch(() => {});
+      void p.then((r) => (r.pulled ? this.reportInventory(true) : undefined)).catch(() => {});
     }
     return p;
   }

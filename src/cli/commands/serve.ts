@@ -59,9 +59,13 @@ export async function runServer(o: { dataDir?: string; listen: string }): Promis
 }
 
 /** Agent timers from the environment (tests and labs shorten them). */
-function agentIntervals(): { probeIntervalMs?: number; stagesIntervalMs?: number } {
+function agentIntervals(): { probeIntervalMs?: number; stagesIntervalMs?: number; inventoryIntervalMs?: number } {
   const num = (v: string | undefined) => (v && Number(v) > 0 ? Number(v) : undefined);
-  return { probeIntervalMs: num(process.env.OUTPOST_PROBE_INTERVAL_MS), stagesIntervalMs: num(process.env.OUTPOST_STAGES_INTERVAL_MS) };
+  return {
+    probeIntervalMs: num(process.env.OUTPOST_PROBE_INTERVAL_MS),
+    stagesIntervalMs: num(process.env.OUTPOST_STAGES_INTERVAL_MS),
+    inventoryIntervalMs: num(process.env.OUTPOST_INVENTORY_INTERVAL_MS),
+  };
 }
 
 export async function runAgent(o: { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string }): Promise<void> {

@@ -1,0 +1,49 @@
+// A control plane and one agent as separate processes, for benchmarks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/agent/health.js';
+import { Client } from '../src/cli/client.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function healthy(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    await r.arrayBuffer();
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+export interface LocalCluster {
+  client: Client;
+  node: string;
+  stop(): void;
+}
+
+export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: string; env?: NodeJS.ProcessEnv }): Promise<LocalCluster> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-'));
+  const port = await freePort('127.0.0.1');
+  const env = { ...process.env, OUTPOST_LOG_LEVEL: 'warn', ...opts.env };
+  const procs: ChildProcess[] = [];
+  procs.push(spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { env, stdio: 'inherit' }));
+  const url = `http://127.0.0.1:${port}`;
+  while (!(await healthy(`${url}/healthz`))) await sleep(25);
+  const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
+  const node = opts.node ?? 'bench';
+  procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--join-token', join, '--name', node, '--runtime', opts.runtime, '--data-dir', dir], { env, stdio: 'inherit' }));
+  const client = new Client(url, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim());
+  for (;;) {
+    const nodes = await client.request<{ state: string }[]>('GET', '/v1/nodes');
+    if (nodes.some((n) => n.state === 'ready')) break;
+    await sleep(50);
+  }
+  return { client, node, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+}
