@@ -1,5 +1,6 @@
 // outpost apps | nodes | replicas | rm
 import type { NodeRecord, ReplicaRecord } from '../../core/types.js';
+import { effectiveRtt } from '../../core/live.js';
 import type { Client } from '../client.js';
 import { ago, ms, printJson, table } from '../output.js';
 
@@ -15,8 +16,9 @@ export async function apps(client: Client, json: boolean): Promise<void> {
 export async function nodes(client: Client, json: boolean): Promise<void> {
   const list = await client.request<NodeRecord[]>('GET', '/v1/nodes');
   if (json) return printJson(list);
-  console.log(table(['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'LABELS'],
+  console.log(table(['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'RTT TO SITES (ms)', 'LABELS'],
     list.map((n) => [n.name, n.state, n.site, n.runtime, n.arch, n.cpus, `${Math.round(n.memoryMiB / 1024)} GiB`, n.address,
+      Object.entries(effectiveRtt(n)).map(([s, v]) => `${s} ${v}`).join(', ') || null,
       Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null])));
 }
 
