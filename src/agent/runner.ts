@@ -122,7 +122,8 @@ export class ReplicaRunner {
     this.set({ state: 'creating', progress: null, measured: { imageMs: r1(imageMs) } }, got.pulled ? { bytes: got.bytes, ms: imageMs } : null);
 
     for (const p of spec.ports) {
-      if (this.hostPorts[p.name] === undefined) this.hostPorts[p.name] = await freePort(this.ctx.bindHost);
+      if (this.hostPorts[p.name] !== undefined) continue;
+      this.hostPorts[p.name] = driver.hostNetwork ? p.container : await freePort(this.ctx.bindHost);
     }
     const t1 = performance.now();
     this.instance = await driver.create({

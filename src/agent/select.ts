@@ -7,10 +7,10 @@ import { ProcessDriver } from './drivers/process.js';
 
 export type RuntimeChoice = 'auto' | 'docker' | 'process';
 
-export async function selectDriver(choice: RuntimeChoice, node: string, dataDir: string, baseDir?: string): Promise<RuntimeDriver> {
+export async function selectDriver(choice: RuntimeChoice, node: string, dataDir: string, baseDir?: string, hostNetwork = false): Promise<RuntimeDriver> {
   if (choice !== 'process') {
     const engine = await detectEngine();
-    if (engine) return new DockerDriver(engine, node);
+    if (engine) return new DockerDriver(engine, node, hostNetwork);
     if (choice === 'docker') {
       throw new OutpostError('E_USAGE', 'no container engine answered (tried DOCKER_HOST, /var/run/docker.sock, /run/podman/podman.sock); start Docker or `podman system service`, or use --runtime process');
     }

@@ -9,6 +9,9 @@ import { apps, nodes, replicas, rm } from './commands/lists.js';
 import { logs } from './commands/logs.js';
 import { plan } from './commands/plan.js';
 import { endpoints, model, siteAdd, siteRm, siteRtt, sites } from './commands/sites.js';
+import { labDown, labStatus, labUp } from '../lab/lab.js';
+import { readTopology } from '../lab/topology.js';
+import { printJson } from './output.js';
 import { runAgent, runServer, runUp } from './commands/serve.js';
 
 const program = new Command('outpost')
@@ -40,6 +43,7 @@ program.command('agent').description('an edge agent; it dials out to the control
   .option('--data-dir <dir>', 'state directory')
   .option('--advertise <host>', 'address clients use to reach this node\'s replicas', '127.0.0.1')
   .option('--bind <host>', 'address published ports bind to (default: 127.0.0.1 when advertising 127.0.0.1, else 0.0.0.0)')
+  .option('--network <mode>', 'containers: bridge (ports published on the host) or host (they share the engine\'s network namespace)', 'bridge')
   .action((o) => runAgent(o));
 
 program.command('deploy').description('create or update an app')
@@ -75,6 +79,17 @@ program.command('endpoints <app>').description('the app\'s healthy endpoints, ne
   .option('--json', 'print JSON').action((app, o) => endpoints(Client.fromEnv(), app, o.site, o.items, !!o.json));
 program.command('model').description('how well predicted deploy times match measured ones').option('--json', 'print JSON')
   .action((o) => model(Client.fromEnv(), !!o.json));
+
+const lab = program.command('lab').description('the edge lab: sites and nodes in network namespaces on this machine (root)');
+lab.command('up').description('build a lab from a topology file').requiredOption('-f, --file <file>', 'topology (lab/*.yaml)')
+  .action(async (o) => { await labUp(readTopology(o.file), (s) => console.log(s)); });
+lab.command('down').description('remove everything a lab made (also after a crash)').action(() => labDown((s) => console.log(s)));
+lab.command('status').description('what of the lab exists').option('--json', 'print JSON').action((o) => {
+  const s = labStatus();
+  if (o.json) return printJson(s);
+  console.log(s.state ? `lab ${s.state.name}: control plane ${s.state.server} (OUTPOST_TOKEN in ${'/var/lib/outpost-lab/cp/admin.token'})` : 'no lab state');
+  console.log(`namespaces: ${s.namespaces.join(', ') || 'none'}; links: ${s.links.join(', ') || 'none'}; processes: ${s.processes}`);
+});
 
 program.command('rm <app>').description('remove an app and everything it runs').option('--json', 'print JSON')
   .action((app, o) => rm(Client.fromEnv(), app, !!o.json));

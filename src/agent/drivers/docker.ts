@@ -50,7 +50,11 @@ export async function detectEngine(timeoutMs = 1500): Promise<Docker | null> {
 
 export class DockerDriver implements RuntimeDriver {
   readonly kind = 'docker' as const;
-  constructor(private readonly docker: Docker, private readonly node: string) {}
+  /**
+   * With hostNetwork, containers join the engine's own network namespace (an
+   * edge node's, in the lab) and listen on their container ports there.
+   */
+  constructor(private readonly docker: Docker, private readonly node: string, readonly hostNetwork = false) {}
 
   async inventory(): Promise<Inventory> {
     const list = await this.docker.listImages();
@@ -148,7 +152,7 @@ export class DockerDriver implements RuntimeDriver {
     const name = `outpost-${r.replicaId}`;
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-    for (const p of s.ports) {
+    for (const p of this.hostNetwork ? [] : s.ports) {
       const key = `${p.container}/${p.protocol}`;
       exposed[key] = {};
       bindings[key] = [{ HostIp: r.bindHost, HostPort: String(r.hostPorts[p.name]) }];
@@ -164,7 +168,7 @@ export class DockerDriver implements RuntimeDriver {
       },
       ExposedPorts: exposed,
       HostConfig: {
-        PortBindings: bindings,
+        ...(this.hostNetwork ? { NetworkMode: 'host' } : { PortBindings: bindings }),
         Ulimits: ULIMITS,
         Memory: s.resources.memoryMiB * 1024 * 1024,
         NanoCpus: Math.round(s.resources.cpu * 1e9),

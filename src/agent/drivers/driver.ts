@@ -64,6 +64,8 @@ export interface LogOptions {
 
 export interface RuntimeDriver {
   readonly kind: Runtime;
+  /** replicas share the node's network: their ports are the container ports, nothing is published */
+  readonly hostNetwork?: boolean;
   /** images and layers this node already holds */
   inventory(): Promise<Inventory>;
   /** every instance labelled with this node's name, running or not */

@@ -68,14 +68,15 @@ function agentIntervals(): { probeIntervalMs?: number; stagesIntervalMs?: number
   };
 }
 
-export async function runAgent(o: { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string }): Promise<void> {
+export async function runAgent(o: { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string; network: string }): Promise<void> {
   const log = makeLogger();
   const token = o.joinToken ?? process.env.OUTPOST_JOIN_TOKEN;
   if (!token) throw new OutpostError('E_USAGE', 'the agent needs --join-token (or OUTPOST_JOIN_TOKEN): the join.token file in the control plane\'s data dir', { path: 'join-token' });
   const name = o.name ?? defaultNodeName();
   const dir = path.join(dataDir(o.dataDir), 'agent');
   fs.mkdirSync(dir, { recursive: true });
-  const driver = await selectDriver(o.runtime, name, dir);
+  if (o.network !== 'bridge' && o.network !== 'host') throw new OutpostError('E_USAGE', `--network is bridge or host, got "${o.network}"`, { path: 'network' });
+  const driver = await selectDriver(o.runtime, name, dir, undefined, o.network === 'host');
   const agent = new Agent({
     server: o.server, joinToken: token, name, site: o.site ?? null, labels: parseLabels(o.labels), driver,
     bindHost: o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0'), advertise: o.advertise, log, ...agentIntervals(),
