@@ -56,6 +56,10 @@ export const appSchema = z.object({
     constraints: z.record(z.string().min(1), z.string()).default({}),
     demand: z.array(demand).default([]),
     maxLatencyMs: finitePositive.optional(),
+    /** only these nodes may run replicas (pinning) */
+    nodes: z.array(name).min(1).optional(),
+    /** plans whose latency is within this % of the best count as equal; then predicted deploy time decides */
+    latencyTolerancePct: z.number().finite().min(0).max(100).default(0),
   }).strict().default({}),
   metrics: z.object({
     stages: z.string().startsWith('/', 'must be a path starting with /').optional(),

@@ -171,3 +171,18 @@ test('image references compare the way engines name them', () => {
   assert.ok(hasImage(['docker.io/library/redis:7'], 'redis:7'));
   assert.ok(!hasImage(['localhost/web:1'], 'web:1'));
 });
+
+test('placement.nodes pins replicas; latencyTolerancePct lets a cached node win a near-tie', () => {
+  const pinned = planOf(grid(), { name: 'x', image: 'img:1', replicas: 1, placement: { nodes: ['far'], demand: [{ site: 'a', rps: 1, items: 0 }] } });
+  assert.deepEqual(pinned.placements.map((p) => p.node), ['far']);
+  assert.ok(pinned.filtered.some((f) => f.node === 'a1' && f.reasons.includes('not in placement.nodes')));
+  // a1 is 0.3 ms nearer than a2, but a2 holds the image (1 s less to deploy)
+  const snap = grid();
+  snap.rttMs.a!.a1 = 1.7;
+  const strict = plan(new Cluster(snap), validateApp({ name: 'x', image: 'img:1', placement: { demand: [{ site: 'a', rps: 1, items: 0 }] } }));
+  assert.equal(strict.placements[0]!.node, 'a1');
+  const tolerant = plan(new Cluster(snap), validateApp({ name: 'x', image: 'img:1', placement: { demand: [{ site: 'a', rps: 1, items: 0 }], latencyTolerancePct: 20 } }));
+  assert.equal(tolerant.placements[0]!.node, 'a2');
+  const tooFar = plan(new Cluster(snap), validateApp({ name: 'x', image: 'img:1', placement: { demand: [{ site: 'a', rps: 1, items: 0 }], latencyTolerancePct: 5 } }));
+  assert.equal(tooFar.placements[0]!.node, 'a1', '2 ms is more than 5% above 1.7 ms');
+});

@@ -81,6 +81,7 @@ export function filterReasons(c: Cluster, i: number, app: AppSpec): string[] {
   if (c.freeCpu[i]! + 1e-9 < app.resources.cpu) reasons.push(`not enough cpu: ${round2(c.freeCpu[i]!)} free, ${app.resources.cpu} asked`);
   if (c.freeMem[i]! < app.resources.memoryMiB) reasons.push(`not enough memory: ${round2(c.freeMem[i]!)} MiB free, ${app.resources.memoryMiB} asked`);
   if (c.appNodes.get(app.name)?.has(i)) reasons.push('already runs a replica of this app');
+  if (app.placement.nodes && !app.placement.nodes.includes(n.name)) reasons.push('not in placement.nodes');
   return reasons;
 }
 
@@ -90,6 +91,7 @@ function fits(c: Cluster, i: number, app: AppSpec, mine: Set<number> | undefined
   if (n.state !== 'ready' || c.freeCpu[i]! + 1e-9 < app.resources.cpu || c.freeMem[i]! < app.resources.memoryMiB) return false;
   if (n.runtime === 'docker' ? !app.image : !app.command) return false;
   if (mine?.has(i)) return false;
+  if (app.placement.nodes && !app.placement.nodes.includes(n.name)) return false;
   for (const k in app.placement.constraints) if (n.labels[k] !== app.placement.constraints[k]) return false;
   return true;
 }
@@ -173,7 +175,7 @@ export function plan(c: Cluster, app: AppSpec, o: PlanOptions = {}): Plan {
         if (t < base[d]!) { base[d] = t; baseNode[d] = k; }
       }
     }
-    let input: PMedianInput = { n, m, cost, weight: Float64Array.from(demand, (d) => d.rps), tie: deploy, base, k: count };
+    let input: PMedianInput = { n, m, cost, weight: Float64Array.from(demand, (d) => d.rps), tie: deploy, base, k: count, tolerance: app.placement.latencyTolerancePct / 100 };
     // a large instance is solved over the nodes that can matter: each demand
     // point's cheapest few, and the cheapest to deploy (for replicas that add
     // no latency benefit, where T_deploy decides)

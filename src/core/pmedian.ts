@@ -31,6 +31,8 @@ export interface PMedianInput {
   k: number;
   /** candidates the swap search may bring in; all when omitted */
   pool?: Int32Array;
+  /** relative slack on the total within which a lower tie sum (deploy time) wins; 0 = strict */
+  tolerance?: number;
 }
 
 export interface SwapAlternative {
@@ -91,7 +93,35 @@ export function solve(p: PMedianInput, starts = startsFor(p.n, p.m, p.k)): PMedi
     const r = result(p, chosen, swaps);
     if (!best || lexLess(p, r, best)) best = r;
   }
+  if ((p.tolerance ?? 0) > 0) {
+    const swaps = refineTies(p, best!.chosen, best!.total * (1 + p.tolerance!));
+    best = result(p, best!.chosen, best!.swaps + swaps);
+  }
   return best!;
+}
+
+/**
+ * Second phase with a tolerance: among sets whose total stays within `bound`,
+ * swap towards a lower tie sum (predicted deploy time). Each swap lowers the
+ * tie sum, so it ends.
+ */
+function refineTies(p: PMedianInput, chosen: number[], bound: number): number {
+  let swaps = 0;
+  for (;;) {
+    const { d1 } = nearest(p, chosen);
+    let total = 0;
+    for (let d = 0; d < p.m; d++) total += p.weight[d]! * d1[d]!;
+    let best: { i: number; r: number; tieDelta: number; total: number } | null = null;
+    priceSwaps(p, chosen, (i, r, delta) => {
+      const tieDelta = p.tie[i]! - p.tie[chosen[r]!]!;
+      if (tieDelta >= 0 || total + delta > bound) return;
+      if (!best || tieDelta < best.tieDelta || (tieDelta === best.tieDelta && total + delta < best.total)) best = { i, r, tieDelta, total: total + delta };
+    });
+    if (!best) return swaps;
+    const b = best as { i: number; r: number };
+    chosen[b.r] = b.i;
+    swaps++;
+  }
 }
 
 function result(p: PMedianInput, chosen: number[], swaps: number): PMedianResult {
