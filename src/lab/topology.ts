@@ -28,6 +28,8 @@ export const topologySchema = z.object({
   replicas: z.number().int().positive().default(1),
   /** requests each site's load generator sends per strategy */
   requests: z.number().int().positive().default(200),
+  /** the latency tolerance Outpost's plan uses (placement.latencyTolerancePct) */
+  latencyTolerancePct: z.number().finite().min(0).max(100).default(0),
 }).strict();
 
 export type Topology = z.infer<typeof topologySchema>;
