@@ -61,6 +61,7 @@ export class Agent extends EventEmitter {
   connected = false;
   /** the last RTTs measured, site -> ms */
   rttMs: Record<string, number> = {};
+  private readonly rttHistory = new Map<string, number[]>();
 
   constructor(readonly o: AgentOptions) {
     super();
@@ -230,8 +231,17 @@ export class Agent extends EventEmitter {
     // a round already running finishes first; the new site list is probed right after
     const run = (this.probing ?? Promise.resolve()).then(async () => {
       const sites = this.sites;
-      const rtt = await probeSites(sites);
+      const round = await probeSites(sites);
       if (sites !== this.sites) return; // superseded while probing
+      // the median of the last three rounds: one round taken under a CPU or
+      // link spike must not move placement
+      const rtt: Record<string, number> = {};
+      for (const [site, v] of Object.entries(round)) {
+        const hist = [...(this.rttHistory.get(site) ?? []), v].slice(-3);
+        this.rttHistory.set(site, hist);
+        rtt[site] = [...hist].sort((a, b) => a - b)[hist.length >> 1]!;
+      }
+      for (const site of this.rttHistory.keys()) if (!(site in round)) this.rttHistory.delete(site);
       this.rttMs = rtt;
       this.send({ type: 'rtt', rttMs: rtt });
       this.emit('rtt', rtt);

@@ -69,14 +69,22 @@ async function remove(client: Client, name: string, t: Topology): Promise<void> 
   }
 }
 
-/** One round on every node so bandwidth, T_container and T_engine are calibrated; uncached nodes are then emptied again. */
+/**
+ * One deploy on every node, one node at a time (on a 2-core machine seven
+ * concurrent starts would calibrate T_engine at 3-5 times its real value), so
+ * bandwidth, T_container and T_engine are calibrated; uncached nodes are then
+ * emptied again. Then a few quiet seconds: probes taken under that load would
+ * overstate RTTs.
+ */
 async function calibrate(client: Client, t: Topology, say: (s: string) => void): Promise<void> {
-  say('  calibrating: one deploy on every node');
-  await deploy(client, manifest('calibrate', t, { nodes: t.nodes.map((n) => n.name) }, t.nodes.length));
-  await remove(client, 'calibrate', t);
+  say('  calibrating: one deploy on every node, one at a time');
+  for (const n of t.nodes) {
+    await deploy(client, manifest(`calibrate-${n.name}`, t, { nodes: [n.name] }, 1));
+    await remove(client, `calibrate-${n.name}`, t);
+  }
   for (const n of t.nodes.filter((x) => !x.cached)) await run('podman', [...podmanOf(n.name), 'rmi', '-f', LAB_IMAGE]).catch(() => {});
-  // the agents report their inventories every second in the lab
-  await sleep(2500);
+  // inventories are re-read every second and probes every 5 s in the lab; three quiet probe rounds
+  await sleep(16_000);
 }
 
 async function load(client: Client, state: LabState, app: string, t: Topology): Promise<Pick<StrategyResult, 'perSite' | 'samples'>> {
