@@ -75,6 +75,8 @@ describe('containers through the Docker Engine API', { skip }, () => {
     assert.equal(ul.nofile, 1024);
     assert.equal(ul.nproc, 4096);
     assert.equal(info.HostConfig.Memory, 128 * 1024 * 1024);
+    assert.equal(info.HostConfig.CpuPeriod, 10_000);
+    assert.equal(info.HostConfig.CpuQuota, 5_000, 'cpu 0.5 over a 10 ms period');
   });
 
   test('logs reach the container through the agent', async () => {
