@@ -14,6 +14,7 @@ import { machine } from './sysinfo.js';
 import { probeSites } from './probe.js';
 import { StageTracker } from './stages.js';
 import type { SiteRecord } from '../core/types.js';
+import { DesiredStore } from './desired.js';
 
 export interface AgentOptions {
   server: string;
@@ -34,6 +35,8 @@ export interface AgentOptions {
   stagesIntervalMs?: number;
   /** how often the image inventory is re-read (images also go away by hand or GC) */
   inventoryIntervalMs?: number;
+  /** where the desired state is kept locally; without it the agent depends on the control plane to start work */
+  stateDir?: string;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -57,6 +60,7 @@ export class Agent extends EventEmitter {
   private stagesTimer: NodeJS.Timeout | null = null;
   private readonly stages = new StageTracker();
   private inventoryTimer: NodeJS.Timeout | null = null;
+  private readonly desired: DesiredStore | null;
   private lastInventory = '';
   connected = false;
   /** the last RTTs measured, site -> ms */
@@ -65,9 +69,17 @@ export class Agent extends EventEmitter {
 
   constructor(readonly o: AgentOptions) {
     super();
+    this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
   }
 
   start(): void {
+    // edge autonomy: what this node was last told to run starts now, from local
+    // images, whether or not the control plane answers; its assignments win when they come
+    const saved = this.desired?.load();
+    if (saved) {
+      this.o.log.info({ replicas: saved.assignments.length }, 'starting the locally saved desired state');
+      this.applying = this.applying.then(() => this.apply(saved.assignments, false)).catch((err) => this.o.log.error({ err }, 'applying saved state failed'));
+    }
     this.connect();
     const every = this.o.stagesIntervalMs ?? 10_000;
     this.stagesTimer = setInterval(() => void this.readStages(), every);
@@ -177,7 +189,7 @@ export class Agent extends EventEmitter {
         void this.probe();
         return;
       case 'assign':
-        this.applying = this.applying.then(() => this.apply(msg.replicas)).catch((err) => this.o.log.error({ err }, 'applying assignments failed'));
+        this.applying = this.applying.then(() => this.apply(msg.replicas, true)).catch((err) => this.o.log.error({ err }, 'applying assignments failed'));
         return;
       case 'logs':
         return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail);
@@ -192,7 +204,8 @@ export class Agent extends EventEmitter {
   }
 
   /** Makes what runs here match the assignment set: adopt, start, stop, clean up. */
-  private async apply(assignments: Assignment[]): Promise<void> {
+  private async apply(assignments: Assignment[], fromServer: boolean): Promise<void> {
+    if (fromServer) this.desired?.save(assignments);
     const want = new Map(assignments.map((a) => [a.id, a]));
     const stopping: Promise<void>[] = [];
     for (const [id, r] of this.runners) {

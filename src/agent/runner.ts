@@ -72,6 +72,9 @@ export class ReplicaRunner {
       this.set({ state: 'running', endpoint: this.endpoint(), error: null, progress: null });
       this.ctx.log.info({ replica: this.a.id }, 'adopted running instance');
     } else if (adopt) {
+      // a stopped instance (after a reboot, say): start afresh on the same
+      // ports, so the endpoint clients and the control plane know stays valid
+      if (adopt.specHash === this.a.specHash) this.hostPorts = { ...adopt.hostPorts };
       await this.ctx.driver.remove(adopt.id);
     }
     while (!this.stopped) {

@@ -49,6 +49,8 @@ export const appSchema = z.object({
     memoryMiB: z.number().int().positive().max(4_194_304).default(64),
   }).strict().default({}),
   health: health.optional(),
+  /** when a node stops answering for longer than the node timeout: move its replicas, or wait for it */
+  onNodeLoss: z.enum(['reschedule', 'wait']).default('reschedule'),
   restart: z.object({
     policy: z.enum(['always', 'on-failure', 'never']).default('always'),
   }).strict().default({}),

@@ -186,3 +186,18 @@ test('placement.nodes pins replicas; latencyTolerancePct lets a cached node win 
   const tooFar = plan(new Cluster(snap), validateApp({ name: 'x', image: 'img:1', placement: { demand: [{ site: 'a', rps: 1, items: 0 }], latencyTolerancePct: 5 } }));
   assert.equal(tooFar.placements[0]!.node, 'a1', '2 ms is more than 5% above 1.7 ms');
 });
+
+test('replicas on a lost node are replaced elsewhere, unless the app waits', () => {
+  const nodes = [node('a', { state: 'unreachable' }), node('b'), node('c')];
+  const reps = [replica('r1', 'web', 'a', { specHash: 'h1' }), replica('r2', 'web', 'b', { specHash: 'h1' })];
+  const spec = validateApp({ name: 'web', image: 'i:1', replicas: 2 });
+  const moved = decide(spec, 'h1', { nodes, replicas: reps, specs: new Map(), sites: [], lost: new Set(['a']) });
+  assert.deepEqual(moved.remove.map((r) => r.id), ['r1']);
+  assert.deepEqual(moved.keep.map((r) => r.id), ['r2']);
+  assert.deepEqual(moved.plan.placements.map((p) => p.node), ['c']);
+  const waiting = decide(validateApp({ name: 'web', image: 'i:1', replicas: 2, onNodeLoss: 'wait' }), 'h1', { nodes, replicas: reps, specs: new Map(), sites: [], lost: new Set(['a']) });
+  assert.deepEqual(waiting.remove, []);
+  assert.equal(waiting.plan.placements.length, 0);
+  const notYet = decide(spec, 'h1', { nodes, replicas: reps, specs: new Map(), sites: [] });
+  assert.deepEqual(notYet.remove, [], 'unreachable but within the timeout: nothing moves');
+});

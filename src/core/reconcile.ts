@@ -18,6 +18,8 @@ export interface ClusterState {
   replicas: ReplicaRecord[];
   specs: Map<string, AppSpec>;
   sites: SiteRecord[];
+  /** nodes unreachable for longer than the node timeout */
+  lost?: Set<string>;
 }
 
 /**
@@ -27,9 +29,13 @@ export interface ClusterState {
  * planned around the kept ones, which keep serving their demand.
  */
 export function decide(spec: AppSpec, hash: string, state: ClusterState): Decision {
+  // a lost node's replicas are replaced elsewhere, unless the app would rather wait;
+  // the control plane cannot tell a dead node from a cut link, so this is policy
+  const lost = spec.onNodeLoss === 'reschedule' ? state.lost ?? new Set<string>() : new Set<string>();
   const current = state.replicas.filter((r) => r.app === spec.name);
-  const stale = current.filter((r) => r.specHash !== hash);
-  const fresh = current.filter((r) => r.specHash === hash).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  const stranded = current.filter((r) => lost.has(r.node));
+  const stale = current.filter((r) => r.specHash !== hash && !lost.has(r.node)).concat(stranded);
+  const fresh = current.filter((r) => r.specHash === hash && !lost.has(r.node)).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
   const keep = fresh.slice(0, spec.replicas);
   const remove = [...stale, ...fresh.slice(spec.replicas)];
   const specs = new Map(state.specs);

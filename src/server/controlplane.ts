@@ -30,6 +30,9 @@ export class ControlPlane {
   /** Called when the site list changed, so agents re-probe. */
   onSites: (sites: SiteRecord[]) => void = () => {};
 
+  /** a node unreachable for longer than this is lost: its replicas move (per app policy) */
+  nodeTimeoutMs = 15_000;
+
   constructor(readonly store: Store, private readonly log: Logger, private readonly now: () => number = Date.now) {}
 
   deploy(spec: AppSpec): DeployResult {
@@ -95,8 +98,11 @@ export class ControlPlane {
 
   /** Everything the planner needs, read in one go. */
   state(): ClusterState {
+    const nodes = this.store.listNodes();
+    const t = this.now();
     return {
-      nodes: this.store.listNodes(),
+      lost: new Set(nodes.filter((n) => n.state === 'unreachable' && t - n.lastSeen > this.nodeTimeoutMs).map((n) => n.name)),
+      nodes,
       replicas: this.store.listReplicas(),
       specs: new Map(this.store.listApps().map((a) => [a.name, a.spec])),
       sites: this.store.listSites(),

@@ -15,6 +15,8 @@ export interface ServerOptions {
   port: number;
   log: Logger;
   reconcileMs?: number;
+  /** how long a node may be unreachable before its replicas are rescheduled */
+  nodeTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -31,6 +33,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const joinToken = loadOrCreateToken(o.dataDir, 'join.token');
   const store = openStore(path.join(o.dataDir, 'outpost.db'));
   const cp = new ControlPlane(store, o.log);
+  if (o.nodeTimeoutMs !== undefined) cp.nodeTimeoutMs = o.nodeTimeoutMs;
   // no agent is connected yet: every node is unreachable until it dials in again
   for (const n of store.listNodes()) cp.setNodeState(n.name, 'unreachable');
   const gateway = new AgentGateway(cp, joinToken, o.log);
@@ -42,7 +45,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
   const timer = setInterval(() => {
     try { cp.reconcileAll(); } catch (err) { o.log.error({ err }, 'reconcile failed'); }
-  }, o.reconcileMs ?? 5000);
+  }, o.reconcileMs ?? 1000);
   o.log.info({ url, dataDir: o.dataDir }, 'control plane listening');
   return {
     url, adminToken, joinToken, cp,

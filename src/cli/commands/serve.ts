@@ -51,10 +51,12 @@ function onSignals(fn: () => Promise<void>): void {
   }
 }
 
-export async function runServer(o: { dataDir?: string; listen: string }): Promise<void> {
+export async function runServer(o: { dataDir?: string; listen: string; nodeTimeout: string }): Promise<void> {
   const log = makeLogger();
   const { host, port } = parseListen(o.listen);
-  const s = await startServer({ dataDir: dataDir(o.dataDir), host, port, log });
+  const nodeTimeoutMs = Number(o.nodeTimeout);
+  if (!Number.isFinite(nodeTimeoutMs) || nodeTimeoutMs < 0) throw new OutpostError('E_USAGE', `--node-timeout wants milliseconds, got "${o.nodeTimeout}"`, { path: 'node-timeout' });
+  const s = await startServer({ dataDir: dataDir(o.dataDir), host, port, log, nodeTimeoutMs });
   onSignals(() => s.close());
 }
 
@@ -80,6 +82,7 @@ export async function runAgent(o: { server: string; joinToken?: string; name?: s
   const agent = new Agent({
     server: o.server, joinToken: token, name, site: o.site ?? null, labels: parseLabels(o.labels), driver,
     bindHost: o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0'), advertise: o.advertise, log, ...agentIntervals(),
+    stateDir: dir,
   });
   agent.on('fatal', (e: OutpostError) => {
     process.stderr.write(`error ${e.code}: ${e.message}\n`);
