@@ -68,6 +68,12 @@ for (const d of drivers) {
       assert.match(text, /sensor-stats listening/);
     });
 
+    test('exec runs a command for the instance and returns its exit code', async () => {
+      const id = created[0]!;
+      assert.equal(await driver.exec(id, [d.name === 'process' ? 'node' : '/usr/bin/node', '-e', 'process.exit(3)'], 10_000), 3);
+      assert.equal(await driver.exec(id, [d.name === 'process' ? 'node' : '/usr/bin/node', '-e', '0'], 10_000), 0);
+    });
+
     test('an instance that exits is seen as not running, with its exit code', async () => {
       // PORT=-1 makes the app throw at listen and exit with code 1
       const rs = await runSpec(`contract-b-${process.pid}`, { ports: [], env: { PORT: '-1' } });

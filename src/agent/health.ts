@@ -5,8 +5,12 @@ import type { AppSpec } from '../core/manifest.js';
 export type Check = () => Promise<boolean>;
 
 /** The app's declared check; a TCP connect to its first port when it declares none; null when it has no port. */
-export function buildCheck(spec: AppSpec, host: string, hostPorts: Record<string, number>): Check | null {
+export function buildCheck(spec: AppSpec, host: string, hostPorts: Record<string, number>, exec?: (cmd: string[], timeoutMs: number) => Promise<number>): Check | null {
   const h = spec.health;
+  if (h?.exec && exec) {
+    const cmd = h.exec;
+    return async () => (await exec(cmd, h.timeoutMs).catch(() => 1)) === 0;
+  }
   const portName = h?.port ?? spec.ports[0]?.name;
   if (portName === undefined) return null;
   const port = hostPorts[portName];

@@ -33,13 +33,16 @@ class MemoryDriver implements RuntimeDriver {
   async inspect(id: string) { const i = this.instances.get(id); return i ? { ...i } : null; }
   async remove(id: string) { this.instances.delete(id); }
   logs() { return () => {}; }
+  /** what the exec health check answers */
+  healthy = true;
+  async exec() { return this.healthy ? 0 : 1; }
   exit(code: number, oom = false) {
     for (const i of this.instances.values()) if (i.running) Object.assign(i, { running: false, exitCode: code, oomKilled: oom });
   }
 }
 
-function setup(policy: 'always' | 'on-failure' | 'never') {
-  const spec = validateApp({ name: 'job', command: ['x'], health: { intervalMs: 10 }, restart: { policy } });
+function setup(policy: 'always' | 'on-failure' | 'never', health: object = {}) {
+  const spec = validateApp({ name: 'job', command: ['x'], health: { intervalMs: 10, ...health }, restart: { policy } });
   const a: Assignment = { id: 'job-1', app: 'job', specHash: specHash(spec), spec };
   const driver = new MemoryDriver();
   const reports: ReplicaStatus[] = [];
@@ -122,4 +125,31 @@ test('never: a failure stays failed; a pull error carries its code', async () =>
   await new Promise((r) => setTimeout(r, 700));
   assert.equal(driver.created, 0);
   assert.equal(runner.status.restarts, 0);
+});
+
+test('a failing health check makes the replica not ready, then unhealthy and restarted', async () => {
+  const { driver, reports, runner } = setup('always', { exec: ['check'], failureThreshold: 3, intervalMs: 20 });
+  runner.start();
+  await until('running', () => runner.status.state === 'running' && runner.status.ready === true);
+  driver.healthy = false;
+  await until('not ready', () => runner.status.ready === false);
+  assert.equal(runner.status.state, 'running', 'one failure: still running, only unroutable');
+  await until('unhealthy', () => reports.some((r) => r.state === 'failed' && r.error?.code === 'E_UNHEALTHY'));
+  driver.healthy = true;
+  await until('restarted and ready', () => runner.status.restarts === 1 && runner.status.state === 'running' && runner.status.ready === true);
+  assert.equal(driver.created, 2);
+  await runner.stop();
+});
+
+test('a health check that recovers before the threshold makes the replica ready again without a restart', async () => {
+  const { driver, runner } = setup('always', { exec: ['check'], failureThreshold: 50, intervalMs: 10 });
+  runner.start();
+  await until('running', () => runner.status.ready === true);
+  driver.healthy = false;
+  await until('not ready', () => runner.status.ready === false);
+  driver.healthy = true;
+  await until('ready again', () => runner.status.ready === true);
+  assert.equal(runner.status.restarts, 0);
+  assert.equal(driver.created, 1);
+  await runner.stop();
 });

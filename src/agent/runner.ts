@@ -69,7 +69,7 @@ export class ReplicaRunner {
     if (adopt && adopt.running && adopt.specHash === this.a.specHash) {
       this.instance = adopt.id;
       this.hostPorts = adopt.hostPorts;
-      this.set({ state: 'running', endpoint: this.endpoint(), error: null, progress: null });
+      this.set({ state: 'running', ready: true, endpoint: this.endpoint(), error: null, progress: null });
       this.ctx.log.info({ replica: this.a.id }, 'adopted running instance');
     } else if (adopt) {
       // a stopped instance (after a reboot, say): start afresh on the same
@@ -87,13 +87,14 @@ export class ReplicaRunner {
         if (ended === null) return; // stopped on purpose
         exitCode = ended.exitCode;
         const reason = ended.oomKilled ? 'OOMKilled' : `exit code ${ended.exitCode ?? 'unknown'}`;
-        this.set({ state: exitCode === 0 ? 'stopped' : 'failed', error: { code: 'E_EXITED', message: `the replica stopped (${reason})` } });
+        const why = { code: 'E_EXITED', message: `the replica stopped (${reason})` };
+        this.set({ state: exitCode === 0 ? 'stopped' : 'failed', error: why, lastExit: why });
       } catch (e) {
         if (this.stopped) return;
         const err = e instanceof OutpostError ? e : new OutpostError('E_INTERNAL', errorMessage(e));
         exitCode = (err.details as { exitCode?: number | null } | undefined)?.exitCode ?? null;
         this.ctx.log.warn({ replica: this.a.id, code: err.code, msg: err.message }, 'replica failed');
-        this.set({ state: 'failed', error: { code: err.code, message: err.message }, progress: null });
+        this.set({ state: 'failed', error: { code: err.code, message: err.message }, lastExit: { code: err.code, message: err.message }, progress: null });
       }
       const policy = this.a.spec.restart.policy;
       if (policy === 'never' || (policy === 'on-failure' && exitCode === 0)) return;
@@ -141,13 +142,13 @@ export class ReplicaRunner {
     await driver.start(this.instance);
     await this.waitHealthy(t2);
     const engineMs = performance.now() - t2;
-    this.set({ state: 'running', endpoint: this.endpoint(), measured: { engineMs: r1(engineMs) }, error: null });
+    this.set({ state: 'running', ready: true, endpoint: this.endpoint(), measured: { engineMs: r1(engineMs) }, error: null });
   }
 
   /** Polls the health check quickly (engineMs is measured by it) until it passes, the instance exits, or time runs out. */
   private async waitHealthy(t0: number): Promise<void> {
     const spec = this.a.spec;
-    const check = buildCheck(spec, this.checkHost(), this.hostPorts);
+    const check = this.check();
     const deadline = t0 + (spec.health?.startTimeoutMs ?? 60_000);
     let lastInspect = performance.now();
     for (;;) {
@@ -172,15 +173,42 @@ export class ReplicaRunner {
     }
   }
 
-  /** Waits until the instance stops; returns how it ended. */
+  private check() {
+    const id = this.instance;
+    return buildCheck(this.a.spec, this.checkHost(), this.hostPorts, id ? (cmd, t) => this.ctx.driver.exec(id, cmd, t) : undefined);
+  }
+
+  /**
+   * Watches a running replica until it stops or turns unhealthy. Its health
+   * check runs every interval: one failure makes it not ready (routing skips
+   * it), `failureThreshold` in a row make it unhealthy (E_UNHEALTHY), and it is
+   * restarted by its policy. Only declared checks count: a replica without one
+   * is watched for exit alone.
+   */
   private async watch(): Promise<InstanceInfo | null> {
-    const interval = this.a.spec.health?.intervalMs ?? 1000;
+    const h = this.a.spec.health;
+    const interval = h?.intervalMs ?? 1000;
+    const check = h ? this.check() : null;
+    let failures = 0;
     while (!this.stopped) {
       await this.sleep(interval);
       if (this.stopped) return null;
       const i = await this.ctx.driver.inspect(this.instance!);
       if (!i) return { exitCode: null, oomKilled: false } as InstanceInfo;
       if (!i.running) return i;
+      if (!check) continue;
+      const ok = await check();
+      if (this.stopped) return null;
+      if (ok) {
+        if (failures > 0) this.set({ state: 'running', ready: true, error: null });
+        failures = 0;
+        continue;
+      }
+      failures++;
+      if (failures === 1) this.set({ state: 'running', ready: false, error: { code: 'E_UNHEALTHY', message: 'the health check failed; not routed to until it passes' } });
+      if (failures >= (h?.failureThreshold ?? 3)) {
+        throw new OutpostError('E_UNHEALTHY', `the health check failed ${failures} times in a row; restarting`, { details: { exitCode: null } });
+      }
     }
     return null;
   }

@@ -21,6 +21,10 @@ const health = z.object({
   intervalMs: z.number().int().min(10).max(3_600_000).default(1000),
   timeoutMs: z.number().int().min(10).max(600_000).default(1000),
   startTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+  /** a command run inside the replica; exit code 0 is healthy */
+  exec: z.array(z.string().min(1)).min(1).optional(),
+  /** consecutive failures after start-up that make the replica unhealthy (restarted by its policy) */
+  failureThreshold: z.number().int().min(1).max(100).default(3),
 }).strict();
 
 const demand = z.object({

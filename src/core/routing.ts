@@ -18,7 +18,8 @@ export function rankEndpoints(app: string, replicas: ReplicaRecord[], nodes: Nod
   const out: RankedEndpoint[] = [];
   for (const r of replicas) {
     const n = byName.get(r.node);
-    if (r.app !== app || r.state !== 'running' || !r.endpoint || !n || n.state !== 'ready') continue;
+    // readiness gates routing: a replica whose health check fails gets no clients
+    if (r.app !== app || r.state !== 'running' || r.ready === false || !r.endpoint || !n || n.state !== 'ready') continue;
     const rtt = effectiveRtt(n)[site];
     const stage = n.stageUs?.[app] ?? DEFAULTS.perItemUs;
     const per = stage.process + stage.storage + stage.compute;

@@ -82,11 +82,15 @@ export interface ReplicaRecord {
   specHash: string;
   state: ReplicaState;
   endpoint: string | null;
+  /** false while its health check fails: routing skips it */
+  ready?: boolean;
   restarts: number;
   measured: Timings;
   predicted: Timings & { deployMs: number | null };
   progress: { bytes: number; total: number | null; status?: string } | null;
   error: ReplicaError | null;
+  /** why the replica last stopped (exit code, signal, OOMKilled, E_UNHEALTHY); kept across restarts */
+  lastExit?: ReplicaError | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -125,8 +129,10 @@ export interface ReplicaStatus {
   id: string;
   state: ReplicaState;
   endpoint?: string | null;
+  ready?: boolean;
   restarts?: number;
   measured?: Partial<Timings>;
   progress?: { bytes: number; total: number | null; status?: string } | null;
   error?: ReplicaError | null;
+  lastExit?: ReplicaError | null;
 }

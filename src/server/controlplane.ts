@@ -146,10 +146,12 @@ export class ControlPlane {
         ...r,
         state: s.state,
         endpoint: s.endpoint !== undefined ? s.endpoint : r.endpoint,
+        ready: s.ready !== undefined ? s.ready : s.state === 'running' ? r.ready : false,
         restarts: s.restarts ?? r.restarts,
         measured: { ...r.measured, ...definedOnly(s.measured ?? {}) },
         progress: s.progress !== undefined ? s.progress : r.progress,
         error: s.error !== undefined ? s.error : r.error,
+        lastExit: s.lastExit !== undefined ? s.lastExit : r.lastExit ?? null,
         updatedAt: this.now(),
       };
       this.store.putReplica(next);

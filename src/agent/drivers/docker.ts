@@ -239,6 +239,19 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
+  async exec(id: string, cmd: string[], timeoutMs: number): Promise<number> {
+    const e = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const stream = await e.start({ hijack: true, stdin: false });
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => { stream.destroy(); resolve(); }, timeoutMs);
+      stream.on('end', () => { clearTimeout(t); resolve(); });
+      stream.on('error', () => { clearTimeout(t); resolve(); });
+      stream.resume();
+    });
+    const info = await e.inspect();
+    return info.Running ? 124 : info.ExitCode ?? 1;
+  }
+
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {
     let cancelled = false;
     let raw: NodeJS.ReadableStream & { destroy?: () => void } | null = null;

@@ -79,6 +79,8 @@ export interface RuntimeDriver {
   inspect(id: string): Promise<InstanceInfo | null>;
   /** stops and removes; removing what is already gone is not an error */
   remove(id: string): Promise<void>;
+  /** runs a command inside the instance; resolves to its exit code (health checks) */
+  exec(id: string, cmd: string[], timeoutMs: number): Promise<number>;
   /** streams output; returns a cancel function */
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void;
 }

@@ -122,6 +122,18 @@ export class ProcessDriver implements RuntimeDriver {
     fs.rmSync(st.logPath, { force: true });
   }
 
+  /** The process runtime has no container to enter: the command runs beside the replica, with its environment. */
+  async exec(id: string, cmd: string[], timeoutMs: number): Promise<number> {
+    const st = this.read(id);
+    if (!st) return 1;
+    return new Promise((resolve) => {
+      const child = spawn(cmd[0]!, cmd.slice(1), { cwd: st.cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...st.env }, stdio: 'ignore' });
+      const t = setTimeout(() => { child.kill('SIGKILL'); resolve(124); }, timeoutMs);
+      child.on('error', () => { clearTimeout(t); resolve(127); });
+      child.on('exit', (code) => { clearTimeout(t); resolve(code ?? 1); });
+    });
+  }
+
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {
     const st = this.read(id);
     if (!st) {

@@ -27,7 +27,7 @@ export async function replicas(client: Client, app: string | undefined, json: bo
   if (json) return printJson(list);
   console.log(table(['ID', 'APP', 'NODE', 'STATE', 'ENDPOINT', 'RESTARTS', 'IMAGE', 'CONTAINER', 'ENGINE', 'PREDICTED', 'ERROR'],
     list.map((r) => [r.id, r.app, r.node, r.state, r.endpoint, r.restarts, ms(r.measured.imageMs), ms(r.measured.containerMs), ms(r.measured.engineMs),
-      ms(r.predicted.deployMs), r.error ? `${r.error.code}: ${r.error.message}` : null])));
+      ms(r.predicted.deployMs), r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null])));
 }
 
 export async function rm(client: Client, app: string, json: boolean): Promise<void> {
