@@ -8,6 +8,7 @@ import { deploy } from './commands/deploy.js';
 import { apps, nodes, replicas, rm } from './commands/lists.js';
 import { logs } from './commands/logs.js';
 import { plan } from './commands/plan.js';
+import { history, undo } from './commands/rollout.js';
 import { endpoints, model, siteAdd, siteRm, siteRtt, sites } from './commands/sites.js';
 import { labDown, labStatus, labUp } from '../lab/lab.js';
 import { readTopology } from '../lab/topology.js';
@@ -80,6 +81,12 @@ program.command('endpoints <app>').description('the app\'s healthy endpoints, ne
   .option('--json', 'print JSON').action((app, o) => endpoints(Client.fromEnv(), app, o.site, o.items, !!o.json));
 program.command('model').description('how well predicted deploy times match measured ones').option('--json', 'print JSON')
   .action((o) => model(Client.fromEnv(), !!o.json));
+
+const rollout = program.command('rollout').description('an app\'s revisions: history, and going back');
+rollout.command('history <app>').description('revisions and their status').option('--json', 'print JSON')
+  .action((app, o) => history(Client.fromEnv(), app, !!o.json));
+rollout.command('undo <app>').description('deploy the last good revision before the current one').option('--wait', 'follow the rollout')
+  .action((app, o) => undo(Client.fromEnv(), app, !!o.wait));
 
 const lab = program.command('lab').description('the edge lab: sites and nodes in network namespaces on this machine (root)');
 lab.command('up').description('build a lab from a topology file').requiredOption('-f, --file <file>', 'topology (lab/*.yaml)')

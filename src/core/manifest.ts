@@ -53,6 +53,13 @@ export const appSchema = z.object({
     memoryMiB: z.number().int().positive().max(4_194_304).default(64),
   }).strict().default({}),
   health: health.optional(),
+  /** how a changed spec replaces running replicas: one step at a time, each gated on health */
+  update: z.object({
+    maxSurge: z.number().int().min(0).max(100).default(1),
+    maxUnavailable: z.number().int().min(0).max(100).default(0),
+    /** new replicas that are not all ready by then: the update is rolled back */
+    progressDeadlineMs: z.number().int().min(1000).max(3_600_000).default(120_000),
+  }).strict().default({}),
   /** when a node stops answering for longer than the node timeout: move its replicas, or wait for it */
   onNodeLoss: z.enum(['reschedule', 'wait']).default('reschedule'),
   restart: z.object({
@@ -143,7 +150,7 @@ export function parseManifestText(text: string): unknown {
 
 /** A stable hash of what a replica runs: a changed spec means new replicas. */
 export function specHash(spec: AppSpec): string {
-  const { replicas: _r, placement: _p, streams: _s, ...runs } = spec;
+  const { replicas: _r, placement: _p, streams: _s, update: _u, onNodeLoss: _o, metrics: _m, ...runs } = spec;
   return fnv1a(stableStringify(runs));
 }
 

@@ -158,11 +158,17 @@ test('decide keeps matching replicas, replaces stale ones, trims surplus newest 
   assert.deepEqual(d.keep.map((r) => r.id), ['r1', 'r2']);
   assert.deepEqual(d.remove.map((r) => r.id), ['r3']);
   assert.equal(d.plan.placements.length, 0);
+  // a changed spec rolls: the old replica serves until new ones are ready
   const stale = [replica('s1', 'web', 'a', { specHash: 'old' })];
   const d2 = decide(spec, 'new', { nodes, replicas: stale, specs: new Map(), sites: [] });
-  assert.deepEqual(d2.remove.map((r) => r.id), ['s1']);
-  assert.equal(d2.plan.placements.length, 2);
-  assert.ok(d2.plan.placements.some((p) => p.node === 'a'), 'the node freed by the stale replica is usable again');
+  assert.deepEqual(d2.remove, []);
+  assert.deepEqual(d2.plan.placements.map((p) => p.node).sort(), ['b', 'c']);
+  const two = [...stale, replica('n1', 'web', 'b', { specHash: 'new' }), replica('n2', 'web', 'c', { specHash: 'new' })];
+  const d3 = decide(spec, 'new', { nodes, replicas: two, specs: new Map(), sites: [] });
+  assert.deepEqual(d3.remove.map((r) => r.id), ['s1'], 'both new replicas ready: the old one goes');
+  // one node only: no room to surge, so the old replica makes room first
+  const solo = decide(validateApp({ name: 'web', image: 'i:1', replicas: 1 }), 'new', { nodes: [node('a')], replicas: stale, specs: new Map(), sites: [] });
+  assert.deepEqual(solo.remove.map((r) => r.id), ['s1']);
 });
 
 test('image references compare the way engines name them', () => {

@@ -6,6 +6,8 @@ import type { NodeRecord, ReplicaRecord, SiteRecord } from './types.js';
 import { Cluster } from './cluster.js';
 import { liveSnapshot } from './live.js';
 import { plan, type Plan } from './planner.js';
+import { rolloutStep } from './rollout.js';
+import { OutpostError } from './errors.js';
 
 export interface Decision {
   keep: ReplicaRecord[];
@@ -36,11 +38,35 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState): Decisi
   const stranded = current.filter((r) => lost.has(r.node));
   const stale = current.filter((r) => r.specHash !== hash && !lost.has(r.node)).concat(stranded);
   const fresh = current.filter((r) => r.specHash === hash && !lost.has(r.node)).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
-  const keep = fresh.slice(0, spec.replicas);
-  const remove = [...stale, ...fresh.slice(spec.replicas)];
+  const k = spec.replicas;
   const specs = new Map(state.specs);
   specs.set(spec.name, spec);
-  const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)));
-  const p = plan(new Cluster(snapshot), spec, { kept: keep.map((r) => r.node), count: spec.replicas - keep.length });
-  return { keep, remove, plan: p };
+  const planFor = (keep: ReplicaRecord[], remove: ReplicaRecord[], count: number) => {
+    const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)));
+    return plan(new Cluster(snapshot), spec, { kept: keep.map((r) => r.node), count });
+  };
+  const liveStale = stale.filter((r) => !lost.has(r.node));
+  if (liveStale.length === 0 || k === 0) {
+    const keep = fresh.slice(0, k);
+    const remove = [...stale, ...fresh.slice(k)];
+    return { keep, remove, plan: planFor(keep, remove, k - keep.length) };
+  }
+  // a rolling update: old replicas go only as new ones become ready
+  const u = spec.update;
+  const freshKept = fresh.slice(0, k);
+  const step = rolloutStep(k, u.maxSurge, u.maxUnavailable, freshKept, liveStale);
+  let remove = [...stranded, ...fresh.slice(k), ...step.remove];
+  let keep = [...freshKept, ...liveStale.filter((r) => !step.remove.includes(r))];
+  try {
+    return { keep, remove, plan: planFor(keep, remove, step.create) };
+  } catch (e) {
+    if (!(e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') || step.create === 0) throw e;
+    // no room for a surge replica (one replica per node, e.g. a single node):
+    // make room by retiring one old replica first
+    const victim = keep.filter((r) => r.specHash !== hash).sort((a, b) => b.createdAt - a.createdAt)[0];
+    if (!victim) throw e;
+    remove = [...remove, victim];
+    keep = keep.filter((r) => r !== victim);
+    return { keep, remove, plan: planFor(keep, remove, 0) };
+  }
 }

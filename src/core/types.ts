@@ -108,12 +108,32 @@ export interface ModelSample {
   at: number;
 }
 
+export interface Revision {
+  revision: number;
+  specHash: string;
+  spec: AppSpec;
+  at: number;
+  /** progressing until every replica runs it and is ready; failed when rolled back */
+  status: 'progressing' | 'complete' | 'failed';
+}
+
+export interface RolloutState {
+  revision: number;
+  status: 'progressing' | 'complete' | 'rolled-back' | 'failed';
+  startedAt: number;
+  message?: string;
+}
+
 export interface AppRecord {
   name: string;
   spec: AppSpec;
   specHash: string;
   createdAt: number;
   updatedAt: number;
+  revision?: number;
+  /** the last revisions, newest last; replicas of an older spec run the spec stored here */
+  history?: Revision[];
+  rollout?: RolloutState;
 }
 
 /** One replica as the control plane assigns it to a node. */

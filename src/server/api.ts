@@ -63,10 +63,14 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
       ? cp.reconcileApp({ name: spec.name, spec, specHash: specHash(spec), createdAt: t, updatedAt: t }, false)
       : cp.deploy(spec);
     void reply.status(existed || dry ? 200 : 201);
-    return { app: r.app.name, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
+    return { app: r.app.name, revision: r.app.revision ?? null, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
   });
 
   app.delete<{ Params: { name: string } }>('/v1/apps/:name', async (req) => cp.remove(req.params.name));
+  app.post<{ Params: { name: string } }>('/v1/apps/:name/undo', async (req) => {
+    const r = cp.undo(req.params.name);
+    return { app: r.app.name, revision: r.app.revision, changed: r.changed, replicas: r.replicas };
+  });
 
   app.get('/v1/sites', async () => cp.sitesView());
   app.post<{ Body: { name?: unknown; probe?: unknown } }>('/v1/sites', async (req, reply) => {
@@ -134,7 +138,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   return app;
 }
 
-function appView(a: { name: string; spec: unknown; specHash: string; createdAt: number; updatedAt: number }, replicas: { state: string }[]) {
+function appView(a: { name: string; spec: unknown; specHash: string; createdAt: number; updatedAt: number; revision?: number; rollout?: unknown; history?: { revision: number; specHash: string; at: number; status: string }[] }, replicas: { state: string }[]) {
   const spec = a.spec as { replicas: number; image?: string; command?: string[] };
   return {
     name: a.name,
@@ -143,6 +147,9 @@ function appView(a: { name: string; spec: unknown; specHash: string; createdAt: 
     replicas: spec.replicas,
     running: replicas.filter((r) => r.state === 'running').length,
     specHash: a.specHash,
+    revision: a.revision ?? null,
+    rollout: a.rollout ?? null,
+    history: (a.history ?? []).map((h) => ({ revision: h.revision, specHash: h.specHash, at: h.at, status: h.status })),
     spec: a.spec,
     createdAt: a.createdAt,
     updatedAt: a.updatedAt,

@@ -13,6 +13,7 @@ import { normalizeRef } from '../core/images.js';
 import { NAME_RE } from '../core/manifest.js';
 import { rankEndpoints, type RankedEndpoint } from '../core/routing.js';
 import { modelError, type ModelError } from '../core/accuracy.js';
+import { isReady } from '../core/rollout.js';
 import type { Assignment, AppRecord, NodeInfo, NodeRecord, PerItemUs, ReplicaRecord, ReplicaStatus, SiteRecord } from '../core/types.js';
 import type { Store } from './store.js';
 
@@ -39,9 +40,54 @@ export class ControlPlane {
     const hash = specHash(spec);
     const existing = this.store.getApp(spec.name);
     const t = this.now();
-    const app: AppRecord = { name: spec.name, spec, specHash: hash, createdAt: existing?.createdAt ?? t, updatedAt: t };
-    const result = this.reconcileApp(app, true);
-    return result;
+    let app: AppRecord = { ...existing, name: spec.name, spec, specHash: hash, createdAt: existing?.createdAt ?? t, updatedAt: t };
+    if (!existing || existing.specHash !== hash) app = withRevision(app, spec, hash, t);
+    return this.reconcileApp(app, true);
+  }
+
+  /** Deploys the last good revision before the current one again. */
+  undo(name: string): DeployResult {
+    const app = this.store.getApp(name);
+    if (!app) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
+    const prev = [...(app.history ?? [])].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
+    if (!prev) throw new OutpostError('E_CONFLICT', `${name} has no earlier good revision to go back to`);
+    return this.deploy({ ...prev.spec, replicas: app.spec.replicas, placement: app.spec.placement });
+  }
+
+  /**
+   * Watches each app's rollout: complete when every replica runs the current
+   * revision and is ready; rolled back to the last good revision when a new
+   * replica fails (exits, fails to pull, restarts for failing health) or the
+   * progress deadline passes.
+   */
+  checkRollouts(): void {
+    const t = this.now();
+    for (const app of this.store.listApps()) {
+      const ro = app.rollout;
+      if (!ro || ro.status !== 'progressing') continue;
+      const reps = this.store.listReplicas(app.name);
+      const fresh = reps.filter((r) => r.specHash === app.specHash);
+      const bad = fresh.find((r) => r.state === 'failed' || (r.restarts > 0 && r.lastExit));
+      if (fresh.length === app.spec.replicas && reps.length === fresh.length && fresh.every(isReady)) {
+        this.store.applyApp({ app: setStatus(app, 'complete', t), put: [], remove: [] });
+        continue;
+      }
+      const late = t - ro.startedAt > app.spec.update.progressDeadlineMs;
+      if (!bad && !late) continue;
+      const why = bad ? `replica ${bad.id} on ${bad.node}: ${(bad.error ?? bad.lastExit)?.code ?? 'failed'}: ${(bad.error ?? bad.lastExit)?.message ?? ''}` : `not every new replica was ready within ${app.spec.update.progressDeadlineMs} ms`;
+      const good = [...(app.history ?? [])].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
+      if (!good) {
+        this.store.applyApp({ app: { ...app, rollout: { ...ro, status: 'failed', message: why } }, put: [], remove: [] });
+        continue;
+      }
+      this.log.warn({ app: app.name, from: ro.revision, to: good.revision, why }, 'rolling back');
+      const history = (app.history ?? []).map((h) => (h.revision === ro.revision ? { ...h, status: 'failed' as const } : h));
+      const back: AppRecord = {
+        ...app, spec: { ...good.spec, replicas: app.spec.replicas, placement: app.spec.placement }, specHash: good.specHash, updatedAt: t, history,
+        rollout: { revision: good.revision, status: 'rolled-back', startedAt: t, message: `revision ${ro.revision} rolled back to ${good.revision}: ${why}` },
+      };
+      this.reconcileApp(back, true);
+    }
   }
 
   remove(name: string): { removed: string[] } {
@@ -87,6 +133,7 @@ export class ControlPlane {
 
   /** The periodic reconciler: places replicas that are missing (e.g. an app deployed before enough nodes joined). */
   reconcileAll(): void {
+    this.checkRollouts();
     for (const app of this.store.listApps()) {
       try {
         this.reconcileApp(app, true);
@@ -273,9 +320,14 @@ export class ControlPlane {
 
   assignmentsFor(node: string): Assignment[] {
     const apps = new Map(this.store.listApps().map((a) => [a.name, a]));
+    // a replica runs the spec of its own revision (old ones during a rolling update)
+    const specOf = (r: ReplicaRecord) => {
+      const a = apps.get(r.app)!;
+      return r.specHash === a.specHash ? a.spec : a.history?.find((h) => h.specHash === r.specHash)?.spec ?? a.spec;
+    };
     return this.store.listReplicas()
       .filter((r) => r.node === node && apps.has(r.app))
-      .map((r) => ({ id: r.id, app: r.app, specHash: r.specHash, spec: apps.get(r.app)!.spec }));
+      .map((r) => ({ id: r.id, app: r.app, specHash: r.specHash, spec: specOf(r) }));
   }
 }
 
@@ -285,4 +337,18 @@ function unique<T>(xs: T[]): T[] {
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const HISTORY = 10;
+
+function withRevision(app: AppRecord, spec: AppSpec, hash: string, t: number): AppRecord {
+  const revision = (app.revision ?? 0) + 1;
+  const history = [...(app.history ?? []), { revision, specHash: hash, spec, at: t, status: 'progressing' as const }].slice(-HISTORY);
+  return { ...app, revision, history, rollout: { revision, status: 'progressing', startedAt: t } };
+}
+
+function setStatus(app: AppRecord, status: 'complete', t: number): AppRecord {
+  const ro = app.rollout!;
+  const history = (app.history ?? []).map((h) => (h.specHash === app.specHash && h.status !== 'failed' ? { ...h, status } : h));
+  return { ...app, history, updatedAt: t, rollout: { ...ro, status: ro.status === 'rolled-back' ? 'rolled-back' : status, message: ro.message } };
 }

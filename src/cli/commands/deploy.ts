@@ -9,6 +9,7 @@ import { bytes, ms, printJson } from '../output.js';
 
 export interface DeployAnswer {
   app: string;
+  revision: number | null;
   changed: boolean;
   removed: string[];
   replicas: ReplicaRecord[];
@@ -33,33 +34,48 @@ export async function deploy(client: Client, file: string, opts: { wait?: boolea
   const say = (s: string) => { if (!opts.json && !opts.quiet) process.stdout.write(s + '\n'); };
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
   let final = ans.replicas;
-  if (opts.wait) final = await waitReady(client, ans.app, ans.replicas.map((r) => r.id), (opts.timeout ?? 300) * 1000, opts.json || opts.quiet ? () => {} : say);
+  if (opts.wait) final = await waitRollout(client, ans.app, (opts.timeout ?? 300) * 1000, opts.json || opts.quiet ? () => {} : say);
   if (opts.json) printJson({ ...ans, replicas: final });
-  const failed = final.filter((r) => r.state === 'failed');
-  if (opts.wait && failed.length > 0) {
-    const f = failed[0]!;
-    throw new OutpostError((f.error?.code as 'E_EXITED') ?? 'E_INTERNAL', `${failed.length} replica(s) failed; ${f.id}: ${f.error?.message ?? 'failed'}`);
-  }
   return final;
 }
 
-/** Polls until every listed replica is running or failed, printing each phase change. */
-export async function waitReady(client: Client, app: string, ids: string[], timeoutMs: number, say: (s: string) => void): Promise<ReplicaRecord[]> {
+interface AppState {
+  specHash: string;
+  revision: number | null;
+  rollout: { revision: number; status: string; message?: string } | null;
+  replicas: ReplicaRecord[];
+}
+
+/**
+ * Follows the rollout to its end, printing each replica's phases: done when
+ * every replica runs the new revision and is ready; an error when the new
+ * revision failed and was rolled back (E_ROLLED_BACK) or failed with nothing
+ * to go back to.
+ */
+export async function waitRollout(client: Client, app: string, timeoutMs: number, say: (s: string) => void): Promise<ReplicaRecord[]> {
   const last = new Map<string, string>();
   const deadline = Date.now() + timeoutMs;
+  let target: number | null = null;
   for (;;) {
-    const all = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${app}/replicas`);
-    const mine = all.filter((r) => ids.includes(r.id));
-    for (const r of mine) {
+    const a = await client.request<AppState>('GET', `/v1/apps/${app}`);
+    target ??= a.revision;
+    for (const r of a.replicas) {
       const line = phaseLine(r);
       if (last.get(r.id) !== line) {
         last.set(r.id, line);
         say(line);
       }
     }
-    if (mine.length < ids.length) throw new OutpostError('E_CONFLICT', `replicas of ${app} were replaced or removed while waiting (another deploy or rm?)`);
-    if (mine.every((r) => r.state === 'running' || r.state === 'failed')) return mine;
-    if (Date.now() > deadline) throw new OutpostError('E_HEALTH_TIMEOUT', `not every replica of ${app} was ready within ${timeoutMs / 1000} s`);
+    const ro = a.rollout;
+    const fresh = a.replicas.filter((r) => r.specHash === a.specHash);
+    if (ro && ro.revision !== target && ro.status === 'rolled-back') throw new OutpostError('E_ROLLED_BACK', ro.message ?? `revision ${target} was rolled back`);
+    if (ro?.status === 'failed') {
+      const f = fresh.find((r) => r.state === 'failed') ?? fresh.find((r) => r.lastExit);
+      const code = ((f?.error ?? f?.lastExit)?.code ?? 'E_INTERNAL') as 'E_EXITED';
+      throw new OutpostError(code, `revision ${ro.revision} failed: ${ro.message ?? 'see outpost replicas'}`);
+    }
+    if ((!ro || ro.status === 'complete') && fresh.length === a.replicas.length && fresh.every((r) => r.state === 'running')) return fresh;
+    if (Date.now() > deadline) throw new OutpostError('E_HEALTH_TIMEOUT', `the rollout of ${app} did not finish within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
