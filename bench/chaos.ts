@@ -86,7 +86,13 @@ async function count(row: Row, ms: number): Promise<void> {
   row.duplicated += Math.max(0, ctrs - K);
 }
 
+const ONLY = (() => {
+  const i = process.argv.indexOf('--only');
+  return i > 0 ? process.argv[i + 1]!.split(',') : null;
+})();
+
 async function fault(name: string, inject: () => Promise<number>): Promise<void> {
+  if (ONLY && !ONLY.some((o) => name.includes(o))) return;
   const row: Row = { fault: name, injected: 0, lost: 0, duplicated: 0, recoverMs: [] };
   rows.push(row);
   for (let i = 0; i < RUNS; i++) {
@@ -186,6 +192,26 @@ async function main(): Promise<void> {
       await startServer();
       return ms;
     });
+    await fault('a memory-leaking container', async () => {
+      // a second app leaks 40 MB/s under a 96 MiB limit: killed at the limit and
+      // restarted by its policy, again and again, while the main app is unharmed
+      const t0 = Date.now();
+      await client.request('POST', '/v1/apps', { ...manifest('leak'), name: 'leak', replicas: 1, env: { LEAK_MB_PER_S: '40' }, resources: { cpu: 0.5, memoryMiB: 96 } });
+      let ms = -1;
+      for (;;) {
+        const [l] = await replicas('leak');
+        if (l && l.restarts >= 1 && l.state === 'running') {
+          ms = Date.now() - t0;
+          console.log(`  leak: restarted ${l.restarts} time(s); last exit: ${l.lastExit?.message}`);
+          break;
+        }
+        if (Date.now() - t0 > 60_000) break;
+        await sleep(50);
+      }
+      await client.request('DELETE', '/v1/apps/leak').catch(() => {});
+      while ((await appContainers('leak')).length > 0) await sleep(50);
+      return ms;
+    });
     let v = 2;
     await fault('a bad rollout', async () => {
       const t0 = Date.now();
@@ -193,7 +219,10 @@ async function main(): Promise<void> {
       for (;;) {
         const a = await client.request<{ rollout: { status: string } | null }>('GET', `/v1/apps/${APP}`);
         if (a.rollout?.status === 'rolled-back') break;
-        if (Date.now() - t0 > 60_000) return -1;
+        if (Date.now() - t0 > 60_000) {
+          console.log('  no rollback:', JSON.stringify(await client.request('GET', `/v1/apps/${APP}`).then((x) => ({ rollout: (x as { rollout: unknown }).rollout, history: (x as { history: unknown }).history, replicas: (x as { replicas: ReplicaRecord[] }).replicas.map((r) => [r.id, r.node, r.specHash, r.state, r.ready, r.error?.code]) }))));
+          return -1;
+        }
         await sleep(50);
       }
       const ms = await recover();

@@ -14,6 +14,13 @@ const port = Number(process.env.PORT ?? 5000);
 const host = process.env.HOST ?? '0.0.0.0';
 const maxBody = Number(process.env.MAX_BODY_BYTES ?? 16 * 1024 * 1024);
 
+// LEAK_MB_PER_S: the seed's "memory leak" failure, on purpose, for chaos tests
+const leakRate = Number(process.env.LEAK_MB_PER_S ?? 0);
+if (leakRate > 0) {
+  const kept = [];
+  setInterval(() => kept.push(Buffer.alloc(Math.round(leakRate * 1024 * 1024 / 10), 1)), 100);
+}
+
 class BadRequest extends Error {
   constructor(code, message, status = 400) {
     super(message);

@@ -153,3 +153,11 @@ test('a health check that recovers before the threshold makes the replica ready 
   assert.equal(driver.created, 1);
   await runner.stop();
 });
+
+test('exit reasons name signals, and a SIGKILL under a memory limit says the OOM killer may be why', async () => {
+  const { exitReason } = await import('./runner.js');
+  assert.equal(exitReason({ exitCode: 3, oomKilled: false }, 64), 'exit code 3');
+  assert.equal(exitReason({ exitCode: 143, oomKilled: false }, 64), 'exit code 143: SIGTERM');
+  assert.match(exitReason({ exitCode: 137, oomKilled: false }, 96), /SIGKILL \(the OOM killer at the 96 MiB memory limit, or a kill from outside\)/);
+  assert.equal(exitReason({ exitCode: 137, oomKilled: true }, 96), 'OOMKilled at the 96 MiB memory limit');
+});

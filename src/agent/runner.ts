@@ -3,6 +3,7 @@
 // Each phase is timed: imageMs (pull, 0 when cached), containerMs (create),
 // engineMs (start until the health check first passes) -- the seed's
 // T_image, T_container and T_engine.
+import os from 'node:os';
 import type { Logger } from 'pino';
 import { OutpostError, errorMessage } from '../core/errors.js';
 import type { Assignment, ReplicaStatus } from '../core/types.js';
@@ -86,7 +87,7 @@ export class ReplicaRunner {
         const ended = await this.watch();
         if (ended === null) return; // stopped on purpose
         exitCode = ended.exitCode;
-        const reason = ended.oomKilled ? 'OOMKilled' : `exit code ${ended.exitCode ?? 'unknown'}`;
+        const reason = exitReason(ended, this.a.spec.resources.memoryMiB);
         const why = { code: 'E_EXITED', message: `the replica stopped (${reason})` };
         this.set({ state: exitCode === 0 ? 'stopped' : 'failed', error: why, lastExit: why });
       } catch (e) {
@@ -234,4 +235,22 @@ export class ReplicaRunner {
 
 function r1(x: number): number {
   return Math.round(x * 10) / 10;
+}
+
+/**
+ * A person-readable exit reason. Engines do not always flag an OOM kill
+ * (Podman 4.3 with runc here reports OOMKilled=false for a container the
+ * kernel killed at its memory limit), so a SIGKILL is named with both of its
+ * usual causes.
+ */
+export function exitReason(i: { exitCode: number | null; oomKilled: boolean }, memoryMiB: number): string {
+  if (i.oomKilled) return `OOMKilled at the ${memoryMiB} MiB memory limit`;
+  if (i.exitCode === null) return 'exit code unknown';
+  if (i.exitCode > 128 && i.exitCode < 160) {
+    const sig = Object.entries(os.constants.signals).find(([, n]) => n === i.exitCode! - 128)?.[0] ?? `signal ${i.exitCode - 128}`;
+    return sig === 'SIGKILL'
+      ? `exit code ${i.exitCode}: SIGKILL (the OOM killer at the ${memoryMiB} MiB memory limit, or a kill from outside)`
+      : `exit code ${i.exitCode}: ${sig}`;
+  }
+  return `exit code ${i.exitCode}`;
 }
