@@ -15,6 +15,8 @@ import { probeSites } from './probe.js';
 import { StageTracker } from './stages.js';
 import type { SiteRecord } from '../core/types.js';
 import { DesiredStore } from './desired.js';
+import { gcPlan } from '../core/disk.js';
+import { hasImage } from '../core/images.js';
 
 export interface AgentOptions {
   server: string;
@@ -37,6 +39,8 @@ export interface AgentOptions {
   inventoryIntervalMs?: number;
   /** where the desired state is kept locally; without it the agent depends on the control plane to start work */
   stateDir?: string;
+  /** how often unused images are garbage-collected when the disk is filling */
+  gcIntervalMs?: number;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -60,6 +64,7 @@ export class Agent extends EventEmitter {
   private stagesTimer: NodeJS.Timeout | null = null;
   private readonly stages = new StageTracker();
   private inventoryTimer: NodeJS.Timeout | null = null;
+  private gcTimer: NodeJS.Timeout | null = null;
   private readonly desired: DesiredStore | null;
   private lastInventory = '';
   connected = false;
@@ -84,6 +89,25 @@ export class Agent extends EventEmitter {
     const every = this.o.stagesIntervalMs ?? 10_000;
     this.stagesTimer = setInterval(() => void this.readStages(), every);
     this.inventoryTimer = setInterval(() => void this.reportInventory(), this.o.inventoryIntervalMs ?? 30_000);
+    this.gcTimer = setInterval(() => void this.collectImages(), this.o.gcIntervalMs ?? 60_000);
+  }
+
+  /** Removes unused images no assignment names, oldest first, when the image store is over 85% full. */
+  private async collectImages(): Promise<void> {
+    const d = this.o.driver;
+    if (!d.disk || !d.imageUse || !d.removeImage) return;
+    try {
+      const disk = await d.disk();
+      if (!disk) return;
+      const wanted = [...this.runners.values()].map((r) => r.a.spec.image).filter((x): x is string => !!x);
+      const images = (await d.imageUse()).map((i) => ({ ...i, wanted: wanted.some((w) => hasImage(i.refs, w)) }));
+      for (const img of gcPlan(images, disk)) {
+        this.o.log.info({ image: img.refs[0] ?? img.id, bytes: img.bytes }, 'removing an unused image: the disk is filling');
+        await d.removeImage(img.id);
+      }
+    } catch (err) {
+      this.o.log.warn({ err }, 'image garbage collection failed');
+    }
   }
 
   /** Sends the image inventory when it changed since the last report. */
@@ -106,6 +130,7 @@ export class Agent extends EventEmitter {
     if (this.probeTimer) clearTimeout(this.probeTimer);
     if (this.stagesTimer) clearInterval(this.stagesTimer);
     if (this.inventoryTimer) clearInterval(this.inventoryTimer);
+    if (this.gcTimer) clearInterval(this.gcTimer);
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     for (const c of this.logCancels.values()) c();
     this.ws?.terminate();

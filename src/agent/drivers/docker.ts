@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
 import { OutpostError, errorMessage } from '../../core/errors.js';
+import { pullRefusal } from '../../core/disk.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
 import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
@@ -109,7 +110,32 @@ export class DockerDriver implements RuntimeDriver {
 
   async ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
     if (await this.hasImage(spec)) return { pulled: false, bytes: 0 };
+    // a pull that fills the disk breaks every workload on the node: refuse it
+    const disk = await this.disk().catch(() => null);
+    const refusal = disk ? pullRefusal(disk, null, this.reserveBytes) : null;
+    if (refusal) throw new OutpostError('E_DISK_FULL', `${spec.image}: ${refusal}`);
     return this.pull(spec.image!, onProgress);
+  }
+
+  /** bytes kept free on the image store: a pull that would go below is refused */
+  reserveBytes = Number(process.env.OUTPOST_DISK_RESERVE_MB ?? 512) * 1048576;
+
+  async disk(): Promise<{ free: number; total: number } | null> {
+    const info = (await this.docker.info()) as { DockerRootDir?: string; Store?: { GraphRoot?: string } };
+    const root = info.DockerRootDir ?? info.Store?.GraphRoot;
+    // the engine's store is on this machine only when it is reached by a local socket
+    if (!root || !(this.docker.modem as { socketPath?: string }).socketPath || !fs.existsSync(root)) return null;
+    const s = await fs.promises.statfs(root);
+    return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+  }
+
+  async imageUse(): Promise<{ id: string; refs: string[]; bytes: number; created: number; inUse: boolean }[]> {
+    const used = new Set((await this.docker.listContainers({ all: true })).map((c) => c.ImageID));
+    return (await this.docker.listImages()).map((i) => ({ id: i.Id, refs: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), bytes: i.Size, created: i.Created, inUse: used.has(i.Id) }));
+  }
+
+  async removeImage(id: string): Promise<void> {
+    await this.docker.getImage(id).remove().catch(() => {});
   }
 
   private async pull(ref: string, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {

@@ -79,6 +79,11 @@ export interface RuntimeDriver {
   inspect(id: string): Promise<InstanceInfo | null>;
   /** stops and removes; removing what is already gone is not an error */
   remove(id: string): Promise<void>;
+  /** free and total bytes where images are stored; null when unknown (a remote engine) */
+  disk?(): Promise<{ free: number; total: number } | null>;
+  /** every image with its size and whether a container uses it, for garbage collection */
+  imageUse?(): Promise<{ id: string; refs: string[]; bytes: number; created: number; inUse: boolean }[]>;
+  removeImage?(id: string): Promise<void>;
   /** runs a command inside the instance; resolves to its exit code (health checks) */
   exec(id: string, cmd: string[], timeoutMs: number): Promise<number>;
   /** streams output; returns a cancel function */
