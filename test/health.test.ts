@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ReplicaRecord } from '../src/core/types.js';
 import type { RankedEndpoint } from '../src/core/routing.js';
-import { controlPlane, spawnAgent, tmpDir, waitFor } from './helpers.js';
+import { controlPlane, spawnAgent, tmpDir, waitFor, settleAgents } from './helpers.js';
 
 const cp = await controlPlane();
 const work = tmpDir();
@@ -14,7 +14,7 @@ const flag = path.join(work, 'unhealthy');
 const agent = spawnAgent(cp, ['--name', 'h1', '--runtime', 'process', '--data-dir', tmpDir()]);
 after(async () => {
   await cp.client.request('DELETE', '/v1/apps/flaky').catch(() => {});
-  await new Promise((r) => setTimeout(r, 500));
+  await settleAgents();
   agent.child.kill('SIGKILL');
   await cp.close();
 });

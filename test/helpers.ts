@@ -29,7 +29,29 @@ export interface AgentProc {
   exited: Promise<number | null>;
 }
 
+const agentDirs = new Set<string>();
+
+/**
+ * For a test's after(): once its apps are removed, waits until every agent it
+ * started has stopped its workload processes, and kills any that remain, so
+ * nothing outlives the test.
+ */
+export async function settleAgents(): Promise<void> {
+  for (const dir of agentDirs) {
+    await workloadsGone(dir, 8000);
+    const p = path.join(dir, 'agent', 'processes');
+    for (const f of fs.existsSync(p) ? fs.readdirSync(p).filter((x) => x.endsWith('.json')) : []) {
+      try {
+        const pid = (JSON.parse(fs.readFileSync(path.join(p, f), 'utf8')) as { pid: number | null }).pid;
+        if (pid && pidAlive(pid)) process.kill(-pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+  }
+}
+
 export function spawnAgent(cp: { url: string; joinToken: string }, args: string[], env: NodeJS.ProcessEnv = {}): AgentProc {
+  const d = args.indexOf('--data-dir');
+  if (d >= 0 && args[d + 1]) agentDirs.add(args[d + 1]!);
   const child = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, ...args], {
     cwd: ROOT, env: { ...process.env, OUTPOST_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -85,6 +107,20 @@ export async function postJson(url: string, body: string): Promise<{ status: num
   let json: unknown = text;
   try { json = JSON.parse(text); } catch { /* keep text */ }
   return { status: res.status, json };
+}
+
+/** Waits until an agent (process runtime) has no workload process left, so killing it orphans nothing. */
+export async function workloadsGone(agentDataDir: string, timeoutMs = 10_000): Promise<void> {
+  const dir = path.join(agentDataDir, 'agent', 'processes');
+  const alive = () => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')) : []).some((f) => {
+    try {
+      const pid = (JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as { pid: number | null }).pid;
+      return !!pid && pidAlive(pid);
+    } catch {
+      return false;
+    }
+  });
+  await waitFor('workload processes gone', () => !alive(), timeoutMs, 50).catch(() => {});
 }
 
 export function pidAlive(pid: number): boolean {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
 import type { RankedEndpoint } from '../src/core/routing.js';
-import { cli, cliEnv, controlPlane, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { cli, cliEnv, controlPlane, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
 
 const cp = await controlPlane();
 const env = cliEnv(cp);
@@ -21,7 +21,7 @@ const timers = { OUTPOST_PROBE_INTERVAL_MS: '500', OUTPOST_STAGES_INTERVAL_MS: '
 const agents: Record<string, AgentProc> = {};
 after(async () => {
   await cli(['rm', 'stats'], env);
-  await new Promise((r) => setTimeout(r, 500));
+  await settleAgents();
   for (const a of Object.values(agents)) a.child.kill('SIGKILL');
   for (const s of listeners) s.close();
   await cp.close();

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ReplicaRecord, NodeRecord } from '../src/core/types.js';
-import { cli, cliEnv, controlPlane, pidAlive, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { cli, cliEnv, controlPlane, pidAlive, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
 
 const cp = await controlPlane();
 const env = cliEnv(cp);
@@ -18,8 +18,9 @@ const startAgent = () => {
   return a;
 };
 after(async () => {
-  for (const a of agents) a.child.kill('SIGKILL');
   await cli(['rm', 'stats'], env).catch(() => {});
+  await settleAgents();
+  for (const a of agents) a.child.kill('SIGKILL');
   await cp.close();
 });
 

@@ -9,7 +9,7 @@ import pino from 'pino';
 import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
 import { startServer } from '../src/server/server.js';
 import { freePort } from '../src/agent/health.js';
-import { CLI, ROOT, cli, pidAlive, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { CLI, ROOT, cli, pidAlive, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
 
 const dataDir = tmpDir();
 const port = await freePort('127.0.0.1');
@@ -22,7 +22,7 @@ let agent: AgentProc = spawnAgent(cp, ['--name', 'edge-r1', '--runtime', 'proces
 after(async () => {
   await cli(['rm', 'stats'], env);
   await cli(['rm', 'ticker'], env);
-  await new Promise((r) => setTimeout(r, 500));
+  await settleAgents();
   agent.child.kill('SIGKILL');
   await cp.close();
 });

@@ -10,7 +10,7 @@ import type { ReplicaRecord } from '../src/core/types.js';
 import { startServer } from '../src/server/server.js';
 import { freePort } from '../src/agent/health.js';
 import { Client } from '../src/cli/client.js';
-import { pidAlive, postJson, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+import { pidAlive, postJson, spawnAgent, tmpDir, waitFor, type AgentProc, settleAgents } from './helpers.js';
 
 const NODE_TIMEOUT_MS = 2000;
 const dataDir = tmpDir();
@@ -24,7 +24,7 @@ const agents: Record<string, AgentProc> = {};
 const startAgent = (name: string) => (agents[name] = spawnAgent(cp, ['--name', name, '--runtime', 'process', '--data-dir', dirs[name]!]));
 after(async () => {
   await client.request('DELETE', '/v1/apps/stats').catch(() => {});
-  await new Promise((r) => setTimeout(r, 500));
+  await settleAgents();
   for (const a of Object.values(agents)) a.child.kill('SIGKILL');
   for (const d of Object.values(dirs)) killWorkloads(d);
   await cp.close();

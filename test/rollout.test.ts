@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ReplicaRecord } from '../src/core/types.js';
 import type { RankedEndpoint } from '../src/core/routing.js';
-import { cli, cliEnv, controlPlane, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { cli, cliEnv, controlPlane, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
 
 const cp = await controlPlane();
 const env = cliEnv(cp);
@@ -12,7 +12,7 @@ const work = tmpDir();
 const agents: AgentProc[] = ['u1', 'u2', 'u3'].map((n) => spawnAgent(cp, ['--name', n, '--runtime', 'process', '--data-dir', tmpDir()]));
 after(async () => {
   await cli(['rm', 'web'], env);
-  await new Promise((r) => setTimeout(r, 500));
+  await settleAgents();
   for (const a of agents) a.child.kill('SIGKILL');
   await cp.close();
 });

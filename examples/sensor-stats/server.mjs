@@ -126,5 +126,6 @@ const server = http.createServer(async (req, res) => {
 
 server.listen(port, host, () => console.log(`sensor-stats listening on ${host}:${port}`));
 for (const sig of ['SIGTERM', 'SIGINT']) {
-  process.on(sig, () => server.close(() => process.exit(0)));
+  // close kept-alive connections too, or a stop waits for idle clients
+  process.on(sig, () => { server.close(() => process.exit(0)); server.closeAllConnections(); });
 }
