@@ -8,17 +8,8 @@ import type { ClusterSnapshot } from '../src/core/snapshot.js';
 import { Cluster } from '../src/core/cluster.js';
 import { plan } from '../src/core/planner.js';
 import { median } from './stats.js';
+import { rng } from '../src/core/stats.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Nodes and sites scattered over a 1000 km square; RTT ~ 1 ms per 100 km plus 0.5-3 ms of access delay. */
 function cluster(nodes: number, sites: number, seed: number): ClusterSnapshot {

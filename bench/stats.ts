@@ -1,14 +1,7 @@
-// Order statistics for benchmark reports.
-export function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  const hi = Math.ceil(i);
-  return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
-}
+// Benchmark summaries on top of the shared order statistics.
+import { median, quantile } from '../src/core/stats.js';
 
-export const median = (xs: number[]) => quantile(xs, 0.5);
+export { median, quantile };
 
 export function summarize(xs: number[]): { median: number; p10: number; p90: number; min: number; max: number } {
   const r = (x: number) => Math.round(x * 10) / 10;

@@ -1,6 +1,7 @@
 // How good the model's predictions are: per deploy term, the relative error
 // |predicted - measured| / measured over recorded deployments.
 import type { ModelSample } from './types.js';
+import { quantile } from './stats.js';
 
 export interface TermError {
   n: number;
@@ -16,13 +17,6 @@ export interface ModelError {
 
 const TERMS = ['imageMs', 'containerMs', 'engineMs', 'deployMs'] as const;
 
-export function quantile(sorted: number[], q: number): number | null {
-  if (sorted.length === 0) return null;
-  const i = (sorted.length - 1) * q;
-  const lo = Math.floor(i);
-  const hi = Math.ceil(i);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (i - lo);
-}
 
 /**
  * A term whose measurement is 0 (T_image of a cached image) has no relative
@@ -34,7 +28,7 @@ export function modelError(samples: ModelSample[], filter: (s: ModelSample) => b
   for (const t of TERMS) {
     const errs = picked.filter((s) => s.measured[t] > 0).map((s) => (Math.abs(s.predicted[t] - s.measured[t]) / s.measured[t]) * 100).sort((a, b) => a - b);
     const r = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
-    terms[t] = { n: errs.length, medianPct: r(quantile(errs, 0.5)), p90Pct: r(quantile(errs, 0.9)) };
+    terms[t] = { n: errs.length, medianPct: errs.length ? r(quantile(errs, 0.5)) : null, p90Pct: errs.length ? r(quantile(errs, 0.9)) : null };
   }
   return { samples: picked.length, terms };
 }

@@ -6,17 +6,8 @@ import { validateApp } from './manifest.js';
 import { validateSnapshot } from './snapshot.js';
 import { Cluster } from './cluster.js';
 import { plan } from './planner.js';
+import { rng } from './stats.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function instance(seed: number) {
   const r = rng(seed);

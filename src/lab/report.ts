@@ -14,7 +14,7 @@ import type { RankedEndpoint } from '../core/routing.js';
 import type { ReplicaRecord } from '../core/types.js';
 import { LAB_DIR, LAB_IMAGE, LAB_RUN, labDown, labUp, type LabState } from './lab.js';
 import { readTopology, type Topology } from './topology.js';
-import { weightedQuantile, quantileOf } from './stats.js';
+import { weightedQuantile, quantile as quantileOf } from '../core/stats.js';
 import { writeCharts } from './charts.js';
 
 const run = promisify(execFile);
