@@ -5,14 +5,14 @@
 // the cloud node -- and have every site's load generator send the seed's
 // requests to the endpoint Outpost routes it to. Writes docs/lab/report.json,
 // docs/lab/report.md and PNG charts. Needs root (see `outpost lab`).
-import { execFileSync, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from '../cli/client.js';
 import type { RankedEndpoint } from '../core/routing.js';
 import type { ReplicaRecord } from '../core/types.js';
-import { LAB_DIR, LAB_IMAGE, LAB_RUN, labDown, labUp, type LabState } from './lab.js';
+import { LAB_DIR, LAB_IMAGE, LAB_RUN, labDown, labUp } from './lab.js';
 import { readTopology, type Topology } from './topology.js';
 import { weightedQuantile, quantile as quantileOf } from '../core/stats.js';
 import { writeCharts } from './charts.js';
@@ -90,7 +90,7 @@ async function calibrate(client: Client, t: Topology, say: (s: string) => void):
   await sleep(16_000);
 }
 
-async function load(client: Client, state: LabState, app: string, t: Topology): Promise<Pick<StrategyResult, 'perSite' | 'samples'>> {
+async function load(client: Client, app: string, t: Topology): Promise<Pick<StrategyResult, 'perSite' | 'samples'>> {
   const perSite: StrategyResult['perSite'] = {};
   const samples: Record<string, number[]> = {};
   // one site after another: on a 2-core machine concurrent load generators and
@@ -105,7 +105,6 @@ async function load(client: Client, state: LabState, app: string, t: Topology): 
     const q = (p: number) => round(quantileOf(r.latenciesMs, p));
     perSite[s.name] = { endpointNode: ep.node, p50Ms: q(0.5), p95Ms: q(0.95), p99Ms: q(0.99), n: r.latenciesMs.length, errors: r.errors };
   }
-  void state;
   return { perSite, samples };
 }
 
@@ -153,7 +152,7 @@ export async function runScenario(t: Topology, say: (s: string) => void): Promis
         }));
       }
       say(`  ${k}: on ${reps.map((r) => r.node).join(', ')}; load from every site`);
-      const { perSite, samples } = await load(client, state, plans[k].name, t);
+      const { perSite, samples } = await load(client, plans[k].name, t);
       const pooled = t.sites.flatMap((s) => (samples[s.name] ?? []).map((v) => ({ v, w: s.demand.rps / Math.max(1, samples[s.name]!.length) })));
       strategies[k] = {
         nodes: reps.map((r) => r.node).sort(),
@@ -193,7 +192,6 @@ async function main(): Promise<void> {
   const charts = await writeCharts(OUT, scenarios);
   fs.writeFileSync(path.join(OUT, 'report.md'), markdown(json, topologies, charts));
   say(`wrote ${path.relative(ROOT, OUT)}/report.md, report.json and ${charts.length} charts`);
-  void execFileSync;
 }
 
 type Json = { command: string; generatedAt: string; scenarios: Record<string, { strategies: Record<string, { p50Ms: number; p95Ms: number; p99Ms: number; nodes: string[]; perSite: StrategyResult['perSite'] }>; deploy: { node: string; cached: boolean; predictedMs: number; measuredMs: number }[]; rttMs: ScenarioResult['rttMs'] }> };
