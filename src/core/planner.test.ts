@@ -169,6 +169,7 @@ test('decide keeps matching replicas, replaces stale ones, trims surplus newest 
   // one node only: no room to surge, so the old replica makes room first
   const solo = decide(validateApp({ name: 'web', image: 'i:1', replicas: 1 }), 'new', { nodes: [node('a')], replicas: stale, specs: new Map(), sites: [] });
   assert.deepEqual(solo.remove.map((r) => r.id), ['s1']);
+  assert.deepEqual(solo.plan.placements.map((p) => p.node), ['a'], 'its successor takes the room it frees');
 });
 
 test('image references compare the way engines name them', () => {

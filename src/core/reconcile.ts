@@ -62,11 +62,11 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState): Decisi
   } catch (e) {
     if (!(e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') || step.create === 0) throw e;
     // no room for a surge replica (one replica per node, e.g. a single node):
-    // make room by retiring one old replica first
+    // retire one old replica and place its successor in the room it frees
     const victim = keep.filter((r) => r.specHash !== hash).sort((a, b) => b.createdAt - a.createdAt)[0];
     if (!victim) throw e;
     remove = [...remove, victim];
     keep = keep.filter((r) => r !== victim);
-    return { keep, remove, plan: planFor(keep, remove, 0) };
+    return { keep, remove, plan: planFor(keep, remove, step.create) };
   }
 }
