@@ -1,4 +1,4 @@
-// npm run chaos -- [--runs N] [--cut-ms MS]
+// npm run chaos -- [--runs N] [--cut-ms MS] [--only NAME,...] [--logs]
 // Scripted faults against real processes and a real engine (Podman): a
 // control plane and three Docker-runtime agents as separate processes, an app
 // of two replicas. Each fault is injected, the system is left to recover, and
@@ -29,19 +29,23 @@ const APP = 'chaos';
 const K = 2;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chaos-'));
+// --logs keeps every process's log (info level) in the run's directory, for post-mortems
+const LOGS = process.argv.includes('--logs');
+const logTo = (name: string) => (LOGS ? ['ignore', fs.openSync(path.join(dir, `${name}.log`), 'a'), fs.openSync(path.join(dir, `${name}.log`), 'a')] as const : 'ignore');
+const logEnv = { ...process.env, OUTPOST_LOG_LEVEL: LOGS ? 'info' : 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' };
 let port = 0;
 let server: ChildProcess | null = null;
 const agents: Record<string, ChildProcess> = {};
 let client: Client;
 
 async function startServer(): Promise<void> {
-  server = spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--node-timeout', String(NODE_TIMEOUT_MS)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } });
+  server = spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--node-timeout', String(NODE_TIMEOUT_MS)], { stdio: logTo('server') as never, env: logEnv });
   while (!(await healthy(`http://127.0.0.1:${port}/healthz`))) await sleep(20);
   client = new Client(`http://127.0.0.1:${port}`, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim());
 }
 function startAgent(n: string): void {
   const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
-  agents[n] = spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--join-token', join, '--name', n, '--runtime', 'docker', '--data-dir', path.join(dir, n)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } });
+  agents[n] = spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--join-token', join, '--name', n, '--runtime', 'docker', '--data-dir', path.join(dir, n)], { stdio: logTo(n) as never, env: logEnv });
 }
 const containers = async (filter: string[], all = false) => (await run('podman', ['ps', ...(all ? ['-a'] : []), '-q', ...filter.flatMap((f) => ['--filter', f])])).stdout.split('\n').filter(Boolean);
 const appContainers = (app = APP) => containers([`label=io.outpost.app=${app}`, 'label=io.outpost.managed=true']);

@@ -31,7 +31,7 @@ export interface LocalCluster {
 export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: string; env?: NodeJS.ProcessEnv }): Promise<LocalCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-'));
   const port = await freePort('127.0.0.1');
-  const env = { ...process.env, OUTPOST_LOG_LEVEL: 'warn', ...opts.env };
+  const env = { ...process.env, OUTPOST_LOG_LEVEL: 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0', ...opts.env };
   const procs: ChildProcess[] = [];
   procs.push(spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { env, stdio: 'inherit' }));
   const url = `http://127.0.0.1:${port}`;

@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   const client = () => new Client(cp.url, cp.adminToken);
   const agents: Record<string, ChildProcess> = {};
   const startAgent = (name: string) => {
-    agents[name] = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, '--name', name, '--runtime', 'docker', '--data-dir', path.join(dataDir, name)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } });
+    agents[name] = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, '--name', name, '--runtime', 'docker', '--data-dir', path.join(dataDir, name)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' } });
   };
   const containers = async (node: string, all = true) => (await run('podman', ['ps', ...(all ? ['-a'] : []), '-q', '--filter', `label=io.outpost.node=${node}`])).stdout.split('\n').filter(Boolean);
   const killNode = async (node: string, how: 'rm' | 'kill') => {

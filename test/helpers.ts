@@ -53,7 +53,8 @@ export function spawnAgent(cp: { url: string; joinToken: string }, args: string[
   const d = args.indexOf('--data-dir');
   if (d >= 0 && args[d + 1]) agentDirs.add(args[d + 1]!);
   const child = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, ...args], {
-    cwd: ROOT, env: { ...process.env, OUTPOST_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    // many agents share this machine: each hub takes free ports (reported in the node record)
+    cwd: ROOT, env: { ...process.env, OUTPOST_LOG_LEVEL: 'info', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });

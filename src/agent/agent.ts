@@ -17,6 +17,9 @@ import type { SiteRecord } from '../core/types.js';
 import { DesiredStore } from './desired.js';
 import { gcPlan } from '../core/disk.js';
 import { hasImage } from '../core/images.js';
+import type { StreamSpec } from '../core/pipeline.js';
+import type { RunningHub } from '../hub/start.js';
+import { Uplink } from './uplink.js';
 
 export interface AgentOptions {
   server: string;
@@ -41,6 +44,11 @@ export interface AgentOptions {
   stateDir?: string;
   /** how often unused images are garbage-collected when the disk is filling */
   gcIntervalMs?: number;
+  /** with saved state, how long to wait for a silent control plane before starting it alone (a refusal starts it at once) */
+  offlineGraceMs?: number;
+  /** the node's data hub (started beside the agent), and the streams its own config declares */
+  hub?: RunningHub | null;
+  hubStreams?: Record<string, StreamSpec>;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -68,6 +76,8 @@ export class Agent extends EventEmitter {
   private readonly desired: DesiredStore | null;
   private lastInventory = '';
   connected = false;
+  /** the control plane has sent assignments since this agent started */
+  private assigned = false;
   /** the last RTTs measured, site -> ms */
   rttMs: Record<string, number> = {};
   private readonly rttHistory = new Map<string, number[]>();
@@ -75,17 +85,39 @@ export class Agent extends EventEmitter {
   constructor(readonly o: AgentOptions) {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
+    this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
+    // the hub's own streams run before any assignment arrives
+    if (o.hub) o.hub.hub.setStreams({ ...o.hubStreams });
   }
+
+  private readonly uplink: Uplink | null;
 
   start(): void {
     // edge autonomy: what this node was last told to run starts now, from local
     // images, whether or not the control plane answers; its assignments win when they come
+    // whether or not the control plane answers; its assignments win when they
+    // come. A control plane that answers at once is heard first, so a replica
+    // it has moved elsewhere meanwhile is not started here for a moment (a
+    // duplicate); one that refuses or stays silent for the grace is not waited for.
     const saved = this.desired?.load();
     if (saved) {
-      this.o.log.info({ replicas: saved.assignments.length }, 'starting the locally saved desired state');
-      this.applying = this.applying.then(() => this.apply(saved.assignments, false)).catch((err) => this.o.log.error({ err }, 'applying saved state failed'));
+      let done = false;
+      const go = (why: string) => {
+        if (done) return;
+        done = true;
+        clearTimeout(grace);
+        this.off('disconnected', onDown);
+        if (this.assigned) return;
+        this.o.log.info({ replicas: saved.assignments.length, why }, 'starting the locally saved desired state');
+        this.applying = this.applying.then(() => (this.assigned ? undefined : this.apply(saved.assignments, false))).catch((err) => this.o.log.error({ err }, 'applying saved state failed'));
+      };
+      const onDown = () => go('the control plane is unreachable');
+      const grace = setTimeout(() => go('no answer from the control plane'), this.o.offlineGraceMs ?? 1500);
+      this.once('disconnected', onDown);
+      this.once('assigned', () => go('assigned'));
     }
     this.connect();
+    this.uplink?.start();
     const every = this.o.stagesIntervalMs ?? 10_000;
     this.stagesTimer = setInterval(() => void this.readStages(), every);
     this.inventoryTimer = setInterval(() => void this.reportInventory(), this.o.inventoryIntervalMs ?? 30_000);
@@ -131,6 +163,7 @@ export class Agent extends EventEmitter {
     if (this.stagesTimer) clearInterval(this.stagesTimer);
     if (this.inventoryTimer) clearInterval(this.inventoryTimer);
     if (this.gcTimer) clearInterval(this.gcTimer);
+    this.uplink?.stop();
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     for (const c of this.logCancels.values()) c();
     this.ws?.terminate();
@@ -194,6 +227,7 @@ export class Agent extends EventEmitter {
     const node: NodeInfo = {
       name: this.o.name, ...machine(), labels: this.o.labels, site: this.o.site, runtime: this.o.driver.kind,
       address: this.o.advertise, images: inv.images, layers: inv.layers, imageLayers: inv.imageLayers, agentVersion: this.o.version ?? '0.1.0',
+      hub: this.o.hub ? { http: this.o.hub.http, mqtt: this.o.hub.mqtt } : null,
     };
     this.send({ type: 'register', node });
   }
@@ -206,6 +240,7 @@ export class Agent extends EventEmitter {
         // the control plane may have missed status while we were away
         const statuses = [...this.runners.values()].map((r) => r.status);
         if (statuses.length > 0) this.send({ type: 'status', replicas: statuses });
+        this.uplink?.reset();
         this.emit('connected');
         return;
       }
@@ -214,7 +249,12 @@ export class Agent extends EventEmitter {
         void this.probe();
         return;
       case 'assign':
+        this.assigned = true;
+        this.emit('assigned');
         this.applying = this.applying.then(() => this.apply(msg.replicas, true)).catch((err) => this.o.log.error({ err }, 'applying assignments failed'));
+        return;
+      case 'windows.ack':
+        this.uplink?.onAck(msg.hubId, msg.seqs);
         return;
       case 'logs':
         return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail);
@@ -242,11 +282,12 @@ export class Agent extends EventEmitter {
       }
     }
     await Promise.all(stopping);
+    this.setStreams(assignments);
     const instances = await this.o.driver.list();
     for (const a of assignments) {
       if (this.runners.has(a.id)) continue;
       const runner = new ReplicaRunner(a, {
-        driver: this.o.driver, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: {}, log: this.o.log,
+        driver: this.o.driver, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
         report: (s, pulled) => this.send({ type: 'status', replicas: [s], pulled: pulled ?? null }),
         ensureImage: (r, onProgress) => this.ensureImage(r, onProgress),
       });
@@ -308,7 +349,7 @@ export class Agent extends EventEmitter {
     const key = a.spec.image ?? '';
     let p = this.pulls.get(key);
     if (!p) {
-      p = this.o.driver.ensureImage(a.spec, onProgress).finally(() => {
+      p = this.o.driver.ensureImage(a.spec, onProgress, a.imageBytes ?? null).finally(() => {
         this.pulls.delete(key);
       });
       this.pulls.set(key, p);
@@ -332,8 +373,34 @@ export class Agent extends EventEmitter {
     this.logCancels.set(reqId, cancel);
   }
 
-  private send(msg: AgentToServer): void {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  private send(msg: AgentToServer): boolean {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** The streams this node's hub runs: its own config's, then each assigned app's (the first app to declare a name wins). */
+  private setStreams(assignments: Assignment[]): void {
+    const hub = this.o.hub;
+    if (!hub) return;
+    const streams: Record<string, StreamSpec> = { ...this.o.hubStreams };
+    for (const a of [...assignments].sort((x, y) => (x.app < y.app ? -1 : x.app > y.app ? 1 : 0))) {
+      for (const [name, spec] of Object.entries(a.spec.streams ?? {})) {
+        if (!streams[name]) streams[name] = spec;
+        else if (JSON.stringify(streams[name]) !== JSON.stringify(spec)) this.o.log.warn({ stream: name, app: a.app }, 'two declarations of one stream differ; the first is used');
+      }
+    }
+    try {
+      hub.hub.setStreams(streams);
+    } catch (err) {
+      this.o.log.error({ err }, 'setting the hub\'s streams failed');
+    }
+  }
+
+  /** Workloads find the node's data hub through these. */
+  private hubEnv(): Record<string, string> {
+    const h = this.o.hub;
+    return h ? { OUTPOST_HUB_URL: h.http, OUTPOST_HUB_MQTT: h.mqtt } : {};
   }
 
   statuses(): ReplicaStatus[] {

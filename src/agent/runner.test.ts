@@ -154,6 +154,19 @@ test('a health check that recovers before the threshold makes the replica ready 
   await runner.stop();
 });
 
+test('within the start period failures take the replica out of routing but do not restart it; after it they do', async () => {
+  const { driver, runner } = setup('always', { exec: ['check'], failureThreshold: 2, intervalMs: 10, startPeriodMs: 400 });
+  runner.start();
+  await until('running', () => runner.status.ready === true);
+  driver.healthy = false;
+  await until('not ready', () => runner.status.ready === false);
+  await new Promise((r) => setTimeout(r, 200)); // ~20 failed checks, all inside the period
+  assert.equal(runner.status.restarts, 0);
+  assert.equal(runner.status.state, 'running');
+  await until('restarted after the period', () => runner.status.restarts === 1, 3000);
+  await runner.stop();
+});
+
 test('exit reasons name signals, and a SIGKILL under a memory limit says the OOM killer may be why', async () => {
   const { exitReason } = await import('./runner.js');
   assert.equal(exitReason({ exitCode: 3, oomKilled: false }, 64), 'exit code 3');

@@ -33,6 +33,8 @@ export class ReplicaRunner {
   private instance: string | null = null;
   private hostPorts: Record<string, number> = {};
   private restarts = 0;
+  /** when the current instance was started (0: adopted, its start is long past) */
+  private startedAt = 0;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   status: ReplicaStatus;
@@ -141,6 +143,7 @@ export class ReplicaRunner {
 
     const t2 = performance.now();
     await driver.start(this.instance);
+    this.startedAt = Date.now();
     await this.waitHealthy(t2);
     const engineMs = performance.now() - t2;
     this.set({ state: 'running', ready: true, endpoint: this.endpoint(), measured: { engineMs: r1(engineMs) }, error: null });
@@ -201,12 +204,14 @@ export class ReplicaRunner {
       const ok = await check();
       if (this.stopped) return null;
       if (ok) {
-        if (failures > 0) this.set({ state: 'running', ready: true, error: null });
+        if (this.status.ready === false) this.set({ state: 'running', ready: true, error: null });
         failures = 0;
         continue;
       }
-      failures++;
-      if (failures === 1) this.set({ state: 'running', ready: false, error: { code: 'E_UNHEALTHY', message: 'the health check failed; not routed to until it passes' } });
+      // within the start period a failure takes the replica out of routing but
+      // does not count towards a restart (an app that answers before it is warm)
+      if (Date.now() - this.startedAt >= (h?.startPeriodMs ?? 0)) failures++;
+      if (this.status.ready !== false) this.set({ state: 'running', ready: false, error: { code: 'E_UNHEALTHY', message: 'the health check failed; not routed to until it passes' } });
       if (failures >= (h?.failureThreshold ?? 3)) {
         throw new OutpostError('E_UNHEALTHY', `the health check failed ${failures} times in a row; restarting`, { details: { exitCode: null } });
       }

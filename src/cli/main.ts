@@ -13,7 +13,8 @@ import { endpoints, model, siteAdd, siteRm, siteRtt, sites } from './commands/si
 import { labDown, labStatus, labUp } from '../lab/lab.js';
 import { readTopology } from '../lab/topology.js';
 import { printJson } from './output.js';
-import { runAgent, runServer, runUp } from './commands/serve.js';
+import { runAgent, runHubOnly, runServer, runUp } from './commands/serve.js';
+import { stream, streams } from './commands/hub.js';
 
 const program = new Command('outpost')
   .description('Deploy containerized apps onto edge nodes for low latency, and measure every term of it')
@@ -46,7 +47,29 @@ program.command('agent').description('an edge agent; it dials out to the control
   .option('--advertise <host>', 'address clients use to reach this node\'s replicas', '127.0.0.1')
   .option('--bind <host>', 'address published ports bind to (default: 127.0.0.1 when advertising 127.0.0.1, else 0.0.0.0)')
   .option('--network <mode>', 'containers: bridge (ports published on the host) or host (they share the engine\'s network namespace)', 'bridge')
+  .option('--no-hub', 'do not start the data hub beside the agent')
+  .option('--hub-http-port <port>', 'the data hub\'s HTTP port (0: any free one; or OUTPOST_HUB_HTTP_PORT)', undefined)
+  .option('--hub-mqtt-port <port>', 'the embedded MQTT broker\'s port (0: any free one; or OUTPOST_HUB_MQTT_PORT)', undefined)
+  .option('--hub-mqtt-url <url>', 'subscribe to this external broker (e.g. Mosquitto) instead of embedding one')
+  .option('--hub-config <file>', 'YAML: streams the hub runs besides its apps\', retention {maxAgeMs, maxBytes}, mqttUrl')
   .action((o) => runAgent(o));
+
+program.command('hub').description('a data hub alone, without an agent (streams from --hub-config)')
+  .option('--data-dir <dir>', 'state directory')
+  .option('--bind <host>', 'address to listen on', '127.0.0.1')
+  .option('--advertise <host>', 'address devices use')
+  .option('--hub-http-port <port>', 'HTTP port (0: any free one)', '7081')
+  .option('--hub-mqtt-port <port>', 'MQTT port (0: any free one)', '1883')
+  .option('--hub-mqtt-url <url>', 'subscribe to this external broker instead of embedding one')
+  .option('--hub-config <file>', 'YAML: streams, retention {maxAgeMs, maxBytes}, mqttUrl')
+  .action((o) => runHubOnly(o));
+
+program.command('streams').description('data hub streams: windows held, points and bytes in, bytes forwarded, reduction, queue').option('--json', 'print JSON')
+  .action((o) => streams(Client.fromEnv(), !!o.json));
+program.command('stream <name>').description('the window results the control plane holds for a stream')
+  .option('--node <node>', 'from this node only').option('--from <ms>', 'windows starting at or after (epoch ms)').option('--to <ms>', 'windows starting before (epoch ms)')
+  .option('--limit <n>', 'at most this many').option('--json', 'print JSON')
+  .action((name, o) => stream(Client.fromEnv(), name, o));
 
 program.command('deploy').description('create or update an app')
   .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')

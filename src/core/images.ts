@@ -16,6 +16,14 @@ export function hasImage(images: string[], ref: string): boolean {
   return images.some((i) => normalizeRef(i) === want);
 }
 
+/** Bytes of `ref`'s layers that `have` lacks, or null when no node has reported the image. */
+export function missingImageBytes(catalog: Record<string, { layers: Layer[] }>, ref: string | undefined, have: Layer[]): number | null {
+  const img = ref ? catalog[normalizeRef(ref)] : undefined;
+  if (!img) return null;
+  const held = new Set(have.map((l) => l.digest));
+  return img.layers.filter((l) => !held.has(l.digest)).reduce((s, l) => s + l.bytes, 0);
+}
+
 /** Every image some node holds, with the layers it reported. */
 export function imageCatalog(nodes: NodeRecord[]): Record<string, { layers: Layer[] }> {
   const out: Record<string, { layers: Layer[] }> = {};

@@ -4,7 +4,10 @@ import { z } from 'zod';
 import YAML from 'yaml';
 import { OutpostError } from './errors.js';
 
-export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+import { NAME_RE } from './names.js';
+import { streamsSchema } from './pipeline.js';
+
+export { NAME_RE };
 const name = z.string().regex(NAME_RE, 'must be 1-63 characters of [a-z0-9-], starting and ending with a letter or digit');
 const finitePositive = z.number().finite().positive();
 
@@ -20,7 +23,10 @@ const health = z.object({
   port: z.string().optional(),
   intervalMs: z.number().int().min(10).max(3_600_000).default(1000),
   timeoutMs: z.number().int().min(10).max(600_000).default(1000),
+  /** the first passing check must come within this time of the start, or the replica has failed to start */
   startTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+  /** after the first pass: failures within this time of the start make the replica not ready but do not count towards failureThreshold */
+  startPeriodMs: z.number().int().min(0).max(3_600_000).default(0),
   /** a command run inside the replica; exit code 0 is healthy */
   exec: z.array(z.string().min(1)).min(1).optional(),
   /** consecutive failures after start-up that make the replica unhealthy (restarted by its policy) */
@@ -33,12 +39,6 @@ const demand = z.object({
   items: z.number().int().nonnegative().default(1),
 }).strict();
 
-const streamSpec = z.object({
-  windowMs: z.number().int().positive().optional(),
-  windowCount: z.number().int().positive().optional(),
-  ops: z.array(z.string()).min(1),
-  lateMs: z.number().int().nonnegative().default(1000),
-}).passthrough();
 
 export const appSchema = z.object({
   name,
@@ -77,7 +77,8 @@ export const appSchema = z.object({
   metrics: z.object({
     stages: z.string().startsWith('/', 'must be a path starting with /').optional(),
   }).strict().optional(),
-  streams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/), streamSpec).optional(),
+  /** the pipelines this app's nodes' data hubs run (see src/core/pipeline.ts) */
+  streams: streamsSchema.optional(),
 }).strict().superRefine((app, ctx) => {
   if (!app.image && !app.command) {
     ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes) or a command (process runtime)' });

@@ -26,6 +26,8 @@ export interface NodeInfo {
   /** image reference -> its layers, for images this node holds */
   imageLayers: Record<string, Layer[]>;
   agentVersion: string;
+  /** where the node's data hub listens, or null with no hub */
+  hub?: { http: string; mqtt: string } | null;
 }
 
 /** Per-node measured timings, smoothed, that feed the next prediction. */
@@ -61,7 +63,43 @@ export interface NodeRecord extends NodeInfo {
   declaredRttMs?: Record<string, number>;
   /** app -> per-item stage costs its replicas on this node reported, us */
   stageUs?: Record<string, PerItemUs>;
-  hub: { http: string; mqtt: string } | null;
+  hub?: { http: string; mqtt: string } | null;
+  /** the data hub's accounting, as its agent last reported it */
+  hubStats?: HubStats | null;
+}
+
+export interface StreamStats {
+  pointsIn: number;
+  bytesIn: number;
+  rejected: number;
+  late: number;
+  filtered: number;
+  windows: number;
+}
+
+/** A node's data hub accounting (cumulative since its store was created). */
+export interface HubStats {
+  hubId: string;
+  pointsIn: number;
+  bytesIn: number;
+  /** rejected inputs by error code (HTTP requests, MQTT messages) */
+  rejected: Record<string, number>;
+  windows: number;
+  /** bytes of window results the control plane acknowledged */
+  bytesForwarded: number;
+  /** bytes in per byte forwarded; null before anything was forwarded */
+  reduction: number | null;
+  /** window results waiting for the control plane's acknowledgement */
+  queueDepth: number;
+  oldestUnsentMs: number | null;
+  rawBytes: number;
+  streams: Record<string, StreamStats>;
+}
+
+/** A window result on its way up: the hub's sequence number and the result. */
+export interface UplinkWindow {
+  seq: number;
+  doc: Record<string, number | string | null>;
 }
 
 export interface Timings {
@@ -142,6 +180,8 @@ export interface Assignment {
   app: string;
   specHash: string;
   spec: AppSpec;
+  /** bytes of the image's layers this node lacks, when some node has reported the image (the disk check before a pull) */
+  imageBytes?: number | null;
 }
 
 /** What an agent reports about one replica; absent fields are unchanged. */

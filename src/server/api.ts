@@ -72,6 +72,19 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
     return { app: r.app.name, revision: r.app.revision, changed: r.changed, replicas: r.replicas };
   });
 
+  // data hub streams: per (node, stream) what the control plane holds and the hub's accounting
+  app.get('/v1/streams', async () => streamsView(cp));
+  app.get<{ Params: { name: string }; Querystring: { node?: string; from?: string; to?: string; limit?: string } }>('/v1/streams/:name', async (req) => {
+    const q = req.query;
+    const num = (x: string | undefined, path: string) => {
+      if (x === undefined || x === '') return undefined;
+      const n = Number(x);
+      if (!Number.isFinite(n)) throw new OutpostError('E_INVALID', `${path} must be a number (epoch ms)`, { path });
+      return n;
+    };
+    return cp.streams?.windows(req.params.name, { node: q.node, from: num(q.from, 'from'), to: num(q.to, 'to'), limit: num(q.limit, 'limit') }) ?? [];
+  });
+
   app.get('/v1/sites', async () => cp.sitesView());
   app.post<{ Body: { name?: unknown; probe?: unknown } }>('/v1/sites', async (req, reply) => {
     const b = req.body ?? {};
@@ -156,7 +169,7 @@ function appView(a: { name: string; spec: unknown; specHash: string; createdAt: 
   };
 }
 
-function toOutpostError(err: unknown): OutpostError {
+export function toOutpostError(err: unknown): OutpostError {
   if (err instanceof OutpostError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OutpostError('E_TOO_LARGE', 'request body too large');
@@ -166,4 +179,25 @@ function toOutpostError(err: unknown): OutpostError {
   }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new OutpostError('E_INVALID', e.message ?? 'bad request');
   return new OutpostError('E_INTERNAL', 'internal error', { cause: err });
+}
+
+/** One row per (node, stream): windows held here, and that node's hub accounting for the stream. */
+function streamsView(cp: ControlPlane) {
+  const held = cp.streams?.summary() ?? [];
+  const rows = new Map(held.map((h) => [`${h.node}/${h.stream}`, { ...h }]));
+  const nodes = cp.store.listNodes();
+  for (const n of nodes) {
+    for (const s of Object.keys(n.hubStats?.streams ?? {})) {
+      if (!rows.has(`${n.name}/${s}`)) rows.set(`${n.name}/${s}`, { node: n.name, stream: s, windows: 0, firstStart: null, lastEnd: null });
+    }
+  }
+  return [...rows.values()].sort((a, b) => (a.stream + a.node < b.stream + b.node ? -1 : 1)).map((r) => {
+    const hs = nodes.find((n) => n.name === r.node)?.hubStats ?? null;
+    const s = hs?.streams[r.stream] ?? null;
+    return {
+      ...r,
+      pointsIn: s?.pointsIn ?? null, bytesIn: s?.bytesIn ?? null, rejected: s?.rejected ?? null, late: s?.late ?? null, windowsEmitted: s?.windows ?? null,
+      hub: hs && { bytesIn: hs.bytesIn, bytesForwarded: hs.bytesForwarded, reduction: hs.reduction, queueDepth: hs.queueDepth, oldestUnsentMs: hs.oldestUnsentMs, rejected: hs.rejected },
+    };
+  });
 }

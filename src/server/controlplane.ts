@@ -9,12 +9,13 @@ import { specHash, type AppSpec } from '../core/manifest.js';
 import { decide, type ClusterState } from '../core/reconcile.js';
 import type { Plan } from '../core/planner.js';
 import { calibrate, calibrateBandwidth } from '../core/model.js';
-import { normalizeRef } from '../core/images.js';
+import type { StreamStore } from './streams.js';
+import { imageCatalog, missingImageBytes, normalizeRef } from '../core/images.js';
 import { NAME_RE } from '../core/manifest.js';
 import { rankEndpoints, type RankedEndpoint } from '../core/routing.js';
 import { modelError, type ModelError } from '../core/accuracy.js';
 import { isReady } from '../core/rollout.js';
-import type { Assignment, AppRecord, NodeInfo, NodeRecord, PerItemUs, ReplicaRecord, ReplicaStatus, SiteRecord } from '../core/types.js';
+import type { Assignment, AppRecord, HubStats, NodeInfo, NodeRecord, PerItemUs, ReplicaRecord, ReplicaStatus, SiteRecord } from '../core/types.js';
 import type { Store } from './store.js';
 
 export interface DeployResult {
@@ -33,6 +34,8 @@ export class ControlPlane {
 
   /** a node unreachable for longer than this is lost: its replicas move (per app policy) */
   nodeTimeoutMs = 15_000;
+  /** window results from the nodes' data hubs */
+  streams: StreamStore | null = null;
 
   constructor(readonly store: Store, private readonly log: Logger, private readonly now: () => number = Date.now) {}
 
@@ -166,10 +169,16 @@ export class ControlPlane {
       rttMs: prev?.rttMs ?? {},
       declaredRttMs: prev?.declaredRttMs ?? {},
       stageUs: prev?.stageUs ?? {},
-      hub: prev?.hub ?? null,
+      hub: info.hub ?? null,
+      hubStats: prev?.hubStats ?? null,
     };
     this.store.putNode(node);
     return node;
+  }
+
+  setHubStats(name: string, stats: HubStats): void {
+    const n = this.store.getNode(name);
+    if (n) this.store.putNode({ ...n, hubStats: stats });
   }
 
   setNodeState(name: string, state: NodeRecord['state']): void {
@@ -325,9 +334,15 @@ export class ControlPlane {
       const a = apps.get(r.app)!;
       return r.specHash === a.specHash ? a.spec : a.history?.find((h) => h.specHash === r.specHash)?.spec ?? a.spec;
     };
+    const nodes = this.store.listNodes();
+    const catalog = imageCatalog(nodes);
+    const have = nodes.find((n) => n.name === node)?.layers ?? [];
     return this.store.listReplicas()
       .filter((r) => r.node === node && apps.has(r.app))
-      .map((r) => ({ id: r.id, app: r.app, specHash: r.specHash, spec: specOf(r) }));
+      .map((r) => {
+        const spec = specOf(r);
+        return { id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImageBytes(catalog, spec.image, have) };
+      });
   }
 }
 

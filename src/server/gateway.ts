@@ -94,6 +94,10 @@ export class AgentGateway {
         else if (msg.type === 'images') this.cp.updateImages(node, msg.images, msg.layers, msg.imageLayers ?? {});
         else if (msg.type === 'rtt') this.cp.setMeasuredRtt(node, msg.rttMs);
         else if (msg.type === 'stages') this.cp.setStages(node, msg.app, msg.perItemUs);
+        else if (msg.type === 'windows') {
+          const seqs = this.cp.streams ? this.cp.streams.add(node, String(msg.hubId), Array.isArray(msg.items) ? msg.items : [], Date.now()) : [];
+          send(ws, { type: 'windows.ack', hubId: msg.hubId, seqs });
+        } else if (msg.type === 'hub') this.cp.setHubStats(node, msg.stats);
         else if (msg.type === 'logs.data') this.logSinks.get(msg.reqId)?.onData(msg.data);
         else if (msg.type === 'logs.end') {
           this.logSinks.get(msg.reqId)?.onEnd(msg.error);

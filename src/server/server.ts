@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { openStore } from './store.js';
+import { StreamStore } from './streams.js';
 import { ControlPlane } from './controlplane.js';
 import { AgentGateway } from './gateway.js';
 import { buildApi } from './api.js';
@@ -33,6 +34,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const joinToken = loadOrCreateToken(o.dataDir, 'join.token');
   const store = openStore(path.join(o.dataDir, 'outpost.db'));
   const cp = new ControlPlane(store, o.log);
+  cp.streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
   if (o.nodeTimeoutMs !== undefined) cp.nodeTimeoutMs = o.nodeTimeoutMs;
   // no agent is connected yet: every node is unreachable until it dials in again
   for (const n of store.listNodes()) cp.setNodeState(n.name, 'unreachable');
@@ -54,6 +56,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       gateway.close();
       await api.close();
       store.close();
+      cp.streams?.close();
     },
   };
 }

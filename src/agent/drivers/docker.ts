@@ -108,11 +108,12 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
-  async ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+  async ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void, needBytes: number | null = null): Promise<EnsureResult> {
     if (await this.hasImage(spec)) return { pulled: false, bytes: 0 };
     // a pull that fills the disk breaks every workload on the node: refuse it
+    // (the image's size is known when another node has reported it)
     const disk = await this.disk().catch(() => null);
-    const refusal = disk ? pullRefusal(disk, null, this.reserveBytes) : null;
+    const refusal = disk ? pullRefusal(disk, needBytes, this.reserveBytes) : null;
     if (refusal) throw new OutpostError('E_DISK_FULL', `${spec.image}: ${refusal}`);
     return this.pull(spec.image!, onProgress);
   }

@@ -72,8 +72,8 @@ export interface RuntimeDriver {
   list(): Promise<InstanceInfo[]>;
   /** whether the app's image is already on this node (a local check, no registry) */
   hasImage(spec: AppSpec): Promise<boolean>;
-  /** makes the app's image present; never touches a registry when it already is */
-  ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void): Promise<EnsureResult>;
+  /** makes the app's image present; never touches a registry when it already is; needBytes: the expected pull size, when known */
+  ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void, needBytes?: number | null): Promise<EnsureResult>;
   create(r: RunSpec): Promise<string>;
   start(id: string): Promise<void>;
   inspect(id: string): Promise<InstanceInfo | null>;

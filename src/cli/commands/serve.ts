@@ -13,6 +13,7 @@ import { DockerDriver } from '../../agent/drivers/docker.js';
 import { Client, dataDir } from '../client.js';
 import { deploy } from './deploy.js';
 import { ms } from '../output.js';
+import { agentHub, runHub, type HubFlags } from './hub.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -70,7 +71,7 @@ function agentIntervals(): { probeIntervalMs?: number; stagesIntervalMs?: number
   };
 }
 
-export async function runAgent(o: { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string; network: string }): Promise<void> {
+export async function runAgent(o: HubFlags & { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string; network: string }): Promise<void> {
   const log = makeLogger();
   const token = o.joinToken ?? process.env.OUTPOST_JOIN_TOKEN;
   if (!token) throw new OutpostError('E_USAGE', 'the agent needs --join-token (or OUTPOST_JOIN_TOKEN): the join.token file in the control plane\'s data dir', { path: 'join-token' });
@@ -79,10 +80,12 @@ export async function runAgent(o: { server: string; joinToken?: string; name?: s
   fs.mkdirSync(dir, { recursive: true });
   if (o.network !== 'bridge' && o.network !== 'host') throw new OutpostError('E_USAGE', `--network is bridge or host, got "${o.network}"`, { path: 'network' });
   const driver = await selectDriver(o.runtime, name, dir, undefined, o.network === 'host');
+  const bindHost = o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
+  const hub = await agentHub(o, dir, bindHost, o.advertise, log);
   const agent = new Agent({
     server: o.server, joinToken: token, name, site: o.site ?? null, labels: parseLabels(o.labels), driver,
-    bindHost: o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0'), advertise: o.advertise, log, ...agentIntervals(),
-    stateDir: dir,
+    bindHost, advertise: o.advertise, log, ...agentIntervals(),
+    stateDir: dir, hub: hub.hub, hubStreams: hub.streams,
   });
   agent.on('fatal', (e: OutpostError) => {
     process.stderr.write(`error ${e.code}: ${e.message}\n`);
@@ -91,7 +94,7 @@ export async function runAgent(o: { server: string; joinToken?: string; name?: s
   agent.start();
   log.info({ name, runtime: driver.kind, server: o.server }, 'agent started');
   // the agent leaves its workloads running when it stops: they serve on without it
-  onSignals(() => agent.stop());
+  onSignals(async () => { await agent.stop(); await hub.hub?.close(); });
 }
 
 export async function runUp(o: { dataDir?: string; port: string; runtime: RuntimeChoice; demo: boolean }): Promise<void> {
@@ -112,16 +115,19 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
       driver = await selectDriver('process', name, agentDir, PACKAGE_ROOT);
     }
   }
-  const agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log, ...agentIntervals() });
+  const hub = await agentHub({}, agentDir, '127.0.0.1', '127.0.0.1', log);
+  const agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log, ...agentIntervals(), hub: hub.hub, hubStreams: hub.streams });
   agent.on('fatal', (e: Error) => log.error(e.message));
   const connected = new Promise<void>((r) => agent.once('connected', r));
   agent.start();
   await connected;
   console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
   console.log(`agent          ${name}, runtime ${driver.kind}`);
+  console.log(`data hub       ${hub.hub ? `${hub.hub.http} (HTTP), ${hub.hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
   onSignals(async () => {
     console.log('\nstopping: removing local replicas, closing the agent and the control plane ...');
     await agent.stop({ removeWorkloads: true });
+    await hub.hub?.close();
     await server.close();
   });
   if (!o.demo) return;
@@ -139,4 +145,11 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
 async function hasDemoImage(d: DockerDriver): Promise<boolean> {
   const inv = await d.inventory();
   return inv.images.includes('localhost/sensor-stats:0.1');
+}
+
+export async function runHubOnly(o: HubFlags & { dataDir?: string; bind: string; advertise?: string }): Promise<void> {
+  const log = makeLogger();
+  const hub = await runHub(o, dataDir(o.dataDir), log);
+  console.log(`data hub  ${hub.http} (HTTP)  ${hub.mqtt} (MQTT)  streams: ${hub.hub.streamNames().join(', ') || 'none (give --hub-config)'}`);
+  onSignals(() => hub.close());
 }

@@ -1,0 +1,183 @@
+// npm run bench:hub -- [--seconds S] [--rounds R] [--mqtt-messages N]
+// The data hub's three figures, each against real processes:
+//  1. HTTP ingest of JSON arrays of 1,000 numbers, points/s, raw retention on,
+//     against the seed's Flask service doing its mean on the same bodies, with
+//     the same client, alternating rounds, in one run;
+//  2. MQTT ingest of single-number messages at QoS 0 and 1 through the
+//     embedded broker (1 s windows), messages/s as the hub counts them;
+//  3. data reduction: bytes forwarded to the control plane against bytes
+//     ingested, for a 1 kHz stream with 1 s windows (agent + control plane).
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import { freePort } from '../src/agent/health.js';
+import { rng } from '../src/core/stats.js';
+import type { HubStats } from '../src/core/types.js';
+import { median } from './stats.js';
+import { ROOT, healthy, sleep, startLocal } from './local.js';
+
+const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const SECONDS = arg('--seconds', 8);
+const ROUNDS = arg('--rounds', 3);
+const MQTT_N = arg('--mqtt-messages', 300_000);
+const CONCURRENCY = 8;
+const SEED_APP = path.resolve(ROOT, '../shared/peers/seed_flask_app.py');
+
+const procs: ChildProcess[] = [];
+process.on('exit', () => procs.forEach((p) => p.kill('SIGKILL')));
+
+async function startHub(streams: string): Promise<{ http: string; mqttPort: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-hub-bench-'));
+  fs.writeFileSync(path.join(dir, 'hub.yaml'), streams);
+  const httpPort = await freePort('127.0.0.1');
+  const mqttPort = await freePort('127.0.0.1');
+  procs.push(spawn(process.execPath, [CLI, 'hub', '--data-dir', dir, '--hub-config', path.join(dir, 'hub.yaml'), '--hub-http-port', String(httpPort), '--hub-mqtt-port', String(mqttPort)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } }));
+  const url = `http://127.0.0.1:${httpPort}`;
+  while (!(await healthy(`${url}/healthz`))) await sleep(50);
+  return { http: url, mqttPort };
+}
+
+const stats = async (hub: string) => (await (await fetch(`${hub}/v1/stats`)).json()) as HubStats;
+
+/** Posts bodies round-robin over keep-alive connections for `seconds`; returns requests answered 200 per second. */
+async function load(url: string, bodies: Buffer[], seconds: number): Promise<number> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const u = new URL(url);
+  const end = Date.now() + seconds * 1000;
+  let ok = 0;
+  let bad = 0;
+  let i = 0;
+  const one = () => new Promise<void>((resolve) => {
+    const body = bodies[i++ % bodies.length]!;
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+      res.resume();
+      res.on('end', () => { if (res.statusCode === 200) ok++; else bad++; resolve(); });
+    });
+    req.on('error', () => { bad++; resolve(); });
+    req.end(body);
+  });
+  const t0 = Date.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (Date.now() < end) await one(); }));
+  const s = (Date.now() - t0) / 1000;
+  agent.destroy();
+  if (bad > 0) console.log(`  ${bad} requests failed at ${url}`);
+  return ok / s;
+}
+
+async function httpIngest() {
+  const r = rng(42);
+  const bodies = Array.from({ length: 64 }, () => Buffer.from(JSON.stringify(Array.from({ length: 1000 }, () => Math.round((r() * 200 - 100) * 1e6) / 1e6))));
+  const hub = await startHub('streams:\n  bench: { windowMs: 1000, ops: [count, mean, sum, min, max] }\n');
+  const flaskPort = await freePort('127.0.0.1');
+  procs.push(spawn('python3', [SEED_APP, String(flaskPort)], { stdio: 'ignore' }));
+  const flask = `http://127.0.0.1:${flaskPort}`;
+  while (!(await healthy(`${flask}/`))) await sleep(100);
+  // the same body must give the same mean on both
+  const check = await fetch(`${flask}/process_data`, { method: 'POST', body: bodies[0], headers: { 'content-type': 'application/json' } }).then((x) => x.json()) as { processed_data: number };
+  console.log(`  seed /process_data on body 0: ${check.processed_data}`);
+  await load(`${hub.http}/v1/streams/bench/points`, bodies, 1); // warm-up
+  await load(`${flask}/process_data`, bodies, 1);
+  const hubPps: number[] = [];
+  const seedPps: number[] = [];
+  for (let k = 0; k < ROUNDS; k++) {
+    seedPps.push((await load(`${flask}/process_data`, bodies, SECONDS)) * 1000);
+    hubPps.push((await load(`${hub.http}/v1/streams/bench/points`, bodies, SECONDS)) * 1000);
+    console.log(`  round ${k + 1}: hub ${Math.round(hubPps[k]!)} points/s, seed ${Math.round(seedPps[k]!)} points/s`);
+  }
+  const st = await stats(hub.http);
+  const ratios = hubPps.map((h, k) => h / seedPps[k]!);
+  return { hubPointsPerS: Math.round(median(hubPps)), seedPointsPerS: Math.round(median(seedPps)), ratio: Math.round(median(ratios) * 100) / 100, hubPointsStored: st.pointsIn, rawBytes: st.rawBytes };
+}
+
+async function mqttIngest(qos: 0 | 1) {
+  const hub = await startHub('streams:\n  m: { windowMs: 1000, ops: [count, mean, min, max] }\n');
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`);
+  const r = rng(7);
+  const payloads = Array.from({ length: 1000 }, () => (r() * 100).toFixed(3));
+  const t0 = Date.now();
+  // bursts of 1,000; QoS 1 waits for the last puback of each burst
+  for (let sent = 0; sent < MQTT_N; sent += 1000) {
+    await new Promise<void>((resolve) => {
+      for (let j = 0; j < 1000; j++) {
+        const last = j === 999;
+        c.publish('outpost/data/m', payloads[j]!, { qos }, last && qos ? () => resolve() : undefined);
+      }
+      if (!qos) setImmediate(resolve);
+    });
+  }
+  let st = await stats(hub.http);
+  while (st.pointsIn < MQTT_N && Date.now() - t0 < 120_000) {
+    await sleep(20);
+    st = await stats(hub.http);
+  }
+  const s = (Date.now() - t0) / 1000;
+  await c.endAsync();
+  return { qos, messages: MQTT_N, counted: st.pointsIn, seconds: Math.round(s * 100) / 100, messagesPerS: Math.round(st.pointsIn / s) };
+}
+
+async function reduction() {
+  // a real agent and control plane: what crosses the uplink is what the control plane acknowledged
+  const c = await startLocal({ runtime: 'process' });
+  try {
+    await c.client.request('POST', '/v1/apps', { name: 'kilo', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], streams: { kilo: { windowMs: 1000, lateMs: 200, ops: ['count', 'mean', 'min', 'max', 'stddev'] } } });
+    const node = await (async () => {
+      for (;;) {
+        const n = (await c.client.request<{ hub: { http: string; mqtt: string } | null }[]>('GET', '/v1/nodes'))[0];
+        const streams = n?.hub ? await fetch(`${n.hub.http}/v1/streams`).then((r) => r.json() as Promise<{ name: string }[]>, () => []) : [];
+        if (streams.some((x) => x.name === 'kilo')) return n!;
+        await sleep(200);
+      }
+    })();
+    const client = await mqtt.connectAsync(node.hub!.mqtt);
+    const SECS = 30;
+    const t0 = Date.now();
+    let sent = 0;
+    // 1 kHz: ten single-number messages every 10 ms
+    while (Date.now() - t0 < SECS * 1000) {
+      const due = Math.floor((Date.now() - t0));
+      while (sent < due) client.publish('outpost/data/kilo', (20 + Math.sin(sent / 100)).toFixed(4), { qos: 0 }), sent++;
+      await sleep(10);
+    }
+    await client.endAsync();
+    await sleep(3000);
+    const hs = (await c.client.request<{ hubStats: HubStats }[]>('GET', '/v1/nodes'))[0]!.hubStats;
+    const s = hs.streams.kilo!;
+    return { seconds: SECS, messages: sent, pointsIn: s.pointsIn, bytesIn: hs.bytesIn, windows: s.windows, bytesForwarded: hs.bytesForwarded, ratio: hs.reduction };
+  } finally {
+    await c.client.request('DELETE', '/v1/apps/kilo').catch(() => {});
+    await sleep(1000);
+    c.stop();
+  }
+}
+
+async function main() {
+  const out: Record<string, unknown> = {};
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',') : ['http', 'mqtt', 'reduction'];
+  if (only.includes('http')) {
+    console.log(`HTTP ingest: ${ROUNDS} rounds of ${SECONDS} s each side, ${CONCURRENCY} keep-alive connections, bodies of 1,000 numbers`);
+    out.http = await httpIngest();
+    console.log(' ', out.http);
+  }
+  if (only.includes('mqtt')) {
+    for (const qos of [0, 1] as const) {
+      const r = await mqttIngest(qos);
+      out[`mqttQos${qos}`] = r;
+      console.log(`MQTT QoS ${qos}:`, r);
+    }
+  }
+  if (only.includes('reduction')) {
+    out.reduction = await reduction();
+    console.log('data reduction, 1 kHz for 30 s, 1 s windows:', out.reduction);
+  }
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

@@ -1,0 +1,104 @@
+// The data hub from the command line: its options on `outpost agent`, the
+// standalone `outpost hub`, and `outpost streams` / `outpost stream`.
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import type { Logger } from 'pino';
+import { OutpostError } from '../../core/errors.js';
+import { validateWith } from '../../core/manifest.js';
+import { streamsSchema, type StreamSpec } from '../../core/pipeline.js';
+import { startHub, type RunningHub } from '../../hub/start.js';
+import type { Client } from '../client.js';
+import { table } from '../output.js';
+
+export interface HubFlags {
+  hub?: boolean;
+  hubHttpPort?: string;
+  hubMqttPort?: string;
+  hubMqttUrl?: string;
+  hubConfig?: string;
+}
+
+const configSchema = z.object({
+  streams: streamsSchema.default({}),
+  retention: z.object({
+    maxAgeMs: z.number().int().positive().optional(),
+    maxBytes: z.number().int().positive().optional(),
+  }).strict().default({}),
+  mqttUrl: z.string().regex(/^mqtts?:\/\//, 'an mqtt:// or mqtts:// URL').optional(),
+}).strict();
+
+export type HubFileConfig = z.infer<typeof configSchema>;
+
+export function readHubConfig(file: string | undefined): HubFileConfig {
+  if (!file) return configSchema.parse({});
+  let raw: unknown;
+  try {
+    raw = YAML.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new OutpostError('E_BAD_YAML', `${file}: ${(e as Error).message}`, { path: 'hub-config' });
+  }
+  return validateWith(configSchema, raw ?? {}, file);
+}
+
+function port(v: string | undefined, env: string | undefined, dflt: number, flag: string): number {
+  const s = v ?? env;
+  if (s === undefined) return dflt;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new OutpostError('E_USAGE', `--${flag} wants a port (0: any free one), got "${s}"`, { path: flag });
+  return n;
+}
+
+/**
+ * Starts the hub an agent runs beside it (on by default). A hub that cannot
+ * start (a port taken) is logged and the agent runs without it: workloads
+ * matter more than the hub.
+ */
+export async function agentHub(f: HubFlags, dir: string, bindHost: string, advertise: string, log: Logger): Promise<{ hub: RunningHub | null; streams: Record<string, StreamSpec> }> {
+  const cfg = readHubConfig(f.hubConfig);
+  if (f.hub === false) return { hub: null, streams: {} };
+  const httpPort = port(f.hubHttpPort, process.env.OUTPOST_HUB_HTTP_PORT, 7081, 'hub-http-port');
+  const mqttPort = port(f.hubMqttPort, process.env.OUTPOST_HUB_MQTT_PORT, 1883, 'hub-mqtt-port');
+  try {
+    const hub = await startHub({ dataDir: path.join(dir, 'hub'), bindHost, advertise, httpPort, mqttPort, mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, retention: cfg.retention, log });
+    log.info({ http: hub.http, mqtt: hub.mqtt }, 'data hub listening');
+    return { hub, streams: cfg.streams };
+  } catch (e) {
+    log.error({ err: (e as Error).message, httpPort, mqttPort }, 'the data hub could not start (use --hub-http-port/--hub-mqtt-port, or --no-hub); running without it');
+    return { hub: null, streams: {} };
+  }
+}
+
+export async function streams(client: Client, json: boolean): Promise<void> {
+  const rows = await client.request<{ node: string; stream: string; windows: number; lastEnd: number | null; pointsIn: number | null; bytesIn: number | null; rejected: number | null; hub: { bytesForwarded: number; reduction: number | null; queueDepth: number; oldestUnsentMs: number | null } | null }[]>('GET', '/v1/streams');
+  if (json) return void console.log(JSON.stringify(rows, null, 2));
+  if (rows.length === 0) return void console.log('no streams yet: declare one in an app manifest (streams:) and publish to a node\'s hub');
+  const n = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
+  console.log(table(['STREAM', 'NODE', 'POINTS IN', 'BYTES IN', 'REJECTED', 'WINDOWS HELD', 'LAST END', 'HUB FWD BYTES', 'REDUCTION', 'QUEUE', 'OLDEST UNSENT'], rows.map((r) => [
+    r.stream, r.node, n(r.pointsIn), n(r.bytesIn), n(r.rejected), String(r.windows), r.lastEnd ? new Date(r.lastEnd).toISOString() : '-',
+    n(r.hub?.bytesForwarded), r.hub?.reduction ? `${r.hub.reduction}x` : '-', n(r.hub?.queueDepth), r.hub?.oldestUnsentMs ? `${Math.round(r.hub.oldestUnsentMs / 1000)} s` : '-',
+  ])));
+}
+
+export async function stream(client: Client, name: string, o: { node?: string; from?: string; to?: string; limit?: string; json?: boolean }): Promise<void> {
+  const q = new URLSearchParams();
+  for (const k of ['node', 'from', 'to', 'limit'] as const) if (o[k] !== undefined) q.set(k, o[k]!);
+  const rows = await client.request<Record<string, number | string | null>[]>('GET', `/v1/streams/${encodeURIComponent(name)}${q.size ? `?${q}` : ''}`);
+  if (o.json) return void console.log(JSON.stringify(rows, null, 2));
+  if (rows.length === 0) return void console.log(`no windows of "${name}" held${o.node ? ` from ${o.node}` : ''}`);
+  const ops = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !['node', 'stream', 'start', 'end'].includes(k));
+  const f = (x: unknown) => (typeof x === 'number' ? String(Math.round(x * 1e6) / 1e6) : x === null || x === undefined ? '-' : String(x));
+  console.log(table(['NODE', 'START', 'END', ...ops.map((o) => o.toUpperCase())], rows.map((r) => [String(r.node), new Date(Number(r.start)).toISOString(), new Date(Number(r.end)).toISOString(), ...ops.map((k) => f(r[k]))])));
+}
+
+export async function runHub(f: HubFlags & { dataDir?: string; bind: string; advertise?: string }, dataDir: string, log: Logger): Promise<RunningHub> {
+  const cfg = readHubConfig(f.hubConfig);
+  const hub = await startHub({
+    dataDir: path.join(dataDir, 'hub'), bindHost: f.bind, advertise: f.advertise ?? (f.bind === '0.0.0.0' ? '127.0.0.1' : f.bind),
+    httpPort: port(f.hubHttpPort, undefined, 7081, 'hub-http-port'), mqttPort: port(f.hubMqttPort, undefined, 1883, 'hub-mqtt-port'),
+    mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, retention: cfg.retention, log,
+  });
+  hub.hub.setStreams(cfg.streams);
+  return hub;
+}

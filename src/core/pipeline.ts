@@ -1,0 +1,107 @@
+// A stream's pipeline on a node's data hub: filters, then tumbling windows (by
+// time, aligned to multiples of the window length since the epoch, or by
+// count), then operators. Pure: the hub feeds it points and the clock, and
+// persists what it emits.
+import { z } from 'zod';
+import { OP_RE, WindowAcc, needsValues, type WindowResult } from './window.js';
+
+export const streamSpecSchema = z.object({
+  windowMs: z.number().int().min(10).max(86_400_000).optional(),
+  windowCount: z.number().int().min(1).max(10_000_000).optional(),
+  ops: z.array(z.string().regex(OP_RE, 'operators are count, sum, mean, min, max, product, stddev or pNN (a percentile, 0-100)')).min(1).max(32),
+  /** a window is emitted once the hub's clock passes its end plus this; later points are dropped as late */
+  lateMs: z.number().int().nonnegative().max(3_600_000).default(1000),
+  filter: z.object({
+    min: z.number().finite().optional(),
+    max: z.number().finite().optional(),
+    /** drop a point within this distance of the last kept one */
+    deadband: z.number().finite().positive().optional(),
+  }).strict().optional(),
+}).strict().refine((s) => (s.windowMs === undefined) !== (s.windowCount === undefined), { message: 'give exactly one of windowMs and windowCount' });
+
+export type StreamSpec = z.infer<typeof streamSpecSchema>;
+/** stream names become MQTT topic levels and URL segments */
+export const STREAM_RE = /^[A-Za-z0-9_.-]{1,128}$/;
+export const streamsSchema = z.record(z.string().regex(STREAM_RE, 'stream names are 1-128 of [A-Za-z0-9_.-]'), streamSpecSchema);
+
+export interface Point {
+  ts: number;
+  v: number;
+}
+
+export interface PipelineCounters {
+  pointsIn: number;
+  filtered: number;
+  late: number;
+  windows: number;
+}
+
+export class Pipeline {
+  readonly counters: PipelineCounters = { pointsIn: 0, filtered: 0, late: 0, windows: 0 };
+  private readonly open = new Map<number, WindowAcc>();
+  private readonly keep: boolean;
+  private lastKept: number | null = null;
+  /** time windows: every window starting before this is emitted; count windows: the position of the last point in an emitted window */
+  watermark: number;
+  private countWin: WindowAcc | null = null;
+  private closed: WindowResult[] = [];
+
+  constructor(readonly name: string, readonly spec: StreamSpec, watermark = 0) {
+    this.keep = needsValues(spec.ops);
+    this.watermark = watermark;
+  }
+
+  /** `pos` orders points across batches (the hub's raw-store position): a count window remembers its last one */
+  add(p: Point, pos = 0): void {
+    this.counters.pointsIn++;
+    const f = this.spec.filter;
+    if (f) {
+      if ((f.min !== undefined && p.v < f.min) || (f.max !== undefined && p.v > f.max)) { this.counters.filtered++; return; }
+      if (f.deadband !== undefined) {
+        if (this.lastKept !== null && Math.abs(p.v - this.lastKept) < f.deadband) { this.counters.filtered++; return; }
+        this.lastKept = p.v;
+      }
+    }
+    const size = this.spec.windowMs;
+    if (size === undefined) {
+      if (!this.countWin) this.countWin = new WindowAcc(p.ts, this.keep);
+      const w = this.countWin;
+      w.add(p.v, p.ts);
+      if (w.count >= this.spec.windowCount!) {
+        this.closed.push(w.result(this.name, w.lastTs, this.spec.ops));
+        this.countWin = null;
+        this.watermark = pos;
+      }
+      return;
+    }
+    const start = Math.floor(p.ts / size) * size;
+    if (start < this.watermark) { this.counters.late++; return; }
+    let w = this.open.get(start);
+    if (!w) this.open.set(start, (w = new WindowAcc(start, this.keep)));
+    w.add(p.v, p.ts);
+  }
+
+  /** Windows that are complete at hub time `now`, oldest first. */
+  due(now: number): WindowResult[] {
+    const out: WindowResult[] = this.closed;
+    this.closed = [];
+    const size = this.spec.windowMs;
+    if (size !== undefined) {
+      const ready = [...this.open.keys()].filter((s) => now >= s + size + this.spec.lateMs).sort((a, b) => a - b);
+      for (const s of ready) {
+        out.push(this.open.get(s)!.result(this.name, s + size, this.spec.ops));
+        this.open.delete(s);
+        this.watermark = Math.max(this.watermark, s + size);
+      }
+    }
+    this.counters.windows += out.length;
+    return out;
+  }
+
+  /** Points held in windows not yet emitted. */
+  get pending(): number {
+    let n = this.countWin?.count ?? 0;
+    for (const w of this.open.values()) n += w.count;
+    return n;
+  }
+}

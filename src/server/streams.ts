@@ -1,0 +1,67 @@
+// Window results from every node's data hub, kept by the control plane in
+// their own SQLite file (they grow with time; the control state does not).
+// A result is keyed by (node, hub, seq): a re-sent one is acknowledged again
+// and stored once.
+import Database from 'better-sqlite3';
+import type { UplinkWindow } from '../core/types.js';
+
+export interface HeldWindow {
+  node: string;
+  stream: string;
+  start: number;
+  end: number;
+  count: number;
+  [op: string]: number | string | null;
+}
+
+export interface StreamSummary {
+  node: string;
+  stream: string;
+  windows: number;
+  firstStart: number | null;
+  lastEnd: number | null;
+}
+
+export class StreamStore {
+  private readonly db: Database.Database;
+  private readonly ins: Database.Statement;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(`
+CREATE TABLE IF NOT EXISTS windows (node TEXT NOT NULL, hub TEXT NOT NULL, seq INTEGER NOT NULL, stream TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL, doc TEXT NOT NULL, received REAL NOT NULL, PRIMARY KEY (node, hub, seq));
+CREATE INDEX IF NOT EXISTS windows_stream ON windows(stream, node, start);
+`);
+    this.ins = this.db.prepare('INSERT OR IGNORE INTO windows (node, hub, seq, stream, start, end, doc, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  }
+
+  /** Stores what is new; returns every sequence number it now holds (to acknowledge). */
+  add(node: string, hub: string, items: UplinkWindow[], now: number): number[] {
+    const acked: number[] = [];
+    this.db.transaction(() => {
+      for (const it of items) {
+        const d = it.doc;
+        if (!Number.isSafeInteger(it.seq) || typeof d?.stream !== 'string' || typeof d.start !== 'number' || typeof d.end !== 'number') continue;
+        this.ins.run(node, hub, it.seq, d.stream, d.start, d.end, JSON.stringify(d), now);
+        acked.push(it.seq);
+      }
+    })();
+    return acked;
+  }
+
+  summary(): StreamSummary[] {
+    return this.db.prepare('SELECT node, stream, count(*) AS windows, min(start) AS firstStart, max(end) AS lastEnd FROM windows GROUP BY stream, node ORDER BY stream, node').all() as StreamSummary[];
+  }
+
+  windows(stream: string, q: { node?: string; from?: number; to?: number; limit?: number }): HeldWindow[] {
+    const rows = this.db.prepare(`SELECT node, doc FROM windows WHERE stream = ? ${q.node ? 'AND node = ?' : ''} AND start >= ? AND start < ? ORDER BY start, node LIMIT ?`)
+      .all(...[stream, ...(q.node ? [q.node] : []), q.from ?? 0, q.to ?? 8.64e15, q.limit ?? 100_000]) as { node: string; doc: string }[];
+    return rows.map((r) => ({ node: r.node, ...(JSON.parse(r.doc) as Omit<HeldWindow, 'node'>) }) as HeldWindow);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,214 @@
+// The data hub with real parts: agent processes with their hubs, a control
+// plane, mosquitto_pub as a device, HTTP clients, and a TCP proxy that cuts
+// the agent's link to the control plane.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+import type { NodeRecord } from '../src/core/types.js';
+import { freePort } from '../src/agent/health.js';
+import { cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+
+const cp = await controlPlane();
+const agents: AgentProc[] = [];
+after(async () => {
+  for (const app of ['sense', 'flow']) await cp.client.request('DELETE', `/v1/apps/${app}`).catch(() => {});
+  await settleAgents();
+  for (const a of agents) a.child.kill('SIGKILL');
+  await cp.close();
+});
+
+const hasMosquitto = spawnSync('mosquitto_pub', ['--help']).error === undefined;
+
+type Win = { node: string; stream: string; start: number; end: number; count: number; [k: string]: number | string | null };
+
+async function hubOf(node: string): Promise<{ http: string; mqtt: string }> {
+  return waitFor(`${node}'s hub`, async () => (await cp.client.request<NodeRecord[]>('GET', '/v1/nodes')).find((n) => n.name === node && n.state === 'ready')?.hub);
+}
+
+async function post(url: string, body: string, type = 'application/json'): Promise<{ status: number; json: any }> {
+  const r = await fetch(url, { method: 'POST', body, headers: { 'content-type': type } });
+  return { status: r.status, json: await r.json() };
+}
+
+/** An independent computation of one window: plain two-pass arithmetic over the points as sent. */
+function expected(vs: number[]) {
+  const n = vs.length;
+  const sum = vs.reduce((a, b) => a + b, 0);
+  const mean = sum / n;
+  const sorted = [...vs].sort((a, b) => a - b);
+  const h = (n - 1) * 0.5;
+  return { count: n, sum, mean, min: sorted[0]!, max: sorted[n - 1]!, stddev: Math.sqrt(vs.reduce((a, b) => a + (b - mean) ** 2, 0) / n), p50: sorted[Math.floor(h)]! + (h - Math.floor(h)) * (sorted[Math.ceil(h)]! - sorted[Math.floor(h)]!) };
+}
+
+test('MQTT (mosquitto_pub) and HTTP points give window results at the control plane that match an independent computation', { skip: hasMosquitto ? false : 'mosquitto_pub is not installed (apt-get install mosquitto-clients)' }, async () => {
+  agents.push(spawnAgent(cp, ['--name', 'h1', '--runtime', 'process', '--data-dir', tmpDir()]));
+  const hub = await hubOf('h1');
+  await cp.client.request('POST', '/v1/apps', {
+    name: 'sense', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], placement: { nodes: ['h1'] },
+    streams: { temp: { windowMs: 1000, lateMs: 300, ops: ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'p50'] } },
+  });
+  await waitFor('the stream on the hub', async () => ((await (await fetch(`${hub.http}/v1/streams`)).json()) as { name: string }[]).some((s) => s.name === 'temp'));
+  // two windows a little in the future, so that every point arrives before they close
+  const t0 = Math.ceil(Date.now() / 1000) * 1000 + 2000;
+  const sent = new Map<number, number[]>([[t0, []], [t0 + 1000, []]]);
+  const point = (i: number) => {
+    const ts = t0 + (i % 2000);
+    const v = Math.round(Math.sin(i) * 1e6) / 1e3 + 20;
+    sent.get(Math.floor(ts / 1000) * 1000)!.push(v);
+    return { ts, v };
+  };
+  const arr = Array.from({ length: 800 }, (_, i) => point(i));
+  assert.deepEqual((await post(`${hub.http}/v1/streams/temp/points`, JSON.stringify(arr))).json, { accepted: 800, late: 0, filtered: 0 });
+  const nd = Array.from({ length: 600 }, (_, i) => JSON.stringify(point(800 + i))).join('\n');
+  assert.equal((await post(`${hub.http}/v1/streams/temp/points`, nd, 'application/x-ndjson')).json.accepted, 600);
+  // a device: one message per line, as JSON {ts, v}
+  const lines = Array.from({ length: 300 }, (_, i) => JSON.stringify(point(1400 + i))).join('\n');
+  const port = new URL(hub.mqtt).port;
+  const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/data/temp', '-q', '1', '-l'], { input: `${lines}\n` });
+  assert.equal(pub.status, 0, pub.stderr.toString());
+  spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/data/temp', '-m', 'not a number']);
+  spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/data/unknown', '-m', '1']);
+
+  // bad input over HTTP: refused with the position of the first bad value, nothing stored
+  const bad = await post(`${hub.http}/v1/streams/temp/points`, `[1, 2, ${'1e999'}]`);
+  assert.equal(bad.status, 400);
+  assert.deepEqual([bad.json.error.code, bad.json.error.path], ['E_BAD_POINT', '[2]']);
+  const badLine = await post(`${hub.http}/v1/streams/temp/points`, '1\n{"ts": "x", "v": 1}', 'application/x-ndjson');
+  assert.deepEqual([badLine.status, badLine.json.error.path], [400, 'line 2']);
+  assert.equal((await post(`${hub.http}/v1/streams/nope/points`, '[1]')).json.error.code, 'E_UNKNOWN_STREAM');
+  assert.equal((await post(`${hub.http}/v1/streams/temp/points`, '[1, 2')).json.error.code, 'E_BAD_JSON');
+  assert.equal((await post(`${hub.http}/v1/streams/temp/points`, JSON.stringify(new Array(100_001).fill(1)))).status, 413);
+
+  const env = cliEnv(cp);
+  const wins = await waitFor('both windows at the control plane', async () => {
+    const r = await cli(['stream', 'temp', '--node', 'h1', '--json'], env);
+    const w = JSON.parse(r.stdout) as Win[];
+    return w.length === 2 ? w : null;
+  }, 20_000, 200);
+  for (const w of wins) {
+    const e = expected(sent.get(w.start)!);
+    assert.equal(w.end, w.start + 1000);
+    assert.equal(w.count, e.count);
+    for (const k of ['sum', 'mean', 'min', 'max', 'stddev', 'p50'] as const) {
+      assert.ok(Math.abs((w[k] as number) - e[k]) <= 1e-9 * Math.max(1, Math.abs(e[k])), `${k}: ${w[k]} vs ${e[k]}`);
+    }
+  }
+  assert.equal(wins[0]!.count + wins[1]!.count, 1700);
+  // accounting, from the API and the CLI
+  const rows = await waitFor('accounting', async () => {
+    const r = JSON.parse((await cli(['streams', '--json'], env)).stdout) as any[];
+    const row = r.find((x) => x.node === 'h1' && x.stream === 'temp');
+    return row?.hub?.bytesForwarded > 0 && row.windows === 2 ? row : null;
+  }, 10_000, 200);
+  assert.equal(rows.pointsIn, 1700);
+  assert.ok(rows.hub.reduction > 10, `reduction ${rows.hub.reduction}`);
+  assert.equal(rows.hub.queueDepth, 0);
+  assert.ok(rows.hub.rejected.E_BAD_POINT >= 3, JSON.stringify(rows.hub.rejected));
+  assert.ok(rows.hub.rejected.E_UNKNOWN_STREAM >= 2);
+  assert.equal(rows.hub.rejected.E_TOO_LARGE, 1);
+  const table = (await cli(['streams'], env)).stdout;
+  assert.match(table, /temp\s+h1\s+1700/);
+});
+
+/** A TCP proxy in front of the control plane: cut() drops every connection and refuses new ones. */
+async function proxy(targetPort: number) {
+  const port = await freePort('127.0.0.1');
+  const socks = new Set<net.Socket>();
+  let server: net.Server | null = null;
+  const open = () => new Promise<void>((resolve) => {
+    server = net.createServer((c) => {
+      const u = net.connect(targetPort, '127.0.0.1');
+      for (const s of [c, u]) { socks.add(s); s.on('error', () => {}); s.on('close', () => { socks.delete(s); c.destroy(); u.destroy(); }); }
+      c.pipe(u).pipe(c);
+    }).listen(port, '127.0.0.1', () => resolve());
+  });
+  await open();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    cut: () => { server?.close(); server = null; for (const s of socks) s.destroy(); },
+    restore: open,
+  };
+}
+
+const CUT_MS = Number(process.env.OUTPOST_TEST_CUT_MS ?? 180_000);
+
+test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every window reaches the control plane exactly once`, { timeout: CUT_MS + 120_000 }, async () => {
+  const link = await proxy(Number(new URL(cp.url).port));
+  const dir = tmpDir();
+  // fixed ports: the device keeps posting to the same address across the restart
+  const ports = ['--hub-http-port', String(await freePort('127.0.0.1')), '--hub-mqtt-port', String(await freePort('127.0.0.1'))];
+  const start = () => {
+    const a = spawnAgent({ url: link.url, joinToken: cp.joinToken }, ['--name', 'h2', '--runtime', 'process', '--data-dir', dir, ...ports]);
+    agents.push(a);
+    return a;
+  };
+  let agent = start();
+  const hub = await hubOf('h2');
+  await cp.client.request('POST', '/v1/apps', {
+    name: 'flow', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], placement: { nodes: ['h2'] },
+    streams: { flow: { windowMs: 1000, lateMs: 500, ops: ['count', 'sum'] } },
+  });
+  await waitFor('the stream on the hub', async () => ((await (await fetch(`${hub.http}/v1/streams`)).json()) as { name: string }[]).some((s) => s.name === 'flow'));
+
+  // a device posting a point every 20 ms with its own timestamp; a refused post is retried with a new one
+  const accepted = new Map<number, { n: number; sum: number }>();
+  let late = 0;
+  let posting = true;
+  let paused = false;
+  const device = (async () => {
+    let i = 0;
+    while (posting) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (paused) continue;
+      const p = { ts: Date.now(), v: (i++ % 97) + 0.5 };
+      try {
+        const r = await post(`${hub.http}/v1/streams/flow/points`, JSON.stringify([p]));
+        if (r.status !== 200) continue;
+        late += r.json.late;
+        if (r.json.late) continue;
+        const s = Math.floor(p.ts / 1000) * 1000;
+        const a = accepted.get(s) ?? { n: 0, sum: 0 };
+        accepted.set(s, { n: a.n + 1, sum: a.sum + p.v });
+      } catch { /* the hub is restarting: the device tries again */ }
+    }
+  })();
+
+  await new Promise((r) => setTimeout(r, 4000));
+  link.cut();
+  await new Promise((r) => setTimeout(r, CUT_MS / 2));
+  // the agent (and its hub) restarts while the link is still cut
+  paused = true;
+  await new Promise((r) => setTimeout(r, 100));
+  agent.child.kill('SIGKILL');
+  await agent.exited;
+  agent = start();
+  await waitFor('the hub back, running the stream from local state', async () => {
+    const r = await fetch(`${hub.http}/v1/streams`).then((x) => x.json() as Promise<{ name: string }[]>, () => []);
+    return r.some((s) => s.name === 'flow');
+  }, 20_000);
+  paused = false;
+  await new Promise((r) => setTimeout(r, CUT_MS / 2));
+  const queued = ((await (await fetch(`${hub.http}/v1/stats`)).json()) as { queueDepth: number }).queueDepth;
+  assert.ok(queued >= (CUT_MS / 1000) * 0.8, `window results queued while cut: ${queued}`);
+  await link.restore();
+  await new Promise((r) => setTimeout(r, 3000));
+  posting = false;
+  await device;
+
+  const lastStart = Math.max(...accepted.keys());
+  const held = await waitFor('every window at the control plane', async () => {
+    const w = await cp.client.request<Win[]>('GET', '/v1/streams/flow?node=h2');
+    return w.length > 0 && w[w.length - 1]!.start >= lastStart ? w : null;
+  }, 30_000, 250);
+  assert.equal(late, 0, 'no point was late');
+  const starts = held.map((w) => w.start);
+  assert.equal(new Set(starts).size, starts.length, 'no window twice');
+  assert.deepEqual(starts, [...accepted.keys()].sort((a, b) => a - b), 'no window lost');
+  for (const w of held) {
+    const a = accepted.get(w.start)!;
+    assert.equal(w.count, a.n, `window ${w.start}: count`);
+    assert.ok(Math.abs((w.sum as number) - a.sum) < 1e-6, `window ${w.start}: sum`);
+  }
+  console.log(`# ${held.length} windows, ${[...accepted.values()].reduce((s, a) => s + a.n, 0)} points; ${queued} queued during the ${CUT_MS / 1000} s cut; agent restarted in the middle`);
+});
