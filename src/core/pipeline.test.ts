@@ -20,7 +20,7 @@ test('time windows are aligned to multiples of their length, emitted after end +
   for (let i = 0; i < 3000; i++) {
     const ts = 10_500 + i; // 10.5 s .. 13.5 s: windows 10000, 11000, 12000, 13000
     const v = 0.5 + rnd();
-    p.add({ ts, v });
+    p.add(ts, v);
     const s = Math.floor(ts / 1000) * 1000;
     byWindow.set(s, [...(byWindow.get(s) ?? []), v]);
   }
@@ -33,14 +33,14 @@ test('time windows are aligned to multiples of their length, emitted after end +
     for (const k of ['sum', 'mean', 'min', 'max', 'stddev', 'p50', 'p99'] as const) assert.ok(Math.abs((w[k] as number) - r[k]) <= 1e-9 * Math.max(1, Math.abs(r[k])), `${k}: ${w[k]} vs ${r[k]}`);
     assert.ok(Math.abs((w.product as number) / r.product - 1) < 1e-9, 'product');
   }
-  p.add({ ts: 11_999, v: 1 });
+  p.add(11_999, 1);
   assert.equal(p.counters.late, 1, 'a point for an emitted window is late and dropped');
   assert.equal(p.pending, 500);
 });
 
 test('a long window keeps its product in log space when the double overflows', () => {
   const p = new Pipeline('t', streamsSchema.parse({ t: { windowCount: 2000, ops: ['product'] } }).t!);
-  for (let i = 0; i < 2000; i++) p.add({ ts: i, v: i % 2 ? -10 : 10 }, i);
+  for (let i = 0; i < 2000; i++) p.add(i, i % 2 ? -10 : 10, i);
   const [w] = p.due(0);
   assert.equal(w!.product, null);
   assert.ok(Math.abs((w!.logAbsProduct as number) - 2000 * Math.log(10)) < 1e-6);
@@ -49,7 +49,7 @@ test('a long window keeps its product in log space when the double overflows', (
 
 test('count windows close as they fill and remember the position of their last point', () => {
   const p = new Pipeline('c', streamsSchema.parse({ c: { windowCount: 3, ops: ['sum'] } }).c!);
-  for (let i = 1; i <= 7; i++) p.add({ ts: 100 + i, v: i }, i);
+  for (let i = 1; i <= 7; i++) p.add(100 + i, i, i);
   assert.deepEqual(p.due(0).map((w) => [w.start, w.end, w.sum]), [[101, 103, 6], [104, 106, 15]]);
   assert.equal(p.watermark, 6);
   assert.equal(p.pending, 1);
@@ -57,7 +57,7 @@ test('count windows close as they fill and remember the position of their last p
 
 test('range and dead-band filters drop points before the window', () => {
   const p = new Pipeline('f', streamsSchema.parse({ f: { windowCount: 100, ops: ['count'], filter: { min: 0, max: 100, deadband: 0.5 } } }).f!);
-  for (const v of [1, 1.2, 1.6, -5, 500, 2.0, 2.2]) p.add({ ts: 0, v });
+  for (const v of [1, 1.2, 1.6, -5, 500, 2.0, 2.2]) p.add(0, v);
   assert.equal(p.counters.filtered, 4, '1.2 and 2.0 (within 0.5 of the last kept), -5 and 500 (out of range)');
   assert.equal(p.pending, 3);
 });

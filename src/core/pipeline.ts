@@ -45,6 +45,8 @@ export class Pipeline {
   watermark: number;
   private countWin: WindowAcc | null = null;
   private closed: WindowResult[] = [];
+  /** the window the previous point went to (still open) */
+  private last: WindowAcc | null = null;
 
   constructor(readonly name: string, readonly spec: StreamSpec, watermark = 0) {
     this.keep = needsValues(spec.ops);
@@ -52,21 +54,21 @@ export class Pipeline {
   }
 
   /** `pos` orders points across batches (the hub's raw-store position): a count window remembers its last one */
-  add(p: Point, pos = 0): void {
+  add(ts: number, v: number, pos = 0): void {
     this.counters.pointsIn++;
     const f = this.spec.filter;
     if (f) {
-      if ((f.min !== undefined && p.v < f.min) || (f.max !== undefined && p.v > f.max)) { this.counters.filtered++; return; }
+      if ((f.min !== undefined && v < f.min) || (f.max !== undefined && v > f.max)) { this.counters.filtered++; return; }
       if (f.deadband !== undefined) {
-        if (this.lastKept !== null && Math.abs(p.v - this.lastKept) < f.deadband) { this.counters.filtered++; return; }
-        this.lastKept = p.v;
+        if (this.lastKept !== null && Math.abs(v - this.lastKept) < f.deadband) { this.counters.filtered++; return; }
+        this.lastKept = v;
       }
     }
     const size = this.spec.windowMs;
     if (size === undefined) {
-      if (!this.countWin) this.countWin = new WindowAcc(p.ts, this.keep);
+      if (!this.countWin) this.countWin = new WindowAcc(ts, this.keep);
       const w = this.countWin;
-      w.add(p.v, p.ts);
+      w.add(v, ts);
       if (w.count >= this.spec.windowCount!) {
         this.closed.push(w.result(this.name, w.lastTs, this.spec.ops));
         this.countWin = null;
@@ -74,11 +76,16 @@ export class Pipeline {
       }
       return;
     }
-    const start = Math.floor(p.ts / size) * size;
-    if (start < this.watermark) { this.counters.late++; return; }
-    let w = this.open.get(start);
-    if (!w) this.open.set(start, (w = new WindowAcc(start, this.keep)));
-    w.add(p.v, p.ts);
+    const start = Math.floor(ts / size) * size;
+    // consecutive points mostly fall in the same window: skip the map lookup
+    let w = this.last;
+    if (w === null || w.start !== start) {
+      if (start < this.watermark) { this.counters.late++; return; }
+      w = this.open.get(start) ?? null;
+      if (!w) this.open.set(start, (w = new WindowAcc(start, this.keep)));
+      this.last = w;
+    }
+    w.add(v, ts);
   }
 
   /** Windows that are complete at hub time `now`, oldest first. */
@@ -91,6 +98,7 @@ export class Pipeline {
       for (const s of ready) {
         out.push(this.open.get(s)!.result(this.name, s + size, this.spec.ops));
         this.open.delete(s);
+        if (this.last?.start === s) this.last = null;
         this.watermark = Math.max(this.watermark, s + size);
       }
     }

@@ -47,7 +47,7 @@ export function buildHubHttp(hub: DataHub, log: Logger): FastifyInstance {
     const batch = parseBody(text, ndjson, Date.now());
     const bytes = Number(req.headers['content-length']) || Buffer.byteLength(text);
     // accepted points are stored; late ones (for a window already emitted) and filtered ones count no further
-    return hub.ingest(req.params.stream, batch, bytes);
+    return await hub.ingest(req.params.stream, batch, bytes);
   });
 
   app.get<{ Params: { stream: string }; Querystring: { from?: string; to?: string; limit?: string } }>('/v1/streams/:stream/windows', async (req) => {

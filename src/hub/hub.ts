@@ -23,10 +23,18 @@ const emptyStream = (): StreamStats => ({ pointsIn: 0, bytesIn: 0, rejected: 0, 
 
 interface Pending { v: number[]; ts: number[]; bytes: number }
 
+export interface IngestResult {
+  accepted: number;
+  /** points for a window already emitted: stored raw, counted, in no window */
+  late: number;
+  filtered: number;
+}
+
 export class DataHub extends EventEmitter {
   readonly store: HubStore;
   private readonly pipelines = new Map<string, Pipeline>();
   private readonly specs = new Map<string, string>();
+  private current: Record<string, StreamSpec> = {};
   private readonly buffered = new Map<string, Pending>();
   private readonly counters: Omit<HubStats, 'hubId' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rawBytes'>;
   private readonly retention: Retention;
@@ -50,6 +58,7 @@ export class DataHub extends EventEmitter {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    if (this.soon) clearTimeout(this.soon);
     this.tick();
     this.saveCounters();
     this.store.close();
@@ -61,6 +70,7 @@ export class DataHub extends EventEmitter {
    * rebuilds its open windows from the raw points kept since.
    */
   setStreams(specs: Record<string, StreamSpec>): void {
+    this.current = specs;
     for (const name of [...this.pipelines.keys()]) {
       if (!specs[name]) { this.flush(name); this.pipelines.delete(name); this.specs.delete(name); }
     }
@@ -78,7 +88,7 @@ export class DataHub extends EventEmitter {
           if (from.afterPos !== undefined && pos + i <= from.afterPos) continue;
           const ts = tsOf(batch, i);
           if (from.fromTs !== undefined && spec.windowMs !== undefined && ts < (mark ?? 0)) continue;
-          p.add({ ts, v: batch.v[i]! }, pos + i);
+          p.add(ts, batch.v[i]!, pos + i);
           replayed++;
         }
       }
@@ -94,20 +104,72 @@ export class DataHub extends EventEmitter {
     return [...this.pipelines.keys()];
   }
 
-  /** An HTTP batch: stored before it is acknowledged, so an accepted point is never lost. */
-  ingest(stream: string, b: Batch, bytes: number): { accepted: number; late: number; filtered: number } {
-    const p = this.pipelines.get(stream);
-    if (!p) throw new OutpostError('E_UNKNOWN_STREAM', `no app on this node declares the stream "${stream}"`, { path: 'stream' });
-    this.flush(stream); // keep the stream's points in arrival order
-    return { accepted: b.v.length, ...this.accept(stream, p, b, bytes) };
+  /**
+   * An HTTP batch: stored before it is acknowledged, so an accepted point is
+   * never lost. Batches that arrive together are committed in one transaction
+   * (a commit costs more than the rows in it), then all are answered.
+   */
+  ingest(stream: string, b: Batch, bytes: number): Promise<IngestResult> {
+    if (!this.pipelines.has(stream)) return Promise.reject(new OutpostError('E_UNKNOWN_STREAM', `no app on this node declares the stream "${stream}"`, { path: 'stream' }));
+    return new Promise((resolve, reject) => {
+      this.incoming.push({ stream, b, bytes, resolve, reject });
+      if (this.incoming.length === 1) setImmediate(() => this.commitIncoming());
+    });
   }
 
-  /** An MQTT message: never throws; bad ones are counted and dropped. */
-  ingestMessage(stream: string, payload: Buffer): void {
+  private incoming: { stream: string; b: Batch; bytes: number; resolve: (r: IngestResult) => void; reject: (e: unknown) => void }[] = [];
+
+  private commitIncoming(): void {
+    const items = this.incoming;
+    this.incoming = [];
+    const results: IngestResult[] = [];
+    const err = this.inTransaction(() => {
+      this.flushBuffered(); // MQTT points that came first keep their place
+      for (const it of items) {
+        const p = this.pipelines.get(it.stream);
+        if (!p) throw new OutpostError('E_UNKNOWN_STREAM', `the stream "${it.stream}" was just removed`, { path: 'stream' });
+        results.push({ accepted: it.b.v.length, ...this.accept(it.stream, p, it.b, it.bytes) });
+      }
+    });
+    items.forEach((it, i) => (err ? it.reject(err) : it.resolve(results[i]!)));
+  }
+
+  /**
+   * Runs a group of stores in one transaction; acknowledges the MQTT messages
+   * it stored, or refuses them if it failed. After a failure nothing of the
+   * group was stored: every stream's open windows are rebuilt from what was,
+   * so a device's retry does not count twice.
+   */
+  private inTransaction(fn: () => void): unknown {
+    const waiting = this.waiting;
+    this.waiting = [];
+    try {
+      this.store.db.transaction(fn)();
+    } catch (e) {
+      this.o.log.error({ err: e }, 'storing points failed');
+      for (const cb of waiting) cb(e as Error);
+      this.specs.clear();
+      this.setStreams(this.current);
+      return e;
+    }
+    for (const cb of waiting) cb(null);
+    return null;
+  }
+
+  /** MQTT messages (QoS 1 and 2) are acknowledged to their device only once stored */
+  private waiting: ((err: Error | null) => void)[] = [];
+  private soon: NodeJS.Timeout | null = null;
+
+  /**
+   * An MQTT message: never throws; bad ones are counted and dropped. Points
+   * wait a few milliseconds to be stored with others; `onStored` (a QoS 1
+   * acknowledgement) is called once they are.
+   */
+  ingestMessage(stream: string, payload: Buffer, onStored?: (err: Error | null) => void): void {
     const p = this.pipelines.get(stream);
-    if (!p) return this.reject('E_UNKNOWN_STREAM', null);
+    if (!p) { this.reject('E_UNKNOWN_STREAM', null); return onStored?.(null); }
     const b = parseMessage(payload, this.now());
-    if (typeof b === 'string') return this.reject('E_BAD_POINT', stream);
+    if (typeof b === 'string') { this.reject('E_BAD_POINT', stream); return onStored?.(null); }
     let q = this.buffered.get(stream);
     if (!q) this.buffered.set(stream, (q = { v: [], ts: [], bytes: 0 }));
     // each message keeps its own arrival time: a point that arrived before a
@@ -117,12 +179,20 @@ export class DataHub extends EventEmitter {
       q.ts.push(tsOf(b, i));
     }
     q.bytes += payload.length;
-    if (q.v.length >= 10_000) this.flush(stream);
+    if (onStored) {
+      this.waiting.push(onStored);
+      this.soon ??= setTimeout(() => { this.soon = null; this.inTransaction(() => this.flushBuffered()); }, 5);
+    }
+    if (q.v.length >= 10_000) this.inTransaction(() => this.flushBuffered());
   }
 
   reject(code: string, stream: string | null): void {
     this.counters.rejected[code] = (this.counters.rejected[code] ?? 0) + 1;
     if (stream) this.streamStats(stream).rejected++;
+  }
+
+  private flushBuffered(): void {
+    for (const s of [...this.buffered.keys()]) this.flush(s);
   }
 
   private flush(stream: string): void {
@@ -139,7 +209,9 @@ export class DataHub extends EventEmitter {
     const base = this.store.append(stream, b);
     const late0 = p.counters.late;
     const filtered0 = p.counters.filtered;
-    for (let i = 0; i < b.v.length; i++) p.add({ ts: tsOf(b, i), v: b.v[i]! }, base + i);
+    const { v, ts } = b;
+    if (ts) for (let i = 0; i < v.length; i++) p.add(ts[i]!, v[i]!, base + i);
+    else for (let i = 0; i < v.length; i++) p.add(b.at, v[i]!, base + i);
     const s = this.streamStats(stream);
     s.pointsIn += b.v.length;
     s.bytesIn += bytes;
@@ -166,8 +238,15 @@ export class DataHub extends EventEmitter {
 
   /** Stores buffered MQTT points and emits the windows whose time has come. */
   tick(): void {
-    for (const s of this.buffered.keys()) this.flush(s);
-    for (const [s, p] of this.pipelines) this.emitDue(s, p);
+    if (this.buffered.size > 0) this.inTransaction(() => this.flushBuffered());
+    try {
+      for (const [s, p] of this.pipelines) this.emitDue(s, p);
+    } catch (e) {
+      // the windows were not stored: rebuild them from the raw points
+      this.o.log.error({ err: e }, 'emitting windows failed');
+      this.specs.clear();
+      this.setStreams(this.current);
+    }
   }
 
   private lastSaved = 0;

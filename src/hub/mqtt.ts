@@ -16,10 +16,10 @@ export interface MqttSide {
   close(): Promise<void>;
 }
 
-function onMessage(hub: DataHub, topic: string, payload: Buffer): void {
-  if (!topic.startsWith(TOPIC_PREFIX)) return;
-  const stream = topic.slice(TOPIC_PREFIX.length);
-  hub.ingestMessage(stream, payload);
+/** Hands a data message to the hub; `done` runs once it is stored (at once for other topics). */
+function onMessage(hub: DataHub, topic: string, payload: Buffer, done?: (err: Error | null) => void): void {
+  if (!topic.startsWith(TOPIC_PREFIX)) return done?.(null);
+  hub.ingestMessage(topic.slice(TOPIC_PREFIX.length), payload, done);
 }
 
 /** Starts an embedded broker on host:port (0: any free port). */
@@ -27,13 +27,16 @@ export async function startBroker(hub: DataHub, host: string, port: number, adve
   const broker = await Aedes.createBroker();
   // authorizePublish sees every client publish before routing: the cheapest
   // place to take data without subscribing (and so without a copy per message)
+  // A QoS 1/2 message is acknowledged (PUBACK) only once stored; a store
+  // that fails refuses it and the device sends it again.
   broker.authorizePublish = (_client, packet, cb) => {
     try {
-      onMessage(hub, packet.topic, packet.payload as Buffer);
+      if (packet.qos > 0) onMessage(hub, packet.topic, packet.payload as Buffer, (err) => cb(err));
+      else { onMessage(hub, packet.topic, packet.payload as Buffer); cb(null); }
     } catch (err) {
       log.error({ err }, 'hub ingest failed');
+      cb(null);
     }
-    cb(null);
   };
   const server = net.createServer(broker.handle);
   await new Promise<void>((resolve, reject) => {
