@@ -212,3 +212,30 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
   }
   console.log(`# ${held.length} windows, ${[...accepted.values()].reduce((s, a) => s + a.n, 0)} points; ${queued} queued during the ${CUT_MS / 1000} s cut; agent restarted in the middle`);
 });
+
+test('a hub subscribed to an external broker (Mosquitto) takes the devices\' messages from it', { skip: hasMosquitto && spawnSync('/usr/sbin/mosquitto', ['-h']).error === undefined ? false : 'mosquitto is not installed (apt-get install mosquitto)' }, async () => {
+  const port = await freePort('127.0.0.1');
+  const broker = spawn('/usr/sbin/mosquitto', ['-p', String(port)], { stdio: 'ignore' });
+  const dir = tmpDir();
+  const cfg = `${dir}/hub.yaml`;
+  (await import('node:fs')).writeFileSync(cfg, 'streams:\n  ext: { windowCount: 50, ops: [count, sum] }\n');
+  const httpPort = await freePort('127.0.0.1');
+  const hubProc = spawn(process.execPath, ['dist/src/cli/main.js', 'hub', '--data-dir', dir, '--hub-config', cfg, '--hub-http-port', String(httpPort), '--hub-mqtt-url', `mqtt://127.0.0.1:${port}`], { stdio: 'ignore' });
+  try {
+    const url = `http://127.0.0.1:${httpPort}`;
+    await waitFor('the hub', () => fetch(`${url}/healthz`).then((r) => r.ok, () => false));
+    // the hub subscribes after connecting; messages before that are the broker's to keep (QoS 1, persistent session)
+    await new Promise((r) => setTimeout(r, 1000));
+    const lines = Array.from({ length: 100 }, (_, i) => String(i + 1)).join('\n');
+    const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-t', 'outpost/data/ext', '-q', '1', '-l'], { input: `${lines}\n` });
+    assert.equal(pub.status, 0, pub.stderr.toString());
+    const wins = await waitFor('two count windows', async () => {
+      const w = (await (await fetch(`${url}/v1/streams/ext/windows`)).json()) as Win[];
+      return w.length === 2 ? w : null;
+    });
+    assert.deepEqual(wins.map((w) => [w.count, w.sum]), [[50, 1275], [50, 3775]]);
+  } finally {
+    hubProc.kill('SIGTERM');
+    broker.kill('SIGTERM');
+  }
+});

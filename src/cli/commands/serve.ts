@@ -137,6 +137,10 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
     console.log(`\nsensor-stats answers at ${r.endpoint}`);
     console.log(`  deploy breakdown: image ${ms(r.measured.imageMs)} + container ${ms(r.measured.containerMs)} + engine ${ms(r.measured.engineMs)}`);
     console.log(`  try: curl -X POST -H 'content-type: application/json' -d '[1,2,3]' ${r.endpoint}/process_data`);
+    if (hub.hub) {
+      console.log(`  data hub: curl -X POST -H 'content-type: application/json' -d '[20.5,21,21.5]' ${hub.hub.http}/v1/streams/readings/points`);
+      console.log(`            (or mosquitto_pub -p ${new URL(hub.hub.mqtt).port} -t outpost/data/readings -m 21.2); a second later: npx outpost stream readings`);
+    }
     console.log(`  CLI: OUTPOST_SERVER=${server.url} OUTPOST_DATA_DIR=${dir} npx outpost replicas`);
     console.log('Ctrl-C stops everything.');
   }
