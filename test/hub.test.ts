@@ -12,7 +12,7 @@ import { cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, t
 const cp = await controlPlane();
 const agents: AgentProc[] = [];
 after(async () => {
-  for (const app of ['sense', 'flow']) await cp.client.request('DELETE', `/v1/apps/${app}`).catch(() => {});
+  for (const app of ['sense', 'flow', 'envcheck']) await cp.client.request('DELETE', `/v1/apps/${app}`).catch(() => {});
   await settleAgents();
   for (const a of agents) a.child.kill('SIGKILL');
   await cp.close();
@@ -109,6 +109,16 @@ test('MQTT (mosquitto_pub) and HTTP points give window results at the control pl
   assert.equal(rows.hub.rejected.E_TOO_LARGE, 1);
   const table = (await cli(['streams'], env)).stdout;
   assert.match(table, /temp\s+h1\s+1700/);
+
+  // a workload on the node finds the hub through its environment, and can post to it
+  await cp.client.request('POST', '/v1/apps', {
+    name: 'envcheck', placement: { nodes: ['h1'] }, ports: [{ name: 'http', container: 5000 }], health: { http: '/' },
+    command: ['node', '-e', "require('http').createServer((q, s) => s.end(JSON.stringify([process.env.OUTPOST_HUB_URL, process.env.OUTPOST_HUB_MQTT]))).listen(process.env.PORT)"],
+  });
+  const ep = await waitFor('envcheck running', async () => (await cp.client.request<{ state: string; endpoint: string | null }[]>('GET', '/v1/apps/envcheck/replicas')).find((r) => r.state === 'running')?.endpoint);
+  const seen = (await (await fetch(ep)).json()) as string[];
+  assert.deepEqual(seen, [hub.http, hub.mqtt]);
+  await cp.client.request('DELETE', '/v1/apps/envcheck');
 });
 
 /** A TCP proxy in front of the control plane: cut() drops every connection and refuses new ones. */
