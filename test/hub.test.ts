@@ -107,6 +107,8 @@ test('MQTT (mosquitto_pub) and HTTP points give window results at the control pl
   assert.ok(rows.hub.rejected.E_BAD_POINT >= 3, JSON.stringify(rows.hub.rejected));
   assert.ok(rows.hub.rejected.E_UNKNOWN_STREAM >= 2);
   assert.equal(rows.hub.rejected.E_TOO_LARGE, 1);
+  const listed = (JSON.parse((await cli(['nodes', '--json'], env)).stdout) as NodeRecord[]).find((n) => n.name === 'h1')!;
+  assert.deepEqual(listed.hub, hub, 'outpost nodes --json names the hub\'s URLs');
   const table = (await cli(['streams'], env)).stdout;
   assert.match(table, /temp\s+h1\s+1700/);
 

@@ -46,3 +46,16 @@ export interface ErrorBody {
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
+
+/** Errors from the HTTP layer (Fastify's body parsing, limits) as OutpostErrors; anything else is internal. */
+export function toOutpostError(err: unknown): OutpostError {
+  if (err instanceof OutpostError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OutpostError('E_TOO_LARGE', 'request body too large');
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new OutpostError('E_INVALID', 'send the body as application/json');
+  if (e.code?.startsWith('FST_ERR_CTP') || (e.statusCode === 400 && e instanceof SyntaxError)) {
+    return new OutpostError('E_BAD_JSON', `request body is not valid JSON: ${e.message ?? ''}`);
+  }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new OutpostError('E_INVALID', e.message ?? 'bad request');
+  return new OutpostError('E_INTERNAL', 'internal error', { cause: err });
+}

@@ -2,9 +2,8 @@
 // stored. No token: it serves the node's local network, like the MQTT port.
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { OutpostError } from '../core/errors.js';
+import { OutpostError, toOutpostError } from '../core/errors.js';
 import { parseBody } from '../core/points.js';
-import { toOutpostError } from '../server/api.js';
 import type { DataHub } from './hub.js';
 
 const BODY_LIMIT = 16 * 1024 * 1024;

@@ -3,7 +3,7 @@
 // one place (the error handler below).
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
-import { OutpostError } from '../core/errors.js';
+import { OutpostError, toOutpostError } from '../core/errors.js';
 import { NAME_RE, specHash, validateApp } from '../core/manifest.js';
 import type { ControlPlane } from './controlplane.js';
 import type { AgentGateway } from './gateway.js';
@@ -169,17 +169,6 @@ function appView(a: { name: string; spec: unknown; specHash: string; createdAt: 
   };
 }
 
-export function toOutpostError(err: unknown): OutpostError {
-  if (err instanceof OutpostError) return err;
-  const e = err as { code?: string; statusCode?: number; message?: string };
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OutpostError('E_TOO_LARGE', 'request body too large');
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new OutpostError('E_INVALID', 'send the body as application/json');
-  if (e.code?.startsWith('FST_ERR_CTP') || (e.statusCode === 400 && e instanceof SyntaxError)) {
-    return new OutpostError('E_BAD_JSON', `request body is not valid JSON: ${e.message ?? ''}`);
-  }
-  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new OutpostError('E_INVALID', e.message ?? 'bad request');
-  return new OutpostError('E_INTERNAL', 'internal error', { cause: err });
-}
 
 /** One row per (node, stream): windows held here, and that node's hub accounting for the stream. */
 function streamsView(cp: ControlPlane) {
