@@ -67,7 +67,10 @@ export class ControlPlane {
     const t = this.now();
     for (const app of this.store.listApps()) {
       const ro = app.rollout;
-      if (!ro || ro.status !== 'progressing') continue;
+      // a failed rollout had nothing to roll back to (an app's first revision):
+      // it still completes once its replicas are all ready, so that a later
+      // revision has a good one to go back to
+      if (!ro || (ro.status !== 'progressing' && ro.status !== 'failed')) continue;
       const reps = this.store.listReplicas(app.name);
       const fresh = reps.filter((r) => r.specHash === app.specHash);
       const bad = fresh.find((r) => r.state === 'failed' || (r.restarts > 0 && r.lastExit));
@@ -75,6 +78,7 @@ export class ControlPlane {
         this.store.applyApp({ app: setStatus(app, 'complete', t), put: [], remove: [] });
         continue;
       }
+      if (ro.status === 'failed') continue;
       const late = t - ro.startedAt > app.spec.update.progressDeadlineMs;
       if (!bad && !late) continue;
       const why = bad ? `replica ${bad.id} on ${bad.node}: ${(bad.error ?? bad.lastExit)?.code ?? 'failed'}: ${(bad.error ?? bad.lastExit)?.message ?? ''}` : `not every new replica was ready within ${app.spec.update.progressDeadlineMs} ms`;
@@ -365,5 +369,5 @@ function withRevision(app: AppRecord, spec: AppSpec, hash: string, t: number): A
 function setStatus(app: AppRecord, status: 'complete', t: number): AppRecord {
   const ro = app.rollout!;
   const history = (app.history ?? []).map((h) => (h.specHash === app.specHash && h.status !== 'failed' ? { ...h, status } : h));
-  return { ...app, history, updatedAt: t, rollout: { ...ro, status: ro.status === 'rolled-back' ? 'rolled-back' : status, message: ro.message } };
+  return { ...app, history, updatedAt: t, rollout: { ...ro, status: ro.status === 'rolled-back' ? 'rolled-back' : status, message: ro.status === 'failed' ? undefined : ro.message } };
 }
