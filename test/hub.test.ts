@@ -145,8 +145,9 @@ async function proxy(targetPort: number) {
 
 const CUT_MS = Number(process.env.OUTPOST_TEST_CUT_MS ?? 180_000);
 
-test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every window reaches the control plane exactly once`, { timeout: CUT_MS + 120_000 }, async () => {
+test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every window reaches the control plane exactly once`, { timeout: CUT_MS + 120_000 }, async (t) => {
   const link = await proxy(Number(new URL(cp.url).port));
+  t.after(() => link.cut()); // a listening proxy would keep this file's process alive
   const dir = tmpDir();
   // fixed ports: the device keeps posting to the same address across the restart
   const ports = ['--hub-http-port', String(await freePort('127.0.0.1')), '--hub-mqtt-port', String(await freePort('127.0.0.1'))];
