@@ -34,6 +34,7 @@ program.command('server').description('the control plane alone')
   .option('--data-dir <dir>', 'state directory')
   .option('--listen <host:port>', 'listen address (0.0.0.0:7070 for agents on other machines)', '127.0.0.1:7070')
   .option('--node-timeout <ms>', 'a node unreachable this long is lost: its replicas are rescheduled (apps with onNodeLoss: reschedule)', process.env.OUTPOST_NODE_TIMEOUT_MS ?? '15000')
+  .option('--stream-retention-days <days>', 'window results from the data hubs older than this are deleted', '30')
   .action((o) => runServer(o));
 
 program.command('agent').description('an edge agent; it dials out to the control plane')

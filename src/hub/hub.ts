@@ -19,6 +19,9 @@ export interface HubOptions {
   now?: () => number;
 }
 
+/** A time watermark and a count position mean different things: a stream that changes its kind of window starts afresh. */
+const markKey = (stream: string, spec: StreamSpec) => `${stream}#${spec.windowMs !== undefined ? 'time' : 'count'}`;
+
 const emptyStream = (): StreamStats => ({ pointsIn: 0, bytesIn: 0, rejected: 0, late: 0, filtered: 0, windows: 0 });
 
 interface Pending { v: number[]; ts: number[]; bytes: number }
@@ -78,7 +81,7 @@ export class DataHub extends EventEmitter {
       const key = JSON.stringify(spec);
       if (this.specs.get(name) === key) continue;
       this.flush(name);
-      const mark = this.store.watermark(name);
+      const mark = this.store.watermark(markKey(name, spec));
       const p = new Pipeline(name, spec, mark ?? 0);
       // replay: points stored but not yet in an emitted window (a restart, a changed spec)
       const from = spec.windowMs !== undefined ? { fromTs: mark ?? 0 } : { afterPos: mark ?? 0 };
@@ -230,7 +233,7 @@ export class DataHub extends EventEmitter {
   private emitDue(stream: string, p: Pipeline): void {
     const due = p.due(this.now());
     if (due.length === 0) return;
-    this.store.emit(stream, due, p.watermark, this.now());
+    this.store.emit(stream, markKey(stream, p.spec), due, p.watermark, this.now());
     this.streamStats(stream).windows += due.length;
     this.counters.windows += due.length;
     this.emit('windows', due.length);

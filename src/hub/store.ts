@@ -106,15 +106,15 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
     return out;
   }
 
-  watermark(stream: string): number | null {
-    return (this.db.prepare('SELECT value FROM watermarks WHERE stream = ?').get(stream) as { value: number } | undefined)?.value ?? null;
+  watermark(key: string): number | null {
+    return (this.db.prepare('SELECT value FROM watermarks WHERE stream = ?').get(key) as { value: number } | undefined)?.value ?? null;
   }
 
   /** Queues windows for the uplink and moves the stream's watermark past them, in one transaction. */
-  emit(stream: string, windows: WindowResult[], watermark: number, now: number): void {
+  emit(stream: string, markKey: string, windows: WindowResult[], watermark: number, now: number): void {
     this.db.transaction(() => {
       for (const w of windows) this.insWindow.run(stream, w.start, w.end, JSON.stringify(w), now);
-      this.setMark.run(stream, watermark);
+      this.setMark.run(markKey, watermark);
     })();
   }
 

@@ -18,6 +18,8 @@ export interface ServerOptions {
   reconcileMs?: number;
   /** how long a node may be unreachable before its replicas are rescheduled */
   nodeTimeoutMs?: number;
+  /** window results older than this are deleted (default 30 days) */
+  streamRetentionMs?: number;
 }
 
 export interface RunningServer {
@@ -34,7 +36,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const joinToken = loadOrCreateToken(o.dataDir, 'join.token');
   const store = openStore(path.join(o.dataDir, 'outpost.db'));
   const cp = new ControlPlane(store, o.log);
-  cp.streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
+  const streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
+  cp.streams = streams;
   if (o.nodeTimeoutMs !== undefined) cp.nodeTimeoutMs = o.nodeTimeoutMs;
   // no agent is connected yet: every node is unreachable until it dials in again
   for (const n of store.listNodes()) cp.setNodeState(n.name, 'unreachable');
@@ -48,11 +51,20 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const timer = setInterval(() => {
     try { cp.reconcileAll(); } catch (err) { o.log.error({ err }, 'reconcile failed'); }
   }, o.reconcileMs ?? 1000);
+  const prune = () => {
+    try {
+      const n = streams.prune(Date.now() - (o.streamRetentionMs ?? 30 * 86_400_000));
+      if (n) o.log.info({ windows: n }, 'old window results deleted');
+    } catch (err) { o.log.error({ err }, 'pruning window results failed'); }
+  };
+  prune();
+  const pruneTimer = setInterval(prune, 3600_000);
   o.log.info({ url, dataDir: o.dataDir }, 'control plane listening');
   return {
     url, adminToken, joinToken, cp,
     async close() {
       clearInterval(timer);
+      clearInterval(pruneTimer);
       gateway.close();
       await api.close();
       store.close();

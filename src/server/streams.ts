@@ -61,6 +61,11 @@ CREATE INDEX IF NOT EXISTS windows_stream ON windows(stream, node, start);
     return rows.map((r) => ({ node: r.node, ...(JSON.parse(r.doc) as Omit<HeldWindow, 'node'>) }) as HeldWindow);
   }
 
+  /** Deletes window results that ended before `before`; returns how many. */
+  prune(before: number): number {
+    return this.db.prepare('DELETE FROM windows WHERE end < ?').run(before).changes;
+  }
+
   close(): void {
     this.db.close();
   }

@@ -52,12 +52,14 @@ function onSignals(fn: () => Promise<void>): void {
   }
 }
 
-export async function runServer(o: { dataDir?: string; listen: string; nodeTimeout: string }): Promise<void> {
+export async function runServer(o: { dataDir?: string; listen: string; nodeTimeout: string; streamRetentionDays: string }): Promise<void> {
   const log = makeLogger();
   const { host, port } = parseListen(o.listen);
   const nodeTimeoutMs = Number(o.nodeTimeout);
   if (!Number.isFinite(nodeTimeoutMs) || nodeTimeoutMs < 0) throw new OutpostError('E_USAGE', `--node-timeout wants milliseconds, got "${o.nodeTimeout}"`, { path: 'node-timeout' });
-  const s = await startServer({ dataDir: dataDir(o.dataDir), host, port, log, nodeTimeoutMs });
+  const days = Number(o.streamRetentionDays);
+  if (!Number.isFinite(days) || days <= 0) throw new OutpostError('E_USAGE', `--stream-retention-days wants a positive number, got "${o.streamRetentionDays}"`, { path: 'stream-retention-days' });
+  const s = await startServer({ dataDir: dataDir(o.dataDir), host, port, log, nodeTimeoutMs, streamRetentionMs: days * 86_400_000 });
   onSignals(() => s.close());
 }
 
