@@ -34,7 +34,10 @@ export function buildHubHttp(hub: DataHub, log: Logger): FastifyInstance {
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/v1/stats', async () => hub.stats());
-  app.get('/v1/streams', async () => hub.streamNames().map((name) => ({ name, ...hub.stats().streams[name] })));
+  app.get('/v1/streams', async () => {
+    const s = hub.stats().streams;
+    return hub.streamNames().map((name) => ({ name, ...s[name] }));
+  });
 
   app.post<{ Params: { stream: string }; Body: string }>('/v1/streams/:stream/points', async (req) => {
     const text = typeof req.body === 'string' ? req.body : '';

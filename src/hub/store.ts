@@ -52,6 +52,14 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
     this.insBatch = this.db.prepare('INSERT INTO batches (stream, t0, t1, n, at, v, ts, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.insWindow = this.db.prepare('INSERT INTO windows (stream, start, end, doc, created) VALUES (?, ?, ?, ?, ?)');
     this.setMark = this.db.prepare('INSERT INTO watermarks (stream, value) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value');
+    this.bytes = this.sumBytes();
+  }
+
+  /** raw bytes stored, kept as a running total (a sum over every batch each second would scan the table) */
+  private bytes: number;
+
+  private sumBytes(): number {
+    return (this.db.prepare('SELECT coalesce(sum(bytes), 0) AS b FROM batches').get() as { b: number }).b;
   }
 
   private readonly insBatch: Database.Statement;
@@ -78,6 +86,7 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
     const v = Buffer.from(b.v.buffer, b.v.byteOffset, b.v.byteLength);
     const ts = b.ts ? Buffer.from(b.ts.buffer, b.ts.byteOffset, b.ts.byteLength) : null;
     const r = this.insBatch.run(stream, t0, t1, b.v.length, b.at, v, ts, v.length + (ts?.length ?? 0));
+    this.bytes += v.length + (ts?.length ?? 0);
     return Number(r.lastInsertRowid) * POS_SCALE;
   }
 
@@ -151,7 +160,7 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
   }
 
   rawBytes(): number {
-    return (this.db.prepare('SELECT coalesce(sum(bytes), 0) AS b FROM batches').get() as { b: number }).b;
+    return this.bytes;
   }
 
   /**
@@ -162,7 +171,7 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
   retain(r: Retention, now: number): { batches: number; windows: number } {
     const cut = now - r.maxAgeMs;
     let batches = this.db.prepare('DELETE FROM batches WHERE t1 < ?').run(cut).changes;
-    let total = this.rawBytes();
+    let total = (this.bytes = this.sumBytes());
     if (total > r.maxBytes) {
       const rows = this.db.prepare('SELECT id, bytes FROM batches ORDER BY id').iterate() as Iterable<{ id: number; bytes: number }>;
       let upTo = -1;
@@ -173,6 +182,7 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
       }
       if (upTo >= 0) batches += this.db.prepare('DELETE FROM batches WHERE id <= ?').run(upTo).changes;
     }
+    this.bytes = this.sumBytes();
     const windows = this.db.prepare('DELETE FROM windows WHERE acked = 1 AND created < ?').run(cut).changes;
     return { batches, windows };
   }
