@@ -14,15 +14,12 @@ import { Client } from '../src/cli/client.js';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { median } from './stats.js';
 import { ROOT, healthy, sleep } from './local.js';
+import { listArg, numArg } from './args.js';
 
 const run = promisify(execFile);
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const RUNS = arg('--runs', 3);
-const CUT_MS = arg('--cut-ms', 60_000);
+const RUNS = numArg('--runs', 3);
+const CUT_MS = numArg('--cut-ms', 60_000);
 const NODE_TIMEOUT_MS = 3000;
 const NODES = ['c1', 'c2', 'c3'];
 const APP = 'chaos';
@@ -90,10 +87,7 @@ async function count(row: Row, ms: number): Promise<void> {
   row.duplicated += Math.max(0, ctrs - K);
 }
 
-const ONLY = (() => {
-  const i = process.argv.indexOf('--only');
-  return i > 0 ? process.argv[i + 1]!.split(',') : null;
-})();
+const ONLY = listArg('--only');
 
 async function fault(name: string, inject: () => Promise<number>): Promise<void> {
   if (ONLY && !ONLY.some((o) => name.includes(o))) return;

@@ -10,6 +10,7 @@ import { Client } from '../src/cli/client.js';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { median, summarize } from './stats.js';
 import { healthy, sleep, startLocal } from './local.js';
+import { numArg } from './args.js';
 
 const run = promisify(execFile);
 const IMAGE = 'localhost/sensor-stats:0.1';
@@ -18,8 +19,7 @@ const POLL_MS = 10;
 // times over, so a limit on one side only would measure the quota, not Outpost
 const CPUS = 1;
 const MEMORY_MIB = 128;
-const pairsArg = process.argv.indexOf('--pairs');
-const PAIRS = pairsArg > 0 ? Number(process.argv[pairsArg + 1]) : 12;
+const PAIRS = numArg('--pairs', 12);
 
 
 async function rawRun(i: number): Promise<number> {

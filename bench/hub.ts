@@ -18,15 +18,12 @@ import { rng } from '../src/core/stats.js';
 import type { HubStats } from '../src/core/types.js';
 import { median } from './stats.js';
 import { ROOT, healthy, sleep, startLocal } from './local.js';
+import { listArg, numArg } from './args.js';
 
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const SECONDS = arg('--seconds', 8);
-const ROUNDS = arg('--rounds', 3);
-const MQTT_N = arg('--mqtt-messages', 300_000);
+const SECONDS = numArg('--seconds', 8);
+const ROUNDS = numArg('--rounds', 3);
+const MQTT_N = numArg('--mqtt-messages', 300_000);
 const CONCURRENCY = 8;
 const SEED_APP = path.resolve(ROOT, '../shared/peers/seed_flask_app.py');
 
@@ -159,7 +156,7 @@ async function reduction() {
 
 async function main() {
   const out: Record<string, unknown> = {};
-  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',') : ['http', 'mqtt', 'reduction'];
+  const only = listArg('--only') ?? ['http', 'mqtt', 'reduction'];
   if (only.includes('http')) {
     console.log(`HTTP ingest: ${ROUNDS} rounds of ${SECONDS} s each side, ${CONCURRENCY} keep-alive connections, bodies of 1,000 numbers`);
     out.http = await httpIngest();

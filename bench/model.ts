@@ -9,13 +9,13 @@ import { promisify } from 'node:util';
 import { modelError } from '../src/core/accuracy.js';
 import type { ModelSample, NodeRecord, ReplicaRecord } from '../src/core/types.js';
 import { sleep, startLocal } from './local.js';
+import { numArg } from './args.js';
 
 const run = promisify(execFile);
 const REGISTRY = process.env.OUTPOST_REGISTRY ?? '127.0.0.1:5000';
 const REF = `${REGISTRY}/sensor-stats:0.1`;
 const LOCAL = 'localhost/sensor-stats:0.1';
-const roundsArg = process.argv.indexOf('--rounds');
-const ROUNDS = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 8;
+const ROUNDS = numArg('--rounds', 8);
 
 async function main(): Promise<void> {
   // the image in the registry, and the local base it was built from

@@ -9,6 +9,7 @@ import { Cluster } from '../src/core/cluster.js';
 import { plan } from '../src/core/planner.js';
 import { median } from './stats.js';
 import { rng } from '../src/core/stats.js';
+import { numArg } from './args.js';
 
 
 /** Nodes and sites scattered over a 1000 km square; RTT ~ 1 ms per 100 km plus 0.5-3 ms of access delay. */
@@ -36,8 +37,7 @@ function cluster(nodes: number, sites: number, seed: number): ClusterSnapshot {
   };
 }
 
-const runsArg = process.argv.indexOf('--runs');
-const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 3;
+const RUNS = numArg('--runs', 3);
 
 // (a)
 const snapA = cluster(10_000, 1_000, 1);

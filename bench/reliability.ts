@@ -16,11 +16,11 @@ import { Client } from '../src/cli/client.js';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { median } from './stats.js';
 import { ROOT, healthy, sleep } from './local.js';
+import { numArg } from './args.js';
 
 const run = promisify(execFile);
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
-const runsArg = process.argv.indexOf('--runs');
-const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
+const RUNS = numArg('--runs', 5);
 const NODE_TIMEOUT_MS = 2000;
 
 async function main(): Promise<void> {

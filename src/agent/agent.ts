@@ -93,10 +93,9 @@ export class Agent extends EventEmitter {
   private readonly uplink: Uplink | null;
 
   start(): void {
-    // edge autonomy: what this node was last told to run starts now, from local
-    // images, whether or not the control plane answers; its assignments win when they come
-    // whether or not the control plane answers; its assignments win when they
-    // come. A control plane that answers at once is heard first, so a replica
+    // edge autonomy: what this node was last told to run starts from local
+    // images whether or not the control plane answers; its assignments win when
+    // they come. A control plane that answers at once is heard first, so a replica
     // it has moved elsewhere meanwhile is not started here for a moment (a
     // duplicate); one that refuses or stays silent for the grace is not waited for.
     const saved = this.desired?.load();

@@ -39,7 +39,6 @@ const demand = z.object({
   items: z.number().int().nonnegative().default(1),
 }).strict();
 
-
 export const appSchema = z.object({
   name,
   image: z.string().min(1).max(512).regex(/^[^\s]+$/, 'must not contain spaces').optional(),

@@ -24,11 +24,6 @@ export type StreamSpec = z.infer<typeof streamSpecSchema>;
 export const STREAM_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 export const streamsSchema = z.record(z.string().regex(STREAM_RE, 'stream names are 1-128 of [A-Za-z0-9_.-]'), streamSpecSchema);
 
-export interface Point {
-  ts: number;
-  v: number;
-}
-
 export interface PipelineCounters {
   pointsIn: number;
   filtered: number;

@@ -4,18 +4,14 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { OutpostError, toOutpostError } from '../core/errors.js';
 import { parseBody } from '../core/points.js';
+import { numberParam } from '../core/query.js';
 import type { DataHub } from './hub.js';
 
 const BODY_LIMIT = 16 * 1024 * 1024;
 
 function range(q: { from?: string; to?: string; limit?: string }, maxLimit: number) {
-  const num = (x: string | undefined, dflt: number, path: string) => {
-    if (x === undefined || x === '') return dflt;
-    const n = Number(x);
-    if (!Number.isFinite(n)) throw new OutpostError('E_INVALID', `${path} must be a number (epoch ms)`, { path });
-    return n;
-  };
-  return { from: num(q.from, 0, 'from'), to: num(q.to, 8.64e15, 'to'), limit: Math.min(maxLimit, Math.max(1, num(q.limit, maxLimit, 'limit'))) };
+  const limit = numberParam(q.limit, 'limit') ?? maxLimit;
+  return { from: numberParam(q.from, 'from') ?? 0, to: numberParam(q.to, 'to') ?? 8.64e15, limit: Math.min(maxLimit, Math.max(1, limit)) };
 }
 
 export function buildHubHttp(hub: DataHub, log: Logger): FastifyInstance {

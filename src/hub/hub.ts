@@ -8,7 +8,7 @@ import { OutpostError } from '../core/errors.js';
 import type { HubStats, StreamStats } from '../core/types.js';
 import { Pipeline, type StreamSpec } from '../core/pipeline.js';
 import { parseMessage, tsOf, type Batch } from '../core/points.js';
-import { HubStore, POS_SCALE, type Retention, type StoredWindow } from './store.js';
+import { HubStore, type Retention, type StoredWindow } from './store.js';
 
 export interface HubOptions {
   dataDir: string;
@@ -292,5 +292,3 @@ export class DataHub extends EventEmitter {
   }
 }
 
-export { POS_SCALE };
-export type { HubStats, StreamStats };

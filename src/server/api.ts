@@ -5,6 +5,7 @@ import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { OutpostError, toOutpostError } from '../core/errors.js';
 import { NAME_RE, specHash, validateApp } from '../core/manifest.js';
+import { numberParam } from '../core/query.js';
 import type { ControlPlane } from './controlplane.js';
 import type { AgentGateway } from './gateway.js';
 import { tokenMatches } from './tokens.js';
@@ -76,13 +77,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   app.get('/v1/streams', async () => streamsView(cp));
   app.get<{ Params: { name: string }; Querystring: { node?: string; from?: string; to?: string; limit?: string } }>('/v1/streams/:name', async (req) => {
     const q = req.query;
-    const num = (x: string | undefined, path: string) => {
-      if (x === undefined || x === '') return undefined;
-      const n = Number(x);
-      if (!Number.isFinite(n)) throw new OutpostError('E_INVALID', `${path} must be a number (epoch ms)`, { path });
-      return n;
-    };
-    return cp.streams?.windows(req.params.name, { node: q.node, from: num(q.from, 'from'), to: num(q.to, 'to'), limit: num(q.limit, 'limit') }) ?? [];
+    return cp.streams?.windows(req.params.name, { node: q.node, from: numberParam(q.from, 'from'), to: numberParam(q.to, 'to'), limit: numberParam(q.limit, 'limit') }) ?? [];
   });
 
   app.get('/v1/sites', async () => cp.sitesView());
@@ -180,7 +175,7 @@ function streamsView(cp: ControlPlane) {
       if (!rows.has(`${n.name}/${s}`)) rows.set(`${n.name}/${s}`, { node: n.name, stream: s, windows: 0, firstStart: null, lastEnd: null });
     }
   }
-  return [...rows.values()].sort((a, b) => (a.stream + a.node < b.stream + b.node ? -1 : 1)).map((r) => {
+  return [...rows.values()].sort((a, b) => a.stream.localeCompare(b.stream) || a.node.localeCompare(b.node)).map((r) => {
     const hs = nodes.find((n) => n.name === r.node)?.hubStats ?? null;
     const s = hs?.streams[r.stream] ?? null;
     return {
