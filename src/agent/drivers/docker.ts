@@ -38,7 +38,11 @@ export function engineCandidates(): Docker.DockerOptions[] {
 }
 
 /** The first engine that answers a ping, or null. */
-export async function detectEngine(timeoutMs = 1500): Promise<Docker | null> {
+export async function detectEngine(timeoutMs = 5000): Promise<Docker | null> {
+  // only sockets that exist are candidates (a dead one refuses at once), so a
+  // generous timeout costs nothing unless an engine is there but slow. With a
+  // 1.5 s limit, one test run here found no engine while Podman's service ran
+  // (busy right after another run, it seems)
   for (const o of engineCandidates()) {
     const d = new Docker({ ...o, timeout: timeoutMs });
     try {
