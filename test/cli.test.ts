@@ -3,7 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, cliEnv, controlPlane, tmpDir } from './helpers.js';
+import { ROOT, cli, cliEnv, controlPlane, tmpDir } from './helpers.js';
 
 const cp = await controlPlane();
 const env = cliEnv(cp);
@@ -84,4 +84,16 @@ test('plan --snapshot reproduces the documented plan with no server, and explain
   assert.match(m.stderr, /^error E_INVALID: .*rttMs\.factory-b\.edge-1: no RTT from site factory-b to node edge-1/);
   const broken = await cli(['plan', '-f', 'examples/plan/app.yaml', '--snapshot', file('broken.json', '{"nodes": [')], noServer);
   assert.match(broken.stderr, /^error E_BAD_JSON/);
+});
+
+test('outpost --version and outpost apps load only the CLI, never the control plane, the agent, the hub or the lab', async () => {
+  for (const args of [['--version'], ['apps', '--json']]) {
+    const trace = path.join(dir, `trace-${args[0]}.txt`);
+    const r = await cli(args, { ...env, OUTPOST_IMPORT_TRACE: trace, NODE_OPTIONS: `--import ${path.join(ROOT, 'dist/test/import-trace.js')}` });
+    assert.equal(r.code, 0, r.stderr);
+    const loaded = fs.readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+    assert.ok(loaded.some((u) => u.endsWith('/dist/src/cli/main.js')), 'the trace sees the entry module');
+    const heavy = loaded.filter((u) => /\/dist\/src\/(server|agent|hub|lab)\/|\/node_modules\/(fastify|better-sqlite3|aedes|mqtt|dockerode|ws|pino|vega|vega-lite|@resvg)\//.test(u));
+    assert.deepEqual(heavy, [], `${args.join(' ')} loaded: ${heavy.join(', ')}`);
+  }
 });

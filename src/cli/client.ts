@@ -1,5 +1,9 @@
 // The CLI's HTTP client: the CLI only ever talks to the control plane's API.
+// It uses node:http rather than fetch: the first fetch of a Node 20 process
+// loads undici (~35 ms), a third of a short command's time.
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
@@ -7,6 +11,9 @@ import { OutpostError, type ErrorCode } from '../core/errors.js';
 export function dataDir(flag?: string): string {
   return path.resolve(flag ?? process.env.OUTPOST_DATA_DIR ?? path.join(os.homedir(), '.outpost'));
 }
+
+// one keep-alive connection reused by a command's successive requests (deploy --wait polls)
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 4 }), https: new https.Agent({ keepAlive: true, maxSockets: 4 }) };
 
 export class Client {
   constructor(readonly server: string, private readonly token: string) {}
@@ -27,29 +34,40 @@ export class Client {
 
   async request<T>(method: string, p: string, body?: unknown): Promise<T> {
     const res = await this.raw(method, p, body);
-    const text = await res.text();
+    const text = await readAll(res);
+    const status = res.statusCode ?? 0;
     let json: unknown = null;
     try {
       json = text ? JSON.parse(text) : null;
     } catch {
-      throw new OutpostError('E_INTERNAL', `the control plane answered ${res.status} with a body that is not JSON`);
+      throw new OutpostError('E_INTERNAL', `the control plane answered ${status} with a body that is not JSON`);
     }
-    if (!res.ok) {
+    if (status < 200 || status >= 300) {
       const e = (json as { error?: { code: ErrorCode; message: string; path?: string; details?: unknown } } | null)?.error;
-      throw new OutpostError(e?.code ?? 'E_INTERNAL', e?.message ?? `HTTP ${res.status}`, { path: e?.path, details: e?.details });
+      throw new OutpostError(e?.code ?? 'E_INTERNAL', e?.message ?? `HTTP ${status}`, { path: e?.path, details: e?.details });
     }
     return json as T;
   }
 
-  async raw(method: string, p: string, body?: unknown): Promise<Response> {
-    try {
-      return await fetch(this.server + p, {
+  /** The response itself, its body unread: for streams (logs --follow). */
+  raw(method: string, p: string, body?: unknown): Promise<http.IncomingMessage> {
+    const url = new URL(this.server + p);
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const secure = url.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const req = (secure ? https : http).request(url, {
         method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (e) {
-      throw new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`);
-    }
+        agent: secure ? agents.https : agents.http,
+        headers: { authorization: `Bearer ${this.token}`, ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
+      }, resolve);
+      req.on('error', (e) => reject(new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
+      req.end(data);
+    });
   }
+}
+
+export async function readAll(res: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

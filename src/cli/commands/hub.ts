@@ -1,5 +1,5 @@
-// The data hub from the command line: its options on `outpost agent`, the
-// standalone `outpost hub`, and `outpost streams` / `outpost stream`.
+// The data hub from the command line: its options on `outpost agent` and the
+// standalone `outpost hub` (`outpost streams` / `stream` are in streams.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -9,8 +9,6 @@ import { OutpostError } from '../../core/errors.js';
 import { validateWith } from '../../core/manifest.js';
 import { streamsSchema, type StreamSpec } from '../../core/pipeline.js';
 import { startHub, type RunningHub } from '../../hub/start.js';
-import type { Client } from '../client.js';
-import { table } from '../output.js';
 
 export interface HubFlags {
   hub?: boolean;
@@ -68,28 +66,6 @@ export async function agentHub(f: HubFlags, dir: string, bindHost: string, adver
     log.error({ err: (e as Error).message, httpPort, mqttPort }, 'the data hub could not start (use --hub-http-port/--hub-mqtt-port, or --no-hub); running without it');
     return { hub: null, streams: {} };
   }
-}
-
-export async function streams(client: Client, json: boolean): Promise<void> {
-  const rows = await client.request<{ node: string; stream: string; windows: number; lastEnd: number | null; pointsIn: number | null; bytesIn: number | null; rejected: number | null; hub: { bytesForwarded: number; reduction: number | null; queueDepth: number; oldestUnsentMs: number | null } | null }[]>('GET', '/v1/streams');
-  if (json) return void console.log(JSON.stringify(rows, null, 2));
-  if (rows.length === 0) return void console.log('no streams yet: declare one in an app manifest (streams:) and publish to a node\'s hub');
-  const n = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
-  console.log(table(['STREAM', 'NODE', 'POINTS IN', 'BYTES IN', 'REJECTED', 'WINDOWS HELD', 'LAST END', 'HUB FWD BYTES', 'REDUCTION', 'QUEUE', 'OLDEST UNSENT'], rows.map((r) => [
-    r.stream, r.node, n(r.pointsIn), n(r.bytesIn), n(r.rejected), String(r.windows), r.lastEnd ? new Date(r.lastEnd).toISOString() : '-',
-    n(r.hub?.bytesForwarded), r.hub?.reduction ? `${r.hub.reduction}x` : '-', n(r.hub?.queueDepth), r.hub?.oldestUnsentMs ? `${Math.round(r.hub.oldestUnsentMs / 1000)} s` : '-',
-  ])));
-}
-
-export async function stream(client: Client, name: string, o: { node?: string; from?: string; to?: string; limit?: string; json?: boolean }): Promise<void> {
-  const q = new URLSearchParams();
-  for (const k of ['node', 'from', 'to', 'limit'] as const) if (o[k] !== undefined) q.set(k, o[k]!);
-  const rows = await client.request<Record<string, number | string | null>[]>('GET', `/v1/streams/${encodeURIComponent(name)}${q.size ? `?${q}` : ''}`);
-  if (o.json) return void console.log(JSON.stringify(rows, null, 2));
-  if (rows.length === 0) return void console.log(`no windows of "${name}" held${o.node ? ` from ${o.node}` : ''}`);
-  const ops = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !['node', 'stream', 'start', 'end'].includes(k));
-  const f = (x: unknown) => (typeof x === 'number' ? String(Math.round(x * 1e6) / 1e6) : x === null || x === undefined ? '-' : String(x));
-  console.log(table(['NODE', 'START', 'END', ...ops.map((o) => o.toUpperCase())], rows.map((r) => [String(r.node), new Date(Number(r.start)).toISOString(), new Date(Number(r.end)).toISOString(), ...ops.map((k) => f(r[k]))])));
 }
 
 export async function runHub(f: HubFlags & { dataDir?: string; bind: string; advertise?: string }, dataDir: string, log: Logger): Promise<RunningHub> {

@@ -14,6 +14,7 @@ import { Client, dataDir } from '../client.js';
 import { deploy } from './deploy.js';
 import { ms } from '../output.js';
 import { agentHub, runHub, type HubFlags } from './hub.js';
+import type { RunningHub } from '../../hub/start.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -41,16 +42,29 @@ export function parseLabels(s: string | undefined): Record<string, string> {
   return out;
 }
 
+/**
+ * Runs `fn` once on SIGINT, SIGTERM or SIGHUP (a terminal, a service manager,
+ * `timeout`, a container stop) and exits when it is done; a second signal
+ * exits at once.
+ */
 function onSignals(fn: () => Promise<void>): void {
-  let stopping = false;
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  let first = 0;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
-      if (stopping) process.exit(130);
-      stopping = true;
+      // one stop often arrives twice at once: `npm start` forwards the signal
+      // it got, and a terminal's Ctrl-C or `timeout` signals the whole group
+      if (first) {
+        if (Date.now() - first > SECOND_SIGNAL_MS) process.exit(130);
+        return;
+      }
+      first = Date.now();
       fn().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
     });
   }
 }
+
+/** A signal this long after the first one means "stop now". */
+const SECOND_SIGNAL_MS = 500;
 
 export async function runServer(o: { dataDir?: string; listen: string; nodeTimeout: string; streamRetentionDays: string }): Promise<void> {
   const log = makeLogger();
@@ -104,7 +118,19 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
   const dir = dataDir(o.dataDir);
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('E_USAGE', `--port wants a number, got "${o.port}"`, { path: 'port' });
-  const server = await startServer({ dataDir: dir, host: '127.0.0.1', port, log });
+  // signals are taken from the first moment: whatever has started by then is
+  // stopped, the demo's replicas removed (a signal during the image build or
+  // the first deploy must not leave a container behind)
+  let server: Awaited<ReturnType<typeof startServer>> | null = null;
+  let agent: Agent | null = null;
+  let hub: RunningHub | null = null;
+  onSignals(async () => {
+    console.log('\nstopping: removing local replicas, closing the agent and the control plane ...');
+    await agent?.stop({ removeWorkloads: true });
+    await hub?.close();
+    await server?.close();
+  });
+  server = await startServer({ dataDir: dir, host: '127.0.0.1', port, log });
   const name = defaultNodeName();
   const agentDir = path.join(dir, 'agent');
   fs.mkdirSync(agentDir, { recursive: true });
@@ -117,21 +143,16 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
       driver = await selectDriver('process', name, agentDir, PACKAGE_ROOT);
     }
   }
-  const hub = await agentHub({}, agentDir, '127.0.0.1', '127.0.0.1', log);
-  const agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log, ...agentIntervals(), hub: hub.hub, hubStreams: hub.streams });
+  const h = await agentHub({}, agentDir, '127.0.0.1', '127.0.0.1', log);
+  hub = h.hub;
+  agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log, ...agentIntervals(), hub: h.hub, hubStreams: h.streams });
   agent.on('fatal', (e: Error) => log.error(e.message));
-  const connected = new Promise<void>((r) => agent.once('connected', r));
+  const connected = new Promise<void>((r) => agent!.once('connected', r));
   agent.start();
   await connected;
   console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
   console.log(`agent          ${name}, runtime ${driver.kind}`);
-  console.log(`data hub       ${hub.hub ? `${hub.hub.http} (HTTP), ${hub.hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
-  onSignals(async () => {
-    console.log('\nstopping: removing local replicas, closing the agent and the control plane ...');
-    await agent.stop({ removeWorkloads: true });
-    await hub.hub?.close();
-    await server.close();
-  });
+  console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
   if (!o.demo) return;
   const client = new Client(server.url, server.adminToken);
   const [r] = await deploy(client, path.join(PACKAGE_ROOT, 'examples/sensor-stats/app.yaml'), { wait: true, timeout: 120 });
@@ -139,12 +160,12 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
     console.log(`\nsensor-stats answers at ${r.endpoint}`);
     console.log(`  deploy breakdown: image ${ms(r.measured.imageMs)} + container ${ms(r.measured.containerMs)} + engine ${ms(r.measured.engineMs)}`);
     console.log(`  try: curl -X POST -H 'content-type: application/json' -d '[1,2,3]' ${r.endpoint}/process_data`);
-    if (hub.hub) {
-      console.log(`  data hub: curl -X POST -H 'content-type: application/json' -d '[20.5,21,21.5]' ${hub.hub.http}/v1/streams/readings/points`);
-      console.log(`            (or mosquitto_pub -p ${new URL(hub.hub.mqtt).port} -t outpost/data/readings -m 21.2); a second later: npx outpost stream readings`);
+    if (hub) {
+      console.log(`  data hub: curl -X POST -H 'content-type: application/json' -d '[20.5,21,21.5]' ${hub.http}/v1/streams/readings/points`);
+      console.log(`            (or mosquitto_pub -p ${new URL(hub.mqtt).port} -t outpost/data/readings -m 21.2); a second later: npx outpost stream readings`);
     }
     console.log(`  CLI: OUTPOST_SERVER=${server.url} OUTPOST_DATA_DIR=${dir} npx outpost replicas`);
-    console.log('Ctrl-C stops everything.');
+    console.log('Ctrl-C (or SIGTERM) stops everything.');
   }
 }
 

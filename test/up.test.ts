@@ -1,0 +1,54 @@
+// `outpost up` (what `npm start` runs) stops cleanly on SIGTERM and SIGHUP, as
+// on Ctrl-C: the demo's replica is removed, the process exits 0. With a
+// container engine, the container goes too.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { CLI, ROOT, tmpDir, waitFor } from './helpers.js';
+import { engineOrSkip } from './engine.js';
+
+const engine = await engineOrSkip();
+
+async function upThenSignal(runtime: 'process' | 'docker', signal: NodeJS.Signals): Promise<{ endpoint: string; code: number | null; out: string }> {
+  const child = spawn(process.execPath, [CLI, 'up', '--port', '0', '--data-dir', tmpDir(), '--runtime', runtime], {
+    cwd: ROOT, env: { ...process.env, OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const endpoint = await waitFor('the demo answering', () => /sensor-stats answers at (\S+)/.exec(out)?.[1], 60_000);
+  assert.equal((await fetch(`${endpoint}/healthz`)).status, 200);
+  child.kill(signal);
+  const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+  return { endpoint, code, out };
+}
+
+async function refused(url: string): Promise<boolean> {
+  try {
+    await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+  test(`outpost up (process runtime) removes its demo replica and exits 0 on ${signal}`, async () => {
+    const r = await upThenSignal('process', signal);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /stopping: removing local replicas/);
+    assert.ok(await refused(`${r.endpoint}/healthz`), 'the demo replica still answers after up stopped');
+  });
+}
+
+test('outpost up (container runtime) removes its demo container on SIGTERM', { skip: engine.skip }, async () => {
+  const r = await upThenSignal('docker', 'SIGTERM');
+  assert.equal(r.code, 0, r.out);
+  assert.ok(await refused(`${r.endpoint}/healthz`));
+  const port = new URL(r.endpoint).port;
+  const all = await engine.docker!.listContainers({ all: true });
+  const left = all.filter((c) => c.Ports.some((p) => String(p.PublicPort) === port));
+  assert.deepEqual(left.map((c) => c.Names), [], 'a container still publishes the demo port');
+});
