@@ -1,44 +1,48 @@
 // bench:deploy -- deploy-to-ready of the example image through Outpost against
 // raw `podman run` plus polling the same health URL; same image, same machine,
-// alternating which goes first in each pair. Not a test: it prints figures.
-//   npm run bench:deploy -- [--pairs N]
+// the order of the three sides rotating in each round. Not a test: it prints
+// figures.
+//   npm run bench:deploy -- [--rounds N]
+// The manifest has no `resources` (what a new user writes), so Outpost's
+// defaults apply; `podman run` gets no limits either. Outpost is timed twice:
+// through the API (POST, then polling the replica: Outpost alone), and as a
+// user runs it, `outpost deploy -f app.yaml --wait` from process start to
+// exit (the CLI's own start-up included), with this machine's environment and
+// without its NODE_EXTRA_CA_CERTS.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { freePort } from '../src/agent/health.js';
-import { Client } from '../src/cli/client.js';
+import type { Client } from '../src/cli/client.js';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { median, summarize } from './stats.js';
-import { healthy, sleep, startLocal } from './local.js';
+import { ROOT, healthy, sleep, startLocal } from './local.js';
 import { numArg } from './args.js';
 
 const run = promisify(execFile);
 const IMAGE = 'localhost/sensor-stats:0.1';
 const POLL_MS = 10;
-// both sides run with the same limits: a cpu quota slows Node's start-up several
-// times over, so a limit on one side only would measure the quota, not Outpost
-const CPUS = 1;
-const MEMORY_MIB = 128;
-const PAIRS = numArg('--pairs', 12);
+const ROUNDS = numArg('--rounds', 12);
+const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 
+const manifest = (name: string) => ({ name, image: IMAGE, ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz', port: 'http' } });
 
 async function rawRun(i: number): Promise<number> {
   const port = await freePort('127.0.0.1');
   const name = `bench-raw-${process.pid}-${i}`;
   const t0 = performance.now();
-  await run('podman', ['--runtime', 'runc', 'run', '-d', '--name', name, '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096',
-    '--cpus', String(CPUS), '--memory', `${MEMORY_MIB}m`, '-p', `127.0.0.1:${port}:5000`, IMAGE]);
+  await run('podman', ['--runtime', 'runc', 'run', '-d', '--name', name, '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=4096:4096', '-p', `127.0.0.1:${port}:5000`, IMAGE]);
   while (!(await healthy(`http://127.0.0.1:${port}/healthz`))) await sleep(POLL_MS);
   const ms = performance.now() - t0;
   await run('podman', ['rm', '-f', '-t', '0', name]);
   return ms;
 }
 
-async function outpostRun(client: Client, i: number): Promise<{ ms: number; r: ReplicaRecord }> {
-  const name = `bench-op-${i}`;
-  const manifest = { name, image: IMAGE, ports: [{ name: 'http', container: 5000 }], resources: { cpu: CPUS, memoryMiB: MEMORY_MIB }, health: { http: '/healthz', port: 'http' } };
+async function apiRun(client: Client, name: string): Promise<{ ms: number; r: ReplicaRecord }> {
   const t0 = performance.now();
-  await client.request('POST', '/v1/apps', manifest);
+  await client.request('POST', '/v1/apps', manifest(name));
   let r: ReplicaRecord | undefined;
   for (;;) {
     [r] = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${name}/replicas`);
@@ -46,7 +50,23 @@ async function outpostRun(client: Client, i: number): Promise<{ ms: number; r: R
     if (r?.state === 'failed') throw new Error(`outpost replica failed: ${r.error?.message}`);
     await sleep(POLL_MS);
   }
+  return { ms: performance.now() - t0, r: r! };
+}
+
+/** `caCerts` false: without NODE_EXTRA_CA_CERTS, which this machine sets and which costs every Node.js start ~40 ms here (bench:cli) */
+async function cliRun(client: Client, token: string, name: string, dir: string, caCerts: boolean): Promise<{ ms: number; r: ReplicaRecord }> {
+  const file = path.join(dir, `${name}.yaml`);
+  fs.writeFileSync(file, `name: ${name}\nimage: ${IMAGE}\nports: [{ name: http, container: 5000 }]\nhealth: { http: /healthz, port: http }\n`);
+  const env: NodeJS.ProcessEnv = { ...process.env, OUTPOST_SERVER: client.server, OUTPOST_TOKEN: token };
+  if (!caCerts) delete env.NODE_EXTRA_CA_CERTS;
+  const t0 = performance.now();
+  await run(process.execPath, [CLI, 'deploy', '-f', file, '--wait'], { env });
   const ms = performance.now() - t0;
+  const [r] = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${name}/replicas`);
+  return { ms, r: r! };
+}
+
+async function remove(client: Client, name: string): Promise<void> {
   await client.request('DELETE', `/v1/apps/${name}`);
   // wait until the agent has removed the container, so runs do not overlap
   for (let k = 0; k < 500; k++) {
@@ -54,37 +74,49 @@ async function outpostRun(client: Client, i: number): Promise<{ ms: number; r: R
     if (!stdout.trim()) break;
     await sleep(20);
   }
-  return { ms, r: r! };
 }
 
 async function main(): Promise<void> {
   const local = await startLocal({ runtime: 'docker' });
   const client = local.client;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-deploy-'));
+  const token = local.token;
   try {
     // one warm-up of each, not counted: the first start pays for cold page cache
     await rawRun(-1);
-    await outpostRun(client, -1);
+    await apiRun(client, 'bench-warm-api');
+    await remove(client, 'bench-warm-api');
+    await cliRun(client, token, 'bench-warm-cli', dir, true);
+    await remove(client, 'bench-warm-cli');
     const raw: number[] = [];
-    const op: number[] = [];
-    const ratios: number[] = [];
-    const parts = { containerMs: [] as number[], engineMs: [] as number[] };
-    for (let i = 0; i < PAIRS; i++) {
-      let a: number, b: { ms: number; r: ReplicaRecord };
-      if (i % 2 === 0) { a = await rawRun(i); b = await outpostRun(client, i); } else { b = await outpostRun(client, i); a = await rawRun(i); }
-      raw.push(a);
-      op.push(b.ms);
-      ratios.push(b.ms / a);
-      parts.containerMs.push(b.r.measured.containerMs ?? NaN);
-      parts.engineMs.push(b.r.measured.engineMs ?? NaN);
-      console.log(`pair ${String(i + 1).padStart(2)}: raw podman run ${a.toFixed(0).padStart(5)} ms   outpost ${b.ms.toFixed(0).padStart(5)} ms   ratio ${(b.ms / a).toFixed(3)}`);
+    const api: number[] = [];
+    const cli: number[] = [];
+    const cliNoCa: number[] = [];
+    const engine: number[] = [];
+    const container: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      const sides = [
+        async () => raw.push(await rawRun(i)),
+        async () => { const x = await apiRun(client, `bench-api-${i}`); await remove(client, `bench-api-${i}`); api.push(x.ms); engine.push(x.r.measured.engineMs ?? NaN); container.push(x.r.measured.containerMs ?? NaN); },
+        async () => { const x = await cliRun(client, token, `bench-cli-${i}`, dir, true); await remove(client, `bench-cli-${i}`); cli.push(x.ms); },
+        async () => { const x = await cliRun(client, token, `bench-clinoca-${i}`, dir, false); await remove(client, `bench-clinoca-${i}`); cliNoCa.push(x.ms); },
+      ];
+      for (let k = 0; k < sides.length; k++) await sides[(i + k) % sides.length]!();
+      const f = (x: number) => `${x.toFixed(0).padStart(5)} ms (${(x / raw[i]!).toFixed(3)})`;
+      console.log(`round ${String(i + 1).padStart(2)}: podman run ${raw[i]!.toFixed(0).padStart(5)} ms   API ${f(api[i]!)}   deploy --wait ${f(cli[i]!)}   without NODE_EXTRA_CA_CERTS ${f(cliNoCa[i]!)}`);
     }
     const result = {
-      pairs: PAIRS,
+      rounds: ROUNDS,
+      manifest: manifest('NAME'),
       rawMs: summarize(raw),
-      outpostMs: summarize(op),
-      ratioMedian: Number(median(ratios).toFixed(3)),
-      outpostMeasured: { containerMsMedian: median(parts.containerMs), engineMsMedian: median(parts.engineMs) },
-      machine: { cpus: os.availableParallelism(), node: process.version, podman: (await run('podman', ['--version'])).stdout.trim() },
+      outpostApiMs: summarize(api),
+      outpostCliMs: summarize(cli),
+      outpostCliNoExtraCaMs: summarize(cliNoCa),
+      ratioApiMedian: Number(median(api.map((x, i) => x / raw[i]!)).toFixed(3)),
+      ratioCliMedian: Number(median(cli.map((x, i) => x / raw[i]!)).toFixed(3)),
+      ratioCliNoExtraCaMedian: Number(median(cliNoCa.map((x, i) => x / raw[i]!)).toFixed(3)),
+      outpostMeasured: { containerMsMedian: median(container), engineMsMedian: median(engine) },
+      machine: { cpus: os.availableParallelism(), load: os.loadavg().map((x) => Number(x.toFixed(2))), node: process.version, podman: (await run('podman', ['--version'])).stdout.trim() },
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {

@@ -24,6 +24,8 @@ export async function healthy(url: string): Promise<boolean> {
 
 export interface LocalCluster {
   client: Client;
+  /** the admin token, for CLI processes */
+  token: string;
   node: string;
   stop(): void;
 }
@@ -39,11 +41,12 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
   const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
   const node = opts.node ?? 'bench';
   procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--join-token', join, '--name', node, '--runtime', opts.runtime, '--data-dir', dir], { env, stdio: 'inherit' }));
-  const client = new Client(url, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim());
+  const token = fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim();
+  const client = new Client(url, token);
   for (;;) {
     const nodes = await client.request<{ state: string }[]>('GET', '/v1/nodes');
     if (nodes.some((n) => n.state === 'ready')) break;
     await sleep(50);
   }
-  return { client, node, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+  return { client, token, node, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
 }

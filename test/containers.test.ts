@@ -50,7 +50,7 @@ describe('containers through the Docker Engine API', { skip }, () => {
   test('deploy --wait runs a real container; replicas --json shows measured imageMs, containerMs, engineMs', async () => {
     const file = writeManifest(work, 'stats', {
       name: 'stats', image: EXAMPLE_IMAGE, replicas: 1, ports: [{ name: 'http', container: 5000 }],
-      health: { http: '/healthz', port: 'http' }, resources: { cpu: 0.5, memoryMiB: 128 },
+      health: { http: '/healthz', port: 'http' }, resources: { cpu: 0.5, cpuLimit: 0.75, memoryMiB: 128 },
     });
     const r = await cli(['deploy', '-f', file, '--wait'], env);
     assert.equal(r.code, 0, r.stderr);
@@ -66,7 +66,7 @@ describe('containers through the Docker Engine API', { skip }, () => {
     assert.deepEqual((await postJson(`${rep!.endpoint}/process_data`, '[1,2,3]')).json, { processed_data: 2 });
   });
 
-  test('the container is labelled, has explicit nofile/nproc ulimits and the resource limits', async () => {
+  test('the container is labelled, has explicit nofile/nproc ulimits, its cpu share, its cpu cap and memory limit', async () => {
     const cs = await mine();
     assert.equal(cs.length, 1);
     const info = await docker!.getContainer(cs[0]!.Id).inspect();
@@ -75,8 +75,9 @@ describe('containers through the Docker Engine API', { skip }, () => {
     assert.equal(ul.nofile, 1024);
     assert.equal(ul.nproc, 4096);
     assert.equal(info.HostConfig.Memory, 128 * 1024 * 1024);
+    assert.equal(info.HostConfig.CpuShares, 512, 'cpu 0.5 reserved: a relative share of 512');
     assert.equal(info.HostConfig.CpuPeriod, 10_000);
-    assert.equal(info.HostConfig.CpuQuota, 5_000, 'cpu 0.5 over a 10 ms period');
+    assert.equal(info.HostConfig.CpuQuota, 7_500, 'cpuLimit 0.75: a hard quota over a 10 ms period');
   });
 
   test('logs reach the container through the agent', async () => {

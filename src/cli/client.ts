@@ -32,8 +32,9 @@ export class Client {
     return new Client(server, token);
   }
 
-  async request<T>(method: string, p: string, body?: unknown): Promise<T> {
-    const res = await this.raw(method, p, body);
+  /** `body` goes as JSON; a string with a `contentType` goes as it is. */
+  async request<T>(method: string, p: string, body?: unknown, contentType?: string): Promise<T> {
+    const res = await this.raw(method, p, body, contentType);
     const text = await readAll(res);
     const status = res.statusCode ?? 0;
     let json: unknown = null;
@@ -50,15 +51,15 @@ export class Client {
   }
 
   /** The response itself, its body unread: for streams (logs --follow). */
-  raw(method: string, p: string, body?: unknown): Promise<http.IncomingMessage> {
+  raw(method: string, p: string, body?: unknown, contentType = 'application/json'): Promise<http.IncomingMessage> {
     const url = new URL(this.server + p);
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' && contentType !== 'application/json' ? body : JSON.stringify(body));
     const secure = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
         method,
         agent: secure ? agents.https : agents.http,
-        headers: { authorization: `Bearer ${this.token}`, ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}) },
+        headers: { authorization: `Bearer ${this.token}`, ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}) },
       }, resolve);
       req.on('error', (e) => reject(new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
       req.end(data);

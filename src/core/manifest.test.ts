@@ -20,6 +20,11 @@ test('a minimal manifest gets defaults', () => {
   assert.deepEqual(a.placement.constraints, {});
 });
 
+test('cpu is a reservation with no cap unless cpuLimit asks for one', () => {
+  assert.equal(validateApp({ name: 'a', image: 'x' }).resources.cpuLimit, undefined);
+  assert.deepEqual(validateApp({ name: 'a', image: 'x', resources: { cpu: 0.5, cpuLimit: 2 } }).resources, { cpu: 0.5, cpuLimit: 2, memoryMiB: 64 });
+});
+
 test('bad fields are named by their path', () => {
   rejects({ name: 'Bad_Name', image: 'x' }, 'E_INVALID', 'name');
   rejects({ name: 'a', image: 'x', replicas: -1 }, 'E_INVALID', 'replicas');
@@ -27,6 +32,8 @@ test('bad fields are named by their path', () => {
   rejects({ name: 'a', image: 'x', ports: [{ name: 'http', container: 70000 }] }, 'E_INVALID', 'ports[0].container');
   rejects({ name: 'a', image: 'x', placement: { demand: [{ site: 'f', rps: -3 }] } }, 'E_INVALID', 'placement.demand[0].rps');
   rejects({ name: 'a', image: 'x', resources: { cpu: Number.POSITIVE_INFINITY } }, 'E_INVALID', 'resources.cpu');
+  rejects({ name: 'a', image: 'x', resources: { cpu: 1, cpuLimit: 0.5 } }, 'E_INVALID', 'resources.cpuLimit');
+  rejects({ name: 'a', image: 'x', resources: { cpuLimit: 0 } }, 'E_INVALID', 'resources.cpuLimit');
   rejects({ name: 'a' }, 'E_INVALID', 'image');
   rejects({ image: 'x' }, 'E_INVALID', 'name');
 });

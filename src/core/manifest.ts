@@ -48,7 +48,11 @@ export const appSchema = z.object({
   ports: z.array(port).max(32).default([]),
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}),
   resources: z.object({
+    /** cores reserved for placement, and the replica's relative CPU share when the node is busy (not a cap) */
     cpu: finitePositive.max(1024).default(0.1),
+    /** a hard cap in cores (a CFS quota), only when asked for: a cap slows start-up even on an idle node */
+    cpuLimit: finitePositive.max(1024).optional(),
+    /** a hard limit: the replica is killed (OOM) above it */
     memoryMiB: z.number().int().positive().max(4_194_304).default(64),
   }).strict().default({}),
   health: health.optional(),
@@ -81,6 +85,9 @@ export const appSchema = z.object({
 }).strict().superRefine((app, ctx) => {
   if (!app.image && !app.command) {
     ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes) or a command (process runtime)' });
+  }
+  if (app.resources.cpuLimit !== undefined && app.resources.cpuLimit < app.resources.cpu) {
+    ctx.addIssue({ code: 'custom', path: ['resources', 'cpuLimit'], message: `must be at least resources.cpu (${app.resources.cpu}): the cap cannot be below the reservation` });
   }
   const portNames = new Set<string>();
   app.ports.forEach((p, i) => {

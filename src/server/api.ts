@@ -4,7 +4,7 @@
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
 import { OutpostError, toOutpostError } from '../core/errors.js';
-import { NAME_RE, specHash, validateApp } from '../core/manifest.js';
+import { NAME_RE, parseManifestText, specHash, validateApp } from '../core/manifest.js';
 import { numberParam } from '../core/query.js';
 import type { ControlPlane } from './controlplane.js';
 import type { AgentGateway } from './gateway.js';
@@ -20,6 +20,17 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
     if (!tokenMatches(token, adminToken)) {
       throw new OutpostError('E_UNAUTHORIZED', 'missing or unknown API token: send Authorization: Bearer <admin token> (the CLI reads it from $OUTPOST_DATA_DIR/admin.token or $OUTPOST_TOKEN)');
+    }
+  });
+
+  // a manifest may come as YAML (or JSON) text, parsed here with the same line
+  // and column errors as `outpost plan`: the CLI sends its file as it is, so
+  // it needs no YAML parser or schema of its own to start
+  app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, parseManifestText(body as string));
+    } catch (e) {
+      done(e as Error, undefined);
     }
   });
 
@@ -45,10 +56,18 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
     const replicas = cp.store.listReplicas();
     return cp.store.listApps().map((a) => appView(a, replicas.filter((r) => r.app === a.name)));
   });
-  app.get<{ Params: { name: string } }>('/v1/apps/:name', async (req) => {
-    const a = cp.store.getApp(req.params.name);
-    if (!a) throw new OutpostError('E_NOT_FOUND', `no app named "${req.params.name}"`);
-    return { ...appView(a, cp.store.listReplicas(a.name)), replicas: cp.store.listReplicas(a.name) };
+  // ?after=VERSION&waitMs=N: a long poll, answered as soon as the app or one of
+  // its replicas changes from that version (or after N ms, at most 30 s)
+  app.get<{ Params: { name: string }; Querystring: { after?: string; waitMs?: string } }>('/v1/apps/:name', async (req) => {
+    const name = req.params.name;
+    const waitMs = Math.min(numberParam(req.query.waitMs, 'waitMs') ?? 0, 30_000);
+    if (req.query.after !== undefined && waitMs > 0 && cp.changes.version(name) === req.query.after) {
+      await cp.changes.next(name, waitMs, req.raw);
+    }
+    const a = cp.store.getApp(name);
+    if (!a) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
+    const replicas = cp.store.listReplicas(a.name);
+    return { ...appView(a, replicas), version: cp.changes.version(name), replicas };
   });
 
   // create or update: the body is the manifest as JSON (the CLI converts YAML)

@@ -17,6 +17,7 @@ import { modelError, type ModelError } from '../core/accuracy.js';
 import { isReady } from '../core/rollout.js';
 import type { Assignment, AppRecord, HubStats, NodeInfo, NodeRecord, PerItemUs, ReplicaRecord, ReplicaStatus, SiteRecord } from '../core/types.js';
 import type { Store } from './store.js';
+import { AppChanges } from './changes.js';
 
 export interface DeployResult {
   app: AppRecord;
@@ -36,6 +37,8 @@ export class ControlPlane {
   nodeTimeoutMs = 15_000;
   /** window results from the nodes' data hubs */
   streams: StreamStore | null = null;
+  /** every write of an app or its replicas is announced here (long polls wait on it) */
+  readonly changes = new AppChanges();
 
   constructor(readonly store: Store, private readonly log: Logger, private readonly now: () => number = Date.now) {}
 
@@ -64,37 +67,46 @@ export class ControlPlane {
    * progress deadline passes.
    */
   checkRollouts(): void {
+    for (const app of this.store.listApps()) this.checkRollout(app);
+  }
+
+  /**
+   * One app's rollout. Run every reconcile pass, and at once when a replica's
+   * status changes, so `deploy --wait` sees the rollout complete as soon as the
+   * last replica is ready rather than at the next pass (up to a second later).
+   */
+  private checkRollout(app: AppRecord): void {
     const t = this.now();
-    for (const app of this.store.listApps()) {
-      const ro = app.rollout;
-      // a failed rollout had nothing to roll back to (an app's first revision):
-      // it still completes once its replicas are all ready, so that a later
-      // revision has a good one to go back to
-      if (!ro || (ro.status !== 'progressing' && ro.status !== 'failed')) continue;
-      const reps = this.store.listReplicas(app.name);
-      const fresh = reps.filter((r) => r.specHash === app.specHash);
-      const bad = fresh.find((r) => r.state === 'failed' || (r.restarts > 0 && r.lastExit));
-      if (fresh.length === app.spec.replicas && reps.length === fresh.length && fresh.every(isReady)) {
-        this.store.applyApp({ app: setStatus(app, 'complete', t), put: [], remove: [] });
-        continue;
-      }
-      if (ro.status === 'failed') continue;
-      const late = t - ro.startedAt > app.spec.update.progressDeadlineMs;
-      if (!bad && !late) continue;
-      const why = bad ? `replica ${bad.id} on ${bad.node}: ${(bad.error ?? bad.lastExit)?.code ?? 'failed'}: ${(bad.error ?? bad.lastExit)?.message ?? ''}` : `not every new replica was ready within ${app.spec.update.progressDeadlineMs} ms`;
-      const good = [...(app.history ?? [])].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
-      if (!good) {
-        this.store.applyApp({ app: { ...app, rollout: { ...ro, status: 'failed', message: why } }, put: [], remove: [] });
-        continue;
-      }
-      this.log.warn({ app: app.name, from: ro.revision, to: good.revision, why }, 'rolling back');
-      const history = (app.history ?? []).map((h) => (h.revision === ro.revision ? { ...h, status: 'failed' as const } : h));
-      const back: AppRecord = {
-        ...app, spec: { ...good.spec, replicas: app.spec.replicas, placement: app.spec.placement }, specHash: good.specHash, updatedAt: t, history,
-        rollout: { revision: good.revision, status: 'rolled-back', startedAt: t, message: `revision ${ro.revision} rolled back to ${good.revision}: ${why}` },
-      };
-      this.reconcileApp(back, true);
+    const ro = app.rollout;
+    // a failed rollout had nothing to roll back to (an app's first revision):
+    // it still completes once its replicas are all ready, so that a later
+    // revision has a good one to go back to
+    if (!ro || (ro.status !== 'progressing' && ro.status !== 'failed')) return;
+    const reps = this.store.listReplicas(app.name);
+    const fresh = reps.filter((r) => r.specHash === app.specHash);
+    const bad = fresh.find((r) => r.state === 'failed' || (r.restarts > 0 && r.lastExit));
+    if (fresh.length === app.spec.replicas && reps.length === fresh.length && fresh.every(isReady)) {
+      this.store.applyApp({ app: setStatus(app, 'complete', t), put: [], remove: [] });
+      this.changes.changed(app.name);
+      return;
     }
+    if (ro.status === 'failed') return;
+    const late = t - ro.startedAt > app.spec.update.progressDeadlineMs;
+    if (!bad && !late) return;
+    const why = bad ? `replica ${bad.id} on ${bad.node}: ${(bad.error ?? bad.lastExit)?.code ?? 'failed'}: ${(bad.error ?? bad.lastExit)?.message ?? ''}` : `not every new replica was ready within ${app.spec.update.progressDeadlineMs} ms`;
+    const good = [...(app.history ?? [])].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
+    if (!good) {
+      this.store.applyApp({ app: { ...app, rollout: { ...ro, status: 'failed', message: why } }, put: [], remove: [] });
+      this.changes.changed(app.name);
+      return;
+    }
+    this.log.warn({ app: app.name, from: ro.revision, to: good.revision, why }, 'rolling back');
+    const history = (app.history ?? []).map((h) => (h.revision === ro.revision ? { ...h, status: 'failed' as const } : h));
+    const back: AppRecord = {
+      ...app, spec: { ...good.spec, replicas: app.spec.replicas, placement: app.spec.placement }, specHash: good.specHash, updatedAt: t, history,
+      rollout: { revision: good.revision, status: 'rolled-back', startedAt: t, message: `revision ${ro.revision} rolled back to ${good.revision}: ${why}` },
+    };
+    this.reconcileApp(back, true);
   }
 
   remove(name: string): { removed: string[] } {
@@ -102,6 +114,7 @@ export class ControlPlane {
     if (!app) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`, { path: 'name' });
     const replicas = this.store.listReplicas(name);
     this.store.applyApp({ deleteApp: name, put: [], remove: replicas.map((r) => r.id) });
+    this.changes.changed(name);
     this.onAssignments(unique(replicas.map((r) => r.node)));
     return { removed: replicas.map((r) => r.id) };
   }
@@ -132,6 +145,7 @@ export class ControlPlane {
     const changed = created.length > 0 || d.remove.length > 0 || prev?.specHash !== app.specHash || JSON.stringify(prev?.spec) !== JSON.stringify(app.spec);
     if (write && changed) {
       this.store.applyApp({ app, put: created, remove: d.remove.map((r) => r.id) });
+      this.changes.changed(app.name);
       this.onAssignments(unique([...created, ...d.remove].map((r) => r.node)));
       this.log.info({ app: app.name, created: created.map((r) => `${r.id}@${r.node}`), removed: d.remove.map((r) => r.id) }, 'app reconciled');
     }
@@ -197,6 +211,7 @@ export class ControlPlane {
   }
 
   applyStatus(nodeName: string, statuses: ReplicaStatus[], pulled: { bytes: number; ms: number } | null = null): void {
+    const touched = new Set<string>();
     for (const s of statuses) {
       const r = this.store.getReplica(s.id);
       // a replica the control plane no longer wants, or one moved elsewhere: the
@@ -215,6 +230,7 @@ export class ControlPlane {
         updatedAt: this.now(),
       };
       this.store.putReplica(next);
+      touched.add(r.app);
       const n = this.store.getNode(nodeName);
       if (n && pulled) this.store.putNode({ ...n, timings: calibrateBandwidth(n.timings, pulled.bytes, pulled.ms) });
       if (s.state === 'running' && r.state !== 'running' && s.measured?.engineMs != null) {
@@ -232,6 +248,11 @@ export class ControlPlane {
         }
         this.recordSample(next, spec?.image ?? null);
       }
+    }
+    for (const name of touched) {
+      const app = this.store.getApp(name);
+      if (app) this.checkRollout(app);
+      this.changes.changed(name);
     }
   }
 

@@ -15,6 +15,21 @@ import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogO
 
 export const CPU_PERIOD_US = 10_000;
 
+/**
+ * `cpu` is a reservation: a relative share (1024 per core, as Docker's
+ * --cpu-shares) that only matters when the node's CPUs are contended, so an
+ * idle node starts a replica at full speed (a 0.1-core quota made Node.js
+ * start ~5x slower). `cpuLimit`, when given, is a hard CFS quota over a 10 ms
+ * period rather than the default 100 ms: a throttled start-up or request then
+ * waits at most ~10 ms for its next slice (seen in the lab: T_engine of a
+ * half-core container jumping by 100 ms steps).
+ */
+export function cpuConfig(r: AppSpec['resources']): { CpuShares: number; CpuPeriod?: number; CpuQuota?: number } {
+  const shares = Math.max(2, Math.round(r.cpu * 1024));
+  if (r.cpuLimit === undefined) return { CpuShares: shares };
+  return { CpuShares: shares, CpuPeriod: CPU_PERIOD_US, CpuQuota: Math.max(1000, Math.round(r.cpuLimit * CPU_PERIOD_US)) };
+}
+
 export const ULIMITS = [
   { Name: 'nofile', Soft: 1024, Hard: 1024 },
   { Name: 'nproc', Soft: 4096, Hard: 4096 },
@@ -204,12 +219,7 @@ export class DockerDriver implements RuntimeDriver {
         ...(this.hostNetwork ? { NetworkMode: 'host' } : { PortBindings: bindings }),
         Ulimits: ULIMITS,
         Memory: s.resources.memoryMiB * 1024 * 1024,
-        // the cpu limit as a CFS quota over a 10 ms period, not the default
-        // 100 ms: a throttled start-up or request then waits at most ~10 ms for
-        // its next slice instead of up to 100 ms (seen in the lab: T_engine of
-        // a half-core container jumping by 100 ms steps)
-        CpuPeriod: CPU_PERIOD_US,
-        CpuQuota: Math.max(1000, Math.round(s.resources.cpu * CPU_PERIOD_US)),
+        ...cpuConfig(s.resources),
         // the agent's supervisor restarts; the engine must not race it
         RestartPolicy: { Name: 'no' },
       },

@@ -2,7 +2,6 @@
 // follow every new replica's phases until each is ready or failed.
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
-import { parseManifestText, validateApp } from '../../core/manifest.js';
 import type { ReplicaRecord } from '../../core/types.js';
 import type { Client } from '../client.js';
 import { bytes, ms, printJson } from '../output.js';
@@ -15,22 +14,21 @@ export interface DeployAnswer {
   replicas: ReplicaRecord[];
 }
 
-export function readManifest(file: string): unknown {
-  let text: string;
+export function readManifestText(file: string): string {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    return fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw new OutpostError('E_USAGE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const doc = parseManifestText(text);
-  // validate here too, so a bad file fails before any network call, with its path
-  validateApp(doc);
-  return doc;
 }
 
+/**
+ * The manifest goes to the control plane as the text it is: the server parses
+ * and validates it (errors name the line or the field, as they would here), and
+ * the CLI loads no YAML parser or schema, a third of its start-up.
+ */
 export async function deploy(client: Client, file: string, opts: { wait?: boolean; json?: boolean; timeout?: number; quiet?: boolean }): Promise<ReplicaRecord[]> {
-  const manifest = readManifest(file);
-  const ans = await client.request<DeployAnswer>('POST', '/v1/apps', manifest);
+  const ans = await client.request<DeployAnswer>('POST', '/v1/apps', readManifestText(file), 'application/yaml');
   const say = (s: string) => { if (!opts.json && !opts.quiet) process.stdout.write(s + '\n'); };
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
   let final = ans.replicas;
@@ -40,6 +38,7 @@ export async function deploy(client: Client, file: string, opts: { wait?: boolea
 }
 
 interface AppState {
+  version: string;
   specHash: string;
   revision: number | null;
   rollout: { revision: number; status: string; message?: string } | null;
@@ -56,8 +55,12 @@ export async function waitRollout(client: Client, app: string, timeoutMs: number
   const last = new Map<string, string>();
   const deadline = Date.now() + timeoutMs;
   let target: number | null = null;
+  let version: string | null = null;
   for (;;) {
-    const a = await client.request<AppState>('GET', `/v1/apps/${app}`);
+    // after the first look, each request waits at the server for the next change
+    const wait: string = version === null ? '' : `?after=${encodeURIComponent(version)}&waitMs=${Math.max(1, Math.min(5000, deadline - Date.now()))}`;
+    const a: AppState = await client.request<AppState>('GET', `/v1/apps/${encodeURIComponent(app)}${wait}`);
+    version = a.version;
     target ??= a.revision;
     for (const r of a.replicas) {
       const line = phaseLine(r);
@@ -76,7 +79,6 @@ export async function waitRollout(client: Client, app: string, timeoutMs: number
     }
     if ((!ro || ro.status === 'complete') && fresh.length === a.replicas.length && fresh.every((r) => r.state === 'running')) return fresh;
     if (Date.now() > deadline) throw new OutpostError('E_HEALTH_TIMEOUT', `the rollout of ${app} did not finish within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -3,16 +3,18 @@
 // without, the control plane plans against the live cluster (a dry run).
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
-import { validateApp } from '../../core/manifest.js';
+import { parseManifestText, validateApp } from '../../core/manifest.js';
 import { validateSnapshot } from '../../core/snapshot.js';
 import { Cluster } from '../../core/cluster.js';
 import { plan as planCore, type Plan } from '../../core/planner.js';
 import { Client } from '../client.js';
-import { readManifest } from './deploy.js';
+import { readManifestText } from './deploy.js';
 import { ms, printJson, table } from '../output.js';
 
 export async function plan(file: string, opts: { snapshot?: string; json?: boolean }): Promise<void> {
-  const manifest = readManifest(file);
+  const manifest = parseManifestText(readManifestText(file));
+  // validated here too, so a bad file fails before any network call, with its path
+  validateApp(manifest);
   let p: Plan;
   if (opts.snapshot) {
     let raw: unknown;
