@@ -30,7 +30,7 @@ function cluster(nodes: number, sites: number, seed: number): ClusterSnapshot {
     nodes: names.map((name) => ({
       name, labels: { zone: r() < 0.5 ? 'north' : 'south' }, capacity: { cpu: 8, memoryMiB: 16384 }, allocated: { cpu: 0, memoryMiB: 0 },
       bandwidthMbps: 20 + r() * 980, layers: r() < 0.3 ? ['sha256:base'] : [], timings: { containerMs: 80 + r() * 100, engineMs: 200 + r() * 400 },
-      perItemUs: { process: 0.2 + r() * 0.3, storage: 0.1 + r() * 0.2, compute: 0.2 + r() * 0.3 }, state: 'ready', runtime: 'docker', apps: [], replicas: 0,
+      perItemUs: { process: 0.2 + r() * 0.3, storage: 0.1 + r() * 0.2, compute: 0.2 + r() * 0.3 }, state: 'ready', runtime: 'docker', apps: [], replicas: 0, starting: [],
     })),
     rttMs,
     images: { 'reg/app:1': { layers: [{ digest: 'sha256:base', bytes: 40_000_000 }, { digest: 'sha256:app', bytes: 5_000_000 }] } },

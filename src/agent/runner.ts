@@ -139,7 +139,8 @@ export class ReplicaRunner {
       env: { ...this.ctx.env, OUTPOST_APP: this.a.app, OUTPOST_REPLICA: this.a.id, OUTPOST_NODE: this.ctx.node },
     });
     const containerMs = performance.now() - t1;
-    this.set({ state: 'starting', measured: { containerMs: r1(containerMs) } });
+    // startedAt lets the control plane see which starts overlapped on a host
+    this.set({ state: 'starting', measured: { containerMs: r1(containerMs) }, startedAt: Date.now() });
 
     const t2 = performance.now();
     await driver.start(this.instance);

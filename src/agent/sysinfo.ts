@@ -1,4 +1,5 @@
 // What the agent reports about its machine.
+import fs from 'node:fs';
 import os from 'node:os';
 
 export function nodeArch(): string {
@@ -12,6 +13,21 @@ export function defaultNodeName(): string {
   return n || 'node';
 }
 
-export function machine(): { hostname: string; arch: string; cpus: number; memoryMiB: number } {
-  return { hostname: os.hostname(), arch: nodeArch(), cpus: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 1048576) };
+export function machine(): { hostname: string; arch: string; cpus: number; memoryMiB: number; hostId: string } {
+  return { hostname: os.hostname(), arch: nodeArch(), cpus: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 1048576), hostId: hostId() };
+}
+
+/**
+ * The machine's identity: agents that report the same one share its cores
+ * (several nodes on one machine, as in the edge lab). The machine-id where
+ * there is one, else the hostname.
+ */
+function hostId(): string {
+  for (const f of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
+    try {
+      const id = fs.readFileSync(f, 'utf8').trim();
+      if (id) return id;
+    } catch { /* not on this system */ }
+  }
+  return `hostname:${os.hostname()}`;
 }

@@ -6,6 +6,7 @@ import type { AppSpec } from './manifest.js';
 import type { ClusterSnapshot, SnapshotNode } from './snapshot.js';
 import { DEFAULTS, imageMs } from './model.js';
 import { normalizeRef } from './images.js';
+import type { Window } from './contention.js';
 
 export class Cluster {
   readonly nodes: SnapshotNode[];
@@ -23,6 +24,8 @@ export class Cluster {
   readonly rtt: Float64Array[];
   /** app name -> nodes running one of its replicas */
   readonly appNodes = new Map<string, Set<number>>();
+  /** host -> starts in flight on its nodes (windows relative to now) */
+  readonly inFlight = new Map<string, Window[]>();
   private readonly imageCache = new Map<string, Float64Array>();
   private readonly layerSets: Set<string>[];
 
@@ -45,6 +48,7 @@ export class Cluster {
       const p = node.perItemUs ?? DEFAULTS.perItemUs;
       this.perItemUs[i] = p.process + p.storage + p.compute;
       for (const app of node.apps) this.nodesOf(app).add(i);
+      if (node.starting.length > 0) this.inFlight.set(this.hostOf(i), [...(this.inFlight.get(this.hostOf(i)) ?? []), ...node.starting]);
     });
     this.layerSets = this.nodes.map((x) => new Set(x.layers));
     this.sites = [...snapshot.sites];
@@ -93,6 +97,12 @@ export class Cluster {
   }
 
   /** Consumes room for placed replicas (and remembers the image is now there). */
+  /** the host a node runs on: nodes that name none are each their own */
+  hostOf(i: number): string {
+    const n = this.nodes[i]!;
+    return n.host ?? `node:${n.name}`;
+  }
+
   commit(app: AppSpec, nodeNames: string[]): void {
     const img = app.image ? this.imageCache.get(normalizeRef(app.image)) : undefined;
     for (const name of nodeNames) {

@@ -4,6 +4,7 @@
 // Per-node values are calibrated from measurements with an exponentially
 // weighted moving average; defaults stand in until the first measurement.
 import type { NodeTimings, Timings } from './types.js';
+import { contention, DEFAULT_START_CORES, learnStartCores } from './contention.js';
 
 // imageBytes stands in for an image no node has reported yet
 // perItemUs: per-item stage costs before an app has reported its own
@@ -43,11 +44,32 @@ export function predictDeploy(d: DeployInput): Timings & { deployMs: number } {
   return { imageMs: round(img), containerMs: round(containerMs), engineMs: round(engineMs), deployMs: round(img + containerMs + engineMs) };
 }
 
-/** Folds one replica's measured create and start times into the node's calibration. */
-export function calibrate(t: NodeTimings, m: Timings): NodeTimings {
+export interface StartContext {
+  /** the mean number of starts in flight on the node's host during this one (itself included) */
+  concurrency: number;
+  /** the host's cores */
+  cpus: number;
+  /** the image's normalized reference: T_engine is kept per image as well */
+  image: string | null;
+}
+
+/**
+ * Folds one replica's measured create and start times into the node's
+ * calibration. T_engine is kept uncontended (the measurement divided by the
+ * slowdown its overlapping starts caused), so a prediction can scale it by the
+ * starts that will overlap the next one (src/core/contention.ts).
+ */
+export function calibrate(t: NodeTimings, m: Timings, start: StartContext = { concurrency: 1, cpus: 1, image: null }): NodeTimings {
   const next = { ...t, samples: t.samples + 1 };
   if (m.containerMs !== null) next.containerMs = round(ewma(t.containerMs, m.containerMs));
-  if (m.engineMs !== null) next.engineMs = round(ewma(t.engineMs, m.engineMs));
+  if (m.engineMs !== null) {
+    const imageBase = start.image ? t.engineByImage?.[start.image] ?? null : null;
+    const c = learnStartCores(t.startCores ?? null, imageBase ?? t.engineMs, m.engineMs, start.concurrency, start.cpus);
+    const alone = m.engineMs / contention(start.concurrency, c ?? DEFAULT_START_CORES, start.cpus);
+    next.engineMs = round(ewma(t.engineMs, alone));
+    if (c !== null) next.startCores = c;
+    if (start.image) next.engineByImage = { ...t.engineByImage, [start.image]: round(ewma(imageBase, alone)) };
+  }
   return next;
 }
 

@@ -10,7 +10,7 @@ import { decide } from './reconcile.js';
 import { hasImage, normalizeRef } from './images.js';
 import { node, replica } from './testkit.js';
 
-// the snapshot and manifest of ../shared/design/INTERFACES.md, verbatim
+// the snapshot and manifest of the first interface contract (docs/reference/snapshot.md), verbatim
 const DOC_SNAPSHOT = {
   sites: ['factory-a', 'factory-b'],
   nodes: [
@@ -30,11 +30,11 @@ const DOC_APP = {
 
 const planOf = (snap: unknown, app: object, o = {}) => plan(new Cluster(validateSnapshot(snap)), validateApp(app), { requireRtt: true, ...o });
 
-test('reproduces the documented plan of INTERFACES.md', () => {
+test('reproduces the documented plan of the interface contract', () => {
   const p = planOf(DOC_SNAPSHOT, DOC_APP);
   assert.equal(p.app, 'sensor-stats');
   assert.deepEqual(p.placements.map((x) => ({ replica: x.replica, node: x.node, predicted: x.predicted })),
-    [{ replica: 0, node: 'edge-1', predicted: { imageMs: 0, containerMs: 120, engineMs: 300, deployMs: 420 } }]);
+    [{ replica: 0, node: 'edge-1', predicted: { imageMs: 0, containerMs: 120, engineMs: 300, deployMs: 420, concurrency: 1 } }]);
   assert.deepEqual(p.routes.map((r) => ({ site: r.site, node: r.node, predictedMs: r.predictedMs })),
     [{ site: 'factory-a', node: 'edge-1', predictedMs: 3.1 }, { site: 'factory-b', node: 'edge-1', predictedMs: 36 }]);
   assert.equal(p.objective, 6.09);
@@ -207,4 +207,22 @@ test('replicas on a lost node are replaced elsewhere, unless the app waits', () 
   assert.equal(waiting.plan.placements.length, 0);
   const notYet = decide(spec, 'h1', { nodes, replicas: reps, specs: new Map(), sites: [] });
   assert.deepEqual(notYet.remove, [], 'unreachable but within the timeout: nothing moves');
+});
+
+test('replicas that start together on nodes sharing a host share its cores: T_engine grows with the starts in flight', () => {
+  const mk = (name: string, host: string) => ({ name, host, capacity: { cpu: 2, memoryMiB: 4096 }, timings: { containerMs: 20, engineMs: 200 } });
+  const app = { name: 'x', image: 'img:1', replicas: 3 };
+  const shared = planOf({ nodes: [mk('n1', 'h'), mk('n2', 'h'), mk('n3', 'h')] }, app, { requireRtt: false });
+  // three starts at once on 2 cores, one core each: 1.5 times as long
+  assert.deepEqual(shared.placements.map((p) => [p.predicted.engineMs, p.predicted.concurrency]), [[300, 3], [300, 3], [300, 3]]);
+  const apart = planOf({ nodes: [mk('n1', 'h1'), mk('n2', 'h2'), mk('n3', 'h3')] }, app, { requireRtt: false });
+  assert.deepEqual(apart.placements.map((p) => [p.predicted.engineMs, p.predicted.concurrency]), [[200, 1], [200, 1], [200, 1]]);
+  // a start already in flight on the host counts too
+  const busy = validateSnapshot({
+    nodes: [{ ...mk('n1', 'h'), layers: ['L'], starting: [{ start: 0, end: 300 }, { start: 0, end: 300 }] }],
+    images: { 'img:1': { layers: [{ digest: 'L', bytes: 1000 }] } },
+  });
+  const one = plan(new Cluster(busy), validateApp({ name: 'y', image: 'img:1' }), {});
+  assert.ok(one.placements[0]!.predicted.concurrency! > 2.5, `concurrency ${one.placements[0]!.predicted.concurrency}`);
+  assert.ok(one.placements[0]!.predicted.engineMs > 250);
 });

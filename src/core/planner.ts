@@ -12,12 +12,15 @@ import { Cluster } from './cluster.js';
 import { OutpostError } from './errors.js';
 import { requestMs } from './model.js';
 import { alternatives, solve, UNREACHABLE, type PMedianInput } from './pmedian.js';
+import { DEFAULT_START_CORES, overlappedEngine } from './contention.js';
 
 export interface Predicted {
   imageMs: number;
   containerMs: number;
   engineMs: number;
   deployMs: number;
+  /** the mean number of starts in flight on the node's host that engineMs assumes (1: this one alone) */
+  concurrency?: number;
 }
 
 export interface PlanPlacement {
@@ -215,12 +218,20 @@ export function plan(c: Cluster, app: AppSpec, o: PlanOptions = {}): Plan {
     const t = i === null ? UNREACHABLE : reqMs(di, i);
     return { site: d.site, node: i === null || t >= UNREACHABLE ? null : c.nodes[i]!.name, predictedMs: t >= UNREACHABLE ? null : round2(t), items: d.items, rps: d.rps };
   });
+  // the chosen replicas start together, with whatever else is starting on
+  // their hosts: T_engine as they will share the hosts' cores
+  const overlapped = overlappedEngine(chosen.map((x) => {
+    const i = cand[x]!;
+    return { host: c.hostOf(i), cpus: c.nodes[i]!.capacity.cpu, startCores: c.nodes[i]!.startCores ?? DEFAULT_START_CORES, at: img[i]! + c.containerMs[i]!, engineMs: c.engineMs[i]! };
+  }), c.inFlight);
   const placements: PlanPlacement[] = chosen.map((x, j) => {
     const name = c.nodes[cand[x]!]!.name;
+    const alone = predicted(x);
+    const o2 = overlapped[j]!;
     return {
       replica: (o.firstIndex ?? kept.length) + j,
       node: name,
-      predicted: predicted(x),
+      predicted: { ...alone, engineMs: round2(o2.engineMs), deployMs: round2(alone.imageMs + alone.containerMs + o2.engineMs), concurrency: round2(o2.concurrency) },
       serves: routes.filter((r) => r.node === name).map((r) => r.site),
       runnersUp: altsOf(j),
     };

@@ -22,13 +22,17 @@ export interface ClusterState {
   sites: SiteRecord[];
   /** nodes unreachable for longer than the node timeout */
   lost?: Set<string>;
+  /** the clock (epoch ms): where replicas in flight are in their start-up, for the contention model */
+  now?: number;
 }
 
 /**
- * Replicas whose spec hash differs from the app's are replaced (all at once in
- * this version; rolling updates gate this on health). Surplus replicas are
- * removed newest first so the longest-running ones stay. New replicas are
- * planned around the kept ones, which keep serving their demand.
+ * Replicas whose spec hash differs from the app's are replaced by a rolling
+ * update (src/core/rollout.ts: a step at a time within maxSurge and
+ * maxUnavailable, each gated on the new replicas' readiness); replicas on
+ * lost nodes are replaced at once. Surplus replicas are removed newest first
+ * so the longest-running ones stay. New replicas are planned around the kept
+ * ones, which keep serving their demand.
  */
 export function decide(spec: AppSpec, hash: string, state: ClusterState): Decision {
   // a lost node's replicas are replaced elsewhere, unless the app would rather wait;
@@ -42,7 +46,7 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState): Decisi
   const specs = new Map(state.specs);
   specs.set(spec.name, spec);
   const planFor = (keep: ReplicaRecord[], remove: ReplicaRecord[], count: number) => {
-    const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)));
+    const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)), state.now);
     return plan(new Cluster(snapshot), spec, { kept: keep.map((r) => r.node), count });
   };
   const liveStale = stale.filter((r) => !lost.has(r.node));

@@ -1,5 +1,5 @@
 // The cluster snapshot: everything the planner knows about a cluster, in the
-// format of INTERFACES.md (`outpost plan --snapshot`). The live control plane
+// format `outpost plan --snapshot` reads (docs/reference/snapshot.md). The live control plane
 // builds the same structure from its store, so one planner serves both.
 import { z } from 'zod';
 import { OutpostError } from './errors.js';
@@ -22,6 +22,12 @@ const node = z.object({
   runtime: z.enum(['docker', 'process']).default('docker'),
   apps: z.array(z.string()).default([]),
   replicas: z.number().int().nonnegative().default(0),
+  /** the machine the node runs on: nodes on one host share its cores when starts overlap (default: the node's own) */
+  host: z.string().min(1).optional(),
+  /** cores one start keeps busy (src/core/contention.ts); 1 when absent */
+  startCores: z.number().finite().positive().optional(),
+  /** starts in flight on the node: when each engine start begins and ends, ms from now */
+  starting: z.array(z.object({ start: z.number().finite(), end: z.number().finite() }).strict()).default([]),
 }).strict();
 
 export const snapshotSchema = z.object({

@@ -26,6 +26,8 @@ export interface NodeInfo {
   /** image reference -> its layers, for images this node holds */
   imageLayers: Record<string, Layer[]>;
   agentVersion: string;
+  /** the machine this node runs on (its machine-id): nodes that share one share its cores when starts overlap */
+  hostId?: string;
   /** where the node's data hub listens, or null with no hub */
   hub?: { http: string; mqtt: string } | null;
 }
@@ -36,6 +38,8 @@ export interface NodeTimings {
   engineMs: number | null;
   /** T_engine depends on the app: smoothed per image where measured */
   engineByImage?: Record<string, number>;
+  /** cores one start keeps busy, learnt from starts that overlapped (src/core/contention.ts); null until then */
+  startCores?: number | null;
   bandwidthMbps: number | null;
   samples: number;
 }
@@ -124,7 +128,12 @@ export interface ReplicaRecord {
   ready?: boolean;
   restarts: number;
   measured: Timings;
-  predicted: Timings & { deployMs: number | null };
+  /** concurrency: the mean number of starts in flight on the host the prediction assumed */
+  predicted: Timings & { deployMs: number | null; concurrency?: number };
+  /** when the engine start began (epoch ms, the agent's clock) */
+  startedAt?: number | null;
+  /** the mean number of starts in flight on the node's host while this one started (itself included) */
+  concurrency?: number | null;
   progress: { bytes: number; total: number | null; status?: string } | null;
   error: ReplicaError | null;
   /** why the replica last stopped (exit code, signal, OOMKilled, E_UNHEALTHY); kept across restarts */
@@ -192,6 +201,8 @@ export interface ReplicaStatus {
   ready?: boolean;
   restarts?: number;
   measured?: Partial<Timings>;
+  /** when the engine start began (epoch ms) */
+  startedAt?: number;
   progress?: { bytes: number; total: number | null; status?: string } | null;
   error?: ReplicaError | null;
   lastExit?: ReplicaError | null;

@@ -32,7 +32,7 @@ interface StrategyResult {
 
 export interface ScenarioResult {
   strategies: Record<Strategy, StrategyResult>;
-  deploy: { node: string; cached: boolean; predictedMs: number; measuredMs: number; predicted: ReplicaRecord['predicted']; measured: ReplicaRecord['measured'] }[];
+  deploy: { node: string; cached: boolean; predictedMs: number; measuredMs: number; predicted: ReplicaRecord['predicted']; measured: ReplicaRecord['measured']; concurrency: { predicted: number | null; measured: number | null } }[];
   rttMs: { site: string; node: string; configuredMs: number; measuredMs: number | null }[];
 }
 
@@ -40,9 +40,9 @@ const podmanOf = (node: string) => ['--root', path.join(LAB_DIR, 'nodes', node, 
 
 function manifest(name: string, t: Topology, placement: object, replicas: number) {
   return {
-    // every lab node shares this machine's 2 cores: a cpu quota per container
-    // stands in for separate machines, so a start takes as long whether other
-    // nodes start containers at the same time or not
+    // every lab node shares this machine's 2 cores (cpu is a reservation and
+    // a share, not a cap): starts that overlap slow each other, and the model
+    // predicts that from the starts in flight on the host
     name, image: LAB_IMAGE, replicas, ports: [{ name: 'http', container: 5000 }], resources: { cpu: 0.5, memoryMiB: 128 },
     health: { http: '/healthz', port: 'http' }, metrics: { stages: '/outpost/stages' }, placement,
   };
@@ -73,17 +73,23 @@ async function remove(client: Client, name: string, t: Topology): Promise<void> 
 }
 
 /**
- * One deploy on every node, one node at a time (on a 2-core machine seven
- * concurrent starts would calibrate T_engine at 3-5 times its real value), so
- * bandwidth, T_container and T_engine are calibrated; uncached nodes are then
- * emptied again. Then a few quiet seconds: probes taken under that load would
- * overstate RTTs.
+ * One deploy on every node, one node at a time, so bandwidth, T_container and
+ * the uncontended T_engine are calibrated; then deploys on two nodes at once
+ * (every node in a pair), so the model learns how much overlapping starts on
+ * this host slow each other (the cores one start keeps busy). Uncached nodes
+ * are then emptied again. Then a few quiet seconds: probes taken under that
+ * load would overstate RTTs.
  */
 async function calibrate(client: Client, t: Topology, say: (s: string) => void): Promise<void> {
-  say('  calibrating: one deploy on every node, one at a time');
+  say('  calibrating: one deploy on every node, one at a time; then on two nodes at once');
   for (const n of t.nodes) {
     await deploy(client, manifest(`calibrate-${n.name}`, t, { nodes: [n.name] }, 1));
     await remove(client, `calibrate-${n.name}`, t);
+  }
+  for (let i = 0; i < t.nodes.length; i += 2) {
+    const pair = [t.nodes[i]!.name, t.nodes[(i + 1) % t.nodes.length]!.name];
+    await deploy(client, manifest(`calibrate-pair-${i}`, t, { nodes: pair }, 2));
+    await remove(client, `calibrate-pair-${i}`, t);
   }
   for (const n of t.nodes.filter((x) => !x.cached)) await run('podman', [...podmanOf(n.name), 'rmi', '-f', LAB_IMAGE]).catch(() => {});
   // inventories are re-read every second and probes every 5 s in the lab; three quiet probe rounds
@@ -148,7 +154,7 @@ export async function runScenario(t: Topology, say: (s: string) => void): Promis
         deployRows = reps.map((r) => ({
           node: r.node, cached: cachedBefore.get(r.node) ?? false,
           predictedMs: round(r.predicted.deployMs!), measuredMs: round(r.measured.imageMs! + r.measured.containerMs! + r.measured.engineMs!),
-          predicted: r.predicted, measured: r.measured,
+          predicted: r.predicted, measured: r.measured, concurrency: { predicted: r.predicted.concurrency ?? null, measured: r.concurrency ?? null },
         }));
       }
       say(`  ${k}: on ${reps.map((r) => r.node).join(', ')}; load from every site`);
@@ -184,7 +190,7 @@ async function main(): Promise<void> {
     command: `npm run lab:report -- ${files.join(' ')}`,
     scenarios: Object.fromEntries(Object.entries(scenarios).map(([name, s]) => [name, {
       strategies: Object.fromEntries(Object.entries(s.strategies).map(([k, v]) => [k, { p50Ms: v.p50Ms, p95Ms: v.p95Ms, p99Ms: v.p99Ms, nodes: v.nodes, perSite: v.perSite }])),
-      deploy: s.deploy.map((d) => ({ node: d.node, cached: d.cached, predictedMs: d.predictedMs, measuredMs: d.measuredMs, predicted: d.predicted, measured: d.measured })),
+      deploy: s.deploy.map((d) => ({ node: d.node, cached: d.cached, predictedMs: d.predictedMs, measuredMs: d.measuredMs, predicted: d.predicted, measured: d.measured, concurrency: d.concurrency })),
       rttMs: s.rttMs,
     }])),
   };
@@ -194,7 +200,7 @@ async function main(): Promise<void> {
   say(`wrote ${path.relative(ROOT, OUT)}/report.md, report.json and ${charts.length} charts`);
 }
 
-type Json = { command: string; generatedAt: string; scenarios: Record<string, { strategies: Record<string, { p50Ms: number; p95Ms: number; p99Ms: number; nodes: string[]; perSite: StrategyResult['perSite'] }>; deploy: { node: string; cached: boolean; predictedMs: number; measuredMs: number }[]; rttMs: ScenarioResult['rttMs'] }> };
+type Json = { command: string; generatedAt: string; scenarios: Record<string, { strategies: Record<string, { p50Ms: number; p95Ms: number; p99Ms: number; nodes: string[]; perSite: StrategyResult['perSite'] }>; deploy: ScenarioResult['deploy']; rttMs: ScenarioResult['rttMs'] }> };
 
 function markdown(j: Json, topo: Record<string, Topology>, charts: string[]): string {
   const lines: string[] = ['# The edge lab: Outpost against a naive spread and the cloud', '',
@@ -210,8 +216,11 @@ function markdown(j: Json, topo: Record<string, Topology>, charts: string[]): st
     for (const site of t.sites) {
       lines.push(`| ${site.name} | ${site.demand.rps} | ${Object.values(s.strategies).map((v) => { const p = v.perSite[site.name]!; return `${p.p50Ms} / ${p.p95Ms} / ${p.p99Ms} (${p.endpointNode})`; }).join(' | ')} |`);
     }
-    lines.push('', 'Outpost\'s deploys, predicted against measured (T_image + T_container + T_engine):', '', '| node | image cached | predicted | measured | error |', '| --- | --- | --- | --- | --- |');
-    for (const d of s.deploy) lines.push(`| ${d.node} | ${d.cached ? 'yes' : 'no'} | ${d.predictedMs} ms | ${d.measuredMs} ms | ${round((100 * Math.abs(d.predictedMs - d.measuredMs)) / d.measuredMs)}% |`);
+    lines.push('', 'Outpost\'s deploys, predicted against measured (T_image + T_container + T_engine; starts in flight: the mean number of starts on this machine during this one, itself included, as the plan assumed it and as it was measured):', '',
+      '| node | image cached | starts in flight (predicted / measured) | T_engine predicted | T_engine measured | predicted | measured | error |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
+    const errs = s.deploy.map((d) => (100 * Math.abs(d.predictedMs - d.measuredMs)) / d.measuredMs);
+    s.deploy.forEach((d, i) => lines.push(`| ${d.node} | ${d.cached ? 'yes' : 'no'} | ${d.concurrency.predicted ?? '-'} / ${d.concurrency.measured ?? '-'} | ${d.predicted.engineMs} ms | ${d.measured.engineMs} ms | ${d.predictedMs} ms | ${d.measuredMs} ms | ${round(errs[i]!)}% |`));
+    lines.push('', `Median deploy-prediction error: **${round(quantileOf(errs, 0.5))}%** (worst ${round(Math.max(...errs))}%).`);
     const dev = s.rttMs.filter((r) => r.measuredMs !== null).map((r) => Math.abs(r.measuredMs! - r.configuredMs) / r.configuredMs).sort((a, b) => a - b);
     const worstPair = s.rttMs.find((r) => r.measuredMs !== null && Math.abs(r.measuredMs - r.configuredMs) / r.configuredMs === dev[dev.length - 1]);
     lines.push('', `Agents' measured RTTs against the configured ones (${s.rttMs.length} site-node pairs): median deviation ${round(quantileOf(dev, 0.5) * 100)}%, worst ${round(dev[dev.length - 1]! * 100)}% (${worstPair?.site} -> ${worstPair?.node}: ${worstPair?.measuredMs} ms for ${worstPair?.configuredMs} ms; the relay adds about 0.4 ms per round trip).`, '');

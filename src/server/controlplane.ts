@@ -15,6 +15,7 @@ import { NAME_RE } from '../core/manifest.js';
 import { rankEndpoints, type RankedEndpoint } from '../core/routing.js';
 import { modelError, type ModelError } from '../core/accuracy.js';
 import { isReady } from '../core/rollout.js';
+import { meanConcurrency, type Window } from '../core/contention.js';
 import type { Assignment, AppRecord, HubStats, NodeInfo, NodeRecord, PerItemUs, ReplicaRecord, ReplicaStatus, SiteRecord } from '../core/types.js';
 import type { Store } from './store.js';
 import { AppChanges } from './changes.js';
@@ -174,6 +175,7 @@ export class ControlPlane {
       replicas: this.store.listReplicas(),
       specs: new Map(this.store.listApps().map((a) => [a.name, a.spec])),
       sites: this.store.listSites(),
+      now: t,
     };
   }
 
@@ -227,6 +229,7 @@ export class ControlPlane {
         progress: s.progress !== undefined ? s.progress : r.progress,
         error: s.error !== undefined ? s.error : r.error,
         lastExit: s.lastExit !== undefined ? s.lastExit : r.lastExit ?? null,
+        startedAt: s.startedAt !== undefined ? s.startedAt : r.startedAt ?? null,
         updatedAt: this.now(),
       };
       this.store.putReplica(next);
@@ -237,13 +240,10 @@ export class ControlPlane {
         const fresh = this.store.getNode(nodeName);
         const spec = this.store.getApp(r.app)?.spec;
         if (fresh) {
-          const timings = calibrate(fresh.timings, next.measured);
-          // T_engine is the app's own start-up: keep it per image as well
-          if (spec?.image && next.measured.engineMs !== null) {
-            const key = normalizeRef(spec.image);
-            const prev = fresh.timings.engineByImage?.[key];
-            timings.engineByImage = { ...fresh.timings.engineByImage, [key]: calibrate({ ...fresh.timings, engineMs: prev ?? null }, { imageMs: null, containerMs: null, engineMs: next.measured.engineMs }).engineMs! };
-          }
+          next.concurrency = this.startConcurrency(next, fresh);
+          this.store.putReplica(next);
+          // T_engine is the app's own start-up: kept per image as well, uncontended
+          const timings = calibrate(fresh.timings, next.measured, { concurrency: next.concurrency, cpus: fresh.cpus, image: spec?.image ? normalizeRef(spec.image) : null });
           this.store.putNode({ ...fresh, timings });
         }
         this.recordSample(next, spec?.image ?? null);
@@ -254,6 +254,26 @@ export class ControlPlane {
       if (app) this.checkRollout(app);
       this.changes.changed(name);
     }
+  }
+
+  /**
+   * The mean number of starts in flight on the node's host while this replica
+   * started: its engine window against those of the replicas on every node
+   * of the same host (their agents share one clock). One still starting when
+   * this one finished overlaps it up to its end.
+   */
+  private startConcurrency(r: ReplicaRecord, node: NodeRecord): number {
+    if (!r.startedAt || r.measured.engineMs === null) return 1;
+    const w = { start: r.startedAt, end: r.startedAt + r.measured.engineMs };
+    const host = node.hostId ?? `node:${node.name}`;
+    const sameHost = new Set(this.store.listNodes().filter((n) => (n.hostId ?? `node:${n.name}`) === host).map((n) => n.name));
+    const others: Window[] = [];
+    for (const o of this.store.listReplicas()) {
+      if (o.id === r.id || !sameHost.has(o.node) || !o.startedAt) continue;
+      if (o.state === 'starting') others.push({ start: o.startedAt, end: w.end });
+      else if (o.measured.engineMs !== null) others.push({ start: o.startedAt, end: o.startedAt + o.measured.engineMs });
+    }
+    return Math.round(meanConcurrency(w, others) * 100) / 100;
   }
 
   /** A deployment measured in full is kept as a predicted-vs-measured sample. */

@@ -37,7 +37,7 @@ export function printPlan(p: Plan): void {
   if (p.placements.length === 0) console.log('  nothing to place');
   else {
     console.log(table(['REPLICA', 'NODE', 'IMAGE', 'CONTAINER', 'ENGINE', 'DEPLOY', 'SERVES', 'RUNNERS-UP'],
-      p.placements.map((x) => [x.replica, x.node, ms(x.predicted.imageMs), ms(x.predicted.containerMs), ms(x.predicted.engineMs), ms(x.predicted.deployMs),
+      p.placements.map((x) => [x.replica, x.node, ms(x.predicted.imageMs), ms(x.predicted.containerMs), `${ms(x.predicted.engineMs)}${(x.predicted.concurrency ?? 1) > 1.05 ? ` (${x.predicted.concurrency} starts at once)` : ''}`, ms(x.predicted.deployMs),
         x.serves.join(',') || null,
         x.runnersUp.map((r) => `${r.node} (${r.objective !== null ? `${r.objective} ms mean, ` : ''}deploy ${ms(r.deployMs)})`).join('; ') || null])));
   }
