@@ -251,7 +251,12 @@ export class ControlPlane {
     }
     for (const name of touched) {
       const app = this.store.getApp(name);
-      if (app) this.checkRollout(app);
+      try {
+        if (app) this.checkRollout(app);
+      } catch (err) {
+        // a rollback that cannot be placed now: the reconcile pass tries again
+        this.log.warn({ err, app: name }, 'rollout check failed');
+      }
       this.changes.changed(name);
     }
   }
