@@ -1,6 +1,6 @@
 // The runtime driver contract. The agent's supervisor drives every runtime
 // through these few calls; Docker, Podman and plain processes all pass the same
-// contract tests (test/driver-contract.ts).
+// contract tests (test/drivers.test.ts).
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer, Runtime } from '../../core/types.js';
 
