@@ -280,6 +280,10 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
+  // Podman keeps each API exec session's conmon processes for its
+  // exit_command_delay (300 s by default) so that a client can read the exit
+  // code; we read it at once, so nodes set it to a few seconds
+  // (docs/reliability.md)
   async exec(id: string, cmd: string[], timeoutMs: number): Promise<number> {
     const e = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
     const stream = await e.start({ hijack: true, stdin: false });
