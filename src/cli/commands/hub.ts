@@ -9,6 +9,7 @@ import { OutpostError } from '../../core/errors.js';
 import { validateWith } from '../../core/manifest.js';
 import { streamsSchema, type StreamSpec } from '../../core/pipeline.js';
 import { startHub, type RunningHub } from '../../hub/start.js';
+import { readEnv } from '../../core/environment.js';
 
 export interface HubFlags {
   hub?: boolean;
@@ -56,8 +57,8 @@ function port(v: string | undefined, env: string | undefined, dflt: number, flag
 export async function agentHub(f: HubFlags, dir: string, bindHost: string, advertise: string, log: Logger): Promise<{ hub: RunningHub | null; streams: Record<string, StreamSpec> }> {
   const cfg = readHubConfig(f.hubConfig);
   if (f.hub === false) return { hub: null, streams: {} };
-  const httpPort = port(f.hubHttpPort, process.env.OUTPOST_HUB_HTTP_PORT, 7081, 'hub-http-port');
-  const mqttPort = port(f.hubMqttPort, process.env.OUTPOST_HUB_MQTT_PORT, 1883, 'hub-mqtt-port');
+  const httpPort = port(f.hubHttpPort, readEnv('OUTPOST_HUB_HTTP_PORT'), 7081, 'hub-http-port');
+  const mqttPort = port(f.hubMqttPort, readEnv('OUTPOST_HUB_MQTT_PORT'), 1883, 'hub-mqtt-port');
   try {
     const hub = await startHub({ dataDir: path.join(dir, 'hub'), bindHost, advertise, httpPort, mqttPort, mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, retention: cfg.retention, log });
     log.info({ http: hub.http, mqtt: hub.mqtt }, 'data hub listening');
