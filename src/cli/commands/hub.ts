@@ -3,11 +3,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { z } from 'zod';
 import type { Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import { validateWith } from '../../core/manifest.js';
-import { streamsSchema, type StreamSpec } from '../../core/pipeline.js';
+import type { StreamSpec } from '../../core/pipeline.js';
+import { hubConfigSchema, type HubFileConfig } from '../../core/hubconfig.js';
 import { startHub, type RunningHub } from '../../hub/start.js';
 import { readEnv } from '../../core/environment.js';
 
@@ -19,26 +19,15 @@ export interface HubFlags {
   hubConfig?: string;
 }
 
-const configSchema = z.object({
-  streams: streamsSchema.default({}),
-  retention: z.object({
-    maxAgeMs: z.number().int().positive().optional(),
-    maxBytes: z.number().int().positive().optional(),
-  }).strict().default({}),
-  mqttUrl: z.string().regex(/^mqtts?:\/\//, 'an mqtt:// or mqtts:// URL').optional(),
-}).strict();
-
-export type HubFileConfig = z.infer<typeof configSchema>;
-
 export function readHubConfig(file: string | undefined): HubFileConfig {
-  if (!file) return configSchema.parse({});
+  if (!file) return hubConfigSchema.parse({});
   let raw: unknown;
   try {
     raw = YAML.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new OutpostError('E_BAD_YAML', `${file}: ${(e as Error).message}`, { path: 'hub-config' });
   }
-  return validateWith(configSchema, raw ?? {}, file);
+  return validateWith(hubConfigSchema, raw ?? {}, file);
 }
 
 function port(v: string | undefined, env: string | undefined, dflt: number, flag: string): number {
