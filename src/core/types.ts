@@ -1,5 +1,6 @@
 // Domain types shared by the control plane, the agent and the CLI.
 import type { AppSpec } from './manifest.js';
+import type { Plan } from './planner.js';
 
 export type Runtime = 'docker' | 'process';
 export type NodeState = 'ready' | 'unreachable';
@@ -206,4 +207,59 @@ export interface ReplicaStatus {
   progress?: { bytes: number; total: number | null; status?: string } | null;
   error?: ReplicaError | null;
   lastExit?: ReplicaError | null;
+}
+
+/** One app as the API shows it (GET /v1/apps; GET /v1/apps/NAME adds its replicas and a version). */
+export interface AppView {
+  name: string;
+  /** the spec's image, or null */
+  image: string | null;
+  /** the spec's command, or null */
+  command: string[] | null;
+  /** the replicas the spec asks for */
+  replicas: number;
+  /** replicas in state running */
+  running: number;
+  specHash: string;
+  /** counts from 1; every changed spec is a new revision */
+  revision: number | null;
+  rollout: RolloutState | null;
+  /** the last revisions (up to 10), newest last, without their specs */
+  history: Omit<Revision, 'spec'>[];
+  /** the manifest as validated, every default filled in */
+  spec: AppSpec;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What POST /v1/apps answers (and `outpost deploy --json` prints, its replicas as they are when it returns). */
+export interface DeployAnswer {
+  app: string;
+  revision: number | null;
+  /** false when the spec and the replicas are as they were */
+  changed: boolean;
+  /** the plan for the replicas created now */
+  plan: Plan;
+  /** replicas removed now */
+  removed: string[];
+  /** the replicas kept and created */
+  replicas: ReplicaRecord[];
+}
+
+/** One (node, stream) pair: the windows the control plane holds, and that node's hub accounting (GET /v1/streams). */
+export interface StreamRow {
+  node: string;
+  stream: string;
+  /** window results the control plane holds */
+  windows: number;
+  firstStart: number | null;
+  lastEnd: number | null;
+  /** from the node's last hub report (null without one): points and bytes in, rejected inputs, late points, windows emitted */
+  pointsIn: number | null;
+  bytesIn: number | null;
+  rejected: number | null;
+  late: number | null;
+  windowsEmitted: number | null;
+  /** the node's whole hub: bytes in and forwarded, bytes in per byte forwarded, results not yet acknowledged, rejections by code */
+  hub: Pick<HubStats, 'bytesIn' | 'bytesForwarded' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rejected'> | null;
 }
