@@ -58,8 +58,8 @@ export const appSchema = z.object({
   }).strict().default({}).describe('how a changed spec replaces running replicas: one step at a time, each gated on the new replicas\' health; a new replica that fails rolls the app back'),
   onNodeLoss: z.enum(['reschedule', 'wait']).default('reschedule').describe('when a node stays unreachable longer than the node timeout: move its replicas, or wait for it'),
   restart: z.object({
-    policy: z.enum(['always', 'on-failure', 'never']).default('always').describe('restart a replica that stopped: always, only after a non-zero exit or a failed health check, or never (with capped exponential back-off)'),
-  }).strict().default({}),
+    policy: z.enum(['always', 'on-failure', 'never']).default('always').describe('restart a replica that stopped: always, only after a non-zero exit or a failed health check, or never'),
+  }).strict().default({}).describe('what happens when a replica stops: the agent restarts it in place, with exponential back-off'),
   placement: z.object({
     constraints: z.record(z.string().min(1), z.string()).default({}).describe('node labels that must match (`outpost agent --labels`)'),
     demand: z.array(demand).default([]).describe('where requests and data come from; with demand, replicas go where the demand-weighted mean request latency is least, without it they are spread'),
@@ -69,7 +69,7 @@ export const appSchema = z.object({
   }).strict().default({}).describe('where replicas may and should go'),
   metrics: z.object({
     stages: z.string().startsWith('/', 'must be a path starting with /').optional().describe('a path the app answers with its cumulative per-stage counters, `{"process": {"items": N, "us": T}, "storage": ..., "compute": ...}`: the model\'s per-item costs on each node'),
-  }).strict().optional(),
+  }).strict().optional().describe('what the app reports for the latency model'),
   streams: streamsSchema.optional().describe('the streams the data hubs of this app\'s nodes window, by name (names: 1-128 of `[A-Za-z0-9_.-]`)'),
 }).strict().superRefine((app, ctx) => {
   if (!app.image && !app.command) {
