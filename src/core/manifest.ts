@@ -21,7 +21,7 @@ const port = z.object({
 
 const health = z.object({
   http: z.string().startsWith('/', 'must be a path starting with /').optional().describe('an HTTP GET of this path on the health port; a 2xx or 3xx answer is healthy'),
-  tcp: z.boolean().optional().describe('a TCP connect to the health port (what is checked when neither `http` nor `exec` is given)'),
+  tcp: z.boolean().optional().describe('a TCP connect to the health port: what is checked anyway when neither `http` nor `exec` is given, so `false` changes nothing'),
   port: z.string().optional().describe('the name of the declared port to check; default: the first one'),
   intervalMs: z.number().int().min(10).max(3_600_000).default(1000).describe('time between checks once the replica runs'),
   timeoutMs: z.number().int().min(10).max(600_000).default(1000).describe('how long one check may take'),
