@@ -67,7 +67,7 @@ test('plan --snapshot reproduces the documented plan with no server, and explain
   assert.equal(r.code, 0, r.stderr);
   const p = JSON.parse(r.stdout);
   assert.equal(p.objective, 6.09);
-  assert.deepEqual(p.placements[0].predicted, { imageMs: 0, containerMs: 120, engineMs: 300, deployMs: 420 });
+  assert.deepEqual(p.placements[0].predicted, { imageMs: 0, containerMs: 120, engineMs: 300, deployMs: 420, concurrency: 1 });
   assert.deepEqual(p.routes.map((x: { site: string; predictedMs: number }) => [x.site, x.predictedMs]), [['factory-a', 3.1], ['factory-b', 36]]);
   assert.deepEqual(p.unmet, [{ site: 'factory-b', bestMs: 36, goalMs: 20 }]);
 

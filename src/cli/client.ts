@@ -7,9 +7,10 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
+import { readEnv } from '../core/environment.js';
 
 export function dataDir(flag?: string): string {
-  return path.resolve(flag ?? process.env.OUTPOST_DATA_DIR ?? path.join(os.homedir(), '.outpost'));
+  return path.resolve(flag ?? readEnv('OUTPOST_DATA_DIR') ?? path.join(os.homedir(), '.outpost'));
 }
 
 // one keep-alive connection reused by a command's successive requests (deploy --wait polls)
@@ -19,8 +20,8 @@ export class Client {
   constructor(readonly server: string, private readonly token: string) {}
 
   static fromEnv(): Client {
-    const server = (process.env.OUTPOST_SERVER ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
-    let token = process.env.OUTPOST_TOKEN;
+    const server = (readEnv('OUTPOST_SERVER') ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
+    let token = readEnv('OUTPOST_TOKEN');
     if (!token) {
       const file = path.join(dataDir(), 'admin.token');
       try {

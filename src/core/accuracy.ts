@@ -4,14 +4,18 @@ import type { ModelSample } from './types.js';
 import { quantile } from './stats.js';
 
 export interface TermError {
+  /** deployments with a measured value above 0 for this term */
   n: number;
-  /** median and 90th percentile of |predicted - measured| / measured, in percent */
+  /** the median of |predicted - measured| / measured, in percent; null with no deployment */
   medianPct: number | null;
+  /** its 90th percentile */
   p90Pct: number | null;
 }
 
 export interface ModelError {
+  /** deployments measured in full */
   samples: number;
+  /** per deploy term */
   terms: Record<'imageMs' | 'containerMs' | 'engineMs' | 'deployMs', TermError>;
 }
 

@@ -96,13 +96,13 @@ export class Cluster {
     return out;
   }
 
-  /** Consumes room for placed replicas (and remembers the image is now there). */
   /** the host a node runs on: nodes that name none are each their own */
   hostOf(i: number): string {
     const n = this.nodes[i]!;
     return n.host ?? `node:${n.name}`;
   }
 
+  /** Consumes room for placed replicas (and remembers the image is now there). */
   commit(app: AppSpec, nodeNames: string[]): void {
     const img = app.image ? this.imageCache.get(normalizeRef(app.image)) : undefined;
     for (const name of nodeNames) {

@@ -1,18 +1,52 @@
 // One error type for the whole system: a stable code users can search for, a
 // message a person can act on, the path of the bad field when there is one, and
 // the HTTP status it maps to. The API turns it into {"error": {...}} in one place.
-export type ErrorCode =
-  | 'E_INVALID' | 'E_BAD_JSON' | 'E_BAD_YAML' | 'E_NOT_FOUND' | 'E_UNAUTHORIZED'
-  | 'E_UNSCHEDULABLE' | 'E_CONFLICT' | 'E_IMAGE_NOT_FOUND' | 'E_PULL_FAILED'
-  | 'E_CREATE_FAILED' | 'E_START_FAILED' | 'E_EXITED' | 'E_HEALTH_TIMEOUT' | 'E_UNHEALTHY' | 'E_ROLLED_BACK' | 'E_DISK_FULL'
-  | 'E_NODE_OFFLINE' | 'E_NO_SERVER' | 'E_TOO_LARGE' | 'E_INTERNAL' | 'E_USAGE'
-  | 'E_BAD_POINT' | 'E_UNKNOWN_STREAM' | 'E_HUB_OFF';
+//
+// ERRORS is the one list of codes: the type, the HTTP statuses and
+// docs/reference/errors.md (npm run docs) all come from it. A code keeps its
+// name and status once users can see it.
 
-const STATUS: Partial<Record<ErrorCode, number>> = {
-  E_INVALID: 400, E_BAD_JSON: 400, E_BAD_POINT: 400, E_UNKNOWN_STREAM: 404, E_HUB_OFF: 503, E_BAD_YAML: 400, E_USAGE: 400, E_TOO_LARGE: 413,
-  E_NOT_FOUND: 404, E_UNAUTHORIZED: 401, E_UNSCHEDULABLE: 409, E_CONFLICT: 409,
-  E_NODE_OFFLINE: 503, E_NO_SERVER: 503,
-};
+export interface ErrorInfo {
+  /** the HTTP status an API answers with; 500 for codes that describe a replica rather than a request */
+  status: number;
+  /** where users meet it: an API answer, the CLI's stderr, a replica's error or lastExit, a data hub's answer */
+  seen: string;
+  meaning: string;
+}
+
+export const ERRORS = {
+  E_INVALID: { status: 400, seen: 'API, CLI, hub', meaning: 'a manifest, snapshot, request body, query parameter or lab topology breaks a rule; `path` names the field' },
+  E_BAD_JSON: { status: 400, seen: 'API, CLI, hub', meaning: 'a body or file is not valid JSON (the message gives the position)' },
+  E_BAD_YAML: { status: 400, seen: 'API, CLI', meaning: 'a manifest or `--hub-config` file is not valid YAML (the message gives the line and column)' },
+  E_USAGE: { status: 400, seen: 'CLI', meaning: 'the command line cannot work: a bad flag value, a file that cannot be read, no container engine for `--runtime docker`, the lab without root; exit status 2' },
+  E_TOO_LARGE: { status: 413, seen: 'API, hub', meaning: 'a request body over the limit (4 MiB at the control plane, 16 MiB at a hub), or a hub batch of more than 100,000 points' },
+  E_NOT_FOUND: { status: 404, seen: 'API, CLI', meaning: 'no app, node, site or route of that name' },
+  E_UNAUTHORIZED: { status: 401, seen: 'API, CLI, agent', meaning: 'a missing or unknown admin token (API, CLI), or a join token the control plane rejects (agent)' },
+  E_UNSCHEDULABLE: { status: 409, seen: 'API, CLI', meaning: 'the plan cannot place every replica; the message says which filter ruled out each node' },
+  E_CONFLICT: { status: 409, seen: 'API, CLI', meaning: 'the state forbids it: `rollout undo` with no earlier good revision, `lab up` with a lab already up' },
+  E_IMAGE_NOT_FOUND: { status: 500, seen: 'replica', meaning: 'the image is not in its registry' },
+  E_PULL_FAILED: { status: 500, seen: 'replica', meaning: 'pulling or inspecting the image failed (registry unreachable, refused, interrupted)' },
+  E_CREATE_FAILED: { status: 500, seen: 'replica', meaning: 'the engine could not create the container, or the process runtime got no `command`' },
+  E_START_FAILED: { status: 500, seen: 'replica', meaning: 'the container or process could not be started' },
+  E_EXITED: { status: 500, seen: 'replica, CLI', meaning: 'the replica exited, during start-up or later; the message has the exit code, signal or OOMKilled' },
+  E_HEALTH_TIMEOUT: { status: 500, seen: 'replica, CLI', meaning: 'no passing health check within `health.startTimeoutMs` of the start; from `deploy --wait`, the rollout did not finish within `--timeout`' },
+  E_UNHEALTHY: { status: 500, seen: 'replica', meaning: 'the health check fails: the replica gets no clients, and `failureThreshold` failures in a row restart it' },
+  E_ROLLED_BACK: { status: 500, seen: 'CLI', meaning: '`deploy --wait`: the new revision failed and the app went back to its last good revision' },
+  E_DISK_FULL: { status: 500, seen: 'replica', meaning: 'the pull would leave less than `OUTPOST_DISK_RESERVE_MB` free on the node\'s image store; nothing was pulled' },
+  E_NODE_OFFLINE: { status: 503, seen: 'API, CLI', meaning: 'the node is not connected, so nothing can be fetched through it (logs)' },
+  E_NO_SERVER: { status: 503, seen: 'CLI', meaning: 'the control plane does not answer at `OUTPOST_SERVER`' },
+  E_INTERNAL: { status: 500, seen: 'API, CLI, replica', meaning: 'an unexpected failure (the control plane logs it), or an answer the CLI cannot read' },
+  E_BAD_POINT: { status: 400, seen: 'hub', meaning: 'a value in a batch is not a point; `path` gives its position (`[2]`, `line 3`)' },
+  E_UNKNOWN_STREAM: { status: 404, seen: 'hub', meaning: 'no app on this node declares the stream (over MQTT: dropped and counted)' },
+  E_HUB_OFF: { status: 503, seen: '(none yet)', meaning: 'reserved for a request that needs a node\'s data hub when it has none; no code path raises it today' },
+} as const satisfies Record<string, ErrorInfo>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A code's status; an unknown one (a newer control plane's, relayed by the CLI) is 500. */
+export function errorStatus(code: string): number {
+  return (ERRORS as Record<string, ErrorInfo | undefined>)[code]?.status ?? 500;
+}
 
 export class OutpostError extends Error {
   readonly code: ErrorCode;
@@ -26,7 +60,7 @@ export class OutpostError extends Error {
     this.details = opts.details;
   }
   get status(): number {
-    return STATUS[this.code] ?? 500;
+    return errorStatus(this.code);
   }
   toJSON(): ErrorBody {
     const body: ErrorBody = { code: this.code, message: this.message };
@@ -52,7 +86,7 @@ export function toOutpostError(err: unknown): OutpostError {
   if (err instanceof OutpostError) return err;
   const e = err as { code?: string; statusCode?: number; message?: string };
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new OutpostError('E_TOO_LARGE', 'request body too large');
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new OutpostError('E_INVALID', 'send the body as application/json');
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new OutpostError('E_INVALID', 'send the body as application/json (a manifest may also come as application/yaml)');
   if (e.code?.startsWith('FST_ERR_CTP') || (e.statusCode === 400 && e instanceof SyntaxError)) {
     return new OutpostError('E_BAD_JSON', `request body is not valid JSON: ${e.message ?? ''}`);
   }

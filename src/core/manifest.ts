@@ -11,77 +11,66 @@ export { NAME_RE };
 const name = z.string().regex(NAME_RE, 'must be 1-63 characters of [a-z0-9-], starting and ending with a letter or digit');
 const finitePositive = z.number().finite().positive();
 
+// Every field says what it means with .describe(): docs/reference/manifest.md
+// is generated from this schema (npm run docs), so keep them short and true.
 const port = z.object({
-  name: name,
-  container: z.number().int().min(1).max(65535),
-  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+  name: name.describe('the port\'s name, unique in the app; health checks and `PORT_<NAME>` refer to it'),
+  container: z.number().int().min(1).max(65535).describe('the port the app listens on inside its container; each replica gets a free host port for it'),
+  protocol: z.enum(['tcp', 'udp']).default('tcp').describe('the protocol published'),
 }).strict();
 
 const health = z.object({
-  http: z.string().startsWith('/', 'must be a path starting with /').optional(),
-  tcp: z.boolean().optional(),
-  port: z.string().optional(),
-  intervalMs: z.number().int().min(10).max(3_600_000).default(1000),
-  timeoutMs: z.number().int().min(10).max(600_000).default(1000),
-  /** the first passing check must come within this time of the start, or the replica has failed to start */
-  startTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
-  /** after the first pass: failures within this time of the start make the replica not ready but do not count towards failureThreshold */
-  startPeriodMs: z.number().int().min(0).max(3_600_000).default(0),
-  /** a command run inside the replica; exit code 0 is healthy */
-  exec: z.array(z.string().min(1)).min(1).optional(),
-  /** consecutive failures after start-up that make the replica unhealthy (restarted by its policy) */
-  failureThreshold: z.number().int().min(1).max(100).default(3),
+  http: z.string().startsWith('/', 'must be a path starting with /').optional().describe('an HTTP GET of this path on the health port; a 2xx or 3xx answer is healthy'),
+  tcp: z.boolean().optional().describe('a TCP connect to the health port: what is checked anyway when neither `http` nor `exec` is given, so `false` changes nothing'),
+  port: z.string().optional().describe('the name of the declared port to check; default: the first one'),
+  intervalMs: z.number().int().min(10).max(3_600_000).default(1000).describe('time between checks once the replica runs'),
+  timeoutMs: z.number().int().min(10).max(600_000).default(1000).describe('how long one check may take'),
+  startTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000).describe('the first passing check must come within this time of the start, or the replica has failed to start (`E_HEALTH_TIMEOUT`)'),
+  startPeriodMs: z.number().int().min(0).max(3_600_000).default(0).describe('after the first pass: failures within this time of the start make the replica not ready but do not count towards `failureThreshold`'),
+  exec: z.array(z.string().min(1)).min(1).optional().describe('a command run inside the replica; exit code 0 is healthy (wins over `http` and `tcp`)'),
+  failureThreshold: z.number().int().min(1).max(100).default(3).describe('consecutive failures after start-up that make the replica unhealthy (`E_UNHEALTHY`, restarted by its policy); one failure already stops routing to it'),
 }).strict();
 
 const demand = z.object({
-  site: name,
-  rps: z.number().finite().nonnegative(),
-  items: z.number().int().nonnegative().default(1),
+  site: name.describe('a site (`outpost site add`) where requests come from'),
+  rps: z.number().finite().nonnegative().describe('requests per second from that site: the weight of its latency in the objective'),
+  items: z.number().int().nonnegative().default(1).describe('items per request: T_request = RTT + items * (t_process + t_storage + t_compute)'),
 }).strict();
 
 export const appSchema = z.object({
-  name,
-  image: z.string().min(1).max(512).regex(/^[^\s]+$/, 'must not contain spaces').optional(),
-  command: z.array(z.string().min(1)).min(1).optional(),
-  workdir: z.string().min(1).optional(),
-  replicas: z.number().int().min(0).max(1000).default(1),
-  ports: z.array(port).max(32).default([]),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}),
+  name: name.describe('the app\'s name, unique in the cluster'),
+  image: z.string().min(1).max(512).regex(/^[^\s]+$/, 'must not contain spaces').optional().describe('the container image (container runtimes); pulled only when the node lacks it. An app needs `image` or `command`'),
+  command: z.array(z.string().min(1)).min(1).optional().describe('the program and its arguments (process runtime); container runtimes run the image\'s own command'),
+  workdir: z.string().min(1).optional().describe('the process runtime\'s working directory, relative to the agent\'s (the package root under `outpost up`)'),
+  replicas: z.number().int().min(0).max(1000).default(1).describe('how many replicas run, each on a different node'),
+  ports: z.array(port).max(32).default([]).describe('the ports the app listens on; the first one is its endpoint'),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}).describe('environment variables of every replica (the agent adds its own: docs/reference/environment.md)'),
   resources: z.object({
-    /** cores reserved for placement, and the replica's relative CPU share when the node is busy (not a cap) */
-    cpu: finitePositive.max(1024).default(0.1),
-    /** a hard cap in cores (a CFS quota), only when asked for: a cap slows start-up even on an idle node */
-    cpuLimit: finitePositive.max(1024).optional(),
-    /** a hard limit: the replica is killed (OOM) above it */
-    memoryMiB: z.number().int().positive().max(4_194_304).default(64),
-  }).strict().default({}),
-  health: health.optional(),
-  /** how a changed spec replaces running replicas: one step at a time, each gated on health */
+    cpu: finitePositive.max(1024).default(0.1).describe('cores reserved for placement, and the replica\'s relative CPU share when the node is busy (1024 per core): not a cap'),
+    cpuLimit: finitePositive.max(1024).optional().describe('a hard cap in cores (a CFS quota over a 10 ms period), only when asked for: a cap slows start-up even on an idle node. At least `cpu`'),
+    memoryMiB: z.number().int().positive().max(4_194_304).default(64).describe('reserved for placement, and a hard limit: above it the replica is killed (OOMKilled) and restarted by its policy'),
+  }).strict().default({}).describe('what each replica reserves and may use; the process runtime enforces none of it'),
+  health: health.optional().describe('how the agent checks a replica; without it, start-up waits for a TCP connect to the first port (or for the process to run, with no port) and nothing is checked afterwards'),
   update: z.object({
-    maxSurge: z.number().int().min(0).max(100).default(1),
-    maxUnavailable: z.number().int().min(0).max(100).default(0),
-    /** new replicas that are not all ready by then: the update is rolled back */
-    progressDeadlineMs: z.number().int().min(1000).max(3_600_000).default(120_000),
-  }).strict().default({}),
-  /** when a node stops answering for longer than the node timeout: move its replicas, or wait for it */
-  onNodeLoss: z.enum(['reschedule', 'wait']).default('reschedule'),
+    maxSurge: z.number().int().min(0).max(100).default(1).describe('new replicas that may exist beyond `replicas` during an update'),
+    maxUnavailable: z.number().int().min(0).max(100).default(0).describe('replicas that may be not ready during an update'),
+    progressDeadlineMs: z.number().int().min(1000).max(3_600_000).default(120_000).describe('new replicas that are not all ready by then: the update is rolled back'),
+  }).strict().default({}).describe('how a changed spec replaces running replicas: one step at a time, each gated on the new replicas\' health; a new replica that fails rolls the app back'),
+  onNodeLoss: z.enum(['reschedule', 'wait']).default('reschedule').describe('when a node stays unreachable longer than the node timeout: move its replicas, or wait for it'),
   restart: z.object({
-    policy: z.enum(['always', 'on-failure', 'never']).default('always'),
-  }).strict().default({}),
+    policy: z.enum(['always', 'on-failure', 'never']).default('always').describe('restart a replica that stopped: always, only after a non-zero exit or a failed health check, or never'),
+  }).strict().default({}).describe('what happens when a replica stops: the agent restarts it in place, with exponential back-off'),
   placement: z.object({
-    constraints: z.record(z.string().min(1), z.string()).default({}),
-    demand: z.array(demand).default([]),
-    maxLatencyMs: finitePositive.optional(),
-    /** only these nodes may run replicas (pinning) */
-    nodes: z.array(name).min(1).optional(),
-    /** plans whose latency is within this % of the best count as equal; then predicted deploy time decides */
-    latencyTolerancePct: z.number().finite().min(0).max(100).default(0),
-  }).strict().default({}),
+    constraints: z.record(z.string().min(1), z.string()).default({}).describe('node labels that must match (`outpost agent --labels`)'),
+    demand: z.array(demand).default([]).describe('where requests and data come from; with demand, replicas go where the demand-weighted mean request latency is least, without it they are spread'),
+    maxLatencyMs: finitePositive.optional().describe('the latency goal for every demand site; a plan lists the sites that miss it (`unmet`)'),
+    nodes: z.array(name).min(1).optional().describe('only these nodes may run replicas (pinning)'),
+    latencyTolerancePct: z.number().finite().min(0).max(100).default(0).describe('plans whose latency is within this % of the best count as equal; then predicted deploy time decides'),
+  }).strict().default({}).describe('where replicas may and should go'),
   metrics: z.object({
-    stages: z.string().startsWith('/', 'must be a path starting with /').optional(),
-  }).strict().optional(),
-  /** the pipelines this app's nodes' data hubs run (see src/core/pipeline.ts) */
-  streams: streamsSchema.optional(),
+    stages: z.string().startsWith('/', 'must be a path starting with /').optional().describe('a path the app answers with its cumulative per-stage counters, `{"process": {"items": N, "us": T}, "storage": ..., "compute": ...}`: the model\'s per-item costs on each node'),
+  }).strict().optional().describe('what the app reports for the latency model'),
+  streams: streamsSchema.optional().describe('the streams the data hubs of this app\'s nodes window, by name (names: 1-128 of `[A-Za-z0-9_.-]`)'),
 }).strict().superRefine((app, ctx) => {
   if (!app.image && !app.command) {
     ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes) or a command (process runtime)' });

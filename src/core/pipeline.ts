@@ -5,18 +5,17 @@
 import { z } from 'zod';
 import { OP_RE, WindowAcc, needsValues, type WindowResult } from './window.js';
 
+// Fields say what they mean with .describe(): docs/reference/manifest.md is generated from them.
 export const streamSpecSchema = z.object({
-  windowMs: z.number().int().min(10).max(86_400_000).optional(),
-  windowCount: z.number().int().min(1).max(10_000_000).optional(),
-  ops: z.array(z.string().regex(OP_RE, 'operators are count, sum, mean, min, max, product, stddev or pNN (a percentile, 0-100)')).min(1).max(32),
-  /** a window is emitted once the hub's clock passes its end plus this; later points are dropped as late */
-  lateMs: z.number().int().nonnegative().max(3_600_000).default(1000),
+  windowMs: z.number().int().min(10).max(86_400_000).optional().describe('time windows of this length, aligned to multiples of it since the epoch (by a point\'s `ts`, or its arrival time)'),
+  windowCount: z.number().int().min(1).max(10_000_000).optional().describe('count windows: one result per this many points (give exactly one of `windowMs` and `windowCount`)'),
+  ops: z.array(z.string().regex(OP_RE, 'operators are count, sum, mean, min, max, product, stddev or pNN (a percentile, 0-100)')).min(1).max(32).describe('the operators each window result carries, one field each (see Operators)'),
+  lateMs: z.number().int().nonnegative().max(3_600_000).default(1000).describe('a time window is emitted once the hub\'s clock passes its end plus this; later points for it are dropped as late'),
   filter: z.object({
-    min: z.number().finite().optional(),
-    max: z.number().finite().optional(),
-    /** drop a point within this distance of the last kept one */
-    deadband: z.number().finite().positive().optional(),
-  }).strict().optional(),
+    min: z.number().finite().optional().describe('drop points below this'),
+    max: z.number().finite().optional().describe('drop points above this'),
+    deadband: z.number().finite().positive().optional().describe('drop a point within this distance of the last kept one'),
+  }).strict().optional().describe('points dropped before windowing (counted as filtered)'),
 }).strict().refine((s) => (s.windowMs === undefined) !== (s.windowCount === undefined), { message: 'give exactly one of windowMs and windowCount' });
 
 export type StreamSpec = z.infer<typeof streamSpecSchema>;

@@ -10,7 +10,7 @@ import { decide } from './reconcile.js';
 import { hasImage, normalizeRef } from './images.js';
 import { node, replica } from './testkit.js';
 
-// the snapshot and manifest of the first interface contract (docs/reference/snapshot.md), verbatim
+// the snapshot and manifest of the example in docs/reference/snapshot.md (examples/plan/), verbatim
 const DOC_SNAPSHOT = {
   sites: ['factory-a', 'factory-b'],
   nodes: [

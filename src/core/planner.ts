@@ -15,17 +15,24 @@ import { alternatives, solve, UNREACHABLE, type PMedianInput } from './pmedian.j
 import { DEFAULT_START_CORES, overlappedEngine } from './contention.js';
 
 export interface Predicted {
+  /** T_image, ms */
   imageMs: number;
+  /** T_container, ms */
   containerMs: number;
+  /** T_engine, ms, slowed by the starts predicted to overlap it on the host */
   engineMs: number;
+  /** T_deploy = T_image + T_container + T_engine, ms */
   deployMs: number;
   /** the mean number of starts in flight on the node's host that engineMs assumes (1: this one alone) */
   concurrency?: number;
 }
 
 export interface PlanPlacement {
+  /** the replica's index in the app */
   replica: number;
+  /** where it goes */
   node: string;
+  /** its predicted deploy terms */
   predicted: Predicted;
   /** demand sites this replica is the nearest for */
   serves: string[];
@@ -34,23 +41,34 @@ export interface PlanPlacement {
 }
 
 export interface PlanRoute {
+  /** a site with demand */
   site: string;
+  /** the node of the replica that serves it (the nearest), or null when none can */
   node: string | null;
+  /** T_request from the site, ms; null when unreachable */
   predictedMs: number | null;
+  /** items per request, from the demand */
   items: number;
+  /** requests per second, from the demand */
   rps: number;
 }
 
 export interface Plan {
+  /** the app */
   app: string;
+  /** `"latency"` with demand (least demand-weighted mean T_request), `"spread"` without (fewest replicas first, image locality next) */
   strategy: 'latency' | 'spread';
+  /** the replicas to create */
   placements: PlanPlacement[];
+  /** each demand site's nearest replica */
   routes: PlanRoute[];
   /** demand-weighted mean predicted request latency, ms (null without demand, or when a site cannot be reached) */
   objective: number | null;
   /** sum of the placements' predicted T_deploy, ms */
   deployMs: number;
+  /** demand sites whose best T_request misses `placement.maxLatencyMs` */
   unmet: { site: string; bestMs: number | null; goalMs: number }[];
+  /** nodes ruled out, and why */
   filtered: { node: string; reasons: string[] }[];
 }
 

@@ -4,11 +4,15 @@ import { effectiveRtt } from './live.js';
 import { DEFAULTS, requestMs } from './model.js';
 
 export interface RankedEndpoint {
+  /** the replica's id */
   replica: string;
+  /** its node */
   node: string;
+  /** `http://host:port` */
   endpoint: string;
   /** predicted T_request from the site: RTT + items * per-item cost; null when the RTT is unknown */
   predictedMs: number | null;
+  /** the node's RTT to the site (declared or measured), or null */
   rttMs: number | null;
 }
 

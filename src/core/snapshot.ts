@@ -4,39 +4,58 @@
 import { z } from 'zod';
 import { OutpostError } from './errors.js';
 import { NAME_RE, validateWith } from './manifest.js';
+import { DEFAULTS } from './model.js';
 
 const ms = z.number().finite().nonnegative();
 const siteName = z.string().regex(NAME_RE, 'site names are [a-z0-9-]');
+const D = DEFAULTS;
 
+// Fields say what they mean with .describe(): docs/reference/snapshot.md is generated from them.
 const node = z.object({
-  name: z.string().regex(NAME_RE, 'node names are [a-z0-9-]'),
-  labels: z.record(z.string()).default({}),
-  capacity: z.object({ cpu: z.number().finite().positive(), memoryMiB: z.number().finite().positive() }).strict(),
-  allocated: z.object({ cpu: ms, memoryMiB: ms }).strict().default({ cpu: 0, memoryMiB: 0 }),
-  bandwidthMbps: z.number().finite().positive().optional(),
-  layers: z.array(z.string()).default([]),
-  timings: z.object({ containerMs: ms.optional(), engineMs: ms.optional() }).strict().default({}),
-  perItemUs: z.object({ process: ms, storage: ms, compute: ms }).strict().optional(),
+  name: z.string().regex(NAME_RE, 'node names are [a-z0-9-]').describe('the node\'s name, unique'),
+  labels: z.record(z.string()).default({}).describe('node labels, matched by `placement.constraints`'),
+  capacity: z.object({
+    cpu: z.number().finite().positive().describe('cores'),
+    memoryMiB: z.number().finite().positive().describe('memory, MiB'),
+  }).strict().describe('what the node has'),
+  allocated: z.object({
+    cpu: ms.describe('cores reserved'),
+    memoryMiB: ms.describe('MiB reserved'),
+  }).strict().default({ cpu: 0, memoryMiB: 0 }).describe('what running replicas already reserve: a replica fits where `capacity - allocated` holds its `resources`'),
+  bandwidthMbps: z.number().finite().positive().optional().describe(`to the registry: T_image = missing bytes * 8 / (bandwidthMbps * 1000) ms; ${D.bandwidthMbps} when absent`),
+  layers: z.array(z.string()).default([]).describe('digests of the image layers the node holds'),
+  timings: z.object({
+    containerMs: ms.optional().describe(`T_container; ${D.containerMs} when absent`),
+    engineMs: ms.optional().describe(`T_engine with no other start on the host; ${D.engineMs} when absent`),
+  }).strict().default({}).describe('measured deploy terms, ms'),
+  perItemUs: z.object({
+    process: ms.describe('t_process'),
+    storage: ms.describe('t_storage'),
+    compute: ms.describe('t_compute'),
+  }).strict().optional().describe(`per-item stage costs, microseconds; ${D.perItemUs.process}, ${D.perItemUs.storage} and ${D.perItemUs.compute} when absent`),
   // extensions the live cluster fills in; a hand-written snapshot may omit them
-  state: z.enum(['ready', 'unreachable']).default('ready'),
-  runtime: z.enum(['docker', 'process']).default('docker'),
-  apps: z.array(z.string()).default([]),
-  replicas: z.number().int().nonnegative().default(0),
-  /** the machine the node runs on: nodes on one host share its cores when starts overlap (default: the node's own) */
-  host: z.string().min(1).optional(),
-  /** cores one start keeps busy (src/core/contention.ts); 1 when absent */
-  startCores: z.number().finite().positive().optional(),
-  /** starts in flight on the node: when each engine start begins and ends, ms from now */
-  starting: z.array(z.object({ start: z.number().finite(), end: z.number().finite() }).strict()).default([]),
+  state: z.enum(['ready', 'unreachable']).default('ready').describe('only ready nodes take replicas'),
+  runtime: z.enum(['docker', 'process']).default('docker').describe('docker nodes need an app with an `image`, process nodes one with a `command`'),
+  apps: z.array(z.string()).default([]).describe('apps with a replica on the node: a second replica of one of them does not go there'),
+  replicas: z.number().int().nonnegative().default(0).describe('replicas on the node (spreading prefers fewer)'),
+  host: z.string().min(1).optional().describe('the machine the node runs on: nodes on one host share its cores when starts overlap (default: the node\'s own)'),
+  startCores: z.number().finite().positive().optional().describe('cores one start keeps busy (src/core/contention.ts); 1 when absent'),
+  starting: z.array(z.object({
+    start: z.number().finite().describe('ms from now (negative: already begun)'),
+    end: z.number().finite().describe('ms from now'),
+  }).strict()).default([]).describe('starts in flight on the node: when each engine start begins and ends'),
 }).strict();
 
 export const snapshotSchema = z.object({
-  sites: z.array(siteName).default([]),
-  nodes: z.array(node),
-  rttMs: z.record(z.record(ms)).default({}),
+  sites: z.array(siteName).default([]).describe('the sites, unique; `rttMs` and the manifest\'s `placement.demand` name them'),
+  nodes: z.array(node).describe('the nodes'),
+  rttMs: z.record(z.record(ms)).default({}).describe('site -> node -> round-trip time, ms; a plan needs one from every site with demand to every node that fits (`E_INVALID` otherwise)'),
   images: z.record(z.object({
-    layers: z.array(z.object({ digest: z.string().min(1), bytes: z.number().int().nonnegative() }).strict()),
-  }).strict()).default({}),
+    layers: z.array(z.object({
+      digest: z.string().min(1).describe('layer digest, as in a node\'s `layers`'),
+      bytes: z.number().int().nonnegative().describe('compressed size'),
+    }).strict()).describe('the image\'s layers'),
+  }).strict()).default({}).describe(`image reference -> its layers; an image not listed counts as ${D.imageBytes / 1048576} MiB missing on every node`),
 }).strict();
 
 export type ClusterSnapshot = z.infer<typeof snapshotSchema>;

@@ -1,32 +1,47 @@
 // Domain types shared by the control plane, the agent and the CLI.
 import type { AppSpec } from './manifest.js';
+import type { Plan } from './planner.js';
 
 export type Runtime = 'docker' | 'process';
 export type NodeState = 'ready' | 'unreachable';
 export type ReplicaState = 'pending' | 'pulling' | 'creating' | 'starting' | 'running' | 'failed' | 'stopped';
 
 export interface Layer {
+  /** the layer's digest (sha256:...) */
   digest: string;
+  /** its compressed size */
   bytes: number;
 }
 
 /** What an agent tells the control plane about its machine when it registers. */
 export interface NodeInfo {
+  /** the node's name (`--name`, default the hostname made valid) */
   name: string;
+  /** the machine's hostname */
   hostname: string;
+  /** the CPU architecture, as image platforms name it (amd64, arm64, ...) */
   arch: string;
+  /** cores */
   cpus: number;
+  /** memory, MiB */
   memoryMiB: number;
+  /** the labels given with `--labels`, matched by `placement.constraints` */
   labels: Record<string, string>;
+  /** the site given with `--site`, or null */
   site: string | null;
+  /** `"docker"` (Docker or Podman) or `"process"` */
   runtime: Runtime;
+  /** the address clients reach its replicas at (`--advertise`) */
   address: string;
+  /** references of the images the node holds */
   images: string[];
+  /** the image layers the node holds */
   layers: Layer[];
   /** image reference -> its layers, for images this node holds */
   imageLayers: Record<string, Layer[]>;
+  /** the agent's version */
   agentVersion: string;
-  /** the machine this node runs on (its machine-id): nodes that share one share its cores when starts overlap */
+  /** the machine this node runs on (its machine-id, else `hostname:` and its hostname): nodes that share one share its cores when starts overlap */
   hostId?: string;
   /** where the node's data hub listens, or null with no hub */
   hub?: { http: string; mqtt: string } | null;
@@ -34,32 +49,44 @@ export interface NodeInfo {
 
 /** Per-node measured timings, smoothed, that feed the next prediction. */
 export interface NodeTimings {
+  /** T_container, smoothed (EWMA); null until measured */
   containerMs: number | null;
+  /** T_engine with no other start on the host, smoothed; null until measured */
   engineMs: number | null;
   /** T_engine depends on the app: smoothed per image where measured */
   engineByImage?: Record<string, number>;
   /** cores one start keeps busy, learnt from starts that overlapped (src/core/contention.ts); null until then */
   startCores?: number | null;
+  /** to the registry, smoothed from real pulls; null until one */
   bandwidthMbps: number | null;
+  /** measured deployments folded in */
   samples: number;
 }
 
 export interface PerItemUs {
+  /** t_process, microseconds per item */
   process: number;
+  /** t_storage, microseconds per item */
   storage: number;
+  /** t_compute, microseconds per item */
   compute: number;
 }
 
 export interface SiteRecord {
+  /** the site's name */
   name: string;
   /** host:port that answers TCP; agents time connects to it */
   probe: string;
+  /** epoch ms */
   createdAt: number;
 }
 
 export interface NodeRecord extends NodeInfo {
+  /** `"ready"` while its agent is connected, `"unreachable"` otherwise */
   state: NodeState;
+  /** epoch ms of its last registration, report or change of state */
   lastSeen: number;
+  /** its measured deploy terms, which the next prediction uses */
   timings: NodeTimings;
   /** site -> median TCP connect time the agent measured, ms */
   rttMs: Record<string, number>;
@@ -67,27 +94,38 @@ export interface NodeRecord extends NodeInfo {
   declaredRttMs?: Record<string, number>;
   /** app -> per-item stage costs its replicas on this node reported, us */
   stageUs?: Record<string, PerItemUs>;
+  /** the data hub's URLs, `{"http", "mqtt"}`, or null */
   hub?: { http: string; mqtt: string } | null;
   /** the data hub's accounting, as its agent last reported it */
   hubStats?: HubStats | null;
 }
 
 export interface StreamStats {
+  /** points received */
   pointsIn: number;
+  /** bytes received */
   bytesIn: number;
+  /** inputs refused (bad points, bad JSON, too large) */
   rejected: number;
+  /** points dropped because their window was already emitted */
   late: number;
+  /** points dropped by the stream's filter */
   filtered: number;
+  /** window results emitted */
   windows: number;
 }
 
 /** A node's data hub accounting (cumulative since its store was created). */
 export interface HubStats {
+  /** the hub store's id; window results are keyed by it */
   hubId: string;
+  /** points received, every stream */
   pointsIn: number;
+  /** bytes received, every stream */
   bytesIn: number;
   /** rejected inputs by error code (HTTP requests, MQTT messages) */
   rejected: Record<string, number>;
+  /** window results emitted */
   windows: number;
   /** bytes of window results the control plane acknowledged */
   bytesForwarded: number;
@@ -95,8 +133,11 @@ export interface HubStats {
   reduction: number | null;
   /** window results waiting for the control plane's acknowledgement */
   queueDepth: number;
+  /** the age of the oldest result not yet acknowledged, ms; null when none waits */
   oldestUnsentMs: number | null;
+  /** bytes of raw points stored */
   rawBytes: number;
+  /** per stream */
   streams: Record<string, StreamStats>;
 }
 
@@ -107,38 +148,55 @@ export interface UplinkWindow {
 }
 
 export interface Timings {
+  /** T_image: pulling the layers the node lacked (0 when it had the image) */
   imageMs: number | null;
+  /** T_container: creating the container (or preparing the process) */
   containerMs: number | null;
+  /** T_engine: from the start to the first passing health check */
   engineMs: number | null;
 }
 
 export interface ReplicaError {
+  /** an error code (errors.md) */
   code: string;
+  /** what happened */
   message: string;
 }
 
 export interface ReplicaRecord {
+  /** `APP-` and 8 hex digits */
   id: string;
+  /** its app */
   app: string;
+  /** the node it runs on */
   node: string;
+  /** the spec it runs (an older one during a rolling update) */
   specHash: string;
+  /** `"pending"`, `"pulling"`, `"creating"`, `"starting"`, `"running"`, `"failed"` or `"stopped"` */
   state: ReplicaState;
+  /** `http://host:port` of its first declared port, or null */
   endpoint: string | null;
   /** false while its health check fails: routing skips it */
   ready?: boolean;
+  /** how often the agent restarted it */
   restarts: number;
+  /** the deploy terms its agent measured, ms; each null until known */
   measured: Timings;
-  /** concurrency: the mean number of starts in flight on the host the prediction assumed */
+  /** what the plan predicted, ms; concurrency: the mean number of starts in flight on the host it assumed */
   predicted: Timings & { deployMs: number | null; concurrency?: number };
   /** when the engine start began (epoch ms, the agent's clock) */
   startedAt?: number | null;
   /** the mean number of starts in flight on the node's host while this one started (itself included) */
   concurrency?: number | null;
+  /** while pulling: bytes so far, the total when known, the engine's status line */
   progress: { bytes: number; total: number | null; status?: string } | null;
+  /** what is wrong now, or null */
   error: ReplicaError | null;
   /** why the replica last stopped (exit code, signal, OOMKilled, E_UNHEALTHY); kept across restarts */
   lastExit?: ReplicaError | null;
+  /** epoch ms */
   createdAt: number;
+  /** epoch ms of its last change */
   updatedAt: number;
 }
 
@@ -156,18 +214,26 @@ export interface ModelSample {
 }
 
 export interface Revision {
+  /** counts from 1 */
   revision: number;
+  /** the spec's hash */
   specHash: string;
+  /** the manifest as validated */
   spec: AppSpec;
+  /** when it was deployed, epoch ms */
   at: number;
   /** progressing until every replica runs it and is ready; failed when rolled back */
   status: 'progressing' | 'complete' | 'failed';
 }
 
 export interface RolloutState {
+  /** the revision being rolled out (or the one rolled back to) */
   revision: number;
+  /** `"progressing"`; `"complete"` once every replica runs it and is ready; `"rolled-back"` when a new replica failed and the app went back to its last good revision; `"failed"` when there was none to go back to */
   status: 'progressing' | 'complete' | 'rolled-back' | 'failed';
+  /** epoch ms */
   startedAt: number;
+  /** why it was rolled back or failed */
   message?: string;
 }
 
@@ -206,4 +272,74 @@ export interface ReplicaStatus {
   progress?: { bytes: number; total: number | null; status?: string } | null;
   error?: ReplicaError | null;
   lastExit?: ReplicaError | null;
+}
+
+/** One app as the API shows it (GET /v1/apps; GET /v1/apps/NAME adds its replicas and a version). */
+export interface AppView {
+  /** the app's name */
+  name: string;
+  /** the spec's image, or null */
+  image: string | null;
+  /** the spec's command, or null */
+  command: string[] | null;
+  /** the replicas the spec asks for */
+  replicas: number;
+  /** replicas in state running */
+  running: number;
+  /** a hash of what its replicas run */
+  specHash: string;
+  /** counts from 1; every change to what its replicas run is a new revision (so is an undo) */
+  revision: number | null;
+  /** the current or last rollout, or null */
+  rollout: RolloutState | null;
+  /** the last revisions (up to 10), newest last, without their specs */
+  history: Omit<Revision, 'spec'>[];
+  /** the manifest as validated, every default filled in */
+  spec: AppSpec;
+  /** epoch ms */
+  createdAt: number;
+  /** epoch ms of its last change */
+  updatedAt: number;
+}
+
+/** What POST /v1/apps answers (and `outpost deploy --json` prints, its replicas as they are when it returns). */
+export interface DeployAnswer {
+  /** the app's name */
+  app: string;
+  /** the app's revision now */
+  revision: number | null;
+  /** false when the spec and the replicas are as they were */
+  changed: boolean;
+  /** the plan for the replicas created now */
+  plan: Plan;
+  /** replicas removed now */
+  removed: string[];
+  /** the replicas kept and created */
+  replicas: ReplicaRecord[];
+}
+
+/** One (node, stream) pair: the windows the control plane holds, and that node's hub accounting (GET /v1/streams). */
+export interface StreamRow {
+  /** the node */
+  node: string;
+  /** the stream */
+  stream: string;
+  /** window results the control plane holds */
+  windows: number;
+  /** the start of the oldest result held, epoch ms */
+  firstStart: number | null;
+  /** the end of the newest result held, epoch ms */
+  lastEnd: number | null;
+  /** from the node's last hub report (null without one): points and bytes in, rejected inputs, late points, windows emitted */
+  pointsIn: number | null;
+  /** see `pointsIn` */
+  bytesIn: number | null;
+  /** see `pointsIn` */
+  rejected: number | null;
+  /** see `pointsIn` */
+  late: number | null;
+  /** see `pointsIn` */
+  windowsEmitted: number | null;
+  /** the node's whole hub: bytes in and forwarded, bytes in per byte forwarded, results not yet acknowledged, rejections by code */
+  hub: Pick<HubStats, 'bytesIn' | 'bytesForwarded' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rejected'> | null;
 }

@@ -9,6 +9,7 @@ import { numberParam } from '../core/query.js';
 import type { ControlPlane } from './controlplane.js';
 import type { AgentGateway } from './gateway.js';
 import { tokenMatches } from './tokens.js';
+import type { AppRecord, AppView, DeployAnswer, StreamRow } from '../core/types.js';
 
 export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger) {
   // fastify's own per-request logging stays off; errors are logged by the handler below
@@ -70,8 +71,9 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
     return { ...appView(a, replicas), version: cp.changes.version(name), replicas };
   });
 
-  // create or update: the body is the manifest as JSON (the CLI converts YAML)
-  app.post<{ Querystring: { dryRun?: string } }>('/v1/apps', async (req, reply) => {
+  // create or update: the body is the manifest, as JSON or as YAML text
+  // (application/yaml: the CLI sends its file as it is)
+  app.post<{ Querystring: { dryRun?: string } }>('/v1/apps', async (req, reply): Promise<DeployAnswer> => {
     if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
       throw new OutpostError('E_INVALID', 'the request body must be an app manifest object');
     }
@@ -165,8 +167,8 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   return app;
 }
 
-function appView(a: { name: string; spec: unknown; specHash: string; createdAt: number; updatedAt: number; revision?: number; rollout?: unknown; history?: { revision: number; specHash: string; at: number; status: string }[] }, replicas: { state: string }[]) {
-  const spec = a.spec as { replicas: number; image?: string; command?: string[] };
+function appView(a: AppRecord, replicas: { state: string }[]): AppView {
+  const spec = a.spec;
   return {
     name: a.name,
     image: spec.image ?? null,
@@ -185,7 +187,7 @@ function appView(a: { name: string; spec: unknown; specHash: string; createdAt: 
 
 
 /** One row per (node, stream): windows held here, and that node's hub accounting for the stream. */
-function streamsView(cp: ControlPlane) {
+function streamsView(cp: ControlPlane): StreamRow[] {
   const held = cp.streams?.summary() ?? [];
   const rows = new Map(held.map((h) => [`${h.node}/${h.stream}`, { ...h }]));
   const nodes = cp.store.listNodes();

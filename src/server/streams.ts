@@ -6,11 +6,17 @@ import Database from 'better-sqlite3';
 import type { UplinkWindow } from '../core/types.js';
 
 export interface HeldWindow {
+  /** the node whose hub emitted it */
   node: string;
+  /** the stream */
   stream: string;
+  /** epoch ms; a count window's first point */
   start: number;
+  /** epoch ms; a count window's last point */
   end: number;
+  /** points in the window */
   count: number;
+  /** one field per operator of the stream (manifest.md) */
   [op: string]: number | string | null;
 }
 

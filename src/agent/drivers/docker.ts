@@ -12,6 +12,7 @@ import { pullRefusal } from '../../core/disk.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
 import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
+import { readEnv } from '../../core/environment.js';
 
 export const CPU_PERIOD_US = 10_000;
 
@@ -38,7 +39,7 @@ export const ULIMITS = [
 /** Where an engine may answer, in order: DOCKER_HOST, Docker's socket, Podman's root socket. */
 export function engineCandidates(): Docker.DockerOptions[] {
   const out: Docker.DockerOptions[] = [];
-  const dh = process.env.DOCKER_HOST;
+  const dh = readEnv('DOCKER_HOST');
   if (dh) {
     if (dh.startsWith('unix://')) out.push({ socketPath: dh.slice(7) });
     else {
@@ -138,7 +139,7 @@ export class DockerDriver implements RuntimeDriver {
   }
 
   /** bytes kept free on the image store: a pull that would go below is refused */
-  reserveBytes = Number(process.env.OUTPOST_DISK_RESERVE_MB ?? 512) * 1048576;
+  reserveBytes = Number(readEnv('OUTPOST_DISK_RESERVE_MB') ?? 512) * 1048576;
 
   async disk(): Promise<{ free: number; total: number } | null> {
     const info = (await this.docker.info()) as { DockerRootDir?: string; Store?: { GraphRoot?: string } };

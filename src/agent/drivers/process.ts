@@ -10,6 +10,7 @@ import path from 'node:path';
 import { OutpostError, errorMessage } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { EnsureResult, Inventory, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
+import { readEnv } from '../../core/environment.js';
 
 interface ProcState {
   replicaId: string;
@@ -85,7 +86,7 @@ export class ProcessDriver implements RuntimeDriver {
     try {
       const child = spawn(st.command[0]!, st.command.slice(1), {
         cwd: st.cwd,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...st.env },
+        env: { PATH: readEnv('PATH') ?? '/usr/bin:/bin', ...st.env },
         detached: true,
         stdio: ['ignore', fd, fd],
       });
@@ -127,7 +128,7 @@ export class ProcessDriver implements RuntimeDriver {
     const st = this.read(id);
     if (!st) return 1;
     return new Promise((resolve) => {
-      const child = spawn(cmd[0]!, cmd.slice(1), { cwd: st.cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...st.env }, stdio: 'ignore' });
+      const child = spawn(cmd[0]!, cmd.slice(1), { cwd: st.cwd, env: { PATH: readEnv('PATH') ?? '/usr/bin:/bin', ...st.env }, stdio: 'ignore' });
       const t = setTimeout(() => { child.kill('SIGKILL'); resolve(124); }, timeoutMs);
       child.on('error', () => { clearTimeout(t); resolve(127); });
       child.on('exit', (code) => { clearTimeout(t); resolve(code ?? 1); });

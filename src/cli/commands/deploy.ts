@@ -2,17 +2,9 @@
 // follow every new replica's phases until each is ready or failed.
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
-import type { ReplicaRecord } from '../../core/types.js';
+import type { DeployAnswer, ReplicaRecord } from '../../core/types.js';
 import type { Client } from '../client.js';
 import { bytes, ms, printJson } from '../output.js';
-
-export interface DeployAnswer {
-  app: string;
-  revision: number | null;
-  changed: boolean;
-  removed: string[];
-  replicas: ReplicaRecord[];
-}
 
 export function readManifestText(file: string): string {
   try {

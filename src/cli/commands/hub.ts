@@ -3,12 +3,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { z } from 'zod';
 import type { Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import { validateWith } from '../../core/manifest.js';
-import { streamsSchema, type StreamSpec } from '../../core/pipeline.js';
+import type { StreamSpec } from '../../core/pipeline.js';
+import { hubConfigSchema, type HubFileConfig } from '../../core/hubconfig.js';
 import { startHub, type RunningHub } from '../../hub/start.js';
+import { readEnv } from '../../core/environment.js';
 
 export interface HubFlags {
   hub?: boolean;
@@ -18,26 +19,15 @@ export interface HubFlags {
   hubConfig?: string;
 }
 
-const configSchema = z.object({
-  streams: streamsSchema.default({}),
-  retention: z.object({
-    maxAgeMs: z.number().int().positive().optional(),
-    maxBytes: z.number().int().positive().optional(),
-  }).strict().default({}),
-  mqttUrl: z.string().regex(/^mqtts?:\/\//, 'an mqtt:// or mqtts:// URL').optional(),
-}).strict();
-
-export type HubFileConfig = z.infer<typeof configSchema>;
-
 export function readHubConfig(file: string | undefined): HubFileConfig {
-  if (!file) return configSchema.parse({});
+  if (!file) return hubConfigSchema.parse({});
   let raw: unknown;
   try {
     raw = YAML.parse(fs.readFileSync(file, 'utf8'));
   } catch (e) {
     throw new OutpostError('E_BAD_YAML', `${file}: ${(e as Error).message}`, { path: 'hub-config' });
   }
-  return validateWith(configSchema, raw ?? {}, file);
+  return validateWith(hubConfigSchema, raw ?? {}, file);
 }
 
 function port(v: string | undefined, env: string | undefined, dflt: number, flag: string): number {
@@ -56,8 +46,8 @@ function port(v: string | undefined, env: string | undefined, dflt: number, flag
 export async function agentHub(f: HubFlags, dir: string, bindHost: string, advertise: string, log: Logger): Promise<{ hub: RunningHub | null; streams: Record<string, StreamSpec> }> {
   const cfg = readHubConfig(f.hubConfig);
   if (f.hub === false) return { hub: null, streams: {} };
-  const httpPort = port(f.hubHttpPort, process.env.OUTPOST_HUB_HTTP_PORT, 7081, 'hub-http-port');
-  const mqttPort = port(f.hubMqttPort, process.env.OUTPOST_HUB_MQTT_PORT, 1883, 'hub-mqtt-port');
+  const httpPort = port(f.hubHttpPort, readEnv('OUTPOST_HUB_HTTP_PORT'), 7081, 'hub-http-port');
+  const mqttPort = port(f.hubMqttPort, readEnv('OUTPOST_HUB_MQTT_PORT'), 1883, 'hub-mqtt-port');
   try {
     const hub = await startHub({ dataDir: path.join(dir, 'hub'), bindHost, advertise, httpPort, mqttPort, mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, retention: cfg.retention, log });
     log.info({ http: hub.http, mqtt: hub.mqtt }, 'data hub listening');

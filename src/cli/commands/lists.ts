@@ -1,10 +1,8 @@
 // outpost apps | nodes | replicas | rm
-import type { NodeRecord, ReplicaRecord } from '../../core/types.js';
+import type { AppView, NodeRecord, ReplicaRecord } from '../../core/types.js';
 import { effectiveRtt } from '../../core/live.js';
 import type { Client } from '../client.js';
 import { ago, ms, printJson, table } from '../output.js';
-
-interface AppView { name: string; image: string | null; command: string[] | null; replicas: number; running: number; updatedAt: number }
 
 export async function apps(client: Client, json: boolean): Promise<void> {
   const list = await client.request<AppView[]>('GET', '/v1/apps');

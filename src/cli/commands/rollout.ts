@@ -2,12 +2,7 @@
 import type { Client } from '../client.js';
 import { ago, printJson, table } from '../output.js';
 import { waitRollout } from './deploy.js';
-
-interface AppView {
-  revision: number | null;
-  rollout: { revision: number; status: string; message?: string } | null;
-  history: { revision: number; specHash: string; at: number; status: string }[];
-}
+import type { AppView } from '../../core/types.js';
 
 export async function history(client: Client, app: string, json: boolean): Promise<void> {
   const a = await client.request<AppView>('GET', `/v1/apps/${encodeURIComponent(app)}`);

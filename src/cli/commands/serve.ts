@@ -15,11 +15,12 @@ import { deploy } from './deploy.js';
 import { ms } from '../output.js';
 import { agentHub, runHub, type HubFlags } from './hub.js';
 import type { RunningHub } from '../../hub/start.js';
+import { readEnv } from '../../core/environment.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 
-export function makeLogger(level = process.env.OUTPOST_LOG_LEVEL ?? 'info'): Logger {
+export function makeLogger(level = readEnv('OUTPOST_LOG_LEVEL') ?? 'info'): Logger {
   return pino({ level, base: undefined }, pino.destination(2));
 }
 
@@ -81,15 +82,15 @@ export async function runServer(o: { dataDir?: string; listen: string; nodeTimeo
 function agentIntervals(): { probeIntervalMs?: number; stagesIntervalMs?: number; inventoryIntervalMs?: number } {
   const num = (v: string | undefined) => (v && Number(v) > 0 ? Number(v) : undefined);
   return {
-    probeIntervalMs: num(process.env.OUTPOST_PROBE_INTERVAL_MS),
-    stagesIntervalMs: num(process.env.OUTPOST_STAGES_INTERVAL_MS),
-    inventoryIntervalMs: num(process.env.OUTPOST_INVENTORY_INTERVAL_MS),
+    probeIntervalMs: num(readEnv('OUTPOST_PROBE_INTERVAL_MS')),
+    stagesIntervalMs: num(readEnv('OUTPOST_STAGES_INTERVAL_MS')),
+    inventoryIntervalMs: num(readEnv('OUTPOST_INVENTORY_INTERVAL_MS')),
   };
 }
 
 export async function runAgent(o: HubFlags & { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string; network: string }): Promise<void> {
   const log = makeLogger();
-  const token = o.joinToken ?? process.env.OUTPOST_JOIN_TOKEN;
+  const token = o.joinToken ?? readEnv('OUTPOST_JOIN_TOKEN');
   if (!token) throw new OutpostError('E_USAGE', 'the agent needs --join-token (or OUTPOST_JOIN_TOKEN): the join.token file in the control plane\'s data dir', { path: 'join-token' });
   const name = o.name ?? defaultNodeName();
   const dir = path.join(dataDir(o.dataDir), 'agent');
@@ -114,7 +115,7 @@ export async function runAgent(o: HubFlags & { server: string; joinToken?: strin
 }
 
 export async function runUp(o: { dataDir?: string; port: string; runtime: RuntimeChoice; demo: boolean }): Promise<void> {
-  const log = makeLogger(process.env.OUTPOST_LOG_LEVEL ?? 'warn');
+  const log = makeLogger(readEnv('OUTPOST_LOG_LEVEL') ?? 'warn');
   const dir = dataDir(o.dataDir);
   const port = Number(o.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('E_USAGE', `--port wants a number, got "${o.port}"`, { path: 'port' });

@@ -1,9 +1,10 @@
 // outpost streams | outpost stream NAME: the data hubs' results, as the control plane holds them.
 import type { Client } from '../client.js';
+import type { StreamRow } from '../../core/types.js';
 import { table } from '../output.js';
 
 export async function streams(client: Client, json: boolean): Promise<void> {
-  const rows = await client.request<{ node: string; stream: string; windows: number; lastEnd: number | null; pointsIn: number | null; bytesIn: number | null; rejected: number | null; hub: { bytesForwarded: number; reduction: number | null; queueDepth: number; oldestUnsentMs: number | null } | null }[]>('GET', '/v1/streams');
+  const rows = await client.request<StreamRow[]>('GET', '/v1/streams');
   if (json) return void console.log(JSON.stringify(rows, null, 2));
   if (rows.length === 0) return void console.log('no streams yet: declare one in an app manifest (streams:) and publish to a node\'s hub');
   const n = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));

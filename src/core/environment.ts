@@ -1,0 +1,59 @@
+// Every environment variable Outpost reads, and those it sets for the replicas
+// it runs: one table, from which docs/reference/environment.md is generated
+// (npm run docs). Reads in src/ go through readEnv, so a name missing here does
+// not compile; test/reference.test.ts checks scripts/ and the rest by search.
+
+export interface EnvVar {
+  name: string;
+  /** what applies when it is unset, as users would write it */
+  default: string;
+  /** the processes that read it */
+  readBy: string;
+  meaning: string;
+}
+
+export const ENVIRONMENT = [
+  { name: 'OUTPOST_SERVER', default: 'http://127.0.0.1:7070', readBy: 'CLI', meaning: 'the control plane the CLI talks to' },
+  { name: 'OUTPOST_TOKEN', default: 'the `admin.token` file in `OUTPOST_DATA_DIR`', readBy: 'CLI', meaning: 'the admin API token the CLI sends' },
+  { name: 'OUTPOST_DATA_DIR', default: '~/.outpost', readBy: 'CLI, up, server, agent, hub', meaning: 'the state directory when `--data-dir` is not given; the CLI reads `admin.token` there' },
+  { name: 'OUTPOST_JOIN_TOKEN', default: 'none: `--join-token` is then required', readBy: 'agent', meaning: 'the join token (the control plane\'s `join.token`) when `--join-token` is not given' },
+  { name: 'OUTPOST_NODE_TIMEOUT_MS', default: '15000', readBy: 'server', meaning: 'the default of `outpost server --node-timeout`: a node unreachable this long has its replicas rescheduled (`outpost up` always uses 15000)' },
+  { name: 'OUTPOST_LOG_LEVEL', default: '`info`; `warn` for `outpost up`', readBy: 'up, server, agent, hub', meaning: 'the log level (`trace`, `debug`, `info`, `warn`, `error`, `fatal`, `silent`); logs are JSON lines on stderr' },
+  { name: 'OUTPOST_HUB_HTTP_PORT', default: '7081', readBy: 'up, agent', meaning: 'the data hub\'s HTTP port when `--hub-http-port` is not given (0: any free port); `outpost hub` reads only its flag' },
+  { name: 'OUTPOST_HUB_MQTT_PORT', default: '1883', readBy: 'up, agent', meaning: 'the embedded MQTT broker\'s port when `--hub-mqtt-port` is not given (0: any free port); `outpost hub` reads only its flag' },
+  { name: 'OUTPOST_PROBE_INTERVAL_MS', default: '30000', readBy: 'up, agent', meaning: 'how often the agent times TCP connects to every site (it also probes on connect and when the site list changes)' },
+  { name: 'OUTPOST_STAGES_INTERVAL_MS', default: '10000', readBy: 'up, agent', meaning: 'how often the agent asks replicas of apps with `metrics.stages` for their per-item stage costs' },
+  { name: 'OUTPOST_INVENTORY_INTERVAL_MS', default: '30000', readBy: 'up, agent', meaning: 'how often the agent reports the images and layers it holds' },
+  { name: 'OUTPOST_DISK_RESERVE_MB', default: '512', readBy: 'up, agent (container runtime)', meaning: 'MiB kept free on the image store: a pull that would go below is refused with `E_DISK_FULL`' },
+  { name: 'DOCKER_HOST', default: 'none: then `/var/run/docker.sock`, then `/run/podman/podman.sock`', readBy: 'up, agent', meaning: 'the Docker Engine API (Docker or Podman) to try first: `unix:///path` or `tcp://host:port` (plain HTTP)' },
+  { name: 'PATH', default: '/usr/bin:/bin', readBy: 'up, agent (process runtime)', meaning: 'passed on to process-runtime replicas: the only variable of the agent\'s own environment they get' },
+  { name: 'OUTPOST_REGISTRY', default: 'none: local images only', readBy: 'scripts/build-images.sh, bench:model', meaning: 'the registry `npm run build:images` also pushes `sensor-stats:0.1` to (e.g. `127.0.0.1:5000`); `npm run bench:model` pulls from it (127.0.0.1:5000 when unset)' },
+  { name: 'OUTPOST_ENGINE_CLI', default: 'podman', readBy: 'scripts/build-images.sh', meaning: 'the engine CLI that builds the example image (it uses `image exists` and `import`, which Podman has)' },
+  { name: 'OUTPOST_REQUIRE_ENGINE', default: 'unset', readBy: 'tests', meaning: '`1`: the container and lab tests fail when they cannot run, instead of being skipped' },
+  { name: 'OUTPOST_TEST_REGISTRY', default: 'unset: that test is skipped', readBy: 'tests', meaning: 'a registry (host:port) holding `sensor-stats:0.1`, for the pull-from-registry test' },
+  { name: 'OUTPOST_TEST_LOG', default: 'silent', readBy: 'tests', meaning: 'the log level of the control planes and agents the tests run in-process' },
+  { name: 'OUTPOST_TEST_CUT_MS', default: '180000', readBy: 'tests', meaning: 'how long the hub test cuts an agent\'s link to the control plane' },
+  { name: 'OUTPOST_IMPORT_TRACE', default: 'unset', readBy: 'tests (dist/test/import-trace.js)', meaning: 'a file to which every module the process loads is appended (the CLI start-up test sets it)' },
+  { name: 'PORT', default: '5000', readBy: 'example app', meaning: 'the port `examples/sensor-stats` listens on' },
+  { name: 'HOST', default: '0.0.0.0', readBy: 'example app', meaning: 'the address `examples/sensor-stats` listens on' },
+  { name: 'MAX_BODY_BYTES', default: '16777216', readBy: 'example app', meaning: 'the largest request body `examples/sensor-stats` takes' },
+  { name: 'LEAK_MB_PER_S', default: '0', readBy: 'example app', meaning: 'MiB per second `examples/sensor-stats` leaks on purpose (the seed\'s memory-leak failure, for `npm run chaos`)' },
+] as const satisfies readonly EnvVar[];
+
+export type EnvName = (typeof ENVIRONMENT)[number]['name'];
+
+/** What the agent sets in every replica's environment, over the manifest's `env`. */
+export const REPLICA_ENVIRONMENT = [
+  { name: 'OUTPOST_APP', when: 'always', meaning: 'the app\'s name' },
+  { name: 'OUTPOST_REPLICA', when: 'always', meaning: 'the replica\'s id (`APP-xxxxxxxx`)' },
+  { name: 'OUTPOST_NODE', when: 'always', meaning: 'the node\'s name' },
+  { name: 'OUTPOST_HUB_URL', when: 'the node runs a data hub', meaning: 'the hub\'s HTTP URL' },
+  { name: 'OUTPOST_HUB_MQTT', when: 'the node runs a data hub', meaning: 'the hub\'s MQTT URL' },
+  { name: 'PORT', when: 'process runtime, with ports', meaning: 'the host port given to the first declared port (a process shares the host\'s network)' },
+  { name: 'PORT_<NAME>', when: 'process runtime, with ports', meaning: 'the host port of each declared port, its name upper-cased with `-` as `_`' },
+  { name: 'HOST', when: 'process runtime', meaning: 'the address to listen on (the agent\'s bind address)' },
+] as const;
+
+export function readEnv(name: EnvName): string | undefined {
+  return process.env[name];
+}

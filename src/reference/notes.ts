@@ -1,0 +1,59 @@
+// The hand-written one-liners of the generated tables that have no schema to
+// come from: what each HTTP route takes and answers, and what each stream
+// operator computes. They are keyed by what the code declares (the routes
+// registered in the API files, the operators OP_RE accepts), and the
+// generator fails when a key and the code disagree, so none is missing or stale.
+
+export interface RouteNote {
+  /** query parameters and body */
+  takes: string;
+  answers: string;
+  /** the CLI command that uses it */
+  cli?: string;
+}
+
+/** Links to the JSON shapes documented in api.md. */
+const T = (name: string, list = false) => `[\`${name}\`](#${name.toLowerCase()})${list ? '[]' : ''}`;
+
+export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
+  'GET /healthz': { takes: 'no token', answers: '`{"ok": true}`' },
+  'GET /v1/nodes': { takes: '', answers: T('NodeRecord', true), cli: 'outpost nodes' },
+  'GET /v1/nodes/:name': { takes: '', answers: T('NodeRecord') },
+  'GET /v1/apps': { takes: '', answers: T('AppView', true), cli: 'outpost apps' },
+  'GET /v1/apps/:name': { takes: '`after`, `waitMs` (a long poll, below)', answers: `${T('AppView')} with \`replicas\` as the app's ${T('ReplicaRecord', true)}, and \`version\``, cli: 'outpost rollout history, deploy --wait' },
+  'POST /v1/apps': { takes: 'the manifest as JSON or YAML text (below); `dryRun=1` plans only', answers: `${T('DeployAnswer')}: 201 when the app is new, 200 otherwise`, cli: 'outpost deploy, outpost plan (dryRun)' },
+  'DELETE /v1/apps/:name': { takes: '', answers: '`{"removed": [replica ids]}`', cli: 'outpost rm' },
+  'POST /v1/apps/:name/undo': { takes: '', answers: '`{"app", "revision", "changed", "replicas"}` as in ' + T('DeployAnswer'), cli: 'outpost rollout undo' },
+  'GET /v1/streams': { takes: '', answers: T('StreamRow', true), cli: 'outpost streams' },
+  'GET /v1/streams/:name': { takes: '`node`, `from`, `to` (epoch ms, on a window\'s start), `limit` (100,000)', answers: `${T('HeldWindow', true)}, oldest first`, cli: 'outpost stream' },
+  'GET /v1/sites': { takes: '', answers: `${T('SiteRecord', true)}, each with \`rttMs\` (node -> ms, declared winning over measured) and \`declared\` (the nodes whose RTT was declared)`, cli: 'outpost sites' },
+  'POST /v1/sites': { takes: '`{"name", "probe": "HOST:PORT"}`', answers: `${T('SiteRecord')}, 201`, cli: 'outpost site add' },
+  'DELETE /v1/sites/:name': { takes: '', answers: '`{"removed": name}`', cli: 'outpost site rm' },
+  'PUT /v1/nodes/:name/rtt': { takes: '`{"SITE": ms, "OTHER": null}` (null removes a declared RTT)', answers: T('NodeRecord'), cli: 'outpost site rtt' },
+  'GET /v1/apps/:name/endpoints': { takes: '`site` (required), `items`', answers: `${T('RankedEndpoint', true)}: running, ready replicas on reachable nodes, nearest first`, cli: 'outpost endpoints' },
+  'GET /v1/model': { takes: '', answers: `${T('ModelError')} over every recorded deployment, with \`cold\` and \`warm\` (image pulled or cached), each a ${T('ModelError')}`, cli: 'outpost model' },
+  'GET /v1/replicas': { takes: '`app`', answers: T('ReplicaRecord', true), cli: 'outpost replicas' },
+  'GET /v1/apps/:name/replicas': { takes: '', answers: T('ReplicaRecord', true), cli: 'outpost replicas APP' },
+  'GET /v1/apps/:name/logs': { takes: '`follow` (`1`: keep streaming), `tail` (lines, 200)', answers: 'text/plain: every replica\'s output, each line prefixed `[replica id] ` when there are several', cli: 'outpost logs' },
+};
+
+export const HUB_ROUTES: Record<string, RouteNote> = {
+  'GET /healthz': { takes: '', answers: '`{"ok": true}`' },
+  'GET /v1/stats': { takes: '', answers: `the hub's accounting, a [\`HubStats\`](api.md#hubstats)` },
+  'GET /v1/streams': { takes: '', answers: 'the streams this hub runs: `[{"name", ...StreamStats}]`' },
+  'POST /v1/streams/:stream/points': { takes: 'a JSON point or array of points; NDJSON with content-type `application/x-ndjson` (or `jsonlines`)', answers: '`{"accepted", "late", "filtered"}` once stored' },
+  'GET /v1/streams/:stream/windows': { takes: '`from`, `to` (epoch ms, on a window\'s start), `limit` (at most 10,000)', answers: 'the window results this hub holds, oldest first' },
+  'GET /v1/streams/:stream/points': { takes: '`from`, `to` (epoch ms), `limit` (at most 100,000)', answers: 'raw points `[{"ts", "v"}]`, oldest first' },
+};
+
+/** What each operator a stream's `ops` may name adds to a window result. */
+export const OPERATORS: Record<string, string> = {
+  count: 'the points in the window (every result carries it)',
+  sum: 'their sum, with Neumaier\'s compensation (a sum of many points matches an exact one)',
+  mean: 'their arithmetic mean',
+  min: 'the smallest',
+  max: 'the largest',
+  product: 'their product, null when it over- or underflows a double; with it come `logAbsProduct`, the natural log of its magnitude (null when a point is 0), and `productSign` (-1, 0 or 1), which hold a product of any size',
+  stddev: 'the population standard deviation (divides by n, not n - 1), by Welford\'s method',
+  pNN: 'the NNth percentile, 0 to 100 with decimals (`p50`, `p95`, `p99.9`), by linear interpolation between the closest ranks (numpy\'s default `linear` method); the window keeps its values for it',
+};
