@@ -1,17 +1,25 @@
-// npm run bench:hub -- [--seconds S] [--rounds R] [--mqtt-messages N]
-// The data hub's three figures, each against real processes:
+// npm run bench:hub -- [--only http,mqtt,single,reduction] [--seconds S] [--rounds R] [--mqtt-messages N]
+//                      [--single-messages N] [--paced-rate R] [--paced-seconds S]
+// The data hub's four figures, each against real processes:
 //  1. HTTP ingest of JSON arrays of 1,000 numbers, points/s, raw retention on,
 //     against the seed's Flask service doing its mean on the same bodies, with
 //     the same client, alternating rounds, in one run;
 //  2. MQTT ingest of single-number messages at QoS 0 and 1 through the
 //     embedded broker (1 s windows), messages/s as the hub counts them;
-//  3. data reduction: bytes forwarded to the control plane against bytes
+//  3. one device's QoS 1 connection (mosquitto_pub -l -q 1, which keeps 20
+//     messages in flight): N lines into Mosquitto and into the hub's embedded
+//     broker, alternating rounds, messages/s until mosquitto_pub exits (every
+//     PUBACK back; on the hub, every point stored); then the hub alone fed at
+//     a device's pace, stamped as written, to count points late;
+//  4. data reduction: bytes forwarded to the control plane against bytes
 //     ingested, for a 1 kHz stream with 1 s windows (agent + control plane).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import mqtt from 'mqtt';
 import { freePort } from '../src/agent/health.js';
 import { rng } from '../src/core/stats.js';
@@ -24,7 +32,11 @@ const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const SECONDS = numArg('--seconds', 8);
 const ROUNDS = numArg('--rounds', 3);
 const MQTT_N = numArg('--mqtt-messages', 300_000);
+const SINGLE_N = numArg('--single-messages', 60_000);
+const PACED_RATE = numArg('--paced-rate', 20_000);
+const PACED_SECONDS = numArg('--paced-seconds', 3);
 const CONCURRENCY = 8;
+const MOSQUITTO = '/usr/sbin/mosquitto';
 const SEED_APP = path.resolve(ROOT, '../shared/peers/seed_flask_app.py');
 
 const procs: ChildProcess[] = [];
@@ -119,6 +131,124 @@ async function mqttIngest(qos: 0 | 1) {
   return { qos, messages: MQTT_N, counted: st.pointsIn, seconds: Math.round(s * 100) / 100, messagesPerS: Math.round(st.pointsIn / s) };
 }
 
+/**
+ * mosquitto_pub -l waits for the PUBACK of its last line's message id, and
+ * ids wrap at 65,535: with more lines queued it exits at an earlier message's
+ * PUBACK and drops the rest (100,000 lines: about 34,470 delivered, to
+ * Mosquitto as to the hub). A burst stays below.
+ */
+const MAX_BURST = 65_535;
+
+/**
+ * Device lines: even ones a bare number, odd ones JSON: {"ts","v"} stamped
+ * now, or without `stamp` {"v"} (a burst is written at once: a stamp would
+ * time its wait in mosquitto_pub's queue). Without ts the hub stamps arrival.
+ */
+function deviceLines(from: number, n: number, stamp: boolean): string {
+  const ts = stamp ? `"ts":${Date.now()},` : '';
+  let out = '';
+  for (let i = from; i < from + n; i++) out += i % 2 ? `{${ts}"v":${(i % 1000) / 10}}\n` : `${(i % 1000) / 10}\n`;
+  return out;
+}
+
+/** One mosquitto_pub -l -q 1 connection: `feed` writes its input; resolves at its exit (every PUBACK back) with the seconds since its start. */
+async function publishLines(port: number, feed: (stdin: Writable) => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-t', 'outpost/data/one', '-q', '1', '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let err = '';
+  pub.stderr!.on('data', (d) => { err += d; });
+  const exited = once(pub, 'exit');
+  await feed(pub.stdin!);
+  pub.stdin!.end();
+  const [code] = await exited;
+  if (code !== 0) throw new Error(`mosquitto_pub exited with ${code}: ${err}`);
+  return (performance.now() - t0) / 1000;
+}
+
+/** A Mosquitto broker, and its count of PUBLISH packets received ($SYS, once a second). */
+async function startMosquitto(): Promise<{ port: number; received: () => number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-mosquitto-'));
+  const port = await freePort('127.0.0.1');
+  fs.writeFileSync(path.join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\nsys_interval 1\n`);
+  procs.push(spawn(MOSQUITTO, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' }));
+  let c: mqtt.MqttClient | null = null;
+  while (!c) c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 }).catch(() => sleep(50).then(() => null));
+  let received = 0;
+  c.on('message', (_t, p) => { received = Number(p.toString()); });
+  await c.subscribeAsync('$SYS/broker/publish/messages/received');
+  return { port, received: () => received };
+}
+
+/** Waits (outside the timing) until `count` reaches `n`, or gives up after `ms`; returns the count. */
+async function until(count: () => Promise<number> | number, n: number, ms: number): Promise<number> {
+  const end = Date.now() + ms;
+  let c = await count();
+  while (c < n && Date.now() < end) { await sleep(10); c = await count(); }
+  return c;
+}
+
+async function singleConnection() {
+  if (SINGLE_N > MAX_BURST) throw new Error(`--single-messages is at most ${MAX_BURST}: mosquitto_pub -l drops the rest of a larger burst`);
+  const broker = await startMosquitto();
+  const hub = await startHub('streams:\n  one: { windowMs: 1000, ops: [count, mean] }\n');
+  const one = async () => (await stats(hub.http)).streams.one ?? { pointsIn: 0, late: 0 };
+  const load0 = os.loadavg();
+  const buf = Buffer.from(deviceLines(0, SINGLE_N, false));
+  const mosq: number[] = [];
+  const ours: number[] = [];
+  for (let k = 0; k < ROUNDS; k++) {
+    const m0 = broker.received();
+    mosq.push(SINGLE_N / (await publishLines(broker.port, async (w) => { w.write(buf); })));
+    const got = await until(() => broker.received() - m0, SINGLE_N, 3000);
+    if (got !== SINGLE_N) throw new Error(`Mosquitto received ${got} of ${SINGLE_N} messages`);
+
+    const h0 = (await one()).pointsIn;
+    const seconds = await publishLines(hub.mqttPort, async (w) => { w.write(buf); });
+    // a PUBACK follows the commit: every point is counted by now
+    const h1 = (await one()).pointsIn;
+    if (h1 - h0 !== SINGLE_N) throw new Error(`the hub had stored ${h1 - h0} of ${SINGLE_N} points when mosquitto_pub exited`);
+    ours.push(SINGLE_N / seconds);
+    console.log(`  round ${k + 1}: Mosquitto ${Math.round(mosq[k]!)} msgs/s, hub ${Math.round(ours[k]!)} msgs/s`);
+  }
+  return {
+    burst: { messages: SINGLE_N, rounds: ROUNDS, mosquittoMsgsPerS: Math.round(median(mosq)), hubMsgsPerS: Math.round(median(ours)), ratio: Math.round(median(ours.map((h, k) => h / mosq[k]!)) * 100) / 100 },
+    paced: await paced(hub.mqttPort, one),
+    loadavg: [load0, os.loadavg()].map((l) => l.map((x) => Math.round(x * 100) / 100)),
+  };
+}
+
+/**
+ * The hub alone, fed at a device's pace, odd lines stamped as written (1 s
+ * windows, 1 s allowed late): points late, the rate kept, and how long after
+ * the last line everything was stored.
+ */
+async function paced(port: number, one: () => Promise<{ pointsIn: number; late: number }>) {
+  const n = Math.round(PACED_RATE * PACED_SECONDS);
+  const s0 = await one();
+  const stored = async () => (await one()).pointsIn - s0.pointsIn;
+  let t0 = 0;
+  let tLast = 0;
+  let tStored = 0;
+  await publishLines(port, async (w) => {
+    // the clock starts once the hub has the first line: connected
+    w.write(deviceLines(0, 1, true));
+    await until(stored, 1, 10_000);
+    t0 = performance.now();
+    let sent = 1;
+    while (sent < n) {
+      await sleep(5);
+      const due = Math.min(n, 1 + Math.floor(((performance.now() - t0) / 1000) * PACED_RATE));
+      w.write(deviceLines(sent, due - sent, true));
+      sent = due;
+    }
+    tLast = performance.now();
+    await until(stored, n, 60_000);
+    tStored = performance.now();
+  });
+  const s1 = await one();
+  return { offeredMsgsPerS: PACED_RATE, messages: n, stored: s1.pointsIn - s0.pointsIn, msgsPerS: Math.round(n / ((tStored - t0) / 1000)), late: s1.late - s0.late, storedMsAfterLastLine: Math.round(tStored - tLast) };
+}
+
 async function reduction() {
   // a real agent and control plane: what crosses the uplink is what the control plane acknowledged
   const c = await startLocal({ runtime: 'process' });
@@ -156,7 +286,7 @@ async function reduction() {
 
 async function main() {
   const out: Record<string, unknown> = {};
-  const only = listArg('--only') ?? ['http', 'mqtt', 'reduction'];
+  const only = listArg('--only') ?? ['http', 'mqtt', 'single', 'reduction'];
   if (only.includes('http')) {
     console.log(`HTTP ingest: ${ROUNDS} rounds of ${SECONDS} s each side, ${CONCURRENCY} keep-alive connections, bodies of 1,000 numbers`);
     out.http = await httpIngest();
@@ -168,6 +298,11 @@ async function main() {
       out[`mqttQos${qos}`] = r;
       console.log(`MQTT QoS ${qos}:`, r);
     }
+  }
+  if (only.includes('single')) {
+    console.log(`one QoS 1 connection (mosquitto_pub -l -q 1): ${SINGLE_N} lines at once (half {"v"}), ${ROUNDS} rounds each side; then ${PACED_RATE} lines/s (half {"ts","v"}) for ${PACED_SECONDS} s into the hub`);
+    out.single = await singleConnection();
+    console.log(' ', JSON.stringify(out.single));
   }
   if (only.includes('reduction')) {
     out.reduction = await reduction();

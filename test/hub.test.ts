@@ -4,10 +4,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
-import type { NodeRecord } from '../src/core/types.js';
+import path from 'node:path';
+import type { HubStats, NodeRecord } from '../src/core/types.js';
 import { freePort } from '../src/agent/health.js';
-import { cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+import { CLI, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 
 const cp = await controlPlane();
 const agents: AgentProc[] = [];
@@ -226,17 +228,28 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
   console.log(`# ${held.length} windows, ${[...accepted.values()].reduce((s, a) => s + a.n, 0)} points; ${queued} queued during the ${CUT_MS / 1000} s cut; agent restarted in the middle`);
 });
 
+/** `outpost hub` alone (no agent), running the streams in `yaml`; `args` choose its MQTT side. */
+async function hubAlone(yaml: string, args: string[]): Promise<{ url: string; stop: () => void }> {
+  const dir = tmpDir();
+  fs.writeFileSync(path.join(dir, 'hub.yaml'), yaml);
+  const httpPort = await freePort('127.0.0.1');
+  const proc = spawn(process.execPath, [CLI, 'hub', '--data-dir', dir, '--hub-config', path.join(dir, 'hub.yaml'), '--hub-http-port', String(httpPort), ...args], { stdio: 'ignore' });
+  const url = `http://127.0.0.1:${httpPort}`;
+  try {
+    await waitFor('the hub', () => fetch(`${url}/healthz`).then((r) => r.ok, () => false));
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e;
+  }
+  return { url, stop: () => proc.kill('SIGTERM') };
+}
+
 test('a hub subscribed to an external broker (Mosquitto) takes the devices\' messages from it', { skip: hasMosquitto && spawnSync('/usr/sbin/mosquitto', ['-h']).error === undefined ? false : 'mosquitto is not installed (apt-get install mosquitto)' }, async () => {
   const port = await freePort('127.0.0.1');
   const broker = spawn('/usr/sbin/mosquitto', ['-p', String(port)], { stdio: 'ignore' });
-  const dir = tmpDir();
-  const cfg = `${dir}/hub.yaml`;
-  (await import('node:fs')).writeFileSync(cfg, 'streams:\n  ext: { windowCount: 50, ops: [count, sum] }\n');
-  const httpPort = await freePort('127.0.0.1');
-  const hubProc = spawn(process.execPath, ['dist/src/cli/main.js', 'hub', '--data-dir', dir, '--hub-config', cfg, '--hub-http-port', String(httpPort), '--hub-mqtt-url', `mqtt://127.0.0.1:${port}`], { stdio: 'ignore' });
+  const hub = await hubAlone('streams:\n  ext: { windowCount: 50, ops: [count, sum] }\n', ['--hub-mqtt-url', `mqtt://127.0.0.1:${port}`]).catch((e) => { broker.kill('SIGTERM'); throw e; });
   try {
-    const url = `http://127.0.0.1:${httpPort}`;
-    await waitFor('the hub', () => fetch(`${url}/healthz`).then((r) => r.ok, () => false));
+    const url = hub.url;
     // the hub subscribes after connecting; messages before that are the broker's to keep (QoS 1, persistent session)
     await new Promise((r) => setTimeout(r, 1000));
     const lines = Array.from({ length: 100 }, (_, i) => String(i + 1)).join('\n');
@@ -248,7 +261,45 @@ test('a hub subscribed to an external broker (Mosquitto) takes the devices\' mes
     });
     assert.deepEqual(wins.map((w) => [w.count, w.sum]), [[50, 1275], [50, 3775]]);
   } finally {
-    hubProc.kill('SIGTERM');
+    hub.stop();
     broker.kill('SIGTERM');
+  }
+});
+
+test('one fast QoS 1 device (mosquitto_pub -l -q 1, 20,000 lines, half stamped by the device): every point counted, none late', { skip: hasMosquitto ? false : 'mosquitto_pub is not installed (apt-get install mosquitto-clients)' }, async () => {
+  const mqttPort = await freePort('127.0.0.1');
+  const hub = await hubAlone('streams:\n  fast: { windowMs: 1000, lateMs: 2000, ops: [count, sum] }\n', ['--hub-mqtt-port', String(mqttPort)]);
+  try {
+    const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(mqttPort), '-t', 'outpost/data/fast', '-q', '1', '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    pub.stderr!.on('data', (d) => { stderr += d; });
+    const exited = new Promise<number | null>((r) => pub.on('exit', (code) => r(code)));
+    // about 5,000 lines a second (the issue's device sent 4,500), each stamped as it is written;
+    // a hub that drains slower than that falls behind and its windows close before the points arrive
+    const N = 20_000;
+    let sum = 0;
+    for (let i = 0; i < N; i += 50) {
+      const now = Date.now();
+      let lines = '';
+      for (let j = i; j < i + 50; j++) {
+        const v = j % 100;
+        sum += v;
+        lines += `${j % 2 ? JSON.stringify({ ts: now, v }) : v}\n`;
+      }
+      if (!pub.stdin!.write(lines)) await new Promise((r) => pub.stdin!.once('drain', r));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    pub.stdin!.end();
+    assert.equal(await exited, 0, stderr);
+    // every message was acknowledged, and the hub acknowledges only what it stored
+    const stats = (await (await fetch(`${hub.url}/v1/stats`)).json()) as HubStats;
+    assert.deepEqual([stats.pointsIn, stats.streams.fast!.late, stats.rejected], [N, 0, {}]);
+    const wins = await waitFor('every window emitted', async () => {
+      const w = (await (await fetch(`${hub.url}/v1/streams/fast/windows`)).json()) as Win[];
+      return w.reduce((n, x) => n + x.count, 0) === N ? w : null;
+    });
+    assert.equal(wins.reduce((n, x) => n + (x.sum as number), 0), sum);
+  } finally {
+    hub.stop();
   }
 });

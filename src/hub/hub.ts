@@ -14,7 +14,7 @@ export interface HubOptions {
   dataDir: string;
   log: Logger;
   retention?: Partial<Retention>;
-  /** MQTT points wait at most this long to be stored as one batch */
+  /** QoS 0 MQTT points (acknowledged by no one) wait at most this long to be stored together */
   flushMs?: number;
   now?: () => number;
 }
@@ -25,6 +25,11 @@ const markKey = (stream: string, spec: StreamSpec) => `${stream}#${spec.windowMs
 const emptyStream = (): StreamStats => ({ pointsIn: 0, bytesIn: 0, rejected: 0, late: 0, filtered: 0, windows: 0 });
 
 interface Pending { v: number[]; ts: number[]; bytes: number }
+
+type Counters = Omit<HubStats, 'hubId' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rawBytes'>;
+
+/** A copy of what a commit changes (the rejected counts are not), to put back if it fails. */
+const copyCounters = (c: Counters): Counters => ({ ...c, streams: Object.fromEntries(Object.entries(c.streams).map(([k, v]) => [k, { ...v }])) });
 
 export interface IngestResult {
   accepted: number;
@@ -39,7 +44,7 @@ export class DataHub extends EventEmitter {
   private readonly specs = new Map<string, string>();
   private current: Record<string, StreamSpec> = {};
   private readonly buffered = new Map<string, Pending>();
-  private readonly counters: Omit<HubStats, 'hubId' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rawBytes'>;
+  private counters: Counters;
   private readonly retention: Retention;
   private readonly now: () => number;
   private timers: NodeJS.Timeout[] = [];
@@ -51,7 +56,11 @@ export class DataHub extends EventEmitter {
     this.retention = { maxAgeMs: 24 * 3600_000, maxBytes: 1 << 30, ...o.retention };
     const saved = this.store.getMeta('counters');
     this.counters = saved ? JSON.parse(saved) : { pointsIn: 0, bytesIn: 0, rejected: {}, windows: 0, bytesForwarded: 0, streams: {} };
+    this.transaction = this.store.db.transaction((fn: () => void) => fn());
   }
+
+  /** runs its argument in one SQLite transaction (made once: it is called for every commit) */
+  private readonly transaction: (fn: () => void) => void;
 
   start(): void {
     this.timers.push(setInterval(() => this.tick(), Math.min(100, this.o.flushMs ?? 50)));
@@ -61,7 +70,7 @@ export class DataHub extends EventEmitter {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    if (this.soon) clearTimeout(this.soon);
+    this.commitNow(); // what is waiting (HTTP batches, MQTT messages) is stored before the store closes
     this.tick();
     this.saveCounters();
     this.store.close();
@@ -116,13 +125,32 @@ export class DataHub extends EventEmitter {
     if (!this.pipelines.has(stream)) return Promise.reject(new OutpostError('E_UNKNOWN_STREAM', `no app on this node declares the stream "${stream}"`, { path: 'stream' }));
     return new Promise((resolve, reject) => {
       this.incoming.push({ stream, b, bytes, resolve, reject });
-      if (this.incoming.length === 1) setImmediate(() => this.commitIncoming());
+      this.commitSoon();
     });
   }
 
   private incoming: { stream: string; b: Batch; bytes: number; resolve: (r: IngestResult) => void; reject: (e: unknown) => void }[] = [];
+  /** MQTT messages (QoS 1 and 2) waiting for their points to be stored: each is acknowledged to its device only then */
+  private waiting: ((err: Error | null) => void)[] = [];
+  private queued: NodeJS.Immediate | null = null;
 
-  private commitIncoming(): void {
+  /**
+   * Commits what is waiting once the event loop is free, not after a timer: a
+   * device that keeps few messages in flight (libmosquitto: 20) sends the next
+   * ones only when these are acknowledged, so a timer would cap it at a round
+   * per tick. Everything that arrived in the same turn (one socket read's
+   * messages, every readable connection, HTTP bodies) shares the transaction:
+   * groups grow only while the hub is busy.
+   */
+  private commitSoon(): void {
+    this.queued ??= setImmediate(() => this.commitNow());
+  }
+
+  /** Stores buffered MQTT points and waiting HTTP batches in one transaction, then answers them all. */
+  private commitNow(): void {
+    if (this.queued) clearImmediate(this.queued);
+    this.queued = null;
+    if (this.incoming.length === 0 && this.buffered.size === 0 && this.waiting.length === 0) return;
     const items = this.incoming;
     this.incoming = [];
     const results: IngestResult[] = [];
@@ -140,16 +168,18 @@ export class DataHub extends EventEmitter {
   /**
    * Runs a group of stores in one transaction; acknowledges the MQTT messages
    * it stored, or refuses them if it failed. After a failure nothing of the
-   * group was stored: every stream's open windows are rebuilt from what was,
-   * so a device's retry does not count twice.
+   * group was stored: every stream's open windows and the counters are
+   * rebuilt from what was, so a device's retry does not count twice.
    */
   private inTransaction(fn: () => void): unknown {
     const waiting = this.waiting;
     this.waiting = [];
+    const before = copyCounters(this.counters);
     try {
-      this.store.db.transaction(fn)();
+      this.transaction(fn);
     } catch (e) {
       this.o.log.error({ err: e }, 'storing points failed');
+      this.counters = before;
       for (const cb of waiting) cb(e as Error);
       this.specs.clear();
       this.setStreams(this.current);
@@ -159,14 +189,11 @@ export class DataHub extends EventEmitter {
     return null;
   }
 
-  /** MQTT messages (QoS 1 and 2) are acknowledged to their device only once stored */
-  private waiting: ((err: Error | null) => void)[] = [];
-  private soon: NodeJS.Timeout | null = null;
-
   /**
-   * An MQTT message: never throws; bad ones are counted and dropped. Points
-   * wait a few milliseconds to be stored with others; `onStored` (a QoS 1
-   * acknowledgement) is called once they are.
+   * An MQTT message: never throws; bad ones are counted and dropped. With
+   * `onStored` (a QoS 1 acknowledgement) the points are committed as soon as
+   * the event loop is free and `onStored` is called once they are; without
+   * (QoS 0) they wait for the next tick or for other points' commit.
    */
   ingestMessage(stream: string, payload: Buffer, onStored?: (err: Error | null) => void): void {
     const p = this.pipelines.get(stream);
@@ -184,9 +211,9 @@ export class DataHub extends EventEmitter {
     q.bytes += payload.length;
     if (onStored) {
       this.waiting.push(onStored);
-      this.soon ??= setTimeout(() => { this.soon = null; this.inTransaction(() => this.flushBuffered()); }, 5);
+      this.commitSoon();
     }
-    if (q.v.length >= 10_000) this.inTransaction(() => this.flushBuffered());
+    if (q.v.length >= 10_000) this.commitNow();
   }
 
   reject(code: string, stream: string | null): void {
@@ -241,7 +268,7 @@ export class DataHub extends EventEmitter {
 
   /** Stores buffered MQTT points and emits the windows whose time has come. */
   tick(): void {
-    if (this.buffered.size > 0) this.inTransaction(() => this.flushBuffered());
+    if (this.buffered.size > 0) this.commitNow();
     try {
       for (const [s, p] of this.pipelines) this.emitDue(s, p);
     } catch (e) {
