@@ -30,7 +30,8 @@ export interface LocalCluster {
   stop(): void;
 }
 
-export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: string; env?: NodeJS.ProcessEnv }): Promise<LocalCluster> {
+/** A control plane and one agent (`node`), or one per name in `nodes`: several nodes on this one machine. */
+export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: string; nodes?: string[]; env?: NodeJS.ProcessEnv }): Promise<LocalCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-'));
   const port = await freePort('127.0.0.1');
   const env = { ...process.env, OUTPOST_LOG_LEVEL: 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0', ...opts.env };
@@ -39,14 +40,17 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
   const url = `http://127.0.0.1:${port}`;
   while (!(await healthy(`${url}/healthz`))) await sleep(25);
   const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
-  const node = opts.node ?? 'bench';
-  procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--join-token', join, '--name', node, '--runtime', opts.runtime, '--data-dir', dir], { env, stdio: 'inherit' }));
+  const names = opts.nodes ?? [opts.node ?? 'bench'];
+  for (const node of names) {
+    const data = names.length === 1 ? dir : path.join(dir, node);
+    procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--join-token', join, '--name', node, '--runtime', opts.runtime, '--data-dir', data], { env, stdio: 'inherit' }));
+  }
   const token = fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim();
   const client = new Client(url, token);
   for (;;) {
     const nodes = await client.request<{ state: string }[]>('GET', '/v1/nodes');
-    if (nodes.some((n) => n.state === 'ready')) break;
+    if (nodes.filter((n) => n.state === 'ready').length >= names.length) break;
     await sleep(50);
   }
-  return { client, token, node, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+  return { client, token, node: names[0]!, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
 }
