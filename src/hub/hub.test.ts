@@ -106,13 +106,16 @@ test('messages that arrive in one turn share one commit; a lone message is commi
   hub.close();
 });
 
-test('a group that fails to commit is refused whole; the devices\' retries are stored and counted once', async () => {
+for (const order of ['s first', 'c first'] as const) test(`a group that fails to commit is refused whole; the devices' retries are stored and counted once (${order})`, async () => {
   const clock = { now: 10_000 };
   const { hub } = freshHub(clock);
   assert.equal(await publish(hub, 'c', '1'), null);
   // the store refuses one stream's rows, as a full disk would refuse any
   hub.store.db.exec("CREATE TEMP TRIGGER refuse BEFORE INSERT ON batches WHEN NEW.stream = 'c' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
-  const send = () => [publish(hub, 's', '{"ts": 10100, "v": 2}'), publish(hub, 'c', '2'), publish(hub, 'c', '3'), hub.ingest('s', batch([4], [10_200]), 5).then(() => null, (e: Error) => e)];
+  // with c first, s is still buffered when c's store fails
+  const send = () => order === 's first'
+    ? [publish(hub, 's', '{"ts": 10100, "v": 2}'), publish(hub, 'c', '2'), publish(hub, 'c', '3'), hub.ingest('s', batch([4], [10_200]), 5).then(() => null, (e: Error) => e)]
+    : [publish(hub, 'c', '2'), publish(hub, 's', '{"ts": 10100, "v": 2}'), publish(hub, 'c', '3'), hub.ingest('s', batch([4], [10_200]), 5).then(() => null, (e: Error) => e)];
   const refused = await Promise.all(send());
   assert.ok(refused.every((e) => e instanceof Error && /refused by the test/.test(e.message)), String(refused));
   assert.deepEqual(batchRows(hub.store.db), [{ stream: 'c', n: 1 }], 'nothing of the group stored');

@@ -43,7 +43,7 @@ export class DataHub extends EventEmitter {
   private readonly pipelines = new Map<string, Pipeline>();
   private readonly specs = new Map<string, string>();
   private current: Record<string, StreamSpec> = {};
-  private readonly buffered = new Map<string, Pending>();
+  private buffered = new Map<string, Pending>();
   private counters: Counters;
   private readonly retention: Retention;
   private readonly now: () => number;
@@ -221,15 +221,28 @@ export class DataHub extends EventEmitter {
     if (stream) this.streamStats(stream).rejected++;
   }
 
+  /**
+   * Every buffered stream leaves the buffer at once, before any is stored: if
+   * one store fails, the whole group is refused, and no stream left behind may
+   * be stored afterwards (outside the transaction, after its devices were told
+   * to send again) by the recovery's rebuild.
+   */
   private flushBuffered(): void {
-    for (const s of [...this.buffered.keys()]) this.flush(s);
+    const all = this.buffered;
+    this.buffered = new Map();
+    for (const [stream, q] of all) this.store1(stream, q);
   }
 
   private flush(stream: string): void {
     const q = this.buffered.get(stream);
-    const p = this.pipelines.get(stream);
-    if (!q || q.v.length === 0 || !p) return;
+    if (!q) return;
     this.buffered.delete(stream);
+    this.store1(stream, q);
+  }
+
+  private store1(stream: string, q: Pending): void {
+    const p = this.pipelines.get(stream);
+    if (q.v.length === 0 || !p) return;
     const at = this.now();
     this.accept(stream, p, { v: Float64Array.from(q.v), ts: Float64Array.from(q.ts), at }, q.bytes);
   }
