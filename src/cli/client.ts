@@ -7,11 +7,19 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
-import { readEnv } from '../core/environment.js';
+import { readEnv } from '../env.js';
 
 export function dataDir(flag?: string): string {
   return path.resolve(flag ?? readEnv('OUTPOST_DATA_DIR') ?? path.join(os.homedir(), '.outpost'));
 }
+
+export interface RequestOptions {
+  contentType?: string;
+  /** give up when the connection is silent this long (0: never) */
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000;
 
 // one keep-alive connection reused by a command's successive requests (deploy --wait polls)
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 4 }), https: new https.Agent({ keepAlive: true, maxSockets: 4 }) };
@@ -33,10 +41,19 @@ export class Client {
     return new Client(server, token);
   }
 
-  /** `body` goes as JSON; a string with a `contentType` goes as it is. */
-  async request<T>(method: string, p: string, body?: unknown, contentType?: string): Promise<T> {
-    const res = await this.raw(method, p, body, contentType);
-    const text = await readAll(res);
+  /**
+   * `body` goes as JSON; a string with a `contentType` goes as it is. Gives
+   * up (E_NO_SERVER) when the connection is silent for `timeoutMs` (default
+   * 60 s): a control plane that vanished must not hang a command for ever.
+   */
+  async request<T>(method: string, p: string, body?: unknown, o: RequestOptions = {}): Promise<T> {
+    const res = await this.raw(method, p, body, { timeoutMs: DEFAULT_TIMEOUT_MS, ...o });
+    let text: string;
+    try {
+      text = await readAll(res);
+    } catch (e) {
+      throw e instanceof OutpostError ? e : new OutpostError('E_NO_SERVER', `the control plane at ${this.server} broke off its answer (${(e as Error).message})`);
+    }
     const status = res.statusCode ?? 0;
     let json: unknown = null;
     try {
@@ -51,8 +68,9 @@ export class Client {
     return json as T;
   }
 
-  /** The response itself, its body unread: for streams (logs --follow). */
-  raw(method: string, p: string, body?: unknown, contentType = 'application/json'): Promise<http.IncomingMessage> {
+  /** The response itself, its body unread: for streams (logs --follow, which sets no timeout). */
+  raw(method: string, p: string, body?: unknown, o: RequestOptions = {}): Promise<http.IncomingMessage> {
+    const contentType = o.contentType ?? 'application/json';
     const url = new URL(this.server + p);
     const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' && contentType !== 'application/json' ? body : JSON.stringify(body));
     const secure = url.protocol === 'https:';
@@ -62,7 +80,10 @@ export class Client {
         agent: secure ? agents.https : agents.http,
         headers: { authorization: `Bearer ${this.token}`, ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}) },
       }, resolve);
-      req.on('error', (e) => reject(new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
+      req.on('error', (e) => reject(e instanceof OutpostError ? e : new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
+      if (o.timeoutMs) {
+        req.setTimeout(o.timeoutMs, () => req.destroy(new OutpostError('E_NO_SERVER', `the control plane at ${this.server} did not answer within ${o.timeoutMs! / 1000} s`)));
+      }
       req.end(data);
     });
   }

@@ -15,10 +15,13 @@ import { NAME_RE } from '../core/manifest.js';
 import { rankEndpoints, type RankedEndpoint } from '../core/routing.js';
 import { modelError, type ModelError } from '../core/accuracy.js';
 import { isReady } from '../core/rollout.js';
-import { meanConcurrency, type Window } from '../core/contention.js';
+import { hostKey, meanConcurrency, type Window } from '../core/contention.js';
 import type { Assignment, AppRecord, HubStats, NodeInfo, NodeRecord, PerItemUs, ReplicaRecord, ReplicaStatus, SiteRecord } from '../core/types.js';
 import type { Store } from './store.js';
 import { AppChanges } from './changes.js';
+
+/** No start-up lasts longer than this (health.startTimeoutMs's maximum): older starts overlap nothing new. */
+const MAX_START_MS = 3_600_000;
 
 export interface DeployResult {
   app: AppRecord;
@@ -68,7 +71,16 @@ export class ControlPlane {
    * progress deadline passes.
    */
   checkRollouts(): void {
-    for (const app of this.store.listApps()) this.checkRollout(app);
+    for (const app of this.store.listApps()) this.tryRollout(app);
+  }
+
+  /** A rollback that cannot be placed now (E_UNSCHEDULABLE) waits for the next pass; other apps go on. */
+  private tryRollout(app: AppRecord): void {
+    try {
+      this.checkRollout(app);
+    } catch (err) {
+      this.log.warn({ err, app: app.name }, 'rollout check failed; the next reconcile pass tries again');
+    }
   }
 
   /**
@@ -115,7 +127,7 @@ export class ControlPlane {
     if (!app) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`, { path: 'name' });
     const replicas = this.store.listReplicas(name);
     this.store.applyApp({ deleteApp: name, put: [], remove: replicas.map((r) => r.id) });
-    this.changes.changed(name);
+    this.changes.removed(name);
     this.onAssignments(unique(replicas.map((r) => r.node)));
     return { removed: replicas.map((r) => r.id) };
   }
@@ -214,6 +226,7 @@ export class ControlPlane {
 
   applyStatus(nodeName: string, statuses: ReplicaStatus[], pulled: { bytes: number; ms: number } | null = null): void {
     const touched = new Set<string>();
+    const rollouts = new Set<string>();
     for (const s of statuses) {
       const r = this.store.getReplica(s.id);
       // a replica the control plane no longer wants, or one moved elsewhere: the
@@ -232,51 +245,52 @@ export class ControlPlane {
         startedAt: s.startedAt !== undefined ? s.startedAt : r.startedAt ?? null,
         updatedAt: this.now(),
       };
+      const started = s.state === 'running' && r.state !== 'running' && s.measured?.engineMs != null;
+      const node = started || pulled ? this.store.getNode(nodeName) : undefined;
+      if (started && node) next.concurrency = this.startConcurrency(next, node);
       this.store.putReplica(next);
       touched.add(r.app);
-      const n = this.store.getNode(nodeName);
-      if (n && pulled) this.store.putNode({ ...n, timings: calibrateBandwidth(n.timings, pulled.bytes, pulled.ms) });
-      if (s.state === 'running' && r.state !== 'running' && s.measured?.engineMs != null) {
+      // what a rollout waits for; pull progress alone changes none of it
+      if (next.state !== r.state || next.ready !== r.ready || next.restarts !== r.restarts || JSON.stringify(next.lastExit) !== JSON.stringify(r.lastExit ?? null)) rollouts.add(r.app);
+      if (node && pulled) this.store.putNode({ ...node, timings: calibrateBandwidth(node.timings, pulled.bytes, pulled.ms) });
+      if (started) {
         const fresh = this.store.getNode(nodeName);
         const spec = this.store.getApp(r.app)?.spec;
         if (fresh) {
-          next.concurrency = this.startConcurrency(next, fresh);
-          this.store.putReplica(next);
           // T_engine is the app's own start-up: kept per image as well, uncontended
-          const timings = calibrate(fresh.timings, next.measured, { concurrency: next.concurrency, cpus: fresh.cpus, image: spec?.image ? normalizeRef(spec.image) : null });
+          const timings = calibrate(fresh.timings, next.measured, { concurrency: next.concurrency ?? 1, cpus: fresh.cpus, image: spec?.image ? normalizeRef(spec.image) : null });
           this.store.putNode({ ...fresh, timings });
         }
         this.recordSample(next, spec?.image ?? null);
       }
     }
     for (const name of touched) {
-      const app = this.store.getApp(name);
-      try {
-        if (app) this.checkRollout(app);
-      } catch (err) {
-        // a rollback that cannot be placed now: the reconcile pass tries again
-        this.log.warn({ err, app: name }, 'rollout check failed');
-      }
+      const app = rollouts.has(name) ? this.store.getApp(name) : undefined;
+      if (app && (app.rollout?.status === 'progressing' || app.rollout?.status === 'failed')) this.tryRollout(app);
       this.changes.changed(name);
     }
   }
 
   /**
    * The mean number of starts in flight on the node's host while this replica
-   * started: its engine window against those of the replicas on every node
-   * of the same host (their agents share one clock). One still starting when
-   * this one finished overlaps it up to its end.
+   * started: its engine window against those of the replicas on every ready
+   * node of the same host (their agents share one clock). One still starting
+   * when this one finished overlaps it up to its end; one that began more than
+   * its longest possible start-up earlier (a replica stuck on a node that went
+   * away) does not.
    */
   private startConcurrency(r: ReplicaRecord, node: NodeRecord): number {
     if (!r.startedAt || r.measured.engineMs === null) return 1;
     const w = { start: r.startedAt, end: r.startedAt + r.measured.engineMs };
-    const host = node.hostId ?? `node:${node.name}`;
-    const sameHost = new Set(this.store.listNodes().filter((n) => (n.hostId ?? `node:${n.name}`) === host).map((n) => n.name));
+    const host = hostKey(node.name, node.hostId);
     const others: Window[] = [];
-    for (const o of this.store.listReplicas()) {
-      if (o.id === r.id || !sameHost.has(o.node) || !o.startedAt) continue;
-      if (o.state === 'starting') others.push({ start: o.startedAt, end: w.end });
-      else if (o.measured.engineMs !== null) others.push({ start: o.startedAt, end: o.startedAt + o.measured.engineMs });
+    for (const n of this.store.listNodes()) {
+      if (hostKey(n.name, n.hostId) !== host || (n.name !== node.name && n.state !== 'ready')) continue;
+      for (const o of this.store.listNodeReplicas(n.name)) {
+        if (o.id === r.id || !o.startedAt || o.startedAt < w.start - MAX_START_MS) continue;
+        if (o.state === 'starting') others.push({ start: o.startedAt, end: w.end });
+        else if (o.measured.engineMs !== null) others.push({ start: o.startedAt, end: o.startedAt + o.measured.engineMs });
+      }
     }
     return Math.round(meanConcurrency(w, others) * 100) / 100;
   }

@@ -66,6 +66,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(timer);
       clearInterval(pruneTimer);
       gateway.close();
+      cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       await api.close();
       store.close();
       cp.streams?.close();

@@ -11,6 +11,8 @@ export interface Store {
   getApp(name: string): AppRecord | undefined;
   listApps(): AppRecord[];
   listReplicas(app?: string): ReplicaRecord[];
+  /** the replicas assigned to one node */
+  listNodeReplicas(node: string): ReplicaRecord[];
   getReplica(id: string): ReplicaRecord | undefined;
   putReplica(r: ReplicaRecord): void;
   addSample(s: ModelSample): void;
@@ -50,6 +52,7 @@ export function openStore(file: string): Store {
     delApp: db.prepare('DELETE FROM apps WHERE name = ?'),
     listReplicas: db.prepare<[], { doc: string }>('SELECT doc FROM replicas ORDER BY app, id'),
     listAppReplicas: db.prepare<[string], { doc: string }>('SELECT doc FROM replicas WHERE app = ? ORDER BY id'),
+    listNodeReplicas: db.prepare<[string], { doc: string }>('SELECT doc FROM replicas WHERE node = ? ORDER BY id'),
     getReplica: db.prepare<[string], { doc: string }>('SELECT doc FROM replicas WHERE id = ?'),
     putReplica: db.prepare('INSERT INTO replicas(id, app, node, doc) VALUES (?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET node = excluded.node, doc = excluded.doc'),
     delReplica: db.prepare('DELETE FROM replicas WHERE id = ?'),
@@ -75,6 +78,7 @@ export function openStore(file: string): Store {
     getApp: (name) => parse<AppRecord>(q.getApp.get(name)),
     listApps: () => q.listApps.all().map((r) => JSON.parse(r.doc) as AppRecord),
     listReplicas: (app) => (app === undefined ? q.listReplicas.all() : q.listAppReplicas.all(app)).map((r) => JSON.parse(r.doc) as ReplicaRecord),
+    listNodeReplicas: (node) => q.listNodeReplicas.all(node).map((r) => JSON.parse(r.doc) as ReplicaRecord),
     getReplica: (id) => parse<ReplicaRecord>(q.getReplica.get(id)),
     putReplica: (r) => void putReplica(r),
     addSample: (s) => void q.addSample.run(s.replica, JSON.stringify(s)),

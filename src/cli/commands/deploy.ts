@@ -20,7 +20,7 @@ export function readManifestText(file: string): string {
  * the CLI loads no YAML parser or schema, a third of its start-up.
  */
 export async function deploy(client: Client, file: string, opts: { wait?: boolean; json?: boolean; timeout?: number; quiet?: boolean }): Promise<ReplicaRecord[]> {
-  const ans = await client.request<DeployAnswer>('POST', '/v1/apps', readManifestText(file), 'application/yaml');
+  const ans = await client.request<DeployAnswer>('POST', '/v1/apps', readManifestText(file), { contentType: 'application/yaml' });
   const say = (s: string) => { if (!opts.json && !opts.quiet) process.stdout.write(s + '\n'); };
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
   let final = ans.replicas;
@@ -50,9 +50,12 @@ export async function waitRollout(client: Client, app: string, timeoutMs: number
   let version: string | null = null;
   for (;;) {
     // after the first look, each request waits at the server for the next change
-    const wait: string = version === null ? '' : `?after=${encodeURIComponent(version)}&waitMs=${Math.max(1, Math.min(5000, deadline - Date.now()))}`;
-    const a: AppState = await client.request<AppState>('GET', `/v1/apps/${encodeURIComponent(app)}${wait}`);
-    version = a.version;
+    const waitMs = Math.max(1, Math.min(5000, deadline - Date.now()));
+    const wait: string = version === null ? '' : `?after=${encodeURIComponent(version)}&waitMs=${waitMs}`;
+    const a: AppState = await client.request<AppState>('GET', `/v1/apps/${encodeURIComponent(app)}${wait}`, undefined, { timeoutMs: waitMs + 10_000 });
+    // a control plane from before long polls answers at once with no version: poll it
+    if (a.version === undefined) await new Promise((r) => setTimeout(r, 100));
+    version = a.version ?? null;
     target ??= a.revision;
     for (const r of a.replicas) {
       const line = phaseLine(r);
