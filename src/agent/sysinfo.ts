@@ -19,11 +19,13 @@ export function machine(): { hostname: string; arch: string; cpus: number; memor
 
 /**
  * The machine's identity: agents that report the same one share its cores
- * (several nodes on one machine, as in the edge lab). The machine-id where
- * there is one, else the hostname.
+ * (several nodes on one machine, as in the edge lab, or agents in containers
+ * on one host). The kernel's boot id first: every namespace and container on
+ * one kernel shares it, and machines cloned from one golden image (which
+ * often share a machine-id) do not. Then the machine-id, then the hostname.
  */
 function hostId(): string {
-  for (const f of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
+  for (const f of ['/proc/sys/kernel/random/boot_id', '/etc/machine-id', '/var/lib/dbus/machine-id']) {
     try {
       const id = fs.readFileSync(f, 'utf8').trim();
       if (id) return id;

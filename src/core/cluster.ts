@@ -6,7 +6,7 @@ import type { AppSpec } from './manifest.js';
 import type { ClusterSnapshot, SnapshotNode } from './snapshot.js';
 import { DEFAULTS, imageMs } from './model.js';
 import { normalizeRef } from './images.js';
-import type { Window } from './contention.js';
+import { hostKey, type Window } from './contention.js';
 
 export class Cluster {
   readonly nodes: SnapshotNode[];
@@ -99,7 +99,7 @@ export class Cluster {
   /** the host a node runs on: nodes that name none are each their own */
   hostOf(i: number): string {
     const n = this.nodes[i]!;
-    return n.host ?? `node:${n.name}`;
+    return hostKey(n.name, n.host);
   }
 
   /** Consumes room for placed replicas (and remembers the image is now there). */

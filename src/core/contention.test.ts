@@ -37,3 +37,22 @@ test('calibration: a slowed start teaches the cores per start; an unslowed overl
   assert.equal(learnStartCores(1, 150, 400, 1.2, 2), 1);
   assert.equal(learnStartCores(null, null, 400, 3, 2), null);
 });
+
+test('a replica in flight is a window of engine work from now; a long-overdue one is not', async () => {
+  const { startWindow } = await import('./live.js');
+  const { replica } = await import('./testkit.js');
+  const predicted = { imageMs: 1000, containerMs: 100, engineMs: 200, deployMs: 1300 };
+  // pulling since t=0, now t=500: starts in 600 ms, lasts 200
+  assert.deepEqual(startWindow(replica('r', 'a', 'n', { state: 'pulling', createdAt: 0, predicted }), 500), { start: 600, end: 800 });
+  // started 150 ms ago with 200 predicted: 50 ms to go
+  assert.deepEqual(startWindow(replica('r', 'a', 'n', { state: 'starting', startedAt: 10_000, createdAt: 0, predicted }), 10_150), { start: -150, end: 50 });
+  assert.equal(startWindow(replica('r', 'a', 'n', { state: 'starting', startedAt: 10_000, createdAt: 0, predicted }), 100_000), null, 'stuck for 90 s: not in flight');
+  assert.equal(startWindow(replica('r', 'a', 'n', { state: 'running', predicted }), 0), null);
+});
+
+test('noise is not contention: a small slowdown where none was expected teaches nothing, even on many cores', () => {
+  // 2 at once on 8 cores, 10% slower: c stays unknown
+  assert.equal(learnStartCores(null, 200, 220, 2, 8), null);
+  // but a clear slowdown teaches c
+  assert.equal(learnStartCores(null, 200, 600, 16, 8), 1.5);
+});

@@ -14,8 +14,16 @@
 //
 // Nodes that share a host (the lab's namespaces, several agents on one
 // machine) share its cores, so k counts the starts of every node on the host.
-// Measured on this 2-core machine (docs/benchmarks.md): 2, 3, 4 and 7 starts
-// at once took 1.1, 1.6, 2.4 and 5 times as long as one.
+// On this 2-core machine (`npm run bench:overlap`, docs/benchmarks.md) c
+// came out at 1.2-1.35, and 2, 3 and 4 starts at once were predicted within
+// 5-16% where ignoring the overlap missed by 26-50%.
+
+import { ewma } from './stats.js';
+
+/** The host a node runs on: one that reports none counts as its own. */
+export function hostKey(node: string, host: string | null | undefined): string {
+  return host ?? `node:${node}`;
+}
 
 /** The host-wide slowdown of a start with k starts in flight. */
 export function contention(k: number, startCores: number, cpus: number): number {
@@ -36,7 +44,7 @@ export function meanConcurrency(w: Window, others: Window[]): number {
   return 1 + overlap / len;
 }
 
-export interface PlannedStart {
+interface PlannedStart {
   host: string;
   cpus: number;
   startCores: number;
@@ -69,23 +77,28 @@ export function overlappedEngine(starts: PlannedStart[], inFlight: Map<string, W
 }
 
 export const DEFAULT_START_CORES = 1;
-const ALPHA = 0.3;
-const ewma = (prev: number | null, x: number) => (prev === null ? x : prev + ALPHA * (x - prev));
+
+/** A slowdown smaller than this is within a start's own noise (one start alone varies by ~7% here). */
+const NOISE = 1.2;
 
 /**
  * What one measured start (T_engine `measured`, at mean concurrency `k` on a
  * host of `cpus` cores, against the uncontended T_engine `base`) teaches
  * about c, the cores one start keeps busy: a start that was slowed gives
  * c = slowdown * C / k; one that overlapped others without slowing bounds it
- * (c <= C / k). Returns the new c (null: still unknown).
+ * (c <= C / k). A small slowdown where the model expected none is noise, not
+ * contention: on a many-core host it would otherwise teach a large c. Returns
+ * the new c (null: still unknown).
  */
 export function learnStartCores(c: number | null, base: number | null, measured: number, k: number, cpus: number): number | null {
   // a small overlap says little about c, and start-up times are noisy
   if (k < 1.5 || base === null || !(base > 0)) return c;
+  const C = Math.max(1, cpus);
+  const prior = c ?? DEFAULT_START_CORES;
   const observed = measured / base;
-  const bound = Math.max(1, cpus) / k;
-  if (observed > 1.05) return round(clamp(ewma(c, (observed * Math.max(1, cpus)) / k), 0.1, 16));
-  if ((c ?? DEFAULT_START_CORES) > bound) return round(clamp(ewma(c, bound), 0.1, 16));
+  const expectedSlow = contention(k, prior, C) > 1;
+  if (observed > NOISE || (expectedSlow && observed > 1.05)) return round(clamp(ewma(c, (observed * C) / k), 0.1, 16));
+  if (observed <= 1.05 && prior > C / k) return round(clamp(ewma(c, C / k), 0.1, 16));
   return c;
 }
 

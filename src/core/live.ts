@@ -18,11 +18,16 @@ export function effectiveRtt(n: NodeRecord): Record<string, number> {
   return { ...(n.rttMs ?? {}), ...(n.declaredRttMs ?? {}) };
 }
 
+/** A start this far past its predicted end is stuck or slow for reasons of its own: it no longer counts as in flight. */
+const OVERDUE_MS = 30_000;
+
 /**
  * A replica that has not finished starting, as a window of engine work
  * relative to `now`: it begins after what remains of its pull and create
  * (predicted), or began at its startedAt, and lasts its predicted T_engine.
- * Ones already past their predicted end count for a little longer.
+ * One already past its predicted end counts for a little longer (50 ms), one
+ * long overdue not at all. startedAt is the agent's clock and `now` the
+ * control plane's: skew between them shifts the window.
  */
 export function startWindow(r: ReplicaRecord, now: number): Window | null {
   if (r.state !== 'pending' && r.state !== 'pulling' && r.state !== 'creating' && r.state !== 'starting') return null;
@@ -31,19 +36,21 @@ export function startWindow(r: ReplicaRecord, now: number): Window | null {
   let start: number;
   if (r.state === 'starting' && r.startedAt) start = r.startedAt - now;
   else start = Math.max(0, r.createdAt + (r.state === 'creating' ? 0 : p.imageMs ?? 0) + (p.containerMs ?? 0) - now);
-  const end = Math.max(start + engine, 50);
-  return { start, end };
+  if (start + engine < -OVERDUE_MS) return null;
+  return { start, end: Math.max(start + engine, 50) };
 }
 
 export function liveSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], specs: Map<string, AppSpec>, sites: SiteRecord[], forApp?: AppSpec, ignore: Set<string> = new Set(), now?: number): ClusterSnapshot {
   const live = replicas.filter((r) => !ignore.has(r.id));
+  const byNode = groupBy(replicas, (r) => r.node);
+  const liveByNode = groupBy(live, (r) => r.node);
   const imageKey = forApp?.image ? normalizeRef(forApp.image) : null;
   const rttMs: ClusterSnapshot['rttMs'] = {};
   for (const s of sites) rttMs[s.name] = {};
   const out: ClusterSnapshot = {
     sites: sites.map((s) => s.name),
     nodes: nodes.map((n) => {
-      const mine = live.filter((r) => r.node === n.name);
+      const mine = liveByNode.get(n.name) ?? [];
       const allocated = { cpu: 0, memoryMiB: 0 };
       for (const r of mine) {
         const s = specs.get(r.app);
@@ -72,12 +79,24 @@ export function liveSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], spe
         replicas: mine.length,
         ...(n.hostId ? { host: n.hostId } : {}),
         ...(n.timings.startCores ? { startCores: n.timings.startCores } : {}),
-        // replicas being removed still start if they are on their way: count every one
-        starting: now === undefined ? [] : replicas.filter((r) => r.node === n.name).map((r) => startWindow(r, now)).filter((w): w is Window => w !== null),
+        // replicas being removed still start if they are on their way: count
+        // every one, on nodes that answer (one that does not starts nothing)
+        starting: now === undefined || n.state !== 'ready' ? [] : (byNode.get(n.name) ?? []).map((r) => startWindow(r, now)).filter((w): w is Window => w !== null),
       };
     }),
     rttMs,
     images: imageCatalog(nodes),
   };
+  return out;
+}
+
+function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    const list = out.get(k);
+    if (list) list.push(x);
+    else out.set(k, [x]);
+  }
   return out;
 }

@@ -27,3 +27,14 @@ test('calibration moves toward measurements by an EWMA', () => {
   assert.equal(t.bandwidthMbps, 100); // 12.5 MB in 1 s = 100 Mbit/s
   assert.equal(calibrateBandwidth(t, 0, 1000), t, 'a pull of nothing new says nothing about bandwidth');
 });
+
+test('the first start of a new image, overlapping others, does not teach contention from another image\'s T_engine', () => {
+  const t = { containerMs: 20, engineMs: 200, bandwidthMbps: null, samples: 5, engineByImage: { 'a:1': 200 }, startCores: 1 };
+  // image b starts for the first time, 3 at once on 2 cores, and is slow by nature (3 s)
+  const next = calibrate(t, { imageMs: 0, containerMs: 20, engineMs: 3000 }, { concurrency: 3, cpus: 2, image: 'b:1' });
+  assert.equal(next.startCores, 1, 'c is left alone');
+  assert.equal(next.engineByImage!['b:1'], 2000, 'b\'s uncontended T_engine: 3000 / 1.5');
+  // its next overlapping start, against its own T_engine, does teach c
+  const again = calibrate(next, { imageMs: 0, containerMs: 20, engineMs: 3600 }, { concurrency: 3, cpus: 2, image: 'b:1' });
+  assert.ok(again.startCores! > 1, String(again.startCores));
+});

@@ -5,6 +5,7 @@
 // weighted moving average; defaults stand in until the first measurement.
 import type { NodeTimings, Timings } from './types.js';
 import { contention, DEFAULT_START_CORES, learnStartCores } from './contention.js';
+import { ewma } from './stats.js';
 
 // imageBytes stands in for an image no node has reported yet
 // perItemUs: per-item stage costs before an app has reported its own
@@ -17,11 +18,7 @@ export const DEFAULTS = {
 export function requestMs(rttMs: number, items: number, perItemUsSum: number): number {
   return rttMs + (items * perItemUsSum) / 1000;
 }
-export const EWMA_ALPHA = 0.3;
-
-export function ewma(prev: number | null, sample: number, alpha = EWMA_ALPHA): number {
-  return prev === null ? sample : prev + alpha * (sample - prev);
-}
+export { EWMA_ALPHA, ewma } from './stats.js';
 
 export function imageMs(missingBytes: number, bandwidthMbps: number): number {
   if (missingBytes <= 0) return 0;
@@ -64,7 +61,11 @@ export function calibrate(t: NodeTimings, m: Timings, start: StartContext = { co
   if (m.containerMs !== null) next.containerMs = round(ewma(t.containerMs, m.containerMs));
   if (m.engineMs !== null) {
     const imageBase = start.image ? t.engineByImage?.[start.image] ?? null : null;
-    const c = learnStartCores(t.startCores ?? null, imageBase ?? t.engineMs, m.engineMs, start.concurrency, start.cpus);
+    // c is learnt against this image's own uncontended T_engine: the first
+    // start of a new image, slow or fast for reasons of its own, says nothing
+    // about contention
+    const base = start.image ? imageBase : t.engineMs;
+    const c = learnStartCores(t.startCores ?? null, base, m.engineMs, start.concurrency, start.cpus);
     const alone = m.engineMs / contention(start.concurrency, c ?? DEFAULT_START_CORES, start.cpus);
     next.engineMs = round(ewma(t.engineMs, alone));
     if (c !== null) next.startCores = c;

@@ -1,5 +1,6 @@
-// Order statistics and a seeded random source, shared by the model-error
-// figures, the lab report, the benchmarks and the tests. Pure.
+// Order statistics, the moving average the model calibrates with, and a
+// seeded random source, shared by the model, the model-error figures, the lab
+// report, the benchmarks and the tests. Pure.
 
 /** Linear-interpolated quantile of unsorted values; NaN for none. */
 export function quantile(xs: number[], q: number): number {
@@ -12,6 +13,14 @@ export function quantile(xs: number[], q: number): number {
 }
 
 export const median = (xs: number[]) => quantile(xs, 0.5);
+
+/** How far one measurement moves a calibrated value. */
+export const EWMA_ALPHA = 0.3;
+
+/** Exponentially weighted moving average; the first sample stands alone. */
+export function ewma(prev: number | null, sample: number, alpha = EWMA_ALPHA): number {
+  return prev === null ? sample : prev + alpha * (sample - prev);
+}
 
 /** The smallest value at which the cumulative weight reaches q of the total. */
 export function weightedQuantile(samples: { v: number; w: number }[], q: number): number {

@@ -41,7 +41,7 @@ export interface NodeInfo {
   imageLayers: Record<string, Layer[]>;
   /** the agent's version */
   agentVersion: string;
-  /** the machine this node runs on (its machine-id, else `hostname:` and its hostname): nodes that share one share its cores when starts overlap */
+  /** the machine this node runs on (the kernel's boot id, else its machine-id, else `hostname:` and its hostname): nodes that report the same one share its cores when starts overlap */
   hostId?: string;
   /** where the node's data hub listens, or null with no hub */
   hub?: { http: string; mqtt: string } | null;

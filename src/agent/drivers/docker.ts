@@ -12,21 +12,22 @@ import { pullRefusal } from '../../core/disk.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
 import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
-import { readEnv } from '../../core/environment.js';
+import { readEnv } from '../../env.js';
 
 export const CPU_PERIOD_US = 10_000;
 
 /**
  * `cpu` is a reservation: a relative share (1024 per core, as Docker's
  * --cpu-shares) that only matters when the node's CPUs are contended, so an
- * idle node starts a replica at full speed (a 0.1-core quota made Node.js
- * start ~5x slower). `cpuLimit`, when given, is a hard CFS quota over a 10 ms
+ * idle node starts a replica at full speed (a 0.1-core quota made the
+ * example's Node.js start about 4x slower: ~800 ms of T_engine, not ~200). `cpuLimit`, when given, is a hard CFS quota over a 10 ms
  * period rather than the default 100 ms: a throttled start-up or request then
  * waits at most ~10 ms for its next slice (seen in the lab: T_engine of a
  * half-core container jumping by 100 ms steps).
  */
 export function cpuConfig(r: AppSpec['resources']): { CpuShares: number; CpuPeriod?: number; CpuQuota?: number } {
-  const shares = Math.max(2, Math.round(r.cpu * 1024));
+  // the kernel takes 2..262144
+  const shares = Math.min(262_144, Math.max(2, Math.round(r.cpu * 1024)));
   if (r.cpuLimit === undefined) return { CpuShares: shares };
   return { CpuShares: shares, CpuPeriod: CPU_PERIOD_US, CpuQuota: Math.max(1000, Math.round(r.cpuLimit * CPU_PERIOD_US)) };
 }
