@@ -3,6 +3,7 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { validateApp, specHash } from '../src/core/manifest.js';
 import type { RuntimeDriver, RunSpec } from '../src/agent/drivers/driver.js';
 import { DockerDriver } from '../src/agent/drivers/docker.js';
@@ -24,13 +25,19 @@ const base = {
   ports: [{ name: 'http', container: 5000 }], resources: { cpu: 0.2, memoryMiB: 96 },
 };
 
+/** Podman on this machine: its exec sessions' conmon processes are ours to see in /proc */
+const localPodman = !skip && docker !== null
+  && ((await docker.version()).Components ?? []).some((c) => /podman/i.test(c.Name))
+  && ['/usr/bin/conmon', '/usr/libexec/podman/conmon', '/usr/local/bin/conmon', '/usr/local/libexec/podman/conmon'].some((f) => fs.existsSync(f));
+
 /** pids of conmon processes that run an exec session (--exec-attach) in this container */
 function execConmons(containerId: string): number[] {
   const out: number[] = [];
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     let cmd = '';
     try { cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { continue; }
-    if (cmd.startsWith('/usr/bin/conmon\0') && cmd.includes(`\0${containerId}\0`) && cmd.includes('--exec-attach')) out.push(Number(pid));
+    const argv0 = cmd.slice(0, cmd.indexOf('\0'));
+    if (path.basename(argv0) === 'conmon' && cmd.includes(`\0${containerId}\0`) && cmd.includes('--exec-attach')) out.push(Number(pid));
   }
   return out;
 }
@@ -88,7 +95,7 @@ for (const d of drivers) {
       // exit_command_delay (300 s by default): with exec health checks every
       // second that is hundreds of processes per replica. .ci/run sets it to 5 s
       // (docs/reliability.md says how); without that this fails.
-      if (d.name !== 'process' && fs.existsSync('/usr/bin/conmon')) {
+      if (d.name !== 'process' && localPodman) {
         await waitFor('the exec sessions\' conmon processes gone', () => execConmons(id).length === 0, 20_000)
           .catch(() => assert.fail(`conmon processes of exec sessions still run: ${execConmons(id).join(', ')} (set [engine] exit_command_delay = 5 in containers.conf)`));
       }

@@ -3,9 +3,10 @@
 // docs); main.ts parses argv with it. Every command's module is imported when
 // that command runs, never before: `outpost --version` must not pay for the
 // control plane, the agent, the broker or the charts (a test checks this), so
-// this file imports only commander, the client and the errors.
+// this file imports only commander, the client and the output helpers.
 import { Command, Option } from 'commander';
 import { Client } from './client.js';
+import { printJson } from './output.js';
 
 const cmd = {
   deploy: () => import('./commands/deploy.js'),
@@ -124,7 +125,7 @@ export function buildProgram(): Command {
   lab.command('down').description('remove everything a lab made (also after a crash)').action(async () => (await cmd.lab()).labDown((s) => console.log(s)));
   lab.command('status').description('what of the lab exists').option('--json', 'print JSON').action(async (o) => {
     const s = (await cmd.lab()).labStatus();
-    if (o.json) return console.log(JSON.stringify(s, null, 2));
+    if (o.json) return printJson(s);
     console.log(s.state ? `lab ${s.state.name}: control plane ${s.state.server} (OUTPOST_TOKEN in ${'/var/lib/outpost-lab/cp/admin.token'})` : 'no lab state');
     console.log(`namespaces: ${s.namespaces.join(', ') || 'none'}; links: ${s.links.join(', ') || 'none'}; processes: ${s.processes}`);
   });

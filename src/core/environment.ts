@@ -53,7 +53,3 @@ export const REPLICA_ENVIRONMENT = [
   { name: 'PORT_<NAME>', when: 'process runtime, with ports', meaning: 'the host port of each declared port, its name upper-cased with `-` as `_`' },
   { name: 'HOST', when: 'process runtime', meaning: 'the address to listen on (the agent\'s bind address)' },
 ] as const;
-
-export function readEnv(name: EnvName): string | undefined {
-  return process.env[name];
-}

@@ -44,7 +44,7 @@ export const ERRORS = {
 export type ErrorCode = keyof typeof ERRORS;
 
 /** A code's status; an unknown one (a newer control plane's, relayed by the CLI) is 500. */
-export function errorStatus(code: string): number {
+function errorStatus(code: string): number {
   return (ERRORS as Record<string, ErrorInfo | undefined>)[code]?.status ?? 500;
 }
 

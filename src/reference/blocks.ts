@@ -22,7 +22,7 @@ import { CONTROL_PLANE_ROUTES, HUB_ROUTES, OPERATORS, type RouteNote } from './n
 import { code, fence, table } from './markdown.js';
 
 /** The schemas a page may show, with where their fields' paths start and what they stop at. */
-export const SCHEMAS: Record<string, { schema: ZodTypeAny; prefix?: string; stop?: string[]; key?: Record<string, string> }> = {
+const SCHEMAS: Record<string, { schema: ZodTypeAny; prefix?: string; stop?: string[]; key?: Record<string, string> }> = {
   manifest: { schema: appSchema, stop: ['streams'] },
   stream: { schema: streamSpecSchema, prefix: 'streams.NAME' },
   snapshot: { schema: snapshotSchema, key: { images: 'REF' } },
@@ -90,7 +90,7 @@ function interfaceBlock(name: string, decl: Declarations): string {
 }
 
 /** The operators OP_RE accepts: its top-level alternatives, the percentile pattern as pNN. */
-export function operatorNames(): string[] {
+function operatorNames(): string[] {
   const body = /^\^\((.*)\)\$$/.exec(OP_RE.source)![1]!;
   const alts: string[] = [];
   let depth = 0;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { OutpostError, errorMessage } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { EnsureResult, Inventory, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
-import { readEnv } from '../../core/environment.js';
+import { readEnv } from '../../env.js';
 
 interface ProcState {
   replicaId: string;

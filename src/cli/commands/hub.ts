@@ -9,7 +9,7 @@ import { validateWith } from '../../core/manifest.js';
 import type { StreamSpec } from '../../core/pipeline.js';
 import { hubConfigSchema, type HubFileConfig } from '../../core/hubconfig.js';
 import { startHub, type RunningHub } from '../../hub/start.js';
-import { readEnv } from '../../core/environment.js';
+import { readEnv } from '../../env.js';
 
 export interface HubFlags {
   hub?: boolean;

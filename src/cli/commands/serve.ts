@@ -1,6 +1,7 @@
 // outpost server | agent | up: the long-running processes.
 import path from 'node:path';
 import fs from 'node:fs';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import pino, { type Logger } from 'pino';
@@ -15,7 +16,7 @@ import { deploy } from './deploy.js';
 import { ms } from '../output.js';
 import { agentHub, runHub, type HubFlags } from './hub.js';
 import type { RunningHub } from '../../hub/start.js';
-import { readEnv } from '../../core/environment.js';
+import { readEnv } from '../../env.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -55,10 +56,12 @@ function onSignals(fn: () => Promise<void>): void {
       // one stop often arrives twice at once: `npm start` forwards the signal
       // it got, and a terminal's Ctrl-C or `timeout` signals the whole group
       if (first) {
-        if (Date.now() - first > SECOND_SIGNAL_MS) process.exit(130);
+        if (Date.now() - first > SECOND_SIGNAL_MS) process.exit(128 + os.constants.signals[sig]);
         return;
       }
       first = Date.now();
+      // a clean-up that hangs (an engine that no longer answers) must not keep the process for ever
+      setTimeout(() => { console.error(`stopping took more than ${STOP_DEADLINE_MS / 1000} s; exiting anyway`); process.exit(1); }, STOP_DEADLINE_MS).unref();
       fn().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
     });
   }
@@ -66,6 +69,7 @@ function onSignals(fn: () => Promise<void>): void {
 
 /** A signal this long after the first one means "stop now". */
 const SECOND_SIGNAL_MS = 500;
+const STOP_DEADLINE_MS = 60_000;
 
 export async function runServer(o: { dataDir?: string; listen: string; nodeTimeout: string; streamRetentionDays: string }): Promise<void> {
   const log = makeLogger();
