@@ -15,8 +15,8 @@
 // Nodes that share a host (the lab's namespaces, several agents on one
 // machine) share its cores, so k counts the starts of every node on the host.
 // On this 2-core machine (`npm run bench:overlap`, docs/benchmarks.md) c
-// came out at 1.2-1.35, and 2, 3 and 4 starts at once were predicted within
-// 5-16% where ignoring the overlap missed by 26-50%.
+// came out at 1.2-1.4, and 2, 3 and 4 starts at once were predicted within
+// 4.5-8% (median) where ignoring the overlap missed by 23-52%.
 
 import { ewma } from './stats.js';
 
