@@ -18,7 +18,7 @@ import { freePort } from '../src/agent/health.js';
 import type { Client } from '../src/cli/client.js';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { median, summarize } from './stats.js';
-import { ROOT, healthy, sleep, startLocal } from './local.js';
+import { ROOT, healthy, removeApp, sleep, startLocal } from './local.js';
 import { numArg } from './args.js';
 
 const run = promisify(execFile);
@@ -66,16 +66,6 @@ async function cliRun(client: Client, token: string, name: string, dir: string, 
   return { ms, r: r! };
 }
 
-async function remove(client: Client, name: string): Promise<void> {
-  await client.request('DELETE', `/v1/apps/${name}`);
-  // wait until the agent has removed the container, so runs do not overlap
-  for (let k = 0; k < 500; k++) {
-    const { stdout } = await run('podman', ['ps', '-aq', '--filter', `label=io.outpost.app=${name}`]);
-    if (!stdout.trim()) break;
-    await sleep(20);
-  }
-}
-
 async function main(): Promise<void> {
   const local = await startLocal({ runtime: 'docker' });
   const client = local.client;
@@ -85,9 +75,9 @@ async function main(): Promise<void> {
     // one warm-up of each, not counted: the first start pays for cold page cache
     await rawRun(-1);
     await apiRun(client, 'bench-warm-api');
-    await remove(client, 'bench-warm-api');
+    await removeApp(client, 'bench-warm-api');
     await cliRun(client, token, 'bench-warm-cli', dir, true);
-    await remove(client, 'bench-warm-cli');
+    await removeApp(client, 'bench-warm-cli');
     const raw: number[] = [];
     const api: number[] = [];
     const cli: number[] = [];
@@ -97,9 +87,9 @@ async function main(): Promise<void> {
     for (let i = 0; i < ROUNDS; i++) {
       const sides = [
         async () => raw.push(await rawRun(i)),
-        async () => { const x = await apiRun(client, `bench-api-${i}`); await remove(client, `bench-api-${i}`); api.push(x.ms); engine.push(x.r.measured.engineMs ?? NaN); container.push(x.r.measured.containerMs ?? NaN); },
-        async () => { const x = await cliRun(client, token, `bench-cli-${i}`, dir, true); await remove(client, `bench-cli-${i}`); cli.push(x.ms); },
-        async () => { const x = await cliRun(client, token, `bench-clinoca-${i}`, dir, false); await remove(client, `bench-clinoca-${i}`); cliNoCa.push(x.ms); },
+        async () => { const x = await apiRun(client, `bench-api-${i}`); await removeApp(client, `bench-api-${i}`); api.push(x.ms); engine.push(x.r.measured.engineMs ?? NaN); container.push(x.r.measured.containerMs ?? NaN); },
+        async () => { const x = await cliRun(client, token, `bench-cli-${i}`, dir, true); await removeApp(client, `bench-cli-${i}`); cli.push(x.ms); },
+        async () => { const x = await cliRun(client, token, `bench-clinoca-${i}`, dir, false); await removeApp(client, `bench-clinoca-${i}`); cliNoCa.push(x.ms); },
       ];
       for (let k = 0; k < sides.length; k++) await sides[(i + k) % sides.length]!();
       const f = (x: number) => `${x.toFixed(0).padStart(5)} ms (${(x / raw[i]!).toFixed(3)})`;

@@ -1,5 +1,6 @@
 // A control plane and one agent as separate processes, for benchmarks.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,8 @@ import { Client } from '../src/cli/client.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
+
+const run = promisify(execFile);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -53,4 +56,14 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
     await sleep(50);
   }
   return { client, token, node: names[0]!, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+}
+
+/** Removes an app and waits until the engine holds none of its containers, so the next run starts on a quiet machine. */
+export async function removeApp(client: Client, name: string): Promise<void> {
+  await client.request('DELETE', `/v1/apps/${name}`);
+  for (let k = 0; k < 500; k++) {
+    const { stdout } = await run('podman', ['ps', '-aq', '--filter', `label=io.outpost.app=${name}`]);
+    if (!stdout.trim()) return;
+    await sleep(20);
+  }
 }

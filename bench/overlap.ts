@@ -13,7 +13,7 @@ import type { Client } from '../src/cli/client.js';
 import { normalizeRef } from '../src/core/images.js';
 import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
 import { median } from './stats.js';
-import { sleep, startLocal } from './local.js';
+import { removeApp, sleep, startLocal } from './local.js';
 import { listArg, numArg } from './args.js';
 
 const IMAGE = 'localhost/sensor-stats:0.1';
@@ -36,8 +36,8 @@ async function once(client: Client, name: string, nodes: string[]): Promise<Repl
     if (bad) throw new Error(`${bad.id}: ${bad.error?.message}`);
     await sleep(20);
   }
-  await client.request('DELETE', `/v1/apps/${name}`);
-  await sleep(1500); // the agents stop and remove the containers; the next starts begin from a quiet machine
+  await removeApp(client, name);
+  await sleep(1500); // the agents finish their clean-up: the next starts begin from a quiet machine
   return reps;
 }
 
