@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { AGENT_PATH, type AgentToServer, type ServerToAgent } from '../core/protocol.js';
+import { AGENT_PATH, NODE_HEADER, RETRY_HEADER, SUBPROTOCOL, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
 import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
 import { OutpostError } from '../core/errors.js';
 import type { EnsureResult, PullProgress, RuntimeDriver } from './drivers/driver.js';
@@ -176,8 +176,9 @@ export class Agent extends EventEmitter {
   private connect(): void {
     if (this.closed) return;
     const url = this.o.server.replace(/^http/, 'ws').replace(/\/+$/, '') + AGENT_PATH;
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.o.joinToken}` }, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(url, [SUBPROTOCOL], { headers: { authorization: `Bearer ${this.o.joinToken}`, [NODE_HEADER]: this.o.name }, handshakeTimeout: 10_000 });
     this.ws = ws;
+    let toldWait: number | null = null;
     ws.on('open', () => {
       this.backoff = RECONNECT_MIN_MS;
       this.armSilence();
@@ -199,6 +200,14 @@ export class Agent extends EventEmitter {
         const err = new OutpostError('E_UNAUTHORIZED', `the control plane at ${this.o.server} rejected the join token (see join.token in its data dir)`);
         this.closed = true;
         this.emit('fatal', err);
+      } else if (res.statusCode === 426) {
+        const err = new OutpostError('E_PROTOCOL', `the control plane at ${this.o.server} speaks another major version of the agent protocol than this agent (${SUBPROTOCOL}): run an agent of its version`);
+        this.closed = true;
+        this.emit('fatal', err);
+      } else if (res.statusCode === 503) {
+        // admission control: come back when told, plus a little jitter
+        const ms = Number(res.headers[RETRY_HEADER]) || Number(res.headers['retry-after']) * 1000 || this.backoff;
+        toldWait = ms + Math.random() * Math.min(ms, 1000);
       }
       ws.terminate();
     });
@@ -210,8 +219,11 @@ export class Agent extends EventEmitter {
       this.emit('disconnected');
       if (this.silenceTimer) clearTimeout(this.silenceTimer);
       if (this.closed) return;
-      this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
+      // full jitter over an exponential back-off, so a fleet that lost the
+      // control plane together does not come back together
+      const wait = toldWait ?? Math.random() * this.backoff;
       this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+      this.reconnectTimer = setTimeout(() => this.connect(), wait);
     });
   }
 

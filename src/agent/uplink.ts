@@ -2,7 +2,7 @@
 // control plane acknowledges them; this sends the oldest batch, waits for its
 // acknowledgement, and sends the next. A reconnect re-sends whatever was in
 // flight (the control plane stores each (hub, seq) once).
-import type { AgentToServer } from '../core/protocol.js';
+import type { AgentToServer } from '../contract/protocol.js';
 import type { DataHub } from '../hub/hub.js';
 
 const BATCH = 500;

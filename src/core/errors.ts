@@ -38,6 +38,8 @@ export const ERRORS = {
   E_INTERNAL: { status: 500, seen: 'API, CLI, replica', meaning: 'an unexpected failure (the control plane logs it), or an answer the CLI cannot read' },
   E_BAD_POINT: { status: 400, seen: 'hub', meaning: 'a value in a batch is not a point; `path` gives its position (`[2]`, `line 3`)' },
   E_UNKNOWN_STREAM: { status: 404, seen: 'hub', meaning: 'no app on this node declares the stream (over MQTT: dropped and counted)' },
+  E_PROTOCOL: { status: 426, seen: 'agent', meaning: 'the agent and the control plane speak different major versions of the agent protocol (the WebSocket subprotocol `outpost.vN`), or an agent sent a message out of order' },
+  E_BUSY: { status: 503, seen: 'agent', meaning: 'too many agents are connecting at once; the answer says when to come back (Retry-After), and agents do' },
   E_HUB_OFF: { status: 503, seen: '(none yet)', meaning: 'reserved for a request that needs a node\'s data hub when it has none; no code path raises it today' },
 } as const satisfies Record<string, ErrorInfo>;
 

@@ -84,7 +84,7 @@ export interface SiteRecord {
 export interface NodeRecord extends NodeInfo {
   /** `"ready"` while its agent is connected, `"unreachable"` otherwise */
   state: NodeState;
-  /** epoch ms of its last registration, report or change of state */
+  /** epoch ms of its last registration or change of state */
   lastSeen: number;
   /** its measured deploy terms, which the next prediction uses */
   timings: NodeTimings;
@@ -164,10 +164,12 @@ export interface ReplicaError {
 }
 
 export interface ReplicaRecord {
-  /** `APP-` and 8 hex digits */
+  /** `APP-SLOT-SERIAL`: its app, its slot, and the app's count of replicas created before it (replicas from before slots keep `APP-` and 8 hex digits) */
   id: string;
   /** its app */
   app: string;
+  /** its place among the replicas of its revision, 0..replicas-1 */
+  slot?: number;
   /** the node it runs on */
   node: string;
   /** the spec it runs (an older one during a rolling update) */
@@ -244,6 +246,8 @@ export interface AppRecord {
   createdAt: number;
   updatedAt: number;
   revision?: number;
+  /** replicas created for it so far: the next one's id ends in this number */
+  serial?: number;
   /** the last revisions, newest last; replicas of an older spec run the spec stored here */
   history?: Revision[];
   rollout?: RolloutState;

@@ -32,9 +32,9 @@ const SCHEMAS: Record<string, { schema: ZodTypeAny; prefix?: string; stop?: stri
 /** The sources whose interfaces api.md shows. */
 const DECLARATION_FILES = ['src/core/types.ts', 'src/core/planner.ts', 'src/core/accuracy.ts', 'src/core/routing.ts', 'src/server/streams.ts'];
 
-const ROUTE_FILES: Record<string, { file: string; notes: Record<string, RouteNote> }> = {
-  'control-plane': { file: 'src/server/api.ts', notes: CONTROL_PLANE_ROUTES },
-  hub: { file: 'src/hub/http.ts', notes: HUB_ROUTES },
+const ROUTE_FILES: Record<string, { files: string[]; notes: Record<string, RouteNote> }> = {
+  'control-plane': { files: ['src/server/http.ts', ...['nodes', 'apps', 'sites', 'streams'].map((r) => `src/server/routes/${r}.ts`)], notes: CONTROL_PLANE_ROUTES },
+  hub: { files: ['src/hub/http.ts'], notes: HUB_ROUTES },
 };
 
 export function schemaRows(name: string): FieldRow[] {
@@ -72,11 +72,11 @@ const anchor = (heading: string) => heading.toLowerCase().replace(/[^a-z0-9 -]/g
 function routesBlock(which: string, root: string): string {
   const r = ROUTE_FILES[which];
   if (!r) throw new Error(`no route file "${which}"`);
-  const routes = routesOf(path.join(root, r.file)).map((x) => `${x.method} ${x.path}`);
+  const routes = r.files.flatMap((f) => routesOf(path.join(root, f))).map((x) => `${x.method} ${x.path}`);
   const missing = routes.filter((k) => !r.notes[k]);
   const stale = Object.keys(r.notes).filter((k) => !routes.includes(k));
   if (missing.length || stale.length) {
-    throw new Error(`src/reference/notes.ts and ${r.file} disagree: ${missing.length ? `no note for ${missing.join(', ')}` : ''}${stale.length ? ` notes for routes that do not exist: ${stale.join(', ')}` : ''}`);
+    throw new Error(`src/reference/notes.ts and ${r.files.join(', ')} disagree: ${missing.length ? `no note for ${missing.join(', ')}` : ''}${stale.length ? ` notes for routes that do not exist: ${stale.join(', ')}` : ''}`);
   }
   const cli = routes.some((k) => r.notes[k]!.cli);
   return table(['route', 'takes', 'answers', ...(cli ? ['CLI'] : [])],

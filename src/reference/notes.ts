@@ -17,9 +17,9 @@ const T = (name: string, list = false) => `[\`${name}\`](#${name.toLowerCase()})
 
 export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'GET /healthz': { takes: 'no token', answers: '`{"ok": true}`' },
-  'GET /v1/nodes': { takes: '', answers: T('NodeRecord', true), cli: 'outpost nodes' },
+  'GET /v1/nodes': { takes: '`state`, `site` (filters); `limit`, `after` (pages, below)', answers: `${T('NodeRecord', true)}, by name`, cli: 'outpost nodes' },
   'GET /v1/nodes/:name': { takes: '', answers: T('NodeRecord') },
-  'GET /v1/apps': { takes: '', answers: T('AppView', true), cli: 'outpost apps' },
+  'GET /v1/apps': { takes: '`limit`, `after` (pages, below)', answers: `${T('AppView', true)}, by name`, cli: 'outpost apps' },
   'GET /v1/apps/:name': { takes: '`after`, `waitMs` (a long poll, below)', answers: `${T('AppView')} with \`replicas\` as the app's ${T('ReplicaRecord', true)}, and \`version\``, cli: 'outpost rollout history, deploy --wait' },
   'POST /v1/apps': { takes: 'the manifest as JSON or YAML text (below); `dryRun=1` plans only', answers: `${T('DeployAnswer')}: 201 when the app is new, 200 otherwise`, cli: 'outpost deploy, outpost plan (dryRun)' },
   'DELETE /v1/apps/:name': { takes: '', answers: '`{"removed": [replica ids]}`', cli: 'outpost rm' },
@@ -32,7 +32,7 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'PUT /v1/nodes/:name/rtt': { takes: '`{"SITE": ms, "OTHER": null}` (null removes a declared RTT)', answers: T('NodeRecord'), cli: 'outpost site rtt' },
   'GET /v1/apps/:name/endpoints': { takes: '`site` (required), `items`', answers: `${T('RankedEndpoint', true)}: running, ready replicas on reachable nodes, nearest first`, cli: 'outpost endpoints' },
   'GET /v1/model': { takes: '', answers: `${T('ModelError')} over every recorded deployment, with \`cold\` and \`warm\` (image pulled or cached), each a ${T('ModelError')}`, cli: 'outpost model' },
-  'GET /v1/replicas': { takes: '`app`', answers: T('ReplicaRecord', true), cli: 'outpost replicas' },
+  'GET /v1/replicas': { takes: '`app`, `node`, `state` (filters); `limit`, `after` (pages, below)', answers: `${T('ReplicaRecord', true)}, by id`, cli: 'outpost replicas' },
   'GET /v1/apps/:name/replicas': { takes: '', answers: T('ReplicaRecord', true), cli: 'outpost replicas APP' },
   'GET /v1/apps/:name/logs': { takes: '`follow` (`1`: keep streaming), `tail` (lines, 200)', answers: 'text/plain: every replica\'s output, each line prefixed `[replica id] ` when there are several', cli: 'outpost logs' },
 };

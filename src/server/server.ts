@@ -1,25 +1,30 @@
-// Starts a control plane: store, API, agent gateway and the reconciler loop.
+// Starts a control plane process: store, state, services, API, agent gateway,
+// and the once-a-second tick (node-loss clocks, rollout deadlines).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { openStore } from './store.js';
+import { openSqliteStore } from './store/sqlite.js';
 import { StreamStore } from './streams.js';
-import { ControlPlane } from './controlplane.js';
+import { openControlPlane, type ControlPlane } from './controlplane.js';
 import { AgentGateway } from './gateway.js';
-import { buildApi } from './api.js';
+import { buildApi } from './http.js';
 import { loadOrCreateToken } from './tokens.js';
+import type { AdmissionOptions } from './admission.js';
 
 export interface ServerOptions {
   dataDir: string;
   host: string;
   port: number;
   log: Logger;
+  /** how often node-loss clocks and rollout deadlines are checked */
   reconcileMs?: number;
   /** how long a node may be unreachable before its replicas are rescheduled */
   nodeTimeoutMs?: number;
   /** window results older than this are deleted (default 30 days) */
   streamRetentionMs?: number;
+  /** agent handshakes admitted per second, and at once */
+  admission?: AdmissionOptions;
 }
 
 export interface RunningServer {
@@ -27,6 +32,7 @@ export interface RunningServer {
   adminToken: string;
   joinToken: string;
   cp: ControlPlane;
+  gateway: AgentGateway;
   close(): Promise<void>;
 }
 
@@ -34,14 +40,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = loadOrCreateToken(o.dataDir, 'admin.token');
   const joinToken = loadOrCreateToken(o.dataDir, 'join.token');
-  const store = openStore(path.join(o.dataDir, 'outpost.db'));
-  const cp = new ControlPlane(store, o.log);
+  const store = openSqliteStore(path.join(o.dataDir, 'outpost.db'));
   const streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
-  cp.streams = streams;
-  if (o.nodeTimeoutMs !== undefined) cp.nodeTimeoutMs = o.nodeTimeoutMs;
-  // no agent is connected yet: every node is unreachable until it dials in again
-  for (const n of store.listNodes()) cp.setNodeState(n.name, 'unreachable');
-  const gateway = new AgentGateway(cp, joinToken, o.log);
+  const cp = await openControlPlane({ store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {} });
+  const gateway = new AgentGateway(cp, joinToken, o.log, { admission: o.admission });
   const api = buildApi(cp, gateway, adminToken, o.log);
   gateway.attach(api.server);
   await api.listen({ host: o.host, port: o.port });
@@ -49,7 +51,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
   const timer = setInterval(() => {
-    try { cp.reconcileAll(); } catch (err) { o.log.error({ err }, 'reconcile failed'); }
+    try { cp.apps.tick(); } catch (err) { o.log.error({ err }, 'reconcile tick failed'); }
   }, o.reconcileMs ?? 1000);
   const prune = () => {
     try {
@@ -59,17 +61,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
   prune();
   const pruneTimer = setInterval(prune, 3600_000);
-  o.log.info({ url, dataDir: o.dataDir }, 'control plane listening');
+  o.log.info({ url, dataDir: o.dataDir, schema: store.schemaVersion }, 'control plane listening');
   return {
-    url, adminToken, joinToken, cp,
+    url, adminToken, joinToken, cp, gateway,
     async close() {
       clearInterval(timer);
       clearInterval(pruneTimer);
       gateway.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       await api.close();
-      store.close();
-      cp.streams?.close();
+      await cp.writer.flush();
+      await store.close();
+      streams.close();
     },
   };
 }

@@ -1,0 +1,43 @@
+// The agent protocol's schemas: what is refused, with which code and path, and what is tolerated.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { offeredMajors, parseAgentMessage } from './protocol.js';
+
+const node = { name: 'edge-a', hostname: 'h', arch: 'amd64', cpus: 4, memoryMiB: 8192, labels: {}, site: null, runtime: 'docker', address: '10.0.0.1', images: [], layers: [], imageLayers: {}, agentVersion: '1' };
+
+test('a register with a field of the wrong type is refused with the path of the field', () => {
+  const r = parseAgentMessage(JSON.stringify({ type: 'register', node: { ...node, layers: null } }));
+  assert.equal(r.ok, false);
+  assert.ok(!r.ok && r.code === 'E_INVALID' && r.path === 'node.layers', JSON.stringify(r));
+});
+
+test('unknown fields are dropped, not refused: a newer agent of the same major still talks', () => {
+  const r = parseAgentMessage(JSON.stringify({ type: 'register', node: { ...node, gpu: 'h100' }, future: 1 }));
+  assert.ok(r.ok);
+  assert.equal((r.msg as { node: Record<string, unknown> }).node.gpu, undefined);
+});
+
+test('bounds: too many labels, an over-long string, a huge status list, not JSON, an unknown type', () => {
+  const labels = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v']));
+  const cases: [unknown, string][] = [
+    [{ type: 'register', node: { ...node, labels } }, 'node.labels'],
+    [{ type: 'register', node: { ...node, hostname: 'x'.repeat(300) } }, 'node.hostname'],
+    [{ type: 'status', replicas: Array.from({ length: 10_001 }, (_, i) => ({ id: `r${i}`, state: 'running' })) }, 'replicas'],
+    [{ type: 'status', replicas: [{ id: 'r', state: 'exploded' }] }, 'replicas.0.state'],
+    [{ type: 'rtt', rttMs: { line: -1 } }, 'rttMs.line'],
+    [{ type: 'nope' }, 'type'],
+  ];
+  for (const [msg, p] of cases) {
+    const r = parseAgentMessage(JSON.stringify(msg));
+    assert.ok(!r.ok && r.code === 'E_INVALID' && r.path === p, `${p}: ${JSON.stringify(r).slice(0, 200)}`);
+  }
+  const bad = parseAgentMessage('{"type":');
+  assert.ok(!bad.ok && bad.code === 'E_BAD_JSON');
+});
+
+test('the majors an agent offers are read from its subprotocol header', () => {
+  assert.deepEqual(offeredMajors('outpost.v1'), [1]);
+  assert.deepEqual(offeredMajors('outpost.v2, outpost.v1'), [2, 1]);
+  assert.deepEqual(offeredMajors('mqtt, chat'), []);
+  assert.deepEqual(offeredMajors(undefined), []);
+});

@@ -1,0 +1,136 @@
+// The agent protocol: the messages on an agent's one long-lived WebSocket
+// (JSON text), as zod schemas both sides import. Desired state flows down as
+// the node's whole assignment set (level-triggered: applying it twice changes
+// nothing); status, timings and log data flow up.
+//
+// Versioning: the major version is the WebSocket subprotocol (`outpost.v1`),
+// negotiated at the upgrade; a control plane refuses an agent that offers no
+// major it speaks (E_PROTOCOL). Within a major, fields are only ever added as
+// optional, and unknown fields are dropped, not refused: a newer agent works
+// with an older control plane of the same major and the other way round.
+//
+// Every string, array and map has a bound: one message cannot make the
+// control plane store or loop over more than a node could honestly report.
+import { z } from 'zod';
+import { NAME_RE } from '../core/names.js';
+import type { Assignment, SiteRecord } from '../core/types.js';
+
+export const AGENT_PATH = '/v1/agent/connect';
+export const PROTOCOL_MAJOR = 1;
+export const SUBPROTOCOL = `outpost.v${PROTOCOL_MAJOR}`;
+/** the request header naming the node at the upgrade, so admission knows who is knocking before any message */
+export const NODE_HEADER = 'x-outpost-node';
+/** an upgrade refused for load carries this (and Retry-After in whole seconds) */
+export const RETRY_HEADER = 'x-retry-after-ms';
+/** the largest message either side sends (a status for every replica of a full node fits) */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+const MAX_LIST = 10_000;
+const str = (max = 256) => z.string().max(max);
+const ms = z.number().finite().nonnegative();
+const num = z.number().finite();
+/** a map with at most `max` keys */
+const boundedRecord = <T extends z.ZodTypeAny>(v: T, max = 1000, key: z.ZodString = str(256)) =>
+  z.record(key, v).refine((o) => Object.keys(o).length <= max, { message: `at most ${max} entries` });
+
+const layer = z.object({ digest: str(200), bytes: z.number().int().nonnegative() });
+const layers = z.array(layer).max(MAX_LIST);
+const replicaError = z.object({ code: str(64), message: str(4096) });
+
+export const nodeInfoSchema = z.object({
+  name: z.string().regex(NAME_RE, 'node names are [a-z0-9-], 1-63 characters'),
+  hostname: str(),
+  arch: str(32),
+  cpus: z.number().finite().positive().max(4096),
+  memoryMiB: z.number().finite().positive().max(64 * 1024 * 1024),
+  labels: boundedRecord(str(), 64, str(63)),
+  site: z.string().regex(NAME_RE).nullable(),
+  runtime: z.enum(['docker', 'process']),
+  address: str(),
+  images: z.array(str(512)).max(MAX_LIST),
+  layers,
+  imageLayers: boundedRecord(layers, 2000, str(512)),
+  agentVersion: str(64),
+  hostId: str().optional(),
+  hub: z.object({ http: str(), mqtt: str() }).nullable().optional(),
+});
+
+const timings = z.object({ imageMs: ms.nullable().optional(), containerMs: ms.nullable().optional(), engineMs: ms.nullable().optional() });
+
+export const replicaStatusSchema = z.object({
+  id: str(128),
+  state: z.enum(['pending', 'pulling', 'creating', 'starting', 'running', 'failed', 'stopped']),
+  endpoint: str(512).nullable().optional(),
+  ready: z.boolean().optional(),
+  restarts: z.number().int().nonnegative().optional(),
+  measured: timings.optional(),
+  startedAt: num.optional(),
+  progress: z.object({ bytes: z.number().nonnegative(), total: z.number().nonnegative().nullable(), status: str(512).optional() }).nullable().optional(),
+  error: replicaError.nullable().optional(),
+  lastExit: replicaError.nullable().optional(),
+});
+
+const streamStats = z.object({ pointsIn: ms, bytesIn: ms, rejected: ms, late: ms, filtered: ms, windows: ms });
+
+export const hubStatsSchema = z.object({
+  hubId: str(128),
+  pointsIn: ms,
+  bytesIn: ms,
+  rejected: boundedRecord(ms, 64, str(64)),
+  windows: ms,
+  bytesForwarded: ms,
+  reduction: num.nullable(),
+  queueDepth: ms,
+  oldestUnsentMs: ms.nullable(),
+  rawBytes: ms,
+  streams: boundedRecord(streamStats, 256, str(128)),
+});
+
+const perItemUs = z.object({ process: ms, storage: ms, compute: ms });
+const windowDoc = boundedRecord(z.union([num, str(256), z.null()]), 64, str(64));
+
+export const agentToServerSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('register'), node: nodeInfoSchema }),
+  z.object({ type: z.literal('status'), replicas: z.array(replicaStatusSchema).max(MAX_LIST), pulled: z.object({ bytes: ms, ms }).nullable().optional() }),
+  z.object({ type: z.literal('images'), images: nodeInfoSchema.shape.images, layers, imageLayers: nodeInfoSchema.shape.imageLayers }),
+  z.object({ type: z.literal('rtt'), rttMs: boundedRecord(ms, 1000, str(63)) }),
+  z.object({ type: z.literal('stages'), app: z.string().regex(NAME_RE), perItemUs }),
+  z.object({ type: z.literal('logs.data'), reqId: str(64), data: z.string().max(1024 * 1024) }),
+  z.object({ type: z.literal('logs.end'), reqId: str(64), error: str(4096).optional() }),
+  /** window results, oldest first, each once until acknowledged (re-sent after a reconnect) */
+  z.object({ type: z.literal('windows'), hubId: str(128), items: z.array(z.object({ seq: z.number().int().nonnegative(), doc: windowDoc })).max(MAX_LIST) }),
+  z.object({ type: z.literal('hub'), stats: hubStatsSchema }),
+]);
+
+export type AgentToServer = z.infer<typeof agentToServerSchema>;
+
+export type ServerToAgent =
+  | { type: 'welcome'; node: string; protocol?: string }
+  /** the node's whole assignment set; `version` changes whenever the set does, so an agent can skip one it holds */
+  | { type: 'assign'; replicas: Assignment[]; version?: string }
+  | { type: 'sites'; sites: SiteRecord[] }
+  | { type: 'logs'; reqId: string; replicaId: string; follow: boolean; tail: number }
+  | { type: 'logs.cancel'; reqId: string }
+  | { type: 'error'; code: string; message: string }
+  /** the sequence numbers now stored (or already held: a re-send) */
+  | { type: 'windows.ack'; hubId: string; seqs: number[] };
+
+/** Parses one agent message: the message, or why it was refused (with the path of the bad field). */
+export function parseAgentMessage(raw: string): { ok: true; msg: AgentToServer } | { ok: false; code: 'E_BAD_JSON' | 'E_INVALID'; message: string; path?: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (e) {
+    return { ok: false, code: 'E_BAD_JSON', message: `not JSON: ${(e as Error).message}` };
+  }
+  const r = agentToServerSchema.safeParse(v);
+  if (r.success) return { ok: true, msg: r.data };
+  const issue = r.error.issues[0]!;
+  const path = issue.path.join('.');
+  return { ok: false, code: 'E_INVALID', message: `${path ? `${path}: ` : ''}${issue.message}`, path };
+}
+
+/** The majors a client offers in Sec-WebSocket-Protocol, e.g. "outpost.v1, outpost.v2" -> [1, 2]. */
+export function offeredMajors(header: string | undefined): number[] {
+  return (header ?? '').split(',').map((s) => /^outpost\.v(\d+)$/.exec(s.trim())?.[1]).filter((s): s is string => s !== undefined).map(Number);
+}

@@ -1,0 +1,122 @@
+// /v1/apps, /v1/replicas and /v1/model: deploy, inspect, roll back and
+// remove apps; their replicas, endpoints and logs.
+import type { FastifyInstance } from 'fastify';
+import { OutpostError } from '../../core/errors.js';
+import { NAME_RE, validateApp } from '../../core/manifest.js';
+import { numberParam } from '../../core/query.js';
+import type { AppRecord, AppView, DeployAnswer, ReplicaRecord } from '../../core/types.js';
+import type { RouteDeps } from '../http.js';
+import { page, type PageQuery } from './page.js';
+
+type ReplicaQuery = PageQuery & { app?: string; node?: string; state?: string };
+
+export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): void {
+  const s = cp.state;
+
+  app.get<{ Querystring: PageQuery }>('/v1/apps', async (req, reply) =>
+    page(s.list('apps'), (a) => a.name, req.query, reply).map((a) => appView(a, s.appReplicas(a.name))));
+
+  // ?after=VERSION&waitMs=N: a long poll, answered as soon as the app or one of
+  // its replicas changes from that version (or after N ms, at most 30 s)
+  app.get<{ Params: { name: string }; Querystring: { after?: string; waitMs?: string } }>('/v1/apps/:name', async (req) => {
+    const name = req.params.name;
+    const waitMs = Math.min(numberParam(req.query.waitMs, 'waitMs') ?? 0, 30_000);
+    if (req.query.after !== undefined && waitMs > 0 && cp.changes.version(name) === req.query.after) {
+      await cp.changes.next(name, waitMs, req.raw);
+    }
+    const a = s.app(name);
+    if (!a) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
+    const replicas = s.appReplicas(a.name);
+    return { ...appView(a, replicas), version: cp.changes.version(name), replicas };
+  });
+
+  // create or update: the body is the manifest, as JSON or as YAML text
+  // (application/yaml: the CLI sends its file as it is)
+  app.post<{ Querystring: { dryRun?: string } }>('/v1/apps', async (req, reply): Promise<DeployAnswer> => {
+    if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
+      throw new OutpostError('E_INVALID', 'the request body must be an app manifest object');
+    }
+    const spec = validateApp(req.body);
+    const existed = s.app(spec.name) !== undefined;
+    const dry = req.query.dryRun === '1' || req.query.dryRun === 'true';
+    const r = dry ? cp.apps.plan(spec) : await cp.apps.deploy(spec);
+    void reply.status(existed || dry ? 200 : 201);
+    return { app: r.app.name, revision: r.app.revision ?? null, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
+  });
+
+  app.delete<{ Params: { name: string } }>('/v1/apps/:name', async (req) => cp.apps.remove(req.params.name));
+  app.post<{ Params: { name: string } }>('/v1/apps/:name/undo', async (req) => {
+    const r = await cp.apps.undo(req.params.name);
+    return { app: r.app.name, revision: r.app.revision, changed: r.changed, replicas: r.replicas };
+  });
+
+  app.get<{ Params: { name: string }; Querystring: { site?: string; items?: string } }>('/v1/apps/:name/endpoints', async (req) => {
+    if (!req.query.site) throw new OutpostError('E_INVALID', 'the site query parameter is required (?site=NAME)', { path: 'site' });
+    const items = req.query.items === undefined ? undefined : Number(req.query.items);
+    if (items !== undefined && (!Number.isInteger(items) || items < 0)) throw new OutpostError('E_INVALID', 'items must be a non-negative integer', { path: 'items' });
+    return cp.sites.endpoints(req.params.name, req.query.site, items);
+  });
+
+  app.get('/v1/model', async () => cp.statuses.modelError());
+
+  // ?app=&node=&state= filter; ?limit=&after= pages (by replica id)
+  app.get<{ Querystring: ReplicaQuery }>('/v1/replicas', async (req, reply) => {
+    const q = req.query;
+    let list: ReplicaRecord[] = q.app !== undefined ? s.appReplicas(q.app) : q.node !== undefined ? s.nodeReplicas(q.node) : s.list('replicas');
+    if (q.node !== undefined) list = list.filter((r) => r.node === q.node);
+    if (q.state !== undefined) list = list.filter((r) => r.state === q.state);
+    return page(list, (r) => r.id, q, reply);
+  });
+  app.get<{ Params: { name: string } }>('/v1/apps/:name/replicas', async (req) => {
+    if (!s.app(req.params.name)) throw new OutpostError('E_NOT_FOUND', `no app named "${req.params.name}"`);
+    return s.appReplicas(req.params.name);
+  });
+
+  // Logs travel through each agent's own outbound connection, streamed as text.
+  app.get<{ Params: { name: string }; Querystring: { follow?: string; tail?: string } }>('/v1/apps/:name/logs', async (req, reply) => {
+    const name = req.params.name;
+    if (!NAME_RE.test(name) || !s.app(name)) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
+    const follow = req.query.follow === '1' || req.query.follow === 'true';
+    const tail = req.query.tail === undefined ? 200 : Number(req.query.tail);
+    if (!Number.isInteger(tail) || tail < 0) throw new OutpostError('E_INVALID', 'tail must be a non-negative integer', { path: 'tail' });
+    const replicas = s.appReplicas(name);
+    const prefix = replicas.length > 1;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+    let open = replicas.length;
+    const cancels: (() => void)[] = [];
+    const done = () => { if (--open <= 0) res.end(); };
+    if (open === 0) res.end();
+    for (const r of replicas) {
+      const tag = prefix ? `[${r.id}] ` : '';
+      try {
+        cancels.push(gateway.requestLogs(r.node, r.id, { follow, tail },
+          (data) => res.write(prefix ? data.replace(/^(?=.)/gm, tag) : data),
+          (err) => { if (err) res.write(`${tag}(logs ended: ${err})\n`); done(); }));
+      } catch (e) {
+        res.write(`${tag}(no logs: ${(e as Error).message})\n`);
+        done();
+      }
+    }
+    req.raw.on('close', () => cancels.forEach((c) => c()));
+  });
+}
+
+function appView(a: AppRecord, replicas: { state: string }[]): AppView {
+  const spec = a.spec;
+  return {
+    name: a.name,
+    image: spec.image ?? null,
+    command: spec.command ?? null,
+    replicas: spec.replicas,
+    running: replicas.filter((r) => r.state === 'running').length,
+    specHash: a.specHash,
+    revision: a.revision ?? null,
+    rollout: a.rollout ?? null,
+    history: (a.history ?? []).map((h) => ({ revision: h.revision, specHash: h.specHash, at: h.at, status: h.status })),
+    spec: a.spec,
+    createdAt: a.createdAt,
+    updatedAt: a.updatedAt,
+  };
+}

@@ -1,0 +1,252 @@
+// Apps: deploy, undo, remove, and the reconciler that keeps each app's
+// replicas in line with its spec. Incremental: an app is reconciled when
+// something that concerns it changed (its spec, one of its replicas, a node
+// it runs on lost, room freed for an app that could not be placed), in one
+// pass per turn of the event loop for every app marked since; never a
+// whole-fleet pass per message or per second.
+import type { Logger } from 'pino';
+import { OutpostError } from '../../core/errors.js';
+import { specHash, type AppSpec } from '../../core/manifest.js';
+import { decide, type ClusterState } from '../../core/reconcile.js';
+import type { Plan } from '../../core/planner.js';
+import { freeSlots, replicaId } from '../../core/slots.js';
+import { isReady } from '../../core/rollout.js';
+import type { AppRecord, ReplicaRecord } from '../../core/types.js';
+import type { Change, Decision, Writer } from '../writer.js';
+import type { State } from '../state.js';
+import type { AppChanges } from '../changes.js';
+import type { Assignments } from './assignments.js';
+import type { Nodes } from './nodes.js';
+
+export interface DeployResult {
+  app: AppRecord;
+  changed: boolean;
+  plan: Plan;
+  removed: string[];
+  replicas: ReplicaRecord[];
+  /** nodes whose assignment set changed */
+  nodes: string[];
+}
+
+const HISTORY = 10;
+
+export class Apps {
+  private readonly dirty = new Set<string>();
+  /** apps that could not place every replica: tried again when room appears, not every pass */
+  private readonly unsatisfied = new Set<string>();
+  private scheduled = false;
+  /** how long the last pass over one app took, ms (for benchmarks) */
+  lastPassMs = 0;
+
+  constructor(
+    private readonly w: Writer,
+    private readonly nodes: Nodes,
+    private readonly assignments: Assignments,
+    readonly changes: AppChanges,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  async deploy(spec: AppSpec): Promise<DeployResult> {
+    const hash = specHash(spec);
+    const r = await this.w.run((s) => {
+      const existing = s.app(spec.name);
+      const t = this.now();
+      let app: AppRecord = { ...existing, name: spec.name, spec, specHash: hash, createdAt: existing?.createdAt ?? t, updatedAt: t };
+      if (!existing || existing.specHash !== hash) app = withRevision(app, spec, hash, t);
+      return this.reconcile(s, app, false);
+    });
+    this.announce(r);
+    return r;
+  }
+
+  /** What a deploy would do, with nothing written. */
+  plan(spec: AppSpec): DeployResult {
+    const t = this.now();
+    return this.reconcile(this.w.state, { name: spec.name, spec, specHash: specHash(spec), createdAt: t, updatedAt: t }, false).result;
+  }
+
+  /** Deploys the last good revision before the current one again. */
+  undo(name: string): Promise<DeployResult> {
+    const app = this.w.state.app(name);
+    if (!app) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
+    const prev = [...(app.history ?? [])].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
+    if (!prev) throw new OutpostError('E_CONFLICT', `${name} has no earlier good revision to go back to`);
+    return this.deploy({ ...prev.spec, replicas: app.spec.replicas, placement: app.spec.placement });
+  }
+
+  async remove(name: string): Promise<{ removed: string[] }> {
+    const reps = await this.w.run((s) => {
+      if (!s.app(name)) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`, { path: 'name' });
+      const replicas = s.appReplicas(name);
+      return { changes: [{ kind: 'apps', key: name, doc: null }, ...replicas.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: null }))], result: replicas };
+    });
+    this.changes.removed(name);
+    this.unsatisfied.delete(name);
+    this.assignments.touch(reps.map((r) => r.node));
+    this.roomFreed();
+    return { removed: reps.map((r) => r.id) };
+  }
+
+  /** Marks apps to reconcile in the next pass. */
+  mark(apps: Iterable<string>): void {
+    for (const a of apps) this.dirty.add(a);
+    if (this.scheduled || this.dirty.size === 0) return;
+    this.scheduled = true;
+    setImmediate(() => this.pass());
+  }
+
+  /** Room appeared (a node joined or came back, replicas went away): apps that could not be placed try again. */
+  roomFreed(): void {
+    this.mark(this.unsatisfied);
+    this.unsatisfied.clear();
+  }
+
+  /**
+   * Once a second: apps with replicas on nodes lost since the last tick, and
+   * apps whose rollout is in progress (its deadline) or whose replica count is
+   * off (a safety net for a change no event marked).
+   */
+  tick(): void {
+    const lost = this.nodes.tick();
+    const s = this.w.state;
+    for (const n of lost) this.mark(s.nodeReplicas(n).map((r) => r.app));
+    for (const a of s.list('apps')) {
+      if (this.unsatisfied.has(a.name)) continue;
+      const ro = a.rollout?.status;
+      if (ro === 'progressing' || ro === 'failed' || s.appReplicas(a.name).length !== a.spec.replicas) this.dirty.add(a.name);
+    }
+    this.mark([]);
+  }
+
+  private pass(): void {
+    this.scheduled = false;
+    const names = [...this.dirty];
+    this.dirty.clear();
+    for (const name of names) {
+      const t0 = performance.now();
+      this.w.run((s) => this.check(s, name))
+        .then((r) => { if (r) this.announce(r); })
+        .catch((e) => {
+          if (e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') this.unsatisfied.add(name);
+          else this.log.warn({ err: e, app: name }, 'reconcile failed; the next change or tick tries again');
+        });
+      this.lastPassMs = performance.now() - t0;
+    }
+  }
+
+  /** One app's rollout bookkeeping, then its replicas brought in line. */
+  private check(s: State, name: string): Decision<DeployResult | null> {
+    const app = s.app(name);
+    if (!app) return { changes: [], result: null };
+    const next = rolloutStatus(app, s.appReplicas(name), this.now());
+    if (next && next !== app && next.specHash !== app.specHash) this.log.warn({ app: name, message: next.rollout?.message }, 'rolling back');
+    try {
+      return this.reconcile(s, next ?? app, next !== null);
+    } catch (e) {
+      // an unplaceable rollback still records why the rollout stopped
+      if (next && next.specHash === app.specHash) return { changes: [{ kind: 'apps', key: name, doc: next }], result: null };
+      throw e;
+    }
+  }
+
+  /** Brings one app's replicas in line with `app`'s spec; E_UNSCHEDULABLE changes nothing. */
+  private reconcile(s: State, app: AppRecord, appChanged: boolean): Decision<DeployResult> {
+    const d = decide(app.spec, app.specHash, this.clusterState(s));
+    const t = this.now();
+    const fresh = d.keep.filter((r) => r.specHash === app.specHash);
+    const slots = freeSlots(fresh, d.plan.placements.length);
+    let serial = app.serial ?? 0;
+    const created: ReplicaRecord[] = d.plan.placements.map((p, i) => ({
+      id: replicaId(app.name, slots[i]!, serial++),
+      app: app.name,
+      slot: slots[i]!,
+      node: p.node,
+      specHash: app.specHash,
+      state: 'pending',
+      endpoint: null,
+      restarts: 0,
+      measured: { imageMs: null, containerMs: null, engineMs: null },
+      predicted: { ...p.predicted },
+      progress: null,
+      error: null,
+      createdAt: t,
+      updatedAt: t,
+    }));
+    const prev = s.app(app.name);
+    const changed = created.length > 0 || d.remove.length > 0 || prev?.specHash !== app.specHash || JSON.stringify(prev?.spec) !== JSON.stringify(app.spec);
+    const result: DeployResult = {
+      app: { ...app, serial }, changed, plan: d.plan, removed: d.remove.map((r) => r.id), replicas: [...d.keep, ...created],
+      nodes: [...new Set([...created, ...d.remove].map((r) => r.node))],
+    };
+    if (!changed && !appChanged) return { changes: [], result };
+    const changes: Change[] = [
+      { kind: 'apps', key: app.name, doc: result.app },
+      ...d.remove.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: null })),
+      ...created.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: r })),
+    ];
+    return { changes, result };
+  }
+
+  /** After a commit: long polls hear of it, agents get their new sets, freed room is offered. */
+  private announce(r: DeployResult): void {
+    this.changes.changed(r.app.name);
+    this.assignments.touch(r.nodes);
+    if (r.removed.length > 0) this.roomFreed();
+    if (r.nodes.length > 0) {
+      this.log.info({ app: r.app.name, created: r.replicas.filter((x) => x.state === 'pending' && r.nodes.includes(x.node)).length, removed: r.removed.length }, 'app reconciled');
+    }
+  }
+
+  /** Everything the planner needs: the state as it is now. */
+  clusterState(s: State = this.w.state): ClusterState {
+    return {
+      lost: this.nodes.lost(),
+      nodes: s.list('nodes'),
+      replicas: s.list('replicas'),
+      specs: new Map(s.list('apps').map((a) => [a.name, a.spec])),
+      sites: s.list('sites'),
+      now: this.now(),
+    };
+  }
+}
+
+/**
+ * A rollout's next status from its replicas: complete when every replica
+ * runs the current revision and is ready; rolled back to the last good
+ * revision when a new replica failed (exited, failed to pull, restarted for
+ * failing health) or the progress deadline passed. Null: no change.
+ */
+export function rolloutStatus(app: AppRecord, reps: ReplicaRecord[], t: number): AppRecord | null {
+  const ro = app.rollout;
+  // a failed rollout had nothing to roll back to (an app's first revision): it
+  // still completes once its replicas are all ready, so that a later revision
+  // has a good one to go back to
+  if (!ro || (ro.status !== 'progressing' && ro.status !== 'failed')) return null;
+  const fresh = reps.filter((r) => r.specHash === app.specHash);
+  if (fresh.length === app.spec.replicas && reps.length === fresh.length && fresh.every(isReady)) return completed(app, t);
+  if (ro.status === 'failed') return null;
+  const bad = fresh.find((r) => r.state === 'failed' || (r.restarts > 0 && r.lastExit));
+  const late = t - ro.startedAt > app.spec.update.progressDeadlineMs;
+  if (!bad && !late) return null;
+  const why = bad ? `replica ${bad.id} on ${bad.node}: ${(bad.error ?? bad.lastExit)?.code ?? 'failed'}: ${(bad.error ?? bad.lastExit)?.message ?? ''}` : `not every new replica was ready within ${app.spec.update.progressDeadlineMs} ms`;
+  const good = [...(app.history ?? [])].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
+  if (!good) return { ...app, rollout: { ...ro, status: 'failed', message: why } };
+  const history = (app.history ?? []).map((h) => (h.revision === ro.revision ? { ...h, status: 'failed' as const } : h));
+  return {
+    ...app, spec: { ...good.spec, replicas: app.spec.replicas, placement: app.spec.placement }, specHash: good.specHash, updatedAt: t, history,
+    rollout: { revision: good.revision, status: 'rolled-back', startedAt: t, message: `revision ${ro.revision} rolled back to ${good.revision}: ${why}` },
+  };
+}
+
+function withRevision(app: AppRecord, spec: AppSpec, hash: string, t: number): AppRecord {
+  const revision = (app.revision ?? 0) + 1;
+  const history = [...(app.history ?? []), { revision, specHash: hash, spec, at: t, status: 'progressing' as const }].slice(-HISTORY);
+  return { ...app, revision, history, rollout: { revision, status: 'progressing', startedAt: t } };
+}
+
+function completed(app: AppRecord, t: number): AppRecord {
+  const ro = app.rollout!;
+  const history = (app.history ?? []).map((h) => (h.specHash === app.specHash && h.status !== 'failed' ? { ...h, status: 'complete' as const } : h));
+  return { ...app, history, updatedAt: t, rollout: { ...ro, status: ro.status === 'rolled-back' ? 'rolled-back' : 'complete', message: ro.status === 'failed' ? undefined : ro.message } };
+}

@@ -1,0 +1,68 @@
+// Each node's assignment set: the replicas it should run, with the spec of
+// each one's own revision. A change to a replica marks its node (and the node
+// it left); once per turn of the event loop the marked nodes are announced,
+// and the gateway sends a set only where its version differs from the one the
+// node last got: an unchanged set costs nothing.
+import { createHash } from 'node:crypto';
+import { imageCatalog, missingImageBytes } from '../../core/images.js';
+import type { Assignment, Layer, ReplicaRecord } from '../../core/types.js';
+import type { State } from '../state.js';
+
+export interface AssignmentSet {
+  replicas: Assignment[];
+  /** a hash of the set: equal versions, equal sets */
+  version: string;
+}
+
+export class Assignments {
+  private dirty = new Set<string>();
+  private scheduled = false;
+  private catalog: Record<string, { layers: Layer[] }> | null = null;
+  private readonly listeners: ((nodes: string[]) => void)[] = [];
+
+  constructor(private readonly state: State) {}
+
+  /** `f` hears the nodes whose set may have changed */
+  subscribe(f: (nodes: string[]) => void): void {
+    this.listeners.push(f);
+  }
+
+  touch(nodes: Iterable<string>): void {
+    for (const n of nodes) this.dirty.add(n);
+    if (this.scheduled || this.dirty.size === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const nodes = [...this.dirty];
+      this.dirty.clear();
+      for (const f of this.listeners) f(nodes);
+    });
+  }
+
+  /** Some node's image inventory changed: what each image lacks on a node is computed again. */
+  imagesChanged(): void {
+    this.catalog = null;
+  }
+
+  setFor(node: string): AssignmentSet {
+    const s = this.state;
+    this.catalog ??= imageCatalog(s.list('nodes'));
+    const have = s.node(node)?.layers ?? [];
+    const replicas: Assignment[] = [];
+    for (const r of s.nodeReplicas(node)) {
+      const spec = specOf(s, r);
+      if (!spec) continue;
+      replicas.push({ id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImageBytes(this.catalog, spec.image, have) });
+    }
+    const h = createHash('sha1');
+    for (const a of replicas) h.update(`${a.id} ${a.specHash} ${a.imageBytes}\n`);
+    return { replicas, version: h.digest('base64url').slice(0, 16) };
+  }
+}
+
+/** A replica runs the spec of its own revision (an old one during a rolling update). */
+function specOf(s: State, r: ReplicaRecord) {
+  const a = s.app(r.app);
+  if (!a) return undefined;
+  return r.specHash === a.specHash ? a.spec : a.history?.find((h) => h.specHash === r.specHash)?.spec ?? a.spec;
+}

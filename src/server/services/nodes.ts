@@ -1,0 +1,123 @@
+// Nodes: registration, connection state, what agents report about their
+// machine, and the node-loss clock. A record is written only when something
+// in it changed: an idle fleet writes nothing.
+import type { HubStats, NodeInfo, NodeRecord, PerItemUs } from '../../core/types.js';
+import type { Writer } from '../writer.js';
+import type { State } from '../state.js';
+
+export interface LossPolicy {
+  /** a node unreachable longer than this is lost: its replicas move (per app policy) */
+  timeoutMs: number;
+  /** with more than this fraction of the fleet unreachable at once, no node is lost (a partition or a control-plane restart, not dead machines) */
+  stormFraction: number;
+  /** the pause applies from this many nodes up: in a small fleet one node is a large fraction */
+  stormMinNodes: number;
+}
+
+export const DEFAULT_LOSS: LossPolicy = { timeoutMs: 15_000, stormFraction: 0.5, stormMinNodes: 10 };
+
+export class Nodes {
+  /** unreachable nodes -> since when their loss clock runs */
+  private readonly down = new Map<string, number>();
+  private stormEnded = 0;
+  private storming = false;
+  private lostNow = new Set<string>();
+
+  constructor(private readonly w: Writer, private readonly now: () => number, readonly loss: LossPolicy = DEFAULT_LOSS) {
+    // no agent is connected when a control plane starts: every node's clock starts now
+    for (const n of w.state.list('nodes')) this.down.set(n.name, this.now());
+    if (w.state.count('nodes') > 0) void this.markAll('unreachable');
+  }
+
+  private get s(): State {
+    return this.w.state;
+  }
+
+  register(info: NodeInfo): Promise<NodeRecord> {
+    this.down.delete(info.name);
+    return this.w.run((s) => {
+      const prev = s.node(info.name);
+      const node: NodeRecord = {
+        ...info,
+        state: 'ready',
+        lastSeen: this.now(),
+        timings: prev?.timings ?? { containerMs: null, engineMs: null, bandwidthMbps: null, samples: 0 },
+        rttMs: prev?.rttMs ?? {},
+        declaredRttMs: prev?.declaredRttMs ?? {},
+        stageUs: prev?.stageUs ?? {},
+        hub: info.hub ?? null,
+        hubStats: prev?.hubStats ?? null,
+      };
+      return { changes: [{ kind: 'nodes', key: node.name, doc: node }], result: node };
+    });
+  }
+
+  disconnected(name: string): void {
+    this.down.set(name, this.now());
+    void this.update(name, (n) => (n.state === 'unreachable' ? null : { ...n, state: 'unreachable', lastSeen: this.now() }));
+  }
+
+  /** An agent waiting in the admission queue is alive: its loss clock starts again. */
+  knocked(name: string): void {
+    if (this.down.has(name)) this.down.set(name, this.now());
+  }
+
+  isDown(name: string): boolean {
+    return this.down.has(name);
+  }
+
+  /**
+   * Nodes unreachable for longer than the timeout. While a storm lasts
+   * (a large part of the fleet unreachable at once) none is; when it ends,
+   * the clock of every node still away starts from then.
+   */
+  lost(): Set<string> {
+    return this.lostNow;
+  }
+
+  /** Re-evaluates the loss clocks; returns the nodes lost since the last call. */
+  tick(): string[] {
+    const t = this.now();
+    const total = this.s.count('nodes');
+    const storm = total >= this.loss.stormMinNodes && this.down.size > total * this.loss.stormFraction;
+    if (storm || this.storming) this.stormEnded = t;
+    this.storming = storm;
+    const lost = new Set<string>();
+    if (!storm) for (const [n, since] of this.down) if (t - Math.max(since, this.stormEnded) > this.loss.timeoutMs) lost.add(n);
+    const fresh = [...lost].filter((n) => !this.lostNow.has(n));
+    this.lostNow = lost;
+    return fresh;
+  }
+
+  get storm(): boolean {
+    return this.storming;
+  }
+
+  setHubStats(name: string, stats: HubStats): void {
+    void this.update(name, (n) => (JSON.stringify(n.hubStats) === JSON.stringify(stats) ? null : { ...n, hubStats: stats }));
+  }
+
+  updateImages(name: string, images: string[], layers: NodeRecord['layers'], imageLayers: NodeRecord['imageLayers']): Promise<NodeRecord | null> {
+    return this.update(name, (n) => (JSON.stringify([n.images, n.layers, n.imageLayers]) === JSON.stringify([images, layers, imageLayers]) ? null : { ...n, images, layers, imageLayers }));
+  }
+
+  setStages(name: string, app: string, perItemUs: PerItemUs): void {
+    void this.update(name, (n) => (JSON.stringify(n.stageUs?.[app]) === JSON.stringify(perItemUs) ? null : { ...n, stageUs: { ...(n.stageUs ?? {}), [app]: perItemUs } }));
+  }
+
+  /** Applies `f` to a node's record; f answers null for "unchanged" (nothing is written). */
+  update(name: string, f: (n: NodeRecord) => NodeRecord | null): Promise<NodeRecord | null> {
+    return this.w.run((s) => {
+      const n = s.node(name);
+      const next = n ? f(n) : null;
+      return { changes: next ? [{ kind: 'nodes', key: name, doc: next }] : [], result: next };
+    });
+  }
+
+  private markAll(state: NodeRecord['state']): Promise<void> {
+    return this.w.run((s) => ({
+      changes: s.list('nodes').filter((n) => n.state !== state).map((n) => ({ kind: 'nodes' as const, key: n.name, doc: { ...n, state, lastSeen: this.now() } })),
+      result: undefined,
+    }));
+  }
+}

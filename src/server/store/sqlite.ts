@@ -1,0 +1,74 @@
+// The SQLite store (WAL): the embedded default. Each kind is a table of
+// (key, rev, doc) with the replicas' app and node as indexed columns.
+// better-sqlite3 is synchronous; a commit is one short transaction, and the
+// control plane groups many changes into each (src/server/writer.ts).
+import Database from 'better-sqlite3';
+import type { ModelSample } from '../../core/types.js';
+import { migrate } from './migrations.js';
+import { StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
+
+const KEY: Record<Kind, string> = { nodes: 'name', apps: 'name', sites: 'name', replicas: 'id' };
+
+export function openSqliteStore(file: string): Store {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  const schemaVersion = migrate(db);
+  const stmt = new Map<string, Database.Statement>();
+  const prep = (sql: string) => {
+    let s = stmt.get(sql);
+    if (!s) stmt.set(sql, (s = db.prepare(sql)));
+    return s;
+  };
+  const revOf = (kind: Kind, key: string) => (prep(`SELECT rev FROM ${kind} WHERE ${KEY[kind]} = ?`).get(key) as { rev: number } | undefined)?.rev ?? 0;
+  const toRow = <T>(r: { k: string; rev: number; doc: string }): Row<T> => ({ key: r.k, rev: r.rev, doc: JSON.parse(r.doc) as T });
+
+  const commit = db.transaction((writes: Write[], samples: ModelSample[]) => {
+    for (const w of writes) {
+      if (w.expect === undefined) continue;
+      const actual = revOf(w.kind, w.key);
+      if (actual !== w.expect) throw new StoreConflict(w.kind, w.key, w.expect, actual);
+    }
+    const cur = (prep("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value;
+    if (writes.length === 0 && samples.length === 0) return cur;
+    const rev = cur + 1;
+    prep("UPDATE meta SET value = ? WHERE key = 'revision'").run(rev);
+    for (const w of writes) {
+      const k = KEY[w.kind];
+      if (w.doc === null) prep(`DELETE FROM ${w.kind} WHERE ${k} = ?`).run(w.key);
+      else if (w.kind === 'replicas') {
+        const d = w.doc as { app: string; node: string };
+        prep('INSERT INTO replicas (id, app, node, rev, doc) VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET app = excluded.app, node = excluded.node, rev = excluded.rev, doc = excluded.doc')
+          .run(w.key, d.app, d.node, rev, JSON.stringify(w.doc));
+      } else {
+        prep(`INSERT INTO ${w.kind} (${k}, rev, doc) VALUES (?, ?, ?) ON CONFLICT(${k}) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`).run(w.key, rev, JSON.stringify(w.doc));
+      }
+    }
+    for (const s of samples) prep('INSERT OR IGNORE INTO samples (replica, doc) VALUES (?, ?)').run(s.replica, JSON.stringify(s));
+    return rev;
+  });
+
+  return {
+    schemaVersion,
+    revision: async () => (prep("SELECT value FROM meta WHERE key = 'revision'").get() as { value: number }).value,
+    get: async <T>(kind: Kind, key: string) => {
+      const r = prep(`SELECT ${KEY[kind]} AS k, rev, doc FROM ${kind} WHERE ${KEY[kind]} = ?`).get(key) as { k: string; rev: number; doc: string } | undefined;
+      return r ? toRow<T>(r) : undefined;
+    },
+    list: async <T>(kind: Kind, q: ListQuery = {}) => {
+      const k = KEY[kind];
+      const where: string[] = [];
+      const args: (string | number)[] = [];
+      if (q.after !== undefined) { where.push(`${k} > ?`); args.push(q.after); }
+      if (kind === 'replicas' && q.app !== undefined) { where.push('app = ?'); args.push(q.app); }
+      if (kind === 'replicas' && q.node !== undefined) { where.push('node = ?'); args.push(q.node); }
+      args.push(q.limit ?? -1);
+      const sql = `SELECT ${k} AS k, rev, doc FROM ${kind}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${k} LIMIT ?`;
+      return (prep(sql).all(...args) as { k: string; rev: number; doc: string }[]).map((r) => toRow<T>(r));
+    },
+    commit: async (writes, samples = []) => commit(writes, samples),
+    listSamples: async (limit = 1000) => (prep('SELECT doc FROM samples ORDER BY id DESC LIMIT ?').all(limit) as { doc: string }[]).map((r) => JSON.parse(r.doc) as ModelSample),
+    close: async () => { db.close(); },
+  };
+}

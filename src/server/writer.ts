@@ -1,0 +1,181 @@
+// Every change to the control plane's state goes through here. An operation
+// is a function that reads the state and returns the changes it decides on;
+// it runs at once, its changes show in the state at once, and they reach the
+// store in the next group commit (one transaction for everything decided in
+// the same turn of the event loop: thousands of status reports cost one
+// fsync, not thousands).
+//
+// Each change carries the revision its record had when the operation read it
+// (compare-and-set). When a commit loses a race (another control-plane
+// instance wrote one of its records), the records it touched are read again
+// from the store and each operation in it is decided again from fresh state
+// and committed on its own, as Nomad's plan applier re-checks a plan.
+import type { Logger } from 'pino';
+import type { ModelSample } from '../core/types.js';
+import { OutpostError } from '../core/errors.js';
+import type { Docs, State } from './state.js';
+import { StoreConflict, type Kind, type Store, type Write } from './store/store.js';
+
+export interface Change<K extends Kind = Kind> {
+  kind: K;
+  key: string;
+  /** the new document, or null to delete */
+  doc: Docs[K] | null;
+}
+
+export interface Decision<T> {
+  changes: Change[];
+  samples?: ModelSample[];
+  result: T;
+}
+
+export type Op<T> = (s: State) => Decision<T>;
+
+interface Pending {
+  op: Op<unknown>;
+  writes: Map<string, Write>;
+  samples: ModelSample[];
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  result: unknown;
+}
+
+const RETRIES = 5;
+
+export class Writer {
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  private scheduled = false;
+  /** commits and the changes in them, for benchmarks and /metrics */
+  readonly stats = { commits: 0, changes: 0, conflicts: 0 };
+  /** called after each commit with the records it wrote */
+  onCommit: ((changes: { kind: Kind; key: string }[]) => void) | null = null;
+
+  constructor(private readonly store: Store, readonly state: State, private readonly log: Logger) {}
+
+  /**
+   * Runs `op` now and applies its changes to the state; the promise settles
+   * when they are committed (with the op's result), or fails with E_CONFLICT
+   * when even fresh state kept losing races.
+   */
+  run<T>(op: Op<T>): Promise<T> {
+    let d: Decision<T>;
+    try {
+      d = op(this.state);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (d.changes.length === 0 && !d.samples?.length) return Promise.resolve(d.result);
+    return new Promise<T>((resolve, reject) => {
+      const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes), samples: d.samples ?? [], resolve: resolve as (v: unknown) => void, reject, result: d.result };
+      this.queue.push(p);
+      this.schedule();
+    });
+  }
+
+  /** Settles once everything queued so far is committed. */
+  async flush(): Promise<void> {
+    while (this.queue.length > 0 || this.flushing) {
+      if (this.flushing) await this.flushing;
+      else await this.commitQueued();
+    }
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      if (!this.flushing) void this.commitQueued();
+    });
+  }
+
+  /** Applies changes to the state, remembering for each record the revision it was read at. */
+  private stage(changes: Change[]): Map<string, Write> {
+    const writes = new Map<string, Write>();
+    for (const c of changes) {
+      const id = `${c.kind}/${c.key}`;
+      const w = writes.get(id);
+      if (w) w.doc = c.doc;
+      else writes.set(id, { kind: c.kind, key: c.key, doc: c.doc, expect: this.state.rev(c.kind, c.key) });
+      this.state.set(c.kind, c.key, c.doc as never, this.state.rev(c.kind, c.key));
+    }
+    return writes;
+  }
+
+  private commitQueued(): Promise<void> {
+    const batch = this.queue;
+    this.queue = [];
+    const run = this.commitBatch(batch).finally(() => {
+      this.flushing = null;
+      if (this.queue.length > 0) this.schedule();
+    });
+    this.flushing = run;
+    return run;
+  }
+
+  private async commitBatch(batch: Pending[]): Promise<void> {
+    if (batch.length === 0) return;
+    // one write per record: the first reader's expectation, the last writer's document
+    const merged = new Map<string, Write>();
+    for (const p of batch) {
+      for (const [id, w] of p.writes) {
+        const m = merged.get(id);
+        if (m) m.doc = w.doc;
+        else merged.set(id, { ...w });
+      }
+    }
+    try {
+      const rev = await this.store.commit([...merged.values()], batch.flatMap((p) => p.samples));
+      this.settle(merged, rev);
+      for (const p of batch) p.resolve(p.result);
+    } catch (err) {
+      await this.reload(merged);
+      if (!(err instanceof StoreConflict)) {
+        this.log.error({ err, changes: merged.size }, 'commit failed; the changes were dropped');
+        for (const p of batch) p.reject(err);
+        return;
+      }
+      this.stats.conflicts++;
+      // decide each operation again from what the store holds now, one at a time
+      for (const p of batch) await this.retry(p);
+    }
+  }
+
+  private async retry(p: Pending): Promise<void> {
+    for (let i = 0; i < RETRIES; i++) {
+      let d: Decision<unknown>;
+      try {
+        d = p.op(this.state);
+      } catch (e) {
+        return p.reject(e);
+      }
+      const writes = this.stage(d.changes);
+      try {
+        const rev = await this.store.commit([...writes.values()], d.samples ?? []);
+        this.settle(writes, rev);
+        return p.resolve(d.result);
+      } catch (err) {
+        await this.reload(writes);
+        if (!(err instanceof StoreConflict)) return p.reject(err);
+        this.stats.conflicts++;
+      }
+    }
+    p.reject(new OutpostError('E_CONFLICT', `gave up after ${RETRIES} attempts: other writers kept changing the same records`));
+  }
+
+  private settle(writes: Map<string, Write>, rev: number): void {
+    this.stats.commits++;
+    this.stats.changes += writes.size;
+    for (const w of writes.values()) if (w.doc !== null) this.state.committed(w.kind, w.key, rev);
+    this.onCommit?.([...writes.values()].map((w) => ({ kind: w.kind, key: w.key })));
+  }
+
+  /** A failed commit's records, as the store holds them: the state's optimistic copies are discarded. */
+  private async reload(writes: Map<string, Write>): Promise<void> {
+    for (const w of writes.values()) {
+      const row = await this.store.get(w.kind, w.key);
+      this.state.set(w.kind, w.key, (row?.doc ?? null) as never, row?.rev ?? 0);
+    }
+  }
+}
