@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../src/agent/health.js';
-import { Client } from '../src/cli/client.js';
-import type { ReplicaRecord } from '../src/core/types.js';
+import { ApiClient } from '../src/contract/client.js';
+import type { ReplicaRecord } from '../src/contract/api.js';
 import { median } from './stats.js';
-import { ROOT, healthy, sleep } from './local.js';
+import { ROOT, controlPlaneUp, healthy, sleep } from './local.js';
 import { listArg, numArg } from './args.js';
 
 const run = promisify(execFile);
@@ -33,12 +33,12 @@ const logEnv = { ...process.env, OUTPOST_LOG_LEVEL: LOGS ? 'info' : 'warn', OUTP
 let port = 0;
 let server: ChildProcess | null = null;
 const agents: Record<string, ChildProcess> = {};
-let client: Client;
+let client: ApiClient;
 
 async function startServer(): Promise<void> {
   server = spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--node-timeout', String(NODE_TIMEOUT_MS)], { stdio: logTo('server') as never, env: logEnv });
-  while (!(await healthy(`http://127.0.0.1:${port}/healthz`))) await sleep(20);
-  client = new Client(`http://127.0.0.1:${port}`, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim());
+  while (!(await controlPlaneUp(`http://127.0.0.1:${port}`))) await sleep(20);
+  client = new ApiClient(`http://127.0.0.1:${port}`, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim());
 }
 function startAgent(n: string): void {
   const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
@@ -50,7 +50,7 @@ const nodeContainers = (n: string, all = false) => containers([`label=io.outpost
 
 async function replicas(app = APP): Promise<ReplicaRecord[]> {
   try {
-    return await client.request<ReplicaRecord[]>('GET', `/v1/apps/${app}/replicas`);
+    return await client.appReplicas(app);
   } catch {
     return [];
   }
@@ -105,9 +105,9 @@ async function main(): Promise<void> {
   port = await freePort('127.0.0.1');
   await startServer();
   for (const n of NODES) startAgent(n);
-  while ((await client.request<{ state: string }[]>('GET', '/v1/nodes')).filter((n) => n.state === 'ready').length < NODES.length) await sleep(50);
+  while ((await client.nodes()).filter((n) => n.state === 'ready').length < NODES.length) await sleep(50);
   const manifest = (v: string, extra: object = {}) => ({ name: APP, image: 'localhost/sensor-stats:0.1', replicas: K, env: { V: v }, ports: [{ name: 'http', container: 5000 }], resources: { cpu: 0.5, memoryMiB: 128 }, health: { http: '/healthz', port: 'http', intervalMs: 500 }, ...extra });
-  await client.request('POST', '/v1/apps', manifest('1'));
+  await client.deploy(manifest('1'));
   try {
     await fault('kill -9 a container', async () => {
       const [r] = await replicas();
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
       agents[r!.node]!.kill('SIGKILL');
       await sleep(300);
       startAgent(r!.node);
-      while ((await client.request<{ name: string; state: string }[]>('GET', '/v1/nodes')).find((n) => n.name === r!.node)?.state !== 'ready') await sleep(20);
+      while ((await client.nodes()).find((n) => n.name === r!.node)?.state !== 'ready') await sleep(20);
       const ms = await recover();
       const after = await nodeContainers(r!.node);
       if (JSON.stringify(before.sort()) !== JSON.stringify(after.sort())) console.log('  the agent did not adopt its containers');
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     });
     await fault('kill -9 the control plane during a deploy', async () => {
       const t0 = Date.now();
-      const post = client.request('POST', '/v1/apps', { ...manifest('x'), name: 'chaos-b' }).catch(() => null);
+      const post = client.deploy({ ...manifest('x'), name: 'chaos-b' }).catch(() => null);
       await sleep(15);
       server!.kill('SIGKILL');
       await post;
@@ -144,14 +144,14 @@ async function main(): Promise<void> {
       for (;;) {
         const b = await replicas('chaos-b');
         const ctrs = await appContainers('chaos-b');
-        const exists = await client.request('GET', '/v1/apps/chaos-b').then(() => true, () => false);
+        const exists = await client.app('chaos-b').then(() => true, () => false);
         if (!exists && ctrs.length === 0) break;
         if (exists && b.length === K && b.every((x) => x.state === 'running') && ctrs.length === K) break;
         if (Date.now() > deadline) { console.log('  chaos-b did not converge'); break; }
         await sleep(50);
       }
       const ms = Date.now() - t0;
-      await client.request('DELETE', '/v1/apps/chaos-b').catch(() => {});
+      await client.remove('chaos-b').catch(() => {});
       while ((await appContainers('chaos-b')).length > 0) await sleep(50);
       return ms;
     });
@@ -194,7 +194,7 @@ async function main(): Promise<void> {
       // a second app leaks 40 MB/s under a 96 MiB limit: killed at the limit and
       // restarted by its policy, again and again, while the main app is unharmed
       const t0 = Date.now();
-      await client.request('POST', '/v1/apps', { ...manifest('leak'), name: 'leak', replicas: 1, env: { LEAK_MB_PER_S: '40' }, resources: { cpu: 0.5, memoryMiB: 96 } });
+      await client.deploy({ ...manifest('leak'), name: 'leak', replicas: 1, env: { LEAK_MB_PER_S: '40' }, resources: { cpu: 0.5, memoryMiB: 96 } });
       let ms = -1;
       for (;;) {
         const [l] = await replicas('leak');
@@ -206,19 +206,19 @@ async function main(): Promise<void> {
         if (Date.now() - t0 > 60_000) break;
         await sleep(50);
       }
-      await client.request('DELETE', '/v1/apps/leak').catch(() => {});
+      await client.remove('leak').catch(() => {});
       while ((await appContainers('leak')).length > 0) await sleep(50);
       return ms;
     });
     let v = 2;
     await fault('a bad rollout', async () => {
       const t0 = Date.now();
-      await client.request('POST', '/v1/apps', manifest(`bad-${v++}`, { image: 'localhost/no-such-image:1', restart: { policy: 'never' } }));
+      await client.deploy(manifest(`bad-${v++}`, { image: 'localhost/no-such-image:1', restart: { policy: 'never' } }));
       for (;;) {
-        const a = await client.request<{ rollout: { status: string } | null }>('GET', `/v1/apps/${APP}`);
+        const a = await client.app(APP);
         if (a.rollout?.status === 'rolled-back') break;
         if (Date.now() - t0 > 60_000) {
-          console.log('  no rollback:', JSON.stringify(await client.request('GET', `/v1/apps/${APP}`).then((x) => ({ rollout: (x as { rollout: unknown }).rollout, history: (x as { history: unknown }).history, replicas: (x as { replicas: ReplicaRecord[] }).replicas.map((r) => [r.id, r.node, r.specHash, r.state, r.ready, r.error?.code]) }))));
+          console.log('  no rollback:', JSON.stringify(await client.app(APP).then((x) => ({ rollout: x.rollout, history: x.history, replicas: x.replicas.map((r) => [r.id, r.node, r.specHash, r.state, r.ready, r.error?.code]) }))));
           return -1;
         }
         await sleep(50);
@@ -231,7 +231,7 @@ async function main(): Promise<void> {
       ...rows.map((r) => `| ${r.fault} | ${r.injected} | ${r.lost} | ${r.duplicated} | ${r.recoverMs.length ? `${median(r.recoverMs)} ms` : '-'} | ${r.recoverMs.length ? `${Math.max(...r.recoverMs)} ms` : '-'} |`)];
     console.log(`\n${table.join('\n')}\n`);
     console.log(JSON.stringify({ runs: RUNS, cutMs: CUT_MS, nodeTimeoutMs: NODE_TIMEOUT_MS, rows }, null, 2));
-    await client.request('DELETE', `/v1/apps/${APP}`).catch(() => {});
+    await client.remove(APP).catch(() => {});
     await sleep(2000);
     for (const a of Object.values(agents)) { a.kill('SIGCONT'); a.kill('SIGKILL'); }
     server?.kill('SIGKILL');

@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   const file = path.join(dir, 'app.yaml');
   fs.writeFileSync(file, 'name: bench-cli\ncommand: ["node", "-e", "setInterval(() => {}, 1000)"]\nreplicas: 0\n');
   try {
-    for (let i = 0; i < 5; i++) await local.client.request('POST', '/v1/apps', { name: `bench-app-${i}`, command: ['true'], replicas: 0 });
+    for (let i = 0; i < 5; i++) await local.client.deploy({ name: `bench-app-${i}`, command: ['true'], replicas: 0 });
     const base: NodeJS.ProcessEnv = { ...process.env, OUTPOST_SERVER: local.client.server, OUTPOST_TOKEN: local.token };
     const noCa = { ...base };
     delete noCa.NODE_EXTRA_CA_CERTS;

@@ -15,8 +15,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../src/agent/health.js';
-import type { Client } from '../src/cli/client.js';
-import type { ReplicaRecord } from '../src/core/types.js';
+import type { ApiClient } from '../src/contract/client.js';
+import type { ReplicaRecord } from '../src/contract/api.js';
 import { median, summarize } from './stats.js';
 import { ROOT, healthy, removeApp, sleep, startLocal } from './local.js';
 import { numArg } from './args.js';
@@ -40,12 +40,12 @@ async function rawRun(i: number): Promise<number> {
   return ms;
 }
 
-async function apiRun(client: Client, name: string): Promise<{ ms: number; r: ReplicaRecord }> {
+async function apiRun(client: ApiClient, name: string): Promise<{ ms: number; r: ReplicaRecord }> {
   const t0 = performance.now();
-  await client.request('POST', '/v1/apps', manifest(name));
+  await client.deploy(manifest(name));
   let r: ReplicaRecord | undefined;
   for (;;) {
-    [r] = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${name}/replicas`);
+    [r] = await client.appReplicas(name);
     if (r?.state === 'running' && r.endpoint) break;
     if (r?.state === 'failed') throw new Error(`outpost replica failed: ${r.error?.message}`);
     await sleep(POLL_MS);
@@ -54,7 +54,7 @@ async function apiRun(client: Client, name: string): Promise<{ ms: number; r: Re
 }
 
 /** `caCerts` false: without NODE_EXTRA_CA_CERTS, which this machine sets and which costs every Node.js start ~40 ms here (bench:cli) */
-async function cliRun(client: Client, token: string, name: string, dir: string, caCerts: boolean): Promise<{ ms: number; r: ReplicaRecord }> {
+async function cliRun(client: ApiClient, token: string, name: string, dir: string, caCerts: boolean): Promise<{ ms: number; r: ReplicaRecord }> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, `name: ${name}\nimage: ${IMAGE}\nports: [{ name: http, container: 5000 }]\nhealth: { http: /healthz, port: http }\n`);
   const env: NodeJS.ProcessEnv = { ...process.env, OUTPOST_SERVER: client.server, OUTPOST_TOKEN: token };
@@ -62,7 +62,7 @@ async function cliRun(client: Client, token: string, name: string, dir: string, 
   const t0 = performance.now();
   await run(process.execPath, [CLI, 'deploy', '-f', file, '--wait'], { env });
   const ms = performance.now() - t0;
-  const [r] = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${name}/replicas`);
+  const [r] = await client.appReplicas(name);
   return { ms, r: r! };
 }
 

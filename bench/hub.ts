@@ -253,10 +253,10 @@ async function reduction() {
   // a real agent and control plane: what crosses the uplink is what the control plane acknowledged
   const c = await startLocal({ runtime: 'process' });
   try {
-    await c.client.request('POST', '/v1/apps', { name: 'kilo', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], streams: { kilo: { windowMs: 1000, lateMs: 200, ops: ['count', 'mean', 'min', 'max', 'stddev'] } } });
+    await c.client.deploy({ name: 'kilo', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], streams: { kilo: { windowMs: 1000, lateMs: 200, ops: ['count', 'mean', 'min', 'max', 'stddev'] } } });
     const node = await (async () => {
       for (;;) {
-        const n = (await c.client.request<{ hub: { http: string; mqtt: string } | null }[]>('GET', '/v1/nodes'))[0];
+        const n = (await c.client.nodes())[0];
         const streams = n?.hub ? await fetch(`${n.hub.http}/v1/streams`).then((r) => r.json() as Promise<{ name: string }[]>, () => []) : [];
         if (streams.some((x) => x.name === 'kilo')) return n!;
         await sleep(200);
@@ -274,11 +274,11 @@ async function reduction() {
     }
     await client.endAsync();
     await sleep(3000);
-    const hs = (await c.client.request<{ hubStats: HubStats }[]>('GET', '/v1/nodes'))[0]!.hubStats;
+    const hs = (await c.client.nodes())[0]!.hubStats!;
     const s = hs.streams.kilo!;
     return { seconds: SECS, messages: sent, pointsIn: s.pointsIn, bytesIn: hs.bytesIn, windows: s.windows, bytesForwarded: hs.bytesForwarded, ratio: hs.reduction };
   } finally {
-    await c.client.request('DELETE', '/v1/apps/kilo').catch(() => {});
+    await c.client.remove('kilo').catch(() => {});
     await sleep(1000);
     c.stop();
   }

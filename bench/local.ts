@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../src/agent/health.js';
-import { Client } from '../src/cli/client.js';
+import { ApiClient } from '../src/contract/client.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -25,8 +25,13 @@ export async function healthy(url: string): Promise<boolean> {
   }
 }
 
+/** Whether the control plane at `url` answers its /healthz. */
+export async function controlPlaneUp(url: string): Promise<boolean> {
+  return new ApiClient(url, '').healthz().then((h) => h.ok, () => false);
+}
+
 export interface LocalCluster {
-  client: Client;
+  client: ApiClient;
   /** the admin token, for CLI processes */
   token: string;
   node: string;
@@ -41,7 +46,7 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
   const procs: ChildProcess[] = [];
   procs.push(spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`], { env, stdio: 'inherit' }));
   const url = `http://127.0.0.1:${port}`;
-  while (!(await healthy(`${url}/healthz`))) await sleep(25);
+  while (!(await controlPlaneUp(url))) await sleep(25);
   const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
   const names = opts.nodes ?? [opts.node ?? 'bench'];
   for (const node of names) {
@@ -49,9 +54,9 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
     procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--join-token', join, '--name', node, '--runtime', opts.runtime, '--data-dir', data], { env, stdio: 'inherit' }));
   }
   const token = fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim();
-  const client = new Client(url, token);
+  const client = new ApiClient(url, token);
   for (;;) {
-    const nodes = await client.request<{ state: string }[]>('GET', '/v1/nodes');
+    const nodes = await client.nodes();
     if (nodes.filter((n) => n.state === 'ready').length >= names.length) break;
     await sleep(50);
   }
@@ -59,8 +64,8 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
 }
 
 /** Removes an app and waits until the engine holds none of its containers, so the next run starts on a quiet machine. */
-export async function removeApp(client: Client, name: string): Promise<void> {
-  await client.request('DELETE', `/v1/apps/${name}`);
+export async function removeApp(client: ApiClient, name: string): Promise<void> {
+  await client.remove(name);
   for (let k = 0; k < 500; k++) {
     const { stdout } = await run('podman', ['ps', '-aq', '--filter', `label=io.outpost.app=${name}`]);
     if (!stdout.trim()) return;

@@ -7,7 +7,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { modelError } from '../src/core/accuracy.js';
-import type { ModelSample, NodeRecord, ReplicaRecord } from '../src/core/types.js';
+import type { ModelSample } from '../src/core/types.js';
+import type { ReplicaRecord } from '../src/contract/api.js';
 import { sleep, startLocal } from './local.js';
 import { numArg } from './args.js';
 
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
 
   const local = await startLocal({ runtime: 'docker', env: { OUTPOST_INVENTORY_INTERVAL_MS: '300' } });
   const { client } = local;
-  const node = async () => (await client.request<NodeRecord[]>('GET', '/v1/nodes'))[0]!;
+  const node = async () => (await client.nodes())[0]!;
   const samples: (ModelSample & { round: number })[] = [];
   try {
     for (let round = 0; round < ROUNDS; round++) {
@@ -36,12 +37,12 @@ async function main(): Promise<void> {
           for (let i = 0; i < 200 && (await node()).images.some((x) => x.endsWith('sensor-stats:0.1')); i++) await sleep(100);
         }
         const name = `model-${round}-${cold ? 'cold' : 'warm'}`;
-        await client.request('POST', '/v1/apps', {
+        await client.deploy({
           name, image: REF, ports: [{ name: 'http', container: 5000 }], resources: { cpu: 1, memoryMiB: 128 }, health: { http: '/healthz', port: 'http' },
         });
         let r: ReplicaRecord | undefined;
         for (;;) {
-          [r] = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${name}/replicas`);
+          [r] = await client.appReplicas(name);
           if (r?.state === 'running') break;
           if (r?.state === 'failed') throw new Error(`${name} failed: ${r.error?.message}`);
           await sleep(20);
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
         const f = (x: number) => x.toFixed(0).padStart(6);
         console.log(`round ${round} ${cold ? 'cold' : 'warm'}: image ${f(s.predicted.imageMs)} / ${f(s.measured.imageMs)}   container ${f(s.predicted.containerMs)} / ${f(s.measured.containerMs)}   ` +
           `engine ${f(s.predicted.engineMs)} / ${f(s.measured.engineMs)}   deploy ${f(s.predicted.deployMs)} / ${f(s.measured.deployMs)} ms (predicted / measured)`);
-        await client.request('DELETE', `/v1/apps/${name}`);
+        await client.remove(name);
         for (let i = 0; i < 250; i++) {
           const { stdout } = await run('podman', ['ps', '-aq', '--filter', `label=io.outpost.app=${name}`]);
           if (!stdout.trim()) break;

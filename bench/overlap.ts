@@ -9,9 +9,9 @@
 // have predicted without the contention term (the node's uncontended T_engine).
 //   npm run bench:overlap -- [--rounds N] [--ks 1,2,3,4]
 import os from 'node:os';
-import type { Client } from '../src/cli/client.js';
+import type { ApiClient } from '../src/contract/client.js';
+import type { ReplicaRecord } from '../src/contract/api.js';
 import { normalizeRef } from '../src/core/images.js';
-import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
 import { median } from './stats.js';
 import { removeApp, sleep, startLocal } from './local.js';
 import { listArg, numArg } from './args.js';
@@ -26,11 +26,11 @@ const manifest = (name: string, nodes: string[]) => ({
 });
 
 /** Deploys, waits until every replica runs, removes the app and waits until its containers are gone. */
-async function once(client: Client, name: string, nodes: string[]): Promise<ReplicaRecord[]> {
-  await client.request('POST', '/v1/apps', manifest(name, nodes));
+async function once(client: ApiClient, name: string, nodes: string[]): Promise<ReplicaRecord[]> {
+  await client.deploy(manifest(name, nodes));
   let reps: ReplicaRecord[];
   for (;;) {
-    reps = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${name}/replicas`);
+    reps = await client.appReplicas(name);
     if (reps.length === nodes.length && reps.every((r) => r.state === 'running')) break;
     const bad = reps.find((r) => r.state === 'failed');
     if (bad) throw new Error(`${bad.id}: ${bad.error?.message}`);
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
       for (let round = 0; round < ROUNDS; round++) {
         // which nodes take part rotates, so every node is calibrated alike
         const nodes = NODES.map((_, j) => NODES[(round + j) % NODES.length]!).slice(0, k);
-        const before = await client.request<NodeRecord[]>('GET', '/v1/nodes');
+        const before = await client.nodes();
         const reps = await once(client, `overlap-${k}-${round}`, nodes);
         for (const r of reps) {
           const m = deployOf(r.measured);
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
       rows.push(row);
       console.log(`k=${k}: T_engine median ${row.engineMsMedian} ms; starts in flight predicted ${row.concurrencyPredicted}, measured ${row.concurrencyMeasured}; median T_deploy error ${row.errorPctMedian}% (without the contention term ${row.errorPctWithoutContention}%)`);
     }
-    const nodes = await client.request<NodeRecord[]>('GET', '/v1/nodes');
+    const nodes = await client.nodes();
     console.log(JSON.stringify({
       rounds: ROUNDS, rows,
       startCores: Object.fromEntries(nodes.map((n) => [n.name, n.timings.startCores ?? null])),

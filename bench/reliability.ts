@@ -12,8 +12,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { startServer } from '../src/server/server.js';
 import { freePort } from '../src/agent/health.js';
-import { Client } from '../src/cli/client.js';
-import type { ReplicaRecord } from '../src/core/types.js';
+import { ApiClient } from '../src/contract/client.js';
 import { median } from './stats.js';
 import { ROOT, healthy, sleep } from './local.js';
 import { numArg } from './args.js';
@@ -28,7 +27,7 @@ async function main(): Promise<void> {
   const port = await freePort('127.0.0.1');
   const boot = () => startServer({ dataDir, host: '127.0.0.1', port, log: pino({ level: 'silent' }), reconcileMs: 200, nodeTimeoutMs: NODE_TIMEOUT_MS });
   let cp = await boot();
-  const client = () => new Client(cp.url, cp.adminToken);
+  const client = () => new ApiClient(cp.url, cp.adminToken);
   const agents: Record<string, ChildProcess> = {};
   const startAgent = (name: string) => {
     agents[name] = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, '--name', name, '--runtime', 'docker', '--data-dir', path.join(dataDir, name)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' } });
@@ -47,14 +46,14 @@ async function main(): Promise<void> {
     startAgent('r1');
     startAgent('r2');
     for (;;) {
-      const nodes = await client().request<{ state: string }[]>('GET', '/v1/nodes');
+      const nodes = await client().nodes();
       if (nodes.filter((n) => n.state === 'ready').length === 2) break;
       await sleep(50);
     }
-    await client().request('POST', '/v1/apps', { name: 'rel', image: 'localhost/sensor-stats:0.1', ports: [{ name: 'http', container: 5000 }], resources: { cpu: 1, memoryMiB: 128 }, health: { http: '/healthz', port: 'http' } });
+    await client().deploy({ name: 'rel', image: 'localhost/sensor-stats:0.1', ports: [{ name: 'http', container: 5000 }], resources: { cpu: 1, memoryMiB: 128 }, health: { http: '/healthz', port: 'http' } });
     const current = async () => {
       for (;;) {
-        const r = await client().request<ReplicaRecord[]>('GET', '/v1/apps/rel/replicas');
+        const r = await client().appReplicas('rel');
         if (r[0]?.state === 'running' && r[0].endpoint && (await healthy(`${r[0].endpoint}/healthz`))) return r;
         await sleep(20);
       }
@@ -66,7 +65,7 @@ async function main(): Promise<void> {
       const t0 = Date.now();
       await killNode(rep!.node, 'rm');
       for (;;) {
-        const r = await client().request<ReplicaRecord[]>('GET', '/v1/apps/rel/replicas');
+        const r = await client().appReplicas('rel');
         if (r.length === 1 && r[0]!.node === other && r[0]!.state === 'running' && (await healthy(`${r[0]!.endpoint}/healthz`))) break;
         await sleep(20);
       }
@@ -101,7 +100,7 @@ async function main(): Promise<void> {
       faults: RUNS * 2, lost, duplicated,
     }, null, 2));
   } finally {
-    await client().request('DELETE', '/v1/apps/rel').catch(() => {});
+    await client().remove('rel').catch(() => {});
     await sleep(2000);
     for (const a of Object.values(agents)) a.kill('SIGKILL');
     for (const n of ['r1', 'r2']) {

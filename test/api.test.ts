@@ -86,20 +86,20 @@ test('a long poll on an app answers at its next change, at its wait otherwise, a
   const c = own.client;
   try {
     // no node has joined: an app of 0 replicas is stored, and changing it is a change
-    await c.request('POST', '/v1/apps', 'name: lp\ncommand: ["true"]\nreplicas: 0\n', { contentType: 'application/yaml' });
-    const first = await c.request<{ version: string }>('GET', '/v1/apps/lp');
+    await c.deploy('name: lp\ncommand: ["true"]\nreplicas: 0\n');
+    const first = await c.app('lp');
     const quiet0 = Date.now();
-    const quiet = await c.request<{ version: string }>('GET', `/v1/apps/lp?after=${first.version}&waitMs=300`);
+    const quiet = await c.app('lp', { after: first.version, waitMs: 300 });
     assert.ok(Date.now() - quiet0 >= 250, 'with nothing changing, the answer waits out waitMs');
     assert.equal(quiet.version, first.version);
-    const polled = c.request<{ version: string; spec: { env: Record<string, string> } }>('GET', `/v1/apps/lp?after=${first.version}&waitMs=20000`);
+    const polled = c.app('lp', { after: first.version, waitMs: 20_000 });
     await new Promise((r) => setTimeout(r, 100));
-    await c.request('POST', '/v1/apps', { name: 'lp', command: ['true'], replicas: 0, env: { V: '2' } });
+    await c.deploy({ name: 'lp', command: ['true'], replicas: 0, env: { V: '2' } });
     const changed = await polled;
     assert.notEqual(changed.version, first.version);
     assert.deepEqual(changed.spec.env, { V: '2' }, 'the answer shows the change');
     // a poll still waiting when the server closes is answered, so the close does not wait 30 s
-    const pending = c.request('GET', `/v1/apps/lp?after=${changed.version}&waitMs=30000`).then(() => 'answered', (e: Error) => e.message);
+    const pending = c.app('lp', { after: changed.version, waitMs: 30_000 }).then(() => 'answered', (e: Error) => e.message);
     await new Promise((r) => setTimeout(r, 100));
     const closed = await Promise.race([own.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('stuck'), 10_000))]);
     assert.equal(closed, 'closed');

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ReplicaRecord } from '../src/core/types.js';
 import { freePort } from '../src/agent/health.js';
-import { Client } from '../src/cli/client.js';
+import { ApiClient } from '../src/contract/client.js';
 import { pidAlive, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 
 const CLI = 'dist/src/cli/main.js';
@@ -17,12 +16,12 @@ const dataDir = tmpDir();
 const port = await freePort('127.0.0.1');
 const url = `http://127.0.0.1:${port}`;
 let server: ChildProcess | null = null;
-let client: Client;
+let client: ApiClient;
 
 async function startServer(): Promise<void> {
   server = spawn(process.execPath, [CLI, 'server', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--node-timeout', '5000'], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } });
-  await waitFor('control plane', () => fetch(`${url}/healthz`).then((r) => r.ok, () => false), 20_000, 20);
-  client = new Client(url, fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim());
+  await waitFor('control plane', () => new ApiClient(url, '').healthz().then((h) => h.ok, () => false), 20_000, 20);
+  client = new ApiClient(url, fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim());
 }
 
 await startServer();
@@ -30,7 +29,7 @@ const dirs = [tmpDir(), tmpDir()];
 const agents: AgentProc[] = dirs.map((d, i) => spawnAgent({ url, joinToken: fs.readFileSync(path.join(dataDir, 'join.token'), 'utf8').trim() }, ['--name', `k${i}`, '--runtime', 'process', '--data-dir', d]));
 const apps: string[] = [];
 after(async () => {
-  for (const a of apps) await client.request('DELETE', `/v1/apps/${a}`).catch(() => {});
+  for (const a of apps) await client.remove(a).catch(() => {});
   await settleAgents();
   for (const a of agents) a.child.kill('SIGKILL');
   server?.kill('SIGKILL');
@@ -53,22 +52,22 @@ function workloads(): Map<string, number> {
 }
 
 test('SIGKILL of the control plane at any point of a deploy converges after a restart: nothing lost, nothing twice', { timeout: 180_000 }, async () => {
-  await waitFor('two nodes', async () => (await client.request<{ state: string }[]>('GET', '/v1/nodes')).filter((n) => n.state === 'ready').length === 2);
+  await waitFor('two nodes', async () => (await client.nodes()).filter((n) => n.state === 'ready').length === 2);
   const outcomes: string[] = [];
   for (const delay of [0, 5, 10, 12, 14, 16, 18, 20, 25, 30, 50, 80]) {
     const name = `crash-${delay}`;
     apps.push(name);
-    const post = client.request('POST', '/v1/apps', { name, command: ['node', 'examples/sensor-stats/server.mjs'], replicas: 2, ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz' } }).then(() => 'answered', () => 'no answer');
+    const post = client.deploy({ name, command: ['node', 'examples/sensor-stats/server.mjs'], replicas: 2, ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz' } }).then(() => 'answered', () => 'no answer');
     await new Promise((r) => setTimeout(r, delay));
     server!.kill('SIGKILL');
     const answered = await post;
     await new Promise((r) => setTimeout(r, 200));
     await startServer();
     const state = await waitFor(`${name} converged`, async () => {
-      const exists = await client.request('GET', `/v1/apps/${name}`).then(() => true, () => false);
+      const exists = await client.app(name).then(() => true, () => false);
       const n = workloads().get(name) ?? 0;
       if (!exists) return n === 0 ? 'absent' : null;
-      const reps = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${name}/replicas`);
+      const reps = await client.appReplicas(name);
       const ready = reps.filter((r) => r.state === 'running' && r.ready !== false);
       return reps.length === 2 && ready.length === 2 && new Set(reps.map((r) => r.node)).size === 2 && n === 2 ? 'running' : null;
     }, 30_000, 100);

@@ -4,8 +4,6 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ReplicaRecord } from '../src/core/types.js';
-import type { RankedEndpoint } from '../src/core/routing.js';
 import { controlPlane, spawnAgent, tmpDir, waitFor, settleAgents } from './helpers.js';
 
 const cp = await controlPlane();
@@ -13,7 +11,7 @@ const work = tmpDir();
 const flag = path.join(work, 'unhealthy');
 const agent = spawnAgent(cp, ['--name', 'h1', '--runtime', 'process', '--data-dir', tmpDir()]);
 after(async () => {
-  await cp.client.request('DELETE', '/v1/apps/flaky').catch(() => {});
+  await cp.client.remove('flaky').catch(() => {});
   await settleAgents();
   agent.child.kill('SIGKILL');
   await cp.close();
@@ -23,15 +21,15 @@ after(async () => {
 const server = `require('http').createServer((q, s) => { s.writeHead(q.url === '/healthz' && require('fs').existsSync(process.env.FLAG) ? 500 : 200); s.end('ok'); }).listen(process.env.PORT, process.env.HOST)`;
 
 test('readiness gates routing at the first failure; liveness restarts after the threshold; recovery routes again', async () => {
-  await waitFor('node', async () => (await cp.client.request<{ state: string }[]>('GET', '/v1/nodes'))[0]?.state === 'ready');
-  await cp.client.request('POST', '/v1/sites', { name: 'line', probe: '127.0.0.1:1' });
-  await cp.client.request('PUT', '/v1/nodes/h1/rtt', { line: 1 });
-  await cp.client.request('POST', '/v1/apps', {
+  await waitFor('node', async () => (await cp.client.nodes())[0]?.state === 'ready');
+  await cp.client.addSite('line', '127.0.0.1:1');
+  await cp.client.declareRtt('h1', { line: 1 });
+  await cp.client.deploy({
     name: 'flaky', command: ['node', '-e', server], env: { FLAG: flag }, ports: [{ name: 'http', container: 80 }],
     health: { http: '/healthz', intervalMs: 200, failureThreshold: 4 },
   });
-  const eps = () => cp.client.request<RankedEndpoint[]>('GET', '/v1/apps/flaky/endpoints?site=line');
-  const reps = () => cp.client.request<ReplicaRecord[]>('GET', '/v1/apps/flaky/replicas');
+  const eps = () => cp.client.endpoints('flaky', 'line');
+  const reps = () => cp.client.appReplicas('flaky');
   await waitFor('routed', async () => (await eps()).length === 1);
 
   fs.writeFileSync(flag, '');

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { Client } from '../src/cli/client.js';
+import { ApiClient } from '../src/contract/client.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -18,9 +18,9 @@ export function tmpDir(prefix = 'outpost-test-'): string {
 
 export const silent = pino({ level: process.env.OUTPOST_TEST_LOG ?? 'silent' });
 
-export async function controlPlane(dataDir = tmpDir()): Promise<RunningServer & { client: Client; dataDir: string }> {
+export async function controlPlane(dataDir = tmpDir()): Promise<RunningServer & { client: ApiClient; dataDir: string }> {
   const s = await startServer({ dataDir, host: '127.0.0.1', port: 0, log: silent, reconcileMs: 500 });
-  return Object.assign(s, { client: new Client(s.url, s.adminToken), dataDir });
+  return Object.assign(s, { client: new ApiClient(s.url, s.adminToken), dataDir });
 }
 
 export interface AgentProc {

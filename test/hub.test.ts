@@ -14,7 +14,7 @@ import { CLI, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitF
 const cp = await controlPlane();
 const agents: AgentProc[] = [];
 after(async () => {
-  for (const app of ['sense', 'flow', 'envcheck']) await cp.client.request('DELETE', `/v1/apps/${app}`).catch(() => {});
+  for (const app of ['sense', 'flow', 'envcheck']) await cp.client.remove(app).catch(() => {});
   await settleAgents();
   for (const a of agents) a.child.kill('SIGKILL');
   await cp.close();
@@ -25,7 +25,7 @@ const hasMosquitto = spawnSync('mosquitto_pub', ['--help']).error === undefined;
 type Win = { node: string; stream: string; start: number; end: number; count: number; [k: string]: number | string | null };
 
 async function hubOf(node: string): Promise<{ http: string; mqtt: string }> {
-  return waitFor(`${node}'s hub`, async () => (await cp.client.request<NodeRecord[]>('GET', '/v1/nodes')).find((n) => n.name === node && n.state === 'ready')?.hub);
+  return waitFor(`${node}'s hub`, async () => (await cp.client.nodes()).find((n) => n.name === node && n.state === 'ready')?.hub);
 }
 
 async function post(url: string, body: string, type = 'application/json'): Promise<{ status: number; json: any }> {
@@ -46,7 +46,7 @@ function expected(vs: number[]) {
 test('MQTT (mosquitto_pub) and HTTP points give window results at the control plane that match an independent computation', { skip: hasMosquitto ? false : 'mosquitto_pub is not installed (apt-get install mosquitto-clients)' }, async () => {
   agents.push(spawnAgent(cp, ['--name', 'h1', '--runtime', 'process', '--data-dir', tmpDir()]));
   const hub = await hubOf('h1');
-  await cp.client.request('POST', '/v1/apps', {
+  await cp.client.deploy({
     name: 'sense', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], placement: { nodes: ['h1'] },
     streams: { temp: { windowMs: 1000, lateMs: 300, ops: ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'p50'] } },
   });
@@ -115,14 +115,14 @@ test('MQTT (mosquitto_pub) and HTTP points give window results at the control pl
   assert.match(table, /temp\s+h1\s+1700/);
 
   // a workload on the node finds the hub through its environment, and can post to it
-  await cp.client.request('POST', '/v1/apps', {
+  await cp.client.deploy({
     name: 'envcheck', placement: { nodes: ['h1'] }, ports: [{ name: 'http', container: 5000 }], health: { http: '/' },
     command: ['node', '-e', "require('http').createServer((q, s) => s.end(JSON.stringify([process.env.OUTPOST_HUB_URL, process.env.OUTPOST_HUB_MQTT]))).listen(process.env.PORT)"],
   });
-  const ep = await waitFor('envcheck running', async () => (await cp.client.request<{ state: string; endpoint: string | null }[]>('GET', '/v1/apps/envcheck/replicas')).find((r) => r.state === 'running')?.endpoint);
+  const ep = await waitFor('envcheck running', async () => (await cp.client.appReplicas('envcheck')).find((r) => r.state === 'running')?.endpoint);
   const seen = (await (await fetch(ep)).json()) as string[];
   assert.deepEqual(seen, [hub.http, hub.mqtt]);
-  await cp.client.request('DELETE', '/v1/apps/envcheck');
+  await cp.client.remove('envcheck');
 });
 
 /** A TCP proxy in front of the control plane: cut() drops every connection and refuses new ones. */
@@ -160,7 +160,7 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
   };
   let agent = start();
   const hub = await hubOf('h2');
-  await cp.client.request('POST', '/v1/apps', {
+  await cp.client.deploy({
     name: 'flow', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], placement: { nodes: ['h2'] },
     streams: { flow: { windowMs: 1000, lateMs: 500, ops: ['count', 'sum'] } },
   });
@@ -213,7 +213,7 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
 
   const lastStart = Math.max(...accepted.keys());
   const held = await waitFor('every window at the control plane', async () => {
-    const w = await cp.client.request<Win[]>('GET', '/v1/streams/flow?node=h2');
+    const w = await cp.client.streamWindows('flow', { node: 'h2' });
     return w.length > 0 && w[w.length - 1]!.start >= lastStart ? w : null;
   }, 30_000, 250);
   assert.equal(late, 0, 'no point was late');

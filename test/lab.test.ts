@@ -7,8 +7,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { labDown, labStatus, labUp, requireRoot, LAB_IMAGE } from '../src/lab/lab.js';
 import { readTopology } from '../src/lab/topology.js';
-import { Client } from '../src/cli/client.js';
-import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
+import { ApiClient } from '../src/contract/client.js';
 import { ROOT, waitFor } from './helpers.js';
 
 function skipReason(): string | false {
@@ -32,12 +31,12 @@ test('small lab: measured RTTs match the configured delays, demand at one site p
   const topo = readTopology(path.join(ROOT, 'lab/small.yaml'));
   after(() => labDown());
   const state = await labUp(topo);
-  const client = new Client(state.server, state.adminToken);
+  const client = new ApiClient(state.server, state.adminToken);
 
   // agents report the median of their last three probe rounds (5 s apart in the
   // lab); give them up to six rounds to settle after the start-up load
   const off = async () => {
-    const nodes = await client.request<NodeRecord[]>('GET', '/v1/nodes');
+    const nodes = await client.nodes();
     const bad: string[] = [];
     for (const s of topo.sites) {
       for (const n of topo.nodes) {
@@ -52,12 +51,12 @@ test('small lab: measured RTTs match the configured delays, demand at one site p
     assert.fail(`RTTs off by more than 25%: ${(await off()).join('; ')}`);
   });
 
-  await client.request('POST', '/v1/apps', {
+  await client.deploy({
     name: 'stats', image: LAB_IMAGE, ports: [{ name: 'http', container: 5000 }], resources: { cpu: 1, memoryMiB: 128 },
     health: { http: '/healthz', port: 'http' }, placement: { demand: [{ site: 'site-a', rps: 10, items: 1000 }] },
   });
   const rep = await waitFor('replica running', async () => {
-    const [r] = await client.request<ReplicaRecord[]>('GET', '/v1/apps/stats/replicas');
+    const [r] = await client.appReplicas('stats');
     return r?.state === 'running' ? r : null;
   }, 120_000, 200);
   assert.equal(rep.node, 'edge-a', 'site-a\'s nearest node');

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import type { ReplicaRecord } from '../src/core/types.js';
+import type { ReplicaRecord } from '../src/contract/api.js';
 import { startServer } from '../src/server/server.js';
 import { freePort } from '../src/agent/health.js';
-import { Client } from '../src/cli/client.js';
+import { ApiClient } from '../src/contract/client.js';
 import { pidAlive, postJson, spawnAgent, tmpDir, waitFor, type AgentProc, settleAgents } from './helpers.js';
 
 const NODE_TIMEOUT_MS = 2000;
@@ -18,12 +18,12 @@ const port = await freePort('127.0.0.1');
 const log = pino({ level: 'silent' });
 const boot = () => startServer({ dataDir, host: '127.0.0.1', port, log, reconcileMs: 200, nodeTimeoutMs: NODE_TIMEOUT_MS });
 let cp = await boot();
-const client = new Client(cp.url, cp.adminToken);
+const client = new ApiClient(cp.url, cp.adminToken);
 const dirs: Record<string, string> = { n1: tmpDir(), n2: tmpDir() };
 const agents: Record<string, AgentProc> = {};
 const startAgent = (name: string) => (agents[name] = spawnAgent(cp, ['--name', name, '--runtime', 'process', '--data-dir', dirs[name]!]));
 after(async () => {
-  await client.request('DELETE', '/v1/apps/stats').catch(() => {});
+  await client.remove('stats').catch(() => {});
   await settleAgents();
   for (const a of Object.values(agents)) a.child.kill('SIGKILL');
   for (const d of Object.values(dirs)) killWorkloads(d);
@@ -39,14 +39,14 @@ function workloadPids(dir: string): number[] {
 function killWorkloads(dir: string): void {
   for (const pid of workloadPids(dir)) { try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ } }
 }
-const replicas = () => client.request<ReplicaRecord[]>('GET', '/v1/apps/stats/replicas');
+const replicas = () => client.appReplicas('stats');
 const healthy = async (r: ReplicaRecord | undefined) => !!r?.endpoint && r.state === 'running' && (await fetch(`${r.endpoint}/healthz`).then((x) => x.ok, () => false));
 
 test('a lost node\'s replica runs and passes health elsewhere within the node timeout + 3 s', async () => {
   startAgent('n1');
   startAgent('n2');
-  await waitFor('two nodes', async () => (await client.request<{ state: string }[]>('GET', '/v1/nodes')).filter((n) => n.state === 'ready').length === 2);
-  await client.request('POST', '/v1/apps', { name: 'stats', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz' }, placement: { nodes: ['n1', 'n2'] } });
+  await waitFor('two nodes', async () => (await client.nodes()).filter((n) => n.state === 'ready').length === 2);
+  await client.deploy({ name: 'stats', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz' }, placement: { nodes: ['n1', 'n2'] } });
   const [first] = await waitFor('running', async () => { const r = await replicas(); return (await healthy(r[0])) ? r : null; });
   const lostNode = first!.node;
   const other = lostNode === 'n1' ? 'n2' : 'n1';
@@ -70,7 +70,7 @@ test('a node that comes back after a cut link stops its now-unneeded workload: n
   const node = current!.node;
   const other = node === 'n1' ? 'n2' : 'n1';
   startAgent(other); // the lost node returns (its workload is gone; give it one to see it removed)
-  await waitFor('returned node ready', async () => (await client.request<{ name: string; state: string }[]>('GET', '/v1/nodes')).find((n) => n.name === other)?.state === 'ready');
+  await waitFor('returned node ready', async () => (await client.nodes()).find((n) => n.name === other)?.state === 'ready');
   // now cut the link of the node that runs the replica: kill only its agent, the workload keeps running
   const pidsBefore = workloadPids(dirs[node]!);
   assert.equal(pidsBefore.length, 1);
@@ -103,9 +103,9 @@ test('reboot while offline: the workload is back and healthy within 5 s of the a
   // the control plane returns: the agent reconciles, no duplicate, no restart of the healthy replica
   cp = await boot();
   const pids = workloadPids(dirs[node]!);
-  await waitFor('node ready again', async () => (await new Client(cp.url, cp.adminToken).request<{ name: string; state: string }[]>('GET', '/v1/nodes')).find((n) => n.name === node)?.state === 'ready');
+  await waitFor('node ready again', async () => (await new ApiClient(cp.url, cp.adminToken).nodes()).find((n) => n.name === node)?.state === 'ready');
   await new Promise((r) => setTimeout(r, 1500));
-  const r = await new Client(cp.url, cp.adminToken).request<ReplicaRecord[]>('GET', '/v1/apps/stats/replicas');
+  const r = await new ApiClient(cp.url, cp.adminToken).appReplicas('stats');
   assert.equal(r.length, 1);
   assert.equal(r[0]!.state, 'running');
   assert.deepEqual(workloadPids(dirs[node]!), pids, 'the same process: not restarted after the reconnect');

@@ -2,8 +2,7 @@
 // never without a ready endpoint; a failing revision is rolled back on its own.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ReplicaRecord } from '../src/core/types.js';
-import type { RankedEndpoint } from '../src/core/routing.js';
+import type { ReplicaRecord } from '../src/contract/api.js';
 import { cli, cliEnv, controlPlane, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
 
 const cp = await controlPlane();
@@ -21,16 +20,16 @@ const base = { name: 'web', command: ['node', 'examples/sensor-stats/server.mjs'
 const reps = async () => JSON.parse((await cli(['replicas', 'web', '--json'], env)).stdout) as ReplicaRecord[];
 
 test('an update replaces replicas one at a time and the app stays routable throughout', async () => {
-  await waitFor('3 nodes', async () => (await cp.client.request<{ state: string }[]>('GET', '/v1/nodes')).filter((n) => n.state === 'ready').length === 3);
-  await cp.client.request('POST', '/v1/sites', { name: 'here', probe: '127.0.0.1:1' });
-  for (const n of ['u1', 'u2', 'u3']) await cp.client.request('PUT', `/v1/nodes/${n}/rtt`, { here: 1 });
+  await waitFor('3 nodes', async () => (await cp.client.nodes()).filter((n) => n.state === 'ready').length === 3);
+  await cp.client.addSite('here', '127.0.0.1:1');
+  for (const n of ['u1', 'u2', 'u3']) await cp.client.declareRtt(n, { here: 1 });
   const r1 = await cli(['deploy', '-f', writeManifest(work, 'v1', { ...base, env: { V: '1' } }), '--wait'], env);
   assert.equal(r1.code, 0, r1.stderr);
   let minEndpoints = Infinity;
   let watching = true;
   const watcher = (async () => {
     while (watching) {
-      const eps = await cp.client.request<RankedEndpoint[]>('GET', '/v1/apps/web/endpoints?site=here');
+      const eps = await cp.client.endpoints('web', 'here');
       minEndpoints = Math.min(minEndpoints, eps.length);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -62,6 +61,6 @@ test('rollout undo goes back to the previous good revision', async () => {
   const h = JSON.parse((await cli(['rollout', 'history', 'web', '--json'], env)).stdout);
   const last = h.history[h.history.length - 1];
   assert.equal(last.status, 'complete');
-  const app = await cp.client.request<{ spec: { env: Record<string, string> } }>('GET', '/v1/apps/web');
-  assert.equal(app.spec.env.V, '1');
+  const app = await cp.client.app('web');
+  assert.equal(app.spec.env?.V, '1');
 });

@@ -28,3 +28,38 @@ export function ago(t: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m`;
   return `${Math.floor(s / 3600)}h`;
 }
+
+type Cell = string | number | null | undefined;
+
+/** Writes and, when the pipe is full, waits for it to drain: a long list must not pile up in memory. */
+async function write(s: string): Promise<void> {
+  if (!process.stdout.write(s)) await new Promise((r) => process.stdout.once('drain', r));
+}
+
+/**
+ * Prints a list as its pages arrive. With `json`, one JSON array, byte for
+ * byte what printJson prints for the whole list; otherwise a table, its
+ * columns as wide as the widest cell so far (a list of one page prints as
+ * `table` prints it; a later page's wider cell widens the columns from there
+ * on). Nothing is printed before the first page, so a failed first request
+ * leaves stdout empty.
+ */
+export async function printPages<T>(pages: AsyncIterable<T[]>, json: boolean, headers: string[], row: (item: T) => Cell[]): Promise<void> {
+  let n = 0;
+  let widths: number[] | null = null;
+  for await (const items of pages) {
+    if (json) {
+      let out = '';
+      for (const it of items) out += (n++ === 0 ? '[\n' : ',\n') + JSON.stringify(it, null, 2).replace(/^/gm, '  ');
+      if (out) await write(out);
+      continue;
+    }
+    const cells = items.map((it) => row(it).map((c) => (c === null || c === undefined ? '-' : String(c))));
+    const lines: string[][] = widths ? cells : [headers, ...cells];
+    const w: number[] = headers.map((_, i): number => Math.max(widths?.[i] ?? 0, ...lines.map((r) => (r[i] ?? '').length)));
+    widths = w;
+    if (lines.length) await write(lines.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ')).join('\n') + '\n');
+  }
+  if (json) await write(n === 0 ? '[]\n' : '\n]\n');
+  else if (!widths) await write(headers.join('  ') + '\n');
+}

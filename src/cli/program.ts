@@ -5,7 +5,7 @@
 // control plane, the agent, the broker or the charts (a test checks this), so
 // this file imports only commander, the client and the output helpers.
 import { Command, Option } from 'commander';
-import { Client } from './client.js';
+import { clientFromEnv } from './client.js';
 import { printJson } from './output.js';
 
 const cmd = {
@@ -73,18 +73,18 @@ export function buildProgram(): Command {
     .action(async (o) => (await cmd.serve()).runHubOnly(o));
 
   program.command('streams').description('data hub streams: windows held, points and bytes in, bytes forwarded, reduction, queue').option('--json', 'print JSON')
-    .action(async (o) => (await cmd.streams()).streams(Client.fromEnv(), !!o.json));
+    .action(async (o) => (await cmd.streams()).streams(clientFromEnv(), !!o.json));
   program.command('stream <name>').description('the window results the control plane holds for a stream')
     .option('--node <node>', 'from this node only').option('--from <ms>', 'windows starting at or after (epoch ms)').option('--to <ms>', 'windows starting before (epoch ms)')
     .option('--limit <n>', 'at most this many').option('--json', 'print JSON')
-    .action(async (name, o) => (await cmd.streams()).stream(Client.fromEnv(), name, o));
+    .action(async (name, o) => (await cmd.streams()).stream(clientFromEnv(), name, o));
 
   program.command('deploy').description('create or update an app')
     .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')
     .option('--wait', 'return when every replica is ready or failed, showing each phase')
     .option('--timeout <seconds>', 'with --wait, give up after this long', '300')
     .option('--json', 'print JSON')
-    .action(async (o) => { await (await cmd.deploy()).deploy(Client.fromEnv(), o.file, { wait: o.wait, json: o.json, timeout: Number(o.timeout) }); });
+    .action(async (o) => { await (await cmd.deploy()).deploy(clientFromEnv(), o.file, { wait: o.wait, json: o.json, timeout: Number(o.timeout) }); });
 
   program.command('plan').description('what deploy would do and what it predicts, without doing it')
     .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')
@@ -92,32 +92,32 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (o) => (await cmd.plan()).plan(o.file, { snapshot: o.snapshot, json: !!o.json }));
 
-  program.command('apps').description('list apps').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).apps(Client.fromEnv(), !!o.json));
-  program.command('nodes').description('list nodes').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).nodes(Client.fromEnv(), !!o.json));
+  program.command('apps').description('list apps').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).apps(clientFromEnv(), !!o.json));
+  program.command('nodes').description('list nodes').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).nodes(clientFromEnv(), !!o.json));
   program.command('replicas [app]').description('list replicas with measured and predicted timings').option('--json', 'print JSON')
-    .action(async (app, o) => (await cmd.lists()).replicas(Client.fromEnv(), app, !!o.json));
+    .action(async (app, o) => (await cmd.lists()).replicas(clientFromEnv(), app, !!o.json));
   program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')
     .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
-    .action(async (app, o) => (await cmd.logs()).logs(Client.fromEnv(), app, !!o.follow, Number(o.tail)));
+    .action(async (app, o) => (await cmd.logs()).logs(clientFromEnv(), app, !!o.follow, Number(o.tail)));
   program.command('sites').description('sites, with each node\'s RTT to them').option('--json', 'print JSON')
-    .action(async (o) => (await cmd.sites()).sites(Client.fromEnv(), !!o.json));
+    .action(async (o) => (await cmd.sites()).sites(clientFromEnv(), !!o.json));
   const site = program.command('site').description('manage sites: places where requests and data come from');
   site.command('add <name>').description('add (or change) a site').requiredOption('--probe <host:port>', 'a TCP address at the site; agents time connects to it')
-    .option('--json', 'print JSON').action(async (name, o) => (await cmd.sites()).siteAdd(Client.fromEnv(), name, o.probe, !!o.json));
-  site.command('rm <name>').description('remove a site').action(async (name) => (await cmd.sites()).siteRm(Client.fromEnv(), name));
+    .option('--json', 'print JSON').action(async (name, o) => (await cmd.sites()).siteAdd(clientFromEnv(), name, o.probe, !!o.json));
+  site.command('rm <name>').description('remove a site').action(async (name) => (await cmd.sites()).siteRm(clientFromEnv(), name));
   site.command('rtt <site> <node> <ms>').description('declare the RTT from a site to a node that cannot probe ("none" removes it)')
-    .action(async (s, node, ms) => (await cmd.sites()).siteRtt(Client.fromEnv(), s, node, ms));
+    .action(async (s, node, ms) => (await cmd.sites()).siteRtt(clientFromEnv(), s, node, ms));
   program.command('endpoints <app>').description('the app\'s healthy endpoints, nearest first from a site')
     .requiredOption('--site <site>', 'where the client is').option('--items <n>', 'items per request (default: the app\'s demand at that site, or 1)')
-    .option('--json', 'print JSON').action(async (app, o) => (await cmd.sites()).endpoints(Client.fromEnv(), app, o.site, o.items, !!o.json));
+    .option('--json', 'print JSON').action(async (app, o) => (await cmd.sites()).endpoints(clientFromEnv(), app, o.site, o.items, !!o.json));
   program.command('model').description('how well predicted deploy times match measured ones').option('--json', 'print JSON')
-    .action(async (o) => (await cmd.sites()).model(Client.fromEnv(), !!o.json));
+    .action(async (o) => (await cmd.sites()).model(clientFromEnv(), !!o.json));
 
   const rollout = program.command('rollout').description('an app\'s revisions: history, and going back');
   rollout.command('history <app>').description('revisions and their status').option('--json', 'print JSON')
-    .action(async (app, o) => (await cmd.rollout()).history(Client.fromEnv(), app, !!o.json));
+    .action(async (app, o) => (await cmd.rollout()).history(clientFromEnv(), app, !!o.json));
   rollout.command('undo <app>').description('deploy the last good revision before the current one').option('--wait', 'follow the rollout')
-    .action(async (app, o) => (await cmd.rollout()).undo(Client.fromEnv(), app, !!o.wait));
+    .action(async (app, o) => (await cmd.rollout()).undo(clientFromEnv(), app, !!o.wait));
 
   const lab = program.command('lab').description('the edge lab: sites and nodes in network namespaces on this machine (root)');
   lab.command('up').description('build a lab from a topology file').requiredOption('-f, --file <file>', 'topology (lab/*.yaml)')
@@ -131,7 +131,7 @@ export function buildProgram(): Command {
   });
 
   program.command('rm <app>').description('remove an app and everything it runs').option('--json', 'print JSON')
-    .action(async (app, o) => (await cmd.lists()).rm(Client.fromEnv(), app, !!o.json));
+    .action(async (app, o) => (await cmd.lists()).rm(clientFromEnv(), app, !!o.json));
 
   return program;
 }

@@ -9,9 +9,8 @@
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client } from '../cli/client.js';
+import { ApiClient } from '../contract/client.js';
 import { OutpostError } from '../core/errors.js';
-import type { NodeRecord } from '../core/types.js';
 import type { Topology } from './topology.js';
 
 export const LAB_DIR = '/var/lib/outpost-lab';
@@ -176,15 +175,15 @@ async function build(t: Topology, state: LabState, logs: string, say: (s: string
   say('control plane ...');
   state.pids.push(start(logs, 'server', process.execPath, [CLI, 'server', '--data-dir', path.join(LAB_DIR, 'cp'), '--listen', `${HUB_IP}:7070`], { env: { OUTPOST_LOG_LEVEL: 'info' } }));
   writeState(state);
-  await until('the control plane', async () => (await fetch(`${state.server}/healthz`)).ok, 20_000);
+  await until('the control plane', async () => (await new ApiClient(state.server, '').healthz()).ok, 20_000);
   state.adminToken = fs.readFileSync(path.join(LAB_DIR, 'cp', 'admin.token'), 'utf8').trim();
   const joinToken = fs.readFileSync(path.join(LAB_DIR, 'cp', 'join.token'), 'utf8').trim();
-  const client = new Client(state.server, state.adminToken);
+  const client = new ApiClient(state.server, state.adminToken);
 
   say('sites and their probes ...');
   for (const s of t.sites) {
     state.pids.push(start(logs, `probe-${s.name}`, process.execPath, [path.join(ROOT, 'scripts/lab/probe-server.mjs'), state.siteIp[s.name]!, '7'], { ns: siteNs(s.name) }));
-    await client.request('POST', '/v1/sites', { name: s.name, probe: `${state.siteIp[s.name]}:7` });
+    await client.addSite(s.name, `${state.siteIp[s.name]}:7`);
   }
   writeState(state);
 
@@ -207,7 +206,7 @@ async function build(t: Topology, state: LabState, logs: string, say: (s: string
     writeState(state);
   }
   await until('every node ready with an RTT to every site', async () => {
-    const nodes = await client.request<NodeRecord[]>('GET', '/v1/nodes');
+    const nodes = await client.nodes();
     return nodes.length === t.nodes.length && nodes.every((x) => x.state === 'ready' && t.sites.every((s) => x.rttMs[s.name] !== undefined));
   }, 120_000);
   say(`lab ${t.name} is up: control plane ${state.server}, ${t.sites.length} sites, ${t.nodes.length} nodes`);

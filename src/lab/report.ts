@@ -9,9 +9,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client } from '../cli/client.js';
-import type { RankedEndpoint } from '../core/routing.js';
-import type { ReplicaRecord } from '../core/types.js';
+import { ApiClient } from '../contract/client.js';
+import type { ReplicaRecord } from '../contract/api.js';
 import { LAB_DIR, LAB_IMAGE, LAB_RUN, labDown, labUp } from './lab.js';
 import { readTopology, type Topology } from './topology.js';
 import { weightedQuantile, quantile as quantileOf } from '../core/stats.js';
@@ -48,11 +47,11 @@ function manifest(name: string, t: Topology, placement: object, replicas: number
   };
 }
 
-async function deploy(client: Client, m: { name: string }): Promise<ReplicaRecord[]> {
-  await client.request('POST', '/v1/apps', m);
+async function deploy(client: ApiClient, m: { name: string }): Promise<ReplicaRecord[]> {
+  await client.deploy(m);
   const deadline = Date.now() + 15 * 60_000;
   for (;;) {
-    const reps = await client.request<ReplicaRecord[]>('GET', `/v1/apps/${m.name}/replicas`);
+    const reps = await client.appReplicas(m.name);
     if (reps.length > 0 && reps.every((r) => r.state === 'running')) return reps;
     const failed = reps.find((r) => r.state === 'failed');
     if (failed) throw new Error(`${m.name}: ${failed.id} failed: ${failed.error?.message}`);
@@ -61,8 +60,8 @@ async function deploy(client: Client, m: { name: string }): Promise<ReplicaRecor
   }
 }
 
-async function remove(client: Client, name: string, t: Topology): Promise<void> {
-  await client.request('DELETE', `/v1/apps/${name}`);
+async function remove(client: ApiClient, name: string, t: Topology): Promise<void> {
+  await client.remove(name);
   for (const n of t.nodes) {
     for (let i = 0; i < 300; i++) {
       const { stdout } = await run('podman', [...podmanOf(n.name), 'ps', '-aq']);
@@ -80,7 +79,7 @@ async function remove(client: Client, name: string, t: Topology): Promise<void> 
  * are then emptied again. Then a few quiet seconds: probes taken under that
  * load would overstate RTTs.
  */
-async function calibrate(client: Client, t: Topology, say: (s: string) => void): Promise<void> {
+async function calibrate(client: ApiClient, t: Topology, say: (s: string) => void): Promise<void> {
   say('  calibrating: one deploy on every node, one at a time; then on two nodes at once');
   for (const n of t.nodes) {
     await deploy(client, manifest(`calibrate-${n.name}`, t, { nodes: [n.name] }, 1));
@@ -96,13 +95,13 @@ async function calibrate(client: Client, t: Topology, say: (s: string) => void):
   await sleep(16_000);
 }
 
-async function load(client: Client, app: string, t: Topology): Promise<Pick<StrategyResult, 'perSite' | 'samples'>> {
+async function load(client: ApiClient, app: string, t: Topology): Promise<Pick<StrategyResult, 'perSite' | 'samples'>> {
   const perSite: StrategyResult['perSite'] = {};
   const samples: Record<string, number[]> = {};
   // one site after another: on a 2-core machine concurrent load generators and
   // the relay would compete for the CPU and measure that instead of the network
   for (const [i, s] of t.sites.entries()) {
-    const [ep] = await client.request<RankedEndpoint[]>('GET', `/v1/apps/${app}/endpoints?site=${s.name}`);
+    const [ep] = await client.endpoints(app, s.name);
     if (!ep) throw new Error(`${app}: no endpoint for ${s.name}`);
     const { stdout } = await run('nsenter', [`--net=/run/netns/olab-s-${s.name}`, process.execPath, path.join(ROOT, 'dist/src/lab/loadgen.js'),
       ep.endpoint, String(t.requests), String(s.demand.items), String(1000 + i)], { maxBuffer: 64 * 1024 * 1024 });
@@ -130,10 +129,10 @@ const round = (x: number) => Math.round(x * 100) / 100;
 export async function runScenario(t: Topology, say: (s: string) => void): Promise<ScenarioResult> {
   say(`scenario ${t.name}: lab up`);
   const state = await labUp(t, (s) => say(`  ${s}`));
-  const client = new Client(state.server, state.adminToken);
+  const client = new ApiClient(state.server, state.adminToken);
   try {
     await calibrate(client, t, say);
-    const nodes = await client.request<{ name: string; rttMs: Record<string, number> }[]>('GET', '/v1/nodes');
+    const nodes = await client.nodes();
     const rttMs = t.sites.flatMap((s) => t.nodes.map((n) => ({ site: s.name, node: n.name, configuredMs: t.rttMs[s.name]![n.name]!, measuredMs: nodes.find((x) => x.name === n.name)?.rttMs[s.name] ?? null })));
     const cloud = t.nodes.find((n) => n.cloud)?.name;
     const plans: Record<Strategy, object & { name: string }> = {

@@ -2,8 +2,8 @@
 // follow every new replica's phases until each is ready or failed.
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
-import type { DeployAnswer, ReplicaRecord } from '../../core/types.js';
-import type { Client } from '../client.js';
+import type { AppDetail, ReplicaRecord } from '../../contract/api.js';
+import type { ApiClient } from '../../contract/client.js';
 import { bytes, ms, printJson } from '../output.js';
 
 export function readManifestText(file: string): string {
@@ -19,8 +19,8 @@ export function readManifestText(file: string): string {
  * and validates it (errors name the line or the field, as they would here), and
  * the CLI loads no YAML parser or schema, a third of its start-up.
  */
-export async function deploy(client: Client, file: string, opts: { wait?: boolean; json?: boolean; timeout?: number; quiet?: boolean }): Promise<ReplicaRecord[]> {
-  const ans = await client.request<DeployAnswer>('POST', '/v1/apps', readManifestText(file), { contentType: 'application/yaml' });
+export async function deploy(client: ApiClient, file: string, opts: { wait?: boolean; json?: boolean; timeout?: number; quiet?: boolean }): Promise<ReplicaRecord[]> {
+  const ans = await client.deploy(readManifestText(file), { contentType: 'application/yaml' });
   const say = (s: string) => { if (!opts.json && !opts.quiet) process.stdout.write(s + '\n'); };
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
   let final = ans.replicas;
@@ -29,21 +29,13 @@ export async function deploy(client: Client, file: string, opts: { wait?: boolea
   return final;
 }
 
-interface AppState {
-  version: string;
-  specHash: string;
-  revision: number | null;
-  rollout: { revision: number; status: string; message?: string } | null;
-  replicas: ReplicaRecord[];
-}
-
 /**
  * Follows the rollout to its end, printing each replica's phases: done when
  * every replica runs the new revision and is ready; an error when the new
  * revision failed and was rolled back (E_ROLLED_BACK) or failed with nothing
  * to go back to.
  */
-export async function waitRollout(client: Client, app: string, timeoutMs: number, say: (s: string) => void): Promise<ReplicaRecord[]> {
+export async function waitRollout(client: ApiClient, app: string, timeoutMs: number, say: (s: string) => void): Promise<ReplicaRecord[]> {
   const last = new Map<string, string>();
   const deadline = Date.now() + timeoutMs;
   let target: number | null = null;
@@ -51,10 +43,9 @@ export async function waitRollout(client: Client, app: string, timeoutMs: number
   for (;;) {
     // after the first look, each request waits at the server for the next change
     const waitMs = Math.max(1, Math.min(5000, deadline - Date.now()));
-    const wait: string = version === null ? '' : `?after=${encodeURIComponent(version)}&waitMs=${waitMs}`;
-    const a: AppState = await client.request<AppState>('GET', `/v1/apps/${encodeURIComponent(app)}${wait}`, undefined, { timeoutMs: waitMs + 10_000 });
+    const a: AppDetail = await client.app(app, version === null ? {} : { after: version, waitMs });
     // a control plane from before long polls answers at once with no version: poll it
-    if (a.version === undefined) await new Promise((r) => setTimeout(r, 100));
+    if ((a.version as string | undefined) === undefined) await new Promise((r) => setTimeout(r, 100));
     version = a.version ?? null;
     target ??= a.revision;
     for (const r of a.replicas) {

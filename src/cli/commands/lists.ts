@@ -1,35 +1,45 @@
 // outpost apps | nodes | replicas | rm
-import type { AppView, NodeRecord, ReplicaRecord } from '../../core/types.js';
+// The lists are fetched a page at a time and printed as each page arrives.
+import type { ApiClient } from '../../contract/client.js';
+import type { ReplicaRecord } from '../../contract/api.js';
 import { effectiveRtt } from '../../core/live.js';
-import type { Client } from '../client.js';
-import { ago, ms, printJson, table } from '../output.js';
+import { ago, ms, printJson, printPages } from '../output.js';
 
-export async function apps(client: Client, json: boolean): Promise<void> {
-  const list = await client.request<AppView[]>('GET', '/v1/apps');
-  if (json) return printJson(list);
-  console.log(table(['NAME', 'READY', 'IMAGE / COMMAND', 'UPDATED'],
-    list.map((a) => [a.name, `${a.running}/${a.replicas}`, a.image ?? a.command?.join(' ') ?? '', ago(a.updatedAt)])));
+export async function apps(client: ApiClient, json: boolean): Promise<void> {
+  await printPages(client.pages('/v1/apps'), json, ['NAME', 'READY', 'IMAGE / COMMAND', 'UPDATED'],
+    (a) => [a.name, `${a.running}/${a.replicas}`, a.image ?? a.command?.join(' ') ?? '', ago(a.updatedAt)]);
 }
 
-export async function nodes(client: Client, json: boolean): Promise<void> {
-  const list = await client.request<NodeRecord[]>('GET', '/v1/nodes');
-  if (json) return printJson(list);
-  console.log(table(['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'RTT TO SITES (ms)', 'LABELS'],
-    list.map((n) => [n.name, n.state, n.site, n.runtime, n.arch, n.cpus, `${Math.round(n.memoryMiB / 1024)} GiB`, n.address,
+export async function nodes(client: ApiClient, json: boolean): Promise<void> {
+  await printPages(client.pages('/v1/nodes'), json, ['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'RTT TO SITES (ms)', 'LABELS'],
+    (n) => [n.name, n.state, n.site, n.runtime, n.arch, n.cpus, `${Math.round(n.memoryMiB / 1024)} GiB`, n.address,
       Object.entries(effectiveRtt(n)).map(([s, v]) => `${s} ${v}`).join(', ') || null,
-      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null])));
+      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null]);
 }
 
-export async function replicas(client: Client, app: string | undefined, json: boolean): Promise<void> {
-  const list = await client.request<ReplicaRecord[]>('GET', app ? `/v1/apps/${encodeURIComponent(app)}/replicas` : '/v1/replicas');
-  if (json) return printJson(list);
-  console.log(table(['ID', 'APP', 'NODE', 'STATE', 'ENDPOINT', 'RESTARTS', 'IMAGE', 'CONTAINER', 'ENGINE', 'PREDICTED', 'ERROR'],
-    list.map((r) => [r.id, r.app, r.node, r.state, r.endpoint, r.restarts, ms(r.measured.imageMs), ms(r.measured.containerMs), ms(r.measured.engineMs),
-      ms(r.predicted.deployMs), r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null])));
+/**
+ * Every replica, or one app's, page by page. An app's come from
+ * /v1/replicas?app=; when it has none, its own route says whether it exists
+ * (E_NOT_FOUND otherwise).
+ */
+async function* replicaPages(client: ApiClient, app: string | undefined): AsyncGenerator<ReplicaRecord[]> {
+  if (app === undefined) return yield* client.pages('/v1/replicas');
+  let n = 0;
+  for await (const items of client.pages('/v1/replicas', { app })) {
+    n += items.length;
+    if (items.length) yield items;
+  }
+  if (n === 0) yield await client.appReplicas(app);
 }
 
-export async function rm(client: Client, app: string, json: boolean): Promise<void> {
-  const r = await client.request<{ removed: string[] }>('DELETE', `/v1/apps/${encodeURIComponent(app)}`);
+export async function replicas(client: ApiClient, app: string | undefined, json: boolean): Promise<void> {
+  await printPages(replicaPages(client, app), json, ['ID', 'APP', 'NODE', 'STATE', 'ENDPOINT', 'RESTARTS', 'IMAGE', 'CONTAINER', 'ENGINE', 'PREDICTED', 'ERROR'],
+    (r) => [r.id, r.app, r.node, r.state, r.endpoint, r.restarts, ms(r.measured.imageMs), ms(r.measured.containerMs), ms(r.measured.engineMs),
+      ms(r.predicted.deployMs), r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null]);
+}
+
+export async function rm(client: ApiClient, app: string, json: boolean): Promise<void> {
+  const r = await client.remove(app);
   if (json) return printJson({ app, ...r });
   console.log(`removed ${app} (${r.removed.length} replica(s))`);
 }

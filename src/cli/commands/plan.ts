@@ -7,7 +7,7 @@ import { parseManifestText, validateApp } from '../../core/manifest.js';
 import { validateSnapshot } from '../../core/snapshot.js';
 import { Cluster } from '../../core/cluster.js';
 import { plan as planCore, type Plan } from '../../core/planner.js';
-import { Client } from '../client.js';
+import { clientFromEnv } from '../client.js';
 import { readManifestText } from './deploy.js';
 import { ms, printJson, table } from '../output.js';
 
@@ -26,7 +26,7 @@ export async function plan(file: string, opts: { snapshot?: string; json?: boole
     }
     p = planCore(new Cluster(validateSnapshot(raw)), validateApp(manifest), { requireRtt: true });
   } else {
-    p = (await Client.fromEnv().request<{ plan: Plan }>('POST', '/v1/apps?dryRun=1', manifest)).plan;
+    p = (await clientFromEnv().deploy(manifest as object, { dryRun: true })).plan;
   }
   if (opts.json) return printJson(p);
   printPlan(p);

@@ -11,7 +11,7 @@ import { Agent } from '../../agent/agent.js';
 import { selectDriver, type RuntimeChoice } from '../../agent/select.js';
 import { defaultNodeName } from '../../agent/sysinfo.js';
 import { DockerDriver } from '../../agent/drivers/docker.js';
-import { Client, dataDir } from '../client.js';
+import { ApiClient, dataDir } from '../client.js';
 import { deploy } from './deploy.js';
 import { ms } from '../output.js';
 import { agentHub, runHub, type HubFlags } from './hub.js';
@@ -159,7 +159,7 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
   console.log(`agent          ${name}, runtime ${driver.kind}`);
   console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
   if (!o.demo) return;
-  const client = new Client(server.url, server.adminToken);
+  const client = new ApiClient(server.url, server.adminToken);
   const [r] = await deploy(client, path.join(PACKAGE_ROOT, 'examples/sensor-stats/app.yaml'), { wait: true, timeout: 120 });
   if (r && r.state === 'running') {
     console.log(`\nsensor-stats answers at ${r.endpoint}`);

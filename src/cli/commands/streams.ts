@@ -1,10 +1,9 @@
 // outpost streams | outpost stream NAME: the data hubs' results, as the control plane holds them.
-import type { Client } from '../client.js';
-import type { StreamRow } from '../../core/types.js';
+import type { ApiClient } from '../../contract/client.js';
 import { table } from '../output.js';
 
-export async function streams(client: Client, json: boolean): Promise<void> {
-  const rows = await client.request<StreamRow[]>('GET', '/v1/streams');
+export async function streams(client: ApiClient, json: boolean): Promise<void> {
+  const rows = await client.streams();
   if (json) return void console.log(JSON.stringify(rows, null, 2));
   if (rows.length === 0) return void console.log('no streams yet: declare one in an app manifest (streams:) and publish to a node\'s hub');
   const n = (x: number | null | undefined) => (x === null || x === undefined ? '-' : String(x));
@@ -14,10 +13,10 @@ export async function streams(client: Client, json: boolean): Promise<void> {
   ])));
 }
 
-export async function stream(client: Client, name: string, o: { node?: string; from?: string; to?: string; limit?: string; json?: boolean }): Promise<void> {
-  const q = new URLSearchParams();
-  for (const k of ['node', 'from', 'to', 'limit'] as const) if (o[k] !== undefined) q.set(k, o[k]!);
-  const rows = await client.request<Record<string, number | string | null>[]>('GET', `/v1/streams/${encodeURIComponent(name)}${q.size ? `?${q}` : ''}`);
+export async function stream(client: ApiClient, name: string, o: { node?: string; from?: string; to?: string; limit?: string; json?: boolean }): Promise<void> {
+  // an empty flag is no flag; anything else goes as Number() reads it (the server names a bad one)
+  const num = (s: string | undefined) => (s === undefined || s === '' ? undefined : Number(s));
+  const rows = await client.streamWindows(name, { node: o.node, from: num(o.from), to: num(o.to), limit: num(o.limit) });
   if (o.json) return void console.log(JSON.stringify(rows, null, 2));
   if (rows.length === 0) return void console.log(`no windows of "${name}" held${o.node ? ` from ${o.node}` : ''}`);
   const ops = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => !['node', 'stream', 'start', 'end'].includes(k));

@@ -1,0 +1,244 @@
+// The control plane's HTTP API (/v1) as types: what each route takes and what
+// it answers, in one place. The records the routes answer with are declared
+// where the control plane keeps them (src/core, src/server/streams.ts) and only
+// re-exported here; this file adds the answers and queries that had no type.
+//
+// Types only: nothing here exists at run time, so the CLI, which imports the
+// client built on these (./client.ts), loads no schema, server or parser.
+import type { AppView, DeployAnswer, NodeRecord, NodeState, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
+import type { ModelError } from '../core/accuracy.js';
+import type { RankedEndpoint } from '../core/routing.js';
+import type { HeldWindow } from '../server/streams.js';
+import type { ErrorBody } from '../core/errors.js';
+
+export type {
+  AppView, DeployAnswer, HubStats, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
+  Revision, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
+} from '../core/types.js';
+export type { ModelError, TermError } from '../core/accuracy.js';
+export type { RankedEndpoint } from '../core/routing.js';
+export type { Plan } from '../core/planner.js';
+export type { AppSpec } from '../core/manifest.js';
+export type { HeldWindow } from '../server/streams.js';
+export type { ErrorBody, ErrorCode } from '../core/errors.js';
+
+/** Every answer that is not 2xx: `{"error": {"code", "message", "path"?, "details"?}}`. */
+export interface ApiErrorAnswer {
+  /** the error: a stable code (errors.md), a message, the field's path when one is at fault */
+  error: ErrorBody;
+}
+
+/** GET /healthz (no token needed). */
+export interface HealthAnswer {
+  /** always true: the control plane answers */
+  ok: true;
+}
+
+// ---- pagination -------------------------------------------------------------
+
+/**
+ * The list routes (GET /v1/nodes, /v1/apps, /v1/replicas) take `limit` and
+ * `after`. Without `limit` they answer the whole list. With it they answer at
+ * most `limit` items, still a JSON array, and when more remain the response
+ * carries the header `x-next-after` with the key to pass as `after` for the
+ * next page; the last page has no such header. A control plane from before
+ * pagination ignores both and answers everything without the header, which a
+ * client reads as a single, last page.
+ */
+export interface PageQuery {
+  /** at most this many items, 1 to 5000 */
+  limit?: number;
+  /** the key of the last item of the previous page (a node's or an app's name, a replica's id): the page starts after it */
+  after?: string;
+}
+
+/** The response header that carries the next page's `after`. */
+export type NextAfterHeader = 'x-next-after';
+
+/** GET /v1/nodes */
+export interface NodeQuery extends PageQuery {
+  /** only nodes in this state */
+  state?: NodeState;
+  /** only nodes at this site */
+  site?: string;
+}
+
+/** GET /v1/apps */
+export type AppQuery = PageQuery;
+
+/** GET /v1/replicas */
+export interface ReplicaQuery extends PageQuery {
+  /** only this app's replicas */
+  app?: string;
+  /** only replicas on this node */
+  node?: string;
+  /** only replicas in this state */
+  state?: ReplicaState;
+}
+
+/** The list routes that page, and what their items and queries are. */
+export interface ListRoutes {
+  /** nodes, by name */
+  '/v1/nodes': { item: NodeRecord; query: NodeQuery };
+  /** apps, by name */
+  '/v1/apps': { item: AppView; query: AppQuery };
+  /** replicas, by id */
+  '/v1/replicas': { item: ReplicaRecord; query: ReplicaQuery };
+}
+
+export type ListPath = keyof ListRoutes;
+
+// ---- apps -------------------------------------------------------------------
+
+/** GET /v1/apps/NAME?after=VERSION&waitMs=N: a long poll when both are given. */
+export interface AppWaitQuery {
+  /** the `version` of an earlier answer: the answer waits until the app or one of its replicas changes from it */
+  after?: string;
+  /** how long the answer may wait for that change, ms (the server caps it at 30 s) */
+  waitMs?: number;
+}
+
+/**
+ * GET /v1/apps/NAME: the app as GET /v1/apps shows it, with `replicas` being
+ * its replica records (not the count; the count asked for is `spec.replicas`)
+ * and a `version` that changes with every write of the app or its replicas.
+ */
+export type AppDetail = Omit<AppView, 'replicas'> & {
+  /** changes with every write of the app or its replicas; the `after` of a long poll (a control plane from before long polls sends none) */
+  version: string;
+  /** the app's replicas */
+  replicas: ReplicaRecord[];
+};
+
+/** POST /v1/apps: the body is the manifest, as a JSON object or as YAML (or JSON) text sent as application/yaml. */
+export interface DeployQuery {
+  /** plan only: nothing is stored or started */
+  dryRun?: boolean;
+}
+
+/** DELETE /v1/apps/NAME */
+export interface RemoveAnswer {
+  /** the ids of the replicas removed with it */
+  removed: string[];
+}
+
+/** POST /v1/apps/NAME/undo: the last good revision before the current one, deployed again as a new revision. */
+export interface UndoAnswer {
+  /** the app's name */
+  app: string;
+  /** the new revision (it runs the older spec) */
+  revision: number;
+  /** false when the spec and the replicas were as they are now */
+  changed: boolean;
+  /** the replicas kept and created */
+  replicas: ReplicaRecord[];
+}
+
+/** GET /v1/apps/NAME/endpoints?site=SITE&items=N */
+export interface EndpointsQuery {
+  /** where the client is (required) */
+  site: string;
+  /** items per request (default: the app's demand at that site, or 1) */
+  items?: number;
+}
+
+/** GET /v1/apps/NAME/logs (answered as text/plain, streamed). */
+export interface LogsQuery {
+  /** keep streaming */
+  follow?: boolean;
+  /** lines from the end of each replica's output (default 200) */
+  tail?: number;
+}
+
+// ---- sites and routing ----------------------------------------------------------
+
+/** GET /v1/sites: a site with every node's RTT to it. */
+export interface SiteView extends SiteRecord {
+  /** node -> RTT to this site, ms (a declared one wins over the measured one) */
+  rttMs: Record<string, number>;
+  /** the nodes whose RTT in `rttMs` was declared rather than measured */
+  declared: string[];
+}
+
+/** POST /v1/sites (answers the SiteRecord, 201). */
+export interface AddSiteBody {
+  /** the site's name */
+  name: string;
+  /** HOST:PORT that answers TCP at the site */
+  probe: string;
+}
+
+/** DELETE /v1/sites/NAME */
+export interface RemoveSiteAnswer {
+  /** the site's name */
+  removed: string;
+}
+
+/** PUT /v1/nodes/NAME/rtt: site -> ms declared for a node that cannot probe; null removes one. Answers the NodeRecord. */
+export type RttDeclaration = Record<string, number | null>;
+
+/** GET /v1/model: the model's error over every measured deployment, and over cold and cached images apart. */
+export interface ModelAnswer extends ModelError {
+  /** deployments that pulled their image */
+  cold: ModelError;
+  /** deployments whose image was already on the node */
+  warm: ModelError;
+}
+
+// ---- data hub streams -------------------------------------------------------------
+
+/** GET /v1/streams/NAME */
+export interface StreamWindowQuery {
+  /** from this node only */
+  node?: string;
+  /** windows starting at or after, epoch ms */
+  from?: number;
+  /** windows starting before, epoch ms */
+  to?: number;
+  /** at most this many (default 100,000) */
+  limit?: number;
+}
+
+// ---- every route ------------------------------------------------------------
+
+/** Each route of the control plane's API: its query, its body and its answer. */
+export interface ApiRoutes {
+  /** no token needed */
+  'GET /healthz': { answer: HealthAnswer };
+  /** every node */
+  'GET /v1/nodes': { query: NodeQuery; answer: NodeRecord[] };
+  /** one node (E_NOT_FOUND) */
+  'GET /v1/nodes/:name': { answer: NodeRecord };
+  /** declared RTTs */
+  'PUT /v1/nodes/:name/rtt': { body: RttDeclaration; answer: NodeRecord };
+  /** every app */
+  'GET /v1/apps': { query: AppQuery; answer: AppView[] };
+  /** deploy or plan (dryRun): 201 when created */
+  'POST /v1/apps': { query: DeployQuery; body: object | string; answer: DeployAnswer };
+  /** one app with its replicas; a long poll with after and waitMs */
+  'GET /v1/apps/:name': { query: AppWaitQuery; answer: AppDetail };
+  /** remove an app and its replicas */
+  'DELETE /v1/apps/:name': { answer: RemoveAnswer };
+  /** back to the last good revision */
+  'POST /v1/apps/:name/undo': { answer: UndoAnswer };
+  /** one app's replicas (E_NOT_FOUND for an unknown app) */
+  'GET /v1/apps/:name/replicas': { answer: ReplicaRecord[] };
+  /** healthy endpoints, nearest first */
+  'GET /v1/apps/:name/endpoints': { query: EndpointsQuery; answer: RankedEndpoint[] };
+  /** text, streamed */
+  'GET /v1/apps/:name/logs': { query: LogsQuery; answer: string };
+  /** every replica */
+  'GET /v1/replicas': { query: ReplicaQuery; answer: ReplicaRecord[] };
+  /** sites with RTTs */
+  'GET /v1/sites': { answer: SiteView[] };
+  /** add or change a site (201) */
+  'POST /v1/sites': { body: AddSiteBody; answer: SiteRecord };
+  /** remove a site */
+  'DELETE /v1/sites/:name': { answer: RemoveSiteAnswer };
+  /** the model's error */
+  'GET /v1/model': { answer: ModelAnswer };
+  /** per (node, stream) */
+  'GET /v1/streams': { answer: StreamRow[] };
+  /** window results held */
+  'GET /v1/streams/:name': { query: StreamWindowQuery; answer: HeldWindow[] };
+}

@@ -1,0 +1,277 @@
+// One typed client of the control plane's API (./api.ts), used by the CLI, the
+// lab, the benchmarks and the tests. It uses node:http rather than fetch: the
+// first fetch of a Node 20 process loads undici (~35 ms), a third of a short
+// command's time. Errors arrive as OutpostErrors with the server's code.
+import http from 'node:http';
+import https from 'node:https';
+import { OutpostError, type ErrorCode } from '../core/errors.js';
+import type {
+  AddSiteBody, ApiErrorAnswer, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
+  ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, RankedEndpoint, RemoveAnswer, RemoveSiteAnswer, ReplicaQuery,
+  ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer,
+} from './api.js';
+
+export interface RequestOptions {
+  /** a string body goes as it is with this type (default application/json: the body is sent as JSON) */
+  contentType?: string;
+  /** give up when the connection is silent this long (0: never) */
+  timeoutMs?: number;
+}
+
+/** A response read in full: its status, its headers and its JSON body. */
+export interface Answer<T> {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: T;
+}
+
+/** One page of a list route; `next` is the `after` of the next page, null on the last. */
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
+/** The header a page's answer carries when more items remain. */
+export const NEXT_AFTER: NextAfterHeader = 'x-next-after';
+/** The page size `pages` asks for unless told otherwise. */
+export const DEFAULT_PAGE_SIZE = 1000;
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+
+// one keep-alive connection reused by a command's successive requests (deploy --wait polls, pages)
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 4 }), https: new https.Agent({ keepAlive: true, maxSockets: 4 }) };
+
+type QueryValue = string | number | boolean | undefined;
+
+/** `?k=v&...` of the defined values (booleans as 1 and 0), or '' when there are none. */
+export function queryString(q: object = {}): string {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(q) as [string, QueryValue][]) {
+    if (v === undefined) continue;
+    s.set(k, typeof v === 'boolean' ? (v ? '1' : '0') : String(v));
+  }
+  return s.size ? `?${s}` : '';
+}
+
+const seg = encodeURIComponent;
+
+export class ApiClient {
+  constructor(readonly server: string, private readonly token: string) {}
+
+  // ---- the routes (./api.ts says what each takes and answers) -------------
+
+  /** GET /healthz */
+  healthz(): Promise<HealthAnswer> {
+    return this.request('GET', '/healthz');
+  }
+
+  /** GET /v1/nodes: the whole list, or one page with `limit` (see `pages` for all of them page by page). */
+  nodes(q: NodeQuery = {}): Promise<NodeRecord[]> {
+    return this.request('GET', `/v1/nodes${queryString(q)}`);
+  }
+
+  /** GET /v1/nodes/NAME */
+  node(name: string): Promise<NodeRecord> {
+    return this.request('GET', `/v1/nodes/${seg(name)}`);
+  }
+
+  /** PUT /v1/nodes/NAME/rtt: RTTs from sites to a node that cannot probe; null removes one. */
+  declareRtt(node: string, rtt: RttDeclaration): Promise<NodeRecord> {
+    return this.request('PUT', `/v1/nodes/${seg(node)}/rtt`, rtt);
+  }
+
+  /** GET /v1/apps */
+  apps(q: AppQuery = {}): Promise<AppView[]> {
+    return this.request('GET', `/v1/apps${queryString(q)}`);
+  }
+
+  /**
+   * GET /v1/apps/NAME. With `after` (an earlier answer's version) and
+   * `waitMs`, a long poll: the answer comes at the app's next change, or
+   * after waitMs; the request then waits up to 10 s longer than that.
+   */
+  app(name: string, w: AppWaitQuery = {}): Promise<AppDetail> {
+    return this.request('GET', `/v1/apps/${seg(name)}${queryString(w)}`, undefined, w.waitMs ? { timeoutMs: w.waitMs + 10_000 } : {});
+  }
+
+  /**
+   * POST /v1/apps: create or update an app, or only plan it (`dryRun`). The
+   * manifest goes as JSON when it is an object; as it is when it is text (YAML
+   * or JSON, application/yaml unless `contentType` says otherwise), for the
+   * server to parse and validate with line and column errors.
+   */
+  deploy(manifest: string | object, o: DeployQuery & { contentType?: string } = {}): Promise<DeployAnswer> {
+    const contentType = o.contentType ?? (typeof manifest === 'string' ? 'application/yaml' : 'application/json');
+    return this.request('POST', `/v1/apps${queryString({ dryRun: o.dryRun || undefined })}`, manifest, { contentType });
+  }
+
+  /** DELETE /v1/apps/NAME */
+  remove(name: string): Promise<RemoveAnswer> {
+    return this.request('DELETE', `/v1/apps/${seg(name)}`);
+  }
+
+  /** POST /v1/apps/NAME/undo */
+  undo(name: string): Promise<UndoAnswer> {
+    return this.request('POST', `/v1/apps/${seg(name)}/undo`);
+  }
+
+  /** GET /v1/apps/NAME/replicas (E_NOT_FOUND for an unknown app) */
+  appReplicas(name: string): Promise<ReplicaRecord[]> {
+    return this.request('GET', `/v1/apps/${seg(name)}/replicas`);
+  }
+
+  /** GET /v1/apps/NAME/endpoints: healthy endpoints, nearest first from `site`. */
+  endpoints(app: string, site: string, items?: number): Promise<RankedEndpoint[]> {
+    return this.request('GET', `/v1/apps/${seg(app)}/endpoints${queryString({ site, items })}`);
+  }
+
+  /**
+   * GET /v1/apps/NAME/logs: the response, its text unread (it streams; with
+   * `follow` it never ends by itself, so no timeout applies). An error answer
+   * is thrown as its OutpostError.
+   */
+  async logs(app: string, q: LogsQuery = {}): Promise<http.IncomingMessage> {
+    const res = await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200 })}`);
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      let body: Partial<ApiErrorAnswer> | null = null;
+      try { body = JSON.parse(await readAll(res)) as Partial<ApiErrorAnswer>; } catch { /* not JSON: the status says it */ }
+      throw answerError(status, body);
+    }
+    return res;
+  }
+
+  /** GET /v1/replicas */
+  replicas(q: ReplicaQuery = {}): Promise<ReplicaRecord[]> {
+    return this.request('GET', `/v1/replicas${queryString(q)}`);
+  }
+
+  /** GET /v1/sites */
+  sites(): Promise<SiteView[]> {
+    return this.request('GET', '/v1/sites');
+  }
+
+  /** POST /v1/sites: add (or change) a site. */
+  addSite(name: string, probe: string): Promise<SiteRecord> {
+    const body: AddSiteBody = { name, probe };
+    return this.request('POST', '/v1/sites', body);
+  }
+
+  /** DELETE /v1/sites/NAME */
+  removeSite(name: string): Promise<RemoveSiteAnswer> {
+    return this.request('DELETE', `/v1/sites/${seg(name)}`);
+  }
+
+  /** GET /v1/model */
+  model(): Promise<ModelAnswer> {
+    return this.request('GET', '/v1/model');
+  }
+
+  /** GET /v1/streams */
+  streams(): Promise<StreamRow[]> {
+    return this.request('GET', '/v1/streams');
+  }
+
+  /** GET /v1/streams/NAME: the window results held for a stream. */
+  streamWindows(name: string, q: StreamWindowQuery = {}): Promise<HeldWindow[]> {
+    return this.request('GET', `/v1/streams/${seg(name)}${queryString(q)}`);
+  }
+
+  // ---- pages of the list routes -----------------------------------------------
+
+  /** One page of a list route: its items and the `after` of the next page (null on the last). */
+  async page<P extends ListPath>(path: P, q: ListRoutes[P]['query'] = {}): Promise<Page<ListRoutes[P]['item']>> {
+    const a = await this.exchange<ListRoutes[P]['item'][]>('GET', `${path}${queryString(q)}`);
+    const next = a.headers[NEXT_AFTER];
+    return { items: a.body, next: typeof next === 'string' && next !== '' ? next : null };
+  }
+
+  /**
+   * Every item of a list route, a page at a time (`pageSize` items each,
+   * 1 to 5000), following `x-next-after` until a page comes without it. A
+   * control plane that does not page answers everything at once: one page.
+   * Every page is yielded, an empty one included, so a caller knows the list
+   * has begun.
+   */
+  async *pages<P extends ListPath>(path: P, q: ListRoutes[P]['query'] = {}, pageSize = DEFAULT_PAGE_SIZE): AsyncGenerator<ListRoutes[P]['item'][], void, undefined> {
+    let after = q.after;
+    for (;;) {
+      const p = await this.page(path, { ...q, limit: pageSize, after });
+      yield p.items;
+      if (p.next === null) return;
+      if (p.next === after) throw new OutpostError('E_INTERNAL', `the control plane at ${this.server} answered ${path} after "${after}" with the same next page again`);
+      after = p.next;
+    }
+  }
+
+  /** Every item of a list route, fetched page by page. */
+  async listAll<P extends ListPath>(path: P, q: ListRoutes[P]['query'] = {}, pageSize = DEFAULT_PAGE_SIZE): Promise<ListRoutes[P]['item'][]> {
+    const all: ListRoutes[P]['item'][] = [];
+    for await (const items of this.pages(path, q, pageSize)) all.push(...items);
+    return all;
+  }
+
+  // ---- the transport ------------------------------------------------------------
+
+  /**
+   * Any route, its answer cast to T: the typed methods above are built on it.
+   * `body` goes as JSON; a string with a `contentType` goes as it is. Gives up
+   * (E_NO_SERVER) when the connection is silent for `timeoutMs` (default
+   * 60 s): a control plane that vanished must not hang a command for ever.
+   */
+  async request<T>(method: string, p: string, body?: unknown, o: RequestOptions = {}): Promise<T> {
+    return (await this.exchange<T>(method, p, body, o)).body;
+  }
+
+  /** As `request`, with the answer's status and headers. */
+  async exchange<T>(method: string, p: string, body?: unknown, o: RequestOptions = {}): Promise<Answer<T>> {
+    const res = await this.raw(method, p, body, { timeoutMs: DEFAULT_TIMEOUT_MS, ...o });
+    let text: string;
+    try {
+      text = await readAll(res);
+    } catch (e) {
+      throw e instanceof OutpostError ? e : new OutpostError('E_NO_SERVER', `the control plane at ${this.server} broke off its answer (${(e as Error).message})`);
+    }
+    const status = res.statusCode ?? 0;
+    let json: unknown = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      throw new OutpostError('E_INTERNAL', `the control plane answered ${status} with a body that is not JSON`);
+    }
+    if (status < 200 || status >= 300) throw answerError(status, json as Partial<ApiErrorAnswer> | null);
+    return { status, headers: res.headers, body: json as T };
+  }
+
+  /** The response itself, its body unread: for streams (logs --follow, which sets no timeout). */
+  raw(method: string, p: string, body?: unknown, o: RequestOptions = {}): Promise<http.IncomingMessage> {
+    const contentType = o.contentType ?? 'application/json';
+    const url = new URL(this.server + p);
+    const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' && contentType !== 'application/json' ? body : JSON.stringify(body));
+    const secure = url.protocol === 'https:';
+    return new Promise((resolve, reject) => {
+      const req = (secure ? https : http).request(url, {
+        method,
+        agent: secure ? agents.https : agents.http,
+        headers: { authorization: `Bearer ${this.token}`, ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}) },
+      }, resolve);
+      req.on('error', (e) => reject(e instanceof OutpostError ? e : new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
+      if (o.timeoutMs) {
+        req.setTimeout(o.timeoutMs, () => req.destroy(new OutpostError('E_NO_SERVER', `the control plane at ${this.server} did not answer within ${o.timeoutMs! / 1000} s`)));
+      }
+      req.end(data);
+    });
+  }
+}
+
+/** An error answer as the OutpostError it carries; HTTP STATUS when it carries none. */
+function answerError(status: number, body: Partial<ApiErrorAnswer> | null): OutpostError {
+  const e = body?.error;
+  return new OutpostError((e?.code ?? 'E_INTERNAL') as ErrorCode, e?.message ?? `HTTP ${status}`, { path: e?.path, details: e?.details });
+}
+
+export async function readAll(res: http.IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of res) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
