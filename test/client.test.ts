@@ -103,12 +103,14 @@ test('a server that sends the same next page again is an error, not a loop', asy
   }
 });
 
-test('against a control plane that answers lists whole, pages yields one page', async () => {
+test('against the control plane, pages follows x-next-after page by page to the end', async () => {
   await cp.client.deploy({ name: 'pg-a', command: ['true'], replicas: 0 });
   await cp.client.deploy('name: pg-b\ncommand: ["true"]\nreplicas: 0\n');
   const pages: AppView[][] = [];
   for await (const p of cp.client.pages('/v1/apps', {}, 1)) pages.push(p);
-  assert.deepEqual(pages.map((p) => p.map((a) => a.name)), [['pg-a', 'pg-b']]);
+  assert.deepEqual(pages.map((p) => p.map((a) => a.name)), [['pg-a'], ['pg-b']]);
+  assert.deepEqual((await cp.client.page('/v1/apps', { limit: 1 })).next, 'pg-a');
+  assert.deepEqual((await cp.client.page('/v1/apps', { limit: 1, after: 'pg-a' })).next, null, 'the last page has no next key');
   assert.deepEqual((await cp.client.page('/v1/nodes', { limit: 1 })), { items: [], next: null });
   assert.deepEqual(await cp.client.remove('pg-a'), { removed: [] });
   await cp.client.remove('pg-b');

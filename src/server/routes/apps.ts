@@ -6,6 +6,7 @@ import { NAME_RE, validateApp } from '../../core/manifest.js';
 import { numberParam } from '../../core/query.js';
 import type { AppRecord, AppView, DeployAnswer, ReplicaRecord } from '../../core/types.js';
 import type { RouteDeps } from '../http.js';
+import type { RemoveAnswer, UndoAnswer } from '../../contract/api.js';
 import { page, type PageQuery } from './page.js';
 
 type ReplicaQuery = PageQuery & { app?: string; node?: string; state?: string };
@@ -44,10 +45,10 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     return { app: r.app.name, revision: r.app.revision ?? null, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
   });
 
-  app.delete<{ Params: { name: string } }>('/v1/apps/:name', async (req) => cp.apps.remove(req.params.name));
-  app.post<{ Params: { name: string } }>('/v1/apps/:name/undo', async (req) => {
+  app.delete<{ Params: { name: string } }>('/v1/apps/:name', async (req): Promise<RemoveAnswer> => cp.apps.remove(req.params.name));
+  app.post<{ Params: { name: string } }>('/v1/apps/:name/undo', async (req): Promise<UndoAnswer> => {
     const r = await cp.apps.undo(req.params.name);
-    return { app: r.app.name, revision: r.app.revision, changed: r.changed, replicas: r.replicas };
+    return { app: r.app.name, revision: r.app.revision ?? 0, changed: r.changed, replicas: r.replicas };
   });
 
   app.get<{ Params: { name: string }; Querystring: { site?: string; items?: string } }>('/v1/apps/:name/endpoints', async (req) => {

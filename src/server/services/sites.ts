@@ -6,13 +6,7 @@ import { rankEndpoints, type RankedEndpoint } from '../../core/routing.js';
 import type { NodeRecord, SiteRecord } from '../../core/types.js';
 import type { Writer } from '../writer.js';
 import type { Nodes } from './nodes.js';
-
-export interface SiteView extends SiteRecord {
-  /** node -> RTT, ms (declared wins over measured) */
-  rttMs: Record<string, number>;
-  /** nodes whose RTT was declared */
-  declared: string[];
-}
+import type { SiteView } from '../../contract/api.js';
 
 export class Sites {
   private readonly listeners: ((sites: SiteRecord[]) => void)[] = [];

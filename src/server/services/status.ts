@@ -4,7 +4,8 @@
 import { calibrate, calibrateBandwidth } from '../../core/model.js';
 import { normalizeRef } from '../../core/images.js';
 import { hostKey, meanConcurrency, type Window } from '../../core/contention.js';
-import { modelError, type ModelError } from '../../core/accuracy.js';
+import { modelError } from '../../core/accuracy.js';
+import type { ModelAnswer } from '../../contract/api.js';
 import type { ModelSample, NodeRecord, ReplicaRecord, ReplicaStatus } from '../../core/types.js';
 import type { Change, Writer } from '../writer.js';
 import type { State } from '../state.js';
@@ -58,7 +59,7 @@ export class Statuses {
     });
   }
 
-  async modelError(): Promise<ModelError & { cold: ModelError; warm: ModelError }> {
+  async modelError(): Promise<ModelAnswer> {
     await this.w.flush();
     const samples = await this.store.listSamples(10_000);
     return { ...modelError(samples), cold: modelError(samples, (x) => !x.cached), warm: modelError(samples, (x) => x.cached) };
