@@ -40,34 +40,60 @@ export function startWindow(r: ReplicaRecord, now: number): Window | null {
   return { start, end: Math.max(start + engine, 50) };
 }
 
-export function liveSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], specs: Map<string, AppSpec>, sites: SiteRecord[], forApp?: AppSpec, ignore: Set<string> = new Set(), now?: number): ClusterSnapshot {
-  const live = replicas.filter((r) => !ignore.has(r.id));
+/** What a node contributes to every snapshot whatever the app: computed once per node record (records are replaced, never changed in place). */
+interface NodeStatic {
+  labels: Record<string, string>;
+  layers: string[];
+  rtt: [string, number][];
+}
+const statics = new WeakMap<NodeRecord, NodeStatic>();
+
+function nodeStatic(n: NodeRecord): NodeStatic {
+  let s = statics.get(n);
+  if (!s) {
+    s = { labels: nodeLabels(n), layers: n.layers.map((l) => l.digest), rtt: Object.entries(effectiveRtt(n)) };
+    statics.set(n, s);
+  }
+  return s;
+}
+
+/**
+ * The live records as a snapshot for planning `forApp`. `images` is the
+ * fleet's image catalog when the caller keeps one (it changes only when a
+ * node's images do); otherwise it is built from the nodes.
+ */
+export function liveSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], specs: Map<string, AppSpec>, sites: SiteRecord[], forApp?: AppSpec, ignore: Set<string> = new Set(), now?: number, images?: ClusterSnapshot['images']): ClusterSnapshot {
   const byNode = groupBy(replicas, (r) => r.node);
-  const liveByNode = groupBy(live, (r) => r.node);
   const imageKey = forApp?.image ? normalizeRef(forApp.image) : null;
   const rttMs: ClusterSnapshot['rttMs'] = {};
   for (const s of sites) rttMs[s.name] = {};
   const out: ClusterSnapshot = {
     sites: sites.map((s) => s.name),
     nodes: nodes.map((n) => {
-      const mine = liveByNode.get(n.name) ?? [];
+      const all = byNode.get(n.name);
       const allocated = { cpu: 0, memoryMiB: 0 };
-      for (const r of mine) {
+      const apps = new Set<string>();
+      let count = 0;
+      for (const r of all ?? []) {
+        if (ignore.has(r.id)) continue;
+        count++;
+        apps.add(r.app);
         const s = specs.get(r.app);
         if (!s) continue;
         allocated.cpu += s.resources.cpu;
         allocated.memoryMiB += s.resources.memoryMiB;
       }
-      for (const [site, v] of Object.entries(effectiveRtt(n))) if (rttMs[site]) rttMs[site]![n.name] = v;
+      const st = nodeStatic(n);
+      for (const [site, v] of st.rtt) if (rttMs[site]) rttMs[site]![n.name] = v;
       const engine = (imageKey ? n.timings.engineByImage?.[imageKey] : undefined) ?? n.timings.engineMs;
       const stage = forApp ? n.stageUs?.[forApp.name] : undefined;
       return {
         name: n.name,
-        labels: nodeLabels(n),
+        labels: st.labels,
         capacity: { cpu: n.cpus, memoryMiB: n.memoryMiB },
         allocated,
         ...(n.timings.bandwidthMbps ? { bandwidthMbps: n.timings.bandwidthMbps } : {}),
-        layers: n.layers.map((l) => l.digest),
+        layers: st.layers,
         timings: {
           ...(n.timings.containerMs !== null ? { containerMs: n.timings.containerMs } : {}),
           ...(engine !== null && engine !== undefined ? { engineMs: engine } : {}),
@@ -75,17 +101,17 @@ export function liveSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], spe
         ...(stage ? { perItemUs: stage } : {}),
         state: n.state,
         runtime: n.runtime,
-        apps: [...new Set(mine.map((r) => r.app))],
-        replicas: mine.length,
+        apps: [...apps],
+        replicas: count,
         ...(n.hostId ? { host: n.hostId } : {}),
         ...(n.timings.startCores ? { startCores: n.timings.startCores } : {}),
         // replicas being removed still start if they are on their way: count
         // every one, on nodes that answer (one that does not starts nothing)
-        starting: now === undefined || n.state !== 'ready' ? [] : (byNode.get(n.name) ?? []).map((r) => startWindow(r, now)).filter((w): w is Window => w !== null),
+        starting: now === undefined || n.state !== 'ready' || !all ? [] : all.map((r) => startWindow(r, now)).filter((w): w is Window => w !== null),
       };
     }),
     rttMs,
-    images: imageCatalog(nodes),
+    images: images ?? imageCatalog(nodes),
   };
   return out;
 }

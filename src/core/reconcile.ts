@@ -24,6 +24,8 @@ export interface ClusterState {
   lost?: Set<string>;
   /** the clock (epoch ms): where replicas in flight are in their start-up, for the contention model */
   now?: number;
+  /** the fleet's image catalog, when the caller keeps one */
+  images?: Record<string, { layers: { digest: string; bytes: number }[] }>;
 }
 
 /**
@@ -46,7 +48,7 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState): Decisi
   const specs = new Map(state.specs);
   specs.set(spec.name, spec);
   const planFor = (keep: ReplicaRecord[], remove: ReplicaRecord[], count: number) => {
-    const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)), state.now);
+    const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)), state.now, state.images);
     return plan(new Cluster(snapshot), spec, { kept: keep.map((r) => r.node), count });
   };
   const liveStale = stale.filter((r) => !lost.has(r.node));

@@ -126,9 +126,7 @@ export class AgentGateway {
       // the newest connection wins: an old one is a half-open socket from before a network drop
       if (old && old !== c) old.ws.terminate();
       this.conns.set(name, c);
-      const prev = cp.state.node(name);
       void cp.nodes.register(msg.node);
-      if (!prev || JSON.stringify(prev.imageLayers) !== JSON.stringify(msg.node.imageLayers)) cp.assignments.imagesChanged();
       this.log.debug({ node: name, runtime: msg.node.runtime }, 'agent registered');
       send(c.ws, { type: 'welcome', node: name, protocol: SUBPROTOCOL });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
@@ -147,7 +145,7 @@ export class AgentGateway {
         reportStatus(cp, node, msg.replicas, msg.pulled ?? null).catch((err) => this.log.error({ err, node }, 'status not recorded'));
         return;
       case 'images':
-        void cp.nodes.updateImages(node, msg.images, msg.layers, msg.imageLayers).then((n) => { if (n) cp.assignments.imagesChanged(); });
+        void cp.nodes.updateImages(node, msg.images, msg.layers, msg.imageLayers);
         return;
       case 'rtt': return cp.sites.setMeasured(node, msg.rttMs);
       case 'stages': return cp.nodes.setStages(node, msg.app, msg.perItemUs);

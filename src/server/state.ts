@@ -26,6 +26,8 @@ export class State {
   private readonly byApp = new Map<string, Set<string>>();
   private readonly byNode = new Map<string, Set<string>>();
   private readonly byHost = new Map<string, Set<string>>();
+  /** counts changes to any node's image inventory (caches of the image catalog compare it) */
+  imagesEpoch = 0;
 
   static async load(store: Store): Promise<State> {
     const s = new State();
@@ -115,6 +117,7 @@ export class State {
   private indexNode(name: string, prev: NodeRecord | undefined, next: NodeRecord | null): void {
     if (prev) this.byHost.get(hostKey(prev.name, prev.hostId))?.delete(name);
     if (next) add(this.byHost, hostKey(next.name, next.hostId), name);
+    if (prev?.imageLayers !== next?.imageLayers && JSON.stringify(prev?.imageLayers ?? {}) !== JSON.stringify(next?.imageLayers ?? {})) this.imagesEpoch++;
   }
 }
 

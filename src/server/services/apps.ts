@@ -207,6 +207,7 @@ export class Apps {
       specs: new Map(s.list('apps').map((a) => [a.name, a.spec])),
       sites: s.list('sites'),
       now: this.now(),
+      images: this.assignments.images(),
     };
   }
 }

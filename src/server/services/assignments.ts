@@ -18,6 +18,7 @@ export class Assignments {
   private dirty = new Set<string>();
   private scheduled = false;
   private catalog: Record<string, { layers: Layer[] }> | null = null;
+  private catalogEpoch = -1;
   private readonly listeners: ((nodes: string[]) => void)[] = [];
 
   constructor(private readonly state: State) {}
@@ -39,20 +40,24 @@ export class Assignments {
     });
   }
 
-  /** Some node's image inventory changed: what each image lacks on a node is computed again. */
-  imagesChanged(): void {
-    this.catalog = null;
+  /** every image some node holds, with its layers (kept until a node's images change) */
+  images(): Record<string, { layers: Layer[] }> {
+    if (!this.catalog || this.catalogEpoch !== this.state.imagesEpoch) {
+      this.catalog = imageCatalog(this.state.list('nodes'));
+      this.catalogEpoch = this.state.imagesEpoch;
+    }
+    return this.catalog;
   }
 
   setFor(node: string): AssignmentSet {
     const s = this.state;
-    this.catalog ??= imageCatalog(s.list('nodes'));
+    const catalog = this.images();
     const have = s.node(node)?.layers ?? [];
     const replicas: Assignment[] = [];
     for (const r of s.nodeReplicas(node)) {
       const spec = specOf(s, r);
       if (!spec) continue;
-      replicas.push({ id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImageBytes(this.catalog, spec.image, have) });
+      replicas.push({ id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImageBytes(catalog, spec.image, have) });
     }
     const h = createHash('sha1');
     for (const a of replicas) h.update(`${a.id} ${a.specHash} ${a.imageBytes}\n`);
