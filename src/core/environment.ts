@@ -45,7 +45,7 @@ export type EnvName = (typeof ENVIRONMENT)[number]['name'];
 /** What the agent sets in every replica's environment, over the manifest's `env`. */
 export const REPLICA_ENVIRONMENT = [
   { name: 'OUTPOST_APP', when: 'always', meaning: 'the app\'s name' },
-  { name: 'OUTPOST_REPLICA', when: 'always', meaning: 'the replica\'s id: the app name, a dash and 8 hex digits (`sensor-stats-0c1f2a3b`)' },
+  { name: 'OUTPOST_REPLICA', when: 'always', meaning: 'the replica\'s id: the app name, its slot and the app\'s serial number for it (`sensor-stats-0-4`)' },
   { name: 'OUTPOST_NODE', when: 'always', meaning: 'the node\'s name' },
   { name: 'OUTPOST_HUB_URL', when: 'the node runs a data hub', meaning: 'the hub\'s HTTP URL' },
   { name: 'OUTPOST_HUB_MQTT', when: 'the node runs a data hub', meaning: 'the hub\'s MQTT URL' },
