@@ -66,6 +66,10 @@ export class State {
     return this.ids(this.byApp.get(app));
   }
 
+  appReplicaCount(app: string): number {
+    return this.byApp.get(app)?.size ?? 0;
+  }
+
   nodeReplicas(node: string): ReplicaRecord[] {
     return this.ids(this.byNode.get(node));
   }

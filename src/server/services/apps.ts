@@ -114,7 +114,7 @@ export class Apps {
     for (const a of s.list('apps')) {
       if (this.unsatisfied.has(a.name)) continue;
       const ro = a.rollout?.status;
-      if (ro === 'progressing' || ro === 'failed' || s.appReplicas(a.name).length !== a.spec.replicas) this.dirty.add(a.name);
+      if (ro === 'progressing' || ro === 'failed' || s.appReplicaCount(a.name) !== a.spec.replicas) this.dirty.add(a.name);
     }
     this.mark([]);
   }
