@@ -126,7 +126,7 @@ export class Apps {
     for (const name of names) {
       const t0 = performance.now();
       this.w.run((s) => this.check(s, name))
-        .then((r) => { if (r) this.announce(r); })
+        .then((r) => { if (r === 'status') this.changes.changed(name); else if (r) this.announce(r); })
         .catch((e) => {
           if (e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') this.unsatisfied.add(name);
           else this.log.warn({ err: e, app: name }, 'reconcile failed; the next change or tick tries again');
@@ -135,17 +135,28 @@ export class Apps {
     }
   }
 
-  /** One app's rollout bookkeeping, then its replicas brought in line. */
-  private check(s: State, name: string): Decision<DeployResult | null> {
+  /**
+   * One app's rollout bookkeeping, then its replicas brought in line when
+   * they are not (too few or too many, an older revision still running, one
+   * on a lost node, a rollback): a replica that became ready in a plain
+   * deploy costs a look at the app's own replicas, not a plan over the fleet.
+   */
+  private check(s: State, name: string): Decision<DeployResult | 'status' | null> {
     const app = s.app(name);
     if (!app) return { changes: [], result: null };
-    const next = rolloutStatus(app, s.appReplicas(name), this.now());
-    if (next && next !== app && next.specHash !== app.specHash) this.log.warn({ app: name, message: next.rollout?.message }, 'rolling back');
+    const reps = s.appReplicas(name);
+    const next = rolloutStatus(app, reps, this.now());
+    if (next && next.specHash !== app.specHash) this.log.warn({ app: name, message: next.rollout?.message }, 'rolling back');
+    const lost = this.nodes.lost();
+    const inLine = reps.length === app.spec.replicas && reps.every((r) => r.specHash === app.specHash && !lost.has(r.node));
+    if (inLine && (!next || next.specHash === app.specHash)) {
+      return next ? { changes: [{ kind: 'apps', key: name, doc: next }], result: 'status' } : { changes: [], result: null };
+    }
     try {
       return this.reconcile(s, next ?? app, next !== null);
     } catch (e) {
       // an unplaceable rollback still records why the rollout stopped
-      if (next && next.specHash === app.specHash) return { changes: [{ kind: 'apps', key: name, doc: next }], result: null };
+      if (next && next.specHash === app.specHash) return { changes: [{ kind: 'apps', key: name, doc: next }], result: 'status' };
       throw e;
     }
   }
