@@ -27,7 +27,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client } from '../src/cli/client.js';
 import { freePort } from '../src/agent/health.js';
-import { ServerProcess, SwarmGroup, sleep, type WindowReport } from '../src/swarm/control.js';
+import { ServerProcess, SwarmGroup, openFilesLimit, sleep, type WindowReport } from '../src/swarm/control.js';
 import type { SwarmStats } from '../src/swarm/swarm.js';
 import type { AppView } from '../src/core/types.js';
 import { quantile } from './stats.js';
@@ -357,6 +357,10 @@ async function runSize(n: number): Promise<Record<string, unknown>> {
   const swarm = await SwarmGroup.spawn(SWARM_PROCS, NOFILE);
   const ctx: Ctx = { n, server, swarm, client: new Client(server.url, server.token('admin.token')), rss: new RssPeak(server), fleet: {} };
   const res: Record<string, unknown> = { agents: n };
+  // without CAP_SYS_RESOURCE `ulimit -n` cannot go above the hard limit: each side needs a descriptor per agent it holds
+  const limits = { server: openFilesLimit(server.pid), swarm: swarm.procs.map((p) => openFilesLimit(p.child.pid ?? 0)) };
+  res.openFilesLimit = limits;
+  if ((limits.server ?? 0) < n + 256 || limits.swarm.some((l) => (l ?? 0) < n / SWARM_PROCS + 256)) say(`[${n}] warning: open-file limits ${JSON.stringify(limits)} may be too low for ${n} agents`);
   const errors: Record<string, string> = {};
   const phase = async (name: string, fn: () => Promise<unknown>): Promise<boolean> => {
     say(`[${n}] ${name} ...`);

@@ -47,6 +47,16 @@ export function rssBytes(pid: number): number | null {
   }
 }
 
+/** The soft limit on open files of a process (what `ulimit -n` gave it); null when it is gone. */
+export function openFilesLimit(pid: number): number | null {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'));
+    return m ? (m[1] === 'unlimited' ? Infinity : Number(m[1])) : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface ServerOptions {
   dataDir: string;
   port: number;
