@@ -78,13 +78,20 @@ function pcts(xs: number[]): { n: number; p50: number; p99: number; max: number 
 async function waitFor<T>(what: string, probe: () => Promise<T | null | false>, everyMs = 100, timeoutMs = TIMEOUT_MS): Promise<T> {
   const t0 = Date.now();
   let last = '';
+  let told = t0;
   for (;;) {
     // a request may fail while the control plane restarts (a kept-alive socket it closed): try again
     const v = await probe().catch((e: Error) => { last = ` (last error: ${e.message})`; return null; });
     if (v) return v;
     if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last}`);
+    if (Date.now() - told > 15_000) { told = Date.now(); say(`  still waiting for ${what} (${Math.round((told - t0) / 1000)} s)`); }
     await sleep(everyMs);
   }
+}
+
+/** Throws once a loop of requests has run longer than the time allowed for a wait (a slow control plane must not hold the run for hours). */
+function checkDeadline(t0: number, what: string): void {
+  if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`gave up after ${TIMEOUT_MS / 1000} s: ${what}`);
 }
 
 /** The highest server RSS seen since the last reset, sampled every 500 ms. */
@@ -239,18 +246,23 @@ async function apiLatency(ctx: Ctx) {
   const lists = ['/v1/nodes', '/v1/nodes?limit=500', '/v1/apps', '/v1/apps?limit=500', '/v1/replicas', '/v1/replicas?limit=500'];
   const ms: Record<string, number[]> = Object.fromEntries([...lists, 'POST /v1/apps'].map((p) => [p, []]));
   const bytes: Record<string, number> = {};
-  await sleep(500);
-  for (let i = 0; i < SAMPLES; i++) {
-    for (const p of lists) {
-      const r = await timed(ctx.client, 'GET', p);
-      ms[p]!.push(r.ms);
-      bytes[p] = r.bytes;
+  try {
+    await sleep(500);
+    const t0 = Date.now();
+    for (let i = 0; i < SAMPLES; i++) {
+      checkDeadline(t0, `${i} of ${SAMPLES} samples of every request`);
+      for (const p of lists) {
+        const r = await timed(ctx.client, 'GET', p);
+        ms[p]!.push(r.ms);
+        bytes[p] = r.bytes;
+      }
+      ms['POST /v1/apps']!.push(await deploy(ctx.client, manifest(`lat-${i % 10}`, 1, { SAMPLE: String(i) })));
     }
-    ms['POST /v1/apps']!.push(await deploy(ctx.client, manifest(`lat-${i % 10}`, 1, { SAMPLE: String(i) })));
+  } finally {
+    churning = false;
+    await churn.catch(() => {});
+    for (const app of ['churn', ...Array.from({ length: 10 }, (_, i) => `lat-${i}`)]) await ctx.client.request('DELETE', `/v1/apps/${app}`).catch(() => {});
   }
-  churning = false;
-  await churn;
-  for (const app of ['churn', ...Array.from({ length: Math.min(10, SAMPLES) }, (_, i) => `lat-${i}`)]) await ctx.client.request('DELETE', `/v1/apps/${app}`).catch(() => {});
   await waitFor('the churn and latency apps gone from the swarm', async () => {
     const s = await ctx.swarm.stats();
     return Object.keys(s.presentByApp).every((a) => a in ctx.fleet);
@@ -316,6 +328,8 @@ async function loss(ctx: Ctx) {
     mode: LOSS_MODE, nodesLost: lost.nodes.length, replicasLost: lost.replicas, nodeTimeoutMs: NODE_TIMEOUT_MS,
     recoveredMs: s.lastRunningAt - t0, recoveredAfterTimeoutMs: s.lastRunningAt - t0 - NODE_TIMEOUT_MS, confirmedMs: settled - t0,
     wanted: total, partitioned: s.partitioned,
+    // with --loss-mode silent the lost nodes' replicas still run behind the cut link
+    maxReplicasAtOnce: w.maxPresentTotal + s.partitioned,
     ...worst(w, ctx.fleet), serverRssPeakMiB: ctx.rss.take(),
   };
 }
@@ -325,7 +339,11 @@ async function manyApps(ctx: Ctx) {
   const room = liveAgents(s0);
   const t0 = Date.now();
   const postMs: number[] = [];
-  for (let i = 0; i < APPS; i++) postMs.push(await deploy(ctx.client, manifest(`many-${i}`, 1)));
+  for (let i = 0; i < APPS; i++) {
+    checkDeadline(t0, `${i} of ${APPS} apps deployed`);
+    if (i > 0 && i % 100 === 0) say(`  ${i} apps deployed (the last took ${r1(postMs[i - 1]!)} ms)`);
+    postMs.push(await deploy(ctx.client, manifest(`many-${i}`, 1)));
+  }
   const posted = Date.now() - t0;
   await waitFor(`${APPS} apps running`, async () => {
     const s = await ctx.swarm.stats();
@@ -350,13 +368,29 @@ async function manyApps(ctx: Ctx) {
 
 // ---------------------------------------------------------------- one fleet size
 
-async function runSize(n: number): Promise<Record<string, unknown>> {
+/** What a signal must stop before the benchmark exits: its control plane and swarm processes. */
+const children = new Set<() => void>();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    for (const kill of children) kill();
+    process.exit(130);
+  });
+}
+
+/** Runs every phase for one fleet size into `res`, calling `save` after each. */
+async function runSize(n: number, res: Record<string, unknown>, save: () => void): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-scale-'));
   const server = new ServerProcess({ dataDir: dir, port: await freePort('127.0.0.1'), nodeTimeoutMs: NODE_TIMEOUT_MS, nofile: NOFILE });
+  const killServer = () => {
+    server.child?.kill('SIGKILL');
+    if (!KEEP) fs.rmSync(dir, { recursive: true, force: true });
+  };
+  children.add(killServer);
   await server.start();
   const swarm = await SwarmGroup.spawn(SWARM_PROCS, NOFILE);
+  const killSwarm = () => swarm.procs.forEach((p) => p.child.kill('SIGKILL'));
+  children.add(killSwarm);
   const ctx: Ctx = { n, server, swarm, client: new Client(server.url, server.token('admin.token')), rss: new RssPeak(server), fleet: {} };
-  const res: Record<string, unknown> = { agents: n };
   // without CAP_SYS_RESOURCE `ulimit -n` cannot go above the hard limit: each side needs a descriptor per agent it holds
   const limits = { server: openFilesLimit(server.pid), swarm: swarm.procs.map((p) => openFilesLimit(p.child.pid ?? 0)) };
   res.openFilesLimit = limits;
@@ -371,27 +405,30 @@ async function runSize(n: number): Promise<Record<string, unknown>> {
       return true;
     } catch (e) {
       errors[name] = (e as Error).message;
+      res.errors = errors;
       say(`[${n}] ${name} failed: ${(e as Error).message}`);
       return false;
+    } finally {
+      save();
     }
   };
   try {
-    if (!(await phase('registration', () => registration(ctx, server.token('join.token'))))) return res;
+    if (!(await phase('registration', () => registration(ctx, server.token('join.token'))))) return;
     if (want('idle')) await phase('idle0', () => idle(ctx));
     const needFleet = (['placements', 'idle', 'api', 'storm', 'loss'] as Phase[]).some(want);
-    if (needFleet && !(await phase('placements', () => placements(ctx)))) return res;
+    if (needFleet && !(await phase('placements', () => placements(ctx)))) return;
     if (want('idle')) await phase('idleN', () => idle(ctx));
     if (want('api')) await phase('api', () => apiLatency(ctx));
     if (want('storm')) for (const k of STORMS) await phase(`storm-${k}`, () => storm(ctx, k));
     if (want('loss')) await phase('loss', () => loss(ctx));
     if (want('apps')) await phase('apps', () => manyApps(ctx));
     res.wholeRun = await swarm.startedTwice();
-    return res;
   } finally {
-    if (Object.keys(errors).length) res.errors = errors;
     ctx.rss.stop();
     await swarm.exit();
     await server.stop();
+    children.delete(killServer);
+    children.delete(killSwarm);
     if (KEEP) say(`[${n}] data dir kept: ${dir}`);
     else fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -428,7 +465,7 @@ const ROWS: Row[] = [
   ['storm, drop all: all welcomed / settled, s', (r) => r['storm-drop'] && `${s(r['storm-drop'].registeredMs)} / ${s(r['storm-drop'].settledMs)}`, 'settled < 60'],
   ['storm, drop all: started twice, on two nodes, most over wanted', (r) => r['storm-drop'] && `${r['storm-drop'].startedTwice}, ${r['storm-drop'].onTwoNodes}, ${r['storm-drop'].maxOverWantedPresent}`, '0, 0, <= 0'],
   ['node loss: replicas running elsewhere after, s (minus node timeout)', (r) => r.loss && `${s(r.loss.recoveredMs)} (${s(r.loss.recoveredAfterTimeoutMs)})`],
-  ['node loss: most replicas of an app over wanted', (r) => r.loss?.maxOverWantedPresent, '<= 0'],
+  ['node loss: most replicas of an app over wanted; most replicas at once / wanted', (r) => r.loss && `${r.loss.maxOverWantedPresent}; ${r.loss.maxReplicasAtOnce} / ${r.loss.wanted}`, '<= 0'],
   ['apps: /healthz p50, ms', (r) => r.apps?.healthzMs?.p50, '< 10'],
   ['apps: re-deploy one changed app p50 / p99, ms', (r) => r.apps && `${r.apps.redeployMs.p50} / ${r.apps.redeployMs.p99}`, 'p50 < 50'],
   ['whole run: replicas started twice', (r) => r.wholeRun?.startedTwice, '0'],
@@ -455,9 +492,11 @@ async function main(): Promise<void> {
     }, null, 2) + '\n');
   };
   for (const n of SIZES) {
-    results.push(await runSize(n));
-    write(); // each size is kept as soon as it is done
+    const res: Record<string, unknown> = { agents: n };
+    results.push(res);
+    await runSize(n, res, write); // written after every phase: a run cut short keeps what it measured
   }
+  write();
   console.log(table(results as Record<string, any>[]));
   console.log(`\nJSON: ${path.relative(process.cwd(), OUT)}`);
 }

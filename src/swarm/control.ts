@@ -236,7 +236,12 @@ export class SwarmGroup {
     const running = { ...base.runningByApp };
     const maxPresent: Record<string, number> = { ...present };
     const maxRunning: Record<string, number> = { ...running };
+    const sum = (m: Record<string, number>) => Object.values(m).reduce((a, b) => a + b, 0);
+    let total = sum(present);
+    let maxPresentTotal = total;
     for (const e of events) {
+      total += e.dp;
+      if (total > maxPresentTotal) maxPresentTotal = total;
       present[e.app] = (present[e.app] ?? 0) + e.dp;
       running[e.app] = (running[e.app] ?? 0) + e.dr;
       if (present[e.app]! > (maxPresent[e.app] ?? 0)) maxPresent[e.app] = present[e.app]!;
@@ -249,7 +254,7 @@ export class SwarmGroup {
       events: events.length, starts: started.length, startedTwice: twice.length,
       onTwoNodes: twice.filter(([, c]) => c.twoNodes).length,
       examples: twice.slice(0, 5).map(([id, c]) => `${id} x${c.n}`),
-      maxPresentByApp: maxPresent, maxRunningByApp: maxRunning,
+      maxPresentByApp: maxPresent, maxRunningByApp: maxRunning, maxPresentTotal,
     };
   }
 
@@ -284,6 +289,8 @@ export interface WindowReport {
   examples: string[];
   maxPresentByApp: Record<string, number>;
   maxRunningByApp: Record<string, number>;
+  /** the most replicas of every app together on live nodes at any moment */
+  maxPresentTotal: number;
 }
 
 /** [id, starts, first node, 1 when it was also started on another node] */
