@@ -9,13 +9,11 @@
 // full-jitter back-off (or the server's Retry-After after a 503).
 import WebSocket from 'ws';
 import type { Socket } from 'node:net';
-import { AGENT_PATH, type AgentToServer, type ServerToAgent } from '../core/protocol.js';
+import { AGENT_PATH, NODE_HEADER, SUBPROTOCOL, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
 import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
 import { fullJitter, retryAfterMs, retryDelay } from './backoff.js';
 import type { TimerWheel } from './wheel.js';
 
-export const SUBPROTOCOL = 'outpost.v1';
-export const NODE_HEADER = 'x-outpost-node';
 
 export interface AgentConfig {
   /** http(s)://host:port of the control plane */

@@ -5,10 +5,10 @@
 // or on two nodes, is a failure), and windows that log every change of the
 // per-app tallies so the worst moment can be found afterwards.
 import type { Socket } from 'node:net';
-import type { AgentToServer } from '../core/protocol.js';
+import type { AgentToServer } from '../contract/protocol.js';
 import { SimAgent, type AgentConfig, type AgentHost, type SimReplica } from './agent.js';
 import { TimerWheel } from './wheel.js';
-import { AGENT_PATH } from '../core/protocol.js';
+import { AGENT_PATH } from '../contract/protocol.js';
 
 export interface SwarmOptions extends Partial<Omit<AgentConfig, 'server' | 'joinToken'>> {
   server: string;
