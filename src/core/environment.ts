@@ -18,6 +18,8 @@ export const ENVIRONMENT = [
   { name: 'OUTPOST_DATA_DIR', default: '~/.outpost', readBy: 'CLI, up, server, agent, hub', meaning: 'the state directory when `--data-dir` is not given; the CLI reads `admin.token` there' },
   { name: 'OUTPOST_JOIN_TOKEN', default: 'none: `--join-token` is then required', readBy: 'agent', meaning: 'the join token (the control plane\'s `join.token`) when `--join-token` is not given' },
   { name: 'OUTPOST_NODE_TIMEOUT_MS', default: '15000', readBy: 'server', meaning: 'the default of `outpost server --node-timeout`: a node unreachable this long has its replicas rescheduled (`outpost up` always uses 15000)' },
+  { name: 'OUTPOST_ADMIT_RATE', default: '2000', readBy: 'server', meaning: 'the setting `admitRate` when `--admit-rate` is not given: agent handshakes admitted per second' },
+  { name: 'OUTPOST_ADMIT_BURST', default: '500', readBy: 'server', meaning: 'the setting `admitBurst` when `--admit-burst` is not given: agent handshakes admitted at once after a quiet spell' },
   { name: 'OUTPOST_LOG_LEVEL', default: '`info`; `warn` for `outpost up`', readBy: 'up, server, agent, hub', meaning: 'the log level (`trace`, `debug`, `info`, `warn`, `error`, `fatal`, `silent`); logs are JSON lines on stderr' },
   { name: 'OUTPOST_HUB_HTTP_PORT', default: '7081', readBy: 'up, agent', meaning: 'the data hub\'s HTTP port when `--hub-http-port` is not given (0: any free port); `outpost hub` reads only its flag' },
   { name: 'OUTPOST_HUB_MQTT_PORT', default: '1883', readBy: 'up, agent', meaning: 'the embedded MQTT broker\'s port when `--hub-mqtt-port` is not given (0: any free port); `outpost hub` reads only its flag' },
