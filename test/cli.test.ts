@@ -86,14 +86,14 @@ test('plan --snapshot reproduces the documented plan with no server, and explain
   assert.match(broken.stderr, /^error E_BAD_JSON/);
 });
 
-test('outpost --version and outpost apps load only the CLI, never the control plane, the agent, the hub or the lab', async () => {
+test('outpost --version and outpost apps load only the CLI, never the control plane, the agent, the hub, the lab or the config module', async () => {
   for (const args of [['--version'], ['apps', '--json']]) {
     const trace = path.join(dir, `trace-${args[0]}.txt`);
     const r = await cli(args, { ...env, OUTPOST_IMPORT_TRACE: trace, NODE_OPTIONS: `--import ${path.join(ROOT, 'dist/test/import-trace.js')}` });
     assert.equal(r.code, 0, r.stderr);
     const loaded = fs.readFileSync(trace, 'utf8').split('\n').filter(Boolean);
     assert.ok(loaded.some((u) => u.endsWith('/dist/src/cli/main.js')), 'the trace sees the entry module');
-    const heavy = loaded.filter((u) => /\/dist\/src\/(server|agent|hub|lab)\/|\/node_modules\/(fastify|better-sqlite3|aedes|mqtt|dockerode|ws|pino|vega|vega-lite|@resvg)\//.test(u));
+    const heavy = loaded.filter((u) => /\/dist\/src\/(server|agent|hub|lab|config)\/|\/node_modules\/(fastify|better-sqlite3|aedes|mqtt|dockerode|ws|pino|vega|vega-lite|@resvg|yaml)\//.test(u));
     assert.deepEqual(heavy, [], `${args.join(' ')} loaded: ${heavy.join(', ')}`);
   }
 });

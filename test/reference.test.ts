@@ -11,6 +11,7 @@ import { schemaRows } from '../src/reference/blocks.js';
 import { commandDocs } from '../src/reference/commands.js';
 import { buildProgram } from '../src/cli/program.js';
 import { ENVIRONMENT, REPLICA_ENVIRONMENT } from '../src/core/environment.js';
+import { PROCESSES } from '../src/core/settings.js';
 
 const page = (name: string) => fs.readFileSync(path.join(REFERENCE_DIR, name), 'utf8');
 
@@ -39,6 +40,14 @@ test('manifest.md documents every field of the manifest and of its streams', () 
   assert.ok(rows.length > 40, `${rows.length} fields`);
   for (const r of rows) assert.ok(manifest.includes(`| \`${r.path}\` |`), `manifest.md has no row for ${r.path}`);
   for (const r of schemaRows('snapshot')) assert.ok(page('snapshot.md').includes(`| \`${r.path}\` |`), `snapshot.md has no row for ${r.path}`);
+});
+
+test('config.md has the settings of every process', () => {
+  const config = page('config.md');
+  for (const [name, p] of Object.entries(PROCESSES)) {
+    assert.ok(config.includes(`<!-- generated: settings ${name} -->`), `config.md has no table for ${p.command}`);
+    for (const key of Object.keys(p.settings)) assert.ok(config.includes(`| \`${key}\` |`), `config.md has no row for ${key}`);
+  }
 });
 
 /** Files below `dir` (relative to the repository) whose names match. */

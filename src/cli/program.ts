@@ -2,9 +2,13 @@
 // running anything, so docs/reference/cli.md can be generated from it (npm run
 // docs); main.ts parses argv with it. Every command's module is imported when
 // that command runs, never before: `outpost --version` must not pay for the
-// control plane, the agent, the broker or the charts (a test checks this), so
-// this file imports only commander, the client and the output helpers.
-import { Command, Option } from 'commander';
+// control plane, the agent, the broker, the charts, the config module or YAML
+// (a test checks this), so this file imports only commander, the client, the
+// output helpers and the settings tables (src/core/settings.ts, plain data),
+// from which the flags of `up`, `server`, `agent` and `hub` are declared.
+import { Command, Help, Option } from 'commander';
+import { AGENT_SETTINGS, HUB_SETTINGS, SERVER_SETTINGS, UP_SETTINGS, defaultText, type Setting, type Table } from '../core/settings.js';
+import type { GivenSettings } from '../config/load.js';
 import { clientFromEnv } from './client.js';
 import { printJson } from './output.js';
 
@@ -20,57 +24,67 @@ const cmd = {
   lab: () => import('../lab/lab.js'),
 };
 
+/**
+ * A flag that sets a setting of src/core/settings.ts. Commander only parses
+ * it: the variable, the config file and the default are applied by
+ * src/config, so commander is given neither a default nor a variable.
+ */
+export class SettingOption extends Option {
+  constructor(readonly key: string, readonly setting: Setting) {
+    super(setting.flag!, setting.flagHelp ?? setting.meaning);
+  }
+}
+
+/** The setting flags of a process (in its table's order), then `--config` and `--print-config`. */
+function settingsOptions(c: Command, table: Table): Command {
+  for (const [key, s] of Object.entries(table)) if (s.flag) c.addOption(new SettingOption(key, s));
+  return c
+    .option('--config <file>', 'YAML file of settings (docs/reference/config.md); a flag or variable wins over it')
+    .option('--print-config', 'print every setting, its value and where it came from, and exit');
+}
+
+/** The settings given on the command line: only flags the user typed, by setting key. */
+function given(c: Command): GivenSettings {
+  const flags: Record<string, unknown> = {};
+  for (const o of c.options) {
+    // a --no-x flag has an implicit default (true): only what was typed counts
+    if (o instanceof SettingOption && c.getOptionValueSource(o.attributeName()) === 'cli') flags[o.key] = c.getOptionValue(o.attributeName());
+  }
+  const { config, printConfig } = c.opts<{ config?: string; printConfig?: boolean }>();
+  return { flags, config, printConfig };
+}
+
+/** `--help` shows a setting flag's default, choices and variable as commander would show its own. */
+function optionDescription(this: Help, o: Option): string {
+  if (!(o instanceof SettingOption)) return Help.prototype.optionDescription.call(this, o);
+  const s = o.setting;
+  const extra = [
+    s.required ? 'required' : '',
+    s.kind.choices ? `choices: ${s.kind.choices.join(', ')}` : '',
+    o.negate ? '' : defaultText(s) && `default: ${defaultText(s)}`,
+    s.env ? `env: ${s.env}` : '',
+  ].filter(Boolean);
+  return extra.length ? `${o.description} (${extra.join(', ')})` : o.description;
+}
+
 export function buildProgram(): Command {
   const program = new Command('outpost')
     .description('Deploy containerized apps onto edge nodes for low latency, and measure every term of it')
     .version('0.1.0')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .configureHelp({ optionDescription });
 
-  const runtime = () => new Option('--runtime <runtime>', 'auto, docker (Docker or Podman) or process').choices(['auto', 'docker', 'process']).default('auto');
-  // the variables are read when argv is parsed, not here: the generated reference shows the same defaults everywhere
-  const dataDir = () => new Option('--data-dir <dir>', 'state directory (default: ~/.outpost)').env('OUTPOST_DATA_DIR');
+  settingsOptions(program.command('up').description('control plane + local agent in one process; deploys the example app'), UP_SETTINGS)
+    .action(async (_o, c: Command) => (await cmd.serve()).runUp(given(c)));
 
-  program.command('up').description('control plane + local agent in one process; deploys the example app')
-    .addOption(dataDir())
-    .option('--port <port>', 'API port', '7070')
-    .addOption(runtime())
-    .option('--no-demo', 'do not deploy examples/sensor-stats')
-    .action(async (o) => (await cmd.serve()).runUp({ dataDir: o.dataDir, port: o.port, runtime: o.runtime, demo: o.demo }));
+  settingsOptions(program.command('server').description('the control plane alone'), SERVER_SETTINGS)
+    .action(async (_o, c: Command) => (await cmd.serve()).runServer(given(c)));
 
-  program.command('server').description('the control plane alone')
-    .addOption(dataDir())
-    .option('--listen <host:port>', 'listen address (0.0.0.0:7070 for agents on other machines)', '127.0.0.1:7070')
-    .addOption(new Option('--node-timeout <ms>', 'a node unreachable this long is lost: its replicas are rescheduled (apps with onNodeLoss: reschedule)').env('OUTPOST_NODE_TIMEOUT_MS').default('15000'))
-    .option('--stream-retention-days <days>', 'window results from the data hubs older than this are deleted', '30')
-    .action(async (o) => (await cmd.serve()).runServer(o));
+  settingsOptions(program.command('agent').description('an edge agent; it dials out to the control plane'), AGENT_SETTINGS)
+    .action(async (_o, c: Command) => (await cmd.serve()).runAgent(given(c)));
 
-  program.command('agent').description('an edge agent; it dials out to the control plane')
-    .requiredOption('--server <url>', 'control plane URL, e.g. http://cp.example:7070')
-    .addOption(new Option('--join-token <token>', 'join token (the control plane\'s join.token)').env('OUTPOST_JOIN_TOKEN'))
-    .option('--name <name>', 'node name (default: the hostname)')
-    .option('--site <site>', 'the site this node sits at')
-    .option('--labels <k=v,...>', 'node labels for placement constraints')
-    .addOption(runtime())
-    .addOption(dataDir())
-    .option('--advertise <host>', 'address clients use to reach this node\'s replicas', '127.0.0.1')
-    .option('--bind <host>', 'address published ports bind to (default: 127.0.0.1 when advertising 127.0.0.1, else 0.0.0.0)')
-    .option('--network <mode>', 'containers: bridge (ports published on the host) or host (they share the engine\'s network namespace)', 'bridge')
-    .option('--no-hub', 'do not start the data hub beside the agent')
-    .addOption(new Option('--hub-http-port <port>', 'the data hub\'s HTTP port (0: any free one)').env('OUTPOST_HUB_HTTP_PORT').default('7081'))
-    .addOption(new Option('--hub-mqtt-port <port>', 'the embedded MQTT broker\'s port (0: any free one)').env('OUTPOST_HUB_MQTT_PORT').default('1883'))
-    .option('--hub-mqtt-url <url>', 'subscribe to this external broker (e.g. Mosquitto) instead of embedding one')
-    .option('--hub-config <file>', 'YAML: streams the hub runs besides its apps\', retention {maxAgeMs, maxBytes}, mqttUrl')
-    .action(async (o) => (await cmd.serve()).runAgent(o));
-
-  program.command('hub').description('a data hub alone, without an agent (streams from --hub-config)')
-    .addOption(dataDir())
-    .option('--bind <host>', 'address to listen on', '127.0.0.1')
-    .option('--advertise <host>', 'address devices use')
-    .option('--hub-http-port <port>', 'HTTP port (0: any free one)', '7081')
-    .option('--hub-mqtt-port <port>', 'MQTT port (0: any free one)', '1883')
-    .option('--hub-mqtt-url <url>', 'subscribe to this external broker instead of embedding one')
-    .option('--hub-config <file>', 'YAML: streams, retention {maxAgeMs, maxBytes}, mqttUrl')
-    .action(async (o) => (await cmd.serve()).runHubOnly(o));
+  settingsOptions(program.command('hub').description('a data hub alone, without an agent (streams from --hub-config)'), HUB_SETTINGS)
+    .action(async (_o, c: Command) => (await cmd.serve()).runHubOnly(given(c)));
 
   program.command('streams').description('data hub streams: windows held, points and bytes in, bytes forwarded, reduction, queue').option('--json', 'print JSON')
     .action(async (o) => (await cmd.streams()).streams(clientFromEnv(), !!o.json));

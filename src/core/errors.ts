@@ -17,8 +17,8 @@ export interface ErrorInfo {
 export const ERRORS = {
   E_INVALID: { status: 400, seen: 'API, CLI, hub', meaning: 'a manifest, snapshot, request body, query parameter or lab topology breaks a rule; `path` names the field' },
   E_BAD_JSON: { status: 400, seen: 'API, CLI, hub', meaning: 'a body or file is not valid JSON (the message gives the position)' },
-  E_BAD_YAML: { status: 400, seen: 'API, CLI', meaning: 'a manifest or `--hub-config` file is not valid YAML (the message gives the line and column)' },
-  E_USAGE: { status: 400, seen: 'CLI', meaning: 'the command line cannot work: a bad flag value, a file that cannot be read, no container engine for `--runtime docker`, the lab without root; exit status 2' },
+  E_BAD_YAML: { status: 400, seen: 'API, CLI', meaning: 'a manifest, `--config` or `--hub-config` file is not valid YAML (the message gives the line and column)' },
+  E_USAGE: { status: 400, seen: 'CLI', meaning: 'the command line cannot work: a bad value of a setting (flag, variable or `--config` file; the message names which), an unknown key in a `--config` file, a file that cannot be read, no container engine for `--runtime docker`, the lab without root; exit status 2' },
   E_TOO_LARGE: { status: 413, seen: 'API, hub', meaning: 'a request body over the limit (4 MiB at the control plane, 16 MiB at a hub), or a hub batch of more than 100,000 points' },
   E_NOT_FOUND: { status: 404, seen: 'API, CLI', meaning: 'no app, node, site or route of that name' },
   E_UNAUTHORIZED: { status: 401, seen: 'API, CLI, agent', meaning: 'a missing or unknown admin token (API, CLI), or a join token the control plane rejects (agent)' },

@@ -1,7 +1,7 @@
 // What each generated block of docs/reference holds. A block names a kind and
 // its arguments (`<!-- generated: schema manifest -->`); everything here is
-// read from the code as it is now: schemas, the commander program, the error
-// and environment tables, interfaces, routes, example files and a real plan.
+// read from the code as it is now: schemas, the commander program, the error,
+// environment and settings tables, interfaces, routes, example files and a real plan.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ZodTypeAny } from 'zod';
@@ -12,6 +12,7 @@ import { hubConfigSchema } from '../core/hubconfig.js';
 import { OP_RE } from '../core/window.js';
 import { ERRORS } from '../core/errors.js';
 import { ENVIRONMENT, REPLICA_ENVIRONMENT } from '../core/environment.js';
+import { PROCESSES, defaultText, type ProcessName } from '../core/settings.js';
 import { Cluster } from '../core/cluster.js';
 import { plan } from '../core/planner.js';
 import { buildProgram } from '../cli/program.js';
@@ -89,6 +90,28 @@ function interfaceBlock(name: string, decl: Declarations): string {
     decl.members(name).map((m) => [code(m.name + (m.optional ? '?' : '')), code(m.type), m.doc]))].join('\n');
 }
 
+/**
+ * One process's settings. A setting's variable must be in environment.md as
+ * read by that process, with the same default, so the two pages cannot disagree.
+ */
+function settingsBlock(name: string): string {
+  const p = PROCESSES[name as ProcessName];
+  if (!p) throw new Error(`no process "${name}" (known: ${Object.keys(PROCESSES).join(', ')})`);
+  const rows = Object.entries(p.settings).map(([key, s]) => {
+    const v = s.env && ENVIRONMENT.find((e) => e.name === s.env);
+    if (s.env && !(v && v.readBy.split(/,\s*/).some((r) => r.split(' ')[0] === name))) {
+      throw new Error(`${p.command} reads ${s.env} (setting ${key}), which src/core/environment.ts does not list as read by ${name}`);
+    }
+    // a plain default there (no prose) is the setting's
+    if (v && !/[`:]/.test(v.default) && v.default !== defaultText(s)) {
+      throw new Error(`src/core/environment.ts gives ${s.env} the default ${v.default}, ${p.command}'s setting ${key} ${defaultText(s)}`);
+    }
+    const dflt = s.required ? 'required' : defaultText(s);
+    return [code(key), s.flag ? code(s.flag) : '', s.env ? code(s.env) : '', s.kind.want, s.default !== undefined && !s.defaultText ? code(dflt) : dflt, s.meaning];
+  });
+  return table(['setting', 'flag', 'variable', 'value', 'default', 'meaning'], rows);
+}
+
 /** The operators OP_RE accepts: its top-level alternatives, the percentile pattern as pNN. */
 function operatorNames(): string[] {
   const body = /^\^\((.*)\)\$$/.exec(OP_RE.source)![1]!;
@@ -132,6 +155,7 @@ export function renderer(root: string): (spec: string) => string {
       case 'errors': return table(['code', 'HTTP status', 'seen in', 'meaning'], Object.entries(ERRORS).map(([c, e]) => [code(c), String(e.status), e.seen, e.meaning]));
       case 'environment': return table(['variable', 'default', 'read by', 'meaning'], ENVIRONMENT.map((e) => [code(e.name), e.default, e.readBy, e.meaning]));
       case 'replica-environment': return table(['variable', 'set when', 'meaning'], REPLICA_ENVIRONMENT.map((e) => [code(e.name), e.when, e.meaning]));
+      case 'settings': return settingsBlock(args[0]!);
       case 'operators': return operatorsBlock();
       case 'routes': return routesBlock(args[0]!, root);
       case 'interface': return interfaceBlock(args[0]!, declarations());

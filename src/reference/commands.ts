@@ -1,7 +1,9 @@
 // Reads the commander program (src/cli/program.ts) as the reference's command
 // list: every command, its arguments and flags with their defaults, choices
-// and environment variables, in the order the program declares them.
+// and environment variables, in the order the program declares them. The flags
+// of settings carry their setting, which says what commander is not told.
 import type { Command, Option } from 'commander';
+import { defaultText, type Setting } from '../core/settings.js';
 
 export interface OptionDoc {
   flags: string;
@@ -23,6 +25,18 @@ export interface CommandDoc {
 }
 
 function optionDoc(o: Option): OptionDoc {
+  // a flag of a setting (src/core/settings.ts): commander knows neither its default nor its variable
+  const s = (o as Option & { setting?: Setting }).setting;
+  if (s) {
+    const dflt = o.negate ? '' : defaultText(s);
+    const notes = [
+      s.required ? 'required' : '',
+      dflt && (s.defaultText ? `default: ${dflt}` : `default \`${dflt}\``),
+      s.kind.choices ? `one of ${s.kind.choices.map((c) => `\`${c}\``).join(', ')}` : '',
+      s.env ? `env \`${s.env}\`` : '',
+    ];
+    return { flags: o.flags, notes: notes.filter(Boolean).join('; '), meaning: o.description, env: s.env };
+  }
   const notes: string[] = [];
   if (o.mandatory) notes.push('required');
   // a --no-x flag's default (true) is commander's, not the user's

@@ -13,6 +13,7 @@ import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
 import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
 import { readEnv } from '../../env.js';
+import { DISK_RESERVE_MB } from '../../core/settings.js';
 
 export const CPU_PERIOD_US = 10_000;
 
@@ -139,8 +140,8 @@ export class DockerDriver implements RuntimeDriver {
     return this.pull(spec.image!, onProgress);
   }
 
-  /** bytes kept free on the image store: a pull that would go below is refused */
-  reserveBytes = Number(readEnv('OUTPOST_DISK_RESERVE_MB') ?? 512) * 1048576;
+  /** bytes kept free on the image store: a pull that would go below is refused (the agent sets the `diskReserveMb` setting) */
+  reserveBytes = DISK_RESERVE_MB * 1048576;
 
   async disk(): Promise<{ free: number; total: number } | null> {
     const info = (await this.docker.info()) as { DockerRootDir?: string; Store?: { GraphRoot?: string } };

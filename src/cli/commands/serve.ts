@@ -1,4 +1,6 @@
-// outpost server | agent | up: the long-running processes.
+// outpost server | agent | up | hub: the long-running processes. Each takes
+// its settings from src/config (flag > variable > --config file > default; the
+// tables are in src/core/settings.ts) and from nowhere else.
 import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,40 +10,22 @@ import pino, { type Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import { startServer } from '../../server/server.js';
 import { Agent } from '../../agent/agent.js';
-import { selectDriver, type RuntimeChoice } from '../../agent/select.js';
+import { selectDriver } from '../../agent/select.js';
 import { defaultNodeName } from '../../agent/sysinfo.js';
 import { DockerDriver } from '../../agent/drivers/docker.js';
-import { ApiClient, dataDir } from '../client.js';
+import { ApiClient } from '../client.js';
 import { deploy } from './deploy.js';
 import { ms } from '../output.js';
-import { agentHub, runHub, type HubFlags } from './hub.js';
+import { agentHub, runHub } from './hub.js';
 import type { RunningHub } from '../../hub/start.js';
-import { readEnv } from '../../env.js';
+import { AGENT_SETTINGS, HUB_SETTINGS, SERVER_SETTINGS, UP_SETTINGS } from '../../core/settings.js';
+import { processSettings, type GivenSettings } from '../../config/load.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
 
-export function makeLogger(level = readEnv('OUTPOST_LOG_LEVEL') ?? 'info'): Logger {
+export function makeLogger(level: string): Logger {
   return pino({ level, base: undefined }, pino.destination(2));
-}
-
-export function parseListen(s: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(s);
-  const host = m ? m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0' : '127.0.0.1';
-  const port = Number(m ? m[2] : s);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('E_USAGE', `--listen wants HOST:PORT, got "${s}"`, { path: 'listen' });
-  return { host, port };
-}
-
-export function parseLabels(s: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!s) return out;
-  for (const part of s.split(',').filter(Boolean)) {
-    const i = part.indexOf('=');
-    if (i <= 0) throw new OutpostError('E_USAGE', `--labels wants k=v,k=v; "${part}" has no "="`, { path: 'labels' });
-    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
-  }
-  return out;
 }
 
 /**
@@ -71,41 +55,36 @@ function onSignals(fn: () => Promise<void>): void {
 const SECOND_SIGNAL_MS = 500;
 const STOP_DEADLINE_MS = 60_000;
 
-export async function runServer(o: { dataDir?: string; listen: string; nodeTimeout: string; streamRetentionDays: string }): Promise<void> {
-  const log = makeLogger();
-  const { host, port } = parseListen(o.listen);
-  const nodeTimeoutMs = Number(o.nodeTimeout);
-  if (!Number.isFinite(nodeTimeoutMs) || nodeTimeoutMs < 0) throw new OutpostError('E_USAGE', `--node-timeout wants milliseconds, got "${o.nodeTimeout}"`, { path: 'node-timeout' });
-  const days = Number(o.streamRetentionDays);
-  if (!Number.isFinite(days) || days <= 0) throw new OutpostError('E_USAGE', `--stream-retention-days wants a positive number, got "${o.streamRetentionDays}"`, { path: 'stream-retention-days' });
-  const s = await startServer({ dataDir: dataDir(o.dataDir), host, port, log, nodeTimeoutMs, streamRetentionMs: days * 86_400_000 });
+export async function runServer(given: GivenSettings): Promise<void> {
+  const c = processSettings(SERVER_SETTINGS, 'outpost server', given);
+  if (!c) return;
+  const s = await startServer({
+    dataDir: c.dataDir, host: c.listen.host, port: c.listen.port, log: makeLogger(c.logLevel),
+    nodeTimeoutMs: c.nodeTimeoutMs, streamRetentionMs: c.streamRetentionDays * 86_400_000, admission: { rate: c.admitRate, burst: c.admitBurst },
+  });
   onSignals(() => s.close());
 }
 
-/** Agent timers from the environment (tests and labs shorten them). */
-function agentIntervals(): { probeIntervalMs?: number; stagesIntervalMs?: number; inventoryIntervalMs?: number } {
-  const num = (v: string | undefined) => (v && Number(v) > 0 ? Number(v) : undefined);
-  return {
-    probeIntervalMs: num(readEnv('OUTPOST_PROBE_INTERVAL_MS')),
-    stagesIntervalMs: num(readEnv('OUTPOST_STAGES_INTERVAL_MS')),
-    inventoryIntervalMs: num(readEnv('OUTPOST_INVENTORY_INTERVAL_MS')),
-  };
+/** The image store's reserve, for a container runtime. */
+function applyDiskReserve(driver: unknown, mb: number): void {
+  if (driver instanceof DockerDriver) driver.reserveBytes = mb * 1048576;
 }
 
-export async function runAgent(o: HubFlags & { server: string; joinToken?: string; name?: string; site?: string; labels?: string; runtime: RuntimeChoice; dataDir?: string; advertise: string; bind?: string; network: string }): Promise<void> {
-  const log = makeLogger();
-  const token = o.joinToken ?? readEnv('OUTPOST_JOIN_TOKEN');
-  if (!token) throw new OutpostError('E_USAGE', 'the agent needs --join-token (or OUTPOST_JOIN_TOKEN): the join.token file in the control plane\'s data dir', { path: 'join-token' });
-  const name = o.name ?? defaultNodeName();
-  const dir = path.join(dataDir(o.dataDir), 'agent');
+export async function runAgent(given: GivenSettings): Promise<void> {
+  const c = processSettings(AGENT_SETTINGS, 'outpost agent', given);
+  if (!c) return;
+  const log = makeLogger(c.logLevel);
+  const name = c.name ?? defaultNodeName();
+  const dir = path.join(c.dataDir, 'agent');
   fs.mkdirSync(dir, { recursive: true });
-  if (o.network !== 'bridge' && o.network !== 'host') throw new OutpostError('E_USAGE', `--network is bridge or host, got "${o.network}"`, { path: 'network' });
-  const driver = await selectDriver(o.runtime, name, dir, undefined, o.network === 'host');
-  const bindHost = o.bind ?? (o.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
-  const hub = await agentHub(o, dir, bindHost, o.advertise, log);
+  const driver = await selectDriver(c.runtime, name, dir, undefined, c.network === 'host');
+  applyDiskReserve(driver, c.diskReserveMb);
+  const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
+  const hub = await agentHub(c, dir, bindHost, c.advertise, log);
   const agent = new Agent({
-    server: o.server, joinToken: token, name, site: o.site ?? null, labels: parseLabels(o.labels), driver,
-    bindHost, advertise: o.advertise, log, ...agentIntervals(),
+    server: c.server, joinToken: c.joinToken, name, site: c.site ?? null, labels: c.labels, driver,
+    bindHost, advertise: c.advertise, log,
+    probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs,
     stateDir: dir, hub: hub.hub, hubStreams: hub.streams,
   });
   agent.on('fatal', (e: OutpostError) => {
@@ -113,16 +92,16 @@ export async function runAgent(o: HubFlags & { server: string; joinToken?: strin
     process.exit(1);
   });
   agent.start();
-  log.info({ name, runtime: driver.kind, server: o.server }, 'agent started');
+  log.info({ name, runtime: driver.kind, server: c.server }, 'agent started');
   // the agent leaves its workloads running when it stops: they serve on without it
   onSignals(async () => { await agent.stop(); await hub.hub?.close(); });
 }
 
-export async function runUp(o: { dataDir?: string; port: string; runtime: RuntimeChoice; demo: boolean }): Promise<void> {
-  const log = makeLogger(readEnv('OUTPOST_LOG_LEVEL') ?? 'warn');
-  const dir = dataDir(o.dataDir);
-  const port = Number(o.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OutpostError('E_USAGE', `--port wants a number, got "${o.port}"`, { path: 'port' });
+export async function runUp(given: GivenSettings): Promise<void> {
+  const c = processSettings(UP_SETTINGS, 'outpost up', given);
+  if (!c) return;
+  const log = makeLogger(c.logLevel);
+  const dir = c.dataDir;
   // signals are taken from the first moment: whatever has started by then is
   // stopped, the demo's replicas removed (a signal during the image build or
   // the first deploy must not leave a container behind)
@@ -135,22 +114,26 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
     await hub?.close();
     await server?.close();
   });
-  server = await startServer({ dataDir: dir, host: '127.0.0.1', port, log });
+  server = await startServer({ dataDir: dir, host: '127.0.0.1', port: c.port, log, nodeTimeoutMs: c.nodeTimeoutMs });
   const name = defaultNodeName();
   const agentDir = path.join(dir, 'agent');
   fs.mkdirSync(agentDir, { recursive: true });
-  let driver = await selectDriver(o.runtime, name, agentDir, PACKAGE_ROOT);
-  if (driver instanceof DockerDriver && o.demo && !(await hasDemoImage(driver))) {
+  let driver = await selectDriver(c.runtime, name, agentDir, PACKAGE_ROOT);
+  if (driver instanceof DockerDriver && c.demo && !(await hasDemoImage(driver))) {
     console.log('building the example image localhost/sensor-stats:0.1 (scripts/build-images.sh) ...');
     const b = spawnSync('bash', [path.join(PACKAGE_ROOT, 'scripts/build-images.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
-    if (b.status !== 0 && o.runtime === 'auto') {
+    if (b.status !== 0 && c.runtime === 'auto') {
       console.log('the image could not be built; running the example as a plain process instead');
       driver = await selectDriver('process', name, agentDir, PACKAGE_ROOT);
     }
   }
-  const h = await agentHub({}, agentDir, '127.0.0.1', '127.0.0.1', log);
+  applyDiskReserve(driver, c.diskReserveMb);
+  const h = await agentHub({ hub: true, hubHttpPort: c.hubHttpPort, hubMqttPort: c.hubMqttPort }, agentDir, '127.0.0.1', '127.0.0.1', log);
   hub = h.hub;
-  agent = new Agent({ server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log, ...agentIntervals(), hub: h.hub, hubStreams: h.streams });
+  agent = new Agent({
+    server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
+    probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, hub: h.hub, hubStreams: h.streams,
+  });
   agent.on('fatal', (e: Error) => log.error(e.message));
   const connected = new Promise<void>((r) => agent!.once('connected', r));
   agent.start();
@@ -158,7 +141,7 @@ export async function runUp(o: { dataDir?: string; port: string; runtime: Runtim
   console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
   console.log(`agent          ${name}, runtime ${driver.kind}`);
   console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
-  if (!o.demo) return;
+  if (!c.demo) return;
   const client = new ApiClient(server.url, server.adminToken);
   const [r] = await deploy(client, path.join(PACKAGE_ROOT, 'examples/sensor-stats/app.yaml'), { wait: true, timeout: 120 });
   if (r && r.state === 'running') {
@@ -179,9 +162,10 @@ async function hasDemoImage(d: DockerDriver): Promise<boolean> {
   return inv.images.includes('localhost/sensor-stats:0.1');
 }
 
-export async function runHubOnly(o: HubFlags & { dataDir?: string; bind: string; advertise?: string }): Promise<void> {
-  const log = makeLogger();
-  const hub = await runHub(o, dataDir(o.dataDir), log);
+export async function runHubOnly(given: GivenSettings): Promise<void> {
+  const c = processSettings(HUB_SETTINGS, 'outpost hub', given);
+  if (!c) return;
+  const hub = await runHub(c, makeLogger(c.logLevel));
   console.log(`data hub  ${hub.http} (HTTP)  ${hub.mqtt} (MQTT)  streams: ${hub.hub.streamNames().join(', ') || 'none (give --hub-config)'}`);
   onSignals(() => hub.close());
 }

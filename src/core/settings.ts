@@ -1,0 +1,245 @@
+// Every setting of Outpost's long-running processes (`outpost server`,
+// `agent`, `hub`, `up`): one table per process, each setting with its flag,
+// environment variable, config-file key (the table's key), type, default and
+// meaning. src/config resolves them (flag > variable > file > default),
+// src/cli/program.ts declares the flags from them, and
+// docs/reference/config.md is generated from them (npm run docs).
+//
+// Pure data and parsers: no I/O, no process state, so the CLI can declare its
+// flags from here without loading the config module or a YAML parser.
+import type { EnvName } from './environment.js';
+
+/** How a setting's text (a flag, a variable) or YAML value (a config file) becomes its value. */
+export interface Kind<T> {
+  /** what a value must be (a bad one is told so, the reference shows it): "a number of ms >= 1000" */
+  readonly want: string;
+  /** the value, or undefined when `raw` is not one */
+  parse(raw: unknown): T | undefined;
+  /** the value as a config file would hold it (for --print-config and the docs' defaults) */
+  toFile?(v: T): unknown;
+  /** the only values it takes */
+  readonly choices?: readonly string[];
+  /** a file or directory: `~/` is the home directory, and a relative path is taken from the config file's directory (the working directory for flags and variables) */
+  readonly path?: boolean;
+}
+
+export interface Setting<V = unknown> {
+  readonly kind: Kind<NonNullable<V>>;
+  /** the flag as commander declares it (`--node-timeout <ms>`, `--no-hub`); none: the setting has no flag */
+  readonly flag?: string;
+  readonly env?: EnvName;
+  readonly default?: NonNullable<V>;
+  /** the default as users read it, when it is worked out at run time (`the hostname`) */
+  readonly defaultText?: string;
+  /** no default: the process refuses to start without it */
+  readonly required?: boolean;
+  /** the flag's own help, when it says the opposite of the setting (`--no-hub`) */
+  readonly flagHelp?: string;
+  /** never printed (--print-config shows `***`) */
+  readonly secret?: boolean;
+  readonly meaning: string;
+  /** never set: carries the value's type to ConfigOf */
+  readonly _value?: V;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Table = Record<string, Setting<any>>;
+
+/** The typed settings a table resolves to. */
+export type ConfigOf<T extends Table> = { -readonly [K in keyof T]: T[K] extends Setting<infer V> ? V : never };
+
+type Doc = Pick<Setting, 'flag' | 'flagHelp' | 'env' | 'defaultText' | 'secret' | 'meaning'>;
+
+const withDefault = <T>(kind: Kind<T>, dflt: T, d: Doc): Setting<T> => ({ ...d, kind: kind as Kind<NonNullable<T>>, default: dflt as NonNullable<T> });
+const optional = <T>(kind: Kind<T>, d: Doc): Setting<T | undefined> => ({ ...d, kind: kind as Kind<NonNullable<T>> });
+const required = <T>(kind: Kind<T>, d: Doc): Setting<T> => ({ ...d, kind: kind as Kind<NonNullable<T>>, required: true });
+/** The same setting with another default (one process's, not another's). */
+const redefault = <V>(s: Setting<V>, dflt: NonNullable<V>, meaning = s.meaning): Setting<V> => ({ ...s, default: dflt, meaning });
+
+// ---- kinds ----
+
+function numberOf(raw: unknown): number | undefined {
+  const n = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** A number: `above` is an exclusive lower bound, `min` and `max` inclusive ones. */
+export function num(o: { min?: number; above?: number; max?: number; integer?: boolean; unit?: string } = {}): Kind<number> {
+  const bounds = o.min !== undefined && o.max !== undefined ? ` from ${o.min} to ${o.max}`
+    : [o.above !== undefined ? ` > ${o.above}` : '', o.min !== undefined ? ` >= ${o.min}` : '', o.max !== undefined ? ` <= ${o.max}` : ''].join('');
+  const noun = o.integer ? 'an integer' : 'a number';
+  return {
+    want: `${noun}${o.unit ? ` of ${o.unit}` : ''}${bounds}`,
+    parse(raw) {
+      const n = numberOf(raw);
+      if (n === undefined || (o.integer && !Number.isInteger(n))) return undefined;
+      if ((o.min !== undefined && n < o.min) || (o.above !== undefined && n <= o.above) || (o.max !== undefined && n > o.max)) return undefined;
+      return n;
+    },
+  };
+}
+
+const ms = (o: { min?: number; above?: number }) => num({ ...o, unit: 'ms' });
+const port = (): Kind<number> => ({ ...num({ min: 0, max: 65535, integer: true }), want: 'a port from 0 to 65535 (0: any free one)' });
+
+/** Text: a YAML number is taken as its digits (a site called 42). */
+export function str(o: { pattern?: RegExp; want?: string } = {}): Kind<string> {
+  return {
+    want: o.want ?? 'a non-empty string',
+    parse(raw) {
+      const s = typeof raw === 'string' ? raw : typeof raw === 'number' && Number.isFinite(raw) ? String(raw) : undefined;
+      return s !== undefined && s !== '' && (!o.pattern || o.pattern.test(s)) ? s : undefined;
+    },
+  };
+}
+
+export const pathKind: Kind<string> = { ...str({ want: 'a path' }), path: true };
+
+export function oneOf<const C extends string>(choices: readonly C[]): Kind<C> {
+  return {
+    want: `one of ${choices.join(', ')}`,
+    choices,
+    parse: (raw) => (typeof raw === 'string' && (choices as readonly string[]).includes(raw) ? raw as C : undefined),
+  };
+}
+
+export const bool: Kind<boolean> = {
+  want: 'true or false',
+  parse: (raw) => (raw === true || raw === 'true' || raw === '1' ? true : raw === false || raw === 'false' || raw === '0' ? false : undefined),
+};
+
+/** `HOST:PORT`, `[v6]:PORT`, `:PORT` (every address) or a bare port (127.0.0.1). */
+export const listenKind: Kind<{ host: string; port: number }> = {
+  want: 'HOST:PORT (or a port)',
+  parse(raw) {
+    const s = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw : '';
+    const m = /^(.*):(\d+)$/.exec(s);
+    const host = m ? m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0' : '127.0.0.1';
+    const p = m ? m[2]! : s;
+    const n = /^\d+$/.test(p) ? Number(p) : NaN;
+    return Number.isInteger(n) && n <= 65535 ? { host, port: n } : undefined;
+  },
+  toFile: (v) => `${v.host.includes(':') ? `[${v.host}]` : v.host}:${v.port}`,
+};
+
+/** Node labels: `k=v,k=v` (a flag, a variable) or a map (a config file). */
+export const labelsKind: Kind<Record<string, string>> = {
+  want: 'k=v,k=v (or a map of strings)',
+  parse(raw) {
+    const out: Record<string, string> = {};
+    if (typeof raw === 'string') {
+      for (const part of raw.split(',').filter(Boolean)) {
+        const i = part.indexOf('=');
+        if (i <= 0) return undefined;
+        out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+      }
+      return out;
+    }
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return undefined;
+      out[k] = String(v);
+    }
+    return out;
+  },
+};
+
+// ---- settings shared by several processes ----
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** MiB kept free on an engine's image store by default (DockerDriver's own default too). */
+export const DISK_RESERVE_MB = 512;
+
+const dataDir = withDefault(pathKind, '~/.outpost', { flag: '--data-dir <dir>', env: 'OUTPOST_DATA_DIR', meaning: 'state directory' });
+const logLevel = withDefault(oneOf(LOG_LEVELS), 'info', { env: 'OUTPOST_LOG_LEVEL', meaning: 'the log level; logs are JSON lines on stderr' });
+const runtime = withDefault(oneOf(['auto', 'docker', 'process'] as const), 'auto', { flag: '--runtime <runtime>', meaning: 'auto, docker (Docker or Podman) or process' });
+const nodeTimeoutMs = withDefault(ms({ min: 1000 }), 15_000, { flag: '--node-timeout <ms>', env: 'OUTPOST_NODE_TIMEOUT_MS', meaning: 'a node unreachable this long is lost: its replicas are rescheduled (apps with onNodeLoss: reschedule)' });
+const hubHttpPort = withDefault(port(), 7081, { flag: '--hub-http-port <port>', env: 'OUTPOST_HUB_HTTP_PORT', meaning: 'the data hub\'s HTTP port (0: any free one)' });
+const hubMqttPort = withDefault(port(), 1883, { flag: '--hub-mqtt-port <port>', env: 'OUTPOST_HUB_MQTT_PORT', meaning: 'the embedded MQTT broker\'s port (0: any free one)' });
+const hubMqttUrl = optional(str({ pattern: /^mqtts?:\/\//, want: 'an mqtt:// or mqtts:// URL'}), { flag: '--hub-mqtt-url <url>', meaning: 'subscribe to this external broker (e.g. Mosquitto) instead of embedding one' });
+const hubConfig = optional(pathKind, { flag: '--hub-config <file>', meaning: 'YAML: streams the hub runs besides its apps\', retention {maxAgeMs, maxBytes}, mqttUrl (hub.md)' });
+/** The agent's timers and disk reserve (tests and labs shorten the timers). */
+const agentTuning = {
+  probeIntervalMs: withDefault(ms({ above: 0 }), 30_000, { env: 'OUTPOST_PROBE_INTERVAL_MS', meaning: 'how often the agent times TCP connects to every site (it also probes on connect and when the site list changes)' }),
+  stagesIntervalMs: withDefault(ms({ above: 0 }), 10_000, { env: 'OUTPOST_STAGES_INTERVAL_MS', meaning: 'how often the agent asks replicas of apps with `metrics.stages` for their per-item stage costs' }),
+  inventoryIntervalMs: withDefault(ms({ above: 0 }), 30_000, { env: 'OUTPOST_INVENTORY_INTERVAL_MS', meaning: 'how often the agent reports the images and layers it holds' }),
+  diskReserveMb: withDefault(num({ min: 0, unit: 'MiB' }), DISK_RESERVE_MB, { env: 'OUTPOST_DISK_RESERVE_MB', meaning: 'MiB kept free on the image store (container runtime): a pull that would go below is refused with `E_DISK_FULL`' }),
+};
+
+// ---- one table per process; the order is the flags' order in `--help` ----
+
+export const SERVER_SETTINGS = {
+  dataDir,
+  listen: withDefault(listenKind, { host: '127.0.0.1', port: 7070 }, { flag: '--listen <host:port>', meaning: 'listen address (0.0.0.0:7070 for agents on other machines)' }),
+  nodeTimeoutMs,
+  streamRetentionDays: withDefault(num({ above: 0, unit: 'days' }), 30, { flag: '--stream-retention-days <days>', meaning: 'window results from the data hubs older than this are deleted' }),
+  admitRate: withDefault(num({ above: 0, unit: 'handshakes per second' }), 2000, { flag: '--admit-rate <n>', env: 'OUTPOST_ADMIT_RATE', meaning: 'agent handshakes admitted per second; those over it are told when to come back (503, Retry-After)' }),
+  admitBurst: withDefault(num({ min: 1, integer: true }), 500, { flag: '--admit-burst <n>', env: 'OUTPOST_ADMIT_BURST', meaning: 'agent handshakes admitted at once after a quiet spell' }),
+  logLevel,
+};
+
+export const AGENT_SETTINGS = {
+  server: required(str({ pattern: /^https?:\/\//, want: 'an http:// or https:// URL'}), { flag: '--server <url>', meaning: 'control plane URL, e.g. http://cp.example:7070' }),
+  joinToken: required(str(), { flag: '--join-token <token>', env: 'OUTPOST_JOIN_TOKEN', secret: true, meaning: 'join token (the join.token file in the control plane\'s data dir)' }),
+  name: optional(str(), { flag: '--name <name>', defaultText: 'the hostname', meaning: 'node name' }),
+  site: optional(str(), { flag: '--site <site>', meaning: 'the site this node sits at' }),
+  labels: withDefault(labelsKind, {}, { flag: '--labels <k=v,...>', defaultText: 'none', meaning: 'node labels for placement constraints' }),
+  runtime,
+  dataDir,
+  advertise: withDefault(str(), '127.0.0.1', { flag: '--advertise <host>', meaning: 'address clients use to reach this node\'s replicas' }),
+  bind: optional(str(), { flag: '--bind <host>', defaultText: '127.0.0.1 when advertising 127.0.0.1, else 0.0.0.0', meaning: 'address published ports bind to' }),
+  network: withDefault(oneOf(['bridge', 'host'] as const), 'bridge', { flag: '--network <mode>', meaning: 'containers: bridge (ports published on the host) or host (they share the engine\'s network namespace)' }),
+  hub: withDefault(bool, true, { flag: '--no-hub', flagHelp: 'do not start the data hub beside the agent', meaning: 'start the data hub beside the agent' }),
+  hubHttpPort,
+  hubMqttPort,
+  hubMqttUrl,
+  hubConfig,
+  ...agentTuning,
+  logLevel,
+};
+
+export const HUB_SETTINGS = {
+  dataDir,
+  bind: withDefault(str(), '127.0.0.1', { flag: '--bind <host>', meaning: 'address to listen on' }),
+  advertise: optional(str(), { flag: '--advertise <host>', defaultText: 'the bind address; 127.0.0.1 when binding 0.0.0.0', meaning: 'address devices use' }),
+  hubHttpPort,
+  hubMqttPort,
+  hubMqttUrl,
+  hubConfig: { ...hubConfig, meaning: 'YAML: streams, retention {maxAgeMs, maxBytes}, mqttUrl (hub.md)' },
+  logLevel,
+};
+
+export const UP_SETTINGS = {
+  dataDir,
+  port: withDefault(port(), 7070, { flag: '--port <port>', meaning: 'API port (on 127.0.0.1)' }),
+  runtime,
+  demo: withDefault(bool, true, { flag: '--no-demo', flagHelp: 'do not deploy examples/sensor-stats', meaning: 'deploy examples/sensor-stats once up' }),
+  nodeTimeoutMs,
+  hubHttpPort,
+  hubMqttPort,
+  ...agentTuning,
+  logLevel: redefault(logLevel, 'warn'),
+};
+
+/** The processes, as the reference shows them. */
+export const PROCESSES = {
+  server: { command: 'outpost server', settings: SERVER_SETTINGS as Table },
+  agent: { command: 'outpost agent', settings: AGENT_SETTINGS as Table },
+  hub: { command: 'outpost hub', settings: HUB_SETTINGS as Table },
+  up: { command: 'outpost up', settings: UP_SETTINGS as Table },
+} as const;
+
+export type ProcessName = keyof typeof PROCESSES;
+
+/** A value as a config file would hold it. */
+export function fileValue<T>(kind: Kind<T>, v: T): unknown {
+  return kind.toFile ? kind.toFile(v) : v;
+}
+
+/** A setting's default as users read it, or '' when it has none. */
+export function defaultText(s: Setting): string {
+  if (s.defaultText) return s.defaultText;
+  if (s.default === undefined) return '';
+  const v = fileValue(s.kind, s.default);
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
