@@ -12,19 +12,23 @@ export interface LossPolicy {
   stormFraction: number;
   /** the pause applies from this many nodes up: in a small fleet one node is a large fraction */
   stormMinNodes: number;
+  /** after a storm, nodes still away get this much longer than the timeout: an agent's longest reconnect back-off (10 s) */
+  stormGraceMs: number;
 }
 
-export const DEFAULT_LOSS: LossPolicy = { timeoutMs: 15_000, stormFraction: 0.5, stormMinNodes: 10 };
+export const DEFAULT_LOSS: LossPolicy = { timeoutMs: 15_000, stormFraction: 0.5, stormMinNodes: 10, stormGraceMs: 10_000 };
 
 export class Nodes {
   /** unreachable nodes -> since when their loss clock runs */
   private readonly down = new Map<string, number>();
-  private stormEnded = 0;
+  private stormEnded: number;
   private storming = false;
   private lostNow = new Set<string>();
 
   constructor(private readonly w: Writer, private readonly now: () => number, readonly loss: LossPolicy = DEFAULT_LOSS) {
-    // no agent is connected when a control plane starts: every node's clock starts now
+    // no agent is connected when a control plane starts: every node's clock
+    // starts now, with the grace after a storm (they are all reconnecting)
+    this.stormEnded = w.state.count('nodes') > 0 ? this.now() : -Infinity;
     for (const n of w.state.list('nodes')) this.down.set(n.name, this.now());
     if (w.state.count('nodes') > 0) void this.markAll('unreachable');
   }
@@ -69,7 +73,9 @@ export class Nodes {
   /**
    * Nodes unreachable for longer than the timeout. While a storm lasts
    * (a large part of the fleet unreachable at once) none is; when it ends,
-   * the clock of every node still away starts from then.
+   * nodes still away get the timeout plus the longest reconnect back-off
+   * from then (they may just be waiting out their back-off). A control
+   * plane that starts counts as a storm's end: every node is away.
    */
   lost(): Set<string> {
     return this.lostNow;
@@ -83,7 +89,8 @@ export class Nodes {
     if (storm || this.storming) this.stormEnded = t;
     this.storming = storm;
     const lost = new Set<string>();
-    if (!storm) for (const [n, since] of this.down) if (t - Math.max(since, this.stormEnded) > this.loss.timeoutMs) lost.add(n);
+    const afterStorm = t - this.stormEnded - this.loss.stormGraceMs;
+    if (!storm) for (const [n, since] of this.down) if (t - since > this.loss.timeoutMs && afterStorm > this.loss.timeoutMs) lost.add(n);
     const fresh = [...lost].filter((n) => !this.lostNow.has(n));
     this.lostNow = lost;
     return fresh;
