@@ -73,7 +73,7 @@ export class AgentGateway {
       const wait = this.admission.take();
       if (wait > 0) {
         const node = req.headers[NODE_HEADER];
-        if (typeof node === 'string' && NAME_RE.test(node)) this.cp.nodes.knocked(node);
+        if (typeof node === 'string' && NAME_RE.test(node)) this.cp.nodes.knocked(node, wait);
         return void reject(socket, 503, 'E_BUSY', `too many agents connecting at once; come back in ${wait} ms`, { 'retry-after': String(Math.ceil(wait / 1000)), [RETRY_HEADER]: String(wait) });
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));

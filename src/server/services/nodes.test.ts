@@ -24,11 +24,13 @@ test('one node away longer than the timeout is lost; one that knocks at admissio
   nodes.disconnected('n1');
   clock.t = 10_000;
   assert.deepEqual(nodes.tick(), []);
-  nodes.knocked('n1'); // waiting in the admission queue: alive
+  nodes.knocked('n1', 3000); // told by admission to come back in 3 s: alive and queued until then (plus 1 s of jitter)
   clock.t = 16_000;
   assert.deepEqual(nodes.tick(), ['n0']);
   assert.deepEqual([...nodes.lost()], ['n0']);
-  clock.t = 26_000;
+  clock.t = 29_000;
+  assert.deepEqual(nodes.tick(), []);
+  clock.t = 29_001;
   assert.deepEqual(nodes.tick(), ['n1']);
   await nodes.register(nodeInfo('n0'));
   nodes.tick();
@@ -49,6 +51,12 @@ test('a storm (most of the fleet away) pauses the clocks; when it ends, those st
   assert.deepEqual(nodes.tick(), [], 'the timeout and the longest back-off count from the end of the storm');
   clock.t = 87_000;
   assert.deepEqual(nodes.tick().sort(), ['n11', 'n12', 'n13', 'n14']);
+  // a node that goes away after the storm gets the plain timeout
+  nodes.disconnected('n0');
+  clock.t = 93_000;
+  assert.deepEqual(nodes.tick(), []);
+  clock.t = 103_000;
+  assert.deepEqual(nodes.tick(), ['n0']);
 });
 
 test('in a small fleet one node is a large fraction, and is still lost on time', async () => {

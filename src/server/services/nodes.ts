@@ -21,6 +21,8 @@ export const DEFAULT_LOSS: LossPolicy = { timeoutMs: 15_000, stormFraction: 0.5,
 export class Nodes {
   /** unreachable nodes -> since when their loss clock runs */
   private readonly down = new Map<string, number>();
+  /** unreachable nodes waiting in the admission queue -> until when they are expected back */
+  private readonly queued = new Map<string, number>();
   private stormEnded: number;
   private storming = false;
   private lostNow = new Set<string>();
@@ -39,6 +41,7 @@ export class Nodes {
 
   register(info: NodeInfo): Promise<NodeRecord> {
     this.down.delete(info.name);
+    this.queued.delete(info.name);
     return this.w.run((s) => {
       const prev = s.node(info.name);
       const node: NodeRecord = {
@@ -61,9 +64,13 @@ export class Nodes {
     void this.update(name, (n) => (n.state === 'unreachable' ? null : { ...n, state: 'unreachable', lastSeen: this.now() }));
   }
 
-  /** An agent waiting in the admission queue is alive: its loss clock starts again. */
-  knocked(name: string): void {
-    if (this.down.has(name)) this.down.set(name, this.now());
+  /**
+   * An agent turned away by admission and told to come back in `retryMs` is
+   * alive and queued: its loss clock stands still until then (plus the
+   * jitter it adds, at most a second).
+   */
+  knocked(name: string, retryMs = 0): void {
+    if (this.down.has(name)) this.queued.set(name, this.now() + retryMs + 1000);
   }
 
   isDown(name: string): boolean {
@@ -89,8 +96,14 @@ export class Nodes {
     if (storm || this.storming) this.stormEnded = t;
     this.storming = storm;
     const lost = new Set<string>();
+    // nodes away since before the storm ended count from its end, plus the grace
     const afterStorm = t - this.stormEnded - this.loss.stormGraceMs;
-    if (!storm) for (const [n, since] of this.down) if (t - since > this.loss.timeoutMs && afterStorm > this.loss.timeoutMs) lost.add(n);
+    if (!storm) {
+      for (const [n, since] of this.down) {
+        const away = t - Math.max(since, this.queued.get(n) ?? 0);
+        if (away > this.loss.timeoutMs && (since > this.stormEnded || afterStorm > this.loss.timeoutMs)) lost.add(n);
+      }
+    }
     const fresh = [...lost].filter((n) => !this.lostNow.has(n));
     this.lostNow = lost;
     return fresh;
