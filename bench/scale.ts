@@ -190,7 +190,7 @@ async function idle(ctx: Ctx) {
     serverRssMiB: MiB(rss.reduce((a, b) => a + b, 0) / rss.length), serverRssMaxMiB: MiB(Math.max(...rss)),
     kbitPerAgentDown: kbit(s1.bytesRead - s0.bytesRead), kbitPerAgentUp: kbit(s1.bytesWritten - s0.bytesWritten),
     kbitPerAgent: kbit(s1.bytesRead - s0.bytesRead + s1.bytesWritten - s0.bytesWritten),
-    messagesSent: sent(s1) - sent(s0), reconnects: s1.closes - s0.closes,
+    messagesSent: sent(s1) - sent(s0), reconnects: s1.closes - s0.closes, silenceDrops: s1.silenceDrops - s0.silenceDrops,
     swarmRssMiB: MiB(s1.rssBytes),
   };
 }
