@@ -190,7 +190,7 @@ async function idle(ctx: Ctx) {
     serverRssMiB: MiB(rss.reduce((a, b) => a + b, 0) / rss.length), serverRssMaxMiB: MiB(Math.max(...rss)),
     kbitPerAgentDown: kbit(s1.bytesRead - s0.bytesRead), kbitPerAgentUp: kbit(s1.bytesWritten - s0.bytesWritten),
     kbitPerAgent: kbit(s1.bytesRead - s0.bytesRead + s1.bytesWritten - s0.bytesWritten),
-    messagesSent: sent(s1) - sent(s0), reconnects: s1.closes - s0.closes,
+    messagesSent: sent(s1) - sent(s0), reconnects: s1.closes - s0.closes, silenceDrops: s1.silenceDrops - s0.silenceDrops,
     swarmRssMiB: MiB(s1.rssBytes),
   };
 }
@@ -396,7 +396,13 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
   res.openFilesLimit = limits;
   if ((limits.server ?? 0) < n + 256 || limits.swarm.some((l) => (l ?? 0) < n / SWARM_PROCS + 256)) say(`[${n}] warning: open-file limits ${JSON.stringify(limits)} may be too low for ${n} agents`);
   const errors: Record<string, string> = {};
+  const alive = () => server.child?.exitCode === null && server.child.signalCode === null && swarm.procs.every((p) => p.child.connected);
   const phase = async (name: string, fn: () => Promise<unknown>): Promise<boolean> => {
+    if (!alive()) {
+      errors[name] = 'skipped: the control plane or a swarm process is gone (killed from outside?)';
+      res.errors = errors;
+      return false;
+    }
     say(`[${n}] ${name} ...`);
     try {
       const r = await fn();
@@ -413,6 +419,7 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     }
   };
   try {
+    // a swarm or control plane that died under the benchmark ends this size, with what it measured
     if (!(await phase('registration', () => registration(ctx, server.token('join.token'))))) return;
     if (want('idle')) await phase('idle0', () => idle(ctx));
     const needFleet = (['placements', 'idle', 'api', 'storm', 'loss'] as Phase[]).some(want);
@@ -422,11 +429,11 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     if (want('storm')) for (const k of STORMS) await phase(`storm-${k}`, () => storm(ctx, k));
     if (want('loss')) await phase('loss', () => loss(ctx));
     if (want('apps')) await phase('apps', () => manyApps(ctx));
-    res.wholeRun = await swarm.startedTwice();
+    await phase('wholeRun', () => swarm.startedTwice());
   } finally {
     ctx.rss.stop();
-    await swarm.exit();
-    await server.stop();
+    await swarm.exit().catch(() => {});
+    await server.stop().catch(() => {});
     children.delete(killServer);
     children.delete(killSwarm);
     if (KEEP) say(`[${n}] data dir kept: ${dir}`);

@@ -139,6 +139,11 @@ export class SwarmProcess {
       if (m.ok) w?.resolve(m.result);
       else w?.reject(new Error(`swarm: ${m.error}`));
     });
+    // a send on a channel that closed under us (the process was killed) is an error for the request, not for the benchmark
+    child.on('error', (err) => {
+      for (const w of this.waiting.values()) w.reject(err);
+      this.waiting.clear();
+    });
     child.on('exit', (code) => {
       for (const w of this.waiting.values()) w.reject(new Error(`the swarm process exited (${code})`));
       this.waiting.clear();
@@ -154,6 +159,7 @@ export class SwarmProcess {
   request<T>(m: SwarmCommand): Promise<T> {
     const id = this.next++;
     return new Promise<T>((resolve, reject) => {
+      if (!this.child.connected) return reject(new Error('the swarm process is gone'));
       this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.child.send({ ...m, id });
     });
@@ -193,7 +199,7 @@ export class SwarmGroup {
     const xs = await this.all<SwarmStats>({ cmd: 'stats', args: { since } });
     const out = { ...xs[0]!, rejected: { ...xs[0]!.rejected }, sent: { ...xs[0]!.sent }, presentByApp: { ...xs[0]!.presentByApp }, runningByApp: { ...xs[0]!.runningByApp } };
     for (const s of xs.slice(1)) {
-      for (const k of ['agents', 'dead', 'connecting', 'open', 'welcomed', 'welcomedSince', 'registers', 'welcomes', 'retryAfter', 'closes', 'errors', 'assigns', 'bytesRead', 'bytesWritten',
+      for (const k of ['agents', 'dead', 'connecting', 'open', 'welcomed', 'welcomedSince', 'registers', 'welcomes', 'retryAfter', 'closes', 'silenceDrops', 'errors', 'assigns', 'bytesRead', 'bytesWritten',
         'present', 'running', 'partitioned', 'starts', 'startedTwice', 'onTwoNodes', 'pendingTasks', 'rssBytes', 'heapUsedBytes'] as const) out[k] += s[k];
       for (const k of ['lastWelcomeSince', 'lastWelcomeAt', 'lastRunningAt'] as const) out[k] = Math.max(out[k], s[k]);
       out.firstWelcomeAt = Math.min(out.firstWelcomeAt || Infinity, s.firstWelcomeAt || Infinity);

@@ -46,7 +46,10 @@ export interface SwarmStats {
   rejected: Record<string, number>;
   /** 503s that carried a Retry-After */
   retryAfter: number;
+  /** connections closed, by either side */
   closes: number;
+  /** of those, closed by the agent because nothing came from the server for silenceMs (the real agent's 20 s) */
+  silenceDrops: number;
   errors: number;
   assigns: number;
   /** messages sent, by type */
@@ -84,7 +87,7 @@ export class Swarm implements AgentHost {
   private readonly sweep: NodeJS.Timeout;
   private closedRead = 0;
   private closedWritten = 0;
-  private readonly c = { registers: 0, welcomes: 0, retryAfter: 0, closes: 0, errors: 0, assigns: 0, starts: 0 };
+  private readonly c = { registers: 0, welcomes: 0, retryAfter: 0, closes: 0, silenceDrops: 0, errors: 0, assigns: 0, starts: 0 };
   private readonly rejected: Record<string, number> = {};
   private readonly sent: Record<string, number> = {};
   private readonly present = new Map<string, number>();
@@ -116,7 +119,12 @@ export class Swarm implements AgentHost {
     // the real agent's silence timer, for every agent at once: no ping or message for silenceMs and the link is dead
     this.sweep = setInterval(() => {
       const t = Date.now();
-      for (const a of this.agents) if (!a.dead && (a.state === 'open' || a.state === 'welcomed') && t - a.lastHeard > this.cfg.silenceMs) a.drop();
+      for (const a of this.agents) {
+        if (!a.dead && (a.state === 'open' || a.state === 'welcomed') && t - a.lastHeard > this.cfg.silenceMs) {
+          this.c.silenceDrops++;
+          a.drop();
+        }
+      }
     }, 5000);
   }
 
@@ -202,7 +210,7 @@ export class Swarm implements AgentHost {
     return {
       agents: this.agents.length, dead, connecting, open, welcomed, welcomedSince, lastWelcomeSince,
       registers: this.c.registers, welcomes: this.c.welcomes, rejected: { ...this.rejected }, retryAfter: this.c.retryAfter,
-      closes: this.c.closes, errors: this.c.errors, assigns: this.c.assigns, sent: { ...this.sent },
+      closes: this.c.closes, silenceDrops: this.c.silenceDrops, errors: this.c.errors, assigns: this.c.assigns, sent: { ...this.sent },
       bytesRead: this.closedRead + read, bytesWritten: this.closedWritten + written,
       present, running, partitioned: this.partitioned,
       presentByApp: Object.fromEntries(this.present), runningByApp: Object.fromEntries(this.running),
