@@ -25,7 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Client } from '../src/cli/client.js';
+import { ApiClient as Client } from '../src/contract/client.js';
 import { freePort } from '../src/agent/health.js';
 import { ServerProcess, SwarmGroup, openFilesLimit, sleep, type WindowReport } from '../src/swarm/control.js';
 import type { SwarmStats } from '../src/swarm/swarm.js';

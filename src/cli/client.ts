@@ -28,10 +28,3 @@ export function clientFromEnv(): ApiClient {
   }
   return new ApiClient(server, token);
 }
-
-/** The typed client under its old name, with `Client.fromEnv()`, for code written before src/contract. */
-export class Client extends ApiClient {
-  static fromEnv(): ApiClient {
-    return clientFromEnv();
-  }
-}

@@ -50,7 +50,7 @@ export class Cluster {
       for (const app of node.apps) this.nodesOf(app).add(i);
       if (node.starting.length > 0) this.inFlight.set(this.hostOf(i), [...(this.inFlight.get(this.hostOf(i)) ?? []), ...node.starting]);
     });
-    this.layerSets = this.nodes.map((x) => new Set(x.layers));
+    this.layerSets = this.nodes.map((x) => layerSet(x.layers));
     this.sites = [...snapshot.sites];
     this.sites.forEach((s, i) => this.siteIndex.set(s, i));
     this.rtt = this.sites.map((s) => {
@@ -115,4 +115,12 @@ export class Cluster {
       if (img) img[i] = 0;
     }
   }
+}
+
+/** A node's layers as a set, once per layers array (the live snapshot reuses a node's array while its record is unchanged). */
+const layerSets = new WeakMap<string[], Set<string>>();
+function layerSet(layers: string[]): Set<string> {
+  let s = layerSets.get(layers);
+  if (!s) layerSets.set(layers, (s = new Set(layers)));
+  return s;
 }

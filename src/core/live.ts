@@ -1,7 +1,9 @@
 // The live cluster as a snapshot: the control plane's records turned into the
 // same structure `outpost plan --snapshot` reads, so one planner serves both.
 import type { AppSpec } from './manifest.js';
-import type { ClusterSnapshot } from './snapshot.js';
+import type { ClusterSnapshot, SnapshotNode } from './snapshot.js';
+
+const NONE: Window[] = [];
 import type { NodeRecord, ReplicaRecord, SiteRecord } from './types.js';
 import { imageCatalog, normalizeRef } from './images.js';
 import type { Window } from './contention.js';
@@ -43,6 +45,7 @@ export function startWindow(r: ReplicaRecord, now: number): Window | null {
 /** What a node contributes to every snapshot whatever the app: computed once per node record (records are replaced, never changed in place). */
 interface NodeStatic {
   labels: Record<string, string>;
+  capacity: { cpu: number; memoryMiB: number };
   layers: string[];
   rtt: [string, number][];
 }
@@ -51,7 +54,7 @@ const statics = new WeakMap<NodeRecord, NodeStatic>();
 function nodeStatic(n: NodeRecord): NodeStatic {
   let s = statics.get(n);
   if (!s) {
-    s = { labels: nodeLabels(n), layers: n.layers.map((l) => l.digest), rtt: Object.entries(effectiveRtt(n)) };
+    s = { labels: nodeLabels(n), capacity: { cpu: n.cpus, memoryMiB: n.memoryMiB }, layers: n.layers.map((l) => l.digest), rtt: Object.entries(effectiveRtt(n)) };
     statics.set(n, s);
   }
   return s;
@@ -67,49 +70,55 @@ export function liveSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], spe
   const imageKey = forApp?.image ? normalizeRef(forApp.image) : null;
   const rttMs: ClusterSnapshot['rttMs'] = {};
   for (const s of sites) rttMs[s.name] = {};
-  const out: ClusterSnapshot = {
-    sites: sites.map((s) => s.name),
-    nodes: nodes.map((n) => {
-      const all = byNode.get(n.name);
-      const allocated = { cpu: 0, memoryMiB: 0 };
-      const apps = new Set<string>();
-      let count = 0;
-      for (const r of all ?? []) {
+  // a plain loop and object literals: this runs over every node for every
+  // app reconciled, so it avoids spreads, Sets and per-node closures
+  const snapNodes: SnapshotNode[] = new Array(nodes.length);
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i]!;
+    const all = byNode.get(n.name);
+    const allocated = { cpu: 0, memoryMiB: 0 };
+    const apps: string[] = [];
+    let count = 0;
+    let starting: Window[] = NONE;
+    if (all) {
+      for (const r of all) {
         if (ignore.has(r.id)) continue;
         count++;
-        apps.add(r.app);
+        if (!apps.includes(r.app)) apps.push(r.app);
         const s = specs.get(r.app);
         if (!s) continue;
         allocated.cpu += s.resources.cpu;
         allocated.memoryMiB += s.resources.memoryMiB;
       }
-      const st = nodeStatic(n);
-      for (const [site, v] of st.rtt) if (rttMs[site]) rttMs[site]![n.name] = v;
-      const engine = (imageKey ? n.timings.engineByImage?.[imageKey] : undefined) ?? n.timings.engineMs;
-      const stage = forApp ? n.stageUs?.[forApp.name] : undefined;
-      return {
-        name: n.name,
-        labels: st.labels,
-        capacity: { cpu: n.cpus, memoryMiB: n.memoryMiB },
-        allocated,
-        ...(n.timings.bandwidthMbps ? { bandwidthMbps: n.timings.bandwidthMbps } : {}),
-        layers: st.layers,
-        timings: {
-          ...(n.timings.containerMs !== null ? { containerMs: n.timings.containerMs } : {}),
-          ...(engine !== null && engine !== undefined ? { engineMs: engine } : {}),
-        },
-        ...(stage ? { perItemUs: stage } : {}),
-        state: n.state,
-        runtime: n.runtime,
-        apps: [...apps],
-        replicas: count,
-        ...(n.hostId ? { host: n.hostId } : {}),
-        ...(n.timings.startCores ? { startCores: n.timings.startCores } : {}),
-        // replicas being removed still start if they are on their way: count
-        // every one, on nodes that answer (one that does not starts nothing)
-        starting: now === undefined || n.state !== 'ready' || !all ? [] : all.map((r) => startWindow(r, now)).filter((w): w is Window => w !== null),
-      };
-    }),
+      // replicas being removed still start if they are on their way: count
+      // every one, on nodes that answer (one that does not starts nothing)
+      if (now !== undefined && n.state === 'ready') {
+        for (const r of all) {
+          const w = startWindow(r, now);
+          if (w) (starting === NONE ? (starting = []) : starting).push(w);
+        }
+      }
+    }
+    const st = nodeStatic(n);
+    for (const [site, v] of st.rtt) if (rttMs[site]) rttMs[site]![n.name] = v;
+    const engine = (imageKey ? n.timings.engineByImage?.[imageKey] : undefined) ?? n.timings.engineMs;
+    const timings: SnapshotNode['timings'] = {};
+    if (n.timings.containerMs !== null) timings.containerMs = n.timings.containerMs;
+    if (engine !== null && engine !== undefined) timings.engineMs = engine;
+    const node: SnapshotNode = {
+      name: n.name, labels: st.labels, capacity: st.capacity, allocated, layers: st.layers, timings,
+      state: n.state, runtime: n.runtime, apps, replicas: count, starting,
+    };
+    if (n.timings.bandwidthMbps) node.bandwidthMbps = n.timings.bandwidthMbps;
+    const stage = forApp ? n.stageUs?.[forApp.name] : undefined;
+    if (stage) node.perItemUs = stage;
+    if (n.hostId) node.host = n.hostId;
+    if (n.timings.startCores) node.startCores = n.timings.startCores;
+    snapNodes[i] = node;
+  }
+  const out: ClusterSnapshot = {
+    sites: sites.map((s) => s.name),
+    nodes: snapNodes,
     rttMs,
     images: images ?? imageCatalog(nodes),
   };

@@ -57,6 +57,13 @@ export class State {
     return l as Docs[K][];
   }
 
+  /** every record of a kind in no particular order: no sort, for the planner */
+  unordered<K extends Kind>(kind: K): Docs[K][] {
+    const out: Docs[K][] = [];
+    for (const e of (this.maps[kind] as Map<string, Entry<Docs[K]>>).values()) out.push(e.doc);
+    return out;
+  }
+
   node(name: string): NodeRecord | undefined { return this.get('nodes', name); }
   app(name: string): AppRecord | undefined { return this.get('apps', name); }
   site(name: string): SiteRecord | undefined { return this.get('sites', name); }

@@ -18,7 +18,7 @@ import { AGENT_PATH, NODE_HEADER, SUBPROTOCOL, type AgentToServer, type ServerTo
 import type { Assignment, ReplicaStatus } from '../core/types.js';
 import { validateApp } from '../core/manifest.js';
 import { startServer } from '../server/server.js';
-import { Client } from '../cli/client.js';
+import { ApiClient as Client } from '../contract/client.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

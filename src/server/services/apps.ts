@@ -214,7 +214,7 @@ export class Apps {
     return {
       lost: this.nodes.lost(),
       nodes: s.list('nodes'),
-      replicas: s.list('replicas'),
+      replicas: s.unordered('replicas'),
       specs: new Map(s.list('apps').map((a) => [a.name, a.spec])),
       sites: s.list('sites'),
       now: this.now(),

@@ -93,7 +93,8 @@ export class Nodes {
     const t = this.now();
     const total = this.s.count('nodes');
     const storm = total >= this.loss.stormMinNodes && this.down.size > total * this.loss.stormFraction;
-    if (storm || this.storming) this.stormEnded = t;
+    // the storm's end is the last tick that saw it: nodes that went away after it are not part of it
+    if (storm) this.stormEnded = t;
     this.storming = storm;
     const lost = new Set<string>();
     // nodes away since before the storm ended count from its end, plus the grace
