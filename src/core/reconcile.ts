@@ -36,7 +36,7 @@ export interface ClusterState {
  * so the longest-running ones stay. New replicas are planned around the kept
  * ones, which keep serving their demand.
  */
-export function decide(spec: AppSpec, hash: string, state: ClusterState): Decision {
+export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { planKept?: boolean } = {}): Decision {
   // a lost node's replicas are replaced elsewhere, unless the app would rather wait;
   // the control plane cannot tell a dead node from a cut link, so this is policy
   const lost = spec.onNodeLoss === 'reschedule' ? state.lost ?? new Set<string>() : new Set<string>();
@@ -47,7 +47,10 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState): Decisi
   const k = spec.replicas;
   const specs = new Map(state.specs);
   specs.set(spec.name, spec);
-  const planFor = (keep: ReplicaRecord[], remove: ReplicaRecord[], count: number) => {
+  const planFor = (keep: ReplicaRecord[], remove: ReplicaRecord[], count: number): Plan => {
+    // nothing to place, and nobody to show the kept replicas' routes to (a
+    // background pass): no snapshot of the fleet is needed
+    if (count === 0 && o.planKept === false) return { app: spec.name, strategy: spec.placement.demand.some((d) => d.rps > 0) ? 'latency' : 'spread', placements: [], routes: [], objective: null, deployMs: 0, unmet: [], filtered: [] };
     const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)), state.now, state.images);
     return plan(new Cluster(snapshot), spec, { kept: keep.map((r) => r.node), count });
   };

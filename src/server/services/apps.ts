@@ -153,7 +153,7 @@ export class Apps {
       return next ? { changes: [{ kind: 'apps', key: name, doc: next }], result: 'status' } : { changes: [], result: null };
     }
     try {
-      return this.reconcile(s, next ?? app, next !== null);
+      return this.reconcile(s, next ?? app, next !== null, false);
     } catch (e) {
       // an unplaceable rollback still records why the rollout stopped
       if (next && next.specHash === app.specHash) return { changes: [{ kind: 'apps', key: name, doc: next }], result: 'status' };
@@ -162,8 +162,8 @@ export class Apps {
   }
 
   /** Brings one app's replicas in line with `app`'s spec; E_UNSCHEDULABLE changes nothing. */
-  private reconcile(s: State, app: AppRecord, appChanged: boolean): Decision<DeployResult> {
-    const d = decide(app.spec, app.specHash, this.clusterState(s));
+  private reconcile(s: State, app: AppRecord, appChanged: boolean, planKept = true): Decision<DeployResult> {
+    const d = decide(app.spec, app.specHash, this.clusterState(s), { planKept });
     const t = this.now();
     const fresh = d.keep.filter((r) => r.specHash === app.specHash);
     const slots = freeSlots(fresh, d.plan.placements.length);
