@@ -180,7 +180,6 @@ export class Agent extends EventEmitter {
     this.ws = ws;
     let toldWait: number | null = null;
     ws.on('open', () => {
-      this.backoff = RECONNECT_MIN_MS;
       this.armSilence();
       void this.register();
     });
@@ -246,6 +245,9 @@ export class Agent extends EventEmitter {
   private onMessage(msg: ServerToAgent): void {
     switch (msg.type) {
       case 'welcome': {
+        // back-off starts over once registered, not at the upgrade: a control
+        // plane that accepts and then closes is not hammered
+        this.backoff = RECONNECT_MIN_MS;
         this.connected = true;
         this.o.log.info({ server: this.o.server, node: msg.node }, 'registered with the control plane');
         // the control plane may have missed status while we were away
