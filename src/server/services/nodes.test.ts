@@ -24,7 +24,7 @@ test('one node away longer than the timeout is lost; one that knocks at admissio
   nodes.disconnected('n1');
   clock.t = 10_000;
   assert.deepEqual(nodes.tick(), []);
-  nodes.knocked('n1', 3000); // told by admission to come back in 3 s: alive and queued until then (plus 1 s of jitter)
+  nodes.knocked('n1', 2000); // told by admission to come back in 2 s: alive and queued until then, plus jitter (1 s and half the wait)
   clock.t = 16_000;
   assert.deepEqual(nodes.tick(), ['n0']);
   assert.deepEqual([...nodes.lost()], ['n0']);

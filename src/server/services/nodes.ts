@@ -66,11 +66,12 @@ export class Nodes {
 
   /**
    * An agent turned away by admission and told to come back in `retryMs` is
-   * alive and queued: its loss clock stands still until then (plus the
-   * jitter it adds, at most a second).
+   * alive and queued: its loss clock stands still until then, plus the
+   * jitter agents add (ours up to a second; allow half the wait more, and a
+   * second, for agents that spread wider).
    */
   knocked(name: string, retryMs = 0): void {
-    if (this.down.has(name)) this.queued.set(name, this.now() + retryMs + 1000);
+    if (this.down.has(name)) this.queued.set(name, this.now() + retryMs * 1.5 + 1000);
   }
 
   isDown(name: string): boolean {
