@@ -37,7 +37,7 @@ test('one node away longer than the timeout is lost; one that knocks at admissio
   assert.deepEqual([...nodes.lost()], ['n1'], 'a node that came back is no longer lost');
 });
 
-test('a storm (most of the fleet away) pauses the clocks; when it ends, those still away get a full timeout from then', async () => {
+test('a storm (most of the fleet away) pauses the clocks; when it ends, those still away get the timeout plus the longest back-off from then', async () => {
   const clock = { t: 0 };
   const { nodes, names } = await fleet(20, clock);
   for (const n of names.slice(0, 15)) nodes.disconnected(n);
