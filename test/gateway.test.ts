@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { silent, tmpDir } from './helpers.js';
+import { silent, tmpDir, waitFor } from './helpers.js';
 
 const nodeInfo = (name: string) => ({ name, hostname: name, arch: 'amd64', cpus: 4, memoryMiB: 8192, labels: {}, site: null, runtime: 'process', address: '127.0.0.1', images: [], layers: [], imageLayers: {}, agentVersion: 't' });
 
@@ -33,17 +33,10 @@ async function agent(s: RunningServer, name: string) {
   ws.on('message', (raw) => got.push(JSON.parse(raw.toString())));
   await new Promise((r, j) => { ws.on('open', r); ws.on('error', j); });
   ws.send(JSON.stringify({ type: 'register', node: nodeInfo(name) }));
-  await until(() => got.some((m) => m.type === 'assign'));
+  await waitFor('the messages', () => got.some((m) => m.type === 'assign'), 5000);
   return { ws, got };
 }
 
-async function until(f: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 test('an agent that offers no protocol major this control plane speaks is refused with E_PROTOCOL', async () => {
   const s = await startServer({ dataDir: tmpDir(), host: '127.0.0.1', port: 0, log: silent });
@@ -71,7 +64,7 @@ test('malformed and invalid messages are answered with a code and the bad field;
     ws.on('message', (raw) => got.push(JSON.parse(raw.toString())));
     await new Promise((r) => ws.on('open', r));
     ws.send(JSON.stringify({ type: 'status', replicas: [] }));
-    await until(() => got.length === 1);
+    await waitFor('the messages', () => got.length === 1, 5000);
     assert.equal(got[0]!.code, 'E_PROTOCOL', 'register comes first');
     ws.send(JSON.stringify({ type: 'register', node: { ...nodeInfo('n1'), layers: null } }));
     const closed = await new Promise<number>((r) => ws.on('close', (code) => r(code)));
@@ -83,7 +76,7 @@ test('malformed and invalid messages are answered with a code and the bad field;
     const a = await agent(s, 'n2');
     a.ws.send('not json');
     a.ws.send(JSON.stringify({ type: 'hub', stats: { hubId: 'x'.repeat(10_000) } }));
-    await until(() => a.got.filter((m) => m.type === 'error').length === 2);
+    await waitFor('the messages', () => a.got.filter((m) => m.type === 'error').length === 2, 5000);
     assert.deepEqual(a.got.filter((m) => m.type === 'error').map((m) => m.code), ['E_BAD_JSON', 'E_INVALID']);
     assert.equal(s.cp.state.node('n2')!.hubStats, null);
     assert.equal(s.gateway.stats.refused, 3, 'the bad register, the garbage, the oversized stats');
@@ -120,7 +113,7 @@ test('an assignment set goes only to the nodes whose set changed, with a version
     const assigns = (x: typeof a) => x.got.filter((m) => m.type === 'assign') as unknown as { replicas: { id: string }[]; version: string }[];
     const v0 = assigns(b)[0]!.version;
     await s.cp.apps.deploy((await import('../src/core/manifest.js')).validateApp({ name: 'only-a', command: ['x'], placement: { nodes: ['a'] } }));
-    await until(() => assigns(a).length === 2);
+    await waitFor('the messages', () => assigns(a).length === 2, 5000);
     assert.deepEqual(assigns(a)[1]!.replicas.map((r) => r.id), ['only-a-0-0']);
     assert.notEqual(assigns(a)[1]!.version, assigns(a)[0]!.version);
     await new Promise((r) => setTimeout(r, 200));

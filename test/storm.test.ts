@@ -8,17 +8,9 @@ import assert from 'node:assert/strict';
 import { Swarm } from '../src/swarm/swarm.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { ApiClient } from '../src/contract/client.js';
-import { silent, tmpDir } from './helpers.js';
+import { silent, tmpDir, waitFor } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, f: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await f())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 test('a restart storm through slow admission moves nothing and starts nothing twice', { timeout: 120_000 }, async () => {
   const dataDir = tmpDir();
@@ -28,16 +20,16 @@ test('a restart storm through slow admission moves nothing and starts nothing tw
   const swarm = new Swarm({ server: cp.url, joinToken: cp.joinToken, count: 40, phaseMs: [5, 20] });
   try {
     swarm.start();
-    await until('40 welcomed', () => swarm.stats().welcomed === 40);
+    await waitFor('40 welcomed', () => swarm.stats().welcomed === 40, 60_000);
     const client = new ApiClient(cp.url, cp.adminToken);
     await client.deploy({ name: 'st', command: ['sleep', '1000'], replicas: 30, resources: { cpu: 0.01, memoryMiB: 8 } });
-    await until('30 running', async () => (await client.apps())[0]?.running === 30);
+    await waitFor('30 running', async () => (await client.apps())[0]?.running === 30, 60_000);
     const before = new Map((await client.replicas({ app: 'st' })).map((r) => [r.id, r.node]));
     const base = swarm.openWindow();
     await cp.close();
     const t0 = Date.now();
     cp = await startServer({ ...opts, port });
-    await until('40 welcomed again', () => swarm.stats(t0).welcomedSince === 40, 90_000);
+    await waitFor('40 welcomed again', () => swarm.stats(t0).welcomedSince === 40, 90_000);
     const took = Date.now() - t0;
     assert.ok(took > 5000, `admission spread the storm out (${took} ms)`);
     assert.ok(cp.gateway.stats.deferred > 0, 'handshakes were deferred');

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { AGENT_PATH, NODE_HEADER, RETRY_HEADER, SUBPROTOCOL, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
+import { AGENT_PATH, NODE_HEADER, RETRY_HEADER, SUBPROTOCOL, parseServerMessage, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
 import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
 import { OutpostError } from '../core/errors.js';
 import type { EnsureResult, PullProgress, RuntimeDriver } from './drivers/driver.js';
@@ -186,13 +186,8 @@ export class Agent extends EventEmitter {
     ws.on('ping', () => this.armSilence());
     ws.on('message', (raw) => {
       this.armSilence();
-      let msg: ServerToAgent;
-      try {
-        msg = JSON.parse(raw.toString()) as ServerToAgent;
-      } catch {
-        return;
-      }
-      this.onMessage(msg);
+      const msg = parseServerMessage(raw.toString());
+      if (msg) this.onMessage(msg);
     });
     ws.on('unexpected-response', (_req, res) => {
       if (res.statusCode === 401) {

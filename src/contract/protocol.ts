@@ -130,6 +130,16 @@ export function parseAgentMessage(raw: string): { ok: true; msg: AgentToServer }
   return { ok: false, code: 'E_INVALID', message: `${path ? `${path}: ` : ''}${issue.message}`, path };
 }
 
+/** Reads one control-plane message on the agent's side: null for text that is not a message (ignored, as agents do). */
+export function parseServerMessage(raw: string): ServerToAgent | null {
+  try {
+    const v = JSON.parse(raw) as { type?: unknown } | null;
+    return v !== null && typeof v === 'object' && typeof v.type === 'string' ? (v as ServerToAgent) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The majors a client offers in Sec-WebSocket-Protocol, e.g. "outpost.v1, outpost.v2" -> [1, 2]. */
 export function offeredMajors(header: string | undefined): number[] {
   return (header ?? '').split(',').map((s) => /^outpost\.v(\d+)$/.exec(s.trim())?.[1]).filter((s): s is string => s !== undefined).map(Number);

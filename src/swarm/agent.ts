@@ -9,7 +9,7 @@
 // full-jitter back-off (or the server's Retry-After after a 503).
 import WebSocket from 'ws';
 import type { Socket } from 'node:net';
-import { AGENT_PATH, NODE_HEADER, SUBPROTOCOL, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
+import { AGENT_PATH, NODE_HEADER, SUBPROTOCOL, parseServerMessage, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
 import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
 import { fullJitter, retryAfterMs, retryDelay } from './backoff.js';
 import type { TimerWheel } from './wheel.js';
@@ -114,13 +114,8 @@ export class SimAgent {
     ws.on('ping', () => { this.lastHeard = Date.now(); });
     ws.on('message', (raw) => {
       this.lastHeard = Date.now();
-      let msg: ServerToAgent;
-      try {
-        msg = JSON.parse(raw.toString()) as ServerToAgent;
-      } catch {
-        return;
-      }
-      this.onMessage(msg);
+      const msg = parseServerMessage(raw.toString());
+      if (msg) this.onMessage(msg);
     });
     ws.on('unexpected-response', (_req, res) => {
       this.sock = res.socket as Socket;
