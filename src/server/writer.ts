@@ -46,10 +46,8 @@ export class Writer {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private scheduled = false;
-  /** commits and the changes in them, for benchmarks and /metrics */
+  /** commits, the changes in them, and lost races (the writer's tests read them) */
   readonly stats = { commits: 0, changes: 0, conflicts: 0 };
-  /** called after each commit with the records it wrote */
-  onCommit: ((changes: { kind: Kind; key: string }[]) => void) | null = null;
 
   constructor(private readonly store: Store, readonly state: State, private readonly log: Logger) {}
 
@@ -168,7 +166,6 @@ export class Writer {
     this.stats.commits++;
     this.stats.changes += writes.size;
     for (const w of writes.values()) if (w.doc !== null) this.state.committed(w.kind, w.key, rev);
-    this.onCommit?.([...writes.values()].map((w) => ({ kind: w.kind, key: w.key })));
   }
 
   /** A failed commit's records, as the store holds them: the state's optimistic copies are discarded. */

@@ -35,8 +35,6 @@ export class Apps {
   /** apps that could not place every replica: tried again when room appears, not every pass */
   private readonly unsatisfied = new Set<string>();
   private scheduled = false;
-  /** how long the last pass over one app took, ms (for benchmarks) */
-  lastPassMs = 0;
 
   constructor(
     private readonly w: Writer,
@@ -124,14 +122,12 @@ export class Apps {
     const names = [...this.dirty];
     this.dirty.clear();
     for (const name of names) {
-      const t0 = performance.now();
       this.w.run((s) => this.check(s, name))
         .then((r) => { if (r === 'status') this.changes.changed(name); else if (r) this.announce(r); })
         .catch((e) => {
           if (e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') this.unsatisfied.add(name);
           else this.log.warn({ err: e, app: name }, 'reconcile failed; the next change or tick tries again');
         });
-      this.lastPassMs = performance.now() - t0;
     }
   }
 
