@@ -40,6 +40,14 @@ export const ERRORS = {
   E_UNKNOWN_STREAM: { status: 404, seen: 'hub', meaning: 'no app on this node declares the stream (over MQTT: dropped and counted)' },
   E_PROTOCOL: { status: 426, seen: 'agent', meaning: 'the agent and the control plane speak different major versions of the agent protocol (the WebSocket subprotocol `outpost.vN`), or an agent sent a message out of order' },
   E_BUSY: { status: 503, seen: 'agent', meaning: 'too many agents are connecting at once; the answer says when to come back (Retry-After), and agents do' },
+  E_FORBIDDEN: { status: 403, seen: 'API, CLI, agent, hub', meaning: 'the credential is valid but does not allow this: an agent acting for another node or its replicas, a device publishing to a stream it has no right to or subscribing beyond its own topics' },
+  E_NODE_NAME_TAKEN: { status: 409, seen: 'agent, API', meaning: 'another node\'s key already holds this node name; enrol under another name, or `outpost node rm NAME` the old node first' },
+  E_NODE_REVOKED: { status: 403, seen: 'agent, API, CLI', meaning: 'the node was revoked (`outpost node revoke`): its certificate is refused and it gets no work' },
+  E_TOKEN_INVALID: { status: 401, seen: 'agent, API', meaning: 'a join token that is unknown, revoked, past its TTL or out of uses, or whose CA fingerprint does not match the control plane\'s CA' },
+  E_CERT_EXPIRED: { status: 401, seen: 'agent, CLI', meaning: 'a node certificate past its end; the agent re-enrols with its previous key (or a fresh join token) and the node record says why until it does' },
+  E_TLS: { status: 502, seen: 'CLI, agent', meaning: 'the server\'s certificate is not signed by the trusted CA (`OUTPOST_CA`, the data dir\'s ca.crt, or the join token\'s fingerprint), or names another host' },
+  E_RATE_LIMITED: { status: 429, seen: 'agent, hub', meaning: 'one connection sent more messages than its limit; the connection is closed and the refusal counted' },
+  E_DIGEST_MISMATCH: { status: 500, seen: 'replica', meaning: 'the pulled image\'s digest is not the one the manifest pins (`image@sha256:...`); nothing was started' },
   E_HUB_OFF: { status: 503, seen: '(none yet)', meaning: 'reserved for a request that needs a node\'s data hub when it has none; no code path raises it today' },
 } as const satisfies Record<string, ErrorInfo>;
 
