@@ -37,12 +37,15 @@ let client: ApiClient;
 
 async function startServer(): Promise<void> {
   server = spawn(process.execPath, [CLI, 'server', '--data-dir', dir, '--listen', `127.0.0.1:${port}`, '--node-timeout', String(NODE_TIMEOUT_MS)], { stdio: logTo('server') as never, env: logEnv });
-  while (!(await controlPlaneUp(`http://127.0.0.1:${port}`))) await sleep(20);
-  client = new ApiClient(`http://127.0.0.1:${port}`, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim());
+  const ca = () => (fs.existsSync(path.join(dir, 'ca.crt')) ? fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8') : null);
+  while (!(await controlPlaneUp(`https://127.0.0.1:${port}`, ca))) await sleep(20);
+  client = new ApiClient(`https://127.0.0.1:${port}`, fs.readFileSync(path.join(dir, 'admin.token'), 'utf8').trim(), ca());
+  // one token for every agent of the run (enrolled nodes keep their certificates across restarts)
+  join ??= (await client.createToken({ ttl: '1h', uses: 1000, note: 'chaos' })).token;
 }
+let join: string | undefined;
 function startAgent(n: string): void {
-  const join = fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim();
-  agents[n] = spawn(process.execPath, [CLI, 'agent', '--server', `http://127.0.0.1:${port}`, '--join-token', join, '--name', n, '--runtime', 'docker', '--data-dir', path.join(dir, n)], { stdio: logTo(n) as never, env: logEnv });
+  agents[n] = spawn(process.execPath, [CLI, 'agent', '--server', `https://127.0.0.1:${port}`, '--name', n, '--runtime', 'docker', '--data-dir', path.join(dir, n)], { stdio: logTo(n) as never, env: { ...logEnv, OUTPOST_JOIN_TOKEN: join } });
 }
 const containers = async (filter: string[], all = false) => (await run('podman', ['ps', ...(all ? ['-a'] : []), '-q', ...filter.flatMap((f) => ['--filter', f])])).stdout.split('\n').filter(Boolean);
 const appContainers = (app = APP) => containers([`label=io.outpost.app=${app}`, 'label=io.outpost.managed=true']);

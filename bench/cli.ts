@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   fs.writeFileSync(file, 'name: bench-cli\ncommand: ["node", "-e", "setInterval(() => {}, 1000)"]\nreplicas: 0\n');
   try {
     for (let i = 0; i < 5; i++) await local.client.deploy({ name: `bench-app-${i}`, command: ['true'], replicas: 0 });
-    const base: NodeJS.ProcessEnv = { ...process.env, OUTPOST_SERVER: local.client.server, OUTPOST_TOKEN: local.token };
+    const base: NodeJS.ProcessEnv = { ...process.env, ...local.cliEnv };
     const noCa = { ...base };
     delete noCa.NODE_EXTRA_CA_CERTS;
     await run(process.execPath, [CLI, 'deploy', '-f', file], { env: base });

@@ -54,10 +54,10 @@ async function apiRun(client: ApiClient, name: string): Promise<{ ms: number; r:
 }
 
 /** `caCerts` false: without NODE_EXTRA_CA_CERTS, which this machine sets and which costs every Node.js start ~40 ms here (bench:cli) */
-async function cliRun(client: ApiClient, token: string, name: string, dir: string, caCerts: boolean): Promise<{ ms: number; r: ReplicaRecord }> {
+async function cliRun(client: ApiClient, cliEnv: NodeJS.ProcessEnv, name: string, dir: string, caCerts: boolean): Promise<{ ms: number; r: ReplicaRecord }> {
   const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, `name: ${name}\nimage: ${IMAGE}\nports: [{ name: http, container: 5000 }]\nhealth: { http: /healthz, port: http }\n`);
-  const env: NodeJS.ProcessEnv = { ...process.env, OUTPOST_SERVER: client.server, OUTPOST_TOKEN: token };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...cliEnv };
   if (!caCerts) delete env.NODE_EXTRA_CA_CERTS;
   const t0 = performance.now();
   await run(process.execPath, [CLI, 'deploy', '-f', file, '--wait'], { env });
@@ -70,13 +70,12 @@ async function main(): Promise<void> {
   const local = await startLocal({ runtime: 'docker' });
   const client = local.client;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-deploy-'));
-  const token = local.token;
   try {
     // one warm-up of each, not counted: the first start pays for cold page cache
     await rawRun(-1);
     await apiRun(client, 'bench-warm-api');
     await removeApp(client, 'bench-warm-api');
-    await cliRun(client, token, 'bench-warm-cli', dir, true);
+    await cliRun(client, local.cliEnv, 'bench-warm-cli', dir, true);
     await removeApp(client, 'bench-warm-cli');
     const raw: number[] = [];
     const api: number[] = [];
@@ -88,8 +87,8 @@ async function main(): Promise<void> {
       const sides = [
         async () => raw.push(await rawRun(i)),
         async () => { const x = await apiRun(client, `bench-api-${i}`); await removeApp(client, `bench-api-${i}`); api.push(x.ms); engine.push(x.r.measured.engineMs ?? NaN); container.push(x.r.measured.containerMs ?? NaN); },
-        async () => { const x = await cliRun(client, token, `bench-cli-${i}`, dir, true); await removeApp(client, `bench-cli-${i}`); cli.push(x.ms); },
-        async () => { const x = await cliRun(client, token, `bench-clinoca-${i}`, dir, false); await removeApp(client, `bench-clinoca-${i}`); cliNoCa.push(x.ms); },
+        async () => { const x = await cliRun(client, local.cliEnv, `bench-cli-${i}`, dir, true); await removeApp(client, `bench-cli-${i}`); cli.push(x.ms); },
+        async () => { const x = await cliRun(client, local.cliEnv, `bench-clinoca-${i}`, dir, false); await removeApp(client, `bench-clinoca-${i}`); cliNoCa.push(x.ms); },
       ];
       for (let k = 0; k < sides.length; k++) await sides[(i + k) % sides.length]!();
       const f = (x: number) => `${x.toFixed(0).padStart(5)} ms (${(x / raw[i]!).toFixed(3)})`;

@@ -27,10 +27,11 @@ async function main(): Promise<void> {
   const port = await freePort('127.0.0.1');
   const boot = () => startServer({ dataDir, host: '127.0.0.1', port, log: pino({ level: 'silent' }), reconcileMs: 200, nodeTimeoutMs: NODE_TIMEOUT_MS });
   let cp = await boot();
-  const client = () => new ApiClient(cp.url, cp.adminToken);
+  const client = () => new ApiClient(cp.url, cp.adminToken, cp.caPem);
+  const join = await cp.createJoinToken({ uses: null });
   const agents: Record<string, ChildProcess> = {};
   const startAgent = (name: string) => {
-    agents[name] = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, '--name', name, '--runtime', 'docker', '--data-dir', path.join(dataDir, name)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' } });
+    agents[name] = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--name', name, '--runtime', 'docker', '--data-dir', path.join(dataDir, name)], { stdio: 'ignore', env: { ...process.env, OUTPOST_JOIN_TOKEN: join, OUTPOST_LOG_LEVEL: 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' } });
   };
   const containers = async (node: string, all = true) => (await run('podman', ['ps', ...(all ? ['-a'] : []), '-q', '--filter', `label=io.outpost.node=${node}`])).stdout.split('\n').filter(Boolean);
   const killNode = async (node: string, how: 'rm' | 'kill') => {

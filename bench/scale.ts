@@ -40,7 +40,7 @@ function strArg(name: string, dflt: string): string {
 }
 
 const SHORT = process.argv.includes('--short');
-const PHASES = ['registration', 'idle', 'placements', 'api', 'storm', 'loss', 'apps'] as const;
+const PHASES = ['registration', 'renewal', 'idle', 'placements', 'api', 'storm', 'loss', 'apps'] as const;
 type Phase = (typeof PHASES)[number];
 const SIZES = (listArg('--agents') ?? (SHORT ? ['200'] : ['1000', '5000', '10000'])).map(Number);
 const ONLY = new Set<string>(listArg('--only') ?? PHASES);
@@ -153,14 +153,21 @@ async function fleetSettled(ctx: Ctx, s: SwarmStats): Promise<boolean> {
 
 // ---------------------------------------------------------------- phases
 
-async function registration(ctx: Ctx, join: string) {
-  const cpu0 = ctx.server.cpuSeconds()!;
+async function registration(ctx: Ctx) {
   const locals = SOURCES > 1 ? Array.from({ length: SOURCES }, (_, i) => `127.0.0.${i + 1}`) : undefined;
+  // every agent enrols first (its key, a CSR, a certificate); the phase times the connections that follow
+  const join = (await ctx.client.createToken({ ttl: '1h', uses: ctx.n, note: 'bench:scale' })).token;
+  const e0 = Date.now();
+  const ecpu0 = ctx.server.cpuSeconds()!;
+  await ctx.swarm.start({ server: ctx.server.url, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals }, 'enrol');
+  const enrolment = { ms: Date.now() - e0, serverCpuS: r1(ctx.server.cpuSeconds()! - ecpu0) };
+  const cpu0 = ctx.server.cpuSeconds()!;
   const t0 = Date.now();
-  await ctx.swarm.start({ server: ctx.server.url, joinToken: join, count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals });
+  await ctx.swarm.start({ server: ctx.server.url, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals });
   const s = await waitFor(`${ctx.n} agents welcomed`, async () => { const s = await ctx.swarm.stats(t0); return s.welcomedSince >= ctx.n && s; });
   const times = (await ctx.swarm.welcomeTimes(t0)).map((t) => t - t0);
   return {
+    enrolment,
     ms: s.lastWelcomeSince - t0, perAgentMs: pcts(times),
     rejected: s.rejected, registers: s.registers, closes: s.closes, errors: s.errors,
     serverCpuS: r1(ctx.server.cpuSeconds()! - cpu0), serverRssPeakMiB: ctx.rss.take(), swarmRssMiB: MiB(s.rssBytes),
@@ -390,7 +397,7 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
   const swarm = await SwarmGroup.spawn(SWARM_PROCS, NOFILE);
   const killSwarm = () => swarm.procs.forEach((p) => p.child.kill('SIGKILL'));
   children.add(killSwarm);
-  const ctx: Ctx = { n, server, swarm, client: new Client(server.url, server.token('admin.token')), rss: new RssPeak(server), fleet: {} };
+  const ctx: Ctx = { n, server, swarm, client: new Client(server.url, server.token('admin.token'), server.ca()), rss: new RssPeak(server), fleet: {} };
   // without CAP_SYS_RESOURCE `ulimit -n` cannot go above the hard limit: each side needs a descriptor per agent it holds
   const limits = { server: openFilesLimit(server.pid), swarm: swarm.procs.map((p) => openFilesLimit(p.child.pid ?? 0)) };
   res.openFilesLimit = limits;
@@ -420,7 +427,13 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
   };
   try {
     // a swarm or control plane that died under the benchmark ends this size, with what it measured
-    if (!(await phase('registration', () => registration(ctx, server.token('join.token'))))) return;
+    if (!(await phase('registration', () => registration(ctx)))) return;
+    // every connected agent renews its certificate at once, over its live connection
+    if (want('renewal')) await phase('renewal', async () => {
+      const cpu0 = server.cpuSeconds()!;
+      const r = await swarm.renew(120_000);
+      return { ...r, serverCpuS: r1(server.cpuSeconds()! - cpu0) };
+    });
     if (want('idle')) await phase('idle0', () => idle(ctx));
     const needFleet = (['placements', 'idle', 'api', 'storm', 'loss'] as Phase[]).some(want);
     if (needFleet && !(await phase('placements', () => placements(ctx)))) return;

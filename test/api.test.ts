@@ -4,26 +4,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { controlPlane } from './helpers.js';
+import { call as callApi, controlPlane } from './helpers.js';
 
 const cp = await controlPlane();
 after(() => cp.close());
 
-async function call(method: string, p: string, body?: string, token: string | null = cp.adminToken) {
-  const res = await fetch(cp.url + p, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body,
-  });
-  return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string; path?: string } } & Record<string, unknown> };
-}
+const call = (method: string, p: string, body?: string, token: string | null = cp.adminToken) => callApi(cp, method, p, { body, token });
 
 test('tokens are written to the data dir, owner-only', () => {
-  for (const f of ['admin.token', 'join.token']) {
+  for (const f of ['admin.token', 'tls/ca.key', 'tls/server.key']) {
     const st = fs.statSync(path.join(cp.dataDir, f));
     assert.equal(st.mode & 0o077, 0, `${f} must not be readable by others`);
   }
-  assert.notEqual(cp.adminToken, cp.joinToken);
+  // no shared join token unless the operator asks for one
+  assert.equal(fs.existsSync(path.join(cp.dataDir, 'join.token')), false);
 });
 
 test('/healthz is open; /v1 needs the admin token', async () => {
@@ -71,8 +65,8 @@ test('unknown things are 404 with E_NOT_FOUND', async () => {
   assert.equal((await call('DELETE', '/v1/apps/nope')).body.error?.code, 'E_NOT_FOUND');
 });
 
-test('an agent with an unknown join token is refused with 401', async () => {
-  const ws = new WebSocket(cp.url.replace('http', 'ws') + '/v1/agent/connect', { headers: { authorization: 'Bearer nope' } });
+test('an agent without a node certificate is refused with 401, even with a valid join token', async () => {
+  const ws = new WebSocket(cp.url.replace('http', 'ws') + '/v1/agent/connect', ['outpost.v1'], { ca: cp.caPem!, headers: { authorization: `Bearer ${cp.joinToken}`, 'x-outpost-node': 'n1' } });
   const status = await new Promise<number>((resolve) => {
     ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
     ws.on('open', () => resolve(101));

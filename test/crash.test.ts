@@ -9,24 +9,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../src/agent/health.js';
 import { ApiClient } from '../src/contract/client.js';
-import { pidAlive, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+import { joinToken, pidAlive, processClient, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 
 const CLI = 'dist/src/cli/main.js';
 const dataDir = tmpDir();
 const port = await freePort('127.0.0.1');
-const url = `http://127.0.0.1:${port}`;
+const url = `https://127.0.0.1:${port}`;
 let server: ChildProcess | null = null;
 let client: ApiClient;
 
 async function startServer(): Promise<void> {
   server = spawn(process.execPath, [CLI, 'server', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--node-timeout', '5000'], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } });
-  await waitFor('control plane', () => new ApiClient(url, '').healthz().then((h) => h.ok, () => false), 20_000, 20);
-  client = new ApiClient(url, fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim());
+  client = await processClient(url, dataDir);
 }
 
 await startServer();
 const dirs = [tmpDir(), tmpDir()];
-const agents: AgentProc[] = dirs.map((d, i) => spawnAgent({ url, joinToken: fs.readFileSync(path.join(dataDir, 'join.token'), 'utf8').trim() }, ['--name', `k${i}`, '--runtime', 'process', '--data-dir', d]));
+const token = await joinToken(client!);
+const agents: AgentProc[] = dirs.map((d, i) => spawnAgent({ url, joinToken: token }, ['--name', `k${i}`, '--runtime', 'process', '--data-dir', d]));
 const apps: string[] = [];
 after(async () => {
   for (const a of apps) await client.remove(a).catch(() => {});

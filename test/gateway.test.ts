@@ -6,12 +6,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { silent, tmpDir, waitFor } from './helpers.js';
+import { dialAgent, enrol, silent, tmpDir, waitFor } from './helpers.js';
 
 const nodeInfo = (name: string) => ({ name, hostname: name, arch: 'amd64', cpus: 4, memoryMiB: 8192, labels: {}, site: null, runtime: 'process', address: '127.0.0.1', images: [], layers: [], imageLayers: {}, agentVersion: 't' });
 
-function dial(s: RunningServer, protocols: string[] = ['outpost.v1'], name = 'n1'): WebSocket {
-  return new WebSocket(s.url.replace('http', 'ws') + '/v1/agent/connect', protocols, { headers: { authorization: `Bearer ${s.joinToken}`, 'x-outpost-node': name } });
+const creds = new Map<string, { key: string; cert: string }>();
+
+/** A connection as node `name`, enrolled first (once per server) as a real agent is. */
+async function dial(s: RunningServer, protocols: string[] = ['outpost.v1'], name = 'n1'): Promise<WebSocket> {
+  const k = `${s.url} ${name}`;
+  if (!creds.has(k)) creds.set(k, await enrol(s, name, await s.createJoinToken({ uses: 1 })));
+  return dialAgent(s, creds.get(k)!, name, protocols);
 }
 
 function refusal(ws: WebSocket): Promise<{ status: number; headers: Record<string, unknown>; body: { error: { code: string; message: string } } }> {
@@ -28,7 +33,7 @@ function refusal(ws: WebSocket): Promise<{ status: number; headers: Record<strin
 
 /** A raw agent: every message it receives, in order. */
 async function agent(s: RunningServer, name: string) {
-  const ws = dial(s, ['outpost.v1'], name);
+  const ws = await dial(s, ['outpost.v1'], name);
   const got: { type: string; [k: string]: unknown }[] = [];
   ws.on('message', (raw) => got.push(JSON.parse(raw.toString())));
   await new Promise((r, j) => { ws.on('open', r); ws.on('error', j); });
@@ -42,12 +47,12 @@ test('an agent that offers no protocol major this control plane speaks is refuse
   const s = await startServer({ dataDir: tmpDir(), host: '127.0.0.1', port: 0, log: silent });
   try {
     for (const offer of [[], ['outpost.v2']]) {
-      const r = await refusal(dial(s, offer));
+      const r = await refusal(await dial(s, offer));
       assert.equal(r.status, 426);
       assert.equal(r.body.error.code, 'E_PROTOCOL');
       assert.match(r.body.error.message, /outpost\.v1/);
     }
-    const ok = dial(s, ['outpost.v2', 'outpost.v1']);
+    const ok = await dial(s, ['outpost.v2', 'outpost.v1']);
     await new Promise((r, j) => { ok.on('open', r); ok.on('error', j); });
     assert.equal(ok.protocol, 'outpost.v1', 'the one both speak is chosen');
     ok.close();
@@ -56,31 +61,35 @@ test('an agent that offers no protocol major this control plane speaks is refuse
   }
 });
 
-test('malformed and invalid messages are answered with a code and the bad field; nothing is stored from them', async () => {
+test('malformed, invalid and out-of-order messages close the connection with a code and the bad field; nothing is stored from them', async () => {
   const s = await startServer({ dataDir: tmpDir(), host: '127.0.0.1', port: 0, log: silent });
-  try {
-    const ws = dial(s);
+  /** sends `msgs` on a fresh connection as `name`; the close code and reason, and the error messages got */
+  const refusedAfter = async (name: string, msgs: string[]) => {
+    const ws = await dial(s, ['outpost.v1'], name);
     const got: { type: string; code?: string; message?: string }[] = [];
     ws.on('message', (raw) => got.push(JSON.parse(raw.toString())));
     await new Promise((r) => ws.on('open', r));
-    ws.send(JSON.stringify({ type: 'status', replicas: [] }));
-    await waitFor('the messages', () => got.length === 1, 5000);
-    assert.equal(got[0]!.code, 'E_PROTOCOL', 'register comes first');
-    ws.send(JSON.stringify({ type: 'register', node: { ...nodeInfo('n1'), layers: null } }));
-    const closed = await new Promise<number>((r) => ws.on('close', (code) => r(code)));
-    assert.equal(closed, 4400);
-    assert.equal(got[1]!.code, 'E_INVALID');
-    assert.match(got[1]!.message!, /^node\.layers:/);
+    const closed = new Promise<[number, string]>((r) => ws.on('close', (code, reason) => r([code, reason.toString()])));
+    for (const m of msgs) ws.send(m);
+    return { close: await closed, errors: got.filter((m) => m.type === 'error') };
+  };
+  try {
+    const early = await refusedAfter('n1', [JSON.stringify({ type: 'status', replicas: [] })]);
+    assert.deepEqual(early.close, [4426, 'E_PROTOCOL'], 'register comes first');
+    const bad = await refusedAfter('n1', [JSON.stringify({ type: 'register', node: { ...nodeInfo('n1'), layers: null } })]);
+    assert.deepEqual(bad.close, [4400, 'E_INVALID']);
+    assert.match(bad.errors[0]!.message!, /^node\.layers:/);
     assert.equal(s.cp.state.count('nodes'), 0, 'the bad register stored nothing');
-    // a registered agent that sends garbage keeps its connection; the garbage changes nothing
-    const a = await agent(s, 'n2');
-    a.ws.send('not json');
-    a.ws.send(JSON.stringify({ type: 'hub', stats: { hubId: 'x'.repeat(10_000) } }));
-    await waitFor('the messages', () => a.got.filter((m) => m.type === 'error').length === 2, 5000);
-    assert.deepEqual(a.got.filter((m) => m.type === 'error').map((m) => m.code), ['E_BAD_JSON', 'E_INVALID']);
+    const reg = JSON.stringify({ type: 'register', node: nodeInfo('n2') });
+    const garbage = await refusedAfter('n2', [reg, 'not json']);
+    assert.deepEqual(garbage.close, [4400, 'E_BAD_JSON']);
+    const huge = await refusedAfter('n2', [reg, JSON.stringify({ type: 'hub', stats: { hubId: 'x'.repeat(10_000) } })]);
+    assert.deepEqual(huge.close, [4400, 'E_INVALID']);
+    const unknown = await refusedAfter('n2', [reg, JSON.stringify({ type: 'takeover', node: 'n1' })]);
+    assert.deepEqual(unknown.close, [4400, 'E_INVALID']);
     assert.equal(s.cp.state.node('n2')!.hubStats, null);
-    assert.equal(s.gateway.stats.refused, 3, 'the bad register, the garbage, the oversized stats');
-    a.ws.close();
+    assert.equal(s.gateway.stats.refused, 4, 'the bad register, the garbage, the oversized stats, the unknown type');
+    assert.equal(s.gateway.stats.refusals.E_PROTOCOL, 1);
   } finally {
     await s.close();
   }
@@ -90,7 +99,7 @@ test('handshakes over the admission rate are told when to come back (503, Retry-
   const s = await startServer({ dataDir: tmpDir(), host: '127.0.0.1', port: 0, log: silent, admission: { rate: 2, burst: 1 } });
   try {
     const first = await agent(s, 'n1');
-    const r = await refusal(dial(s, ['outpost.v1'], 'n2'));
+    const r = await refusal(await dial(s, ['outpost.v1'], 'n2'));
     assert.equal(r.status, 503);
     assert.equal(r.body.error.code, 'E_BUSY');
     assert.equal(r.headers['retry-after'], '1');

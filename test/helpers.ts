@@ -5,8 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import http from 'node:http';
+import https from 'node:https';
 import pino from 'pino';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import WebSocket from 'ws';
+import { makeCsr, newKeyPair, type KeyPair } from '../src/trust/pki.js';
+import { request } from '../src/trust/request.js';
+import { startServer, type RunningServer, type ServerOptions } from '../src/server/server.js';
 import { ApiClient } from '../src/contract/client.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -18,9 +23,13 @@ export function tmpDir(prefix = 'outpost-test-'): string {
 
 export const silent = pino({ level: process.env.OUTPOST_TEST_LOG ?? 'silent' });
 
-export async function controlPlane(dataDir = tmpDir()): Promise<RunningServer & { client: ApiClient; dataDir: string }> {
-  const s = await startServer({ dataDir, host: '127.0.0.1', port: 0, log: silent, reconcileMs: 500 });
-  return Object.assign(s, { client: new ApiClient(s.url, s.adminToken), dataDir });
+export type TestControlPlane = Omit<RunningServer, 'joinToken'> & { client: ApiClient; dataDir: string; joinToken: string };
+
+/** A real control plane (TLS on) with a join token its tests' agents share (any number of uses, an hour). */
+export async function controlPlane(dataDir = tmpDir(), o: Partial<ServerOptions> = {}): Promise<TestControlPlane> {
+  const s = await startServer({ dataDir, host: '127.0.0.1', port: 0, log: silent, reconcileMs: 500, ...o });
+  const joinToken = await s.createJoinToken({ uses: null, ttlMs: 3_600_000, note: 'tests' });
+  return Object.assign(s, { client: new ApiClient(s.url, s.adminToken, s.caPem), dataDir, joinToken });
 }
 
 export interface AgentProc {
@@ -52,9 +61,10 @@ export async function settleAgents(): Promise<void> {
 export function spawnAgent(cp: { url: string; joinToken: string }, args: string[], env: NodeJS.ProcessEnv = {}): AgentProc {
   const d = args.indexOf('--data-dir');
   if (d >= 0 && args[d + 1]) agentDirs.add(args[d + 1]!);
-  const child = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, '--join-token', cp.joinToken, ...args], {
+  // the join token goes in the environment: never on a command line, where any process can read it
+  const child = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, ...args], {
     // many agents share this machine: each hub takes free ports (reported in the node record)
-    cwd: ROOT, env: { ...process.env, OUTPOST_LOG_LEVEL: 'info', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT, env: { ...process.env, OUTPOST_JOIN_TOKEN: cp.joinToken, OUTPOST_LOG_LEVEL: 'info', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });
@@ -77,8 +87,8 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRes
   });
 }
 
-export function cliEnv(cp: { url: string; adminToken: string }): NodeJS.ProcessEnv {
-  return { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: cp.adminToken };
+export function cliEnv(cp: { url: string; adminToken: string; dataDir?: string }): NodeJS.ProcessEnv {
+  return { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: cp.adminToken, ...(cp.dataDir ? { OUTPOST_CA: path.join(cp.dataDir, 'ca.crt') } : {}) };
 }
 
 export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 20_000, everyMs = 50): Promise<T> {
@@ -131,4 +141,50 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A client of a control plane running in another process: waits for its CA (ca.crt in its data dir) and /healthz. */
+export async function processClient(url: string, dataDir: string, timeoutMs = 20_000): Promise<ApiClient> {
+  const ca = () => fs.readFileSync(path.join(dataDir, 'ca.crt'), 'utf8');
+  await waitFor('control plane', () => new ApiClient(url, '', ca()).healthz().then((h) => h.ok, () => false), timeoutMs, 20);
+  return new ApiClient(url, fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim(), ca());
+}
+
+/** A join token for a test's agents (any number of uses, an hour). */
+export async function joinToken(client: ApiClient): Promise<string> {
+  return (await client.createToken({ ttl: '1h', uses: 1000, note: 'tests' })).token;
+}
+
+/** A node's credentials as a real agent gets them: its own key, a CSR, POST /v1/enroll with a join token. */
+export async function enrol(cp: { url: string; caPem: string | null }, name: string, token: string, kp?: KeyPair): Promise<{ key: string; cert: string; kp: KeyPair; status: number; body: unknown }> {
+  kp ??= await newKeyPair();
+  const r = await request<{ cert: string }>(`${cp.url}/v1/enroll`, 'POST', { name, csr: await makeCsr(kp, name) }, { ca: cp.caPem, token });
+  return { key: kp.keyPem, cert: r.body.cert, kp, status: r.status, body: r.body };
+}
+
+/** A raw agent connection with a node's certificate (mutual TLS). */
+export function dialAgent(cp: { url: string; caPem: string | null }, creds: { key: string; cert: string } | null, name: string, protocols: string[] = ['outpost.v1']): WebSocket {
+  return new WebSocket(cp.url.replace(/^http/, 'ws') + '/v1/agent/connect', protocols, {
+    headers: { 'x-outpost-node': name }, ca: cp.caPem ?? undefined, ...(creds ? { key: creds.key, cert: creds.cert } : {}),
+  });
+}
+
+/** One HTTP request with the test control plane's CA: status, JSON body (or text) and headers. */
+export async function call(cp: { url: string; caPem: string | null }, method: string, p: string, o: { body?: string; token?: string | null; headers?: Record<string, string> } = {}) {
+  const r = await new Promise<{ status: number; text: string; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
+    const u = new URL(cp.url + p);
+    const req = (u.protocol === 'https:' ? https : http).request(u, {
+      method, ca: cp.caPem ?? undefined,
+      headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}), ...o.headers },
+    }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
+  let body: unknown = r.text;
+  try { body = JSON.parse(r.text); } catch { /* text */ }
+  return { status: r.status, headers: r.headers, body: body as { error?: { code: string; message: string; path?: string } } & Record<string, unknown> };
 }

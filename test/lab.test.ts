@@ -31,7 +31,7 @@ test('small lab: measured RTTs match the configured delays, demand at one site p
   const topo = readTopology(path.join(ROOT, 'lab/small.yaml'));
   after(() => labDown());
   const state = await labUp(topo);
-  const client = new ApiClient(state.server, state.adminToken);
+  const client = new ApiClient(state.server, state.adminToken, state.ca);
 
   // agents report the median of their last three probe rounds (5 s apart in the
   // lab); give them up to six rounds to settle after the start-up load

@@ -9,16 +9,17 @@ import pino from 'pino';
 import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
 import { startServer } from '../src/server/server.js';
 import { freePort } from '../src/agent/health.js';
-import { CLI, ROOT, cli, pidAlive, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
+import { CLI, ROOT, cli, cliEnv, pidAlive, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
 
 const dataDir = tmpDir();
 const port = await freePort('127.0.0.1');
 const log = pino({ level: 'silent' });
 let cp = await startServer({ dataDir, host: '127.0.0.1', port, log, reconcileMs: 500 });
-const env = { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: cp.adminToken };
+const env = cliEnv({ ...cp, dataDir });
+const token = await cp.createJoinToken({ uses: null });
 const agentDir = tmpDir();
 const work = tmpDir();
-let agent: AgentProc = spawnAgent(cp, ['--name', 'edge-r1', '--runtime', 'process', '--data-dir', agentDir]);
+let agent: AgentProc = spawnAgent({ url: cp.url, joinToken: token }, ['--name', 'edge-r1', '--runtime', 'process', '--data-dir', agentDir]);
 after(async () => {
   await cli(['rm', 'stats'], env);
   await cli(['rm', 'ticker'], env);

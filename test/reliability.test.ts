@@ -18,10 +18,11 @@ const port = await freePort('127.0.0.1');
 const log = pino({ level: 'silent' });
 const boot = () => startServer({ dataDir, host: '127.0.0.1', port, log, reconcileMs: 200, nodeTimeoutMs: NODE_TIMEOUT_MS });
 let cp = await boot();
-const client = new ApiClient(cp.url, cp.adminToken);
+const client = new ApiClient(cp.url, cp.adminToken, cp.caPem);
+const token = await cp.createJoinToken({ uses: null });
 const dirs: Record<string, string> = { n1: tmpDir(), n2: tmpDir() };
 const agents: Record<string, AgentProc> = {};
-const startAgent = (name: string) => (agents[name] = spawnAgent(cp, ['--name', name, '--runtime', 'process', '--data-dir', dirs[name]!]));
+const startAgent = (name: string) => (agents[name] = spawnAgent({ url: cp.url, joinToken: token }, ['--name', name, '--runtime', 'process', '--data-dir', dirs[name]!]));
 after(async () => {
   await client.remove('stats').catch(() => {});
   await settleAgents();
@@ -103,9 +104,9 @@ test('reboot while offline: the workload is back and healthy within 5 s of the a
   // the control plane returns: the agent reconciles, no duplicate, no restart of the healthy replica
   cp = await boot();
   const pids = workloadPids(dirs[node]!);
-  await waitFor('node ready again', async () => (await new ApiClient(cp.url, cp.adminToken).nodes()).find((n) => n.name === node)?.state === 'ready');
+  await waitFor('node ready again', async () => (await new ApiClient(cp.url, cp.adminToken, cp.caPem).nodes()).find((n) => n.name === node)?.state === 'ready');
   await new Promise((r) => setTimeout(r, 1500));
-  const r = await new ApiClient(cp.url, cp.adminToken).appReplicas('stats');
+  const r = await new ApiClient(cp.url, cp.adminToken, cp.caPem).appReplicas('stats');
   assert.equal(r.length, 1);
   assert.equal(r[0]!.state, 'running');
   assert.deepEqual(workloadPids(dirs[node]!), pids, 'the same process: not restarted after the reconnect');

@@ -17,11 +17,12 @@ test('a restart storm through slow admission moves nothing and starts nothing tw
   const opts = { dataDir, host: '127.0.0.1', log: silent, nodeTimeoutMs: 1000, reconcileMs: 200, admission: { rate: 3, burst: 3 } };
   let cp: RunningServer = await startServer({ ...opts, port: 0, admission: { rate: 1000, burst: 100 } });
   const port = Number(new URL(cp.url).port);
-  const swarm = new Swarm({ server: cp.url, joinToken: cp.joinToken, count: 40, phaseMs: [5, 20] });
+  const swarm = new Swarm({ server: cp.url, joinToken: await cp.createJoinToken({ uses: 40 }), ca: cp.caPem!, count: 40, phaseMs: [5, 20] });
   try {
+    await swarm.enrol();
     swarm.start();
     await waitFor('40 welcomed', () => swarm.stats().welcomed === 40, 60_000);
-    const client = new ApiClient(cp.url, cp.adminToken);
+    const client = new ApiClient(cp.url, cp.adminToken, cp.caPem);
     await client.deploy({ name: 'st', command: ['sleep', '1000'], replicas: 30, resources: { cpu: 0.01, memoryMiB: 8 } });
     await waitFor('30 running', async () => (await client.apps())[0]?.running === 30, 60_000);
     const before = new Map((await client.replicas({ app: 'st' })).map((r) => [r.id, r.node]));
@@ -38,7 +39,7 @@ test('a restart storm through slow admission moves nothing and starts nothing tw
     assert.deepEqual(w.started, [], 'nothing was started again');
     assert.deepEqual(base.presentByApp, { st: 30 });
     assert.equal(swarm.stats().running, 30);
-    const after = new Map((await new ApiClient(cp.url, cp.adminToken).replicas({ app: 'st' })).map((r) => [r.id, r.node]));
+    const after = new Map((await new ApiClient(cp.url, cp.adminToken, cp.caPem).replicas({ app: 'st' })).map((r) => [r.id, r.node]));
     assert.deepEqual(after, before, 'the same replicas on the same nodes');
     assert.deepEqual(swarm.starts().filter(([, n, , elsewhere]) => n > 1 || elsewhere), [], 'no replica started twice or on two nodes');
   } finally {

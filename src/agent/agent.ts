@@ -20,10 +20,14 @@ import { hasImage } from '../core/images.js';
 import type { StreamSpec } from '../core/pipeline.js';
 import type { RunningHub } from '../hub/start.js';
 import { Uplink } from './uplink.js';
+import { NodeIdentityStore, type Credentials } from './identity.js';
 
 export interface AgentOptions {
   server: string;
-  joinToken: string;
+  /** needed to enrol (the first time, or when re-enrolment with the node's key is refused) */
+  joinToken: string | null;
+  /** where the node's key, certificate and trusted CA are kept (<dir>/identity) */
+  identityDir: string;
   name: string;
   site: string | null;
   labels: Record<string, string>;
@@ -85,12 +89,17 @@ export class Agent extends EventEmitter {
   constructor(readonly o: AgentOptions) {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
+    this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken);
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
     // the hub's own streams run before any assignment arrives
     if (o.hub) o.hub.hub.setStreams({ ...o.hubStreams });
   }
 
   private readonly uplink: Uplink | null;
+  private readonly identity: NodeIdentityStore;
+  private renewTimer: NodeJS.Timeout | null = null;
+  /** messages from the control plane refused by the protocol's schemas */
+  refused = 0;
 
   start(): void {
     // edge autonomy: what this node was last told to run starts from local
@@ -164,6 +173,7 @@ export class Agent extends EventEmitter {
     if (this.gcTimer) clearInterval(this.gcTimer);
     this.uplink?.stop();
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    if (this.renewTimer) clearTimeout(this.renewTimer);
     for (const c of this.logCancels.values()) c();
     this.ws?.terminate();
     await this.applying;
@@ -173,10 +183,40 @@ export class Agent extends EventEmitter {
     }
   }
 
+  /** Stops for good on a refusal no retry can fix (revoked, name taken, no way to enrol, a server that is not ours). */
+  private fatal(err: OutpostError): void {
+    this.closed = true;
+    this.emit('fatal', err);
+  }
+
   private connect(): void {
     if (this.closed) return;
+    this.identity.ensure().then((creds) => this.dial(creds), (e: Error) => {
+      const err = e instanceof OutpostError ? e : null;
+      if (err && ['E_NODE_REVOKED', 'E_NODE_NAME_TAKEN', 'E_TOKEN_INVALID', 'E_TLS', 'E_INVALID'].includes(err.code)) return this.fatal(err);
+      this.o.log.warn({ err: e.message }, 'enrolment failed; trying again');
+      this.retry(null);
+    });
+  }
+
+  private retry(toldWait: number | null): void {
+    if (this.closed) return;
+    // full jitter over an exponential back-off, so a fleet that lost the
+    // control plane together does not come back together
+    const wait = toldWait ?? Math.random() * this.backoff;
+    this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
+    this.reconnectTimer = setTimeout(() => this.connect(), wait);
+  }
+
+  private dial(creds: Credentials): void {
+    if (this.closed) return;
     const url = this.o.server.replace(/^http/, 'ws').replace(/\/+$/, '') + AGENT_PATH;
-    const ws = new WebSocket(url, [SUBPROTOCOL], { headers: { authorization: `Bearer ${this.o.joinToken}`, [NODE_HEADER]: this.o.name }, handshakeTimeout: 10_000 });
+    // the node's identity is its certificate (mutual TLS), or without TLS its secret; never its name alone
+    const ws = new WebSocket(url, [SUBPROTOCOL], {
+      headers: { [NODE_HEADER]: this.o.name, ...(creds.secret && !this.identity.tls ? { authorization: `Bearer ${creds.secret}` } : {}) },
+      handshakeTimeout: 10_000,
+      ...(this.identity.tls ? { ca: creds.ca ?? undefined, cert: creds.cert, key: creds.key } : {}),
+    });
     this.ws = ws;
     let toldWait: number | null = null;
     ws.on('open', () => {
@@ -186,14 +226,33 @@ export class Agent extends EventEmitter {
     ws.on('ping', () => this.armSilence());
     ws.on('message', (raw) => {
       this.armSilence();
-      const msg = parseServerMessage(raw.toString());
-      if (msg) this.onMessage(msg);
+      const parsed = parseServerMessage(raw.toString());
+      if (parsed.ok) return this.onMessage(parsed.msg);
+      // what does not parse is not acted on: counted, and the connection closed with its code
+      this.refused++;
+      this.o.log.warn({ code: parsed.code, message: parsed.message }, 'control-plane message refused; reconnecting');
+      ws.close(4400, parsed.code);
     });
     ws.on('unexpected-response', (_req, res) => {
-      if (res.statusCode === 401) {
-        const err = new OutpostError('E_UNAUTHORIZED', `the control plane at ${this.o.server} rejected the join token (see join.token in its data dir)`);
-        this.closed = true;
-        this.emit('fatal', err);
+      if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 409) {
+        // the answer's code says whether enrolling again can help
+        let text = '';
+        res.on('data', (d: Buffer) => { if (text.length < 65536) text += d; });
+        res.on('end', () => {
+          let code = 'E_UNAUTHORIZED';
+          let message = `the control plane refused this node (${res.statusCode})`;
+          try { ({ code, message } = (JSON.parse(text) as { error: { code: string; message: string } }).error); } catch { /* keep the status */ }
+          if (code === 'E_CERT_EXPIRED' || (code === 'E_UNAUTHORIZED' && res.statusCode === 401)) {
+            this.o.log.warn({ code, message }, 'the control plane refused this node\'s credential; enrolling again');
+            this.identity.creds = null;
+            void this.identity.enrol(true).then(() => { this.backoff = RECONNECT_MIN_MS; }, (e: Error) => {
+              if (e instanceof OutpostError && ['E_NODE_REVOKED', 'E_NODE_NAME_TAKEN', 'E_TOKEN_INVALID'].includes(e.code)) this.fatal(e);
+              else this.o.log.warn({ err: e.message }, 'enrolling again failed');
+            });
+          } else {
+            this.fatal(new OutpostError(code as 'E_UNAUTHORIZED', message));
+          }
+        });
       } else if (res.statusCode === 426) {
         const err = new OutpostError('E_PROTOCOL', `the control plane at ${this.o.server} speaks another major version of the agent protocol than this agent (${SUBPROTOCOL}): run an agent of its version`);
         this.closed = true;
@@ -212,12 +271,7 @@ export class Agent extends EventEmitter {
       this.connected = false;
       this.emit('disconnected');
       if (this.silenceTimer) clearTimeout(this.silenceTimer);
-      if (this.closed) return;
-      // full jitter over an exponential back-off, so a fleet that lost the
-      // control plane together does not come back together
-      const wait = toldWait ?? Math.random() * this.backoff;
-      this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);
-      this.reconnectTimer = setTimeout(() => this.connect(), wait);
+      this.retry(toldWait);
     });
   }
 
@@ -245,6 +299,7 @@ export class Agent extends EventEmitter {
         this.backoff = RECONNECT_MIN_MS;
         this.connected = true;
         this.o.log.info({ server: this.o.server, node: msg.node }, 'registered with the control plane');
+        this.scheduleRenewal();
         // the control plane may have missed status while we were away
         const statuses = [...this.runners.values()].map((r) => r.status);
         if (statuses.length > 0) this.send({ type: 'status', replicas: statuses });
@@ -273,7 +328,29 @@ export class Agent extends EventEmitter {
       case 'error':
         this.o.log.error({ code: msg.code }, msg.message);
         return;
+      case 'cert':
+        this.identity.save(msg.cert).then((c) => {
+          this.o.log.info({ notAfter: new Date(c.notAfter).toISOString() }, 'certificate renewed');
+          this.emit('renewed', c.notAfter);
+          this.scheduleRenewal();
+        }, (err: Error) => this.o.log.error({ err: err.message }, 'the renewed certificate was refused'));
+        return;
     }
+  }
+
+  /** Asks for a new certificate at its half-life, over the live connection (which stays up). */
+  private scheduleRenewal(): void {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    const c = this.identity.creds;
+    if (!c) return;
+    const at = c.notBefore + (c.notAfter - c.notBefore) / 2;
+    this.renewTimer = setTimeout(() => void this.renewNow(), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+  }
+
+  /** Sends a renewal request now (also what the half-life timer does). */
+  async renewNow(): Promise<void> {
+    if (!this.connected) return;
+    this.send({ type: 'renew', csr: await this.identity.csr() });
   }
 
   /** Makes what runs here match the assignment set: adopt, start, stop, clean up. */

@@ -14,9 +14,20 @@ export function dataDir(flag?: string): string {
   return path.resolve(flag ?? readEnv('OUTPOST_DATA_DIR') ?? path.join(os.homedir(), '.outpost'));
 }
 
-/** The client as the environment configures it: OUTPOST_SERVER, and OUTPOST_TOKEN or $OUTPOST_DATA_DIR/admin.token. */
+/** The CA to trust for an https:// control plane: OUTPOST_CA, or ca.crt in the data dir (null: the system's CAs). */
+export function trustedCa(): string | null {
+  const file = readEnv('OUTPOST_CA') ?? path.join(dataDir(), 'ca.crt');
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (readEnv('OUTPOST_CA')) throw new OutpostError('E_USAGE', `OUTPOST_CA ${file}: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+/** The client as the environment configures it: OUTPOST_SERVER, OUTPOST_TOKEN or $OUTPOST_DATA_DIR/admin.token, OUTPOST_CA or $OUTPOST_DATA_DIR/ca.crt. */
 export function clientFromEnv(): ApiClient {
-  const server = (readEnv('OUTPOST_SERVER') ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
+  const server = (readEnv('OUTPOST_SERVER') ?? 'https://127.0.0.1:7070').replace(/\/+$/, '');
   let token = readEnv('OUTPOST_TOKEN');
   if (!token) {
     const file = path.join(dataDir(), 'admin.token');
@@ -26,5 +37,5 @@ export function clientFromEnv(): ApiClient {
       throw new OutpostError('E_UNAUTHORIZED', `no API token: set OUTPOST_TOKEN, or OUTPOST_DATA_DIR to the control plane's data dir (looked for ${file})`);
     }
   }
-  return new ApiClient(server, token);
+  return new ApiClient(server, token, server.startsWith('https:') ? trustedCa() : null);
 }

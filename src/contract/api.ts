@@ -5,7 +5,7 @@
 //
 // Types only: nothing here exists at run time, so the CLI, which imports the
 // client built on these (./client.ts), loads no schema, server or parser.
-import type { AppView, DeployAnswer, NodeRecord, NodeState, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
+import type { AppView, DeployAnswer, JoinTokenRecord, NodeRecord, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
 import type { ModelError } from '../core/accuracy.js';
 import type { RankedEndpoint } from '../core/routing.js';
 import type { HeldWindow } from '../server/streams.js';
@@ -13,7 +13,7 @@ import type { ErrorBody } from '../core/errors.js';
 
 export type {
   AppView, DeployAnswer, HubStats, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
-  Revision, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
+  JoinTokenRecord, Refusal, Revision, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
 } from '../core/types.js';
 export type { ModelError, TermError } from '../core/accuracy.js';
 export type { RankedEndpoint } from '../core/routing.js';
@@ -79,7 +79,7 @@ export interface ReplicaQuery extends PageQuery {
 /** The list routes that page, and what their items and queries are. */
 export interface ListRoutes {
   /** nodes, by name */
-  '/v1/nodes': { item: NodeRecord; query: NodeQuery };
+  '/v1/nodes': { item: NodeView; query: NodeQuery };
   /** apps, by name */
   '/v1/apps': { item: AppView; query: AppQuery };
   /** replicas, by id */
@@ -199,6 +199,63 @@ export interface StreamWindowQuery {
   limit?: number;
 }
 
+// ---- trust ------------------------------------------------------------------
+
+/** What the control plane decided about a node's identity (null for a node that never enrolled). */
+export interface NodeTrust {
+  /** when its certificate ends (epoch ms); it renews at half-life while connected */
+  certNotAfter: number;
+  enrolledAt: number;
+  renewedAt: number;
+  /** the join token it enrolled with */
+  tokenId: string | null;
+  /** false: waiting for `outpost node approve` */
+  approved: boolean;
+  revokedAt: number | null;
+  /** why it was last turned away, until it connects again */
+  lastRefusal: Refusal | null;
+}
+
+/** A node as the API shows it: what its agent reported, and its identity. */
+export type NodeView = NodeRecord & { trust: NodeTrust | null };
+
+export interface EnrolBody {
+  /** the node name (the CSR's CN) */
+  name: string;
+  /** PKCS#10 PEM, signed by the node's key */
+  csr: string;
+}
+
+export interface EnrolAnswer {
+  name: string;
+  /** the node's certificate, PEM */
+  cert: string;
+  /** the CA to trust for this server, PEM */
+  ca: string;
+  notAfter: number;
+  approved: boolean;
+  /** without TLS only: the node's secret */
+  secret?: string;
+}
+
+/** A join token as listed: everything but its secret. */
+export type JoinTokenView = Omit<JoinTokenRecord, 'secretHash'>;
+
+export interface TokenBody {
+  /** a duration (30m, 24h, 7d; at most 7 days), default 1h */
+  ttl?: string;
+  /** enrolments it allows (default 1) */
+  uses?: number;
+  site?: string;
+  labels?: Record<string, string>;
+  note?: string;
+}
+
+export interface CreatedToken extends JoinTokenView {
+  /** the token itself: shown here once, never stored */
+  token: string;
+}
+
 // ---- every route ------------------------------------------------------------
 
 /** Each route of the control plane's API: its query, its body and its answer. */
@@ -206,9 +263,25 @@ export interface ApiRoutes {
   /** no token needed */
   'GET /healthz': { answer: HealthAnswer };
   /** every node */
-  'GET /v1/nodes': { query: NodeQuery; answer: NodeRecord[] };
+  'GET /v1/nodes': { query: NodeQuery; answer: NodeView[] };
   /** one node (E_NOT_FOUND) */
-  'GET /v1/nodes/:name': { answer: NodeRecord };
+  'GET /v1/nodes/:name': { answer: NodeView };
+  /** let a pending node take work (--approve-nodes) */
+  'POST /v1/nodes/:name/approve': { answer: NodeTrust };
+  /** refuse the node's certificate from now on, close its connection, move its replicas */
+  'POST /v1/nodes/:name/revoke': { answer: NodeTrust };
+  /** forget a node that is not connected and runs nothing (its name is free again) */
+  'DELETE /v1/nodes/:name': { answer: { removed: string } };
+  /** the CA clients trust for this server, PEM text (no token needed) */
+  'GET /v1/ca': { answer: string };
+  /** a node's certificate for its CSR, with a join token in Authorization (or none: re-enrolment with the node's key) */
+  'POST /v1/enroll': { body: EnrolBody; answer: EnrolAnswer };
+  /** join tokens (never their secrets) */
+  'GET /v1/tokens': { answer: JoinTokenView[] };
+  /** a new join token: the token is in the answer, once (201) */
+  'POST /v1/tokens': { body: TokenBody; answer: CreatedToken };
+  /** revoke a join token */
+  'DELETE /v1/tokens/:id': { answer: JoinTokenView };
   /** declared RTTs */
   'PUT /v1/nodes/:name/rtt': { body: RttDeclaration; answer: NodeRecord };
   /** every app */

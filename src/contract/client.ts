@@ -6,8 +6,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
 import type {
-  AddSiteBody, ApiErrorAnswer, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
-  ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, RankedEndpoint, RemoveAnswer, RemoveSiteAnswer, ReplicaQuery,
+  AddSiteBody, ApiErrorAnswer, CreatedToken, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
+  ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveSiteAnswer, ReplicaQuery,
   ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer,
 } from './api.js';
 
@@ -39,6 +39,8 @@ export const DEFAULT_PAGE_SIZE = 1000;
 const DEFAULT_TIMEOUT_MS = 60_000;
 
 // one keep-alive connection reused by a command's successive requests (deploy --wait polls, pages)
+const TLS_ERRORS = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY|SSL|TLS/;
+
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 4 }), https: new https.Agent({ keepAlive: true, maxSockets: 4 }) };
 
 type QueryValue = string | number | boolean | undefined;
@@ -56,7 +58,12 @@ export function queryString(q: object = {}): string {
 const seg = encodeURIComponent;
 
 export class ApiClient {
-  constructor(readonly server: string, private readonly token: string) {}
+  private readonly httpsAgent: https.Agent;
+
+  /** `ca`: PEM of the CA to trust for an https:// server (the control plane's own; the system's CAs when absent). */
+  constructor(readonly server: string, private readonly token: string, ca?: string | null) {
+    this.httpsAgent = ca ? new https.Agent({ keepAlive: true, maxSockets: 4, ca }) : agents.https;
+  }
 
   // ---- the routes (./api.ts says what each takes and answers) -------------
 
@@ -66,13 +73,43 @@ export class ApiClient {
   }
 
   /** GET /v1/nodes: the whole list, or one page with `limit` (see `pages` for all of them page by page). */
-  nodes(q: NodeQuery = {}): Promise<NodeRecord[]> {
+  nodes(q: NodeQuery = {}): Promise<NodeView[]> {
     return this.request('GET', `/v1/nodes${queryString(q)}`);
   }
 
   /** GET /v1/nodes/NAME */
-  node(name: string): Promise<NodeRecord> {
+  node(name: string): Promise<NodeView> {
     return this.request('GET', `/v1/nodes/${seg(name)}`);
+  }
+
+  /** POST /v1/nodes/NAME/approve */
+  approveNode(name: string): Promise<NodeTrust> {
+    return this.request('POST', `/v1/nodes/${seg(name)}/approve`);
+  }
+
+  /** POST /v1/nodes/NAME/revoke */
+  revokeNode(name: string): Promise<NodeTrust> {
+    return this.request('POST', `/v1/nodes/${seg(name)}/revoke`);
+  }
+
+  /** DELETE /v1/nodes/NAME */
+  removeNode(name: string): Promise<{ removed: string }> {
+    return this.request('DELETE', `/v1/nodes/${seg(name)}`);
+  }
+
+  /** GET /v1/tokens */
+  tokens(): Promise<JoinTokenView[]> {
+    return this.request('GET', '/v1/tokens');
+  }
+
+  /** POST /v1/tokens: the answer holds the token, once. */
+  createToken(body: TokenBody): Promise<CreatedToken> {
+    return this.request('POST', '/v1/tokens', body);
+  }
+
+  /** DELETE /v1/tokens/ID */
+  revokeToken(id: string): Promise<JoinTokenView> {
+    return this.request('DELETE', `/v1/tokens/${seg(id)}`);
   }
 
   /** PUT /v1/nodes/NAME/rtt: RTTs from sites to a node that cannot probe; null removes one. */
@@ -252,10 +289,12 @@ export class ApiClient {
     return new Promise((resolve, reject) => {
       const req = (secure ? https : http).request(url, {
         method,
-        agent: secure ? agents.https : agents.http,
+        agent: secure ? this.httpsAgent : agents.http,
         headers: { authorization: `Bearer ${this.token}`, ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}) },
       }, resolve);
-      req.on('error', (e) => reject(e instanceof OutpostError ? e : new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
+      req.on('error', (e: Error & { code?: string }) => reject(e instanceof OutpostError ? e : e.code && TLS_ERRORS.test(e.code)
+        ? new OutpostError('E_TLS', `the control plane at ${this.server} could not be verified (${e.message}): set OUTPOST_CA to its ca.crt (or OUTPOST_DATA_DIR to its data dir)`)
+        : new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
       if (o.timeoutMs) {
         req.setTimeout(o.timeoutMs, () => req.destroy(new OutpostError('E_NO_SERVER', `the control plane at ${this.server} did not answer within ${o.timeoutMs! / 1000} s`)));
       }

@@ -13,7 +13,7 @@
 // control plane store or loop over more than a node could honestly report.
 import { z } from 'zod';
 import { NAME_RE } from '../core/names.js';
-import type { Assignment, SiteRecord } from '../core/types.js';
+import { appSchema } from '../core/manifest.js';
 
 export const AGENT_PATH = '/v1/agent/connect';
 export const PROTOCOL_MAJOR = 1;
@@ -100,44 +100,64 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
   /** window results, oldest first, each once until acknowledged (re-sent after a reconnect) */
   z.object({ type: z.literal('windows'), hubId: str(128), items: z.array(z.object({ seq: z.number().int().nonnegative(), doc: windowDoc })).max(MAX_LIST) }),
   z.object({ type: z.literal('hub'), stats: hubStatsSchema }),
+  /** a certificate request for the node's name, signed by its key (renewal over the live connection) */
+  z.object({ type: z.literal('renew'), csr: str(8192) }),
 ]);
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
 
-export type ServerToAgent =
-  | { type: 'welcome'; node: string; protocol?: string }
-  /** the node's whole assignment set; `version` changes whenever the set does, so an agent can skip one it holds */
-  | { type: 'assign'; replicas: Assignment[]; version?: string }
-  | { type: 'sites'; sites: SiteRecord[] }
-  | { type: 'logs'; reqId: string; replicaId: string; follow: boolean; tail: number }
-  | { type: 'logs.cancel'; reqId: string }
-  | { type: 'error'; code: string; message: string }
-  /** the sequence numbers now stored (or already held: a re-send) */
-  | { type: 'windows.ack'; hubId: string; seqs: number[] };
+const assignmentSchema = z.object({
+  id: str(128),
+  app: z.string().regex(NAME_RE),
+  specHash: str(128),
+  spec: appSchema,
+  /** bytes of the image's layers this node lacks, when some node has reported the image (the disk check before a pull) */
+  imageBytes: z.number().nonnegative().nullable().optional(),
+});
 
-/** Parses one agent message: the message, or why it was refused (with the path of the bad field). */
-export function parseAgentMessage(raw: string): { ok: true; msg: AgentToServer } | { ok: false; code: 'E_BAD_JSON' | 'E_INVALID'; message: string; path?: string } {
+const siteSchema = z.object({ name: z.string().regex(NAME_RE), probe: str(300), createdAt: num });
+
+/** What the control plane sends; the agent validates every message against it (a message that fails is refused and counted). */
+export const serverToAgentSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('welcome'), node: z.string().regex(NAME_RE), protocol: str(64).optional() }),
+  /** the node's whole assignment set; `version` changes whenever the set does, so an agent can skip one it holds */
+  z.object({ type: z.literal('assign'), replicas: z.array(assignmentSchema).max(MAX_LIST), version: str(128).optional() }),
+  z.object({ type: z.literal('sites'), sites: z.array(siteSchema).max(MAX_LIST) }),
+  z.object({ type: z.literal('logs'), reqId: str(64), replicaId: str(128), follow: z.boolean(), tail: z.number().int().nonnegative() }),
+  z.object({ type: z.literal('logs.cancel'), reqId: str(64) }),
+  z.object({ type: z.literal('error'), code: str(64), message: str(4096) }),
+  /** the sequence numbers now stored (or already held: a re-send) */
+  z.object({ type: z.literal('windows.ack'), hubId: str(128), seqs: z.array(z.number().int().nonnegative()).max(MAX_LIST) }),
+  /** a renewed certificate for the node's key */
+  z.object({ type: z.literal('cert'), cert: str(16384), notAfter: num }),
+]);
+
+export type ServerToAgent = z.infer<typeof serverToAgentSchema>;
+
+type Parsed<T> = { ok: true; msg: T } | { ok: false; code: 'E_BAD_JSON' | 'E_INVALID'; message: string; path?: string };
+
+function parseWith<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, raw: string): Parsed<T> {
   let v: unknown;
   try {
     v = JSON.parse(raw);
   } catch (e) {
     return { ok: false, code: 'E_BAD_JSON', message: `not JSON: ${(e as Error).message}` };
   }
-  const r = agentToServerSchema.safeParse(v);
+  const r = schema.safeParse(v);
   if (r.success) return { ok: true, msg: r.data };
   const issue = r.error.issues[0]!;
   const path = issue.path.join('.');
   return { ok: false, code: 'E_INVALID', message: `${path ? `${path}: ` : ''}${issue.message}`, path };
 }
 
-/** Reads one control-plane message on the agent's side: null for text that is not a message (ignored, as agents do). */
-export function parseServerMessage(raw: string): ServerToAgent | null {
-  try {
-    const v = JSON.parse(raw) as { type?: unknown } | null;
-    return v !== null && typeof v === 'object' && typeof v.type === 'string' ? (v as ServerToAgent) : null;
-  } catch {
-    return null;
-  }
+/** Parses one agent message: the message, or why it was refused (with the path of the bad field). */
+export function parseAgentMessage(raw: string): Parsed<AgentToServer> {
+  return parseWith(agentToServerSchema, raw);
+}
+
+/** Parses one control-plane message on the agent's side, the same way. */
+export function parseServerMessage(raw: string): Parsed<ServerToAgent> {
+  return parseWith(serverToAgentSchema, raw);
 }
 
 /** The majors a client offers in Sec-WebSocket-Protocol, e.g. "outpost.v1, outpost.v2" -> [1, 2]. */

@@ -13,10 +13,11 @@ export interface EnvVar {
 }
 
 export const ENVIRONMENT = [
-  { name: 'OUTPOST_SERVER', default: 'http://127.0.0.1:7070', readBy: 'CLI', meaning: 'the control plane the CLI talks to' },
+  { name: 'OUTPOST_SERVER', default: 'https://127.0.0.1:7070', readBy: 'CLI', meaning: 'the control plane the CLI talks to' },
   { name: 'OUTPOST_TOKEN', default: 'the `admin.token` file in `OUTPOST_DATA_DIR`', readBy: 'CLI', meaning: 'the admin API token the CLI sends' },
   { name: 'OUTPOST_DATA_DIR', default: '~/.outpost', readBy: 'CLI, up, server, agent, hub', meaning: 'the state directory when `--data-dir` is not given; the CLI reads `admin.token` there' },
-  { name: 'OUTPOST_JOIN_TOKEN', default: 'none: `--join-token` is then required', readBy: 'agent', meaning: 'the join token (the control plane\'s `join.token`) when `--join-token` is not given' },
+  { name: 'OUTPOST_JOIN_TOKEN', default: 'none', readBy: 'agent', meaning: 'the join token (`outpost token create`) when `--join-token-file` is not given; needed to enrol, not afterwards. Never on the command line: any process on the node can read an argv' },
+  { name: 'OUTPOST_CA', default: 'the `ca.crt` file in `OUTPOST_DATA_DIR`', readBy: 'CLI', meaning: 'the CA certificate (PEM file) the CLI trusts for an https:// control plane' },
   { name: 'OUTPOST_NODE_TIMEOUT_MS', default: '15000', readBy: 'up, server', meaning: 'the setting `nodeTimeoutMs` when `--node-timeout` is not given: a node unreachable this long has its replicas rescheduled' },
   { name: 'OUTPOST_ADMIT_RATE', default: '2000', readBy: 'server', meaning: 'the setting `admitRate` when `--admit-rate` is not given: agent handshakes admitted per second' },
   { name: 'OUTPOST_ADMIT_BURST', default: '500', readBy: 'server', meaning: 'the setting `admitBurst` when `--admit-burst` is not given: agent handshakes admitted at once after a quiet spell' },

@@ -175,12 +175,21 @@ export const SERVER_SETTINGS = {
   streamRetentionDays: withDefault(num({ above: 0, unit: 'days' }), 30, { flag: '--stream-retention-days <days>', meaning: 'window results from the data hubs older than this are deleted' }),
   admitRate: withDefault(num({ above: 0, unit: 'handshakes per second' }), 2000, { flag: '--admit-rate <n>', env: 'OUTPOST_ADMIT_RATE', meaning: 'agent handshakes admitted per second; those over it are told when to come back (503, Retry-After)' }),
   admitBurst: withDefault(num({ min: 1, integer: true }), 500, { flag: '--admit-burst <n>', env: 'OUTPOST_ADMIT_BURST', meaning: 'agent handshakes admitted at once after a quiet spell' }),
+  insecure: withDefault(bool, false, { flag: '--insecure', meaning: 'plain HTTP instead of TLS (a warning is logged): tokens and assignments cross the network readable; only for a closed network or behind a TLS proxy' }),
+  tlsCert: optional(pathKind, { flag: '--tls-cert <file>', meaning: 'an operator\'s serving certificate (PEM, with its chain) instead of the one Outpost issues from its own CA' }),
+  tlsKey: optional(pathKind, { flag: '--tls-key <file>', meaning: 'the key of `--tls-cert`' }),
+  tlsCa: optional(pathKind, { flag: '--tls-ca <file>', meaning: 'the CA that signed `--tls-cert`: written to `ca.crt` in the data dir for clients, and its fingerprint goes into join tokens' }),
+  tlsSan: withDefault(str(), '', { flag: '--tls-san <names>', defaultText: 'none', meaning: 'more DNS names or IPs (comma-separated) the serving certificate covers, besides localhost, the hostname and the listen address (all interfaces\' when listening on 0.0.0.0)' }),
+  approveNodes: withDefault(bool, false, { flag: '--approve-nodes', meaning: 'a newly enrolled node waits (state pending) for `outpost node approve NAME` before it gets any replica' }),
+  nodeCertTtlMs: withDefault(ms({ min: 60_000 }), 86_400_000, { flag: '--node-cert-ttl <ms>', meaning: 'lifetime of node certificates; agents renew at half-life over their live connection' }),
+  sharedJoinToken: withDefault(bool, false, { flag: '--shared-join-token', meaning: 'also keep one join token with no TTL and no use limit in `join.token` (the old single token): only if you accept that anyone holding it can enrol nodes' }),
   logLevel,
 };
 
 export const AGENT_SETTINGS = {
-  server: required(str({ pattern: /^https?:\/\//, want: 'an http:// or https:// URL'}), { flag: '--server <url>', meaning: 'control plane URL, e.g. http://cp.example:7070' }),
-  joinToken: required(str(), { flag: '--join-token <token>', env: 'OUTPOST_JOIN_TOKEN', secret: true, meaning: 'join token (the join.token file in the control plane\'s data dir)' }),
+  server: required(str({ pattern: /^https?:\/\//, want: 'an http:// or https:// URL'}), { flag: '--server <url>', meaning: 'control plane URL, e.g. https://cp.example:7070 (http:// only for a control plane started with --insecure)' }),
+  joinToken: optional(str(), { env: 'OUTPOST_JOIN_TOKEN', secret: true, meaning: 'a join token (`outpost token create`); needed to enrol, not afterwards. No flag: a process\'s arguments are readable by every process on the node' }),
+  joinTokenFile: optional(pathKind, { flag: '--join-token-file <file>', meaning: 'a file holding the join token (wins over OUTPOST_JOIN_TOKEN)' }),
   name: optional(str(), { flag: '--name <name>', defaultText: 'the hostname', meaning: 'node name' }),
   site: optional(str(), { flag: '--site <site>', meaning: 'the site this node sits at' }),
   labels: withDefault(labelsKind, {}, { flag: '--labels <k=v,...>', defaultText: 'none', meaning: 'node labels for placement constraints' }),

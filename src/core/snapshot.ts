@@ -34,7 +34,7 @@ const node = z.object({
     compute: ms.describe('t_compute'),
   }).strict().optional().describe(`per-item stage costs, microseconds; ${D.perItemUs.process}, ${D.perItemUs.storage} and ${D.perItemUs.compute} when absent`),
   // extensions the live cluster fills in; a hand-written snapshot may omit them
-  state: z.enum(['ready', 'unreachable']).default('ready').describe('only ready nodes take replicas'),
+  state: z.enum(['ready', 'unreachable', 'pending', 'revoked']).default('ready').describe('only ready nodes take replicas (pending: waiting for approval; revoked: refused)'),
   runtime: z.enum(['docker', 'process']).default('docker').describe('docker nodes need an app with an `image`, process nodes one with a `command`'),
   apps: z.array(z.string()).default([]).describe('apps with a replica on the node: a second replica of one of them does not go there'),
   replicas: z.number().int().nonnegative().default(0).describe('replicas on the node (spreading prefers fewer)'),

@@ -3,7 +3,8 @@ import type { AppSpec } from './manifest.js';
 import type { Plan } from './planner.js';
 
 export type Runtime = 'docker' | 'process';
-export type NodeState = 'ready' | 'unreachable';
+/** pending: connected but waiting for `outpost node approve`; revoked: refused for good */
+export type NodeState = 'ready' | 'unreachable' | 'pending' | 'revoked';
 export type ReplicaState = 'pending' | 'pulling' | 'creating' | 'starting' | 'running' | 'failed' | 'stopped';
 
 export interface Layer {
@@ -346,4 +347,63 @@ export interface StreamRow {
   windowsEmitted: number | null;
   /** the node's whole hub: bytes in and forwarded, bytes in per byte forwarded, results not yet acknowledged, rejections by code */
   hub: Pick<HubStats, 'bytesIn' | 'bytesForwarded' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rejected'> | null;
+}
+
+/** A join token as the control plane keeps it: the secret only as a hash. */
+export interface JoinTokenRecord {
+  id: string;
+  /** sha256 of the secret, hex */
+  secretHash: string;
+  createdAt: number;
+  /** epoch ms after which it is refused; null: never (the shared token an operator asked for) */
+  expiresAt: number | null;
+  /** enrolments it allows in all; null: any number */
+  uses: number | null;
+  used: number;
+  /** a node enrolled with it is put in this site and given these labels, whatever it claims */
+  site: string | null;
+  labels: Record<string, string>;
+  note: string;
+  revokedAt: number | null;
+}
+
+/** Why a node could not connect the last time it tried, for `outpost nodes` and the log. */
+export interface Refusal {
+  code: string;
+  message: string;
+  at: number;
+}
+
+/** The key a node name is bound to, and what the control plane decided about it. */
+export interface NodeIdentity {
+  name: string;
+  /** sha256 of the node's public key (SPKI DER), hex: only the holder of that key acts as this node */
+  keyId: string;
+  /** the current certificate's serial and end (epoch ms) */
+  serial: string;
+  certNotAfter: number;
+  enrolledAt: number;
+  renewedAt: number;
+  /** the join token it enrolled with */
+  tokenId: string | null;
+  /** a node waits for `outpost node approve` before it gets work when the control plane asks for approval */
+  approved: boolean;
+  revokedAt: number | null;
+  /** insecure mode (no TLS): sha256 of the node secret it authenticates with, hex */
+  secretHash?: string;
+  /** from the join token: the site and labels the node gets whatever it claims (null/empty: its own) */
+  site: string | null;
+  labels: Record<string, string>;
+  lastRefusal?: Refusal | null;
+}
+
+/** A data-hub device credential as the control plane keeps it (the secret only as a hash). */
+export interface DeviceRecord {
+  name: string;
+  secretHash: string;
+  /** the streams it may publish to */
+  streams: string[];
+  /** the hubs of this site get it; null: every hub */
+  site: string | null;
+  createdAt: number;
 }

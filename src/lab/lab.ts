@@ -27,6 +27,8 @@ export interface LabState {
   topology: Topology;
   pids: number[];
   server: string;
+  /** PEM of the control plane's CA */
+  ca: string;
   adminToken: string;
   siteIp: Record<string, string>;
   nodeIp: Record<string, string>;
@@ -95,7 +97,7 @@ export async function labUp(t: Topology, say: (s: string) => void = () => {}): P
   const logs = path.join(LAB_DIR, 'logs');
   fs.mkdirSync(logs, { recursive: true });
   fs.mkdirSync(LAB_RUN, { recursive: true });
-  const state: LabState = { name: t.name, topology: t, pids: [], server: `http://${HUB_IP}:7070`, adminToken: '', siteIp: {}, nodeIp: {} };
+  const state: LabState = { name: t.name, topology: t, pids: [], server: `https://${HUB_IP}:7070`, adminToken: '', ca: '', siteIp: {}, nodeIp: {} };
   writeState(state);
   try {
     await build(t, state, logs, say);
@@ -175,10 +177,12 @@ async function build(t: Topology, state: LabState, logs: string, say: (s: string
   say('control plane ...');
   state.pids.push(start(logs, 'server', process.execPath, [CLI, 'server', '--data-dir', path.join(LAB_DIR, 'cp'), '--listen', `${HUB_IP}:7070`], { env: { OUTPOST_LOG_LEVEL: 'info' } }));
   writeState(state);
-  await until('the control plane', async () => (await new ApiClient(state.server, '').healthz()).ok, 20_000);
+  const caFile = path.join(LAB_DIR, 'cp', 'ca.crt');
+  await until('the control plane', async () => fs.existsSync(caFile) && (await new ApiClient(state.server, '', fs.readFileSync(caFile, 'utf8')).healthz()).ok, 20_000);
+  state.ca = fs.readFileSync(caFile, 'utf8');
   state.adminToken = fs.readFileSync(path.join(LAB_DIR, 'cp', 'admin.token'), 'utf8').trim();
-  const joinToken = fs.readFileSync(path.join(LAB_DIR, 'cp', 'join.token'), 'utf8').trim();
-  const client = new ApiClient(state.server, state.adminToken);
+  const client = new ApiClient(state.server, state.adminToken, state.ca);
+  const joinToken = (await client.createToken({ ttl: '1h', uses: t.nodes.length, note: 'lab' })).token;
 
   say('sites and their probes ...');
   for (const s of t.sites) {
@@ -199,10 +203,10 @@ async function build(t: Topology, state: LabState, logs: string, say: (s: string
     state.pids.push(start(logs, `podman-${n.name}`, 'podman', [...podman, '--runtime', 'runc', 'system', 'service', '--time=0', `unix://${sock}`], { ns: nodeNs(n.name) }));
     writeState(state);
     await until(`${n.name}'s engine`, () => fs.existsSync(sock), 20_000);
-    state.pids.push(start(logs, `agent-${n.name}`, process.execPath, [CLI, 'agent', '--server', state.server, '--join-token', joinToken,
+    state.pids.push(start(logs, `agent-${n.name}`, process.execPath, [CLI, 'agent', '--server', state.server,
       '--name', n.name, '--runtime', 'docker', '--network', 'host', '--advertise', state.nodeIp[n.name]!,
       '--labels', `tier=${n.cloud ? 'cloud' : 'edge'}`, '--data-dir', path.join(store, 'agent')],
-    { ns: nodeNs(n.name), env: { DOCKER_HOST: `unix://${sock}`, OUTPOST_PROBE_INTERVAL_MS: '5000', OUTPOST_INVENTORY_INTERVAL_MS: '1000', OUTPOST_LOG_LEVEL: 'info' } }));
+    { ns: nodeNs(n.name), env: { OUTPOST_JOIN_TOKEN: joinToken, DOCKER_HOST: `unix://${sock}`, OUTPOST_PROBE_INTERVAL_MS: '5000', OUTPOST_INVENTORY_INTERVAL_MS: '1000', OUTPOST_LOG_LEVEL: 'info' } }));
     writeState(state);
   }
   await until('every node ready with an RTT to every site', async () => {

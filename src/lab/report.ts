@@ -129,7 +129,7 @@ const round = (x: number) => Math.round(x * 100) / 100;
 export async function runScenario(t: Topology, say: (s: string) => void): Promise<ScenarioResult> {
   say(`scenario ${t.name}: lab up`);
   const state = await labUp(t, (s) => say(`  ${s}`));
-  const client = new ApiClient(state.server, state.adminToken);
+  const client = new ApiClient(state.server, state.adminToken, state.ca);
   try {
     await calibrate(client, t, say);
     const nodes = await client.nodes();

@@ -13,6 +13,9 @@ import { Assignments } from './services/assignments.js';
 import { DEFAULT_LOSS, Nodes, type LossPolicy } from './services/nodes.js';
 import { Sites } from './services/sites.js';
 import { Statuses } from './services/status.js';
+import { JoinTokens } from './services/tokens.js';
+import { DEFAULT_TRUST, Identities, type TrustPolicy } from './services/identities.js';
+import type { Authority } from '../trust/pki.js';
 
 export interface ControlPlane {
   store: Store;
@@ -25,6 +28,8 @@ export interface ControlPlane {
   assignments: Assignments;
   changes: AppChanges;
   streams: StreamStore | null;
+  tokens: JoinTokens;
+  identities: Identities;
 }
 
 export interface ControlPlaneOptions {
@@ -33,6 +38,9 @@ export interface ControlPlaneOptions {
   now?: () => number;
   loss?: Partial<LossPolicy>;
   streams?: StreamStore | null;
+  /** the CA that signs node certificates, the CA agents trust for this server, and its fingerprint (join tokens carry it) */
+  authority?: { ca: Authority; trustPem: string; fingerprint: string } | null;
+  trust?: Partial<TrustPolicy>;
 }
 
 export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
@@ -43,7 +51,11 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const assignments = new Assignments(state);
   const nodes = new Nodes(writer, now, { ...DEFAULT_LOSS, ...o.loss });
   const apps = new Apps(writer, nodes, assignments, changes, o.log, now);
+  const authority = o.authority ?? null;
+  const tokens = new JoinTokens(writer, () => authority?.fingerprint ?? '0'.repeat(64), now);
+  const identities = new Identities(writer, tokens, nodes, () => authority, { ...DEFAULT_TRUST, ...o.trust }, now);
   return {
+    tokens, identities,
     store: o.store, state, writer, nodes, apps, changes, assignments,
     statuses: new Statuses(writer, o.store, now),
     sites: new Sites(writer, nodes, now),

@@ -5,14 +5,15 @@
 // (src/contract/protocol.ts) before anything reads it.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import { AGENT_PATH, MAX_MESSAGE_BYTES, NODE_HEADER, PROTOCOL_MAJOR, RETRY_HEADER, SUBPROTOCOL, offeredMajors, parseAgentMessage, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
-import { OutpostError } from '../core/errors.js';
+import { OutpostError, toOutpostError } from '../core/errors.js';
 import { NAME_RE } from '../core/names.js';
 import { reportStatus, type ControlPlane } from './controlplane.js';
-import { tokenMatches } from './tokens.js';
+import { secretMatches } from './services/tokens.js';
 import { Admission, type AdmissionOptions } from './admission.js';
 
 interface LogSink {
@@ -23,23 +24,47 @@ interface LogSink {
 
 interface Conn {
   ws: WebSocket & { alive?: boolean };
-  node: string | null;
+  /** the node its credential names */
+  node: string;
+  registered: boolean;
   /** the version of the assignment set this connection last got */
   sent: string | null;
+  /** its message bucket */
+  tokens: number;
+  last: number;
 }
+
+/** Messages per second one connection may send, and at once: far above an honest agent's, far below a flood's. */
+export const DEFAULT_MESSAGE_RATE = { rate: 500, burst: 2000 };
+/** a connection that has not registered by then is closed */
+const REGISTER_DEADLINE_MS = 10_000;
+
+export interface GatewayOptions {
+  heartbeatMs?: number;
+  admission?: AdmissionOptions;
+  /** messages per connection */
+  messageRate?: { rate: number; burst: number };
+  /** no TLS: agents authenticate with their node secret */
+  insecure?: boolean;
+}
+
+/** Close codes (4000 + the HTTP status the refusal maps to), with the error code as the reason. */
+const CLOSE = { invalid: 4400, forbidden: 4403, protocol: 4426, rate: 4429 } as const;
 
 export class AgentGateway {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, handleProtocols: () => SUBPROTOCOL });
   private readonly conns = new Map<string, Conn>();
   private readonly logSinks = new Map<string, LogSink>();
   private readonly admission: Admission;
+  private readonly rate: { rate: number; burst: number };
   private heartbeat: NodeJS.Timeout;
   private closing = false;
-  /** messages refused by the protocol's schemas */
-  refused = 0;
+  /** what was refused, by error code (messages that failed the schema, floods, acts for other nodes, refused credentials) */
+  readonly refusals: Record<string, number> = {};
 
-  constructor(private readonly cp: ControlPlane, private readonly joinToken: string, private readonly log: Logger, o: { heartbeatMs?: number; admission?: AdmissionOptions } = {}) {
+  constructor(private readonly cp: ControlPlane, private readonly log: Logger, private readonly o: GatewayOptions = {}) {
     this.admission = new Admission(o.admission);
+    this.rate = o.messageRate ?? DEFAULT_MESSAGE_RATE;
     cp.assignments.subscribe((nodes) => nodes.forEach((n) => this.sendAssignments(n)));
     cp.sites.subscribe((sites) => {
       for (const c of this.conns.values()) send(c.ws, { type: 'sites', sites });
@@ -54,17 +79,33 @@ export class AgentGateway {
     }, o.heartbeatMs ?? 5000);
   }
 
+  /** messages refused by the protocol's schemas (E_BAD_JSON, E_INVALID) */
+  get refused(): number {
+    return (this.refusals.E_INVALID ?? 0) + (this.refusals.E_BAD_JSON ?? 0);
+  }
+
   get stats() {
-    return { connected: this.conns.size, admitted: this.admission.admitted, deferred: this.admission.deferred, refused: this.refused };
+    return { connected: this.conns.size, admitted: this.admission.admitted, deferred: this.admission.deferred, refused: this.refused, refusals: { ...this.refusals } };
+  }
+
+  /** Counts a refusal made elsewhere (enrolment) with the gateway's. */
+  countRefusal(code: string): void {
+    this.count(code);
+  }
+
+  private count(code: string): void {
+    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
   }
 
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname !== AGENT_PATH) return void reject(socket, 404, 'E_NOT_FOUND', 'not found');
-      const auth = req.headers.authorization ?? '';
-      if (!tokenMatches(auth.startsWith('Bearer ') ? auth.slice(7) : '', this.joinToken)) {
-        return void reject(socket, 401, 'E_UNAUTHORIZED', 'a valid join token is required (Authorization: Bearer <join token>)');
+      const who = this.identify(req);
+      if (who instanceof OutpostError) {
+        this.count(who.code);
+        this.log.warn({ code: who.code, message: who.message, from: req.socket.remoteAddress }, 'agent connection refused');
+        return void reject(socket, who.status, who.code, who.message);
       }
       const majors = offeredMajors(req.headers['sec-websocket-protocol']);
       if (!majors.includes(PROTOCOL_MAJOR)) {
@@ -72,41 +113,90 @@ export class AgentGateway {
       }
       const wait = this.admission.take();
       if (wait > 0) {
-        const node = req.headers[NODE_HEADER];
-        if (typeof node === 'string' && NAME_RE.test(node)) this.cp.nodes.knocked(node, wait);
+        this.cp.nodes.knocked(who, wait);
         return void reject(socket, 503, 'E_BUSY', `too many agents connecting at once; come back in ${wait} ms`, { 'retry-after': String(Math.ceil(wait / 1000)), [RETRY_HEADER]: String(wait) });
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, who));
     });
+  }
+
+  /**
+   * Who is connecting: with TLS, the node its client certificate names
+   * (signed by our CA, in date, its key the one the name is bound to, not
+   * revoked); without TLS, the node whose secret it sends. Never the name it
+   * says.
+   */
+  private identify(req: IncomingMessage): string | OutpostError {
+    const ids = this.cp.identities;
+    let name: string;
+    let keyId: string | null = null;
+    if (this.o.insecure) {
+      const n = req.headers[NODE_HEADER];
+      const auth = req.headers.authorization ?? '';
+      if (typeof n !== 'string' || !NAME_RE.test(n) || !auth.startsWith('Bearer ')) return new OutpostError('E_UNAUTHORIZED', `enrol first, then connect with ${NODE_HEADER} and the node secret`);
+      name = n;
+      const id = ids.get(name);
+      if (!id?.secretHash || !secretMatches(auth.slice(7), id.secretHash)) return new OutpostError('E_UNAUTHORIZED', `unknown node secret for ${name}: enrol again with a join token`);
+      keyId = id.keyId;
+    } else {
+      const sock = req.socket as TLSSocket;
+      const peer = typeof sock.getPeerX509Certificate === 'function' ? sock.getPeerX509Certificate() : undefined;
+      if (!peer) return new OutpostError('E_UNAUTHORIZED', 'a node certificate is required: the agent enrols with a join token first (POST /v1/enroll)');
+      name = /(?:^|\n)CN=([^\n]+)/.exec(peer.subject)?.[1] ?? '';
+      if (!sock.authorized) {
+        const why = String(sock.authorizationError ?? 'not trusted');
+        const e = why === 'CERT_HAS_EXPIRED'
+          ? new OutpostError('E_CERT_EXPIRED', `the certificate of node ${name} expired at ${new Date(peer.validTo).toISOString()}: the agent enrols again with its key or a fresh join token`)
+          : new OutpostError('E_UNAUTHORIZED', `the node certificate is not one this control plane issued (${why})`);
+        if (NAME_RE.test(name)) ids.refused(name, e);
+        return e;
+      }
+      keyId = createHash('sha256').update(peer.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+    }
+    const refusal = ids.refusal(name, keyId);
+    if (refusal) {
+      ids.refused(name, refusal);
+      return refusal;
+    }
+    return name;
   }
 
   isConnected(node: string): boolean {
     return this.conns.has(node);
   }
 
-  private onConnection(ws: WebSocket): void {
-    const c: Conn = { ws, node: null, sent: null };
+  /** Closes one connection for what it sent, counted and logged with its code. */
+  private refuse(c: Conn, close: number, code: string, message: string): void {
+    this.count(code);
+    this.log.warn({ node: c.node, code, message }, 'agent message refused; connection closed');
+    send(c.ws, { type: 'error', code, message });
+    c.ws.close(close, code);
+  }
+
+  private onConnection(ws: WebSocket, node: string): void {
+    const c: Conn = { ws, node, registered: false, sent: null, tokens: this.rate.burst, last: Date.now() };
     c.ws.alive = true;
+    const deadline = setTimeout(() => { if (!c.registered) this.refuse(c, CLOSE.protocol, 'E_PROTOCOL', `no register within ${REGISTER_DEADLINE_MS / 1000} s`); }, REGISTER_DEADLINE_MS);
     ws.on('pong', () => { c.ws.alive = true; });
     ws.on('message', (raw) => {
-      if (this.closing) return;
+      if (this.closing || ws.readyState !== ws.OPEN) return;
+      const t = Date.now();
+      c.tokens = Math.min(this.rate.burst, c.tokens + ((t - c.last) / 1000) * this.rate.rate);
+      c.last = t;
+      if (--c.tokens < 0) return this.refuse(c, CLOSE.rate, 'E_RATE_LIMITED', `more than ${this.rate.rate} messages a second (${this.rate.burst} at once)`);
       const parsed = parseAgentMessage(raw.toString());
-      if (!parsed.ok) {
-        this.refused++;
-        this.log.warn({ node: c.node, code: parsed.code, message: parsed.message }, 'agent message refused');
-        send(ws, { type: 'error', code: parsed.code, message: parsed.message });
-        if (c.node === null) ws.close(4400, parsed.code);
-        return;
-      }
+      if (!parsed.ok) return this.refuse(c, CLOSE.invalid, parsed.code, parsed.message);
       try {
         this.onMessage(c, parsed.msg);
       } catch (e) {
+        if (e instanceof OutpostError) return this.refuse(c, e.status === 403 ? CLOSE.forbidden : CLOSE.protocol, e.code, e.message);
         this.log.error({ err: e, node: c.node }, 'failed to handle agent message');
       }
     });
     ws.on('close', () => {
+      clearTimeout(deadline);
       // after close() the store is gone: sockets that finish closing later change nothing
-      if (this.closing || c.node === null || this.conns.get(c.node) !== c) return;
+      if (this.closing || !c.registered || this.conns.get(c.node) !== c) return;
       this.conns.delete(c.node);
       this.cp.nodes.disconnected(c.node);
       for (const [id, sink] of this.logSinks) {
@@ -114,36 +204,44 @@ export class AgentGateway {
       }
       this.log.debug({ node: c.node }, 'agent disconnected');
     });
-    ws.on('error', (err) => this.log.warn({ err, node: c.node }, 'agent connection error'));
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes with 1009 a frame over maxPayload; count it with the rest
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.count('E_TOO_LARGE');
+      this.log.warn({ err, node: c.node }, 'agent connection error');
+    });
   }
 
   private onMessage(c: Conn, msg: AgentToServer): void {
     const cp = this.cp;
+    const node = c.node;
     if (msg.type === 'register') {
-      const name = msg.node.name;
-      c.node = name;
-      const old = this.conns.get(name);
-      // the newest connection wins: an old one is a half-open socket from before a network drop
+      if (msg.node.name !== node) throw new OutpostError('E_FORBIDDEN', `this connection is node ${node}'s; it cannot register as ${msg.node.name}`, { path: 'node.name' });
+      const id = cp.identities.get(node)!;
+      c.registered = true;
+      const old = this.conns.get(node);
+      // the newest connection wins: an old one is a half-open socket from before a network drop (only the key's holder can open one)
       if (old && old !== c) old.ws.terminate();
-      this.conns.set(name, c);
-      void cp.nodes.register(msg.node);
-      this.log.debug({ node: name, runtime: msg.node.runtime }, 'agent registered');
-      send(c.ws, { type: 'welcome', node: name, protocol: SUBPROTOCOL });
+      this.conns.set(node, c);
+      // a join token's site and labels win over what the node says of itself
+      const info = { ...msg.node, site: id.site ?? msg.node.site, labels: { ...msg.node.labels, ...id.labels } };
+      void cp.nodes.register(info, !id.approved);
+      this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
+      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
-      this.sendAssignments(name);
+      this.sendAssignments(node);
       // a node that joins or comes back is room for apps that could not be placed
       cp.apps.roomFreed();
       return;
     }
-    const node = c.node;
-    if (node === null) {
-      send(c.ws, { type: 'error', code: 'E_PROTOCOL', message: `the first message must be register, not ${msg.type}` });
-      return;
-    }
+    if (!c.registered) throw new OutpostError('E_PROTOCOL', `the first message must be register, not ${msg.type}`);
     switch (msg.type) {
-      case 'status':
+      case 'status': {
+        // a node reports only on its own replicas; one it no longer has (removed meanwhile) is skipped
+        const other = msg.replicas.find((r) => { const rec = cp.state.replica(r.id); return rec !== undefined && rec.node !== node; });
+        if (other) throw new OutpostError('E_FORBIDDEN', `replica ${other.id} is not on node ${node}`, { path: 'replicas' });
         reportStatus(cp, node, msg.replicas, msg.pulled ?? null).catch((err) => this.log.error({ err, node }, 'status not recorded'));
         return;
+      }
       case 'images':
         void cp.nodes.updateImages(node, msg.images, msg.layers, msg.imageLayers);
         return;
@@ -155,11 +253,33 @@ export class AgentGateway {
         return;
       }
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);
-      case 'logs.data': return this.logSinks.get(msg.reqId)?.onData(msg.data);
-      case 'logs.end':
-        this.logSinks.get(msg.reqId)?.onEnd(msg.error);
+      case 'renew':
+        cp.identities.renew(node, msg.csr).then(
+          (r) => send(c.ws, { type: 'cert', cert: r.cert, notAfter: r.notAfter }),
+          (e: Error) => {
+            const err = toOutpostError(e);
+            this.count(err.code);
+            this.log.warn({ node, code: err.code, message: err.message }, 'certificate renewal refused');
+            send(c.ws, { type: 'error', code: err.code, message: err.message });
+          },
+        );
+        return;
+      case 'logs.data':
+      case 'logs.end': {
+        // log data answers a request made to this node only
+        const sink = this.logSinks.get(msg.reqId);
+        if (!sink || sink.node !== node) return;
+        if (msg.type === 'logs.data') return sink.onData(msg.data);
+        sink.onEnd(msg.error);
         this.logSinks.delete(msg.reqId);
+      }
     }
+  }
+
+  /** Closes a node's connection at once (revoked or removed). */
+  disconnect(node: string, code: string): void {
+    const c = this.conns.get(node);
+    if (c) this.refuse(c, CLOSE.forbidden, code, `node ${node}: ${code}`);
   }
 
   sendAssignments(node: string): void {
@@ -195,7 +315,7 @@ function send(ws: WebSocket, msg: ServerToAgent): void {
   if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
 }
 
-const REASONS: Record<number, string> = { 401: 'Unauthorized', 404: 'Not Found', 426: 'Upgrade Required', 503: 'Service Unavailable' };
+const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 426: 'Upgrade Required', 503: 'Service Unavailable' };
 
 function reject(socket: Duplex, status: number, code: string, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error: { code, message } });

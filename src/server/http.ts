@@ -12,18 +12,26 @@ import { appRoutes } from './routes/apps.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { siteRoutes } from './routes/sites.js';
 import { streamRoutes } from './routes/streams.js';
+import { trustRoutes } from './routes/trust.js';
+import type { TlsMaterial } from './trust/authority.js';
 
 export interface RouteDeps {
   cp: ControlPlane;
   gateway: AgentGateway;
 }
 
-export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger): FastifyInstance {
-  // fastify's own per-request logging stays off; errors are logged by the handler below
-  const app = Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 });
+/** Routes anyone may call: health, the CA's certificate, and enrolment (which checks its own credential: a join token or the node's key). */
+const OPEN = new Set(['/healthz', '/v1/ca', '/v1/enroll']);
+
+export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null = null): FastifyInstance {
+  // fastify's own per-request logging stays off; errors are logged by the handler below.
+  // With TLS, a client may present a certificate (agents do: it is their
+  // identity at the agent gateway); API clients authenticate with a token.
+  const https = tls ? { key: tls.key, cert: tls.cert, ca: [tls.ca.certPem], requestCert: true, rejectUnauthorized: false } : null;
+  const app = (https ? Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024, https }) : Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 })) as unknown as FastifyInstance;
 
   app.addHook('onRequest', async (req) => {
-    if (req.url === '/healthz') return;
+    if (OPEN.has(req.url.split('?')[0]!)) return;
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
     if (!tokenMatches(token, adminToken)) {
@@ -57,5 +65,6 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   nodeRoutes(app, deps);
   siteRoutes(app, deps);
   streamRoutes(app, deps);
+  trustRoutes(app, deps, tls?.trustPem ?? null);
   return app;
 }

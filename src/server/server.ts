@@ -7,10 +7,14 @@ import type { Logger } from 'pino';
 import { openSqliteStore } from './store/sqlite.js';
 import { StreamStore } from './streams.js';
 import { openControlPlane, type ControlPlane } from './controlplane.js';
-import { AgentGateway } from './gateway.js';
+import { AgentGateway, type GatewayOptions } from './gateway.js';
 import { buildApi } from './http.js';
 import { loadOrCreateToken } from './tokens.js';
 import type { AdmissionOptions } from './admission.js';
+import { openTls, type TlsOptions } from './trust/authority.js';
+import type { TrustPolicy } from './services/identities.js';
+import type { TokenRequest } from './services/tokens.js';
+import { parseJoinToken } from '../core/jointoken.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -25,12 +29,25 @@ export interface ServerOptions {
   streamRetentionMs?: number;
   /** agent handshakes admitted per second, and at once */
   admission?: AdmissionOptions;
+  /** TLS settings (the default: our own CA and serving certificate); false: plain HTTP (--insecure) */
+  tls?: TlsOptions | false;
+  /** node certificate lifetime, approval of new nodes, re-enrolment with a node's key */
+  trust?: Partial<TrustPolicy>;
+  /** keep a join token that never expires in join.token (only when the operator asks) */
+  sharedJoinToken?: boolean;
+  /** messages per agent connection */
+  messageRate?: GatewayOptions['messageRate'];
 }
 
 export interface RunningServer {
   url: string;
   adminToken: string;
-  joinToken: string;
+  /** the shared join token, when asked for (sharedJoinToken) */
+  joinToken: string | null;
+  /** PEM of the CA clients trust for this server (null without TLS) */
+  caPem: string | null;
+  /** A join token (`outpost token create`). */
+  createJoinToken(r?: Partial<TokenRequest>): Promise<string>;
   cp: ControlPlane;
   gateway: AgentGateway;
   close(): Promise<void>;
@@ -39,17 +56,22 @@ export interface RunningServer {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = loadOrCreateToken(o.dataDir, 'admin.token');
-  const joinToken = loadOrCreateToken(o.dataDir, 'join.token');
+  const tls = o.tls === false ? null : await openTls(o.dataDir, o.host, o.tls);
+  if (!tls) o.log.warn('TLS is off (--insecure): tokens, node secrets and assignments cross the network in plain text; use this only on a closed network or behind a TLS proxy');
   const store = openSqliteStore(path.join(o.dataDir, 'outpost.db'));
   const streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
-  const cp = await openControlPlane({ store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {} });
-  const gateway = new AgentGateway(cp, joinToken, o.log, { admission: o.admission });
-  const api = buildApi(cp, gateway, adminToken, o.log);
+  const cp = await openControlPlane({
+    store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
+    authority: tls, trust: { ...o.trust, insecure: !tls },
+  });
+  const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
+  const gateway = new AgentGateway(cp, o.log, { admission: o.admission, insecure: !tls, messageRate: o.messageRate });
+  const api = buildApi(cp, gateway, adminToken, o.log, tls);
   gateway.attach(api.server);
   await api.listen({ host: o.host, port: o.port });
   const addr = api.server.address() as AddressInfo;
   const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
   const timer = setInterval(() => {
     try { cp.apps.tick(); } catch (err) { o.log.error({ err }, 'reconcile tick failed'); }
   }, o.reconcileMs ?? 1000);
@@ -63,7 +85,10 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const pruneTimer = setInterval(prune, 3600_000);
   o.log.info({ url, dataDir: o.dataDir, schema: store.schemaVersion }, 'control plane listening');
   return {
-    url, adminToken, joinToken, cp, gateway,
+    url, adminToken, joinToken, cp, gateway, caPem: tls?.trustPem ?? null,
+    async createJoinToken(r = {}) {
+      return (await cp.tokens.create({ ttlMs: 3_600_000, uses: null, ...r })).token;
+    },
     async close() {
       clearInterval(timer);
       clearInterval(pruneTimer);
@@ -75,4 +100,21 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       streams.close();
     },
   };
+}
+
+/**
+ * The join token an operator asked to share between nodes (--shared-join-token):
+ * no TTL, no use limit, kept in join.token (0600) so it survives restarts.
+ * Without the flag that file is ignored, and its token refused.
+ */
+async function sharedToken(dataDir: string, cp: ControlPlane): Promise<string> {
+  const p = path.join(dataDir, 'join.token');
+  try {
+    const t = fs.readFileSync(p, 'utf8').trim();
+    const parsed = parseJoinToken(t);
+    if (!cp.tokens.refusal(cp.state, parsed)) return t;
+  } catch { /* none yet, or one of an older release: make one */ }
+  const { token } = await cp.tokens.create({ ttlMs: null, uses: null, note: 'shared (--shared-join-token)' });
+  fs.writeFileSync(p, token + '\n', { mode: 0o600 });
+  return token;
 }

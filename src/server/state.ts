@@ -3,7 +3,7 @@
 // asks (replicas by app and by node, nodes by host). Reads never touch the
 // store; writes go through the Writer (src/server/writer.ts), which applies
 // them here at once and commits them in groups.
-import type { AppRecord, NodeRecord, ReplicaRecord, SiteRecord } from '../core/types.js';
+import type { AppRecord, DeviceRecord, JoinTokenRecord, NodeIdentity, NodeRecord, ReplicaRecord, SiteRecord } from '../core/types.js';
 import { hostKey } from '../core/contention.js';
 import { KINDS, type Kind, type Row, type Store } from './store/store.js';
 
@@ -12,6 +12,9 @@ export interface Docs {
   apps: AppRecord;
   sites: SiteRecord;
   replicas: ReplicaRecord;
+  tokens: JoinTokenRecord;
+  identities: NodeIdentity;
+  devices: DeviceRecord;
 }
 
 export interface Entry<T> {
@@ -21,7 +24,7 @@ export interface Entry<T> {
 }
 
 export class State {
-  private readonly maps: { [K in Kind]: Map<string, Entry<Docs[K]>> } = { nodes: new Map(), apps: new Map(), sites: new Map(), replicas: new Map() };
+  private readonly maps: { [K in Kind]: Map<string, Entry<Docs[K]>> } = { nodes: new Map(), apps: new Map(), sites: new Map(), replicas: new Map(), tokens: new Map(), identities: new Map(), devices: new Map() };
   private readonly sorted: { [K in Kind]?: Docs[K][] } = {};
   private readonly byApp = new Map<string, Set<string>>();
   private readonly byNode = new Map<string, Set<string>>();
@@ -105,7 +108,7 @@ export class State {
     // an update in place keeps the order; the cached list still holds the old object
     const l = this.sorted[kind];
     if (!prev || !l) { this.sorted[kind] = undefined; return; }
-    const i = binarySearch(l as unknown as { [k: string]: unknown }[], key, kind === 'replicas' ? 'id' : 'name');
+    const i = binarySearch(l as unknown as { [k: string]: unknown }[], key, kind === 'replicas' || kind === 'tokens' ? 'id' : 'name');
     if (i >= 0) (l as Docs[K][])[i] = doc;
     else this.sorted[kind] = undefined;
   }

@@ -13,12 +13,15 @@ import { AGENT_PATH, NODE_HEADER, SUBPROTOCOL, parseServerMessage, type AgentToS
 import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
 import { fullJitter, retryAfterMs, retryDelay } from './backoff.js';
 import type { TimerWheel } from './wheel.js';
+import type { KeyPair } from '../trust/pki.js';
 
 
 export interface AgentConfig {
   /** http(s)://host:port of the control plane */
   server: string;
   joinToken: string;
+  /** PEM of the CA that signs the server's certificate (https://) */
+  ca?: string;
   runtime: 'process' | 'docker';
   cpus: number;
   memoryMiB: number;
@@ -45,6 +48,8 @@ export interface AgentHost {
   onRunning(a: SimAgent, r: SimReplica): void;
   onStop(a: SimAgent, r: SimReplica): void;
   onSent(a: SimAgent, type: AgentToServer['type']): void;
+  /** a renewed certificate arrived */
+  onCert(a: SimAgent): void;
 }
 
 export interface SimReplica {
@@ -80,6 +85,9 @@ export class SimAgent {
   readonly replicas = new Map<string, SimReplica>();
   private nextPort = 20_000;
   private retryMs: number | null = null;
+  /** what it authenticates with: its key and certificate (TLS) or its secret (--insecure) */
+  creds: { key?: string; cert?: string; secret?: string } | null = null;
+  keyPair: KeyPair | null = null;
 
   constructor(private readonly host: AgentHost, readonly index: number, readonly name: string, readonly address: string, private readonly localAddress?: string) {}
 
@@ -97,8 +105,10 @@ export class SimAgent {
     const c = this.host.cfg;
     this.state = 'connecting';
     this.retryMs = null;
+    const cr = this.creds ?? {};
     const ws = new WebSocket(this.host.url, [SUBPROTOCOL], {
-      headers: { authorization: `Bearer ${c.joinToken}`, [NODE_HEADER]: this.name },
+      headers: { [NODE_HEADER]: this.name, ...(cr.secret ? { authorization: `Bearer ${cr.secret}` } : {}) },
+      ...(cr.cert ? { cert: cr.cert, key: cr.key, ca: c.ca } : {}),
       handshakeTimeout: c.handshakeTimeoutMs,
       ...(this.localAddress ? { localAddress: this.localAddress } : {}),
     });
@@ -114,16 +124,16 @@ export class SimAgent {
     ws.on('ping', () => { this.lastHeard = Date.now(); });
     ws.on('message', (raw) => {
       this.lastHeard = Date.now();
-      const msg = parseServerMessage(raw.toString());
-      if (msg) this.onMessage(msg);
+      const parsed = parseServerMessage(raw.toString());
+      if (parsed.ok) this.onMessage(parsed.msg);
     });
     ws.on('unexpected-response', (_req, res) => {
       this.sock = res.socket as Socket;
       const status = res.statusCode ?? 0;
       this.retryMs = status === 503 ? retryAfterMs(res.headers) : null;
       this.host.onRejected(this, status, this.retryMs);
-      // a refused join token is final for a real agent too
-      if (status === 401) this.dead = true;
+      // a refused credential is final for a real agent too (it would enrol again; the swarm does not)
+      if (status === 401 || status === 403) this.dead = true;
       res.resume();
       ws.terminate();
     });
@@ -163,6 +173,10 @@ export class SimAgent {
 
   private onMessage(msg: ServerToAgent): void {
     switch (msg.type) {
+      case 'cert':
+        this.creds = { ...this.creds, cert: msg.cert };
+        this.host.onCert(this);
+        return;
       case 'welcome': {
         this.state = 'welcomed';
         this.welcomedAt = Date.now();

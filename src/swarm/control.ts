@@ -5,6 +5,7 @@
 // have file descriptors on both sides (raising the hard limit needs root).
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { ApiClient } from '../contract/client.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SwarmOptions, SwarmStats, TallyEvent } from './swarm.js';
@@ -71,7 +72,7 @@ export class ServerProcess {
   readonly url: string;
 
   constructor(readonly o: ServerOptions) {
-    this.url = `http://127.0.0.1:${o.port}`;
+    this.url = `https://127.0.0.1:${o.port}`;
   }
 
   get pid(): number {
@@ -88,17 +89,20 @@ export class ServerProcess {
     for (;;) {
       if (this.child.exitCode !== null) throw new Error(`the control plane exited (${this.child.exitCode}); see ${path.join(this.o.dataDir, 'server.log')}`);
       try {
-        const r = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(1000) });
-        await r.arrayBuffer();
-        if (r.ok) return;
+        if (fs.existsSync(path.join(this.o.dataDir, 'ca.crt')) && (await new ApiClient(this.url, '', this.ca()).healthz()).ok) return;
       } catch { /* not yet */ }
       if (Date.now() - t0 > timeoutMs) throw new Error('the control plane did not answer /healthz');
       await sleep(25);
     }
   }
 
-  token(name: 'admin.token' | 'join.token'): string {
+  token(name: 'admin.token'): string {
     return fs.readFileSync(path.join(this.o.dataDir, name), 'utf8').trim();
+  }
+
+  /** PEM of its CA (ca.crt in its data dir). */
+  ca(): string {
+    return fs.readFileSync(path.join(this.o.dataDir, 'ca.crt'), 'utf8');
   }
 
   /** SIGTERM, then SIGKILL after `graceMs`; resolves when it has exited. */
@@ -183,16 +187,22 @@ export class SwarmGroup {
     return Promise.all(this.procs.map((p) => p.request<T>(m)));
   }
 
-  /** `count` agents split evenly between the processes. */
-  async start(o: SwarmOptions): Promise<void> {
+  /** `count` agents split evenly between the processes: enrolled (`enrol`) or enrolled if need be and dialling (`start`). */
+  async start(o: SwarmOptions, cmd: 'enrol' | 'start' = 'start'): Promise<void> {
     const k = this.procs.length;
     let from = o.from ?? 0;
     await Promise.all(this.procs.map((p, i) => {
       const count = Math.floor(o.count / k) + (i < o.count % k ? 1 : 0);
       const args = { ...o, from, count };
       from += count;
-      return p.request({ cmd: 'start', args });
+      return p.request({ cmd, args });
     }));
+  }
+
+  /** Every welcomed agent renews its certificate at once; the slowest process's time, and the totals. */
+  async renew(timeoutMs = 60_000): Promise<{ requested: number; renewed: number; ms: number; closes: number }> {
+    const xs = await this.all<{ requested: number; renewed: number; ms: number; closes: number }>({ cmd: 'renew', args: { timeoutMs } });
+    return xs.reduce((a, x) => ({ requested: a.requested + x.requested, renewed: a.renewed + x.renewed, ms: Math.max(a.ms, x.ms), closes: a.closes + x.closes }));
   }
 
   async stats(since = 0): Promise<SwarmStats> {

@@ -2,8 +2,8 @@
 // answers requests {id, cmd, args} with {id, ok, result | error}; run by hand
 // it starts N agents against a control plane and prints its counters:
 //
-//   node dist/src/swarm/main.js --server http://127.0.0.1:7070 --data-dir DIR --agents 1000
-//   (or --join-token TOKEN instead of --data-dir; --phase-ms 50-300, --ramp-ms 0, --prefix sw-)
+//   OUTPOST_JOIN_TOKEN=T node dist/src/swarm/main.js --server https://127.0.0.1:7070 --data-dir DIR --agents 1000
+//   (DIR: the control plane's, for its ca.crt; --phase-ms 50-300, --ramp-ms 0, --prefix sw-)
 //
 // Thousands of sockets need file descriptors: `ulimit -n 65536` first.
 import fs from 'node:fs';
@@ -11,7 +11,9 @@ import path from 'node:path';
 import { Swarm, type SwarmOptions } from './swarm.js';
 
 export type SwarmCommand =
+  | { cmd: 'enrol'; args: SwarmOptions }
   | { cmd: 'start'; args: SwarmOptions }
+  | { cmd: 'renew'; args?: { timeoutMs?: number } }
   | { cmd: 'stats'; args?: { since?: number } }
   | { cmd: 'drop' }
   | { cmd: 'lose'; args: { pct: number; mode: 'close' | 'silent' } }
@@ -30,11 +32,14 @@ function need(): Swarm {
 
 function handle(m: SwarmCommand): unknown {
   switch (m.cmd) {
-    case 'start':
-      if (swarm) throw new Error('already started');
+    case 'enrol':
+      if (swarm) throw new Error('already enrolled');
       swarm = new Swarm(m.args);
-      swarm.start();
-      return { agents: swarm.agents.length };
+      return swarm.enrol().then(() => ({ agents: swarm!.agents.length }));
+    case 'start':
+      swarm ??= new Swarm(m.args);
+      return swarm.enrol().then(() => { swarm!.start(); return { agents: swarm!.agents.length }; });
+    case 'renew': return need().renewMeasured(m.args?.timeoutMs ?? 60_000);
     case 'stats': return need().stats(m.args?.since ?? 0);
     case 'drop': return need().dropAll();
     case 'lose': return need().lose(m.args.pct, m.args.mode);
@@ -57,16 +62,17 @@ function flag(name: string): string | undefined {
 function standalone(): void {
   const server = flag('--server') ?? 'http://127.0.0.1:7070';
   const dir = flag('--data-dir');
-  const joinToken = flag('--join-token') ?? (dir ? fs.readFileSync(path.join(dir, 'join.token'), 'utf8').trim() : undefined);
-  if (!joinToken) {
-    console.error('usage: main.js --server URL (--data-dir DIR | --join-token T) --agents N [--phase-ms LO-HI] [--ramp-ms MS] [--prefix P]');
+  const joinToken = process.env.OUTPOST_JOIN_TOKEN;
+  if (!joinToken || !dir) {
+    console.error('usage: OUTPOST_JOIN_TOKEN=T main.js --server URL --data-dir DIR (the control plane\'s, for ca.crt) --agents N [--phase-ms LO-HI] [--ramp-ms MS] [--prefix P]');
     process.exit(2);
   }
+  const ca = server.startsWith('https:') ? fs.readFileSync(path.join(dir, 'ca.crt'), 'utf8') : undefined;
   const phase = (flag('--phase-ms') ?? '50-300').split('-').map(Number) as [number, number];
-  const s = new Swarm({ server, joinToken, count: Number(flag('--agents') ?? 100), prefix: flag('--prefix'), phaseMs: phase, rampMs: Number(flag('--ramp-ms') ?? 0) });
+  const s = new Swarm({ server, joinToken, ca, count: Number(flag('--agents') ?? 100), prefix: flag('--prefix'), phaseMs: phase, rampMs: Number(flag('--ramp-ms') ?? 0) });
   swarm = s;
   const t0 = Date.now();
-  s.start();
+  void s.enrol().then(() => s.start());
   let last = s.stats();
   setInterval(() => {
     const st = s.stats();
@@ -82,13 +88,10 @@ function standalone(): void {
 
 if (process.send) {
   process.on('message', (m: SwarmCommand & { id: number }) => {
-    let reply: { id: number; ok: boolean; result?: unknown; error?: string };
-    try {
-      reply = { id: m.id, ok: true, result: handle(m) };
-    } catch (e) {
-      reply = { id: m.id, ok: false, error: (e as Error).message };
-    }
-    process.send!(reply);
+    Promise.resolve().then(() => handle(m)).then(
+      (result) => process.send!({ id: m.id, ok: true, result }),
+      (e: Error) => process.send!({ id: m.id, ok: false, error: e.message }),
+    );
   });
   // the parent went away: nothing is left to report to
   process.on('disconnect', () => { swarm?.close(); process.exit(0); });

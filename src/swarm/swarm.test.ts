@@ -59,7 +59,16 @@ test('the timer wheel runs tasks in order, a turn and more ahead too, and stops 
 
 /** A scripted control plane: a 503 with Retry-After for each node's first dial, then the protocol by hand. */
 async function scripted() {
-  const srv = http.createServer();
+  // enrolment as a control plane without TLS answers it: a secret per node
+  const srv = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => {
+      const name = (JSON.parse(body) as { name: string }).name;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ name, cert: '', ca: '', notAfter: 0, approved: true, secret: `s-${name}`, token: req.headers.authorization }));
+    });
+  });
   const wss = new WebSocketServer({ noServer: true });
   const dials: { node: string; at: number; status: number; protocol: string | undefined; auth: string | undefined }[] = [];
   const got: { node: string; msg: AgentToServer; at: number }[] = [];
@@ -91,6 +100,7 @@ test('against a scripted server: 503 then Retry-After, register, phases in order
   const s = await scripted();
   const swarm = new Swarm({ server: s.url, joinToken: 'jt', count: 2, prefix: 't-', phaseMs: [10, 30] });
   try {
+    await swarm.enrol();
     swarm.start();
     await until('both registered', () => s.conns.size === 2);
     for (const node of ['t-00000', 't-00001']) {
@@ -100,7 +110,7 @@ test('against a scripted server: 503 then Retry-After, register, phases in order
       assert.ok(d[1]!.at - d[0]!.at >= 150, `waited the 150 ms asked for (${d[1]!.at - d[0]!.at} ms)`);
       assert.ok(d[1]!.at - d[0]!.at < 150 + 250 + 200, `and not much more (${d[1]!.at - d[0]!.at} ms)`);
       assert.equal(d[1]!.protocol, SUBPROTOCOL);
-      assert.equal(d[1]!.auth, 'Bearer jt');
+      assert.equal(d[1]!.auth, `Bearer s-${node}`, 'it authenticates with the secret enrolment gave it, not the join token');
       const reg = s.got.find((g) => g.node === node)!.msg;
       assert.equal(reg.type, 'register');
       if (reg.type === 'register') {
@@ -160,9 +170,10 @@ test('against a scripted server: 503 then Retry-After, register, phases in order
 test('against a real control plane: agents register, an app runs on them, a dropped fleet comes back without starting anything twice', async () => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-swarm-'));
   const cp = await startServer({ dataDir, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }), reconcileMs: 300 });
-  const swarm = new Swarm({ server: cp.url, joinToken: cp.joinToken, count: 12, phaseMs: [5, 20] });
-  const client = new Client(cp.url, cp.adminToken);
+  const swarm = new Swarm({ server: cp.url, joinToken: await cp.createJoinToken({ uses: 12 }), ca: cp.caPem!, count: 12, phaseMs: [5, 20] });
+  const client = new Client(cp.url, cp.adminToken, cp.caPem);
   try {
+    await swarm.enrol();
     swarm.start();
     await until('12 welcomed', () => swarm.stats().welcomed === 12);
     const nodes = await client.request<{ name: string; state: string; runtime: string }[]>('GET', '/v1/nodes');

@@ -9,6 +9,9 @@ import type { AgentToServer } from '../contract/protocol.js';
 import { SimAgent, type AgentConfig, type AgentHost, type SimReplica } from './agent.js';
 import { TimerWheel } from './wheel.js';
 import { AGENT_PATH } from '../contract/protocol.js';
+import { makeCsr, newKeyPair } from '../trust/pki.js';
+import { errorOf, request } from '../trust/request.js';
+import type { EnrolAnswer } from '../contract/api.js';
 
 export interface SwarmOptions extends Partial<Omit<AgentConfig, 'server' | 'joinToken'>> {
   server: string;
@@ -104,7 +107,7 @@ export class Swarm implements AgentHost {
 
   constructor(readonly o: SwarmOptions) {
     this.cfg = {
-      server: o.server, joinToken: o.joinToken,
+      server: o.server, joinToken: o.joinToken, ca: o.ca,
       runtime: o.runtime ?? 'process', cpus: o.cpus ?? 4, memoryMiB: o.memoryMiB ?? 8192, agentVersion: o.agentVersion ?? '0.1.0-swarm',
       phaseMs: o.phaseMs ?? [50, 300], handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000, silenceMs: o.silenceMs ?? 20_000,
     };
@@ -128,7 +131,61 @@ export class Swarm implements AgentHost {
     }, 5000);
   }
 
-  /** Every agent dials (spread over rampMs when asked). */
+  /** certificates renewed over live connections since the swarm started */
+  renewed = 0;
+
+  /**
+   * Every agent without credentials enrols as a real one does: a key of its
+   * own, a CSR, POST /v1/enroll with the join token (`parallel` at a time).
+   */
+  async enrol(parallel = 32): Promise<void> {
+    const todo = this.agents.filter((a) => !a.creds);
+    const base = this.o.server.replace(/\/+$/, '');
+    const one = async (a: SimAgent) => {
+      const kp = await newKeyPair();
+      const r = await request<EnrolAnswer>(`${base}/v1/enroll`, 'POST', { name: a.name, csr: await makeCsr(kp, a.name) }, { ca: this.o.ca, token: this.o.joinToken });
+      if (r.status !== 200) throw errorOf(r.status, r.body, `enrolment of ${a.name} answered ${r.status}`);
+      a.creds = r.body.secret ? { secret: r.body.secret } : { key: kp.keyPem, cert: r.body.cert };
+      a.keyPair = kp;
+    };
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, async () => {
+      while (next < todo.length) await one(todo[next++]!);
+    }));
+  }
+
+  /** CSRs for every welcomed agent, made ahead so that `renewAll` measures the control plane, not the swarm. */
+  async renewalRequests(): Promise<Map<SimAgent, string>> {
+    const out = new Map<SimAgent, string>();
+    for (const a of this.agents) if (a.state === 'welcomed' && a.keyPair) out.set(a, await makeCsr(a.keyPair, a.name));
+    return out;
+  }
+
+  /** Every given agent asks for a renewal at once over its live connection. */
+  renewAll(csrs: Map<SimAgent, string>): void {
+    for (const [a, csr] of csrs) a.send({ type: 'renew', csr });
+  }
+
+  onCert(): void {
+    this.renewed++;
+  }
+
+  /**
+   * Every welcomed agent asks for a new certificate at once over its live
+   * connection; resolves when all have one (or at the timeout) with how long
+   * it took and how many connections closed meanwhile (none should).
+   */
+  async renewMeasured(timeoutMs: number): Promise<{ requested: number; renewed: number; ms: number; closes: number }> {
+    const csrs = await this.renewalRequests();
+    const r0 = this.renewed;
+    const c0 = this.c.closes;
+    const t0 = Date.now();
+    this.renewAll(csrs);
+    while (this.renewed - r0 < csrs.size && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 20));
+    return { requested: csrs.size, renewed: this.renewed - r0, ms: Date.now() - t0, closes: this.c.closes - c0 };
+  }
+
+  /** Every agent dials (spread over rampMs when asked); enrol() first. */
   start(): void {
     const ramp = this.o.rampMs ?? 0;
     this.agents.forEach((a, k) => {

@@ -61,13 +61,26 @@ export async function runServer(given: GivenSettings): Promise<void> {
   const s = await startServer({
     dataDir: c.dataDir, host: c.listen.host, port: c.listen.port, log: makeLogger(c.logLevel),
     nodeTimeoutMs: c.nodeTimeoutMs, streamRetentionMs: c.streamRetentionDays * 86_400_000, admission: { rate: c.admitRate, burst: c.admitBurst },
+    tls: c.insecure ? false : { certFile: c.tlsCert, keyFile: c.tlsKey, caFile: c.tlsCa, sans: c.tlsSan.split(',').map((x) => x.trim()).filter(Boolean) },
+    trust: { approveNodes: c.approveNodes, certTtlMs: c.nodeCertTtlMs }, sharedJoinToken: c.sharedJoinToken,
   });
+  if (c.insecure) console.error('warning: --insecure: the API and the agent gateway speak plain HTTP; tokens and assignments cross the network readable');
   onSignals(() => s.close());
 }
 
 /** The image store's reserve, for a container runtime. */
 function applyDiskReserve(driver: unknown, mb: number): void {
   if (driver instanceof DockerDriver) driver.reserveBytes = mb * 1048576;
+}
+
+/** The join token from its file (which wins) or the environment; none is fine once the node is enrolled. */
+function readJoinToken(file: string | undefined, fromEnv: string | undefined): string | null {
+  if (!file) return fromEnv?.trim() || null;
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || null;
+  } catch (e) {
+    throw new OutpostError('E_USAGE', `--join-token-file ${file}: ${(e as Error).message}`);
+  }
 }
 
 export async function runAgent(given: GivenSettings): Promise<void> {
@@ -82,7 +95,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
   const hub = await agentHub(c, dir, bindHost, c.advertise, log);
   const agent = new Agent({
-    server: c.server, joinToken: c.joinToken, name, site: c.site ?? null, labels: c.labels, driver,
+    server: c.server, joinToken: readJoinToken(c.joinTokenFile, c.joinToken), identityDir: dir, name, site: c.site ?? null, labels: c.labels, driver,
     bindHost, advertise: c.advertise, log,
     probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs,
     stateDir: dir, hub: hub.hub, hubStreams: hub.streams,
@@ -131,7 +144,8 @@ export async function runUp(given: GivenSettings): Promise<void> {
   const h = await agentHub({ hub: true, hubHttpPort: c.hubHttpPort, hubMqttPort: c.hubMqttPort }, agentDir, '127.0.0.1', '127.0.0.1', log);
   hub = h.hub;
   agent = new Agent({
-    server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
+    // the local agent enrols with a one-use token made for it
+    server: server.url, joinToken: await server.createJoinToken({ ttlMs: 600_000, uses: 1, note: 'outpost up' }), identityDir: agentDir, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
     probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, hub: h.hub, hubStreams: h.streams,
   });
   agent.on('fatal', (e: Error) => log.error(e.message));

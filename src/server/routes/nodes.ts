@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { OutpostError } from '../../core/errors.js';
 import type { RouteDeps } from '../http.js';
 import { page, type PageQuery } from './page.js';
+import { nodeView } from './trust.js';
 
 export function nodeRoutes(app: FastifyInstance, { cp }: RouteDeps): void {
   // ?state=&site= filter; ?limit=&after= pages (by name)
@@ -11,12 +12,12 @@ export function nodeRoutes(app: FastifyInstance, { cp }: RouteDeps): void {
     let list = cp.state.list('nodes');
     if (q.state !== undefined) list = list.filter((n) => n.state === q.state);
     if (q.site !== undefined) list = list.filter((n) => n.site === q.site);
-    return page(list, (n) => n.name, q, reply);
+    return page(list, (n) => n.name, q, reply).map((n) => nodeView(n, cp.state.get('identities', n.name)));
   });
   app.get<{ Params: { name: string } }>('/v1/nodes/:name', async (req) => {
     const n = cp.state.node(req.params.name);
     if (!n) throw new OutpostError('E_NOT_FOUND', `no node named "${req.params.name}"`);
-    return n;
+    return nodeView(n, cp.state.get('identities', n.name));
   });
   // RTTs declared for a node that cannot probe: {"site": ms, "other": null to remove}
   app.put<{ Params: { name: string }; Body: Record<string, number | null> }>('/v1/nodes/:name/rtt', async (req) => {

@@ -26,12 +26,17 @@ export class Nodes {
   private stormEnded: number;
   private storming = false;
   private lostNow = new Set<string>();
+  /** revoked nodes that still have a record */
+  private readonly revokedNodes = new Set<string>();
 
   constructor(private readonly w: Writer, private readonly now: () => number, readonly loss: LossPolicy = DEFAULT_LOSS) {
     // no agent is connected when a control plane starts: every node's clock
     // starts now, with the grace after a storm (they are all reconnecting)
     this.stormEnded = w.state.count('nodes') > 0 ? this.now() : -Infinity;
-    for (const n of w.state.list('nodes')) this.down.set(n.name, this.now());
+    for (const n of w.state.list('nodes')) {
+      this.down.set(n.name, this.now());
+      if (n.state === 'revoked') this.revokedNodes.add(n.name);
+    }
     if (w.state.count('nodes') > 0) void this.markAll('unreachable');
   }
 
@@ -39,14 +44,15 @@ export class Nodes {
     return this.w.state;
   }
 
-  register(info: NodeInfo): Promise<NodeRecord> {
+  /** A connected agent's node; `pending` while it waits for approval (it takes no replicas). */
+  register(info: NodeInfo, pending = false): Promise<NodeRecord> {
     this.down.delete(info.name);
     this.queued.delete(info.name);
     return this.w.run((s) => {
       const prev = s.node(info.name);
       const node: NodeRecord = {
         ...info,
-        state: 'ready',
+        state: pending ? 'pending' : 'ready',
         lastSeen: this.now(),
         timings: prev?.timings ?? { containerMs: null, engineMs: null, bandwidthMbps: null, samples: 0 },
         rttMs: prev?.rttMs ?? {},
@@ -61,7 +67,12 @@ export class Nodes {
 
   disconnected(name: string): void {
     this.down.set(name, this.now());
-    void this.update(name, (n) => (n.state === 'unreachable' ? null : { ...n, state: 'unreachable', lastSeen: this.now() }));
+    void this.update(name, (n) => (n.state === 'unreachable' || n.state === 'revoked' ? null : { ...n, state: 'unreachable', lastSeen: this.now() }));
+  }
+
+  /** A revoked node is lost at the next tick, storm or not: its replicas move at once. */
+  revoked(name: string): void {
+    this.revokedNodes.add(name);
   }
 
   /**
@@ -106,6 +117,9 @@ export class Nodes {
         if (away > this.loss.timeoutMs && (since > this.stormEnded || afterStorm > this.loss.timeoutMs)) lost.add(n);
       }
     }
+    for (const n of this.revokedNodes) {
+      if (this.s.node(n)) lost.add(n); else this.revokedNodes.delete(n);
+    }
     const fresh = [...lost].filter((n) => !this.lostNow.has(n));
     this.lostNow = lost;
     return fresh;
@@ -138,7 +152,7 @@ export class Nodes {
 
   private markAll(state: NodeRecord['state']): Promise<void> {
     return this.w.run((s) => ({
-      changes: s.list('nodes').filter((n) => n.state !== state).map((n) => ({ kind: 'nodes' as const, key: n.name, doc: { ...n, state, lastSeen: this.now() } })),
+      changes: s.list('nodes').filter((n) => n.state !== state && n.state !== 'revoked').map((n) => ({ kind: 'nodes' as const, key: n.name, doc: { ...n, state, lastSeen: this.now() } })),
       result: undefined,
     }));
   }

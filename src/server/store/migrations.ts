@@ -42,6 +42,12 @@ INSERT INTO meta SELECT 'revision', EXISTS (SELECT 1 FROM nodes UNION ALL SELECT
       putApp.run(JSON.stringify({ ...JSON.parse(a.doc), serial: rows.length }), a.name);
     }
   },
+  // 4: trust: join tokens (hashed), node identities (the key each node name is
+  // bound to, its certificate, approval and revocation) and hub devices
+  (db) => db.exec(`
+CREATE TABLE tokens (id TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE identities (name TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE devices (name TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);`),
 ];
 
 export function migrate(db: Database.Database): number {

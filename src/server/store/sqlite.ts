@@ -7,7 +7,7 @@ import type { ModelSample } from '../../core/types.js';
 import { migrate } from './migrations.js';
 import { StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
 
-const KEY: Record<Kind, string> = { nodes: 'name', apps: 'name', sites: 'name', replicas: 'id' };
+const KEY: Record<Kind, string> = { nodes: 'name', apps: 'name', sites: 'name', replicas: 'id', tokens: 'id', identities: 'name', devices: 'name' };
 
 export function openSqliteStore(file: string): Store {
   const db = new Database(file);

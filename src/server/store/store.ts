@@ -1,4 +1,4 @@
-// The control plane's store contract. Records of four kinds, each a JSON
+// The control plane's store contract. Records of seven kinds, each a JSON
 // document under a key, each with a revision: the store's revision counter
 // after the commit that last wrote it (one counter for the whole store, as in
 // etcd, so "everything since revision R" has a meaning for a watcher).
@@ -10,8 +10,8 @@
 // store.contract.test.ts.
 import type { ModelSample } from '../../core/types.js';
 
-export type Kind = 'nodes' | 'apps' | 'sites' | 'replicas';
-export const KINDS: readonly Kind[] = ['nodes', 'apps', 'sites', 'replicas'];
+export type Kind = 'nodes' | 'apps' | 'sites' | 'replicas' | 'tokens' | 'identities' | 'devices';
+export const KINDS: readonly Kind[] = ['nodes', 'apps', 'sites', 'replicas', 'tokens', 'identities', 'devices'];
 
 export interface Row<T = unknown> {
   key: string;

@@ -1,0 +1,142 @@
+// The node's identity on the agent's side: its key (made here, never sent),
+// its certificate, and the CA it trusts for the control plane, kept in
+// <dir>/identity (0700; the key 0600).
+//
+// First contact has only the join token, which carries the CA's fingerprint:
+// the CA is fetched over an unverified TLS connection and kept only if its
+// fingerprint matches, then every request verifies the server against it.
+// Enrolment sends a CSR with the join token; a node whose certificate expired
+// while it was offline enrols again with a CSR signed by the same key (the
+// control plane knows the key), and only falls back to a join token if that
+// is refused.
+import fs from 'node:fs';
+import path from 'node:path';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { OutpostError } from '../core/errors.js';
+import { errorOf, request } from '../trust/request.js';
+import { parseJoinToken } from '../core/jointoken.js';
+import { certFingerprint, importKeyPair, makeCsr, newKeyPair, type KeyPair } from '../trust/pki.js';
+import type { EnrolAnswer } from '../contract/api.js';
+
+export interface Credentials {
+  /** PEM: the node's key and certificate, and the CA that signs the server's (TLS) */
+  key: string;
+  cert: string;
+  ca: string | null;
+  /** without TLS: the node's secret */
+  secret: string | null;
+  notBefore: number;
+  notAfter: number;
+}
+
+export class NodeIdentityStore {
+  private readonly dir: string;
+  private kp: KeyPair | null = null;
+  creds: Credentials | null = null;
+
+  constructor(agentDir: string, readonly name: string, readonly server: string, private readonly joinToken: string | null) {
+    this.dir = path.join(agentDir, 'identity');
+  }
+
+  get tls(): boolean {
+    return this.server.startsWith('https:');
+  }
+
+  private file(f: string): string {
+    return path.join(this.dir, f);
+  }
+
+  private read(f: string): string | null {
+    try { return fs.readFileSync(this.file(f), 'utf8'); } catch { return null; }
+  }
+
+  private write(f: string, data: string): void {
+    const tmp = `${this.file(f)}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, data, { mode: 0o600 });
+    fs.renameSync(tmp, this.file(f));
+  }
+
+  /** The node's key: made on first use, never leaves this directory. */
+  async key(): Promise<KeyPair> {
+    if (this.kp) return this.kp;
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(this.dir, 0o700);
+    const pem = this.read('node.key');
+    this.kp = pem ? await importKeyPair(pem) : await newKeyPair();
+    if (!pem) this.write('node.key', this.kp.keyPem);
+    return this.kp;
+  }
+
+  /** Credentials from disk, when they are for this node and this key. */
+  private async loadSaved(): Promise<Credentials | null> {
+    const kp = await this.key();
+    const cert = this.read('node.crt');
+    const secret = this.read('node.secret');
+    if (!cert) return null;
+    const c = new X509Certificate(cert);
+    if (!c.subject.split('\n').includes(`CN=${this.name}`) || !keyMatches(cert, kp)) return null;
+    return { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret: secret?.trim() || null, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo) };
+  }
+
+  /** The CA to trust: the saved one, or the server's, checked against the join token's fingerprint. */
+  private async trustAnchor(): Promise<string | null> {
+    if (!this.tls) return null;
+    const saved = this.read('ca.crt');
+    if (saved) return saved;
+    if (!this.joinToken) throw new OutpostError('E_TOKEN_INVALID', 'no CA to trust for the control plane yet: give a join token (it carries the CA\'s fingerprint)');
+    const want = parseJoinToken(this.joinToken).caFingerprint;
+    const r = await request<string>(`${this.server.replace(/\/+$/, '')}/v1/ca`, 'GET', undefined, { verify: false });
+    if (r.status !== 200) throw errorOf(r.status, r.body, `GET /v1/ca answered ${r.status}`);
+    let got: string;
+    try { got = certFingerprint(r.text); } catch { throw new OutpostError('E_TLS', `${this.server} sent no CA certificate`); }
+    if (got !== want) throw new OutpostError('E_TLS', `the control plane at ${this.server} presents CA ${got.slice(0, 16)}..., not the ${want.slice(0, 16)}... the join token names: refusing to talk to it`);
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    this.write('ca.crt', r.text);
+    return r.text;
+  }
+
+  /**
+   * Credentials to connect with: the saved ones while they are in date,
+   * otherwise a new certificate (with the key, then with the join token).
+   */
+  async ensure(now = Date.now()): Promise<Credentials> {
+    const saved = this.creds ?? (await this.loadSaved());
+    if (saved && saved.notAfter > now + 60_000 && (this.tls || saved.secret)) return (this.creds = saved);
+    return this.enrol(saved !== null);
+  }
+
+  /** Enrols (again): with the key alone when the control plane knows it, else with the join token. */
+  async enrol(known: boolean): Promise<Credentials> {
+    const kp = await this.key();
+    const ca = await this.trustAnchor();
+    const csr = await makeCsr(kp, this.name);
+    const url = `${this.server.replace(/\/+$/, '')}/v1/enroll`;
+    let r = known ? await request<EnrolAnswer>(url, 'POST', { name: this.name, csr }, { ca }) : null;
+    if ((!r || r.status !== 200) && this.joinToken) r = await request<EnrolAnswer>(url, 'POST', { name: this.name, csr }, { ca, token: this.joinToken });
+    if (!r) throw new OutpostError('E_TOKEN_INVALID', 'this node is not enrolled and has no join token (--join-token-file or OUTPOST_JOIN_TOKEN)');
+    if (r.status !== 200) throw errorOf(r.status, r.body, `enrolment answered ${r.status}`);
+    return this.save(r.body.cert, r.body.secret ?? null);
+  }
+
+  /** Keeps a certificate the control plane issued (enrolment or renewal), if it is for this key. */
+  async save(cert: string, secret: string | null = this.creds?.secret ?? null): Promise<Credentials> {
+    const kp = await this.key();
+    if (!keyMatches(cert, kp)) throw new OutpostError('E_TLS', 'the control plane sent a certificate for another key');
+    this.write('node.crt', cert);
+    if (secret) this.write('node.secret', secret);
+    const c = new X509Certificate(cert);
+    this.creds = { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo) };
+    return this.creds;
+  }
+
+  /** A CSR for renewal over the live connection (same key). */
+  async csr(): Promise<string> {
+    return makeCsr(await this.key(), this.name);
+  }
+}
+
+/** Whether a certificate is for this key pair (its public key is the one node:crypto derives from the private key). */
+function keyMatches(cert: string, kp: KeyPair): boolean {
+  const mine = createPublicKey(createPrivateKey(kp.keyPem)).export({ type: 'spki', format: 'der' });
+  return new X509Certificate(cert).publicKey.export({ type: 'spki', format: 'der' }).equals(mine);
+}

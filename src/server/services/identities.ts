@@ -1,0 +1,178 @@
+// Node identities: which key holds each node name, its short-lived client
+// certificate, approval and revocation. A node enrols with a join token (or,
+// once enrolled, with proof of its key: a CSR signed by it), and from then on
+// is whoever holds that key; the name in its messages is only checked against
+// it. A name held by one key is refused to any other until an operator
+// removes the node.
+import { randomBytes } from 'node:crypto';
+import { OutpostError } from '../../core/errors.js';
+import { NAME_RE } from '../../core/names.js';
+import { parseJoinToken } from '../../core/jointoken.js';
+import type { NodeIdentity, Refusal } from '../../core/types.js';
+import { issueNodeCert, readCsr, type Authority } from '../../trust/pki.js';
+import type { Writer } from '../writer.js';
+import { sha256, type JoinTokens } from './tokens.js';
+import type { Nodes } from './nodes.js';
+
+export interface TrustPolicy {
+  /** lifetime of node certificates (24 h by default) */
+  certTtlMs: number;
+  /** new nodes wait for `outpost node approve` */
+  approveNodes: boolean;
+  /** a node whose certificate expired may enrol again with its old key, no token */
+  reenrolWithKey: boolean;
+  /** no TLS: nodes get a secret to authenticate with instead of using their certificate */
+  insecure: boolean;
+}
+
+export const DEFAULT_TRUST: TrustPolicy = { certTtlMs: 24 * 3_600_000, approveNodes: false, reenrolWithKey: true, insecure: false };
+
+export interface EnrolRequest {
+  name: string;
+  csr: string;
+  /** absent: re-enrolment with the node's existing key */
+  token?: string;
+}
+
+export interface Enrolled {
+  name: string;
+  cert: string;
+  /** the CA the agent trusts for the control plane */
+  ca: string;
+  notAfter: number;
+  approved: boolean;
+  /** insecure mode only: the secret the agent authenticates with */
+  secret?: string;
+}
+
+export class Identities {
+  constructor(
+    private readonly w: Writer,
+    private readonly tokens: JoinTokens,
+    private readonly nodes: Nodes,
+    private readonly authority: () => { ca: Authority; trustPem: string } | null,
+    readonly policy: TrustPolicy,
+    private readonly now: () => number,
+  ) {}
+
+  get(name: string): NodeIdentity | undefined {
+    return this.w.state.get('identities', name);
+  }
+
+  async enrol(r: EnrolRequest): Promise<Enrolled> {
+    const auth = this.authority();
+    if (!auth) throw new OutpostError('E_INTERNAL', 'this control plane has no certificate authority');
+    if (!NAME_RE.test(r.name)) throw new OutpostError('E_INVALID', 'node names are [a-z0-9-], 1-63 characters', { path: 'name' });
+    const token = r.token !== undefined ? parseJoinToken(r.token) : null;
+    let csr;
+    try {
+      csr = await readCsr(r.csr);
+    } catch (e) {
+      throw new OutpostError('E_INVALID', `csr: ${(e as Error).message}`, { path: 'csr' });
+    }
+    if (csr.commonName !== r.name) throw new OutpostError('E_INVALID', `the request is for CN=${csr.commonName}, not ${r.name}`, { path: 'csr' });
+    // every check is made before signing (cheap refusals), and again in the write that records it
+    const check = () => {
+      const s = this.w.state;
+      const prev = s.get('identities', r.name);
+      if (prev?.revokedAt) throw new OutpostError('E_NODE_REVOKED', `node ${r.name} was revoked; an operator must \`outpost node rm ${r.name}\` before the name can enrol again`);
+      if (prev && prev.keyId !== csr.keyId) throw new OutpostError('E_NODE_NAME_TAKEN', `node name ${r.name} is held by another key; enrol under another name, or \`outpost node rm ${r.name}\` first`, { path: 'name' });
+      if (token) {
+        const why = this.tokens.refusal(s, token);
+        if (why) throw new OutpostError('E_TOKEN_INVALID', why);
+      } else if (!prev || !this.policy.reenrolWithKey) {
+        throw new OutpostError('E_TOKEN_INVALID', prev ? 're-enrolment with the node\'s key is turned off here: give a fresh join token' : 'a join token is required to enrol a new node');
+      }
+      return prev;
+    };
+    check();
+    const issued = await issueNodeCert(auth.ca, csr, this.now(), this.policy.certTtlMs);
+    const secret = this.policy.insecure ? randomBytes(24).toString('base64url') : undefined;
+    const identity = await this.w.run((s) => {
+      const prev = check();
+      const t = token ? s.get('tokens', token.id)! : null;
+      const doc: NodeIdentity = {
+        name: r.name, keyId: csr.keyId, serial: issued.serial, certNotAfter: issued.notAfter,
+        enrolledAt: prev?.enrolledAt ?? this.now(), renewedAt: this.now(), tokenId: t?.id ?? prev?.tokenId ?? null,
+        approved: prev?.approved ?? !this.policy.approveNodes, revokedAt: null,
+        site: t ? t.site : prev?.site ?? null, labels: t ? t.labels : prev?.labels ?? {},
+        lastRefusal: null,
+      };
+      if (secret) doc.secretHash = sha256(secret);
+      const changes = [{ kind: 'identities' as const, key: r.name, doc }];
+      return { changes: t ? [...changes, { kind: 'tokens' as const, key: t.id, doc: { ...t, used: t.used + 1 } }] : changes, result: doc };
+    });
+    return { name: r.name, cert: issued.certPem, ca: auth.trustPem, notAfter: issued.notAfter, approved: identity.approved, ...(secret ? { secret } : {}) };
+  }
+
+  /** A certificate for a connected node (over its live connection): same name, any key it proves it holds. */
+  async renew(name: string, csrPem: string): Promise<{ cert: string; notAfter: number }> {
+    const auth = this.authority();
+    if (!auth) throw new OutpostError('E_INTERNAL', 'this control plane has no certificate authority');
+    const csr = await readCsr(csrPem).catch((e: Error) => { throw new OutpostError('E_INVALID', `csr: ${e.message}`, { path: 'csr' }); });
+    if (csr.commonName !== name) throw new OutpostError('E_FORBIDDEN', `node ${name} asked for a certificate for ${csr.commonName}`, { path: 'csr' });
+    const issued = await issueNodeCert(auth.ca, csr, this.now(), this.policy.certTtlMs);
+    await this.w.run((s) => {
+      const prev = s.get('identities', name);
+      if (!prev || prev.revokedAt) throw new OutpostError('E_NODE_REVOKED', `node ${name} was revoked or removed`);
+      const doc: NodeIdentity = { ...prev, keyId: csr.keyId, serial: issued.serial, certNotAfter: issued.notAfter, renewedAt: this.now(), lastRefusal: null };
+      return { changes: [{ kind: 'identities', key: name, doc }], result: undefined };
+    });
+    return { cert: issued.certPem, notAfter: issued.notAfter };
+  }
+
+  /** Why a connection as `name` holding key `keyId` is refused, or null. */
+  refusal(name: string, keyId: string): OutpostError | null {
+    const id = this.get(name);
+    if (!id) return new OutpostError('E_UNAUTHORIZED', `node ${name} is not enrolled (removed?): enrol again with a join token`);
+    if (id.revokedAt) return new OutpostError('E_NODE_REVOKED', `node ${name} was revoked at ${new Date(id.revokedAt).toISOString()}`);
+    if (id.keyId !== keyId) return new OutpostError('E_NODE_NAME_TAKEN', `node ${name} is held by another key`);
+    return null;
+  }
+
+  /** Records why a node was turned away, for `outpost nodes` (at most one write a minute per node and reason). */
+  refused(name: string, e: OutpostError): void {
+    const id = this.get(name);
+    const last = id?.lastRefusal;
+    if (!id || (last && last.code === e.code && this.now() - last.at < 60_000)) return;
+    const refusal: Refusal = { code: e.code, message: e.message, at: this.now() };
+    void this.w.run((s) => {
+      const cur = s.get('identities', name);
+      return { changes: cur ? [{ kind: 'identities', key: name, doc: { ...cur, lastRefusal: refusal } }] : [], result: undefined };
+    }).catch(() => {});
+  }
+
+  async approve(name: string): Promise<NodeIdentity> {
+    const doc = await this.change(name, (id) => ({ ...id, approved: true }));
+    await this.nodes.update(name, (n) => (n.state === 'pending' ? { ...n, state: 'ready' } : null));
+    return doc;
+  }
+
+  /** Revokes a node: its certificate is refused from now on and its node is marked revoked (its replicas move). */
+  async revoke(name: string): Promise<NodeIdentity> {
+    const doc = await this.change(name, (id) => ({ ...id, revokedAt: id.revokedAt ?? this.now() }));
+    this.nodes.revoked(name);
+    await this.nodes.update(name, (n) => (n.state === 'revoked' ? null : { ...n, state: 'revoked', lastSeen: this.now() }));
+    return doc;
+  }
+
+  /** Forgets a node: its identity and its record; the name is free to enrol again. Its replicas must be elsewhere first. */
+  async remove(name: string): Promise<void> {
+    await this.w.run((s) => {
+      if (!s.get('identities', name) && !s.node(name)) throw new OutpostError('E_NOT_FOUND', `no node named "${name}"`, { path: 'name' });
+      const n = s.node(name);
+      if (n && n.state === 'ready') throw new OutpostError('E_CONFLICT', `node ${name} is connected: \`outpost node revoke ${name}\` first`);
+      if (s.nodeReplicas(name).length > 0) throw new OutpostError('E_CONFLICT', `node ${name} still has replicas; they move once it is revoked or lost: try again shortly`);
+      return { changes: [{ kind: 'identities', key: name, doc: null }, { kind: 'nodes', key: name, doc: null }], result: undefined };
+    });
+  }
+
+  private change(name: string, f: (id: NodeIdentity) => NodeIdentity): Promise<NodeIdentity> {
+    return this.w.run((s) => {
+      const id = s.get('identities', name);
+      if (!id) throw new OutpostError('E_NOT_FOUND', `no enrolled node named "${name}"`, { path: 'name' });
+      const doc = f(id);
+      return { changes: [{ kind: 'identities', key: name, doc }], result: doc };
+    });
+  }
+}
