@@ -35,12 +35,16 @@ test('a malformed or invalid manifest fails before any change, naming the field'
 });
 
 test('an unknown token and an unreachable server get their own codes', async () => {
-  const bad = await cli(['apps'], { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: 'nope' });
+  const bad = await cli(['apps'], { ...env, OUTPOST_TOKEN: 'nope' });
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /^error E_UNAUTHORIZED/);
-  const down = await cli(['apps'], { OUTPOST_SERVER: 'http://127.0.0.1:1', OUTPOST_TOKEN: 'x' });
+  const down = await cli(['apps'], { OUTPOST_SERVER: 'https://127.0.0.1:1', OUTPOST_TOKEN: 'x' });
   assert.equal(down.code, 1);
-  assert.match(down.stderr, /^error E_NO_SERVER: cannot reach the control plane at http:\/\/127\.0\.0\.1:1/);
+  assert.match(down.stderr, /^error E_NO_SERVER: cannot reach the control plane at https:\/\/127\.0\.0\.1:1/);
+  // a CLI that does not trust the control plane's CA refuses to talk to it
+  const untrusted = await cli(['apps'], { OUTPOST_SERVER: cp.url, OUTPOST_TOKEN: cp.adminToken, OUTPOST_CA: '', OUTPOST_DATA_DIR: tmpDir() });
+  assert.equal(untrusted.code, 1);
+  assert.match(untrusted.stderr, /^error E_TLS: the control plane at https:\/\/127\.0\.0\.1:\d+ could not be verified/);
 });
 
 test('the CLI finds the admin token in OUTPOST_DATA_DIR', async () => {
@@ -55,10 +59,15 @@ test('deploying with no nodes says which filter ruled out what', async () => {
   assert.match(r.stderr, /^error E_UNSCHEDULABLE: cannot place 1 replica\(s\) of web: 0 node\(s\) fit \(no nodes have joined\)/);
 });
 
-test('an agent with an unknown join token exits with E_UNAUTHORIZED', async () => {
-  const r = await cli(['agent', '--server', cp.url, '--join-token', 'wrong', '--runtime', 'process', '--data-dir', tmpDir()]);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /error E_UNAUTHORIZED: the control plane at .* rejected the join token/);
+test('an agent with an unknown or malformed join token exits with E_TOKEN_INVALID, and takes none on its command line', async () => {
+  const agent = (token: string) => cli(['agent', '--server', cp.url, '--runtime', 'process', '--data-dir', tmpDir()], { OUTPOST_JOIN_TOKEN: token });
+  const unknown = await agent(cp.joinToken.replace(/\.[^.]+$/, '.' + 'x'.repeat(32)));
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /error E_TOKEN_INVALID: unknown join token/);
+  const malformed = await agent('wrong');
+  assert.match(malformed.stderr, /error E_TOKEN_INVALID: not an Outpost join token/);
+  const argv = await cli(['agent', '--server', cp.url, '--join-token', cp.joinToken]);
+  assert.match(argv.stderr, /unknown option '--join-token'/);
 });
 
 test('plan --snapshot reproduces the documented plan with no server, and explains failures', async () => {

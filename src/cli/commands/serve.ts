@@ -88,6 +88,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   if (!c) return;
   const log = makeLogger(c.logLevel);
   const name = c.name ?? defaultNodeName();
+  const joinToken = readJoinToken(c.joinTokenFile, c.joinToken);
   const dir = path.join(c.dataDir, 'agent');
   fs.mkdirSync(dir, { recursive: true });
   const driver = await selectDriver(c.runtime, name, dir, undefined, c.network === 'host');
@@ -95,7 +96,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
   const hub = await agentHub(c, dir, bindHost, c.advertise, log);
   const agent = new Agent({
-    server: c.server, joinToken: readJoinToken(c.joinTokenFile, c.joinToken), identityDir: dir, name, site: c.site ?? null, labels: c.labels, driver,
+    server: c.server, joinToken, identityDir: dir, name, site: c.site ?? null, labels: c.labels, driver,
     bindHost, advertise: c.advertise, log,
     probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs,
     stateDir: dir, hub: hub.hub, hubStreams: hub.streams,
@@ -156,7 +157,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   console.log(`agent          ${name}, runtime ${driver.kind}`);
   console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
   if (!c.demo) return;
-  const client = new ApiClient(server.url, server.adminToken);
+  const client = new ApiClient(server.url, server.adminToken, server.caPem);
   const [r] = await deploy(client, path.join(PACKAGE_ROOT, 'examples/sensor-stats/app.yaml'), { wait: true, timeout: 120 });
   if (r && r.state === 'running') {
     console.log(`\nsensor-stats answers at ${r.endpoint}`);
@@ -166,7 +167,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
       console.log(`  data hub: curl -X POST -H 'content-type: application/json' -d '[20.5,21,21.5]' ${hub.http}/v1/streams/readings/points`);
       console.log(`            (or mosquitto_pub -p ${new URL(hub.mqtt).port} -t outpost/data/readings -m 21.2); a second later: npx outpost stream readings`);
     }
-    console.log(`  CLI: OUTPOST_SERVER=${server.url} OUTPOST_DATA_DIR=${dir} npx outpost replicas`);
+    console.log(`  CLI: OUTPOST_SERVER=${server.url} OUTPOST_DATA_DIR=${dir} npx outpost replicas   (the CLI trusts ${path.join(dir, 'ca.crt')}; curl --cacert it)`);
     console.log('Ctrl-C (or SIGTERM) stops everything.');
   }
 }
