@@ -95,7 +95,7 @@ export async function launch(cmd: string[], o: LaunchOptions): Promise<ChildProc
 function startFailed(cmd: string[], o: LaunchOptions, e: unknown): OutpostError {
   const who = o.identity ? ` as ${o.identity.name}` : '';
   const hint = o.identity && (e as NodeJS.ErrnoException).code === 'EACCES'
-    ? `; ${o.identity.name} must be able to enter ${o.cwd} and run the command (or start the agent with --allow-root)` : '';
+    ? `; ${o.identity.name} must be able to run the command and read ${o.cwd} (or start the agent with --allow-root)` : '';
   return new OutpostError('E_START_FAILED', `cannot run ${cmd[0]}${who}: ${errorMessage(e)}${hint}`, { cause: e });
 }
 
