@@ -8,6 +8,8 @@ import { controlPlane, spawnAgent, tmpDir, waitFor, settleAgents } from './helpe
 
 const cp = await controlPlane();
 const work = tmpDir();
+// the replica (run as nobody by a root agent) looks for the flag here
+fs.chmodSync(work, 0o755);
 const flag = path.join(work, 'unhealthy');
 const agent = spawnAgent(cp, ['--name', 'h1', '--runtime', 'process', '--data-dir', tmpDir()]);
 after(async () => {

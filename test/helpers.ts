@@ -13,6 +13,7 @@ import { makeCsr, newKeyPair, type KeyPair } from '../src/trust/pki.js';
 import { request } from '../src/trust/request.js';
 import { startServer, type RunningServer, type ServerOptions } from '../src/server/server.js';
 import { ApiClient } from '../src/contract/client.js';
+import { removeCgroup, type ReplicaCgroup } from '../src/agent/drivers/cgroup.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = path.join(ROOT, 'dist/src/cli/main.js');
@@ -51,20 +52,23 @@ export async function settleAgents(): Promise<void> {
     const p = path.join(dir, 'agent', 'processes');
     for (const f of fs.existsSync(p) ? fs.readdirSync(p).filter((x) => x.endsWith('.json')) : []) {
       try {
-        const pid = (JSON.parse(fs.readFileSync(path.join(p, f), 'utf8')) as { pid: number | null }).pid;
-        if (pid && pidAlive(pid)) process.kill(-pid, 'SIGKILL');
+        const st = JSON.parse(fs.readFileSync(path.join(p, f), 'utf8')) as { pid: number | null; cgroup?: ReplicaCgroup | null };
+        if (st.pid && pidAlive(st.pid)) process.kill(-st.pid, 'SIGKILL');
+        // the machine's cgroups outlive the test's temporary dirs
+        if (st.cgroup) await removeCgroup(st.cgroup).catch(() => {});
       } catch { /* gone */ }
     }
   }
 }
 
-export function spawnAgent(cp: { url: string; joinToken: string }, args: string[], env: NodeJS.ProcessEnv = {}): AgentProc {
+export function spawnAgent(cp: { url: string; joinToken: string }, args: string[], env: NodeJS.ProcessEnv = {}, user?: { uid: number; gid: number }): AgentProc {
   const d = args.indexOf('--data-dir');
   if (d >= 0 && args[d + 1]) agentDirs.add(args[d + 1]!);
   // the join token goes in the environment: never on a command line, where any process can read it
   const child = spawn(process.execPath, [CLI, 'agent', '--server', cp.url, ...args], {
     // many agents share this machine: each hub takes free ports (reported in the node record)
     cwd: ROOT, env: { ...process.env, OUTPOST_JOIN_TOKEN: cp.joinToken, OUTPOST_LOG_LEVEL: 'info', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    ...user,
   });
   let out = '';
   child.stdout!.on('data', (d) => { out += d; });

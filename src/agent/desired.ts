@@ -1,10 +1,12 @@
 // The agent's local copy of its desired state, so it keeps (and after a
 // reboot, restarts) its workloads with no control plane reachable. Written
 // atomically (temp file + rename) before the assignment is applied, so what
-// runs is never ahead of what is saved.
+// runs is never ahead of what is saved. It holds app specs and their env
+// (secrets): the dir is the agent's alone (0700, files 0600).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Assignment } from '../core/types.js';
+import { ensurePrivateDir } from '../files/private.js';
 
 export interface DesiredState {
   assignments: Assignment[];
@@ -14,7 +16,7 @@ export interface DesiredState {
 export class DesiredStore {
   private readonly file: string;
   constructor(dir: string) {
-    fs.mkdirSync(dir, { recursive: true });
+    ensurePrivateDir(dir);
     this.file = path.join(dir, 'desired.json');
   }
 

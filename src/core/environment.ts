@@ -28,6 +28,7 @@ export const ENVIRONMENT = [
   { name: 'OUTPOST_STAGES_INTERVAL_MS', default: '10000', readBy: 'up, agent', meaning: 'how often the agent asks replicas of apps with `metrics.stages` for their per-item stage costs' },
   { name: 'OUTPOST_INVENTORY_INTERVAL_MS', default: '30000', readBy: 'up, agent', meaning: 'how often the agent reports the images and layers it holds' },
   { name: 'OUTPOST_DISK_RESERVE_MB', default: '512', readBy: 'up, agent (container runtime)', meaning: 'MiB kept free on the image store: a pull that would go below is refused with `E_DISK_FULL`' },
+  { name: 'OUTPOST_ALLOW_ROOT', default: 'false', readBy: 'up, agent (process runtime)', meaning: 'the setting `allowRoot` when `--allow-root` is not given: `true` lets a root agent run replicas as root' },
   { name: 'DOCKER_HOST', default: 'none: then `/var/run/docker.sock`, then `/run/podman/podman.sock`', readBy: 'up, agent', meaning: 'the Docker Engine API (Docker or Podman) to try first: `unix:///path` or `tcp://host:port` (plain HTTP)' },
   { name: 'PATH', default: '/usr/bin:/bin', readBy: 'up, agent (process runtime)', meaning: 'passed on to process-runtime replicas: the only variable of the agent\'s own environment they get' },
   { name: 'OUTPOST_REGISTRY', default: 'none: local images only', readBy: 'scripts/build-images.sh, bench:model', meaning: 'the registry `npm run build:images` also pushes `sensor-stats:0.1` to (e.g. `127.0.0.1:5000`); `npm run bench:model` pulls from it (127.0.0.1:5000 when unset)' },

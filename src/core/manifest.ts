@@ -49,7 +49,7 @@ export const appSchema = z.object({
     cpu: finitePositive.max(1024).default(0.1).describe('cores reserved for placement, and the replica\'s relative CPU share when the node is busy (1024 per core): not a cap'),
     cpuLimit: finitePositive.max(1024).optional().describe('a hard cap in cores (a CFS quota over a 10 ms period), only when asked for: a cap slows start-up even on an idle node. At least `cpu`'),
     memoryMiB: z.number().int().positive().max(4_194_304).default(64).describe('reserved for placement, and a hard limit: above it the replica is killed (OOMKilled) and restarted by its policy'),
-  }).strict().default({}).describe('what each replica reserves and may use; the process runtime enforces none of it'),
+  }).strict().default({}).describe('what each replica reserves and may use; the process runtime enforces it through a cgroup when the agent runs as root (docs/security.md)'),
   health: health.optional().describe('how the agent checks a replica; without it, start-up waits for a TCP connect to the first port (or for the process to run, with no port) and nothing is checked afterwards'),
   update: z.object({
     maxSurge: z.number().int().min(0).max(100).default(1).describe('new replicas that may exist beyond `replicas` during an update'),

@@ -166,6 +166,12 @@ const agentTuning = {
   diskReserveMb: withDefault(num({ min: 0, unit: 'MiB' }), DISK_RESERVE_MB, { env: 'OUTPOST_DISK_RESERVE_MB', meaning: 'MiB kept free on the image store (container runtime): a pull that would go below is refused with `E_DISK_FULL`' }),
 };
 
+/** Who process-runtime replicas run as (src/agent/drivers/confine.ts). */
+const replicaIdentity = {
+  allowRoot: withDefault(bool, false, { flag: '--allow-root', env: 'OUTPOST_ALLOW_ROOT', meaning: 'process runtime: a root agent runs replicas as root (its own user) instead of `replicaUser`' }),
+  replicaUser: withDefault(str(), 'nobody', { flag: '--replica-user <user>', meaning: 'process runtime: the user (name, or uid[:gid]) a root agent runs replicas as; never root (see allowRoot). An agent that is not root runs them as itself' }),
+};
+
 // ---- one table per process; the order is the flags' order in `--help` ----
 
 export const SERVER_SETTINGS = {
@@ -203,6 +209,7 @@ export const AGENT_SETTINGS = {
   hubMqttPort,
   hubMqttUrl,
   hubConfig,
+  ...replicaIdentity,
   ...agentTuning,
   logLevel,
 };
@@ -226,6 +233,7 @@ export const UP_SETTINGS = {
   nodeTimeoutMs,
   hubHttpPort,
   hubMqttPort,
+  ...replicaIdentity,
   ...agentTuning,
   logLevel: redefault(logLevel, 'warn'),
 };

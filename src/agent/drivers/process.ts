@@ -3,14 +3,46 @@
 // process group so they outlive an agent restart; a small JSON file per
 // replica (written atomically) records pid and start time, so a restarted
 // agent can tell its own live child from an unrelated process that reused the pid.
-import { spawn, type ChildProcess } from 'node:child_process';
+//
+// Replicas are confined (confine.ts): an unprivileged user, a cgroup with
+// their memory, CPU and pids limits (cgroup.ts); the agent's files (0700/0600)
+// are not theirs to read. Their logs are rotated by size (logfile.ts).
+import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { OutpostError, errorMessage } from '../../core/errors.js';
+import type { Logger } from 'pino';
+import { OutpostError } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { EnsureResult, Inventory, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
 import { readEnv } from '../../env.js';
+import { ensurePrivateDir } from '../../files/private.js';
+import { detectCgroups, oomKills, removeCgroup, type Cgroups, type ReplicaCgroup } from './cgroup.js';
+import { launch, replicaIdentity, type Identity } from './confine.js';
+import { LogFollower, logFiles, rotateLog, tailLines } from './logfile.js';
+
+export interface ProcessOptions {
+  /** replicas run as the agent's own user even when it is root (else a root agent runs them as `user`) */
+  allowRoot?: boolean;
+  /** who a root agent runs replicas as: a user name, or uid[:gid] */
+  user?: string;
+  /** false: no cgroups even where they could be made (replicas run without limits) */
+  cgroups?: boolean;
+  /** the pids limit of each replica's cgroup (processes and threads) */
+  pidsMax?: number;
+  /** a replica's log is rotated past this size ... */
+  logMaxBytes?: number;
+  /** ... keeping this many older copies */
+  logKeep?: number;
+  /** how often logs are checked for rotation */
+  logCheckMs?: number;
+  log?: Pick<Logger, 'info' | 'warn'>;
+}
+
+export const REPLICA_PIDS_MAX = 1024;
+export const REPLICA_LOG_MAX_BYTES = 10 * 1024 * 1024;
+export const REPLICA_LOG_KEEP = 2;
 
 interface ProcState {
   replicaId: string;
@@ -24,6 +56,9 @@ interface ProcState {
   logPath: string;
   pid: number | null;
   startTicks: string | null;
+  resources: AppSpec['resources'];
+  /** the cgroup of the running instance, when there is one */
+  cgroup?: ReplicaCgroup | null;
 }
 
 export class ProcessDriver implements RuntimeDriver {
@@ -31,10 +66,39 @@ export class ProcessDriver implements RuntimeDriver {
   private readonly dir: string;
   /** children this agent process spawned: Node knows their exit codes; /proc of an adopted one does not */
   private readonly children = new Map<string, ChildProcess>();
+  private readonly identity: Identity | null;
+  private readonly cgroups: Cgroups | null = null;
+  private readonly pidsMax: number;
+  private readonly logMaxBytes: number;
+  private readonly logKeep: number;
+  /** `logs --follow` readers, by replica: a rotation hands them what it moved */
+  private readonly followers = new Map<string, Set<LogFollower>>();
+  private readonly log: ProcessOptions['log'];
+  /** tells this agent's cgroups from another's: replica ids are unique per control plane, not per machine */
+  private readonly cgroupSuffix: string;
 
-  constructor(dataDir: string, private readonly node: string, private readonly baseDir = process.cwd()) {
+  constructor(dataDir: string, private readonly node: string, private readonly baseDir = process.cwd(), o: ProcessOptions = {}) {
     this.dir = path.join(dataDir, 'processes');
-    fs.mkdirSync(this.dir, { recursive: true });
+    // replicas run as another user: nothing of the agent's is theirs to read
+    ensurePrivateDir(dataDir);
+    ensurePrivateDir(this.dir);
+    this.cgroupSuffix = createHash('sha256').update(fs.realpathSync(this.dir)).digest('hex').slice(0, 8);
+    const who = replicaIdentity({ allowRoot: o.allowRoot ?? false, user: o.user ?? 'nobody' });
+    this.identity = who.identity;
+    this.log = o.log;
+    o.log?.[who.identity ? 'info' : 'warn']({ uid: who.identity?.uid ?? process.getuid?.() }, who.note);
+    if (o.cgroups !== false) {
+      const found = detectCgroups();
+      if ('reason' in found) o.log?.warn({ reason: found.reason }, 'no usable cgroup: process replicas run without memory, CPU or pids limits');
+      else {
+        this.cgroups = found;
+        o.log?.info({ cgroup: found.version }, `process replicas get a cgroup (v${found.version}) with their memory, CPU and pids limits`);
+      }
+    }
+    this.pidsMax = o.pidsMax ?? REPLICA_PIDS_MAX;
+    this.logMaxBytes = o.logMaxBytes ?? REPLICA_LOG_MAX_BYTES;
+    this.logKeep = o.logKeep ?? REPLICA_LOG_KEEP;
+    setInterval(() => this.rotateLogs(), o.logCheckMs ?? 1000).unref();
   }
 
   async inventory(): Promise<Inventory> {
@@ -73,6 +137,7 @@ export class ProcessDriver implements RuntimeDriver {
       replicaId: r.replicaId, app: r.app, specHash: r.specHash, node: r.node,
       command: cmd, cwd: path.resolve(this.baseDir, r.spec.workdir ?? '.'), env, hostPorts: r.hostPorts,
       logPath: path.join(this.dir, `${r.replicaId}.log`), pid: null, startTicks: null,
+      resources: r.spec.resources,
     };
     this.write(st);
     return r.replicaId;
@@ -82,18 +147,14 @@ export class ProcessDriver implements RuntimeDriver {
     const st = this.read(id);
     if (!st) throw new OutpostError('E_START_FAILED', `no process instance ${id}`);
     if (st.pid !== null && this.alive(st)) return;
-    const fd = fs.openSync(st.logPath, 'a');
+    // the agent opens the log and hands the replica the descriptor: the
+    // replica writes it without any right to the agent's directory
+    const fd = fs.openSync(st.logPath, 'a', 0o600);
     try {
-      const child = spawn(st.command[0]!, st.command.slice(1), {
-        cwd: st.cwd,
-        env: { PATH: readEnv('PATH') ?? '/usr/bin:/bin', ...st.env },
-        detached: true,
-        stdio: ['ignore', fd, fd],
-      });
-      await new Promise<void>((resolve, reject) => {
-        child.once('spawn', resolve);
-        child.once('error', (e) => reject(new OutpostError('E_START_FAILED', `cannot run ${st.command[0]}: ${errorMessage(e)}`, { cause: e })));
-      });
+      if (st.cgroup) await removeCgroup(st.cgroup).catch(() => {});
+      st.cgroup = this.cgroups?.create(this.cgroupName(st.replicaId), { resources: st.resources, pidsMax: this.pidsMax }) ?? null;
+      this.write(st);
+      const child = await launch(st.command, { cwd: st.cwd, env: this.env(st), identity: this.identity, cgroup: st.cgroup, out: fd, detached: true });
       child.unref();
       this.children.set(id, child);
       st.pid = child.pid!;
@@ -119,18 +180,24 @@ export class ProcessDriver implements RuntimeDriver {
       if (this.alive(st)) signalGroup(st.pid, 'SIGKILL');
     }
     this.children.delete(id);
+    if (st.cgroup) await removeCgroup(st.cgroup).catch((err: Error) => this.log?.warn({ replica: id, err: err.message }, 'cgroup left behind'));
     fs.rmSync(this.file(id), { force: true });
-    fs.rmSync(st.logPath, { force: true });
+    for (const f of logFiles(st.logPath, this.logKeep)) fs.rmSync(f, { force: true });
   }
 
   /** The process runtime has no container to enter: the command runs beside the replica, with its environment. */
   async exec(id: string, cmd: string[], timeoutMs: number): Promise<number> {
     const st = this.read(id);
     if (!st) return 1;
+    // as the replica's user, in its cgroup: a health check is the app's code too
+    let child: ChildProcess;
+    try {
+      child = await launch(cmd, { cwd: st.cwd, env: this.env(st), identity: this.identity, cgroup: st.cgroup ?? null, out: 'ignore', detached: false });
+    } catch {
+      return 127;
+    }
     return new Promise((resolve) => {
-      const child = spawn(cmd[0]!, cmd.slice(1), { cwd: st.cwd, env: { PATH: readEnv('PATH') ?? '/usr/bin:/bin', ...st.env }, stdio: 'ignore' });
       const t = setTimeout(() => { child.kill('SIGKILL'); resolve(124); }, timeoutMs);
-      child.on('error', () => { clearTimeout(t); resolve(127); });
       child.on('exit', (code) => { clearTimeout(t); resolve(code ?? 1); });
     });
   }
@@ -141,34 +208,57 @@ export class ProcessDriver implements RuntimeDriver {
       onEnd(`no process instance ${id}`);
       return () => {};
     }
-    let pos = 0;
-    try {
-      const text = fs.readFileSync(st.logPath, 'utf8');
-      pos = Buffer.byteLength(text);
-      onData(lastLines(text, o.tail));
-    } catch {
-      // no output yet
-    }
+    const tail = tailLines(logFiles(st.logPath, this.logKeep), o.tail);
+    if (tail.text) onData(tail.text);
     if (!o.follow) {
       onEnd();
       return () => {};
     }
+    const f = new LogFollower(st.logPath, tail.end, onData);
+    const set = this.followers.get(id) ?? new Set();
+    this.followers.set(id, set.add(f));
+    const stop = () => {
+      clearInterval(timer);
+      set.delete(f);
+      if (set.size === 0 && this.followers.get(id) === set) this.followers.delete(id);
+    };
     const timer = setInterval(() => {
-      try {
-        const size = fs.statSync(st.logPath).size;
-        if (size <= pos) return;
-        const fd = fs.openSync(st.logPath, 'r');
-        const buf = Buffer.alloc(size - pos);
-        fs.readSync(fd, buf, 0, buf.length, pos);
-        fs.closeSync(fd);
-        pos = size;
-        onData(buf.toString('utf8'));
-      } catch {
-        clearInterval(timer);
-        onEnd('log file is gone');
-      }
+      if (f.poll()) return;
+      stop();
+      onEnd('log file is gone');
     }, 200);
-    return () => clearInterval(timer);
+    return stop;
+  }
+
+  /** Rotates every replica log past its size; followers read up to the rotation first, then what it moved. */
+  private rotateLogs(): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.dir).filter((f) => f.endsWith('.json'));
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const st = this.read(name.slice(0, -5));
+      if (!st || st.node !== this.node) continue;
+      const followers = [...(this.followers.get(st.replicaId) ?? [])];
+      for (const f of followers) f.poll();
+      try {
+        const r = rotateLog(st.logPath, this.logMaxBytes, this.logKeep);
+        if (r) for (const f of followers) f.rotated(r);
+      } catch {
+        // removed meanwhile
+      }
+    }
+  }
+
+  /** `<replica id>.<this agent's suffix>`: ids are app-slot-serial; anything else is replaced */
+  private cgroupName(replicaId: string): string {
+    return `${replicaId.replace(/[^A-Za-z0-9_-]/g, '_')}.${this.cgroupSuffix}`;
+  }
+
+  private env(st: ProcState): Record<string, string> {
+    return { PATH: readEnv('PATH') ?? '/usr/bin:/bin', ...st.env };
   }
 
   private info(st: ProcState): InstanceInfo {
@@ -182,7 +272,9 @@ export class ProcessDriver implements RuntimeDriver {
     } else {
       running = this.alive(st);
     }
-    return { id: st.replicaId, replicaId: st.replicaId, app: st.app, specHash: st.specHash, running, exitCode, oomKilled: false, hostPorts: st.hostPorts };
+    // the kernel counts its OOM kills in the cgroup, made afresh for each start
+    const oomKilled = !running && !!st.cgroup && (oomKills(st.cgroup) ?? 0) > 0;
+    return { id: st.replicaId, replicaId: st.replicaId, app: st.app, specHash: st.specHash, running, exitCode, oomKilled, hostPorts: st.hostPorts };
   }
 
   private alive(st: ProcState): boolean {
@@ -206,7 +298,7 @@ export class ProcessDriver implements RuntimeDriver {
 
   private write(st: ProcState): void {
     const tmp = `${this.file(st.replicaId)}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(st));
+    fs.writeFileSync(tmp, JSON.stringify(st), { mode: 0o600 });
     fs.renameSync(tmp, this.file(st.replicaId));
   }
 }
@@ -235,12 +327,6 @@ function signalNumber(sig: NodeJS.Signals): number | undefined {
   return os.constants.signals[sig];
 }
 
-function lastLines(text: string, n: number): string {
-  if (n <= 0) return '';
-  const lines = text.split('\n');
-  const trailing = lines[lines.length - 1] === '' ? 1 : 0;
-  return lines.slice(Math.max(0, lines.length - trailing - n)).join('\n');
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

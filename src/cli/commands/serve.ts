@@ -91,7 +91,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const joinToken = readJoinToken(c.joinTokenFile, c.joinToken);
   const dir = path.join(c.dataDir, 'agent');
   fs.mkdirSync(dir, { recursive: true });
-  const driver = await selectDriver(c.runtime, name, dir, undefined, c.network === 'host');
+  const driver = await selectDriver(c.runtime, name, dir, { hostNetwork: c.network === 'host', allowRoot: c.allowRoot, user: c.replicaUser, log });
   applyDiskReserve(driver, c.diskReserveMb);
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
   const hub = await agentHub(c, dir, bindHost, c.advertise, log);
@@ -132,13 +132,13 @@ export async function runUp(given: GivenSettings): Promise<void> {
   const name = defaultNodeName();
   const agentDir = path.join(dir, 'agent');
   fs.mkdirSync(agentDir, { recursive: true });
-  let driver = await selectDriver(c.runtime, name, agentDir, PACKAGE_ROOT);
+  let driver = await selectDriver(c.runtime, name, agentDir, { baseDir: PACKAGE_ROOT, allowRoot: c.allowRoot, user: c.replicaUser, log });
   if (driver instanceof DockerDriver && c.demo && !(await hasDemoImage(driver))) {
     console.log('building the example image localhost/sensor-stats:0.1 (scripts/build-images.sh) ...');
     const b = spawnSync('bash', [path.join(PACKAGE_ROOT, 'scripts/build-images.sh')], { stdio: ['ignore', 'inherit', 'inherit'] });
     if (b.status !== 0 && c.runtime === 'auto') {
       console.log('the image could not be built; running the example as a plain process instead');
-      driver = await selectDriver('process', name, agentDir, PACKAGE_ROOT);
+      driver = await selectDriver('process', name, agentDir, { baseDir: PACKAGE_ROOT, allowRoot: c.allowRoot, user: c.replicaUser, log });
     }
   }
   applyDiskReserve(driver, c.diskReserveMb);
