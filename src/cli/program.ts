@@ -97,8 +97,10 @@ export function buildProgram(): Command {
     .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')
     .option('--wait', 'return when every replica is ready or failed, showing each phase')
     .option('--timeout <seconds>', 'with --wait, give up after this long', '300')
+    .option('--pin', 'resolve the image\'s tag to the digest its registry holds now and deploy `name:tag@sha256:...`, so every node runs the same bytes')
+    .option('--registry-auth <file>', 'with --pin: a Docker-style auth file (mode 0600) with the registry\'s credentials (default: OUTPOST_REGISTRY_AUTH)')
     .option('--json', 'print JSON')
-    .action(async (o) => { await (await cmd.deploy()).deploy(clientFromEnv(), o.file, { wait: o.wait, json: o.json, timeout: Number(o.timeout) }); });
+    .action(async (o) => { await (await cmd.deploy()).deploy(clientFromEnv(), o.file, { wait: o.wait, json: o.json, timeout: Number(o.timeout), pin: o.pin, registryAuth: o.registryAuth }); });
 
   program.command('plan').description('what deploy would do and what it predicts, without doing it')
     .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')

@@ -3,7 +3,8 @@ import type { Layer, NodeRecord } from './types.js';
 
 /** Docker and Podman name the same image differently (docker.io/ and localhost/ prefixes, :latest). */
 export function normalizeRef(ref: string): string {
-  let r = ref;
+  // a digest wins over a tag (as engines pull it): name:tag@sha256:... is name@sha256:...
+  let r = ref.replace(/:[^/@]*@/, '@');
   if (!/:[^/]+$/.test(r) && !r.includes('@')) r += ':latest';
   const first = r.split('/')[0]!;
   const hasRegistry = r.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');

@@ -6,6 +6,7 @@ import { OutpostError } from './errors.js';
 
 import { NAME_RE } from './names.js';
 import { streamsSchema } from './pipeline.js';
+import { imageRefProblem } from './imageref.js';
 
 export { NAME_RE };
 const name = z.string().regex(NAME_RE, 'must be 1-63 characters of [a-z0-9-], starting and ending with a letter or digit');
@@ -39,7 +40,10 @@ const demand = z.object({
 
 export const appSchema = z.object({
   name: name.describe('the app\'s name, unique in the cluster'),
-  image: z.string().min(1).max(512).regex(/^[^\s]+$/, 'must not contain spaces').optional().describe('the container image (container runtimes); pulled only when the node lacks it. An app needs `image` or `command`'),
+  image: z.string().min(1).max(512).superRefine((s, ctx) => {
+    const problem = imageRefProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }).optional().describe('the container image (container runtimes): `name[:tag]`, or pinned by digest as `name[:tag]@sha256:<64 hex>`, which the agent verifies (`E_DIGEST_MISMATCH`); pulled only when the node lacks it. An app needs `image` or `command`'),
   command: z.array(z.string().min(1)).min(1).optional().describe('the program and its arguments (process runtime); container runtimes run the image\'s own command'),
   workdir: z.string().min(1).optional().describe('the process runtime\'s working directory, relative to the agent\'s (the package root under `outpost up`)'),
   replicas: z.number().int().min(0).max(1000).default(1).describe('how many replicas run, each on a different node'),
@@ -49,6 +53,7 @@ export const appSchema = z.object({
     cpu: finitePositive.max(1024).default(0.1).describe('cores reserved for placement, and the replica\'s relative CPU share when the node is busy (1024 per core): not a cap'),
     cpuLimit: finitePositive.max(1024).optional().describe('a hard cap in cores (a CFS quota over a 10 ms period), only when asked for: a cap slows start-up even on an idle node. At least `cpu`'),
     memoryMiB: z.number().int().positive().max(4_194_304).default(64).describe('reserved for placement, and a hard limit: above it the replica is killed (OOMKilled) and restarted by its policy'),
+    pids: z.number().int().min(16).max(1_048_576).optional().describe('the most processes and threads a replica may have at once (the pids cgroup, both runtimes); default 1024'),
   }).strict().default({}).describe('what each replica reserves and may use; the process runtime enforces it through a cgroup when the agent runs as root (docs/security.md)'),
   health: health.optional().describe('how the agent checks a replica; without it, start-up waits for a TCP connect to the first port (or for the process to run, with no port) and nothing is checked afterwards'),
   update: z.object({

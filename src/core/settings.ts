@@ -157,6 +157,7 @@ const nodeTimeoutMs = withDefault(ms({ min: 1000 }), 15_000, { flag: '--node-tim
 const hubHttpPort = withDefault(port(), 7081, { flag: '--hub-http-port <port>', env: 'OUTPOST_HUB_HTTP_PORT', meaning: 'the data hub\'s HTTP port (0: any free one)' });
 const hubMqttPort = withDefault(port(), 1883, { flag: '--hub-mqtt-port <port>', env: 'OUTPOST_HUB_MQTT_PORT', meaning: 'the embedded MQTT broker\'s port (0: any free one)' });
 const hubMqttUrl = optional(str({ pattern: /^mqtts?:\/\//, want: 'an mqtt:// or mqtts:// URL'}), { flag: '--hub-mqtt-url <url>', meaning: 'subscribe to this external broker (e.g. Mosquitto) instead of embedding one' });
+const registryAuth = optional(pathKind, { flag: '--registry-auth <file>', env: 'OUTPOST_REGISTRY_AUTH', meaning: 'a Docker-style auth file (`{"auths": {"host:port": {"auth": base64("user:password")}}}`, as `docker login` writes) whose credentials go with image pulls from those registries; it must be mode 0600 or the process refuses to start' });
 const hubConfig = optional(pathKind, { flag: '--hub-config <file>', meaning: 'YAML: streams the hub runs besides its apps\', retention {maxAgeMs, maxBytes}, mqttUrl (hub.md)' });
 /** The agent's timers and disk reserve (tests and labs shorten the timers). */
 const agentTuning = {
@@ -204,6 +205,7 @@ export const AGENT_SETTINGS = {
   advertise: withDefault(str(), '127.0.0.1', { flag: '--advertise <host>', meaning: 'address clients use to reach this node\'s replicas' }),
   bind: optional(str(), { flag: '--bind <host>', defaultText: '127.0.0.1 when advertising 127.0.0.1, else 0.0.0.0', meaning: 'address published ports bind to' }),
   network: withDefault(oneOf(['bridge', 'host'] as const), 'bridge', { flag: '--network <mode>', meaning: 'containers: bridge (ports published on the host) or host (they share the engine\'s network namespace)' }),
+  registryAuth,
   hub: withDefault(bool, true, { flag: '--no-hub', flagHelp: 'do not start the data hub beside the agent', meaning: 'start the data hub beside the agent' }),
   hubHttpPort,
   hubMqttPort,
@@ -229,6 +231,7 @@ export const UP_SETTINGS = {
   dataDir,
   port: withDefault(port(), 7070, { flag: '--port <port>', meaning: 'API port (on 127.0.0.1)' }),
   runtime,
+  registryAuth,
   demo: withDefault(bool, true, { flag: '--no-demo', flagHelp: 'do not deploy examples/sensor-stats', meaning: 'deploy examples/sensor-stats once up' }),
   nodeTimeoutMs,
   hubHttpPort,

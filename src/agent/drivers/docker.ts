@@ -3,7 +3,11 @@
 // that has the image (inspect first, pull only when missing); engines whose
 // default rlimits exceed the host's hard limits fail to start containers
 // (explicit nofile/nproc ulimits); a container can exist even when its create
-// call errored (fixed names, so a retry finds and removes it).
+// call errored (fixed names, so a retry finds and removes it). Containers are
+// hardened by default (no-new-privileges, a pids limit, fewer capabilities),
+// and an image pinned by digest runs only if the engine's image carries that
+// digest for that repository (created from the verified image's id, not its
+// name).
 import fs from 'node:fs';
 import Docker from 'dockerode';
 import { PassThrough } from 'node:stream';
@@ -14,6 +18,8 @@ import type { Layer } from '../../core/types.js';
 import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
 import { readEnv } from '../../env.js';
 import { DISK_RESERVE_MB } from '../../core/settings.js';
+import { carriesPin, parseImageRef, pullRef } from '../../core/imageref.js';
+import { readRegistryAuth } from '../../registry/auth.js';
 
 export const CPU_PERIOD_US = 10_000;
 
@@ -37,6 +43,25 @@ export const ULIMITS = [
   { Name: 'nofile', Soft: 1024, Hard: 1024 },
   { Name: 'nproc', Soft: 4096, Hard: 4096 },
 ];
+
+/** A replica's processes and threads when its manifest gives no `resources.pids`: a fork bomb stops there. */
+export const DEFAULT_PIDS = 1024;
+
+/**
+ * Capabilities taken from the engine's default set. Docker gives AUDIT_WRITE,
+ * MKNOD and NET_RAW (raw sockets: spoofed packets on the node's network) that
+ * Podman already leaves out; SETFCAP, SETPCAP and SYS_CHROOT serve image
+ * builds and capability games, not apps. Kept: what common images need to
+ * start as root and step down (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
+ * SETUID, SETGID, NET_BIND_SERVICE).
+ */
+export const CAP_DROP = ['AUDIT_WRITE', 'MKNOD', 'NET_RAW', 'SETFCAP', 'SETPCAP', 'SYS_CHROOT'];
+
+/** What every container gets: no privilege gain through setuid binaries or file capabilities, a pids limit, fewer capabilities. */
+export function hardening(r: AppSpec['resources']): { SecurityOpt: string[]; PidsLimit: number; CapDrop: string[] } {
+  // the spelling both Docker and Podman take (Podman also reads `:true` and `=true`)
+  return { SecurityOpt: ['no-new-privileges'], PidsLimit: r.pids ?? DEFAULT_PIDS, CapDrop: CAP_DROP };
+}
 
 /** Where an engine may answer, in order: DOCKER_HOST, Docker's socket, Podman's root socket. */
 export function engineCandidates(): Docker.DockerOptions[] {
@@ -88,7 +113,10 @@ export class DockerDriver implements RuntimeDriver {
     const imageLayers: Record<string, Layer[]> = {};
     for (const img of list) {
       const tags = (img.RepoTags ?? []).filter((t) => t !== '<none>:<none>');
-      images.push(...tags);
+      const digests = (img.RepoDigests ?? []).filter((d) => !d.startsWith('<none>'));
+      // pinned apps name images by digest; an image pulled by digest has no tag at all
+      images.push(...tags, ...digests);
+      const names = tags.length ? tags : digests;
       try {
         const info = await this.docker.getImage(img.Id).inspect();
         const ids = info.RootFS?.Layers ?? [];
@@ -98,7 +126,7 @@ export class DockerDriver implements RuntimeDriver {
         const sized = hist.filter((h) => h.Size > 0).reverse();
         const mine = ids.map((digest, i) => ({ digest, bytes: sized.length === ids.length ? sized[i]!.Size : Math.round(info.Size / ids.length) }));
         for (const l of mine) layers.set(l.digest, l.bytes);
-        for (const t of tags) imageLayers[t] = mine;
+        for (const t of names) imageLayers[t] = mine;
       } catch {
         // an image removed while we listed: skip it
       }
@@ -121,12 +149,22 @@ export class DockerDriver implements RuntimeDriver {
   }
 
   async hasImage(spec: AppSpec): Promise<boolean> {
+    return (await this.localImage(spec.image!)) !== null;
+  }
+
+  /**
+   * The engine's image for a reference, or null when it has none. A pinned
+   * reference counts only when the image carries the pin for its repository:
+   * Podman finds an image by digest whatever repository it came from.
+   */
+  private async localImage(image: string): Promise<{ Id: string; RepoDigests?: string[] } | null> {
+    const ref = parseImageRef(image);
     try {
-      await this.docker.getImage(spec.image!).inspect();
-      return true;
+      const info = await this.docker.getImage(pullRef(ref)).inspect();
+      return ref.digest && !carriesPin(info.RepoDigests ?? [], ref) ? null : info;
     } catch (e) {
-      if ((e as { statusCode?: number }).statusCode === 404) return false;
-      throw new OutpostError('E_PULL_FAILED', `cannot inspect image ${spec.image}: ${errorMessage(e)}`);
+      if ((e as { statusCode?: number }).statusCode === 404) return null;
+      throw new OutpostError('E_PULL_FAILED', `cannot inspect image ${image}: ${errorMessage(e)}`);
     }
   }
 
@@ -137,7 +175,39 @@ export class DockerDriver implements RuntimeDriver {
     const disk = await this.disk().catch(() => null);
     const refusal = disk ? pullRefusal(disk, needBytes, this.reserveBytes) : null;
     if (refusal) throw new OutpostError('E_DISK_FULL', `${spec.image}: ${refusal}`);
-    return this.pull(spec.image!, onProgress);
+    const got = await this.pull(spec.image!, onProgress);
+    await this.imageToRun(spec.image!);
+    return got;
+  }
+
+  /**
+   * What a container is created from: a pinned image's id once its digest is
+   * verified (a tag moved between the check and the create cannot swap it),
+   * the reference itself otherwise.
+   */
+  private async imageToRun(image: string): Promise<string> {
+    const ref = parseImageRef(image);
+    if (!ref.digest) return image;
+    const img = await this.localImage(image);
+    if (!img) {
+      const found = await this.docker.getImage(pullRef(ref)).inspect().catch(() => null);
+      throw new OutpostError('E_DIGEST_MISMATCH', `the image ${image} is pinned to ${ref.digest}, but the engine's image ${found ? `${found.Id.slice(0, 19)} carries ${(found.RepoDigests ?? []).join(', ') || 'no digest'}` : 'is missing after the pull'}; nothing was started`);
+    }
+    return img.Id;
+  }
+
+  /** A Docker-style auth file (config.json) whose credentials go with pulls; read at each pull, so a rotated password needs no restart. */
+  registryAuthFile: string | null = null;
+
+  private credentialFor(registry: string): object | undefined {
+    if (!this.registryAuthFile) return undefined;
+    let cred;
+    try {
+      cred = readRegistryAuth(this.registryAuthFile).forRegistry(registry);
+    } catch (e) {
+      throw new OutpostError('E_PULL_FAILED', errorMessage(e));
+    }
+    return cred ? { ...cred, serveraddress: registry } : undefined;
   }
 
   /** bytes kept free on the image store: a pull that would go below is refused (the agent sets the `diskReserveMb` setting) */
@@ -154,18 +224,24 @@ export class DockerDriver implements RuntimeDriver {
 
   async imageUse(): Promise<{ id: string; refs: string[]; bytes: number; created: number; inUse: boolean }[]> {
     const used = new Set((await this.docker.listContainers({ all: true })).map((c) => c.ImageID));
-    return (await this.docker.listImages()).map((i) => ({ id: i.Id, refs: (i.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), bytes: i.Size, created: i.Created, inUse: used.has(i.Id) }));
+    return (await this.docker.listImages()).map((i) => ({
+      id: i.Id, refs: [...(i.RepoTags ?? []), ...(i.RepoDigests ?? [])].filter((t) => !t.startsWith('<none>')), bytes: i.Size, created: i.Created, inUse: used.has(i.Id),
+    }));
   }
 
   async removeImage(id: string): Promise<void> {
     await this.docker.getImage(id).remove().catch(() => {});
   }
 
-  private async pull(ref: string, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+  private async pull(image: string, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
+    const parsed = parseImageRef(image);
+    // a pin is pulled by its digest alone: the engine then checks the bytes against it
+    const ref = pullRef(parsed);
+    const auth = this.credentialFor(parsed.registry);
     const before = new Set((await this.inventory()).layers.map((l) => l.digest));
     let stream: NodeJS.ReadableStream;
     try {
-      stream = await this.docker.pull(ref);
+      stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) => this.docker.pull(ref, {}, (err, s) => (err ? reject(err) : resolve(s as NodeJS.ReadableStream)), auth));
     } catch (e) {
       throw pullError(ref, e);
     }
@@ -189,9 +265,9 @@ export class DockerDriver implements RuntimeDriver {
     // the pull stream can end without an error event although nothing arrived;
     // what was transferred is the image's layers that were not here before
     try {
-      await this.docker.getImage(ref).inspect();
-      const after = (await this.inventory()).imageLayers[ref] ?? [];
-      const missing = after.filter((l) => !before.has(l.digest)).reduce((s, l) => s + l.bytes, 0);
+      const info = await this.docker.getImage(ref).inspect();
+      const sizes = new Map((await this.inventory()).layers.map((l) => [l.digest, l.bytes]));
+      const missing = (info.RootFS?.Layers ?? []).filter((d) => !before.has(d)).reduce((s, d) => s + (sizes.get(d) ?? 0), 0);
       return { pulled: true, bytes: missing };
     } catch (e) {
       throw pullError(ref, e);
@@ -209,9 +285,10 @@ export class DockerDriver implements RuntimeDriver {
       bindings[key] = [{ HostIp: r.bindHost, HostPort: String(r.hostPorts[p.name]) }];
     }
     const env = { ...s.env, ...r.env };
+    const image = await this.imageToRun(s.image!);
     const opts: Docker.ContainerCreateOptions = {
       name,
-      Image: s.image,
+      Image: image,
       Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       Labels: {
         [LABELS.managed]: 'true', [LABELS.node]: r.node, [LABELS.app]: r.app,
@@ -223,6 +300,7 @@ export class DockerDriver implements RuntimeDriver {
         Ulimits: ULIMITS,
         Memory: s.resources.memoryMiB * 1024 * 1024,
         ...cpuConfig(s.resources),
+        ...hardening(s.resources),
         // the agent's supervisor restarts; the engine must not race it
         RestartPolicy: { Name: 'no' },
       },
@@ -349,8 +427,12 @@ function parsePorts(s: string | undefined): Record<string, number> {
   }
 }
 
+/** How engines say that what a registry sent is not what the digest names (Podman, Docker). */
+const DIGEST_REFUSED = /does not match provided manifest digest|manifest verification failed|digest did not match|digest mismatch/i;
+
 function pullError(ref: string, e: unknown): OutpostError {
   const msg = errorMessage(e);
+  if (DIGEST_REFUSED.test(msg)) return new OutpostError('E_DIGEST_MISMATCH', `the registry sent ${ref} with other bytes than its digest names; the engine refused them and nothing was started: ${msg}`, { cause: e });
   const notFound = (e as { statusCode?: number }).statusCode === 404 || /not found|manifest unknown|does not exist|name unknown/i.test(msg);
   return new OutpostError(notFound ? 'E_IMAGE_NOT_FOUND' : 'E_PULL_FAILED',
     notFound ? `image ${ref} was not found in its registry: ${msg}` : `pulling ${ref} failed: ${msg}`, { cause: e });

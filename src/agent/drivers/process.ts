@@ -152,7 +152,7 @@ export class ProcessDriver implements RuntimeDriver {
     const fd = fs.openSync(st.logPath, 'a', 0o600);
     try {
       if (st.cgroup) await removeCgroup(st.cgroup).catch(() => {});
-      st.cgroup = this.cgroups?.create(this.cgroupName(st.replicaId), { resources: st.resources, pidsMax: this.pidsMax }) ?? null;
+      st.cgroup = this.cgroups?.create(this.cgroupName(st.replicaId), { resources: st.resources, pidsMax: st.resources.pids ?? this.pidsMax }) ?? null;
       this.write(st);
       const child = await launch(st.command, { cwd: st.cwd, env: this.env(st), identity: this.identity, cgroup: st.cgroup, out: fd, detached: true });
       child.unref();

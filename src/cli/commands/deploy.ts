@@ -1,4 +1,5 @@
-// outpost deploy -f APP.yaml [--wait]: send the manifest, then (with --wait)
+// outpost deploy -f APP.yaml [--wait] [--pin]: send the manifest (with --pin,
+// its image tag resolved to the registry's digest first), then (with --wait)
 // follow every new replica's phases until each is ready or failed.
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
@@ -19,13 +20,21 @@ export function readManifestText(file: string): string {
  * and validates it (errors name the line or the field, as they would here), and
  * the CLI loads no YAML parser or schema, a third of its start-up.
  */
-export async function deploy(client: ApiClient, file: string, opts: { wait?: boolean; json?: boolean; timeout?: number; quiet?: boolean }): Promise<ReplicaRecord[]> {
-  const ans = await client.deploy(readManifestText(file), { contentType: 'application/yaml' });
+export async function deploy(client: ApiClient, file: string, opts: { wait?: boolean; json?: boolean; timeout?: number; quiet?: boolean; pin?: boolean; registryAuth?: string }): Promise<ReplicaRecord[]> {
   const say = (s: string) => { if (!opts.json && !opts.quiet) process.stdout.write(s + '\n'); };
+  let text = readManifestText(file);
+  let pinned: { from: string; to: string } | undefined;
+  if (opts.pin) {
+    const p = await (await import('./pin.js')).pinManifest(text, { registryAuth: opts.registryAuth });
+    text = p.text;
+    pinned = { from: p.from, to: p.to };
+    say(p.from === p.to ? `${p.from} is pinned already` : `pinned ${p.from} to ${p.to}`);
+  }
+  const ans = await client.deploy(text, { contentType: 'application/yaml' });
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
   let final = ans.replicas;
   if (opts.wait) final = await waitRollout(client, ans.app, (opts.timeout ?? 300) * 1000, opts.json || opts.quiet ? () => {} : say);
-  if (opts.json) printJson({ ...ans, replicas: final });
+  if (opts.json) printJson({ ...ans, replicas: final, ...(pinned ? { pinned } : {}) });
   return final;
 }
 

@@ -13,6 +13,7 @@ import { Agent } from '../../agent/agent.js';
 import { selectDriver } from '../../agent/select.js';
 import { defaultNodeName } from '../../agent/sysinfo.js';
 import { DockerDriver } from '../../agent/drivers/docker.js';
+import { readRegistryAuth } from '../../registry/auth.js';
 import { ApiClient } from '../client.js';
 import { deploy } from './deploy.js';
 import { ms } from '../output.js';
@@ -68,9 +69,12 @@ export async function runServer(given: GivenSettings): Promise<void> {
   onSignals(() => s.close());
 }
 
-/** The image store's reserve, for a container runtime. */
-function applyDiskReserve(driver: unknown, mb: number): void {
-  if (driver instanceof DockerDriver) driver.reserveBytes = mb * 1048576;
+/** The image store's reserve and the registry credentials, for a container runtime. */
+function applyDockerSettings(driver: unknown, mb: number, registryAuth?: string): void {
+  if (!(driver instanceof DockerDriver)) return;
+  driver.reserveBytes = mb * 1048576;
+  // a missing or world-readable auth file stops the start, not the first pull
+  if (registryAuth) driver.registryAuthFile = readRegistryAuth(registryAuth).file;
 }
 
 /** The join token from its file (which wins) or the environment; none is fine once the node is enrolled. */
@@ -92,7 +96,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const dir = path.join(c.dataDir, 'agent');
   fs.mkdirSync(dir, { recursive: true });
   const driver = await selectDriver(c.runtime, name, dir, { hostNetwork: c.network === 'host', allowRoot: c.allowRoot, user: c.replicaUser, log });
-  applyDiskReserve(driver, c.diskReserveMb);
+  applyDockerSettings(driver, c.diskReserveMb, c.registryAuth);
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
   const hub = await agentHub(c, dir, bindHost, c.advertise, log);
   const agent = new Agent({
@@ -141,7 +145,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
       driver = await selectDriver('process', name, agentDir, { baseDir: PACKAGE_ROOT, allowRoot: c.allowRoot, user: c.replicaUser, log });
     }
   }
-  applyDiskReserve(driver, c.diskReserveMb);
+  applyDockerSettings(driver, c.diskReserveMb, c.registryAuth);
   const h = await agentHub({ hub: true, hubHttpPort: c.hubHttpPort, hubMqttPort: c.hubMqttPort }, agentDir, '127.0.0.1', '127.0.0.1', log);
   hub = h.hub;
   agent = new Agent({
