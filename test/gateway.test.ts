@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { dialAgent, enrol, silent, tmpDir, waitFor } from './helpers.js';
+import { dialAgent, enrol, refusal, silent, tmpDir, waitFor } from './helpers.js';
 
 const nodeInfo = (name: string) => ({ name, hostname: name, arch: 'amd64', cpus: 4, memoryMiB: 8192, labels: {}, site: null, runtime: 'process', address: '127.0.0.1', images: [], layers: [], imageLayers: {}, agentVersion: 't' });
 
@@ -17,18 +17,6 @@ async function dial(s: RunningServer, protocols: string[] = ['outpost.v1'], name
   const k = `${s.url} ${name}`;
   if (!creds.has(k)) creds.set(k, await enrol(s, name, await s.createJoinToken({ uses: 1 })));
   return dialAgent(s, creds.get(k)!, name, protocols);
-}
-
-function refusal(ws: WebSocket): Promise<{ status: number; headers: Record<string, unknown>; body: { error: { code: string; message: string } } }> {
-  return new Promise((resolve, reject) => {
-    ws.on('open', () => reject(new Error('the upgrade was accepted')));
-    ws.on('error', () => {});
-    ws.on('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(body) }));
-    });
-  });
 }
 
 /** A raw agent: every message it receives, in order. */

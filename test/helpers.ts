@@ -192,3 +192,16 @@ export async function call(cp: { url: string; caPem: string | null }, method: st
   try { body = JSON.parse(r.text); } catch { /* text */ }
   return { status: r.status, headers: r.headers, body: body as { error?: { code: string; message: string; path?: string } } & Record<string, unknown> };
 }
+
+/** The answer to an upgrade the control plane refused: status, headers and its error body. */
+export function refusal(ws: WebSocket): Promise<{ status: number; headers: Record<string, unknown>; body: { error: { code: string; message: string } } }> {
+  return new Promise((resolve, reject) => {
+    ws.on('open', () => reject(new Error('the upgrade was accepted')));
+    ws.on('error', () => {});
+    ws.on('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(body) }));
+    });
+  });
+}

@@ -19,6 +19,7 @@ const cmd = {
   plan: () => import('./commands/plan.js'),
   rollout: () => import('./commands/rollout.js'),
   sites: () => import('./commands/sites.js'),
+  trust: () => import('./commands/trust.js'),
   streams: () => import('./commands/streams.js'),
   serve: () => import('./commands/serve.js'),
   lab: () => import('../lab/lab.js'),
@@ -110,6 +111,18 @@ export function buildProgram(): Command {
 
   program.command('apps').description('list apps').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).apps(clientFromEnv(), !!o.json));
   program.command('nodes').description('list nodes').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).nodes(clientFromEnv(), !!o.json));
+  const node = program.command('node').description('decide about a node: approve it, revoke it, forget it');
+  node.command('approve <name>').description('let a pending node take replicas (servers started with --approve-nodes)').action(async (name) => (await cmd.trust()).nodeApprove(clientFromEnv(), name));
+  node.command('revoke <name>').description('close its connection, refuse its certificate from now on, move its replicas').action(async (name) => (await cmd.trust()).nodeRevoke(clientFromEnv(), name));
+  node.command('rm <name>').description('forget a node that is not connected and runs nothing; its name may enrol again').action(async (name) => (await cmd.trust()).nodeRm(clientFromEnv(), name));
+  const token = program.command('token').description('join tokens: what a new node enrols with');
+  token.command('create').description('a new join token, printed once on stdout')
+    .option('--ttl <duration>', 'how long it may be used (30m, 24h, 7d at most)', '1h').option('--uses <n>', 'how many nodes may enrol with it', '1')
+    .option('--site <site>', 'nodes enrolled with it are at this site, whatever they say').option('--labels <k=v,...>', 'labels nodes enrolled with it get, over their own')
+    .option('--note <text>', 'what it is for').option('--json', 'print JSON')
+    .action(async (o) => (await cmd.trust()).tokenCreate(clientFromEnv(), o));
+  token.command('list').description('join tokens (never their secrets)').option('--json', 'print JSON').action(async (o) => (await cmd.trust()).tokenList(clientFromEnv(), !!o.json));
+  token.command('revoke <id>').description('no node can enrol with it any more').action(async (id) => (await cmd.trust()).tokenRevoke(clientFromEnv(), id));
   program.command('replicas [app]').description('list replicas with measured and predicted timings').option('--json', 'print JSON')
     .action(async (app, o) => (await cmd.lists()).replicas(clientFromEnv(), app, !!o.json));
   program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')

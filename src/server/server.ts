@@ -15,6 +15,7 @@ import { openTls, type TlsOptions } from './trust/authority.js';
 import type { TrustPolicy } from './services/identities.js';
 import type { TokenRequest } from './services/tokens.js';
 import { parseJoinToken } from '../core/jointoken.js';
+import { ensurePrivateDir } from '../files/private.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -65,6 +66,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     authority: tls, trust: { ...o.trust, insecure: !tls },
   });
   const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
+  // the data dir holds the CA's key, the admin token and the store: owner only, enforced at every start
+  ensurePrivateDir(o.dataDir);
   const gateway = new AgentGateway(cp, o.log, { admission: o.admission, insecure: !tls, messageRate: o.messageRate });
   const api = buildApi(cp, gateway, adminToken, o.log, tls);
   gateway.attach(api.server);

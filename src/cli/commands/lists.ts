@@ -1,7 +1,7 @@
 // outpost apps | nodes | replicas | rm
 // The lists are fetched a page at a time and printed as each page arrives.
 import type { ApiClient } from '../../contract/client.js';
-import type { ReplicaRecord } from '../../contract/api.js';
+import type { NodeTrust, ReplicaRecord } from '../../contract/api.js';
 import { effectiveRtt } from '../../core/live.js';
 import { ago, ms, printJson, printPages } from '../output.js';
 
@@ -10,11 +10,18 @@ export async function apps(client: ApiClient, json: boolean): Promise<void> {
     (a) => [a.name, `${a.running}/${a.replicas}`, a.image ?? a.command?.join(' ') ?? '', ago(a.updatedAt)]);
 }
 
+/** A node's certificate as an operator needs it: until when, and why it was last turned away. */
+function certificate(t: NodeTrust | null): string | null {
+  if (!t) return null;
+  const until = `until ${new Date(t.certNotAfter).toISOString().slice(0, 16).replace('T', ' ')}`;
+  return t.lastRefusal ? `${until}; refused ${t.lastRefusal.code}` : until;
+}
+
 export async function nodes(client: ApiClient, json: boolean): Promise<void> {
-  await printPages(client.pages('/v1/nodes'), json, ['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'RTT TO SITES (ms)', 'LABELS'],
+  await printPages(client.pages('/v1/nodes'), json, ['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'RTT TO SITES (ms)', 'LABELS', 'CERTIFICATE'],
     (n) => [n.name, n.state, n.site, n.runtime, n.arch, n.cpus, `${Math.round(n.memoryMiB / 1024)} GiB`, n.address,
       Object.entries(effectiveRtt(n)).map(([s, v]) => `${s} ${v}`).join(', ') || null,
-      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null]);
+      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null, certificate(n.trust)]);
 }
 
 /**

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import pino, { type Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
+import { ensurePrivateDir } from '../../files/private.js';
 import { startServer } from '../../server/server.js';
 import { Agent } from '../../agent/agent.js';
 import { selectDriver } from '../../agent/select.js';
@@ -94,7 +95,8 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const name = c.name ?? defaultNodeName();
   const joinToken = readJoinToken(c.joinTokenFile, c.joinToken);
   const dir = path.join(c.dataDir, 'agent');
-  fs.mkdirSync(dir, { recursive: true });
+  ensurePrivateDir(c.dataDir);
+  ensurePrivateDir(dir);
   const driver = await selectDriver(c.runtime, name, dir, { hostNetwork: c.network === 'host', allowRoot: c.allowRoot, user: c.replicaUser, log });
   applyDockerSettings(driver, c.diskReserveMb, c.registryAuth);
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
@@ -135,7 +137,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   server = await startServer({ dataDir: dir, host: '127.0.0.1', port: c.port, log, nodeTimeoutMs: c.nodeTimeoutMs });
   const name = defaultNodeName();
   const agentDir = path.join(dir, 'agent');
-  fs.mkdirSync(agentDir, { recursive: true });
+  ensurePrivateDir(agentDir);
   let driver = await selectDriver(c.runtime, name, agentDir, { baseDir: PACKAGE_ROOT, allowRoot: c.allowRoot, user: c.replicaUser, log });
   if (driver instanceof DockerDriver && c.demo && !(await hasDemoImage(driver))) {
     console.log('building the example image localhost/sensor-stats:0.1 (scripts/build-images.sh) ...');

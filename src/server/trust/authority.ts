@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { certFingerprint, createAuthority, issueServerCert, loadAuthority, type Authority } from '../../trust/pki.js';
 import { OutpostError } from '../../core/errors.js';
@@ -55,8 +55,10 @@ async function loadOrCreateCa(dir: string, now: number): Promise<Authority> {
   const keyP = path.join(dir, 'ca.key');
   if (!fs.existsSync(certP)) {
     const ca = await createAuthority(`outpost-ca-${os.hostname()}`, now);
-    const tmpKey = `${keyP}.${process.pid}.tmp`;
-    const tmpCert = `${certP}.${process.pid}.tmp`;
+    // a name of its own per attempt: two openings in one process must not share temporary files
+    const tag = randomBytes(6).toString('hex');
+    const tmpKey = `${keyP}.${tag}.tmp`;
+    const tmpCert = `${certP}.${tag}.tmp`;
     fs.writeFileSync(tmpKey, ca.keyPem, { mode: 0o600 });
     fs.writeFileSync(tmpCert, ca.certPem, { mode: 0o644 });
     try {
