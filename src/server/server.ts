@@ -98,7 +98,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       gateway.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       await api.close();
-      await cp.writer.flush();
+      await cp.writer.close();
       await store.close();
       streams.close();
     },

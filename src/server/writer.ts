@@ -56,6 +56,8 @@ export class Writer {
    * when they are committed (with the op's result), or fails with E_CONFLICT
    * when even fresh state kept losing races.
    */
+  private closed = false;
+
   run<T>(op: Op<T>): Promise<T> {
     let d: Decision<T>;
     try {
@@ -64,11 +66,20 @@ export class Writer {
       return Promise.reject(e);
     }
     if (d.changes.length === 0 && !d.samples?.length) return Promise.resolve(d.result);
+    // a closed store takes nothing more: what arrives while the process stops (a last
+    // status, a socket that finishes closing) is dropped rather than failing in the background
+    if (this.closed) return Promise.resolve(d.result);
     return new Promise<T>((resolve, reject) => {
       const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes), samples: d.samples ?? [], resolve: resolve as (v: unknown) => void, reject, result: d.result };
       this.queue.push(p);
       this.schedule();
     });
+  }
+
+  /** Commits what is queued, then takes no more writes (before the store closes). */
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
   }
 
   /** Settles once everything queued so far is committed. */
@@ -84,7 +95,7 @@ export class Writer {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      if (!this.flushing) void this.commitQueued();
+      if (!this.flushing) this.commitQueued().catch((err) => this.log.error({ err }, 'commit failed'));
     });
   }
 
