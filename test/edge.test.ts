@@ -47,6 +47,8 @@ const idle = ['node', '-e', 'setInterval(() => {}, 1000)'];
 
 async function deployOn(node: string, doc: object): Promise<ReplicaRecord> {
   const name = (doc as { name: string }).name;
+  // the agent enrols and registers before it can take a replica
+  await waitFor(`${node} ready`, async () => (await cp.client.node(node).catch(() => null))?.state === 'ready', 30_000);
   const r = await cli(['deploy', '-f', writeManifest(work, name, { ...doc, placement: { nodes: [node] } }), '--json'], env);
   assert.equal(r.code, 0, r.stderr);
   return waitFor(`${name} running`, async () => {

@@ -139,7 +139,8 @@ async function proxy(targetPort: number) {
   });
   await open();
   return {
-    url: `http://127.0.0.1:${port}`,
+    // TLS passes through: the agent sees the control plane's own certificate (it covers 127.0.0.1)
+    url: `https://127.0.0.1:${port}`,
     cut: () => { server?.close(); server = null; for (const s of socks) s.destroy(); },
     restore: open,
   };

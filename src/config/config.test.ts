@@ -77,9 +77,9 @@ test('a config file key the process does not take is refused, naming the key and
 });
 
 test('a required setting says every way to give it', () => {
-  const e = usage(() => resolveConfig(AGENT_SETTINGS, { flags: { server: 'http://cp:7070' } }, { ...where, command: 'outpost agent' }));
-  assert.equal(e.message, 'outpost agent needs --join-token (or OUTPOST_JOIN_TOKEN, or joinToken in a --config file): join token (the join.token file in the control plane\'s data dir)');
-  assert.equal(e.path, 'joinToken');
+  const e = usage(() => resolveConfig(AGENT_SETTINGS, { flags: {} }, { ...where, command: 'outpost agent' }));
+  assert.match(e.message, /^outpost agent needs --server \(or server in a --config file\): control plane URL/);
+  assert.equal(e.path, 'server');
 });
 
 test('paths: from a file relative to its directory, from a flag or variable relative to the working directory, ~ is home', () => {
@@ -96,7 +96,7 @@ test('values from text and from YAML', () => {
   assert.deepEqual(listen(':7071'), { host: '0.0.0.0', port: 7071 });
   assert.deepEqual(listen('[::1]:7071'), { host: '::1', port: 7071 });
   assert.deepEqual(listen(7071), { host: '127.0.0.1', port: 7071 });
-  const agent = (inputs: ConfigInputs) => resolveConfig(AGENT_SETTINGS, { ...inputs, flags: { server: 'http://cp:7070', joinToken: 't', ...inputs.flags } }, where).config;
+  const agent = (inputs: ConfigInputs) => resolveConfig(AGENT_SETTINGS, { ...inputs, flags: { server: 'http://cp:7070', ...inputs.flags } }, where).config;
   assert.deepEqual(agent({ flags: { labels: 'zone=north, tier = edge' } }).labels, { zone: 'north', tier: 'edge' });
   assert.deepEqual(agent({ file: file({ labels: { zone: 'north', rack: 4 } }) }).labels, { zone: 'north', rack: '4' });
   assert.deepEqual(agent({}).labels, {});

@@ -5,7 +5,7 @@
 //
 // Types only: nothing here exists at run time, so the CLI, which imports the
 // client built on these (./client.ts), loads no schema, server or parser.
-import type { AppView, DeployAnswer, JoinTokenRecord, NodeRecord, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
+import type { AppView, DeployAnswer, NodeRecord, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
 import type { ModelError } from '../core/accuracy.js';
 import type { RankedEndpoint } from '../core/routing.js';
 import type { HeldWindow } from '../server/streams.js';
@@ -205,12 +205,15 @@ export interface StreamWindowQuery {
 export interface NodeTrust {
   /** when its certificate ends (epoch ms); it renews at half-life while connected */
   certNotAfter: number;
+  /** when it first enrolled (epoch ms) */
   enrolledAt: number;
+  /** when its current certificate was issued (epoch ms) */
   renewedAt: number;
   /** the join token it enrolled with */
   tokenId: string | null;
   /** false: waiting for `outpost node approve` */
   approved: boolean;
+  /** when `outpost node revoke` was run (epoch ms); null while trusted */
   revokedAt: number | null;
   /** why it was last turned away, until it connects again */
   lastRefusal: Refusal | null;
@@ -227,19 +230,41 @@ export interface EnrolBody {
 }
 
 export interface EnrolAnswer {
+  /** the node name the certificate is for */
   name: string;
   /** the node's certificate, PEM */
   cert: string;
   /** the CA to trust for this server, PEM */
   ca: string;
+  /** when the certificate ends (epoch ms) */
   notAfter: number;
+  /** false: the node waits for `outpost node approve` before it gets work */
   approved: boolean;
   /** without TLS only: the node's secret */
   secret?: string;
 }
 
 /** A join token as listed: everything but its secret. */
-export type JoinTokenView = Omit<JoinTokenRecord, 'secretHash'>;
+export interface JoinTokenView {
+  /** what `outpost token revoke` takes */
+  id: string;
+  /** epoch ms */
+  createdAt: number;
+  /** epoch ms after which it is refused; null: never (the shared token, --shared-join-token) */
+  expiresAt: number | null;
+  /** enrolments it allows; null: any number */
+  uses: number | null;
+  /** enrolments made with it */
+  used: number;
+  /** nodes enrolled with it are at this site, whatever they claim */
+  site: string | null;
+  /** labels nodes enrolled with it get, over their own */
+  labels: Record<string, string>;
+  /** what it is for, as given at creation */
+  note: string;
+  /** epoch ms; null while valid */
+  revokedAt: number | null;
+}
 
 export interface TokenBody {
   /** a duration (30m, 24h, 7d; at most 7 days), default 1h */

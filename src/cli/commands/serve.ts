@@ -63,7 +63,7 @@ export async function runServer(given: GivenSettings): Promise<void> {
   const s = await startServer({
     dataDir: c.dataDir, host: c.listen.host, port: c.listen.port, log: makeLogger(c.logLevel),
     nodeTimeoutMs: c.nodeTimeoutMs, streamRetentionMs: c.streamRetentionDays * 86_400_000, admission: { rate: c.admitRate, burst: c.admitBurst },
-    tls: c.insecure ? false : { certFile: c.tlsCert, keyFile: c.tlsKey, caFile: c.tlsCa, sans: c.tlsSan.split(',').map((x) => x.trim()).filter(Boolean) },
+    tls: c.insecure ? false : { certFile: c.tlsCert, keyFile: c.tlsKey, caFile: c.tlsCa, sans: (c.tlsSan ?? '').split(',').map((x) => x.trim()).filter(Boolean) },
     trust: { approveNodes: c.approveNodes, certTtlMs: c.nodeCertTtlMs }, sharedJoinToken: c.sharedJoinToken,
   });
   if (c.insecure) console.error('warning: --insecure: the API and the agent gateway speak plain HTTP; tokens and assignments cross the network readable');
