@@ -157,7 +157,9 @@ const nodeTimeoutMs = withDefault(ms({ min: 1000 }), 15_000, { flag: '--node-tim
 const hubHttpPort = withDefault(port(), 7081, { flag: '--hub-http-port <port>', env: 'OUTPOST_HUB_HTTP_PORT', meaning: 'the data hub\'s HTTP port (0: any free one)' });
 const hubMqttPort = withDefault(port(), 1883, { flag: '--hub-mqtt-port <port>', env: 'OUTPOST_HUB_MQTT_PORT', meaning: 'the embedded MQTT broker\'s port (0: any free one)' });
 const hubMqttUrl = optional(str({ pattern: /^mqtts?:\/\//, want: 'an mqtt:// or mqtts:// URL'}), { flag: '--hub-mqtt-url <url>', meaning: 'subscribe to this external broker (e.g. Mosquitto) instead of embedding one' });
-const hubConfig = optional(pathKind, { flag: '--hub-config <file>', meaning: 'YAML: streams the hub runs besides its apps\', retention {maxAgeMs, maxBytes}, mqttUrl (hub.md)' });
+const hubConfig = optional(pathKind, { flag: '--hub-config <file>', meaning: 'YAML: streams the hub runs besides its apps\', retention, mqttUrl, devices, anonymous, allowOrigins, tls (hub.md)' });
+const hubMqttsPort = withDefault(port(), 8883, { flag: '--hub-mqtts-port <port>', env: 'OUTPOST_HUB_MQTTS_PORT', meaning: 'the embedded broker\'s MQTT-over-TLS port, when the hub has a certificate (0: any free one)' });
+const hubAnonymous = withDefault(bool, false, { flag: '--hub-anonymous', env: 'OUTPOST_HUB_ANONYMOUS', meaning: 'the data hub serves clients without credentials, with every right: only for a closed network' });
 /** The agent's timers and disk reserve (tests and labs shorten the timers). */
 const agentTuning = {
   probeIntervalMs: withDefault(ms({ above: 0 }), 30_000, { env: 'OUTPOST_PROBE_INTERVAL_MS', meaning: 'how often the agent times TCP connects to every site (it also probes on connect and when the site list changes)' }),
@@ -190,10 +192,13 @@ export const AGENT_SETTINGS = {
   bind: optional(str(), { flag: '--bind <host>', defaultText: '127.0.0.1 when advertising 127.0.0.1, else 0.0.0.0', meaning: 'address published ports bind to' }),
   network: withDefault(oneOf(['bridge', 'host'] as const), 'bridge', { flag: '--network <mode>', meaning: 'containers: bridge (ports published on the host) or host (they share the engine\'s network namespace)' }),
   hub: withDefault(bool, true, { flag: '--no-hub', flagHelp: 'do not start the data hub beside the agent', meaning: 'start the data hub beside the agent' }),
+  hubBind: withDefault(str(), '127.0.0.1', { flag: '--hub-bind <host>', meaning: 'address the data hub listens on (0.0.0.0 for devices on the network; its URLs then name --advertise)' }),
   hubHttpPort,
   hubMqttPort,
+  hubMqttsPort,
   hubMqttUrl,
   hubConfig,
+  hubAnonymous,
   ...agentTuning,
   logLevel,
 };
@@ -204,8 +209,10 @@ export const HUB_SETTINGS = {
   advertise: optional(str(), { flag: '--advertise <host>', defaultText: 'the bind address; 127.0.0.1 when binding 0.0.0.0', meaning: 'address devices use' }),
   hubHttpPort,
   hubMqttPort,
+  hubMqttsPort,
   hubMqttUrl,
-  hubConfig: { ...hubConfig, meaning: 'YAML: streams, retention {maxAgeMs, maxBytes}, mqttUrl (hub.md)' },
+  hubConfig: { ...hubConfig, meaning: 'YAML: streams, retention, mqttUrl, devices, anonymous, allowOrigins, tls (hub.md)' },
+  hubAnonymous,
   logLevel,
 };
 

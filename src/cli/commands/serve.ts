@@ -80,7 +80,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const driver = await selectDriver(c.runtime, name, dir, undefined, c.network === 'host');
   applyDiskReserve(driver, c.diskReserveMb);
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
-  const hub = await agentHub(c, dir, bindHost, c.advertise, log);
+  const hub = await agentHub(c, dir, c.advertise, log);
   const agent = new Agent({
     server: c.server, joinToken: c.joinToken, name, site: c.site ?? null, labels: c.labels, driver,
     bindHost, advertise: c.advertise, log,
@@ -128,7 +128,8 @@ export async function runUp(given: GivenSettings): Promise<void> {
     }
   }
   applyDiskReserve(driver, c.diskReserveMb);
-  const h = await agentHub({ hub: true, hubHttpPort: c.hubHttpPort, hubMqttPort: c.hubMqttPort }, agentDir, '127.0.0.1', '127.0.0.1', log);
+  // the single-machine demo: its hub serves anonymous clients, on loopback only
+  const h = await agentHub({ hub: true, hubHttpPort: c.hubHttpPort, hubMqttPort: c.hubMqttPort, hubBind: '127.0.0.1', hubAnonymous: true }, agentDir, '127.0.0.1', log);
   hub = h.hub;
   agent = new Agent({
     server: server.url, joinToken: server.joinToken, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
@@ -140,7 +141,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   await connected;
   console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
   console.log(`agent          ${name}, runtime ${driver.kind}`);
-  console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
+  console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT); anonymous, on 127.0.0.1 only (the local demo; an agent's hub asks devices for credentials)` : 'off (could not start; see the log)'}`);
   if (!c.demo) return;
   const client = new ApiClient(server.url, server.adminToken);
   const [r] = await deploy(client, path.join(PACKAGE_ROOT, 'examples/sensor-stats/app.yaml'), { wait: true, timeout: 120 });
@@ -165,7 +166,7 @@ async function hasDemoImage(d: DockerDriver): Promise<boolean> {
 export async function runHubOnly(given: GivenSettings): Promise<void> {
   const c = processSettings(HUB_SETTINGS, 'outpost hub', given);
   if (!c) return;
-  const hub = await runHub(c, makeLogger(c.logLevel));
-  console.log(`data hub  ${hub.http} (HTTP)  ${hub.mqtt} (MQTT)  streams: ${hub.hub.streamNames().join(', ') || 'none (give --hub-config)'}`);
+  const { running: hub, access } = await runHub(c, makeLogger(c.logLevel));
+  console.log(`data hub  ${hub.http} (HTTP)  ${hub.mqtt} (MQTT)  streams: ${hub.hub.streamNames().join(', ') || 'none (give --hub-config)'}  ${access}`);
   onSignals(() => hub.close());
 }
