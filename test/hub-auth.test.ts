@@ -17,8 +17,8 @@ import { device, devicesYaml, hubAlone, noMosquitto, type TestDevice } from './h
 const STREAMS = 'streams:\n  s1: { windowCount: 1, ops: [count, sum] }\n  s2: { windowCount: 1, ops: [count, sum] }\n';
 
 interface Run { status: number | null; out: string }
-/** A mosquitto client run to its end (killed after 10 s), with what it printed; asynchronous, as a hub may live in this process. */
-async function mosq(cmd: 'mosquitto_pub' | 'mosquitto_sub', args: string[]): Promise<Run> {
+/** A client (mosquitto_pub, mosquitto_sub, curl) run to its end (killed after 10 s), with what it printed; asynchronous, as a hub may live in this process. */
+async function mosq(cmd: 'mosquitto_pub' | 'mosquitto_sub' | 'curl', args: string[]): Promise<Run> {
   const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
   let out = '';
   p.stdout!.on('data', (d) => { out += d; });
@@ -270,6 +270,29 @@ test('devices pushed by the control plane (setDevices): let in, replaced by the 
     fileSub.stop();
     assert.equal(hub.hub.stats().streams.s1?.pointsIn, 4);
     assert.ok((hub.hub.stats().rejected.E_UNAUTHORIZED ?? 0) >= 2);
+  } finally {
+    await hub.close();
+  }
+});
+
+test('a renewed certificate (setTls) serves new TLS connections without a restart', { skip: noMosquitto }, async () => {
+  const a = device('dev-a', ['s1']);
+  const [first, renewed] = [makeCerts(tmpDir()), makeCerts(tmpDir())];
+  const pem = (c: { cert: string; key: string }) => ({ cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key) });
+  const hub = await startHub({ dataDir: tmpDir(), bindHost: '127.0.0.1', advertise: '127.0.0.1', httpPort: 0, mqttPort: 0, mqttTlsPort: 0, tls: pem(first), devices: [a], log: silent });
+  try {
+    hub.hub.setStreams({ s1: { windowCount: 1, ops: ['count'] } } as never);
+    assert.match(hub.http, /^https:/);
+    const port = new URL(hub.mqtt).port;
+    const pub = (ca: string) => mosq('mosquitto_pub', ['--cafile', ca, '-h', 'localhost', '-p', port, ...a.mqtt, '-t', 'outpost/data/s1', '-q', '1', '-m', '1']);
+    const get = (ca: string) => mosq('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', ca, `${hub.http}/healthz`]);
+    assert.equal((await pub(first.ca)).status, 0);
+    assert.equal((await get(first.ca)).out, '200');
+    hub.setTls(pem(renewed));
+    assert.notEqual((await pub(first.ca)).status, 0, 'the old certificate is no longer served');
+    assert.equal((await pub(renewed.ca)).status, 0);
+    assert.equal((await get(renewed.ca)).out, '200');
+    assert.equal(hub.hub.stats().streams.s1?.pointsIn, 2);
   } finally {
     await hub.close();
   }
