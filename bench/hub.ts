@@ -1,6 +1,7 @@
-// npm run bench:hub -- [--only http,mqtt,single,reduction] [--seconds S] [--rounds R] [--mqtt-messages N]
+// npm run bench:hub -- [--only http,mqtt,single,reduction,tls] [--seconds S] [--rounds R] [--mqtt-messages N]
 //                      [--single-messages N] [--paced-rate R] [--paced-seconds S]
-// The data hub's four figures, each against real processes:
+// The data hub's five figures, each against real processes (every client a
+// device with credentials, as an agent's hub asks):
 //  1. HTTP ingest of JSON arrays of 1,000 numbers, points/s, raw retention on,
 //     against the seed's Flask service doing its mean on the same bodies, with
 //     the same client, alternating rounds, in one run;
@@ -12,17 +13,23 @@
 //     PUBACK back; on the hub, every point stored); then the hub alone fed at
 //     a device's pace, stamped as written, to count points late;
 //  4. data reduction: bytes forwarded to the control plane against bytes
-//     ingested, for a 1 kHz stream with 1 s windows (agent + control plane).
-import { spawn, type ChildProcess } from 'node:child_process';
+//     ingested, for a 1 kHz stream with 1 s windows (agent + control plane;
+//     its hub anonymous, on loopback);
+//  5. the cost of TLS: HTTP ingest and MQTT QoS 0 into a hub with a
+//     certificate (HTTPS, MQTT over TLS) against the same hub config without,
+//     alternating rounds in one run.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import mqtt from 'mqtt';
 import { freePort } from '../src/agent/health.js';
 import { rng } from '../src/core/stats.js';
+import { newDeviceSecret } from '../src/core/devices.js';
 import type { HubStats } from '../src/core/types.js';
 import { median } from './stats.js';
 import { ROOT, healthy, sleep, startLocal } from './local.js';
@@ -42,22 +49,62 @@ const SEED_APP = path.resolve(ROOT, '../shared/peers/seed_flask_app.py');
 const procs: ChildProcess[] = [];
 process.on('exit', () => procs.forEach((p) => p.kill('SIGKILL')));
 
-async function startHub(streams: string): Promise<{ http: string; mqttPort: number }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-hub-bench-'));
-  fs.writeFileSync(path.join(dir, 'hub.yaml'), streams);
-  const httpPort = await freePort('127.0.0.1');
-  const mqttPort = await freePort('127.0.0.1');
-  procs.push(spawn(process.execPath, [CLI, 'hub', '--data-dir', dir, '--hub-config', path.join(dir, 'hub.yaml'), '--hub-http-port', String(httpPort), '--hub-mqtt-port', String(mqttPort)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } }));
-  const url = `http://127.0.0.1:${httpPort}`;
-  while (!(await healthy(`${url}/healthz`))) await sleep(50);
-  return { http: url, mqttPort };
+/** The benchmark's device: every stream it uses. */
+const DEVICE = { name: 'bench', ...newDeviceSecret(), streams: ['bench', 'm', 'one'] };
+const AUTH = { authorization: `Bearer ${DEVICE.name}.${DEVICE.secret}` };
+const MQTT_AUTH = { username: DEVICE.name, password: DEVICE.secret };
+
+/** A throwaway CA and a certificate it signed for 127.0.0.1 (openssl), as PEM files in `dir`. */
+function makeCerts(dir: string): { ca: string; cert: string; key: string } {
+  const f = (n: string) => path.join(dir, n);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  fs.writeFileSync(f('ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  for (const args of [
+    ['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'), '-subj', '/CN=bench-ca', '-days', '1', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'],
+    ['req', ...ec, '-keyout', f('hub.key'), '-out', f('hub.csr'), '-subj', '/CN=hub'],
+    ['x509', '-req', '-in', f('hub.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('hub.crt'), '-days', '1', '-extfile', f('ext')],
+  ]) {
+    const r = spawnSync('openssl', args);
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  }
+  return { ca: f('ca.crt'), cert: f('hub.crt'), key: f('hub.key') };
 }
 
-const stats = async (hub: string) => (await (await fetch(`${hub}/v1/stats`)).json()) as HubStats;
+interface BenchHub { http: string; mqtt: string; mqttPort: number; ca?: Buffer }
+
+/** `outpost hub` running `streams`, letting the benchmark's device in; with `tls`, HTTPS and MQTT over TLS only. */
+async function startHub(streams: string, tls?: { ca: string; cert: string; key: string }): Promise<BenchHub> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-hub-bench-'));
+  const devices = `devices:\n  - { name: ${DEVICE.name}, secretHash: ${DEVICE.secretHash}, streams: [${DEVICE.streams.join(', ')}] }\n`;
+  fs.writeFileSync(path.join(dir, 'hub.yaml'), `${streams}${devices}${tls ? `tls: { cert: ${tls.cert}, key: ${tls.key} }\n` : ''}`);
+  const httpPort = await freePort('127.0.0.1');
+  const mqttPort = await freePort('127.0.0.1');
+  procs.push(spawn(process.execPath, [CLI, 'hub', '--data-dir', dir, '--hub-config', path.join(dir, 'hub.yaml'), '--hub-http-port', String(httpPort), '--hub-mqtt-port', String(mqttPort), '--hub-mqtts-port', String(mqttPort)], { stdio: 'ignore', env: { ...process.env, OUTPOST_LOG_LEVEL: 'warn' } }));
+  const hub: BenchHub = tls
+    ? { http: `https://127.0.0.1:${httpPort}`, mqtt: `mqtts://127.0.0.1:${mqttPort}`, mqttPort, ca: fs.readFileSync(tls.ca) }
+    : { http: `http://127.0.0.1:${httpPort}`, mqtt: `mqtt://127.0.0.1:${mqttPort}`, mqttPort };
+  while (!(await stats(hub).then(() => true, () => false))) await sleep(50);
+  return hub;
+}
+
+/** GET a hub's JSON with the device's token (over HTTPS, trusting its CA). */
+function getJson<T>(url: string, ca?: Buffer): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const req = (url.startsWith('https:') ? https : http).get(url, { headers: AUTH, ca }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body) as T) : reject(new Error(`${url}: ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+  });
+}
+
+const stats = (hub: BenchHub) => getJson<HubStats>(`${hub.http}/v1/stats`, hub.ca);
 
 /** Posts bodies round-robin over keep-alive connections for `seconds`; returns requests answered 200 per second. */
-async function load(url: string, bodies: Buffer[], seconds: number): Promise<number> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+async function load(url: string, bodies: Buffer[], seconds: number, ca?: Buffer): Promise<number> {
+  const tls = url.startsWith('https:');
+  const agent = tls ? new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca }) : new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const u = new URL(url);
   const end = Date.now() + seconds * 1000;
   let ok = 0;
@@ -65,7 +112,7 @@ async function load(url: string, bodies: Buffer[], seconds: number): Promise<num
   let i = 0;
   const one = () => new Promise<void>((resolve) => {
     const body = bodies[i++ % bodies.length]!;
-    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+    const req = (tls ? https : http).request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, ...AUTH } }, (res) => {
       res.resume();
       res.on('end', () => { if (res.statusCode === 200) ok++; else bad++; resolve(); });
     });
@@ -100,19 +147,20 @@ async function httpIngest() {
     hubPps.push((await load(`${hub.http}/v1/streams/bench/points`, bodies, SECONDS)) * 1000);
     console.log(`  round ${k + 1}: hub ${Math.round(hubPps[k]!)} points/s, seed ${Math.round(seedPps[k]!)} points/s`);
   }
-  const st = await stats(hub.http);
+  const st = await stats(hub);
   const ratios = hubPps.map((h, k) => h / seedPps[k]!);
   return { hubPointsPerS: Math.round(median(hubPps)), seedPointsPerS: Math.round(median(seedPps)), ratio: Math.round(median(ratios) * 100) / 100, hubPointsStored: st.pointsIn, rawBytes: st.rawBytes };
 }
 
-async function mqttIngest(qos: 0 | 1) {
-  const hub = await startHub('streams:\n  m: { windowMs: 1000, ops: [count, mean, min, max] }\n');
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${hub.mqttPort}`);
+/** `n` single-number messages into `hub`'s stream m, in bursts of 1,000 (QoS 1 waits for each burst's last PUBACK); timed until the hub has counted them all. */
+async function mqttRun(hub: BenchHub, qos: 0 | 1, n: number) {
+  const c = await mqtt.connectAsync(hub.mqtt, { ...MQTT_AUTH, ca: hub.ca });
   const r = rng(7);
   const payloads = Array.from({ length: 1000 }, () => (r() * 100).toFixed(3));
+  const counted = async () => (await stats(hub)).streams.m?.pointsIn ?? 0;
+  const c0 = await counted();
   const t0 = Date.now();
-  // bursts of 1,000; QoS 1 waits for the last puback of each burst
-  for (let sent = 0; sent < MQTT_N; sent += 1000) {
+  for (let sent = 0; sent < n; sent += 1000) {
     await new Promise<void>((resolve) => {
       for (let j = 0; j < 1000; j++) {
         const last = j === 999;
@@ -121,14 +169,20 @@ async function mqttIngest(qos: 0 | 1) {
       if (!qos) setImmediate(resolve);
     });
   }
-  let st = await stats(hub.http);
-  while (st.pointsIn < MQTT_N && Date.now() - t0 < 120_000) {
+  let got = await counted();
+  while (got - c0 < n && Date.now() - t0 < 120_000) {
     await sleep(20);
-    st = await stats(hub.http);
+    got = await counted();
   }
   const s = (Date.now() - t0) / 1000;
   await c.endAsync();
-  return { qos, messages: MQTT_N, counted: st.pointsIn, seconds: Math.round(s * 100) / 100, messagesPerS: Math.round(st.pointsIn / s) };
+  return { qos, messages: n, counted: got - c0, seconds: Math.round(s * 100) / 100, messagesPerS: Math.round((got - c0) / s) };
+}
+
+const MQTT_STREAMS = 'streams:\n  m: { windowMs: 1000, ops: [count, mean, min, max] }\n';
+
+async function mqttIngest(qos: 0 | 1) {
+  return mqttRun(await startHub(MQTT_STREAMS), qos, MQTT_N);
 }
 
 /**
@@ -154,7 +208,7 @@ function deviceLines(from: number, n: number, stamp: boolean): string {
 /** One mosquitto_pub -l -q 1 connection: `feed` writes its input; resolves at its exit (every PUBACK back) with the seconds since its start. */
 async function publishLines(port: number, feed: (stdin: Writable) => Promise<void>): Promise<number> {
   const t0 = performance.now();
-  const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-t', 'outpost/data/one', '-q', '1', '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), ...(port === mosquittoPort ? [] : ['-u', DEVICE.name, '-P', DEVICE.secret]), '-t', 'outpost/data/one', '-q', '1', '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
   let err = '';
   pub.stderr!.on('data', (d) => { err += d; });
   const exited = once(pub, 'exit');
@@ -165,12 +219,16 @@ async function publishLines(port: number, feed: (stdin: Writable) => Promise<voi
   return (performance.now() - t0) / 1000;
 }
 
+/** The Mosquitto broker's port: anonymous, as configured for the comparison. */
+let mosquittoPort = 0;
+
 /** A Mosquitto broker, and its count of PUBLISH packets received ($SYS, once a second). */
 async function startMosquitto(): Promise<{ port: number; received: () => number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-mosquitto-'));
   const port = await freePort('127.0.0.1');
   fs.writeFileSync(path.join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\nsys_interval 1\n`);
   procs.push(spawn(MOSQUITTO, ['-c', path.join(dir, 'mosquitto.conf')], { stdio: 'ignore' }));
+  mosquittoPort = port;
   let c: mqtt.MqttClient | null = null;
   while (!c) c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 }).catch(() => sleep(50).then(() => null));
   let received = 0;
@@ -191,7 +249,7 @@ async function singleConnection() {
   if (SINGLE_N > MAX_BURST) throw new Error(`--single-messages is at most ${MAX_BURST}: mosquitto_pub -l drops the rest of a larger burst`);
   const broker = await startMosquitto();
   const hub = await startHub('streams:\n  one: { windowMs: 1000, ops: [count, mean] }\n');
-  const one = async () => (await stats(hub.http)).streams.one ?? { pointsIn: 0, late: 0 };
+  const one = async () => (await stats(hub)).streams.one ?? { pointsIn: 0, late: 0 };
   const load0 = os.loadavg();
   const buf = Buffer.from(deviceLines(0, SINGLE_N, false));
   const mosq: number[] = [];
@@ -251,7 +309,8 @@ async function paced(port: number, one: () => Promise<{ pointsIn: number; late: 
 
 async function reduction() {
   // a real agent and control plane: what crosses the uplink is what the control plane acknowledged
-  const c = await startLocal({ runtime: 'process' });
+  // the agent's hub serves anonymous clients here (on loopback): this figure is about bytes
+  const c = await startLocal({ runtime: 'process', env: { OUTPOST_HUB_ANONYMOUS: '1' } });
   try {
     await c.client.deploy({ name: 'kilo', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], streams: { kilo: { windowMs: 1000, lateMs: 200, ops: ['count', 'mean', 'min', 'max', 'stddev'] } } });
     const node = await (async () => {
@@ -284,9 +343,45 @@ async function reduction() {
   }
 }
 
+/**
+ * What TLS costs: two hubs with the same config but for a certificate, HTTP
+ * ingest (as in 1.) and MQTT QoS 0 (as in 2.) into each, alternating rounds;
+ * a ratio is TLS over plaintext in a pair of rounds, and the figure is their median.
+ */
+async function tlsCost() {
+  const certs = makeCerts(fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-hub-bench-tls-')));
+  const streams = `streams:\n  bench: { windowMs: 1000, ops: [count, mean, sum, min, max] }\n${MQTT_STREAMS.slice('streams:\n'.length)}`;
+  const plain = await startHub(streams);
+  const tls = await startHub(streams, certs);
+  const r = rng(42);
+  const bodies = Array.from({ length: 64 }, () => Buffer.from(JSON.stringify(Array.from({ length: 1000 }, () => Math.round((r() * 200 - 100) * 1e6) / 1e6))));
+  const url = (h: BenchHub) => `${h.http}/v1/streams/bench/points`;
+  await load(url(plain), bodies, 1);
+  await load(url(tls), bodies, 1, tls.ca);
+  await mqttRun(plain, 0, 20_000);
+  await mqttRun(tls, 0, 20_000);
+  const rows: { http: [number, number]; mqtt: [number, number] }[] = [];
+  for (let k = 0; k < ROUNDS; k++) {
+    // which side goes first alternates, so neither always follows the other's SQLite growth
+    const order = k % 2 ? [tls, plain] : [plain, tls];
+    const h = new Map<BenchHub, number>();
+    const m = new Map<BenchHub, number>();
+    for (const hub of order) h.set(hub, (await load(url(hub), bodies, SECONDS, hub.ca)) * 1000);
+    for (const hub of order) m.set(hub, (await mqttRun(hub, 0, MQTT_N)).messagesPerS);
+    rows.push({ http: [h.get(plain)!, h.get(tls)!], mqtt: [m.get(plain)!, m.get(tls)!] });
+    console.log(`  round ${k + 1}: HTTP ${Math.round(h.get(plain)!)} / TLS ${Math.round(h.get(tls)!)} points/s; MQTT QoS 0 ${m.get(plain)} / TLS ${m.get(tls)} msgs/s`);
+  }
+  const fig = (pick: (x: (typeof rows)[number]) => [number, number]) => ({
+    plain: Math.round(median(rows.map((x) => pick(x)[0]))),
+    tls: Math.round(median(rows.map((x) => pick(x)[1]))),
+    ratio: Math.round(median(rows.map((x) => pick(x)[1] / pick(x)[0])) * 100) / 100,
+  });
+  return { rounds: rows.map((x) => ({ http: x.http.map(Math.round), mqttQos0: x.mqtt })), httpPointsPerS: fig((x) => x.http), mqttQos0MsgsPerS: fig((x) => x.mqtt) };
+}
+
 async function main() {
   const out: Record<string, unknown> = {};
-  const only = listArg('--only') ?? ['http', 'mqtt', 'single', 'reduction'];
+  const only = listArg('--only') ?? ['http', 'mqtt', 'single', 'reduction', 'tls'];
   if (only.includes('http')) {
     console.log(`HTTP ingest: ${ROUNDS} rounds of ${SECONDS} s each side, ${CONCURRENCY} keep-alive connections, bodies of 1,000 numbers`);
     out.http = await httpIngest();
@@ -307,6 +402,11 @@ async function main() {
   if (only.includes('reduction')) {
     out.reduction = await reduction();
     console.log('data reduction, 1 kHz for 30 s, 1 s windows:', out.reduction);
+  }
+  if (only.includes('tls')) {
+    console.log(`TLS: ${ROUNDS} rounds of HTTP (${SECONDS} s, ${CONCURRENCY} keep-alive connections) and MQTT QoS 0 (${MQTT_N} messages) into a hub without and with a certificate`);
+    out.tls = await tlsCost();
+    console.log(' ', JSON.stringify(out.tls));
   }
   console.log(JSON.stringify(out));
   process.exit(0);

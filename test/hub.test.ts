@@ -1,15 +1,15 @@
 // The data hub with real parts: agent processes with their hubs, a control
 // plane, mosquitto_pub as a device, HTTP clients, and a TCP proxy that cuts
-// the agent's link to the control plane.
+// the agent's link to the control plane. The device holds credentials (an
+// agent's hub asks for them); refusals are in hub-auth.test.ts.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import type { HubStats, NodeRecord } from '../src/core/types.js';
 import { freePort } from '../src/agent/health.js';
-import { CLI, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+import { cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+import { device, devicesYaml, hasMosquitto, hubAlone, hubConfigFile, noMosquitto } from './hubkit.js';
 
 const cp = await controlPlane();
 const agents: AgentProc[] = [];
@@ -20,7 +20,11 @@ after(async () => {
   await cp.close();
 });
 
-const hasMosquitto = spawnSync('mosquitto_pub', ['--help']).error === undefined;
+/** The one device of these tests, and the hub config file that lets it in (the agents' hubs read it). */
+const dev = device('tester', ['temp', 'unknown', 'nope', 'flow', 'ext', 'fast']);
+const hubConfig = ['--hub-config', hubConfigFile(tmpDir(), devicesYaml([dev]))];
+/** The hub's answer to a GET with the device's token. */
+const get = async <T>(url: string): Promise<T> => (await fetch(url, { headers: dev.headers })).json() as Promise<T>;
 
 type Win = { node: string; stream: string; start: number; end: number; count: number; [k: string]: number | string | null };
 
@@ -29,7 +33,7 @@ async function hubOf(node: string): Promise<{ http: string; mqtt: string }> {
 }
 
 async function post(url: string, body: string, type = 'application/json'): Promise<{ status: number; json: any }> {
-  const r = await fetch(url, { method: 'POST', body, headers: { 'content-type': type } });
+  const r = await fetch(url, { method: 'POST', body, headers: { 'content-type': type, ...dev.headers } });
   return { status: r.status, json: await r.json() };
 }
 
@@ -43,14 +47,14 @@ function expected(vs: number[]) {
   return { count: n, sum, mean, min: sorted[0]!, max: sorted[n - 1]!, stddev: Math.sqrt(vs.reduce((a, b) => a + (b - mean) ** 2, 0) / n), p50: sorted[Math.floor(h)]! + (h - Math.floor(h)) * (sorted[Math.ceil(h)]! - sorted[Math.floor(h)]!) };
 }
 
-test('MQTT (mosquitto_pub) and HTTP points give window results at the control plane that match an independent computation', { skip: hasMosquitto ? false : 'mosquitto_pub is not installed (apt-get install mosquitto-clients)' }, async () => {
-  agents.push(spawnAgent(cp, ['--name', 'h1', '--runtime', 'process', '--data-dir', tmpDir()]));
+test('MQTT (mosquitto_pub) and HTTP points give window results at the control plane that match an independent computation', { skip: noMosquitto }, async () => {
+  agents.push(spawnAgent(cp, ['--name', 'h1', '--runtime', 'process', '--data-dir', tmpDir(), ...hubConfig]));
   const hub = await hubOf('h1');
   await cp.client.deploy({
     name: 'sense', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], placement: { nodes: ['h1'] },
     streams: { temp: { windowMs: 1000, lateMs: 300, ops: ['count', 'sum', 'mean', 'min', 'max', 'stddev', 'p50'] } },
   });
-  await waitFor('the stream on the hub', async () => ((await (await fetch(`${hub.http}/v1/streams`)).json()) as { name: string }[]).some((s) => s.name === 'temp'));
+  await waitFor('the stream on the hub', async () => (await get<{ name: string }[]>(`${hub.http}/v1/streams`)).some((s) => s.name === 'temp'));
   // two windows a little in the future, so that every point arrives before they close
   const t0 = Math.ceil(Date.now() / 1000) * 1000 + 2000;
   const sent = new Map<number, number[]>([[t0, []], [t0 + 1000, []]]);
@@ -67,10 +71,10 @@ test('MQTT (mosquitto_pub) and HTTP points give window results at the control pl
   // a device: one message per line, as JSON {ts, v}
   const lines = Array.from({ length: 300 }, (_, i) => JSON.stringify(point(1400 + i))).join('\n');
   const port = new URL(hub.mqtt).port;
-  const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/data/temp', '-q', '1', '-l'], { input: `${lines}\n` });
+  const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, ...dev.mqtt, '-t', 'outpost/data/temp', '-q', '1', '-l'], { input: `${lines}\n` });
   assert.equal(pub.status, 0, pub.stderr.toString());
-  spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/data/temp', '-m', 'not a number']);
-  spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-t', 'outpost/data/unknown', '-m', '1']);
+  spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, ...dev.mqtt, '-t', 'outpost/data/temp', '-m', 'not a number']);
+  spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, ...dev.mqtt, '-t', 'outpost/data/unknown', '-m', '1']);
 
   // bad input over HTTP: refused with the position of the first bad value, nothing stored
   const bad = await post(`${hub.http}/v1/streams/temp/points`, `[1, 2, ${'1e999'}]`);
@@ -155,7 +159,7 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
   // fixed ports: the device keeps posting to the same address across the restart
   const ports = ['--hub-http-port', String(await freePort('127.0.0.1')), '--hub-mqtt-port', String(await freePort('127.0.0.1'))];
   const start = () => {
-    const a = spawnAgent({ url: link.url, joinToken: cp.joinToken }, ['--name', 'h2', '--runtime', 'process', '--data-dir', dir, ...ports]);
+    const a = spawnAgent({ url: link.url, joinToken: cp.joinToken }, ['--name', 'h2', '--runtime', 'process', '--data-dir', dir, ...ports, ...hubConfig]);
     agents.push(a);
     return a;
   };
@@ -165,7 +169,7 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
     name: 'flow', command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], placement: { nodes: ['h2'] },
     streams: { flow: { windowMs: 1000, lateMs: 500, ops: ['count', 'sum'] } },
   });
-  await waitFor('the stream on the hub', async () => ((await (await fetch(`${hub.http}/v1/streams`)).json()) as { name: string }[]).some((s) => s.name === 'flow'));
+  await waitFor('the stream on the hub', async () => (await get<{ name: string }[]>(`${hub.http}/v1/streams`)).some((s) => s.name === 'flow'));
 
   // a device posting a point every 20 ms with its own timestamp; a refused post is retried with a new one
   const accepted = new Map<number, { n: number; sum: number }>();
@@ -200,12 +204,12 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
   await agent.exited;
   agent = start();
   await waitFor('the hub back, running the stream from local state', async () => {
-    const r = await fetch(`${hub.http}/v1/streams`).then((x) => x.json() as Promise<{ name: string }[]>, () => []);
+    const r = await get<{ name: string }[]>(`${hub.http}/v1/streams`).catch(() => []);
     return r.some((s) => s.name === 'flow');
   }, 20_000);
   paused = false;
   await new Promise((r) => setTimeout(r, CUT_MS / 2));
-  const queued = ((await (await fetch(`${hub.http}/v1/stats`)).json()) as { queueDepth: number }).queueDepth;
+  const queued = (await get<{ queueDepth: number }>(`${hub.http}/v1/stats`)).queueDepth;
   assert.ok(queued >= (CUT_MS / 1000) * 0.8, `window results queued while cut: ${queued}`);
   await link.restore();
   await new Promise((r) => setTimeout(r, 3000));
@@ -229,26 +233,10 @@ test(`a ${CUT_MS / 1000} s cut link with an agent restart in the middle: every w
   console.log(`# ${held.length} windows, ${[...accepted.values()].reduce((s, a) => s + a.n, 0)} points; ${queued} queued during the ${CUT_MS / 1000} s cut; agent restarted in the middle`);
 });
 
-/** `outpost hub` alone (no agent), running the streams in `yaml`; `args` choose its MQTT side. */
-async function hubAlone(yaml: string, args: string[]): Promise<{ url: string; stop: () => void }> {
-  const dir = tmpDir();
-  fs.writeFileSync(path.join(dir, 'hub.yaml'), yaml);
-  const httpPort = await freePort('127.0.0.1');
-  const proc = spawn(process.execPath, [CLI, 'hub', '--data-dir', dir, '--hub-config', path.join(dir, 'hub.yaml'), '--hub-http-port', String(httpPort), ...args], { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${httpPort}`;
-  try {
-    await waitFor('the hub', () => fetch(`${url}/healthz`).then((r) => r.ok, () => false));
-  } catch (e) {
-    proc.kill('SIGKILL');
-    throw e;
-  }
-  return { url, stop: () => proc.kill('SIGTERM') };
-}
-
 test('a hub subscribed to an external broker (Mosquitto) takes the devices\' messages from it', { skip: hasMosquitto && spawnSync('/usr/sbin/mosquitto', ['-h']).error === undefined ? false : 'mosquitto is not installed (apt-get install mosquitto)' }, async () => {
   const port = await freePort('127.0.0.1');
   const broker = spawn('/usr/sbin/mosquitto', ['-p', String(port)], { stdio: 'ignore' });
-  const hub = await hubAlone('streams:\n  ext: { windowCount: 50, ops: [count, sum] }\n', ['--hub-mqtt-url', `mqtt://127.0.0.1:${port}`]).catch((e) => { broker.kill('SIGTERM'); throw e; });
+  const hub = await hubAlone(`streams:\n  ext: { windowCount: 50, ops: [count, sum] }\n${devicesYaml([dev])}`, ['--hub-mqtt-url', `mqtt://127.0.0.1:${port}`], await freePort('127.0.0.1')).catch((e) => { broker.kill('SIGTERM'); throw e; });
   try {
     const url = hub.url;
     // the hub subscribes after connecting; messages before that are the broker's to keep (QoS 1, persistent session)
@@ -257,7 +245,7 @@ test('a hub subscribed to an external broker (Mosquitto) takes the devices\' mes
     const pub = spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-t', 'outpost/data/ext', '-q', '1', '-l'], { input: `${lines}\n` });
     assert.equal(pub.status, 0, pub.stderr.toString());
     const wins = await waitFor('two count windows', async () => {
-      const w = (await (await fetch(`${url}/v1/streams/ext/windows`)).json()) as Win[];
+      const w = await get<Win[]>(`${url}/v1/streams/ext/windows`);
       return w.length === 2 ? w : null;
     });
     assert.deepEqual(wins.map((w) => [w.count, w.sum]), [[50, 1275], [50, 3775]]);
@@ -267,11 +255,11 @@ test('a hub subscribed to an external broker (Mosquitto) takes the devices\' mes
   }
 });
 
-test('one fast QoS 1 device (mosquitto_pub -l -q 1, 20,000 lines, half stamped by the device): every point counted, none late', { skip: hasMosquitto ? false : 'mosquitto_pub is not installed (apt-get install mosquitto-clients)' }, async () => {
+test('one fast QoS 1 device (mosquitto_pub -l -q 1, 20,000 lines, half stamped by the device): every point counted, none late', { skip: noMosquitto }, async () => {
   const mqttPort = await freePort('127.0.0.1');
-  const hub = await hubAlone('streams:\n  fast: { windowMs: 1000, lateMs: 2000, ops: [count, sum] }\n', ['--hub-mqtt-port', String(mqttPort)]);
+  const hub = await hubAlone(`streams:\n  fast: { windowMs: 1000, lateMs: 2000, ops: [count, sum] }\n${devicesYaml([dev])}`, ['--hub-mqtt-port', String(mqttPort)], await freePort('127.0.0.1'));
   try {
-    const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(mqttPort), '-t', 'outpost/data/fast', '-q', '1', '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const pub = spawn('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(mqttPort), ...dev.mqtt, '-t', 'outpost/data/fast', '-q', '1', '-l'], { stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
     pub.stderr!.on('data', (d) => { stderr += d; });
     const exited = new Promise<number | null>((r) => pub.on('exit', (code) => r(code)));
@@ -293,10 +281,10 @@ test('one fast QoS 1 device (mosquitto_pub -l -q 1, 20,000 lines, half stamped b
     pub.stdin!.end();
     assert.equal(await exited, 0, stderr);
     // every message was acknowledged, and the hub acknowledges only what it stored
-    const stats = (await (await fetch(`${hub.url}/v1/stats`)).json()) as HubStats;
+    const stats = await get<HubStats>(`${hub.url}/v1/stats`);
     assert.deepEqual([stats.pointsIn, stats.streams.fast!.late, stats.rejected], [N, 0, {}]);
     const wins = await waitFor('every window emitted', async () => {
-      const w = (await (await fetch(`${hub.url}/v1/streams/fast/windows`)).json()) as Win[];
+      const w = await get<Win[]>(`${hub.url}/v1/streams/fast/windows`);
       return w.reduce((n, x) => n + x.count, 0) === N ? w : null;
     });
     assert.equal(wins.reduce((n, x) => n + (x.sum as number), 0), sum);

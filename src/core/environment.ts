@@ -24,6 +24,8 @@ export const ENVIRONMENT = [
   { name: 'OUTPOST_LOG_LEVEL', default: '`info`; `warn` for `outpost up`', readBy: 'up, server, agent, hub', meaning: 'the log level (`trace`, `debug`, `info`, `warn`, `error`, `fatal`, `silent`); logs are JSON lines on stderr' },
   { name: 'OUTPOST_HUB_HTTP_PORT', default: '7081', readBy: 'up, agent, hub', meaning: 'the data hub\'s HTTP port when `--hub-http-port` is not given (0: any free port)' },
   { name: 'OUTPOST_HUB_MQTT_PORT', default: '1883', readBy: 'up, agent, hub', meaning: 'the embedded MQTT broker\'s port when `--hub-mqtt-port` is not given (0: any free port)' },
+  { name: 'OUTPOST_HUB_MQTTS_PORT', default: '8883', readBy: 'agent, hub', meaning: 'the embedded broker\'s MQTT-over-TLS port when `--hub-mqtts-port` is not given (0: any free port)' },
+  { name: 'OUTPOST_HUB_ANONYMOUS', default: 'false', readBy: 'agent, hub', meaning: '`true` or `1`: the data hub serves clients without credentials, as `--hub-anonymous` (a closed network only)' },
   { name: 'OUTPOST_PROBE_INTERVAL_MS', default: '30000', readBy: 'up, agent', meaning: 'how often the agent times TCP connects to every site (it also probes on connect and when the site list changes)' },
   { name: 'OUTPOST_STAGES_INTERVAL_MS', default: '10000', readBy: 'up, agent', meaning: 'how often the agent asks replicas of apps with `metrics.stages` for their per-item stage costs' },
   { name: 'OUTPOST_INVENTORY_INTERVAL_MS', default: '30000', readBy: 'up, agent', meaning: 'how often the agent reports the images and layers it holds' },

@@ -158,7 +158,9 @@ const hubHttpPort = withDefault(port(), 7081, { flag: '--hub-http-port <port>', 
 const hubMqttPort = withDefault(port(), 1883, { flag: '--hub-mqtt-port <port>', env: 'OUTPOST_HUB_MQTT_PORT', meaning: 'the embedded MQTT broker\'s port (0: any free one)' });
 const hubMqttUrl = optional(str({ pattern: /^mqtts?:\/\//, want: 'an mqtt:// or mqtts:// URL'}), { flag: '--hub-mqtt-url <url>', meaning: 'subscribe to this external broker (e.g. Mosquitto) instead of embedding one' });
 const registryAuth = optional(pathKind, { flag: '--registry-auth <file>', env: 'OUTPOST_REGISTRY_AUTH', meaning: 'a Docker-style auth file (`{"auths": {"host:port": {"auth": base64("user:password")}}}`, as `docker login` writes) whose credentials go with image pulls from those registries; it must be mode 0600 or the process refuses to start' });
-const hubConfig = optional(pathKind, { flag: '--hub-config <file>', meaning: 'YAML: streams the hub runs besides its apps\', retention {maxAgeMs, maxBytes}, mqttUrl (hub.md)' });
+const hubConfig = optional(pathKind, { flag: '--hub-config <file>', meaning: 'YAML: streams the hub runs besides its apps\', retention, mqttUrl, devices, anonymous, allowOrigins, tls (hub.md)' });
+const hubMqttsPort = withDefault(port(), 8883, { flag: '--hub-mqtts-port <port>', env: 'OUTPOST_HUB_MQTTS_PORT', meaning: 'the embedded broker\'s MQTT-over-TLS port, when the hub has a certificate (0: any free one)' });
+const hubAnonymous = withDefault(bool, false, { flag: '--hub-anonymous', env: 'OUTPOST_HUB_ANONYMOUS', meaning: 'the data hub serves clients without credentials, with every right: only for a closed network' });
 /** The agent's timers and disk reserve (tests and labs shorten the timers). */
 const agentTuning = {
   probeIntervalMs: withDefault(ms({ above: 0 }), 30_000, { env: 'OUTPOST_PROBE_INTERVAL_MS', meaning: 'how often the agent times TCP connects to every site (it also probes on connect and when the site list changes)' }),
@@ -207,11 +209,14 @@ export const AGENT_SETTINGS = {
   network: withDefault(oneOf(['bridge', 'host'] as const), 'bridge', { flag: '--network <mode>', meaning: 'containers: bridge (ports published on the host) or host (they share the engine\'s network namespace)' }),
   registryAuth,
   hub: withDefault(bool, true, { flag: '--no-hub', flagHelp: 'do not start the data hub beside the agent', meaning: 'start the data hub beside the agent' }),
+  hubBind: withDefault(str(), '127.0.0.1', { flag: '--hub-bind <host>', meaning: 'address the data hub listens on (0.0.0.0 for devices on the network; its URLs then name --advertise)' }),
   hubHttpPort,
   hubMqttPort,
+  hubMqttsPort,
   hubMqttUrl,
   hubConfig,
   ...replicaIdentity,
+  hubAnonymous,
   ...agentTuning,
   logLevel,
 };
@@ -222,8 +227,10 @@ export const HUB_SETTINGS = {
   advertise: optional(str(), { flag: '--advertise <host>', defaultText: 'the bind address; 127.0.0.1 when binding 0.0.0.0', meaning: 'address devices use' }),
   hubHttpPort,
   hubMqttPort,
+  hubMqttsPort,
   hubMqttUrl,
-  hubConfig: { ...hubConfig, meaning: 'YAML: streams, retention {maxAgeMs, maxBytes}, mqttUrl (hub.md)' },
+  hubConfig: { ...hubConfig, meaning: 'YAML: streams, retention, mqttUrl, devices, anonymous, allowOrigins, tls (hub.md)' },
+  hubAnonymous,
   logLevel,
 };
 

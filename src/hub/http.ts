@@ -1,21 +1,47 @@
 // The hub's HTTP side: devices post points, people and apps query what is
-// stored. No token: it serves the node's local network, like the MQTT port.
+// stored. A request carries a device's token (`Authorization: Bearer
+// NAME.SECRET`) unless the hub allows anonymous clients; a device posts to and
+// reads only its streams. Browsers are kept out: a page on another site could
+// otherwise post through a victim's browser on the hub's network (a
+// `text/plain` POST needs no preflight), so bodies must be JSON or NDJSON and
+// a request with an `Origin` is refused unless that origin is allowed.
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { OutpostError, toOutpostError } from '../core/errors.js';
+import { mayUseStream, parseBearer, type Principal } from '../core/devices.js';
 import { parseBody } from '../core/points.js';
 import { numberParam } from '../core/query.js';
 import type { DataHub } from './hub.js';
+import type { DeviceTable } from './devices.js';
 
 const BODY_LIMIT = 16 * 1024 * 1024;
+
+export interface HubHttpOptions {
+  devices: DeviceTable;
+  /** requests without a token are served (a closed network) */
+  anonymous: boolean;
+  /** origins (`https://dash.example`) whose pages may call the hub; others' requests are refused */
+  allowOrigins: string[];
+  /** HTTPS with this certificate and key */
+  tls?: SecureContextOptions | null;
+}
+
+/** JSON, or NDJSON (newline-delimited: each line a point or an array); null for anything else. */
+function bodyKind(type: string | undefined): 'json' | 'ndjson' | null {
+  const t = (type ?? '').split(';')[0]!.trim().toLowerCase();
+  if (t === 'application/json' || /^application\/[a-z0-9.-]+\+json$/.test(t)) return 'json';
+  if (/^application\/(x-)?(ndjson|jsonl|jsonlines)$/.test(t)) return 'ndjson';
+  return null;
+}
 
 function range(q: { from?: string; to?: string; limit?: string }, maxLimit: number) {
   const limit = numberParam(q.limit, 'limit') ?? maxLimit;
   return { from: numberParam(q.from, 'from') ?? 0, to: numberParam(q.to, 'to') ?? 8.64e15, limit: Math.min(maxLimit, Math.max(1, limit)) };
 }
 
-export function buildHubHttp(hub: DataHub, log: Logger): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT });
+export function buildHubHttp(hub: DataHub, log: Logger, o: HubHttpOptions): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, ...(o.tls ? { https: o.tls } : {}) }) as unknown as FastifyInstance;
   // bodies are parsed by the hub itself, to name the first bad value
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -23,9 +49,43 @@ export function buildHubHttp(hub: DataHub, log: Logger): FastifyInstance {
   app.setErrorHandler((err, req, reply) => {
     const e = toOutpostError(err);
     const stream = (req.params as { stream?: string } | undefined)?.stream;
-    if (req.method === 'POST') hub.reject(e.code, stream && hub.streamNames().includes(stream) ? stream : null);
+    if (e.code === 'E_UNAUTHORIZED' || e.code === 'E_FORBIDDEN' || (e.code === 'E_INVALID' && e.path === 'content-type')) {
+      hub.refuse(e.code, { transport: 'http', route: `${req.method} ${req.url.split('?')[0]}`, device: parseBearer(req.headers.authorization)?.name, origin: req.headers.origin, why: e.message });
+    } else if (req.method === 'POST') hub.reject(e.code, stream && hub.streamNames().includes(stream) ? stream : null);
     if (e.status >= 500) log.error({ err }, 'hub request failed');
-    void reply.status(e.status).send({ error: e.toJSON() });
+    if (e.code === 'E_UNAUTHORIZED') void reply.header('www-authenticate', 'Bearer realm="outpost-hub"');
+    // a body that is not JSON is 415, not the 400 of E_INVALID
+    void reply.status(e.code === 'E_INVALID' && e.path === 'content-type' ? 415 : e.status).send({ error: e.toJSON() });
+  });
+
+  // before the body is read: a refused request costs no more than its headers
+  app.addHook('onRequest', async (req, reply) => {
+    const origin = req.headers.origin;
+    if (origin !== undefined) {
+      if (!o.allowOrigins.includes(origin)) throw new OutpostError('E_FORBIDDEN', `requests from pages of ${origin} are refused (allowOrigins in the hub config)`, { path: 'origin' });
+      void reply.header('access-control-allow-origin', origin).header('vary', 'origin');
+      // the preflight of an allowed origin's page: no token on it, by the rules of CORS
+      if (req.method === 'OPTIONS') {
+        return reply.status(204).header('access-control-allow-methods', 'GET, POST').header('access-control-allow-headers', 'authorization, content-type').header('access-control-max-age', '600').send();
+      }
+    }
+    if (req.url === '/healthz') return;
+    const cred = parseBearer(req.headers.authorization);
+    let who: Principal | null = null;
+    if (cred) who = o.devices.authenticate(cred.name, cred.secret);
+    else if (req.headers.authorization === undefined && o.anonymous) who = 'anonymous';
+    if (!who) {
+      throw new OutpostError('E_UNAUTHORIZED', req.headers.authorization === undefined
+        ? 'this hub serves devices with credentials: send Authorization: Bearer NAME.SECRET'
+        : 'unknown device or wrong secret (Authorization: Bearer NAME.SECRET)');
+    }
+    const stream = (req.params as { stream?: string } | undefined)?.stream;
+    if (stream !== undefined && !mayUseStream(who, stream)) {
+      throw new OutpostError('E_FORBIDDEN', `the device "${(who as { name: string }).name}" has no right to the stream "${stream}"`, { path: 'stream' });
+    }
+    if (req.method === 'POST' && !bodyKind(req.headers['content-type'])) {
+      throw new OutpostError('E_INVALID', `send points as application/json or application/x-ndjson, not ${req.headers['content-type'] ?? 'no content-type'}`, { path: 'content-type' });
+    }
   });
 
   app.get('/healthz', async () => ({ ok: true }));
@@ -40,9 +100,7 @@ export function buildHubHttp(hub: DataHub, log: Logger): FastifyInstance {
     if (!hub.streamNames().includes(req.params.stream)) {
       throw new OutpostError('E_UNKNOWN_STREAM', `no app on this node declares the stream "${req.params.stream}"`, { path: 'stream' });
     }
-    const type = req.headers['content-type'] ?? '';
-    const ndjson = type.includes('ndjson') || type.includes('jsonlines');
-    const batch = parseBody(text, ndjson, Date.now());
+    const batch = parseBody(text, bodyKind(req.headers['content-type']) === 'ndjson', Date.now());
     const bytes = Number(req.headers['content-length']) || Buffer.byteLength(text);
     // accepted points are stored; late ones (for a window already emitted) and filtered ones count no further
     return await hub.ingest(req.params.stream, batch, bytes);

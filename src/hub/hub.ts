@@ -221,6 +221,23 @@ export class DataHub extends EventEmitter {
     if (stream) this.streamStats(stream).rejected++;
   }
 
+  private readonly warned = new Map<string, { at: number; more: number }>();
+
+  /**
+   * A refusal of who may do what (no or wrong credentials, no right, too
+   * large, cross-origin): counted by code in the hub's stats (in no stream's:
+   * the claim is the refused party's) and logged at warn, at most once per
+   * code every 10 s (a device retrying in a loop must not flood the log).
+   */
+  refuse(code: 'E_UNAUTHORIZED' | 'E_FORBIDDEN' | 'E_TOO_LARGE' | 'E_INVALID', info: Record<string, unknown>): void {
+    this.reject(code, null);
+    const w = this.warned.get(code);
+    const now = Date.now();
+    if (w && now - w.at < 10_000) { w.more++; return; }
+    this.o.log.warn({ code, ...info, ...(w?.more ? { alsoRefusedSinceLastLog: w.more } : {}) }, 'hub refused');
+    this.warned.set(code, { at: now, more: 0 });
+  }
+
   /**
    * Every buffered stream leaves the buffer at once, before any is stored: if
    * one store fails, the whole group is refused, and no stream left behind may

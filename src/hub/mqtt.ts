@@ -1,54 +1,208 @@
 // The hub's MQTT side: an embedded broker (aedes) by default, or a
 // subscription to an external broker (Mosquitto, EMQX). Either way every
-// message on outpost/data/<stream> goes to the hub; the broker still routes
-// it to any other subscriber.
+// message on outpost/data/<stream> (or a device's own outpost/data/<stream>/<name>)
+// goes to the hub; the broker still routes it to any other subscriber.
+//
+// The embedded broker knows who is connected: a device (username = its name,
+// password = its secret) or, only where the hub allows it, an anonymous
+// client. A device publishes only to its streams' topics and subscribes only
+// to them, without wildcards; a publish elsewhere closes its connection
+// (MQTT 3.1.1 has no reason code on PUBACK, and a silent drop would
+// acknowledge a point that was not stored). Packets over the size cap close
+// the connection as soon as their length is read, before the payload is kept.
 import net from 'node:net';
-import { Aedes } from 'aedes';
+import tls from 'node:tls';
+import { Aedes, type Client } from 'aedes';
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
+import { dataStream, mayPublish, maySubscribe, type Principal } from '../core/devices.js';
 import type { DataHub } from './hub.js';
+import type { DeviceTable } from './devices.js';
 
 export const TOPIC_PREFIX = 'outpost/data/';
 
 export interface MqttSide {
   /** the URL devices publish to */
   url: string;
+  /** new certificate and key (a renewed node certificate) for the TLS listener */
+  setTls(ctx: tls.SecureContextOptions): void;
   close(): Promise<void>;
 }
 
-/** Hands a data message to the hub; `done` runs once it is stored (at once for other topics). */
-function onMessage(hub: DataHub, topic: string, payload: Buffer, done?: (err: Error | null) => void): void {
-  if (!topic.startsWith(TOPIC_PREFIX)) return done?.(null);
-  hub.ingestMessage(topic.slice(TOPIC_PREFIX.length), payload, done);
+export interface BrokerOptions {
+  host: string;
+  /** the plaintext listener's port (0: any free one); null: none */
+  port: number | null;
+  /** the TLS listener (MQTT over TLS), with its port */
+  tls: { port: number; context: tls.SecureContextOptions } | null;
+  advertise: string;
+  devices: DeviceTable;
+  /** clients without credentials may connect (a closed network) */
+  anonymous: boolean;
+  maxPacketBytes: number;
+  log: Logger;
 }
 
-/** Starts an embedded broker on host:port (0: any free port). */
-export async function startBroker(hub: DataHub, host: string, port: number, advertise: string, log: Logger): Promise<MqttSide> {
+/** Connect return codes of MQTT 3.1.1. */
+const IDENTIFIER_REJECTED = 2;
+const BAD_CREDENTIALS = 4;
+const NOT_AUTHORIZED = 5;
+
+const refusal = (message: string, returnCode: number) => Object.assign(new Error(message), { returnCode });
+
+/** The holder of a client id: a device's name, or '' for anonymous clients. */
+const holderOf = (who: Principal) => (who === 'anonymous' ? '' : who.name);
+
+/**
+ * Closes a connection whose next packet is longer than `max` bytes, as soon
+ * as the packet's length is parsed: aedes has no size option, and its parser
+ * (mqtt-packet) would otherwise buffer the whole packet first.
+ */
+function capPackets(client: Client, max: number, onTooLarge: (length: number) => void): void {
+  const parser = (client as unknown as { _parser: { _parseLength(): boolean; _emitError(e: Error): void; packet: { length: number } } })._parser;
+  const parseLength = parser._parseLength;
+  parser._parseLength = function capped() {
+    const done = parseLength.call(this);
+    if (done && this.packet.length > max) {
+      onTooLarge(this.packet.length);
+      this._emitError(new Error(`packet of ${this.packet.length} bytes over the hub's limit of ${max}`));
+      return false;
+    }
+    return done;
+  };
+}
+
+/** Starts an embedded broker on its plaintext and/or TLS listener. */
+export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttSide> {
   const broker = await Aedes.createBroker();
+  const clients = () => (broker as unknown as { clients: Record<string, Client> }).clients;
+  const who = new WeakMap<Client, Principal>();
+  /** client id -> its holder, kept for a persistent session after its connection ends */
+  const holders = new Map<string, string>();
+
+  /** A device whose record changed since it connected (removed, new secret or streams) has no rights left. */
+  const current = (c: Client | null): Principal | null => {
+    const w = c ? who.get(c) : undefined;
+    if (w === undefined) return null;
+    return w === 'anonymous' || o.devices.get(w.name) === w ? w : null;
+  };
+
+  const nameOf = (c: Client | null) => {
+    const w = c ? who.get(c) : undefined;
+    return w === undefined ? undefined : w === 'anonymous' ? 'anonymous' : w.name;
+  };
+
+  broker.authenticate = (client, username, password, done) => {
+    let w: Principal | null = null;
+    if (username === undefined && password === undefined) {
+      if (!o.anonymous) {
+        hub.refuse('E_UNAUTHORIZED', { transport: 'mqtt', clientId: client.id, why: 'no credentials' });
+        return done(refusal('not authorized', NOT_AUTHORIZED) as never, false);
+      }
+      w = 'anonymous';
+    } else {
+      w = o.devices.authenticate(username ?? '', password?.toString('utf8') ?? '');
+      if (!w) {
+        hub.refuse('E_UNAUTHORIZED', { transport: 'mqtt', clientId: client.id, device: username, why: 'unknown device or wrong secret' });
+        return done(refusal('bad user name or password', BAD_CREDENTIALS) as never, false);
+      }
+    }
+    // only the same device may take over its own client id (and its session)
+    const holder = holders.get(client.id);
+    if (holder !== undefined && holder !== holderOf(w)) {
+      hub.refuse('E_FORBIDDEN', { transport: 'mqtt', clientId: client.id, device: holderOf(w) || 'anonymous', why: 'client id held by another device' });
+      return done(refusal('identifier rejected', IDENTIFIER_REJECTED) as never, false);
+    }
+    holders.set(client.id, holderOf(w));
+    who.set(client, w);
+    // a clean session ends with its connection: its id is free again (unless a newer connection holds it)
+    client.conn.once('close', () => {
+      const now = clients()[client.id];
+      if ((client.clean || !client.connected) && (!now || now === client) && holders.get(client.id) === holderOf(w)) holders.delete(client.id);
+    });
+    done(null, true);
+  };
+
   // authorizePublish sees every client publish before routing: the cheapest
   // place to take data without subscribing (and so without a copy per message)
   // A QoS 1/2 message is acknowledged (PUBACK) only once stored; a store
   // that fails refuses it and the device sends it again.
-  broker.authorizePublish = (_client, packet, cb) => {
+  broker.authorizePublish = (client, packet, cb) => {
+    const w = current(client);
+    const v = w ? mayPublish(w, packet.topic) : { ok: false as const, reason: 'its credentials were withdrawn' };
+    if (!v.ok) {
+      hub.refuse('E_FORBIDDEN', { transport: 'mqtt', device: nameOf(client), topic: packet.topic, why: v.reason });
+      return cb(new Error(`publish to ${packet.topic} refused: ${v.reason}`));
+    }
+    if (packet.payload.length > o.maxPacketBytes) {
+      hub.refuse('E_TOO_LARGE', { transport: 'mqtt', topic: packet.topic, bytes: packet.payload.length });
+      return cb(new Error('message too large'));
+    }
+    if (v.stream === null) return cb(null);
     try {
-      if (packet.qos > 0) onMessage(hub, packet.topic, packet.payload as Buffer, (err) => cb(err));
-      else { onMessage(hub, packet.topic, packet.payload as Buffer); cb(null); }
+      if (packet.qos > 0) hub.ingestMessage(v.stream, packet.payload as Buffer, (err) => cb(err));
+      else { hub.ingestMessage(v.stream, packet.payload as Buffer); cb(null); }
     } catch (err) {
-      log.error({ err }, 'hub ingest failed');
+      o.log.error({ err }, 'hub ingest failed');
       cb(null);
     }
   };
-  const server = net.createServer(broker.handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const bound = (server.address() as net.AddressInfo).port;
+
+  // a refused subscription gets SUBACK 0x80 (aedes' answer to a null subscription)
+  broker.authorizeSubscribe = (client, sub, cb) => {
+    const w = current(client);
+    if (w && maySubscribe(w, sub.topic)) return cb(null, sub);
+    hub.refuse('E_FORBIDDEN', { transport: 'mqtt', device: nameOf(client), subscribe: sub.topic });
+    cb(null, null);
+  };
+
+  const handle = (conn: net.Socket) => {
+    const client = broker.handle(conn);
+    capPackets(client, o.maxPacketBytes, (length) => hub.refuse('E_TOO_LARGE', { transport: 'mqtt', clientId: client.id, bytes: length }));
+  };
+
+  // a device removed or changed loses its connections at once
+  const onChanged = (names: string[]) => {
+    const gone = new Set(names);
+    for (const c of Object.values(clients())) {
+      const w = who.get(c);
+      if (w && w !== 'anonymous' && gone.has(w.name)) c.close();
+    }
+  };
+  o.devices.on('changed', onChanged);
+
+  const servers: net.Server[] = [];
+  const listen = async (server: net.Server, port: number) => {
+    servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, o.host, () => resolve());
+    });
+    return (server.address() as net.AddressInfo).port;
+  };
+  let url = '';
+  let tlsServer: tls.Server | null = null;
+  try {
+    if (o.port !== null) url = `mqtt://${o.advertise}:${await listen(net.createServer(handle), o.port)}`;
+    if (o.tls) {
+      tlsServer = tls.createServer(o.tls.context, handle);
+      url = `mqtts://${o.advertise}:${await listen(tlsServer, o.tls.port)}`;
+    }
+  } catch (e) {
+    for (const s of servers) s.close();
+    await new Promise<void>((r) => broker.close(() => r()));
+    throw e;
+  }
   return {
-    url: `mqtt://${advertise}:${bound}`,
+    url,
+    setTls: (ctx) => tlsServer?.setSecureContext(ctx),
     close: () => new Promise((resolve) => {
-      for (const c of Object.values((broker as unknown as { clients: Record<string, { close(): void }> }).clients ?? {})) c.close();
-      server.close(() => broker.close(() => resolve()));
+      o.devices.off('changed', onChanged);
+      for (const c of Object.values(clients())) c.close();
+      let open = servers.length;
+      const done = () => { if (--open <= 0) broker.close(() => resolve()); };
+      if (open === 0) { open = 1; done(); }
+      for (const s of servers) s.close(done);
     }),
   };
 }
@@ -56,8 +210,12 @@ export async function startBroker(hub: DataHub, host: string, port: number, adve
 /** Subscribes to outpost/data/# on an external broker, QoS 1, with a persistent session so nothing is missed across reconnects. */
 export async function joinBroker(hub: DataHub, url: string, clientId: string, log: Logger): Promise<MqttSide> {
   const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 1000 });
-  client.on('message', (topic, payload) => onMessage(hub, topic, payload));
+  client.on('message', (topic, payload) => {
+    // who may publish what is the external broker's to enforce (its ACLs)
+    const stream = dataStream(topic);
+    if (stream !== null) hub.ingestMessage(stream, payload);
+  });
   client.on('connect', () => client.subscribe(`${TOPIC_PREFIX}#`, { qos: 1 }));
   client.on('error', (err) => log.warn({ err: err.message, url }, 'external MQTT broker'));
-  return { url, close: async () => { await client.endAsync(); } };
+  return { url, setTls: () => {}, close: async () => { await client.endAsync(); } };
 }

@@ -8,15 +8,58 @@ import { OutpostError } from '../../core/errors.js';
 import { validateWith } from '../../core/manifest.js';
 import type { StreamSpec } from '../../core/pipeline.js';
 import { hubConfigSchema, type HubFileConfig } from '../../core/hubconfig.js';
-import { startHub, type RunningHub } from '../../hub/start.js';
+import { startHub, type HubTls, type RunningHub } from '../../hub/start.js';
 
 /** The hub's settings an agent (or `outpost up`) resolved (src/core/settings.ts). */
 export interface HubSettings {
   hub: boolean;
   hubHttpPort: number;
   hubMqttPort: number;
+  hubMqttsPort?: number;
   hubMqttUrl?: string;
   hubConfig?: string;
+  /** loopback unless told */
+  hubBind?: string;
+  hubAnonymous?: boolean;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/**
+ * The address the hub's URLs name: the bind address itself, unless it is
+ * every address (0.0.0.0, ::), where it is the node's advertised one. A hub
+ * on loopback is not advertised under an address it does not answer on.
+ */
+export function hubAdvertise(bind: string, advertise: string): string {
+  return bind === '0.0.0.0' || bind === '::' ? advertise : bind;
+}
+
+/** The certificate, key and CA files the hub config names, read. */
+function readTls(t: HubFileConfig['tls']): HubTls | null {
+  if (!t) return null;
+  const read = (file: string, field: string) => {
+    try {
+      return fs.readFileSync(file);
+    } catch (e) {
+      throw new OutpostError('E_USAGE', `cannot read the hub config's tls.${field} ${file}: ${(e as Error).message}`, { path: `tls.${field}` });
+    }
+  };
+  return { cert: read(t.cert, 'cert'), key: read(t.key, 'key'), ...(t.ca ? { ca: read(t.ca, 'ca') } : {}) };
+}
+
+/** What the hub config file gives startHub besides streams and the settings. */
+function fromFile(cfg: HubFileConfig, anonymousFlag: boolean | undefined, tls: HubTls | null) {
+  return {
+    retention: cfg.retention, devices: cfg.devices, anonymous: anonymousFlag || cfg.anonymous,
+    allowOrigins: cfg.allowOrigins, maxMqttPacketBytes: cfg.maxMqttPacketBytes,
+    tls: readTls(cfg.tls) ?? tls, plaintextMqtt: cfg.tls?.plaintextMqtt ?? false,
+  };
+}
+
+/** How devices get in, for the logs and printouts. */
+export function hubAccess(h: { anonymous: boolean; devices: unknown[] }, bind: string): string {
+  const who = h.anonymous ? 'anonymous clients allowed' : `devices with credentials (${h.devices.length} in the hub config)`;
+  return `${who}; listening on ${bind}${LOOPBACK.test(bind) ? ' only' : ''}`;
 }
 
 export function readHubConfig(file: string | undefined): HubFileConfig {
@@ -27,21 +70,34 @@ export function readHubConfig(file: string | undefined): HubFileConfig {
   } catch (e) {
     throw new OutpostError('E_BAD_YAML', `${file}: ${(e as Error).message}`, { path: 'hub-config' });
   }
-  return validateWith(hubConfigSchema, raw ?? {}, file);
+  const cfg = validateWith(hubConfigSchema, raw ?? {}, file);
+  // the certificate's files are found from the config file's directory, as settings' paths are
+  if (cfg.tls) {
+    const from = (p: string) => path.resolve(path.dirname(file), p);
+    cfg.tls = { ...cfg.tls, cert: from(cfg.tls.cert), key: from(cfg.tls.key), ...(cfg.tls.ca ? { ca: from(cfg.tls.ca) } : {}) };
+  }
+  return cfg;
 }
 
 /**
- * Starts the hub an agent runs beside it (on by default). A hub that cannot
- * start (a port taken) is logged and the agent runs without it: workloads
- * matter more than the hub.
+ * Starts the hub an agent runs beside it (on by default), on loopback unless
+ * `--hub-bind` says otherwise, with device credentials unless anonymous
+ * clients are allowed. `tls`: the node's certificate and key, used when the
+ * hub config names none. A hub that cannot start (a port taken) is logged
+ * and the agent runs without it: workloads matter more than the hub.
  */
-export async function agentHub(f: HubSettings, dir: string, bindHost: string, advertise: string, log: Logger): Promise<{ hub: RunningHub | null; streams: Record<string, StreamSpec> }> {
+export async function agentHub(f: HubSettings, dir: string, advertise: string, log: Logger, tls: HubTls | null = null): Promise<{ hub: RunningHub | null; streams: Record<string, StreamSpec> }> {
   const cfg = readHubConfig(f.hubConfig);
   if (!f.hub) return { hub: null, streams: {} };
   const { hubHttpPort: httpPort, hubMqttPort: mqttPort } = f;
+  const bindHost = f.hubBind ?? '127.0.0.1';
+  const o = fromFile(cfg, f.hubAnonymous, tls);
   try {
-    const hub = await startHub({ dataDir: path.join(dir, 'hub'), bindHost, advertise, httpPort, mqttPort, mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, retention: cfg.retention, log });
-    log.info({ http: hub.http, mqtt: hub.mqtt }, 'data hub listening');
+    const hub = await startHub({
+      dataDir: path.join(dir, 'hub'), bindHost, advertise: hubAdvertise(bindHost, advertise), httpPort, mqttPort, mqttTlsPort: f.hubMqttsPort,
+      mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, log, ...o,
+    });
+    log.info({ http: hub.http, mqtt: hub.mqtt, access: hubAccess(o, bindHost) }, 'data hub listening');
     return { hub, streams: cfg.streams };
   } catch (e) {
     log.error({ err: (e as Error).message, httpPort, mqttPort }, 'the data hub could not start (use --hub-http-port/--hub-mqtt-port, or --no-hub); running without it');
@@ -49,13 +105,14 @@ export async function agentHub(f: HubSettings, dir: string, bindHost: string, ad
   }
 }
 
-export async function runHub(f: Omit<HubSettings, 'hub'> & { dataDir: string; bind: string; advertise?: string }, log: Logger): Promise<RunningHub> {
+export async function runHub(f: Omit<HubSettings, 'hub' | 'hubBind'> & { dataDir: string; bind: string; advertise?: string }, log: Logger): Promise<{ running: RunningHub; access: string }> {
   const cfg = readHubConfig(f.hubConfig);
-  const hub = await startHub({
-    dataDir: path.join(f.dataDir, 'hub'), bindHost: f.bind, advertise: f.advertise ?? (f.bind === '0.0.0.0' ? '127.0.0.1' : f.bind),
-    httpPort: f.hubHttpPort, mqttPort: f.hubMqttPort,
-    mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, retention: cfg.retention, log,
+  const o = fromFile(cfg, f.hubAnonymous, null);
+  const running = await startHub({
+    dataDir: path.join(f.dataDir, 'hub'), bindHost: f.bind, advertise: f.advertise ?? hubAdvertise(f.bind, '127.0.0.1'),
+    httpPort: f.hubHttpPort, mqttPort: f.hubMqttPort, mqttTlsPort: f.hubMqttsPort,
+    mqttUrl: f.hubMqttUrl ?? cfg.mqttUrl ?? null, log, ...o,
   });
-  hub.hub.setStreams(cfg.streams);
-  return hub;
+  running.hub.setStreams(cfg.streams);
+  return { running, access: hubAccess(o, f.bind) };
 }

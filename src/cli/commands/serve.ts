@@ -100,7 +100,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const driver = await selectDriver(c.runtime, name, dir, { hostNetwork: c.network === 'host', allowRoot: c.allowRoot, user: c.replicaUser, log });
   applyDockerSettings(driver, c.diskReserveMb, c.registryAuth);
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
-  const hub = await agentHub(c, dir, bindHost, c.advertise, log);
+  const hub = await agentHub(c, dir, c.advertise, log);
   const agent = new Agent({
     server: c.server, joinToken, identityDir: dir, name, site: c.site ?? null, labels: c.labels, driver,
     bindHost, advertise: c.advertise, log,
@@ -148,7 +148,8 @@ export async function runUp(given: GivenSettings): Promise<void> {
     }
   }
   applyDockerSettings(driver, c.diskReserveMb, c.registryAuth);
-  const h = await agentHub({ hub: true, hubHttpPort: c.hubHttpPort, hubMqttPort: c.hubMqttPort }, agentDir, '127.0.0.1', '127.0.0.1', log);
+  // the single-machine demo: its hub serves anonymous clients, on loopback only
+  const h = await agentHub({ hub: true, hubHttpPort: c.hubHttpPort, hubMqttPort: c.hubMqttPort, hubBind: '127.0.0.1', hubAnonymous: true }, agentDir, '127.0.0.1', log);
   hub = h.hub;
   agent = new Agent({
     // the local agent enrols with a one-use token made for it
@@ -161,7 +162,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   await connected;
   console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
   console.log(`agent          ${name}, runtime ${driver.kind}`);
-  console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT)` : 'off (could not start; see the log)'}`);
+  console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT); anonymous, on 127.0.0.1 only (the local demo; an agent's hub asks devices for credentials)` : 'off (could not start; see the log)'}`);
   if (!c.demo) return;
   const client = new ApiClient(server.url, server.adminToken, server.caPem);
   const [r] = await deploy(client, path.join(PACKAGE_ROOT, 'examples/sensor-stats/app.yaml'), { wait: true, timeout: 120 });
@@ -186,7 +187,7 @@ async function hasDemoImage(d: DockerDriver): Promise<boolean> {
 export async function runHubOnly(given: GivenSettings): Promise<void> {
   const c = processSettings(HUB_SETTINGS, 'outpost hub', given);
   if (!c) return;
-  const hub = await runHub(c, makeLogger(c.logLevel));
-  console.log(`data hub  ${hub.http} (HTTP)  ${hub.mqtt} (MQTT)  streams: ${hub.hub.streamNames().join(', ') || 'none (give --hub-config)'}`);
+  const { running: hub, access } = await runHub(c, makeLogger(c.logLevel));
+  console.log(`data hub  ${hub.http} (HTTP)  ${hub.mqtt} (MQTT)  streams: ${hub.hub.streamNames().join(', ') || 'none (give --hub-config)'}  ${access}`);
   onSignals(() => hub.close());
 }

@@ -1,0 +1,123 @@
+// Device credentials for the data hubs: what a device is called, the hash of
+// its secret, and the streams it may publish to and read. The control plane
+// makes them (`outpost device create`), pushes them to the agents, and the
+// hub config file may list more; a hub keeps only the hash. Pure: the ACL
+// decisions live here so the hub's two transports and the tests share them.
+import crypto from 'node:crypto';
+import { z } from 'zod';
+import { STREAM_RE } from './pipeline.js';
+
+export interface DeviceCredential {
+  /** the MQTT username, and the part of an HTTP bearer token before the last `.` */
+  name: string;
+  /** sha256 of the secret, 64 hex digits */
+  secretHash: string;
+  /** the streams it may publish to (and read) */
+  streams: string[];
+}
+
+/** Device names are topic levels too: no `/`, `+`, `#` (nor `$`, which starts $SYS). */
+export const DEVICE_NAME_RE = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
+
+export const deviceSchema = z.object({
+  name: z.string().regex(DEVICE_NAME_RE, 'device names are 1-128 of [A-Za-z0-9_.-], not starting with "."').describe('the device\'s name: its MQTT username'),
+  secretHash: z.string().regex(/^[0-9a-f]{64}$/, 'the sha256 of the secret, 64 lower-case hex digits').describe('sha256 of the device\'s secret, in hex (`outpost device create` prints both)'),
+  streams: z.array(z.string().regex(STREAM_RE, 'stream names are 1-128 of [A-Za-z0-9_.-]')).describe('the streams it may publish to and read'),
+}).strict();
+
+export const devicesSchema = z.array(deviceSchema).superRefine((list, ctx) => {
+  const seen = new Set<string>();
+  list.forEach((d, i) => {
+    if (seen.has(d.name)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [i, 'name'], message: `"${d.name}" is listed twice` });
+    seen.add(d.name);
+  });
+});
+
+/** sha256 of a secret, in hex: secrets are 32 random bytes, so no salt or stretching is needed. */
+export function hashSecret(secret: string): string {
+  return crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** A new device secret (32 random bytes, base64url) and the hash a hub keeps. */
+export function newDeviceSecret(): { secret: string; secretHash: string } {
+  const secret = crypto.randomBytes(32).toString('base64url');
+  return { secret, secretHash: hashSecret(secret) };
+}
+
+/** Whether `secret` hashes to `secretHash`, compared in constant time. */
+export function secretMatches(secretHash: string, secret: string): boolean {
+  const want = Buffer.from(secretHash, 'hex');
+  const got = crypto.createHash('sha256').update(secret, 'utf8').digest();
+  return want.length === got.length && crypto.timingSafeEqual(want, got);
+}
+
+/**
+ * `Authorization: Bearer NAME.SECRET` as name and secret (split at the last
+ * `.`: secrets are base64url, without dots); null for anything else.
+ */
+export function parseBearer(header: string | undefined): { name: string; secret: string } | null {
+  const m = /^Bearer\s+(\S+)$/i.exec(header ?? '');
+  const token = m?.[1];
+  const dot = token ? token.lastIndexOf('.') : -1;
+  if (!token || dot <= 0 || dot === token.length - 1) return null;
+  return { name: token.slice(0, dot), secret: token.slice(dot + 1) };
+}
+
+/** The token a device sends over HTTP. */
+export const bearerToken = (name: string, secret: string): string => `${name}.${secret}`;
+
+export const DATA_PREFIX = 'outpost/data/';
+
+/**
+ * The stream an MQTT topic carries: `outpost/data/STREAM`, or a device's own
+ * subtopic `outpost/data/STREAM/DEVICE`; null for other topics.
+ */
+export function topicStream(topic: string): { stream: string; device: string | null } | null {
+  if (!topic.startsWith(DATA_PREFIX)) return null;
+  const rest = topic.slice(DATA_PREFIX.length);
+  const slash = rest.indexOf('/');
+  if (slash < 0) return { stream: rest, device: null };
+  const device = rest.slice(slash + 1);
+  return device.includes('/') ? null : { stream: rest.slice(0, slash), device };
+}
+
+/** The stream a data topic feeds (for a bad one, the name that is then refused as an unknown stream); null for other topics. */
+export function dataStream(topic: string): string | null {
+  if (!topic.startsWith(DATA_PREFIX)) return null;
+  return topicStream(topic)?.stream ?? topic.slice(DATA_PREFIX.length);
+}
+
+/** Who is asking: a device, or an anonymous client (where the hub allows them). */
+export type Principal = DeviceCredential | 'anonymous';
+
+export type Verdict = { ok: true; stream: string | null } | { ok: false; reason: string };
+
+/**
+ * May `who` publish to `topic`? A device: only to its streams' topics (the
+ * shared one or its own subtopic). An anonymous client (a closed network):
+ * anywhere but $SYS, as any broker allows. `stream` is the stream it feeds.
+ */
+export function mayPublish(who: Principal, topic: string): Verdict {
+  if (topic.startsWith('$')) return { ok: false, reason: `${topic.split('/')[0]} topics are the broker's` };
+  const t = topicStream(topic);
+  if (who === 'anonymous') return { ok: true, stream: dataStream(topic) };
+  if (!t) return { ok: false, reason: `${topic} is not one of its streams' topics` };
+  if (t.device !== null && t.device !== who.name) return { ok: false, reason: `${topic} is another device's topic` };
+  if (!who.streams.includes(t.stream)) return { ok: false, reason: `the stream "${t.stream}" is not one of its streams` };
+  return { ok: true, stream: t.stream };
+}
+
+/**
+ * May `who` subscribe to `filter`? A device: only its streams' shared topics
+ * and its own subtopics, without wildcards (`#`, `outpost/#` and another
+ * device's subtopic would read what others publish). Anonymous: anything.
+ */
+export function maySubscribe(who: Principal, filter: string): boolean {
+  if (who === 'anonymous') return true;
+  if (filter.includes('#') || filter.includes('+')) return false;
+  const t = topicStream(filter);
+  return !!t && (t.device === null || t.device === who.name) && who.streams.includes(t.stream);
+}
+
+/** May `who` post to, or read, `stream` over HTTP? */
+export const mayUseStream = (who: Principal, stream: string): boolean => who === 'anonymous' || who.streams.includes(stream);

@@ -1,0 +1,59 @@
+// Helpers for the data hub's tests: device credentials, hub config files, a
+// standalone `outpost hub` process, and the real MQTT clients' arguments.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { newDeviceSecret } from '../src/core/devices.js';
+import { CLI, tmpDir, waitFor } from './helpers.js';
+
+export const hasMosquitto = spawnSync('mosquitto_pub', ['--help']).error === undefined;
+export const noMosquitto = hasMosquitto ? false : 'mosquitto_pub is not installed (apt-get install mosquitto-clients)';
+
+export interface TestDevice {
+  name: string;
+  secret: string;
+  secretHash: string;
+  streams: string[];
+  /** HTTP headers carrying its token */
+  headers: Record<string, string>;
+  /** mosquitto_pub/mosquitto_sub arguments carrying its credentials */
+  mqtt: string[];
+}
+
+export function device(name: string, streams: string[]): TestDevice {
+  const { secret, secretHash } = newDeviceSecret();
+  return { name, secret, secretHash, streams, headers: { authorization: `Bearer ${name}.${secret}` }, mqtt: ['-u', name, '-P', secret] };
+}
+
+/** A hub config file's `devices:` section. */
+export const devicesYaml = (devices: TestDevice[]) =>
+  `devices:\n${devices.map((d) => `  - { name: ${d.name}, secretHash: ${d.secretHash}, streams: [${d.streams.join(', ')}] }\n`).join('')}`;
+
+/** Writes a hub config file in `dir` and returns its path. */
+export function hubConfigFile(dir: string, yaml: string): string {
+  const file = path.join(dir, 'hub.yaml');
+  fs.writeFileSync(file, yaml);
+  return file;
+}
+
+/** `outpost hub` alone (no agent), with the config `yaml`; `args` choose its ports and MQTT side. */
+export async function hubAlone(yaml: string, args: string[], httpPort: number, scheme = 'http', ca?: string): Promise<{ url: string; dir: string; output: () => string; stop: () => void }> {
+  const dir = tmpDir();
+  const proc = spawn(process.execPath, [CLI, 'hub', '--data-dir', dir, '--hub-config', hubConfigFile(dir, yaml), '--hub-http-port', String(httpPort), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => { out += d; });
+  proc.stderr!.on('data', (d) => { out += d; });
+  const url = `${scheme}://${scheme === 'https' ? 'localhost' : '127.0.0.1'}:${httpPort}`;
+  // /healthz asks for no credentials; over TLS, curl checks the certificate too
+  const up = () => (scheme === 'https'
+    ? spawnSync('curl', ['-sf', '--cacert', ca!, `${url}/healthz`]).status === 0
+    : fetch(`${url}/healthz`).then((r) => r.ok, () => false));
+  try {
+    await waitFor('the hub', up);
+    await waitFor('its printout', () => out.includes('data hub '));
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}\n${out}`);
+  }
+  return { url, dir, output: () => out, stop: () => proc.kill('SIGTERM') };
+}
