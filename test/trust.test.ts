@@ -256,3 +256,24 @@ test('a real agent renews its certificate at half-life over its live connection,
   const modes = ['identity', 'identity/node.key'].map((f) => fs.statSync(path.join(dir, 'agent', f)).mode & 0o077);
   assert.deepEqual(modes, [0, 0], 'the node\'s key is its owner\'s only');
 });
+
+test('a device created at the control plane reaches the hubs of its site only; its credentials work there, and removing it shuts it out', async () => {
+  const dir = tmpDir();
+  const t = (await cp.client.createToken({ ttl: '1h', uses: 1, site: 'plant-1' })).token;
+  const a = spawnAgent({ url: cp.url, joinToken: t }, ['--name', 'hub-node', '--runtime', 'process', '--data-dir', dir]);
+  started.push({ close: () => { a.child.kill('SIGKILL'); } });
+  const node = await waitFor('the node and its hub', () => cp.cp.state.node('hub-node')?.hub ?? null, 20_000);
+  const mqttPort = new URL(node.mqtt).port;
+  const created = await cli(['device', 'create', 'sensor-1', '--streams', 'temp', '--site', 'plant-1', '--json'], cliEnv(cp));
+  assert.equal(created.code, 0, created.stderr);
+  const dev = JSON.parse(created.stdout) as { secret: string; bearer: string };
+  const pub = (user: string, pass: string) => run('mosquitto_pub', ['-h', '127.0.0.1', '-p', mqttPort, '-q', '1', '-u', user, '-P', pass, '-t', 'outpost/data/temp', '-m', '21.5']).then(() => 0, (e: { code: number }) => e.code);
+  await waitFor('the hub accepts sensor-1', async () => (await pub('sensor-1', dev.secret)) === 0, 10_000);
+  const other = await cp.client.createDevice({ name: 'other-site', streams: ['temp'], site: 'plant-2' });
+  assert.notEqual(await pub('other-site', other.secret), 0, 'a device of another site is not known at this hub');
+  assert.notEqual(await pub('sensor-1', 'wrong'), 0);
+  const listed = await cp.client.devices();
+  assert.ok(listed.every((d) => !('secretHash' in d) && !('secret' in d)));
+  await cp.client.removeDevice('sensor-1');
+  await waitFor('the hub refuses it once removed', async () => (await pub('sensor-1', dev.secret)) !== 0, 10_000);
+});

@@ -328,6 +328,10 @@ export class Agent extends EventEmitter {
       case 'error':
         this.o.log.error({ code: msg.code }, msg.message);
         return;
+      case 'devices':
+        // the hub's own config devices stay; these replace what the control plane pushed before
+        this.o.hub?.setDevices(msg.devices);
+        return;
       case 'cert':
         this.identity.save(msg.cert).then((c) => {
           this.o.log.info({ notAfter: new Date(c.notAfter).toISOString() }, 'certificate renewed');

@@ -115,6 +115,12 @@ export function buildProgram(): Command {
   node.command('approve <name>').description('let a pending node take replicas (servers started with --approve-nodes)').action(async (name) => (await cmd.trust()).nodeApprove(clientFromEnv(), name));
   node.command('revoke <name>').description('close its connection, refuse its certificate from now on, move its replicas').action(async (name) => (await cmd.trust()).nodeRevoke(clientFromEnv(), name));
   node.command('rm <name>').description('forget a node that is not connected and runs nothing; its name may enrol again').action(async (name) => (await cmd.trust()).nodeRm(clientFromEnv(), name));
+  const device = program.command('device').description('data-hub device credentials, pushed to the hubs');
+  device.command('create <name>').description('a device credential (MQTT username/password, HTTP bearer), printed once')
+    .requiredOption('--streams <names>', 'the streams it may publish to and read, comma-separated').option('--site <site>', 'only this site\'s hubs accept it').option('--json', 'print JSON')
+    .action(async (name, o) => (await cmd.trust()).deviceCreate(clientFromEnv(), name, o));
+  device.command('list').description('device credentials (never their secrets)').option('--json', 'print JSON').action(async (o) => (await cmd.trust()).deviceList(clientFromEnv(), !!o.json));
+  device.command('rm <name>').description('the hubs disconnect it and refuse its secret').action(async (name) => (await cmd.trust()).deviceRm(clientFromEnv(), name));
   const token = program.command('token').description('join tokens: what a new node enrols with');
   token.command('create').description('a new join token, printed once on stdout')
     .option('--ttl <duration>', 'how long it may be used (30m, 24h, 7d at most)', '1h').option('--uses <n>', 'how many nodes may enrol with it', '1')

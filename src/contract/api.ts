@@ -281,6 +281,34 @@ export interface CreatedToken extends JoinTokenView {
   token: string;
 }
 
+export interface DeviceBody {
+  /** the device's name: its MQTT username */
+  name: string;
+  /** the streams it may publish to and read */
+  streams: string[];
+  /** only this site's hubs accept it (absent: every hub) */
+  site?: string;
+}
+
+/** A device as listed: everything but its secret's hash. */
+export interface DeviceView {
+  /** its MQTT username */
+  name: string;
+  /** the streams it may publish to and read */
+  streams: string[];
+  /** the hubs of this site accept it; null: every hub */
+  site: string | null;
+  /** epoch ms */
+  createdAt: number;
+}
+
+export interface CreatedDevice extends DeviceView {
+  /** the MQTT password, shown here once */
+  secret: string;
+  /** `NAME.SECRET`, for `Authorization: Bearer` on a hub's HTTP ingest */
+  bearer: string;
+}
+
 // ---- every route ------------------------------------------------------------
 
 /** Each route of the control plane's API: its query, its body and its answer. */
@@ -307,6 +335,12 @@ export interface ApiRoutes {
   'POST /v1/tokens': { body: TokenBody; answer: CreatedToken };
   /** revoke a join token */
   'DELETE /v1/tokens/:id': { answer: JoinTokenView };
+  /** data-hub devices (never their secrets) */
+  'GET /v1/devices': { answer: DeviceView[] };
+  /** a new device credential, pushed to the hubs: the secret is in the answer, once (201) */
+  'POST /v1/devices': { body: DeviceBody; answer: CreatedDevice };
+  /** remove a device: the hubs disconnect it */
+  'DELETE /v1/devices/:name': { answer: { removed: string } };
   /** declared RTTs */
   'PUT /v1/nodes/:name/rtt': { body: RttDeclaration; answer: NodeRecord };
   /** every app */

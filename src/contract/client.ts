@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
 import type {
-  AddSiteBody, ApiErrorAnswer, CreatedToken, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
+  AddSiteBody, ApiErrorAnswer, CreatedDevice, CreatedToken, DeviceBody, DeviceView, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
   ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveSiteAnswer, ReplicaQuery,
   ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer,
 } from './api.js';
@@ -95,6 +95,21 @@ export class ApiClient {
   /** DELETE /v1/nodes/NAME */
   removeNode(name: string): Promise<{ removed: string }> {
     return this.request('DELETE', `/v1/nodes/${seg(name)}`);
+  }
+
+  /** GET /v1/devices */
+  devices(): Promise<DeviceView[]> {
+    return this.request('GET', '/v1/devices');
+  }
+
+  /** POST /v1/devices: the answer holds the secret, once. */
+  createDevice(body: DeviceBody): Promise<CreatedDevice> {
+    return this.request('POST', '/v1/devices', body);
+  }
+
+  /** DELETE /v1/devices/NAME */
+  removeDevice(name: string): Promise<{ removed: string }> {
+    return this.request('DELETE', `/v1/devices/${seg(name)}`);
   }
 
   /** GET /v1/tokens */

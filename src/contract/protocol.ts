@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { NAME_RE } from '../core/names.js';
 import { appSchema } from '../core/manifest.js';
+import { deviceSchema } from '../core/devices.js';
 
 export const AGENT_PATH = '/v1/agent/connect';
 export const PROTOCOL_MAJOR = 1;
@@ -130,6 +131,8 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('windows.ack'), hubId: str(128), seqs: z.array(z.number().int().nonnegative()).max(MAX_LIST) }),
   /** a renewed certificate for the node's key */
   z.object({ type: z.literal('cert'), cert: str(16384), notAfter: num }),
+  /** the device credentials the node's data hub accepts (every device of all sites and of its own), whole each time */
+  z.object({ type: z.literal('devices'), devices: z.array(deviceSchema).max(MAX_LIST) }),
 ]);
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;

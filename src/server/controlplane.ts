@@ -14,6 +14,7 @@ import { DEFAULT_LOSS, Nodes, type LossPolicy } from './services/nodes.js';
 import { Sites } from './services/sites.js';
 import { Statuses } from './services/status.js';
 import { JoinTokens } from './services/tokens.js';
+import { Devices } from './services/devices.js';
 import { DEFAULT_TRUST, Identities, type TrustPolicy } from './services/identities.js';
 import type { Authority } from '../trust/pki.js';
 
@@ -30,6 +31,7 @@ export interface ControlPlane {
   streams: StreamStore | null;
   tokens: JoinTokens;
   identities: Identities;
+  devices: Devices;
 }
 
 export interface ControlPlaneOptions {
@@ -55,7 +57,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const tokens = new JoinTokens(writer, () => authority?.fingerprint ?? '0'.repeat(64), now);
   const identities = new Identities(writer, tokens, nodes, () => authority, { ...DEFAULT_TRUST, ...o.trust }, now);
   return {
-    tokens, identities,
+    tokens, identities, devices: new Devices(writer, now),
     store: o.store, state, writer, nodes, apps, changes, assignments,
     statuses: new Statuses(writer, o.store, now),
     sites: new Sites(writer, nodes, now),

@@ -69,6 +69,9 @@ export class AgentGateway {
     cp.sites.subscribe((sites) => {
       for (const c of this.conns.values()) send(c.ws, { type: 'sites', sites });
     });
+    cp.devices.subscribe(() => {
+      for (const [node, c] of this.conns) this.sendDevices(node, c);
+    });
     // a connection that misses a ping round is dead (a cut link does not always close the socket)
     this.heartbeat = setInterval(() => {
       for (const ws of this.wss.clients as Set<WebSocket & { alive?: boolean }>) {
@@ -228,6 +231,7 @@ export class AgentGateway {
       this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
       send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
+      this.sendDevices(node, c);
       this.sendAssignments(node);
       // a node that joins or comes back is room for apps that could not be placed
       cp.apps.roomFreed();
@@ -274,6 +278,11 @@ export class AgentGateway {
         this.logSinks.delete(msg.reqId);
       }
     }
+  }
+
+  /** The devices the node's hub accepts: a node hears of other sites' devices never, not even their names. */
+  private sendDevices(node: string, c: Conn): void {
+    send(c.ws, { type: 'devices', devices: this.cp.devices.forSite(this.cp.state.node(node)?.site ?? this.cp.identities.get(node)?.site ?? null) });
   }
 
   /** Closes a node's connection at once (revoked or removed). */

@@ -1,4 +1,4 @@
-// outpost token create | list | revoke, outpost node approve | revoke | rm
+// outpost token create | list | revoke, node approve | revoke | rm, device create | list | rm
 import { OutpostError } from '../../core/errors.js';
 import type { ApiClient } from '../../contract/client.js';
 import type { JoinTokenView } from '../../contract/api.js';
@@ -61,4 +61,24 @@ export async function nodeRevoke(client: ApiClient, name: string): Promise<void>
 export async function nodeRm(client: ApiClient, name: string): Promise<void> {
   await client.removeNode(name);
   console.log(`node ${name} removed; the name can enrol again with a join token`);
+}
+
+export async function deviceCreate(client: ApiClient, name: string, f: { streams: string; site?: string; json?: boolean }): Promise<void> {
+  const d = await client.createDevice({ name, streams: f.streams.split(',').map((x) => x.trim()).filter(Boolean), site: f.site });
+  if (f.json) return printJson(d);
+  console.log(`device ${d.name}: streams ${d.streams.join(', ')}; ${d.site ? `the hubs of site ${d.site}` : 'every hub'} accept it now`);
+  console.log(`  MQTT:  -u ${d.name} -P ${d.secret}`);
+  console.log(`  HTTP:  Authorization: Bearer ${d.bearer}`);
+  console.error('The secret is shown once; the control plane and the hubs keep only its hash.');
+}
+
+export async function deviceList(client: ApiClient, json: boolean): Promise<void> {
+  const list = await client.devices();
+  if (json) return printJson(list);
+  console.log(table(['DEVICE', 'STREAMS', 'SITE', 'CREATED'], list.map((d) => [d.name, d.streams.join(','), d.site ?? 'every hub', when(d.createdAt)])));
+}
+
+export async function deviceRm(client: ApiClient, name: string): Promise<void> {
+  await client.removeDevice(name);
+  console.log(`device ${name} removed: the hubs disconnect it and refuse its secret`);
 }

@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { OutpostError } from '../../core/errors.js';
 import { parseDuration } from '../../core/jointoken.js';
 import type { NodeIdentity, NodeRecord } from '../../core/types.js';
-import type { CreatedToken, EnrolBody, JoinTokenView, NodeTrust, NodeView, TokenBody } from '../../contract/api.js';
+import type { CreatedDevice, CreatedToken, DeviceBody, EnrolBody, JoinTokenView, NodeTrust, NodeView, TokenBody } from '../../contract/api.js';
+import { bearerToken } from '../../core/devices.js';
 import type { RouteDeps } from '../http.js';
 
 export function trustView(id: NodeIdentity | undefined): NodeTrust | null {
@@ -63,6 +64,20 @@ export function trustRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps, ca
     return reply.status(201).send(answer);
   });
   app.delete<{ Params: { id: string } }>('/v1/tokens/:id', async (req) => tokenView(await cp.tokens.revoke(req.params.id)));
+
+  app.get('/v1/devices', async () => cp.devices.list().map(({ secretHash: _h, ...d }) => d));
+  app.post<{ Body: DeviceBody }>('/v1/devices', async (req, reply) => {
+    const b = bodyObject<DeviceBody>(req.body);
+    if (typeof b.name !== 'string') throw new OutpostError('E_INVALID', 'name is required', { path: 'name' });
+    const { record, secret } = await cp.devices.create(b.name, b.streams as string[], b.site ?? null);
+    const { secretHash: _h, ...view } = record;
+    const answer: CreatedDevice = { ...view, secret, bearer: bearerToken(record.name, secret) };
+    return reply.status(201).send(answer);
+  });
+  app.delete<{ Params: { name: string } }>('/v1/devices/:name', async (req) => {
+    await cp.devices.remove(req.params.name);
+    return { removed: req.params.name };
+  });
 
   app.post<{ Params: { name: string } }>('/v1/nodes/:name/approve', async (req) => trustView(await cp.identities.approve(req.params.name)));
   app.post<{ Params: { name: string } }>('/v1/nodes/:name/revoke', async (req) => {
