@@ -108,6 +108,7 @@ export class Agent extends EventEmitter {
     // it has moved elsewhere meanwhile is not started here for a moment (a
     // duplicate); one that refuses or stays silent for the grace is not waited for.
     const saved = this.desired?.load();
+    if (this.desired?.refused) this.o.log.warn({ file: 'desired.json', why: this.desired.refused }, 'the saved desired state is refused; waiting for the control plane');
     if (saved) {
       let done = false;
       const go = (why: string) => {

@@ -6,7 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Assignment } from '../core/types.js';
+import { z } from 'zod';
 import { ensurePrivateDir } from '../files/private.js';
+import { assignmentSchema } from '../contract/protocol.js';
+
+/** What the file must hold: what the control plane may send, checked the same way (a file edited or damaged on the node runs nothing). */
+const desiredSchema = z.object({ assignments: z.array(assignmentSchema).max(10_000), savedAt: z.number() });
 
 export interface DesiredState {
   assignments: Assignment[];
@@ -20,13 +25,25 @@ export class DesiredStore {
     this.file = path.join(dir, 'desired.json');
   }
 
+  /** why the last load found nothing usable in a file that exists */
+  refused: string | null = null;
+
   load(): DesiredState | null {
+    let raw: string;
     try {
-      const s = JSON.parse(fs.readFileSync(this.file, 'utf8')) as DesiredState;
-      return Array.isArray(s.assignments) ? s : null;
+      raw = fs.readFileSync(this.file, 'utf8');
     } catch {
-      return null; // none yet, or unreadable: the control plane will say
+      return null; // none yet: the control plane will say
     }
+    try {
+      const r = desiredSchema.safeParse(JSON.parse(raw));
+      if (r.success) return r.data;
+      const issue = r.error.issues[0]!;
+      this.refused = `${issue.path.join('.')}: ${issue.message}`;
+    } catch (e) {
+      this.refused = `not JSON: ${(e as Error).message}`;
+    }
+    return null;
   }
 
   save(assignments: Assignment[], now = Date.now()): void {

@@ -107,7 +107,7 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
 
-const assignmentSchema = z.object({
+export const assignmentSchema = z.object({
   id: str(128),
   app: z.string().regex(NAME_RE),
   specHash: str(128),
