@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import type WebSocket from 'ws';
+import WebSocket from 'ws';
 import { validateApp } from '../src/core/manifest.js';
 import { createAuthority, issueServerCert } from '../src/trust/pki.js';
 import { cli, cliEnv, refusal, controlPlane, dialAgent, enrol, spawnAgent, tmpDir, waitFor, settleAgents, type TestControlPlane } from './helpers.js';
@@ -276,4 +276,18 @@ test('a device created at the control plane reaches the hubs of its site only; i
   assert.ok(listed.every((d) => !('secretHash' in d) && !('secret' in d)));
   await cp.client.removeDevice('sensor-1');
   await waitFor('the hub refuses it once removed', async () => (await pub('sensor-1', dev.secret)) !== 0, 10_000);
+});
+
+test('--insecure: plain HTTP with a warning; a node still enrols with a token and is known by its secret, never its name', async () => {
+  const s = await controlPlane(tmpDir(), { tls: false });
+  started.push(s);
+  assert.match(s.url, /^http:\/\//);
+  const dir = tmpDir();
+  const a = spawnAgent({ url: s.url, joinToken: s.joinToken }, ['--name', 'plain-1', '--runtime', 'process', '--data-dir', dir]);
+  started.push({ close: () => { a.child.kill('SIGKILL'); } });
+  await waitFor('registered', () => s.cp.state.node('plain-1')?.state === 'ready', 20_000);
+  assert.equal(fs.statSync(path.join(dir, 'agent', 'identity', 'node.secret')).mode & 0o077, 0);
+  // the name alone, or a wrong secret, is refused
+  const ws = new WebSocket(s.url.replace('http', 'ws') + '/v1/agent/connect', ['outpost.v1'], { headers: { 'x-outpost-node': 'plain-1', authorization: 'Bearer guess' } });
+  assert.deepEqual(await upgradeRefusal(ws), { status: 401, code: 'E_UNAUTHORIZED' });
 });

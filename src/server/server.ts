@@ -57,13 +57,16 @@ export interface RunningServer {
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = loadOrCreateToken(o.dataDir, 'admin.token');
-  const tls = o.tls === false ? null : await openTls(o.dataDir, o.host, o.tls);
+  // the CA exists either way (it signs node certificates, and join tokens carry its
+  // fingerprint); without TLS only the listener is plain
+  const authority = await openTls(o.dataDir, o.host, o.tls === false ? {} : o.tls);
+  const tls = o.tls === false ? null : authority;
   if (!tls) o.log.warn('TLS is off (--insecure): tokens, node secrets and assignments cross the network in plain text; use this only on a closed network or behind a TLS proxy');
   const store = openSqliteStore(path.join(o.dataDir, 'outpost.db'));
   const streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
   const cp = await openControlPlane({
     store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
-    authority: tls, trust: { ...o.trust, insecure: !tls },
+    authority, trust: { ...o.trust, insecure: !tls },
   });
   const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
   // the data dir holds the CA's key, the admin token and the store: owner only, enforced at every start
