@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
+import https from 'node:https';
 import WebSocket from 'ws';
 import { validateApp } from '../src/core/manifest.js';
 import { createAuthority, issueServerCert } from '../src/trust/pki.js';
@@ -75,12 +76,31 @@ test('a proxy in the middle with its own certificate gets no enrolment and nothi
   const port = (proxy.address() as { port: number }).port;
   const dir = tmpDir();
   const a = spawnAgent({ url: `https://127.0.0.1:${port}`, joinToken: cp.joinToken }, ['--name', 'mitm', '--runtime', 'process', '--data-dir', dir]);
-  const code = await a.exited;
-  assert.equal(code, 1);
-  // the CA it fetched through the proxy is the real one (the join token's), so the proxy's own certificate fails verification
-  assert.match(a.output(), /error E_TLS: 127\.0\.0\.1:\d+: self-signed certificate in certificate chain/);
+  started.push({ close: () => { a.child.kill('SIGKILL'); } });
+  // the CA it fetched through the proxy is the real one (the join token's), so the proxy's own
+  // certificate fails verification: no token is sent to it; the agent keeps trying, saying why
+  await waitFor('the refusal', () => /"code":"E_TLS".*self-signed certificate in certificate chain/.test(a.output()), 15_000);
   assert.equal(cp.cp.state.node('mitm'), undefined, 'nothing registered');
+  assert.equal(cp.cp.identities.get('mitm'), undefined, 'not enrolled');
   assert.equal(fs.existsSync(path.join(dir, 'agent', 'identity', 'node.crt')), false, 'no certificate');
+});
+
+test('a proxy that serves the real CA with its own added is refused at first contact (E_CA_MISMATCH)', async () => {
+  const evil = await createAuthority('evil');
+  const leaf = await issueServerCert(evil, { dns: ['localhost'], ip: ['127.0.0.1'] }, Date.now(), 3_600_000);
+  const bundle = fs.readFileSync(path.join(cp.dataDir, 'ca.crt'), 'utf8') + evil.certPem;
+  const proxy = https.createServer({ key: leaf.keyPem, cert: leaf.certPem + evil.certPem }, (req, res) => {
+    if (req.url === '/v1/ca') return res.end(bundle);
+    res.statusCode = 502;
+    res.end();
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  started.push({ close: () => { proxy.close(); } });
+  const dir = tmpDir();
+  const a = spawnAgent({ url: `https://127.0.0.1:${(proxy.address() as { port: number }).port}`, joinToken: cp.joinToken }, ['--name', 'mitm2', '--runtime', 'process', '--data-dir', dir]);
+  assert.equal(await a.exited, 1);
+  assert.match(a.output(), /error E_CA_MISMATCH: the control plane at .* presents CA [0-9a-f]{16}\.\.\., not the [0-9a-f]{16}\.\.\. the join token names/);
+  assert.equal(fs.existsSync(path.join(dir, 'agent', 'identity', 'ca.crt')), false, 'nothing trusted');
 });
 
 test('a join token is refused after its uses, after its TTL, once revoked, and from another control plane', async () => {
@@ -215,11 +235,18 @@ test('with --approve-nodes a new node waits, takes no replica however big it cla
   started.push(s);
   const big = await rawAgent(s, 'huge', { cpus: 1024 });
   assert.equal(s.cp.state.node('huge')!.state, 'pending');
+  // what a pending node reports beyond its images and RTTs is not taken, and it hears of no device
+  big.ws.send(JSON.stringify({ type: 'hub', stats: { hubId: 'h', pointsIn: 1, bytesIn: 1, rejected: {}, windows: 0, bytesForwarded: 0, reduction: null, queueDepth: 0, oldestUnsentMs: null, rawBytes: 0, streams: {} } }));
+  assert.deepEqual(big.got.find((m) => m.type === 'devices')?.devices, []);
+  // a connected node cannot be removed (it would keep its socket): revoke first
+  const rm = await cli(['node', 'rm', 'huge'], cliEnv(s));
+  assert.match(rm.stderr, /^error E_CONFLICT: node huge is connected/);
   await assert.rejects(s.client.deploy({ name: 'wants', command: ['sleep', '100'] }), (e: Error & { code?: string }) => e.code === 'E_UNSCHEDULABLE' && /pending/.test(e.message));
   const r = await cli(['node', 'approve', 'huge'], cliEnv(s));
   assert.equal(r.code, 0, r.stderr);
   await s.client.deploy({ name: 'wants', command: ['sleep', '100'] });
   await waitFor('assigned once approved', () => big.got.some((m) => m.type === 'assign' && (m.replicas as unknown[]).length === 1), 5000);
+  assert.equal(s.cp.state.node('huge')!.hubStats, null, 'the stats sent while pending were not stored');
   big.ws.close();
 });
 

@@ -56,6 +56,8 @@ export interface AgentOptions {
 }
 
 const RECONNECT_MIN_MS = 250;
+/** the control plane's certificates start this long before they are issued (clock skew) */
+const BACKDATE_MS = 60_000;
 const RECONNECT_MAX_MS = 10_000;
 /** no ping from the control plane for this long: the link is dead even if the socket says otherwise */
 const SILENCE_MS = 20_000;
@@ -192,10 +194,11 @@ export class Agent extends EventEmitter {
 
   private connect(): void {
     if (this.closed) return;
-    this.identity.ensure().then((creds) => this.dial(creds), (e: Error) => {
+    this.identity.ensure().then((creds) => this.dial(creds)).catch((e: Error) => {
       const err = e instanceof OutpostError ? e : null;
-      if (err && ['E_NODE_REVOKED', 'E_NODE_NAME_TAKEN', 'E_TOKEN_INVALID', 'E_TLS', 'E_INVALID'].includes(err.code)) return this.fatal(err);
-      this.o.log.warn({ err: e.message }, 'enrolment failed; trying again');
+      // what no retry can fix stops the agent, saying why; a TLS failure may be passing (a captive portal, a certificate being replaced)
+      if (err && ['E_NODE_REVOKED', 'E_NODE_NAME_TAKEN', 'E_TOKEN_INVALID', 'E_CA_MISMATCH', 'E_INVALID'].includes(err.code)) return this.fatal(err);
+      this.o.log.warn({ code: err?.code, err: e.message }, 'enrolment failed; trying again');
       this.retry(null);
     });
   }
@@ -232,6 +235,8 @@ export class Agent extends EventEmitter {
       // what does not parse is not acted on: counted, and the connection closed with its code
       this.refused++;
       this.o.log.warn({ code: parsed.code, message: parsed.message }, 'control-plane message refused; reconnecting');
+      // a control plane that keeps sending what this agent refuses is not dialled again at once
+      this.backoff = Math.max(this.backoff, 5000);
       ws.close(4400, parsed.code);
     });
     ws.on('unexpected-response', (_req, res) => {
@@ -343,17 +348,25 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /** Asks for a new certificate at its half-life, over the live connection (which stays up). */
+  /**
+   * Asks for a new certificate at its half-life, over the live connection
+   * (which stays up). Timed on this node's clock from when the certificate
+   * arrived (its life as the certificate states it, less the minute the
+   * control plane back-dates it), so a skewed clock neither renews in a loop
+   * nor too late.
+   */
   private scheduleRenewal(): void {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     const c = this.identity.creds;
     if (!c) return;
-    const at = c.notBefore + (c.notAfter - c.notBefore) / 2;
-    this.renewTimer = setTimeout(() => void this.renewNow(), Math.min(Math.max(0, at - Date.now()), 2 ** 31 - 1));
+    const life = Math.max(2000, c.notAfter - c.notBefore - BACKDATE_MS);
+    this.renewTimer = setTimeout(() => void this.renewNow(life), Math.min(Math.max(1000, c.receivedAt + life / 2 - Date.now()), 2 ** 31 - 1));
   }
 
-  /** Sends a renewal request now (also what the half-life timer does). */
-  async renewNow(): Promise<void> {
+  /** Sends a renewal request; without an answer it asks again (an eighth of the life later, at least 5 s). */
+  async renewNow(life = 0): Promise<void> {
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = setTimeout(() => void this.renewNow(life), Math.max(5000, life / 8));
     if (!this.connected) return;
     this.send({ type: 'renew', csr: await this.identity.csr() });
   }

@@ -15,7 +15,7 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { OutpostError } from '../core/errors.js';
 import { errorOf, request } from '../trust/request.js';
 import { parseJoinToken } from '../core/jointoken.js';
-import { certFingerprint, importKeyPair, makeCsr, newKeyPair, type KeyPair } from '../trust/pki.js';
+import { caFingerprint, importKeyPair, parseCaBundle, makeCsr, newKeyPair, type KeyPair } from '../trust/pki.js';
 import type { EnrolAnswer } from '../contract/api.js';
 
 export interface Credentials {
@@ -27,6 +27,8 @@ export interface Credentials {
   secret: string | null;
   notBefore: number;
   notAfter: number;
+  /** when this node got it, on its own clock (renewal is timed from it) */
+  receivedAt: number;
 }
 
 export class NodeIdentityStore {
@@ -75,7 +77,8 @@ export class NodeIdentityStore {
     if (!cert) return null;
     const c = new X509Certificate(cert);
     if (!c.subject.split('\n').includes(`CN=${this.name}`) || !keyMatches(cert, kp)) return null;
-    return { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret: secret?.trim() || null, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo) };
+    const receivedAt = fs.statSync(this.file('node.crt')).mtimeMs;
+    return { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret: secret?.trim() || null, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), receivedAt };
   }
 
   /** The CA to trust: the saved one, or the server's, checked against the join token's fingerprint. */
@@ -87,12 +90,15 @@ export class NodeIdentityStore {
     const want = parseJoinToken(this.joinToken).caFingerprint;
     const r = await request<string>(`${this.server.replace(/\/+$/, '')}/v1/ca`, 'GET', undefined, { verify: false });
     if (r.status !== 200) throw errorOf(r.status, r.body, `GET /v1/ca answered ${r.status}`);
-    let got: string;
-    try { got = certFingerprint(r.text); } catch { throw new OutpostError('E_TLS', `${this.server} sent no CA certificate`); }
-    if (got !== want) throw new OutpostError('E_TLS', `the control plane at ${this.server} presents CA ${got.slice(0, 16)}..., not the ${want.slice(0, 16)}... the join token names: refusing to talk to it`);
+    // the fingerprint covers the whole bundle: a certificate added to it (a proxy's own CA) changes it
+    let certs;
+    try { certs = parseCaBundle(r.text); } catch { throw new OutpostError('E_CA_MISMATCH', `${this.server} sent no CA certificate bundle: refusing to talk to it`); }
+    const got = caFingerprint(r.text);
+    if (got !== want || !certs.every((c) => c.ca)) throw new OutpostError('E_CA_MISMATCH', `the control plane at ${this.server} presents CA ${got.slice(0, 16)}..., not the ${want.slice(0, 16)}... the join token names: refusing to talk to it`);
+    const pem = certs.map((c) => c.toString()).join('');
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.write('ca.crt', r.text);
-    return r.text;
+    this.write('ca.crt', pem);
+    return pem;
   }
 
   /**
@@ -101,7 +107,8 @@ export class NodeIdentityStore {
    */
   async ensure(now = Date.now()): Promise<Credentials> {
     const saved = this.creds ?? (await this.loadSaved());
-    if (saved && saved.notAfter > now + 60_000 && (this.tls || saved.secret)) return (this.creds = saved);
+    // without TLS the node's secret is its credential and does not expire; with TLS a certificate in date is
+    if (saved && (this.tls ? saved.notAfter > now + 5000 : saved.secret)) return (this.creds = saved);
     return this.enrol(saved !== null);
   }
 
@@ -125,7 +132,7 @@ export class NodeIdentityStore {
     this.write('node.crt', cert);
     if (secret) this.write('node.secret', secret);
     const c = new X509Certificate(cert);
-    this.creds = { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo) };
+    this.creds = { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), receivedAt: Date.now() };
     return this.creds;
   }
 

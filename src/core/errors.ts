@@ -46,6 +46,7 @@ export const ERRORS = {
   E_TOKEN_INVALID: { status: 401, seen: 'agent, API', meaning: 'a join token that is unknown, revoked, past its TTL or out of uses, or whose CA fingerprint does not match the control plane\'s CA' },
   E_CERT_EXPIRED: { status: 401, seen: 'agent, CLI', meaning: 'a node certificate past its end; the agent re-enrols with its previous key (or a fresh join token) and the node record says why until it does' },
   E_TLS: { status: 502, seen: 'CLI, agent', meaning: 'the server\'s certificate is not signed by the trusted CA (`OUTPOST_CA`, the data dir\'s ca.crt, or the join token\'s fingerprint), or names another host' },
+  E_CA_MISMATCH: { status: 502, seen: 'agent', meaning: 'the control plane presents another CA than the one whose fingerprint the join token carries (another control plane, or something in the middle): the agent refuses to talk to it and stops' },
   E_RATE_LIMITED: { status: 429, seen: 'agent, hub', meaning: 'one connection sent more messages than its limit; the connection is closed and the refusal counted' },
   E_DIGEST_MISMATCH: { status: 500, seen: 'replica', meaning: 'the pulled image\'s digest is not the one the manifest pins (`image@sha256:...`); nothing was started' },
   E_HUB_OFF: { status: 503, seen: '(none yet)', meaning: 'reserved for a request that needs a node\'s data hub when it has none; no code path raises it today' },

@@ -43,6 +43,8 @@ export interface ControlPlaneOptions {
   /** the CA that signs node certificates, the CA agents trust for this server, and its fingerprint (join tokens carry it) */
   authority?: { ca: Authority; trustPem: string; fingerprint: string } | null;
   trust?: Partial<TrustPolicy>;
+  /** the shared join token (no TTL) is accepted */
+  sharedJoinToken?: boolean;
 }
 
 export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
@@ -54,7 +56,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const nodes = new Nodes(writer, now, { ...DEFAULT_LOSS, ...o.loss });
   const apps = new Apps(writer, nodes, assignments, changes, o.log, now);
   const authority = o.authority ?? null;
-  const tokens = new JoinTokens(writer, () => authority?.fingerprint ?? '0'.repeat(64), now);
+  const tokens = new JoinTokens(writer, () => authority?.fingerprint ?? '0'.repeat(64), now, o.sharedJoinToken ?? false);
   const identities = new Identities(writer, tokens, nodes, () => authority, { ...DEFAULT_TRUST, ...o.trust }, now);
   return {
     tokens, identities, devices: new Devices(writer, now),

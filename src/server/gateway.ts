@@ -24,18 +24,24 @@ interface LogSink {
 
 interface Conn {
   ws: WebSocket & { alive?: boolean };
-  /** the node its credential names */
+  /** the node its credential names, and the key that credential is for */
   node: string;
+  keyId: string;
   registered: boolean;
   /** the version of the assignment set this connection last got */
   sent: string | null;
-  /** its message bucket */
+  /** its message and byte buckets, as of `last` */
   tokens: number;
+  bytes: number;
   last: number;
 }
 
 /** Messages per second one connection may send, and at once: far above an honest agent's, far below a flood's. */
 export const DEFAULT_MESSAGE_RATE = { rate: 500, burst: 2000 };
+const PENDING_MAY = new Set<AgentToServer['type']>(['renew', 'images', 'rtt']);
+
+/** Bytes per second one connection may send, and at once (a full register or status is at most 4 MiB). */
+const BYTE_RATE = { rate: 1024 * 1024, burst: 8 * 1024 * 1024 };
 /** a connection that has not registered by then is closed */
 const REGISTER_DEADLINE_MS = 10_000;
 
@@ -116,10 +122,10 @@ export class AgentGateway {
       }
       const wait = this.admission.take();
       if (wait > 0) {
-        this.cp.nodes.knocked(who, wait);
+        this.cp.nodes.knocked(who.name, wait);
         return void reject(socket, 503, 'E_BUSY', `too many agents connecting at once; come back in ${wait} ms`, { 'retry-after': String(Math.ceil(wait / 1000)), [RETRY_HEADER]: String(wait) });
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, who));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, who.name, who.keyId));
     });
   }
 
@@ -129,7 +135,7 @@ export class AgentGateway {
    * revoked); without TLS, the node whose secret it sends. Never the name it
    * says.
    */
-  private identify(req: IncomingMessage): string | OutpostError {
+  private identify(req: IncomingMessage): { name: string; keyId: string } | OutpostError {
     const ids = this.cp.identities;
     let name: string;
     let keyId: string | null = null;
@@ -148,10 +154,12 @@ export class AgentGateway {
       name = /(?:^|\n)CN=([^\n]+)/.exec(peer.subject)?.[1] ?? '';
       if (!sock.authorized) {
         const why = String(sock.authorizationError ?? 'not trusted');
-        const e = why === 'CERT_HAS_EXPIRED'
+        // only a certificate our CA really signed is "expired"; anything else is a stranger's, and is not recorded on the node it names
+        const ours = ids.issuedHere(peer);
+        const e = why === 'CERT_HAS_EXPIRED' && ours
           ? new OutpostError('E_CERT_EXPIRED', `the certificate of node ${name} expired at ${new Date(peer.validTo).toISOString()}: the agent enrols again with its key or a fresh join token`)
           : new OutpostError('E_UNAUTHORIZED', `the node certificate is not one this control plane issued (${why})`);
-        if (NAME_RE.test(name)) ids.refused(name, e);
+        if (ours && NAME_RE.test(name)) ids.refused(name, e);
         return e;
       }
       keyId = createHash('sha256').update(peer.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
@@ -161,7 +169,7 @@ export class AgentGateway {
       ids.refused(name, refusal);
       return refusal;
     }
-    return name;
+    return { name, keyId };
   }
 
   isConnected(node: string): boolean {
@@ -176,8 +184,8 @@ export class AgentGateway {
     c.ws.close(close, code);
   }
 
-  private onConnection(ws: WebSocket, node: string): void {
-    const c: Conn = { ws, node, registered: false, sent: null, tokens: this.rate.burst, last: Date.now() };
+  private onConnection(ws: WebSocket, node: string, keyId: string): void {
+    const c: Conn = { ws, node, keyId, registered: false, sent: null, tokens: this.rate.burst, bytes: BYTE_RATE.burst, last: Date.now() };
     c.ws.alive = true;
     const deadline = setTimeout(() => { if (!c.registered) this.refuse(c, CLOSE.protocol, 'E_PROTOCOL', `no register within ${REGISTER_DEADLINE_MS / 1000} s`); }, REGISTER_DEADLINE_MS);
     ws.on('pong', () => { c.ws.alive = true; });
@@ -185,8 +193,14 @@ export class AgentGateway {
       if (this.closing || ws.readyState !== ws.OPEN) return;
       const t = Date.now();
       c.tokens = Math.min(this.rate.burst, c.tokens + ((t - c.last) / 1000) * this.rate.rate);
+      c.bytes = Math.min(BYTE_RATE.burst, c.bytes + ((t - c.last) / 1000) * BYTE_RATE.rate) - (raw as Buffer).length;
       c.last = t;
       if (--c.tokens < 0) return this.refuse(c, CLOSE.rate, 'E_RATE_LIMITED', `more than ${this.rate.rate} messages a second (${this.rate.burst} at once)`);
+      if (c.bytes < 0) return this.refuse(c, CLOSE.rate, 'E_RATE_LIMITED', `more than ${BYTE_RATE.rate / 1048576} MiB a second (${BYTE_RATE.burst / 1048576} MiB at once)`);
+      // the credential is checked again on every message: a node revoked, removed or re-bound
+      // to another key since this connection opened is acted on at once
+      const gone = this.cp.identities.refusal(c.node, c.keyId);
+      if (gone) return this.refuse(c, CLOSE.forbidden, gone.code, gone.message);
       const parsed = parseAgentMessage(raw.toString());
       if (!parsed.ok) return this.refuse(c, CLOSE.invalid, parsed.code, parsed.message);
       try {
@@ -238,6 +252,9 @@ export class AgentGateway {
       return;
     }
     if (!c.registered) throw new OutpostError('E_PROTOCOL', `the first message must be register, not ${msg.type}`);
+    // a node waiting for approval keeps its certificate fresh and tells what an operator needs
+    // to decide (its images, its RTTs); the rest of what it reports is not taken
+    if (!PENDING_MAY.has(msg.type) && !cp.identities.get(node)?.approved) return;
     switch (msg.type) {
       case 'status': {
         // a node reports only on its own replicas; one it no longer has (removed meanwhile) is skipped
@@ -250,7 +267,10 @@ export class AgentGateway {
         void cp.nodes.updateImages(node, msg.images, msg.layers, msg.imageLayers);
         return;
       case 'rtt': return cp.sites.setMeasured(node, msg.rttMs);
-      case 'stages': return cp.nodes.setStages(node, msg.app, msg.perItemUs);
+      case 'stages':
+        // only for an app the node runs: a name it made up is not stored
+        if (!cp.state.nodeReplicas(node).some((r) => r.app === msg.app)) return;
+        return cp.nodes.setStages(node, msg.app, msg.perItemUs);
       case 'windows': {
         const seqs = cp.streams ? cp.streams.add(node, msg.hubId, msg.items, Date.now()) : [];
         send(c.ws, { type: 'windows.ack', hubId: msg.hubId, seqs });
@@ -258,7 +278,7 @@ export class AgentGateway {
       }
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);
       case 'renew':
-        cp.identities.renew(node, msg.csr).then(
+        cp.identities.renew(node, msg.csr, c.keyId).then(
           (r) => send(c.ws, { type: 'cert', cert: r.cert, notAfter: r.notAfter }),
           (e: Error) => {
             const err = toOutpostError(e);
@@ -280,9 +300,22 @@ export class AgentGateway {
     }
   }
 
-  /** The devices the node's hub accepts: a node hears of other sites' devices never, not even their names. */
+  /**
+   * The devices the node's hub accepts: none until the node is approved; every
+   * device for all sites; a site's devices only when the node's site came from
+   * its join token, not from what it says of itself.
+   */
   private sendDevices(node: string, c: Conn): void {
-    send(c.ws, { type: 'devices', devices: this.cp.devices.forSite(this.cp.state.node(node)?.site ?? this.cp.identities.get(node)?.site ?? null) });
+    const id = this.cp.identities.get(node);
+    send(c.ws, { type: 'devices', devices: id?.approved ? this.cp.devices.forSite(id.site) : [] });
+  }
+
+  /** Sends a node what changed about it (approval): its device list and assignments. */
+  resync(node: string): void {
+    const c = this.conns.get(node);
+    if (!c) return;
+    this.sendDevices(node, c);
+    this.sendAssignments(node);
   }
 
   /** Closes a node's connection at once (revoked or removed). */

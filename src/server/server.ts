@@ -66,7 +66,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
   const cp = await openControlPlane({
     store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
-    authority, trust: { ...o.trust, insecure: !tls },
+    authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken,
   });
   const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
   // the data dir holds the CA's key, the admin token and the store: owner only, enforced at every start
@@ -89,6 +89,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   };
   prune();
   const pruneTimer = setInterval(prune, 3600_000);
+  // the serving certificate is re-issued while the process runs too (a year-long uptime must not end in a lockout)
+  const certTimer = tls && !(o.tls && o.tls.certFile) ? setInterval(() => {
+    openTls(o.dataDir, o.host, o.tls || {}).then((t) => {
+      if (t.cert === tls.cert) return;
+      (api.server as unknown as import('node:tls').Server).setSecureContext({ key: t.key, cert: t.cert, ca: [t.ca.certPem] });
+      tls.cert = t.cert;
+      o.log.info('serving certificate renewed');
+    }).catch((err) => o.log.error({ err }, 'renewing the serving certificate failed'));
+  }, 86_400_000) : null;
   o.log.info({ url, dataDir: o.dataDir, schema: store.schemaVersion }, 'control plane listening');
   return {
     url, adminToken, joinToken, cp, gateway, caPem: tls?.trustPem ?? null,
@@ -98,6 +107,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     async close() {
       clearInterval(timer);
       clearInterval(pruneTimer);
+      if (certTimer) clearInterval(certTimer);
       gateway.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       await api.close();

@@ -52,9 +52,24 @@ export function pem(label: string, der: ArrayBuffer | Buffer): string {
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
-/** sha256 of a certificate's DER, hex: what a join token carries for the CA. */
-export function certFingerprint(certPem: string): string {
-  return new NodeCert(certPem).fingerprint256.replace(/:/g, '').toLowerCase();
+const BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/** The certificates of a PEM bundle; anything else in it (text, keys) is refused. */
+export function parseCaBundle(pem: string): NodeCert[] {
+  const blocks = pem.match(BLOCK) ?? [];
+  if (blocks.length === 0 || pem.replace(BLOCK, '').trim() !== '') throw new Error('not a PEM certificate bundle');
+  return blocks.map((b) => new NodeCert(b));
+}
+
+/**
+ * sha256 over the DER of every certificate of a CA bundle, in order, hex:
+ * what a join token carries. It covers the whole bundle, so nothing can be
+ * added to it (for one certificate it is that certificate's fingerprint).
+ */
+export function caFingerprint(pem: string): string {
+  const h = createHash('sha256');
+  for (const c of parseCaBundle(pem)) h.update(c.raw);
+  return h.digest('hex');
 }
 
 async function spkiId(key: CryptoKey | x509.PublicKey): Promise<string> {

@@ -79,14 +79,21 @@ export function trustRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps, ca
     return { removed: req.params.name };
   });
 
-  app.post<{ Params: { name: string } }>('/v1/nodes/:name/approve', async (req) => trustView(await cp.identities.approve(req.params.name)));
+  app.post<{ Params: { name: string } }>('/v1/nodes/:name/approve', async (req) => {
+    const t = trustView(await cp.identities.approve(req.params.name));
+    gateway.resync(req.params.name);
+    return t;
+  });
   app.post<{ Params: { name: string } }>('/v1/nodes/:name/revoke', async (req) => {
     const id = await cp.identities.revoke(req.params.name);
     gateway.disconnect(req.params.name, 'E_NODE_REVOKED');
     return trustView(id);
   });
   app.delete<{ Params: { name: string } }>('/v1/nodes/:name', async (req) => {
+    // a node still connected (approved or not) is revoked first: removing it would leave it its socket
+    if (gateway.isConnected(req.params.name)) throw new OutpostError('E_CONFLICT', `node ${req.params.name} is connected: \`outpost node revoke ${req.params.name}\` first`);
     await cp.identities.remove(req.params.name);
+    gateway.disconnect(req.params.name, 'E_UNAUTHORIZED');
     return { removed: req.params.name };
   });
 }

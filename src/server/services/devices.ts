@@ -8,6 +8,8 @@ import { STREAM_RE } from '../../core/pipeline.js';
 import type { DeviceRecord } from '../../core/types.js';
 import type { Writer } from '../writer.js';
 
+export const MAX_DEVICES = 10_000;
+
 export class Devices {
   private readonly listeners: (() => void)[] = [];
 
@@ -37,6 +39,8 @@ export class Devices {
     const { secret, secretHash } = newDeviceSecret();
     const record: DeviceRecord = { name, secretHash, streams: [...new Set(streams)], site, createdAt: this.now() };
     await this.w.run((s) => {
+      // the whole list goes to every hub in one message (at most MAX_DEVICES entries, as the protocol allows)
+      if (s.count('devices') >= MAX_DEVICES) throw new OutpostError('E_CONFLICT', `there are ${MAX_DEVICES} devices already, the most a hub takes`);
       if (s.get('devices', name)) throw new OutpostError('E_CONFLICT', `device ${name} exists: \`outpost device rm ${name}\` first to issue a new secret`, { path: 'name' });
       return { changes: [{ kind: 'devices', key: name, doc: record }], result: undefined };
     });

@@ -4,7 +4,7 @@
 // is whoever holds that key; the name in its messages is only checked against
 // it. A name held by one key is refused to any other until an operator
 // removes the node.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { OutpostError } from '../../core/errors.js';
 import { NAME_RE } from '../../core/names.js';
 import { parseJoinToken } from '../../core/jointoken.js';
@@ -72,17 +72,21 @@ export class Identities {
     }
     if (csr.commonName !== r.name) throw new OutpostError('E_INVALID', `the request is for CN=${csr.commonName}, not ${r.name}`, { path: 'csr' });
     // every check is made before signing (cheap refusals), and again in the write that records it
+    // the credential first: without a valid token or the name's own key, the answer says
+    // nothing about the name (whether it exists, is taken or revoked)
     const check = () => {
       const s = this.w.state;
       const prev = s.get('identities', r.name);
-      if (prev?.revokedAt) throw new OutpostError('E_NODE_REVOKED', `node ${r.name} was revoked; an operator must \`outpost node rm ${r.name}\` before the name can enrol again`);
-      if (prev && prev.keyId !== csr.keyId) throw new OutpostError('E_NODE_NAME_TAKEN', `node name ${r.name} is held by another key; enrol under another name, or \`outpost node rm ${r.name}\` first`, { path: 'name' });
+      const ownKey = prev !== undefined && prev.keyId === csr.keyId;
       if (token) {
         const why = this.tokens.refusal(s, token);
         if (why) throw new OutpostError('E_TOKEN_INVALID', why);
-      } else if (!prev || !this.policy.reenrolWithKey) {
-        throw new OutpostError('E_TOKEN_INVALID', prev ? 're-enrolment with the node\'s key is turned off here: give a fresh join token' : 'a join token is required to enrol a new node');
+      } else if (!ownKey || !this.policy.reenrolWithKey || this.policy.insecure) {
+        // without TLS a CSR could be seen and replayed: re-enrolment there takes a token
+        throw new OutpostError('E_TOKEN_INVALID', ownKey ? 're-enrolment with the node\'s key alone is off here: give a fresh join token' : 'a join token is required to enrol a node');
       }
+      if (prev?.revokedAt) throw new OutpostError('E_NODE_REVOKED', `node ${r.name} was revoked; an operator must \`outpost node rm ${r.name}\` before the name can enrol again`);
+      if (prev && !ownKey) throw new OutpostError('E_NODE_NAME_TAKEN', `node name ${r.name} is held by another key; enrol under another name, or \`outpost node rm ${r.name}\` first`, { path: 'name' });
       return prev;
     };
     check();
@@ -105,8 +109,26 @@ export class Identities {
     return { name: r.name, cert: issued.certPem, ca: auth.trustPem, notAfter: issued.notAfter, approved: identity.approved, ...(secret ? { secret } : {}) };
   }
 
-  /** A certificate for a connected node (over its live connection): same name, any key it proves it holds. */
-  async renew(name: string, csrPem: string): Promise<{ cert: string; notAfter: number }> {
+  /** Whether a certificate was signed by our CA (its signature verifies), in date or not. */
+  issuedHere(peer: X509Certificate): boolean {
+    const auth = this.authority();
+    if (!auth) return false;
+    const ca = (this.caCert ??= new X509Certificate(auth.ca.certPem));
+    return peer.checkIssued(ca) && peer.verify(ca.publicKey);
+  }
+
+  private caCert: X509Certificate | null = null;
+
+  /**
+   * A certificate for a connected node (over its live connection), for the
+   * key it holds or a new one it proves it holds; refused when the name is
+   * no longer bound to the connection's key (removed and enrolled again by
+   * another), or when it asks again too soon.
+   */
+  async renew(name: string, csrPem: string, connKeyId: string): Promise<{ cert: string; notAfter: number }> {
+    const cur = this.get(name);
+    if (!cur || cur.revokedAt || cur.keyId !== connKeyId) throw new OutpostError('E_FORBIDDEN', `node ${name} is no longer bound to this connection's key`);
+    if (this.now() - cur.renewedAt < this.policy.certTtlMs / 4) throw new OutpostError('E_RATE_LIMITED', `node ${name} got a certificate ${Math.round((this.now() - cur.renewedAt) / 1000)} s ago; renewal is at half-life`);
     const auth = this.authority();
     if (!auth) throw new OutpostError('E_INTERNAL', 'this control plane has no certificate authority');
     const csr = await readCsr(csrPem).catch((e: Error) => { throw new OutpostError('E_INVALID', `csr: ${e.message}`, { path: 'csr' }); });
@@ -115,6 +137,7 @@ export class Identities {
     await this.w.run((s) => {
       const prev = s.get('identities', name);
       if (!prev || prev.revokedAt) throw new OutpostError('E_NODE_REVOKED', `node ${name} was revoked or removed`);
+      if (prev.keyId !== connKeyId) throw new OutpostError('E_FORBIDDEN', `node ${name} is no longer bound to this connection's key`);
       const doc: NodeIdentity = { ...prev, keyId: csr.keyId, serial: issued.serial, certNotAfter: issued.notAfter, renewedAt: this.now(), lastRefusal: null };
       return { changes: [{ kind: 'identities', key: name, doc }], result: undefined };
     });

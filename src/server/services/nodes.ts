@@ -137,8 +137,14 @@ export class Nodes {
     return this.update(name, (n) => (JSON.stringify([n.images, n.layers, n.imageLayers]) === JSON.stringify([images, layers, imageLayers]) ? null : { ...n, images, layers, imageLayers }));
   }
 
+  /** An app's per-item stage costs on a node; apps the node no longer runs are dropped from its record. */
   setStages(name: string, app: string, perItemUs: PerItemUs): void {
-    void this.update(name, (n) => (JSON.stringify(n.stageUs?.[app]) === JSON.stringify(perItemUs) ? null : { ...n, stageUs: { ...(n.stageUs ?? {}), [app]: perItemUs } }));
+    void this.update(name, (n) => {
+      if (JSON.stringify(n.stageUs?.[app]) === JSON.stringify(perItemUs)) return null;
+      const running = new Set(this.s.nodeReplicas(name).map((r) => r.app));
+      const kept = Object.fromEntries(Object.entries(n.stageUs ?? {}).filter(([a]) => running.has(a)));
+      return { ...n, stageUs: { ...kept, [app]: perItemUs } };
+    });
   }
 
   /** Applies `f` to a node's record; f answers null for "unchanged" (nothing is written). */

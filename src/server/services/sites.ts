@@ -24,7 +24,7 @@ export class Sites {
 
   async add(name: string, probe: string): Promise<SiteRecord> {
     if (!NAME_RE.test(name)) throw new OutpostError('E_INVALID', 'site name must be [a-z0-9-]', { path: 'name' });
-    if (!/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(probe) || Number(probe.split(':').pop()) > 65535 || Number(probe.split(':').pop()) < 1) {
+    if (probe.length > 255 || !/^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(probe) || Number(probe.split(':').pop()) > 65535 || Number(probe.split(':').pop()) < 1) {
       throw new OutpostError('E_INVALID', `probe must be HOST:PORT (a TCP address that answers), got "${probe}"`, { path: 'probe' });
     }
     const site = await this.w.run((s) => {

@@ -31,7 +31,8 @@ export interface TokenRequest {
 export const MAX_TTL_MS = 7 * 86_400_000;
 
 export class JoinTokens {
-  constructor(private readonly w: Writer, private readonly fingerprint: () => string, private readonly now: () => number) {}
+  /** `allowShared`: a token with no TTL (the shared one) is taken only while the operator asks for it */
+  constructor(private readonly w: Writer, private readonly fingerprint: () => string, private readonly now: () => number, private readonly allowShared = false) {}
 
   async create(r: TokenRequest, id = randomBytes(6).toString('hex')): Promise<{ token: string; record: JoinTokenRecord }> {
     if (r.ttlMs !== null && (!Number.isFinite(r.ttlMs) || r.ttlMs <= 0 || r.ttlMs > MAX_TTL_MS)) {
@@ -70,6 +71,7 @@ export class JoinTokens {
     const r = s.get('tokens', t.id);
     if (!r || !secretMatches(t.secret, r.secretHash)) return 'unknown join token';
     if (r.revokedAt !== null) return `join token ${r.id} was revoked`;
+    if (r.expiresAt === null && !this.allowShared) return 'the shared join token is off (the control plane runs without --shared-join-token)';
     if (r.expiresAt !== null && this.now() >= r.expiresAt) return `join token ${r.id} expired at ${new Date(r.expiresAt).toISOString()}`;
     if (r.uses !== null && r.used >= r.uses) return `join token ${r.id} has no uses left (${r.uses} allowed)`;
     return null;

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { certFingerprint, createAuthority, issueServerCert, loadAuthority, type Authority } from '../../trust/pki.js';
+import { caFingerprint, createAuthority, issueServerCert, loadAuthority, type Authority } from '../../trust/pki.js';
 import { OutpostError } from '../../core/errors.js';
 
 export interface TlsMaterial {
@@ -67,6 +67,9 @@ async function loadOrCreateCa(dir: string, now: number): Promise<Authority> {
       fs.linkSync(tmpCert, certP);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      // another process is making it: its certificate follows its key within moments
+      for (let i = 0; i < 100 && !fs.existsSync(certP); i++) await new Promise((r) => setTimeout(r, 50));
+      if (!fs.existsSync(certP)) throw new OutpostError('E_USAGE', `${keyP} exists without ${certP}: a CA creation was interrupted; remove ${keyP} (nothing can have been signed with it) and start again`);
     } finally {
       fs.rmSync(tmpKey, { force: true });
       fs.rmSync(tmpCert, { force: true });
@@ -104,6 +107,8 @@ export async function openTls(dataDir: string, host: string, o: TlsOptions = {})
   let trustPem: string;
   if (o.certFile || o.keyFile) {
     if (!o.certFile || !o.keyFile) throw new OutpostError('E_USAGE', '--tls-cert and --tls-key go together');
+    // agents pin the CA a join token names: it must be the one that signed the operator's certificate
+    if (!o.caFile) throw new OutpostError('E_USAGE', '--tls-cert needs --tls-ca, the CA that signed it: agents and the CLI verify the server against it');
     const read = (f: string, flag: string) => {
       try { return fs.readFileSync(f, 'utf8'); } catch (e) { throw new OutpostError('E_USAGE', `${flag} ${f}: ${(e as Error).message}`); }
     };
@@ -126,5 +131,5 @@ export async function openTls(dataDir: string, host: string, o: TlsOptions = {})
   // the file the CLI (and an operator handing it to others) reads
   const trustP = path.join(dataDir, 'ca.crt');
   if (!fs.existsSync(trustP) || fs.readFileSync(trustP, 'utf8') !== trustPem) fs.writeFileSync(trustP, trustPem, { mode: 0o644 });
-  return { ca, cert, key, trustPem, fingerprint: certFingerprint(trustPem) };
+  return { ca, cert, key, trustPem, fingerprint: caFingerprint(trustPem) };
 }
