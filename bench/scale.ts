@@ -430,6 +430,8 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     if (!(await phase('registration', () => registration(ctx)))) return;
     // every connected agent renews its certificate at once, over its live connection
     if (want('renewal')) await phase('renewal', async () => {
+      // a node gets at most one certificate every 10 s: wait until the enrolments are that old
+      await sleep(11_000);
       const cpu0 = server.cpuSeconds()!;
       const r = await swarm.renew(120_000);
       return { ...r, serverCpuS: r1(server.cpuSeconds()! - cpu0) };

@@ -14,6 +14,7 @@ import https from 'node:https';
 import WebSocket from 'ws';
 import { validateApp } from '../src/core/manifest.js';
 import { createAuthority, issueServerCert } from '../src/trust/pki.js';
+import { SessionCache } from '../src/trust/session.js';
 import { cli, cliEnv, refusal, controlPlane, dialAgent, enrol, spawnAgent, tmpDir, waitFor, settleAgents, type TestControlPlane } from './helpers.js';
 
 const run = promisify(execFile);
@@ -317,4 +318,33 @@ test('--insecure: plain HTTP with a warning; a node still enrols with a token an
   // the name alone, or a wrong secret, is refused
   const ws = new WebSocket(s.url.replace('http', 'ws') + '/v1/agent/connect', ['outpost.v1'], { headers: { 'x-outpost-node': 'plain-1', authorization: 'Bearer guess' } });
   assert.deepEqual(await upgradeRefusal(ws), { status: 401, code: 'E_UNAUTHORIZED' });
+});
+
+test('a reconnecting agent resumes its TLS session (no certificate exchange) and is still known by its certificate', async () => {
+  const creds = await enrol(cp, 'resumer', cp.joinToken);
+  const sessions = new SessionCache();
+  const connect = async () => {
+    const ws = new WebSocket(cp.url.replace(/^http/, 'ws') + '/v1/agent/connect', ['outpost.v1'], {
+      ca: cp.caPem!, key: creds.key, cert: creds.cert, headers: { 'x-outpost-node': 'resumer' }, createConnection: sessions.connector(creds.cert),
+    });
+    let reused = false;
+    ws.on('upgrade', (res) => { reused = (res.socket as tls.TLSSocket).isSessionReused(); });
+    const got: { type: string }[] = [];
+    ws.on('message', (raw) => got.push(JSON.parse(raw.toString())));
+    await new Promise((r, j) => { ws.on('open', r); ws.on('error', j); });
+    ws.send(JSON.stringify({ type: 'register', node: nodeInfo('resumer') }));
+    await waitFor('welcome', () => got.some((m) => m.type === 'welcome'), 5000);
+    await new Promise((r) => setTimeout(r, 100)); // the session ticket arrives after the handshake
+    ws.close();
+    await new Promise((r) => ws.on('close', r));
+    return reused;
+  };
+  assert.equal(await connect(), false, 'the first connection is a full handshake');
+  assert.equal(await connect(), true, 'the second resumes');
+  // a revoked node does not get in by resuming
+  await cp.client.revokeNode('resumer');
+  const ws = new WebSocket(cp.url.replace(/^http/, 'ws') + '/v1/agent/connect', ['outpost.v1'], {
+    ca: cp.caPem!, key: creds.key, cert: creds.cert, headers: { 'x-outpost-node': 'resumer' }, createConnection: sessions.connector(creds.cert),
+  });
+  assert.deepEqual(await upgradeRefusal(ws), { status: 403, code: 'E_NODE_REVOKED' });
 });

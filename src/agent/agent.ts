@@ -21,6 +21,7 @@ import type { StreamSpec } from '../core/pipeline.js';
 import type { RunningHub } from '../hub/start.js';
 import { Uplink } from './uplink.js';
 import { NodeIdentityStore, type Credentials } from './identity.js';
+import { SessionCache } from '../trust/session.js';
 
 export interface AgentOptions {
   server: string;
@@ -100,6 +101,7 @@ export class Agent extends EventEmitter {
   private readonly uplink: Uplink | null;
   private readonly identity: NodeIdentityStore;
   private renewTimer: NodeJS.Timeout | null = null;
+  private readonly sessions = new SessionCache();
   /** messages from the control plane refused by the protocol's schemas */
   refused = 0;
 
@@ -219,7 +221,7 @@ export class Agent extends EventEmitter {
     const ws = new WebSocket(url, [SUBPROTOCOL], {
       headers: { [NODE_HEADER]: this.o.name, ...(creds.secret && !this.identity.tls ? { authorization: `Bearer ${creds.secret}` } : {}) },
       handshakeTimeout: 10_000,
-      ...(this.identity.tls ? { ca: creds.ca ?? undefined, cert: creds.cert, key: creds.key } : {}),
+      ...(this.identity.tls ? { ca: creds.ca ?? undefined, cert: creds.cert, key: creds.key, createConnection: this.sessions.connector(creds.cert) } : {}),
     });
     this.ws = ws;
     let toldWait: number | null = null;

@@ -162,6 +162,12 @@ export class AgentGateway {
         if (ours && NAME_RE.test(name)) ids.refused(name, e);
         return e;
       }
+      // a resumed session carries the certificate it was made with, unverified this time: its dates are checked here
+      if (Date.parse(peer.validTo) <= Date.now()) {
+        const e = new OutpostError('E_CERT_EXPIRED', `the certificate of node ${name} expired at ${new Date(peer.validTo).toISOString()}: the agent enrols again with its key or a fresh join token`);
+        ids.refused(name, e);
+        return e;
+      }
       keyId = createHash('sha256').update(peer.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
     }
     const refusal = ids.refusal(name, keyId);

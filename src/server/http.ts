@@ -27,7 +27,8 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   // fastify's own per-request logging stays off; errors are logged by the handler below.
   // With TLS, a client may present a certificate (agents do: it is their
   // identity at the agent gateway); API clients authenticate with a token.
-  const https = tls ? { key: tls.key, cert: tls.cert, ca: [tls.ca.certPem], requestCert: true, rejectUnauthorized: false } : null;
+  // sessions resume for an hour (the gateway checks the certificate's dates itself: a resumed session skips verification)
+  const https = tls ? { key: tls.key, cert: tls.cert, ca: [tls.ca.certPem], requestCert: true, rejectUnauthorized: false, ticketKeys: tls.ticketKeys, sessionTimeout: 3600 } : null;
   const app = (https ? Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024, https }) : Fastify({ logger: false, bodyLimit: 4 * 1024 * 1024 })) as unknown as FastifyInstance;
 
   app.addHook('onRequest', async (req) => {

@@ -14,6 +14,7 @@ import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
 import { fullJitter, retryAfterMs, retryDelay } from './backoff.js';
 import type { TimerWheel } from './wheel.js';
 import type { KeyPair } from '../trust/pki.js';
+import { SessionCache } from '../trust/session.js';
 
 
 export interface AgentConfig {
@@ -88,6 +89,8 @@ export class SimAgent {
   /** what it authenticates with: its key and certificate (TLS) or its secret (--insecure) */
   creds: { key?: string; cert?: string; secret?: string } | null = null;
   keyPair: KeyPair | null = null;
+  /** the TLS session of its last connection, offered on the next (as the real agent does) */
+  private readonly sessions = new SessionCache();
 
   constructor(private readonly host: AgentHost, readonly index: number, readonly name: string, readonly address: string, private readonly localAddress?: string) {}
 
@@ -108,7 +111,7 @@ export class SimAgent {
     const cr = this.creds ?? {};
     const ws = new WebSocket(this.host.url, [SUBPROTOCOL], {
       headers: { [NODE_HEADER]: this.name, ...(cr.secret ? { authorization: `Bearer ${cr.secret}` } : {}) },
-      ...(cr.cert ? { cert: cr.cert, key: cr.key, ca: c.ca } : {}),
+      ...(cr.cert ? { cert: cr.cert, key: cr.key, ca: c.ca, createConnection: this.sessions.connector(cr.cert) } : {}),
       handshakeTimeout: c.handshakeTimeoutMs,
       ...(this.localAddress ? { localAddress: this.localAddress } : {}),
     });

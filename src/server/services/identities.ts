@@ -25,6 +25,9 @@ export interface TrustPolicy {
   insecure: boolean;
 }
 
+/** the shortest time between two certificates for one node */
+const RENEW_FLOOR_MS = 10_000;
+
 export const DEFAULT_TRUST: TrustPolicy = { certTtlMs: 24 * 3_600_000, approveNodes: false, reenrolWithKey: true, insecure: false };
 
 export interface EnrolRequest {
@@ -128,7 +131,8 @@ export class Identities {
   async renew(name: string, csrPem: string, connKeyId: string): Promise<{ cert: string; notAfter: number }> {
     const cur = this.get(name);
     if (!cur || cur.revokedAt || cur.keyId !== connKeyId) throw new OutpostError('E_FORBIDDEN', `node ${name} is no longer bound to this connection's key`);
-    if (this.now() - cur.renewedAt < this.policy.certTtlMs / 4) throw new OutpostError('E_RATE_LIMITED', `node ${name} got a certificate ${Math.round((this.now() - cur.renewedAt) / 1000)} s ago; renewal is at half-life`);
+    // an agent renews at half-life; one that asks again and again (a bug, a clock gone wrong) gets one every 10 s at most
+    if (this.now() - cur.renewedAt < Math.min(this.policy.certTtlMs / 4, RENEW_FLOOR_MS)) throw new OutpostError('E_RATE_LIMITED', `node ${name} got a certificate ${Math.round((this.now() - cur.renewedAt) / 1000)} s ago; renewal is at half-life`);
     const auth = this.authority();
     if (!auth) throw new OutpostError('E_INTERNAL', 'this control plane has no certificate authority');
     const csr = await readCsr(csrPem).catch((e: Error) => { throw new OutpostError('E_INVALID', `csr: ${e.message}`, { path: 'csr' }); });

@@ -25,8 +25,10 @@ export interface TlsMaterial {
   key: string;
   /** the CA clients must trust for the serving certificate (ours, or the operator's --tls-ca) */
   trustPem: string;
-  /** sha256 of trustPem's certificate: what join tokens carry */
+  /** sha256 of trustPem's certificates: what join tokens carry */
   fingerprint: string;
+  /** the keys of TLS session tickets, kept across restarts so a fleet reconnecting resumes its sessions */
+  ticketKeys: Buffer;
 }
 
 export interface TlsOptions {
@@ -131,5 +133,23 @@ export async function openTls(dataDir: string, host: string, o: TlsOptions = {})
   // the file the CLI (and an operator handing it to others) reads
   const trustP = path.join(dataDir, 'ca.crt');
   if (!fs.existsSync(trustP) || fs.readFileSync(trustP, 'utf8') !== trustPem) fs.writeFileSync(trustP, trustPem, { mode: 0o644 });
-  return { ca, cert, key, trustPem, fingerprint: caFingerprint(trustPem) };
+  return { ca, cert, key, trustPem, fingerprint: caFingerprint(trustPem), ticketKeys: loadOrCreateTicketKeys(path.join(dir, 'ticket.keys')) };
+}
+
+/**
+ * The 48 bytes that encrypt TLS session tickets, made once. With them a
+ * restarted control plane resumes the sessions its agents hold: a reconnect
+ * costs a symmetric handshake, not a certificate signature and verification
+ * (TLS 1.3 resumption still does an (EC)DHE exchange: forward secrecy stays).
+ */
+function loadOrCreateTicketKeys(p: string): Buffer {
+  try {
+    const k = fs.readFileSync(p);
+    if (k.length === 48) return k;
+  } catch { /* none yet */ }
+  const k = randomBytes(48);
+  const tmp = `${p}.${randomBytes(6).toString('hex')}.tmp`;
+  fs.writeFileSync(tmp, k, { mode: 0o600 });
+  fs.renameSync(tmp, p);
+  return k;
 }
