@@ -34,6 +34,7 @@ test('a restart storm through slow admission moves nothing and starts nothing tw
     const took = Date.now() - t0;
     assert.ok(took > 5000, `admission spread the storm out (${took} ms)`);
     assert.ok(cp.gateway.stats.deferred > 0, 'handshakes were deferred');
+    assert.equal(cp.gateway.stats.resumed, 40, 'every agent resumed its TLS session across the restart (the ticket keys are in the data dir)');
     await sleep(1500); // two node timeouts more: a late loss would show now
     const w = swarm.closeWindow();
     assert.deepEqual(w.started, [], 'nothing was started again');

@@ -67,6 +67,8 @@ export class AgentGateway {
   private closing = false;
   /** what was refused, by error code (messages that failed the schema, floods, acts for other nodes, refused credentials) */
   readonly refusals: Record<string, number> = {};
+  /** agent connections that resumed a TLS session (no certificate handshake) */
+  private resumed = 0;
 
   constructor(private readonly cp: ControlPlane, private readonly log: Logger, private readonly o: GatewayOptions = {}) {
     this.admission = new Admission(o.admission);
@@ -94,7 +96,7 @@ export class AgentGateway {
   }
 
   get stats() {
-    return { connected: this.conns.size, admitted: this.admission.admitted, deferred: this.admission.deferred, refused: this.refused, refusals: { ...this.refusals } };
+    return { connected: this.conns.size, admitted: this.admission.admitted, deferred: this.admission.deferred, refused: this.refused, refusals: { ...this.refusals }, resumed: this.resumed };
   }
 
   /** Counts a refusal made elsewhere (enrolment) with the gateway's. */
@@ -125,6 +127,7 @@ export class AgentGateway {
         this.cp.nodes.knocked(who.name, wait);
         return void reject(socket, 503, 'E_BUSY', `too many agents connecting at once; come back in ${wait} ms`, { 'retry-after': String(Math.ceil(wait / 1000)), [RETRY_HEADER]: String(wait) });
       }
+      if (typeof (socket as TLSSocket).isSessionReused === 'function' && (socket as TLSSocket).isSessionReused()) this.resumed++;
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, who.name, who.keyId));
     });
   }
