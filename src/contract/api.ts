@@ -5,14 +5,14 @@
 //
 // Types only: nothing here exists at run time, so the CLI, which imports the
 // client built on these (./client.ts), loads no schema, server or parser.
-import type { AppView, DeployAnswer, NodeRecord, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
+import type { AppView, DeployAnswer, DeviceView, JoinTokenView, NodeRecord, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
 import type { ModelError } from '../core/accuracy.js';
 import type { RankedEndpoint } from '../core/routing.js';
 import type { HeldWindow } from '../server/streams.js';
 import type { ErrorBody } from '../core/errors.js';
 
 export type {
-  AppView, DeployAnswer, HubStats, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
+  AppView, DeployAnswer, DeviceView, HubStats, JoinTokenView, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
   JoinTokenRecord, Refusal, Revision, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
 } from '../core/types.js';
 export type { ModelError, TermError } from '../core/accuracy.js';
@@ -244,27 +244,6 @@ export interface EnrolAnswer {
   secret?: string;
 }
 
-/** A join token as listed: everything but its secret. */
-export interface JoinTokenView {
-  /** what `outpost token revoke` takes */
-  id: string;
-  /** epoch ms */
-  createdAt: number;
-  /** epoch ms after which it is refused; null: never (the shared token, --shared-join-token) */
-  expiresAt: number | null;
-  /** enrolments it allows; null: any number */
-  uses: number | null;
-  /** enrolments made with it */
-  used: number;
-  /** nodes enrolled with it are at this site, whatever they claim */
-  site: string | null;
-  /** labels nodes enrolled with it get, over their own */
-  labels: Record<string, string>;
-  /** what it is for, as given at creation */
-  note: string;
-  /** epoch ms; null while valid */
-  revokedAt: number | null;
-}
 
 export interface TokenBody {
   /** a duration (30m, 24h, 7d; at most 7 days), default 1h */
@@ -290,17 +269,6 @@ export interface DeviceBody {
   site?: string;
 }
 
-/** A device as listed: everything but its secret's hash. */
-export interface DeviceView {
-  /** its MQTT username */
-  name: string;
-  /** the streams it may publish to and read */
-  streams: string[];
-  /** the hubs of this site accept it; null: every hub */
-  site: string | null;
-  /** epoch ms */
-  createdAt: number;
-}
 
 export interface CreatedDevice extends DeviceView {
   /** the MQTT password, shown here once */

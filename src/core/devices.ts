@@ -5,6 +5,7 @@
 // decisions live here so the hub's two transports and the tests share them.
 import crypto from 'node:crypto';
 import { z } from 'zod';
+import { newSecret } from './secret.js';
 import { STREAM_RE } from './pipeline.js';
 
 export interface DeviceCredential {
@@ -33,22 +34,11 @@ export const devicesSchema = z.array(deviceSchema).superRefine((list, ctx) => {
   });
 });
 
-/** sha256 of a secret, in hex: secrets are 32 random bytes, so no salt or stretching is needed. */
-export function hashSecret(secret: string): string {
-  return crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
-}
+export { hashSecret, secretMatches } from './secret.js';
 
 /** A new device secret (32 random bytes, base64url) and the hash a hub keeps. */
 export function newDeviceSecret(): { secret: string; secretHash: string } {
-  const secret = crypto.randomBytes(32).toString('base64url');
-  return { secret, secretHash: hashSecret(secret) };
-}
-
-/** Whether `secret` hashes to `secretHash`, compared in constant time. */
-export function secretMatches(secretHash: string, secret: string): boolean {
-  const want = Buffer.from(secretHash, 'hex');
-  const got = crypto.createHash('sha256').update(secret, 'utf8').digest();
-  return want.length === got.length && crypto.timingSafeEqual(want, got);
+  return newSecret(32);
 }
 
 /**

@@ -349,22 +349,32 @@ export interface StreamRow {
   hub: Pick<HubStats, 'bytesIn' | 'bytesForwarded' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rejected'> | null;
 }
 
-/** A join token as the control plane keeps it: the secret only as a hash. */
-export interface JoinTokenRecord {
+/** A join token as listed: everything but its secret. */
+export interface JoinTokenView {
+  /** what `outpost token revoke` takes */
   id: string;
+  /** epoch ms */
+  createdAt: number;
+  /** epoch ms after which it is refused; null: never (the shared token, --shared-join-token) */
+  expiresAt: number | null;
+  /** enrolments it allows; null: any number */
+  uses: number | null;
+  /** enrolments made with it */
+  used: number;
+  /** nodes enrolled with it are at this site, whatever they claim */
+  site: string | null;
+  /** labels nodes enrolled with it get, over their own */
+  labels: Record<string, string>;
+  /** what it is for, as given at creation */
+  note: string;
+  /** epoch ms; null while valid */
+  revokedAt: number | null;
+}
+
+/** A join token as the control plane keeps it: the secret only as a hash. */
+export interface JoinTokenRecord extends JoinTokenView {
   /** sha256 of the secret, hex */
   secretHash: string;
-  createdAt: number;
-  /** epoch ms after which it is refused; null: never (the shared token an operator asked for) */
-  expiresAt: number | null;
-  /** enrolments it allows in all; null: any number */
-  uses: number | null;
-  used: number;
-  /** a node enrolled with it is put in this site and given these labels, whatever it claims */
-  site: string | null;
-  labels: Record<string, string>;
-  note: string;
-  revokedAt: number | null;
 }
 
 /** Why a node could not connect the last time it tried, for `outpost nodes` and the log. */
@@ -397,13 +407,19 @@ export interface NodeIdentity {
   lastRefusal?: Refusal | null;
 }
 
-/** A data-hub device credential as the control plane keeps it (the secret only as a hash). */
-export interface DeviceRecord {
+/** A data-hub device as listed: everything but its secret's hash. */
+export interface DeviceView {
+  /** its MQTT username */
   name: string;
-  secretHash: string;
-  /** the streams it may publish to */
+  /** the streams it may publish to and read */
   streams: string[];
-  /** the hubs of this site get it; null: every hub */
+  /** the hubs of this site accept it; null: every hub */
   site: string | null;
+  /** epoch ms */
   createdAt: number;
+}
+
+/** A data-hub device credential as the control plane keeps it (the secret only as a hash). */
+export interface DeviceRecord extends DeviceView {
+  secretHash: string;
 }

@@ -13,7 +13,7 @@ import { AGENT_PATH, MAX_MESSAGE_BYTES, NODE_HEADER, PROTOCOL_MAJOR, RETRY_HEADE
 import { OutpostError, toOutpostError } from '../core/errors.js';
 import { NAME_RE } from '../core/names.js';
 import { reportStatus, type ControlPlane } from './controlplane.js';
-import { secretMatches } from './services/tokens.js';
+import { secretMatches } from '../core/secret.js';
 import { Admission, type AdmissionOptions } from './admission.js';
 
 interface LogSink {
@@ -148,7 +148,7 @@ export class AgentGateway {
       if (typeof n !== 'string' || !NAME_RE.test(n) || !auth.startsWith('Bearer ')) return new OutpostError('E_UNAUTHORIZED', `enrol first, then connect with ${NODE_HEADER} and the node secret`);
       name = n;
       const id = ids.get(name);
-      if (!id?.secretHash || !secretMatches(auth.slice(7), id.secretHash)) return new OutpostError('E_UNAUTHORIZED', `unknown node secret for ${name}: enrol again with a join token`);
+      if (!id?.secretHash || !secretMatches(id.secretHash, auth.slice(7))) return new OutpostError('E_UNAUTHORIZED', `unknown node secret for ${name}: enrol again with a join token`);
       keyId = id.keyId;
     } else {
       const sock = req.socket as TLSSocket;

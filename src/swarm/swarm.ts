@@ -139,7 +139,7 @@ export class Swarm implements AgentHost {
    * own, a CSR, POST /v1/enroll with the join token (`parallel` at a time).
    */
   async enrol(parallel = 32): Promise<void> {
-    const todo = this.agents.filter((a) => !a.creds);
+    const unenrolled = this.agents.filter((a) => !a.creds);
     const base = this.o.server.replace(/\/+$/, '');
     const one = async (a: SimAgent) => {
       const kp = await newKeyPair();
@@ -148,9 +148,10 @@ export class Swarm implements AgentHost {
       a.creds = r.body.secret ? { secret: r.body.secret } : { key: kp.keyPem, cert: r.body.cert };
       a.keyPair = kp;
     };
+    // `parallel` workers, each taking the next agent until none is left
     let next = 0;
-    await Promise.all(Array.from({ length: Math.min(parallel, todo.length) }, async () => {
-      while (next < todo.length) await one(todo[next++]!);
+    await Promise.all(Array.from({ length: Math.min(parallel, unenrolled.length) }, async () => {
+      while (next < unenrolled.length) await one(unenrolled[next++]!);
     }));
   }
 

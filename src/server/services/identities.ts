@@ -4,14 +4,16 @@
 // is whoever holds that key; the name in its messages is only checked against
 // it. A name held by one key is refused to any other until an operator
 // removes the node.
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import type { EnrolAnswer } from '../../contract/api.js';
 import { OutpostError } from '../../core/errors.js';
 import { NAME_RE } from '../../core/names.js';
 import { parseJoinToken } from '../../core/jointoken.js';
 import type { NodeIdentity, Refusal } from '../../core/types.js';
 import { issueNodeCert, readCsr, type Authority } from '../../trust/pki.js';
 import type { Writer } from '../writer.js';
-import { sha256, type JoinTokens } from './tokens.js';
+import type { JoinTokens } from './tokens.js';
+import { newSecret } from '../../core/secret.js';
 import type { Nodes } from './nodes.js';
 
 export interface TrustPolicy {
@@ -37,16 +39,6 @@ export interface EnrolRequest {
   token?: string;
 }
 
-export interface Enrolled {
-  name: string;
-  cert: string;
-  /** the CA the agent trusts for the control plane */
-  ca: string;
-  notAfter: number;
-  approved: boolean;
-  /** insecure mode only: the secret the agent authenticates with */
-  secret?: string;
-}
 
 export class Identities {
   constructor(
@@ -62,7 +54,7 @@ export class Identities {
     return this.w.state.get('identities', name);
   }
 
-  async enrol(r: EnrolRequest): Promise<Enrolled> {
+  async enrol(r: EnrolRequest): Promise<EnrolAnswer> {
     const auth = this.authority();
     if (!auth) throw new OutpostError('E_INTERNAL', 'this control plane has no certificate authority');
     if (!NAME_RE.test(r.name)) throw new OutpostError('E_INVALID', 'node names are [a-z0-9-], 1-63 characters', { path: 'name' });
@@ -94,7 +86,8 @@ export class Identities {
     };
     check();
     const issued = await issueNodeCert(auth.ca, csr, this.now(), this.policy.certTtlMs);
-    const secret = this.policy.insecure ? randomBytes(24).toString('base64url') : undefined;
+    // without TLS the node authenticates with a secret (only its hash is kept)
+    const nodeSecret = this.policy.insecure ? newSecret(24) : null;
     const identity = await this.w.run((s) => {
       const prev = check();
       const t = token ? s.get('tokens', token.id)! : null;
@@ -105,11 +98,11 @@ export class Identities {
         site: t ? t.site : prev?.site ?? null, labels: t ? t.labels : prev?.labels ?? {},
         lastRefusal: null,
       };
-      if (secret) doc.secretHash = sha256(secret);
+      if (nodeSecret) doc.secretHash = nodeSecret.secretHash;
       const changes = [{ kind: 'identities' as const, key: r.name, doc }];
       return { changes: t ? [...changes, { kind: 'tokens' as const, key: t.id, doc: { ...t, used: t.used + 1 } }] : changes, result: doc };
     });
-    return { name: r.name, cert: issued.certPem, ca: auth.trustPem, notAfter: issued.notAfter, approved: identity.approved, ...(secret ? { secret } : {}) };
+    return { name: r.name, cert: issued.certPem, ca: auth.trustPem, notAfter: issued.notAfter, approved: identity.approved, ...(nodeSecret ? { secret: nodeSecret.secret } : {}) };
   }
 
   /** Whether a certificate was signed by our CA (its signature verifies), in date or not. */

@@ -1,22 +1,14 @@
 // Join tokens with a life cycle: a TTL, a number of uses, an optional site and
 // labels every node enrolled with it gets, and revocation. The secret is shown
 // once, at creation; the store keeps its sha256.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { newSecret, secretMatches } from '../../core/secret.js';
 import { OutpostError } from '../../core/errors.js';
 import { NAME_RE } from '../../core/names.js';
 import { formatJoinToken, type JoinToken } from '../../core/jointoken.js';
 import type { JoinTokenRecord } from '../../core/types.js';
 import type { State } from '../state.js';
 import type { Writer } from '../writer.js';
-
-export const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
-
-/** Compares a secret with a stored sha256 in constant time. */
-export function secretMatches(secret: string, hash: string): boolean {
-  const a = Buffer.from(sha256(secret), 'hex');
-  const b = Buffer.from(hash, 'hex');
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 export interface TokenRequest {
   /** ms; null: never expires (only for a shared token the operator asks for) */
@@ -43,9 +35,9 @@ export class JoinTokens {
     for (const [k, v] of Object.entries(r.labels ?? {})) {
       if (!/^[a-zA-Z0-9._/-]{1,63}$/.test(k) || typeof v !== 'string' || v.length > 63) throw new OutpostError('E_INVALID', `label ${k}=${v}: keys [a-zA-Z0-9._/-], values up to 63 characters`, { path: `labels.${k}` });
     }
-    const secret = randomBytes(24).toString('base64url');
+    const { secret, secretHash } = newSecret(24);
     const record: JoinTokenRecord = {
-      id, secretHash: sha256(secret), createdAt: this.now(), expiresAt: r.ttlMs === null ? null : this.now() + r.ttlMs,
+      id, secretHash, createdAt: this.now(), expiresAt: r.ttlMs === null ? null : this.now() + r.ttlMs,
       uses: r.uses, used: 0, site: r.site ?? null, labels: r.labels ?? {}, note: (r.note ?? '').slice(0, 200), revokedAt: null,
     };
     await this.w.run(() => ({ changes: [{ kind: 'tokens', key: id, doc: record }], result: undefined }));
@@ -69,7 +61,7 @@ export class JoinTokens {
   refusal(s: State, t: JoinToken): string | null {
     if (t.caFingerprint !== this.fingerprint()) return 'the token names another CA than this control plane\'s (a token of another control plane, or the CA changed)';
     const r = s.get('tokens', t.id);
-    if (!r || !secretMatches(t.secret, r.secretHash)) return 'unknown join token';
+    if (!r || !secretMatches(r.secretHash, t.secret)) return 'unknown join token';
     if (r.revokedAt !== null) return `join token ${r.id} was revoked`;
     if (r.expiresAt === null && !this.allowShared) return 'the shared join token is off (the control plane runs without --shared-join-token)';
     if (r.expiresAt !== null && this.now() >= r.expiresAt) return `join token ${r.id} expired at ${new Date(r.expiresAt).toISOString()}`;
