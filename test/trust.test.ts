@@ -348,3 +348,13 @@ test('a reconnecting agent resumes its TLS session (no certificate exchange) and
   });
   assert.deepEqual(await upgradeRefusal(ws), { status: 403, code: 'E_NODE_REVOKED' });
 });
+
+test('a real agent whose node is revoked stops, saying E_NODE_REVOKED (the refusal\'s code is read from the answer)', async () => {
+  const dir = tmpDir();
+  const a = spawnAgent(cp, ['--name', 'to-revoke', '--runtime', 'process', '--data-dir', dir]);
+  started.push({ close: () => { a.child.kill('SIGKILL'); } });
+  await waitFor('registered', () => cp.cp.state.node('to-revoke')?.state === 'ready', 20_000);
+  await cp.client.revokeNode('to-revoke');
+  assert.equal(await a.exited, 1);
+  assert.match(a.output(), /error E_NODE_REVOKED: node to-revoke was revoked/);
+});

@@ -243,10 +243,12 @@ export class Agent extends EventEmitter {
     });
     ws.on('unexpected-response', (_req, res) => {
       if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 409) {
-        // the answer's code says whether enrolling again can help
+        // the answer's code says whether enrolling again can help: read it whole before the socket goes
         let text = '';
         res.on('data', (d: Buffer) => { if (text.length < 65536) text += d; });
+        res.on('error', () => ws.terminate());
         res.on('end', () => {
+          ws.terminate();
           let code = 'E_UNAUTHORIZED';
           let message = `the control plane refused this node (${res.statusCode})`;
           try { ({ code, message } = (JSON.parse(text) as { error: { code: string; message: string } }).error); } catch { /* keep the status */ }
@@ -261,6 +263,7 @@ export class Agent extends EventEmitter {
             this.fatal(new OutpostError(code as 'E_UNAUTHORIZED', message));
           }
         });
+        return;
       } else if (res.statusCode === 426) {
         const err = new OutpostError('E_PROTOCOL', `the control plane at ${this.o.server} speaks another major version of the agent protocol than this agent (${SUBPROTOCOL}): run an agent of its version`);
         this.closed = true;

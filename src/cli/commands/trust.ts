@@ -66,7 +66,7 @@ export async function nodeRm(client: ApiClient, name: string): Promise<void> {
 export async function deviceCreate(client: ApiClient, name: string, f: { streams: string; site?: string; json?: boolean }): Promise<void> {
   const d = await client.createDevice({ name, streams: f.streams.split(',').map((x) => x.trim()).filter(Boolean), site: f.site });
   if (f.json) return printJson(d);
-  console.log(`device ${d.name}: streams ${d.streams.join(', ')}; ${d.site ? `the hubs of site ${d.site}` : 'every hub'} accept it now`);
+  console.log(`device ${d.name}: streams ${d.streams.join(', ')}; ${d.site ? `the hubs of site ${d.site} accept` : 'every hub accepts'} it now`);
   console.log(`  MQTT:  -u ${d.name} -P ${d.secret}`);
   console.log(`  HTTP:  Authorization: Bearer ${d.bearer}`);
   console.error('The secret is shown once; the control plane and the hubs keep only its hash.');
