@@ -2,6 +2,7 @@
 // its node, applies the assignment set it receives (adopting instances it
 // already runs, removing labelled ones nobody wants), and reports status,
 // timings and logs up the same connection. It reconnects with back-off.
+import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
@@ -54,6 +55,12 @@ export interface AgentOptions {
   /** the node's data hub (started beside the agent), and the streams its own config declares */
   hub?: RunningHub | null;
   hubStreams?: Record<string, StreamSpec>;
+  /**
+   * the names and addresses devices reach the hub at: the hub's serving
+   * certificate for them is asked for with the node's, and served (HTTPS and
+   * MQTT over TLS) from when it arrives. Null: the hub serves what it started with.
+   */
+  hubNames?: string[] | null;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -92,7 +99,7 @@ export class Agent extends EventEmitter {
   constructor(readonly o: AgentOptions) {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
-    this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken);
+    this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
     // the hub's own streams run before any assignment arrives
     if (o.hub) o.hub.hub.setStreams({ ...o.hubStreams });
@@ -101,6 +108,8 @@ export class Agent extends EventEmitter {
   private readonly uplink: Uplink | null;
   private readonly identity: NodeIdentityStore;
   private renewTimer: NodeJS.Timeout | null = null;
+  /** the hub certificate the hub serves now */
+  private hubCertServed: string | null = null;
   private readonly sessions = new SessionCache();
   /** messages from the control plane refused by the protocol's schemas */
   refused = 0;
@@ -196,7 +205,10 @@ export class Agent extends EventEmitter {
 
   private connect(): void {
     if (this.closed) return;
-    this.identity.ensure().then((creds) => this.dial(creds)).catch((e: Error) => {
+    this.identity.ensure().then((creds) => {
+      this.serveHubCert();
+      this.dial(creds);
+    }).catch((e: Error) => {
       const err = e instanceof OutpostError ? e : null;
       // what no retry can fix stops the agent, saying why; a TLS failure may be passing (a captive portal, a certificate being replaced)
       if (err && ['E_NODE_REVOKED', 'E_NODE_NAME_TAKEN', 'E_TOKEN_INVALID', 'E_CA_MISMATCH', 'E_INVALID'].includes(err.code)) return this.fatal(err);
@@ -342,10 +354,13 @@ export class Agent extends EventEmitter {
       case 'devices':
         // the hub's own config devices stay; these replace what the control plane pushed before
         this.o.hub?.setDevices(msg.devices);
+        // devices come only to an approved node: the first moment a hub certificate can be had
+        if (this.identity.hubNames && !this.identity.creds?.hubCert) void this.renewNow();
         return;
       case 'cert':
-        this.identity.save(msg.cert).then((c) => {
-          this.o.log.info({ notAfter: new Date(c.notAfter).toISOString() }, 'certificate renewed');
+        this.identity.save(msg.cert, undefined, msg.hubCert).then((c) => {
+          this.o.log.info({ notAfter: new Date(c.notAfter).toISOString(), hub: msg.hubCert !== undefined }, 'certificate renewed');
+          this.serveHubCert();
           this.emit('renewed', c.notAfter);
           this.scheduleRenewal();
         }, (err: Error) => this.o.log.error({ err: err.message }, 'the renewed certificate was refused'));
@@ -368,12 +383,27 @@ export class Agent extends EventEmitter {
     this.renewTimer = setTimeout(() => void this.renewNow(life), Math.min(Math.max(1000, c.receivedAt + life / 2 - Date.now()), 2 ** 31 - 1));
   }
 
-  /** Sends a renewal request; without an answer it asks again (an eighth of the life later, at least 5 s). */
+  /**
+   * Sends a renewal request; without an answer it asks again (an eighth of
+   * the life later, at least 5 s; 11 s while the hub waits for its first
+   * certificate: the control plane issues one per node every 10 s at most).
+   */
   async renewNow(life = 0): Promise<void> {
     if (this.renewTimer) clearTimeout(this.renewTimer);
-    this.renewTimer = setTimeout(() => void this.renewNow(life), Math.max(5000, life / 8));
+    const names = this.identity.hubNames;
+    const hubWaits = names !== null && !this.identity.creds?.hubCert;
+    this.renewTimer = setTimeout(() => void this.renewNow(life), hubWaits ? 11_000 : Math.max(5000, life / 8));
     if (!this.connected) return;
-    this.send({ type: 'renew', csr: await this.identity.csr() });
+    this.send({ type: 'renew', csr: await this.identity.csr(), ...(names ? { hub: names } : {}) });
+  }
+
+  /** Hands the hub a newly issued serving certificate (new TLS connections get it; open ones keep theirs). */
+  private serveHubCert(): void {
+    const c = this.identity.creds;
+    if (!this.o.hub || !c?.hubCert || c.hubCert === this.hubCertServed) return;
+    this.o.hub.setTls({ cert: c.hubCert, key: c.key });
+    this.hubCertServed = c.hubCert;
+    this.o.log.info({ notAfter: new X509Certificate(c.hubCert).validTo }, 'the data hub serves its node certificate');
   }
 
   /** Makes what runs here match the assignment set: adopt, start, stop, clean up. */
@@ -508,7 +538,10 @@ export class Agent extends EventEmitter {
   /** Workloads find the node's data hub through these. */
   private hubEnv(): Record<string, string> {
     const h = this.o.hub;
-    return h ? { OUTPOST_HUB_URL: h.http, OUTPOST_HUB_MQTT: h.mqtt } : {};
+    if (!h) return {};
+    // a hub on TLS is verified with the hub CA, handed over as PEM (a file path would not exist inside a container)
+    const ca = this.identity.hubNames ? this.identity.hubCa() : null;
+    return { OUTPOST_HUB_URL: h.http, OUTPOST_HUB_MQTT: h.mqtt, ...(ca ? { OUTPOST_HUB_CA: ca } : {}) };
   }
 
   statuses(): ReplicaStatus[] {

@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { isIP } from 'node:net';
 import { OutpostError } from '../core/errors.js';
 import { errorOf, request } from '../trust/request.js';
 import { parseJoinToken } from '../core/jointoken.js';
@@ -29,6 +30,8 @@ export interface Credentials {
   notAfter: number;
   /** when this node got it, on its own clock (renewal is timed from it) */
   receivedAt: number;
+  /** PEM: the data hub's serving certificate (same key), when one was asked for and issued */
+  hubCert: string | null;
 }
 
 export class NodeIdentityStore {
@@ -36,7 +39,11 @@ export class NodeIdentityStore {
   private kp: KeyPair | null = null;
   creds: Credentials | null = null;
 
-  constructor(agentDir: string, readonly name: string, readonly server: string, private readonly joinToken: string | null) {
+  /**
+   * `hubNames`: the names and addresses of this node's data hub, whose
+   * serving certificate is asked for with the node's (null: none).
+   */
+  constructor(agentDir: string, readonly name: string, readonly server: string, private readonly joinToken: string | null, readonly hubNames: string[] | null = null) {
     this.dir = path.join(agentDir, 'identity');
   }
 
@@ -78,7 +85,22 @@ export class NodeIdentityStore {
     const c = new X509Certificate(cert);
     if (!c.subject.split('\n').includes(`CN=${this.name}`) || !keyMatches(cert, kp)) return null;
     const receivedAt = fs.statSync(this.file('node.crt')).mtimeMs;
-    return { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret: secret?.trim() || null, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), receivedAt };
+    return {
+      key: kp.keyPem, cert, ca: this.read('ca.crt'), secret: secret?.trim() || null, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), receivedAt,
+      hubCert: this.usableHubCert(this.read('hub.crt'), kp),
+    };
+  }
+
+  /** A hub certificate worth serving: for this key, in date, covering every name the hub is reached at. */
+  private usableHubCert(pem: string | null, kp: KeyPair): string | null {
+    if (!pem || !this.hubNames) return null;
+    try {
+      const c = new X509Certificate(pem);
+      if (!keyMatches(pem, kp) || Date.parse(c.validTo) <= Date.now() + 5000) return null;
+      return this.hubNames.every((n) => (isIP(n) ? c.checkIP(n) : c.checkHost(n)) !== undefined) ? pem : null;
+    } catch {
+      return null;
+    }
   }
 
   /** The CA to trust: the saved one, or the server's, checked against the join token's fingerprint. */
@@ -118,22 +140,45 @@ export class NodeIdentityStore {
     const ca = await this.trustAnchor();
     const csr = await makeCsr(kp, this.name);
     const url = `${this.server.replace(/\/+$/, '')}/v1/enroll`;
-    let r = known ? await request<EnrolAnswer>(url, 'POST', { name: this.name, csr }, { ca }) : null;
-    if ((!r || r.status !== 200) && this.joinToken) r = await request<EnrolAnswer>(url, 'POST', { name: this.name, csr }, { ca, token: this.joinToken });
+    const body = { name: this.name, csr, ...(this.hubNames ? { hub: this.hubNames } : {}) };
+    let r = known ? await request<EnrolAnswer>(url, 'POST', body, { ca }) : null;
+    if ((!r || r.status !== 200) && this.joinToken) r = await request<EnrolAnswer>(url, 'POST', body, { ca, token: this.joinToken });
     if (!r) throw new OutpostError('E_TOKEN_INVALID', 'this node is not enrolled and has no join token (--join-token-file or OUTPOST_JOIN_TOKEN)');
     if (r.status !== 200) throw errorOf(r.status, r.body, `enrolment answered ${r.status}`);
-    return this.save(r.body.cert, r.body.secret ?? null);
+    return this.save(r.body.cert, r.body.secret ?? null, r.body.hubCert);
   }
 
-  /** Keeps a certificate the control plane issued (enrolment or renewal), if it is for this key. */
-  async save(cert: string, secret: string | null = this.creds?.secret ?? null): Promise<Credentials> {
+  /**
+   * Keeps a certificate the control plane issued (enrolment or renewal), if
+   * it is for this key, and the hub's with it (without a new one the one
+   * held stays, while it is usable).
+   */
+  async save(cert: string, secret: string | null = this.creds?.secret ?? null, hubCert?: string): Promise<Credentials> {
     const kp = await this.key();
     if (!keyMatches(cert, kp)) throw new OutpostError('E_TLS', 'the control plane sent a certificate for another key');
     this.write('node.crt', cert);
     if (secret) this.write('node.secret', secret);
+    const fresh = this.usableHubCert(hubCert ?? null, kp);
+    if (fresh) this.write('hub.crt', fresh);
     const c = new X509Certificate(cert);
-    this.creds = { key: kp.keyPem, cert, ca: this.read('ca.crt'), secret, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), receivedAt: Date.now() };
+    this.creds = {
+      key: kp.keyPem, cert, ca: this.read('ca.crt'), secret, notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), receivedAt: Date.now(),
+      hubCert: fresh ?? this.usableHubCert(this.creds?.hubCert ?? this.read('hub.crt'), kp),
+    };
     return this.creds;
+  }
+
+  /** The hub CA (the last certificate of the hub's chain), once a hub certificate is held. */
+  hubCa(): string | null {
+    const chain = this.creds?.hubCert?.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g);
+    return chain && chain.length > 1 ? chain[chain.length - 1]! : null;
+  }
+
+  /** The hub's certificate and key, from disk, when a usable one is held (what the hub starts with). */
+  async savedHubTls(): Promise<{ cert: string; key: string } | null> {
+    const kp = await this.key();
+    const cert = this.usableHubCert(this.read('hub.crt'), kp);
+    return cert ? { cert, key: kp.keyPem } : null;
   }
 
   /** A CSR for renewal over the live connection (same key). */

@@ -120,6 +120,8 @@ export function buildProgram(): Command {
     .requiredOption('--streams <names>', 'the streams it may publish to and read, comma-separated').option('--site <site>', 'only this site\'s hubs accept it').option('--json', 'print JSON')
     .action(async (name, o) => (await cmd.trust()).deviceCreate(clientFromEnv(), name, o));
   device.command('list').description('device credentials (never their secrets)').option('--json', 'print JSON').action(async (o) => (await cmd.trust()).deviceList(clientFromEnv(), !!o.json));
+  device.command('ca').description('the CA (PEM) devices verify hubs on TLS with: each hub\'s certificate names its node')
+    .action(async () => (await cmd.trust()).deviceCa(clientFromEnv()));
   device.command('rm <name>').description('the hubs disconnect it and refuse its secret').action(async (name) => (await cmd.trust()).deviceRm(clientFromEnv(), name));
   const token = program.command('token').description('join tokens: what a new node enrols with');
   token.command('create').description('a new join token, printed once on stdout')

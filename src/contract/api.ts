@@ -227,6 +227,8 @@ export interface EnrolBody {
   name: string;
   /** PKCS#10 PEM, signed by the node's key */
   csr: string;
+  /** the names and addresses the node's data hub is reached at: asks for its serving certificate too (at most 8) */
+  hub?: string[];
 }
 
 export interface EnrolAnswer {
@@ -242,6 +244,8 @@ export interface EnrolAnswer {
   approved: boolean;
   /** without TLS only: the node's secret */
   secret?: string;
+  /** the hub's serving certificate (same key, from the hub CA), when asked for and the node is approved */
+  hubCert?: string;
 }
 
 
@@ -295,6 +299,8 @@ export interface ApiRoutes {
   'DELETE /v1/nodes/:name': { answer: { removed: string } };
   /** the CA clients trust for this server, PEM text (no token needed) */
   'GET /v1/ca': { answer: string };
+  /** the PEM of the CA that signs the nodes' hubs' certificates (devices trust it) */
+  'GET /v1/hub-ca': { answer: string };
   /** a node's certificate for its CSR, with a join token in Authorization (or none: re-enrolment with the node's key) */
   'POST /v1/enroll': { body: EnrolBody; answer: EnrolAnswer };
   /** join tokens (never their secrets) */

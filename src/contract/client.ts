@@ -112,6 +112,18 @@ export class ApiClient {
     return this.request('DELETE', `/v1/devices/${seg(name)}`);
   }
 
+  /** GET /v1/hub-ca: the PEM devices verify the nodes' hubs with. */
+  async hubCa(): Promise<string> {
+    const res = await this.raw('GET', '/v1/hub-ca', undefined, { timeoutMs: DEFAULT_TIMEOUT_MS });
+    const text = await readAll(res);
+    if (res.statusCode !== 200) {
+      let body: Partial<ApiErrorAnswer> | null = null;
+      try { body = JSON.parse(text) as Partial<ApiErrorAnswer>; } catch { /* not JSON: the status says it */ }
+      throw answerError(res.statusCode ?? 0, body);
+    }
+    return text;
+  }
+
   /** GET /v1/tokens */
   tokens(): Promise<JoinTokenView[]> {
     return this.request('GET', '/v1/tokens');

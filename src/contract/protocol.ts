@@ -36,6 +36,8 @@ const boundedRecord = <T extends z.ZodTypeAny>(v: T, max = 1000, key: z.ZodStrin
 
 const layer = z.object({ digest: str(200), bytes: z.number().int().nonnegative() });
 const layers = z.array(layer).max(MAX_LIST);
+/** the names a node's hub asks its serving certificate to cover (checked in full where it is issued) */
+export const hubNames = z.array(str(253)).max(8);
 const replicaError = z.object({ code: str(64), message: str(4096) });
 
 export const nodeInfoSchema = z.object({
@@ -102,7 +104,7 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('windows'), hubId: str(128), items: z.array(z.object({ seq: z.number().int().nonnegative(), doc: windowDoc })).max(MAX_LIST) }),
   z.object({ type: z.literal('hub'), stats: hubStatsSchema }),
   /** a certificate request for the node's name, signed by its key (renewal over the live connection) */
-  z.object({ type: z.literal('renew'), csr: str(8192) }),
+  z.object({ type: z.literal('renew'), csr: str(8192), hub: hubNames.optional() }),
 ]);
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
@@ -130,7 +132,7 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   /** the sequence numbers now stored (or already held: a re-send) */
   z.object({ type: z.literal('windows.ack'), hubId: str(128), seqs: z.array(z.number().int().nonnegative()).max(MAX_LIST) }),
   /** a renewed certificate for the node's key */
-  z.object({ type: z.literal('cert'), cert: str(16384), notAfter: num }),
+  z.object({ type: z.literal('cert'), cert: str(16384), notAfter: num, hubCert: str(16384).optional() }),
   /** the device credentials the node's data hub accepts (every device of all sites and of its own), whole each time */
   z.object({ type: z.literal('devices'), devices: z.array(deviceSchema).max(MAX_LIST) }),
 ]);

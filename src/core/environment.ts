@@ -57,6 +57,7 @@ export const REPLICA_ENVIRONMENT = [
   { name: 'OUTPOST_NODE', when: 'always', meaning: 'the node\'s name' },
   { name: 'OUTPOST_HUB_URL', when: 'the node runs a data hub', meaning: 'the hub\'s HTTP URL' },
   { name: 'OUTPOST_HUB_MQTT', when: 'the node runs a data hub', meaning: 'the hub\'s MQTT URL' },
+  { name: 'OUTPOST_HUB_CA', when: 'the hub serves its node certificate (`--hub-tls`)', meaning: 'the PEM of the hub CA, to verify the hub\'s `https://` and `mqtts://` URLs with' },
   { name: 'PORT', when: 'process runtime, with ports', meaning: 'the host port given to the first declared port (a process shares the host\'s network)' },
   { name: 'PORT_<NAME>', when: 'process runtime, with ports', meaning: 'the host port of each declared port, its name upper-cased with `-` as `_`' },
   { name: 'HOST', when: 'process runtime', meaning: 'the address to listen on (the agent\'s bind address)' },

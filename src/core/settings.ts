@@ -215,6 +215,7 @@ export const AGENT_SETTINGS = {
   hubMqttsPort,
   hubMqttUrl,
   hubConfig,
+  hubTls: withDefault(oneOf(['auto', 'on', 'off'] as const), 'auto', { flag: '--hub-tls <mode>', meaning: 'the hub\'s HTTPS and MQTT over TLS with the node\'s hub certificate (from the control plane\'s hub CA): on, off, or auto (on when --hub-bind is not loopback and the control plane is https; a hub config\'s own tls wins)' }),
   ...replicaIdentity,
   hubAnonymous,
   ...agentTuning,

@@ -32,6 +32,7 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'PUT /v1/nodes/:name/rtt': { takes: '`{"SITE": ms, "OTHER": null}` (null removes a declared RTT)', answers: T('NodeRecord'), cli: 'outpost site rtt' },
   'GET /v1/apps/:name/endpoints': { takes: '`site` (required), `items`', answers: `${T('RankedEndpoint', true)}: running, ready replicas on reachable nodes, nearest first`, cli: 'outpost endpoints' },
   'GET /v1/ca': { takes: 'no token', answers: 'the PEM of the CA clients trust for this server (404 with `--insecure`)' },
+  'GET /v1/hub-ca': { takes: 'no token', answers: 'the PEM of the hub CA devices verify the nodes\' hubs with (404 with `--insecure`)' },
   'POST /v1/enroll': { takes: 'no admin token: `Authorization: Bearer <join token>` (or none: re-enrolment with the node\'s key); body `{"name", "csr"}`', answers: `${T('EnrolAnswer')}; \`E_TOKEN_INVALID\` (401), \`E_NODE_NAME_TAKEN\` (409), \`E_NODE_REVOKED\` (403)`, cli: 'outpost agent' },
   'GET /v1/tokens': { takes: '', answers: `${T('JoinTokenView', true)} (never a secret)`, cli: 'outpost token list' },
   'POST /v1/tokens': { takes: '`{"ttl": "30m", "uses": 1, "site"?, "labels"?, "note"?}`', answers: `${T('CreatedToken')}, 201: the token, once`, cli: 'outpost token create' },

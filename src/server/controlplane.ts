@@ -41,7 +41,7 @@ export interface ControlPlaneOptions {
   loss?: Partial<LossPolicy>;
   streams?: StreamStore | null;
   /** the CA that signs node certificates, the CA agents trust for this server, and its fingerprint (join tokens carry it) */
-  authority?: { ca: Authority; trustPem: string; fingerprint: string } | null;
+  authority?: { ca: Authority; trustPem: string; fingerprint: string; hubCa?: Authority } | null;
   trust?: Partial<TrustPolicy>;
   /** the shared join token (no TTL) is accepted */
   sharedJoinToken?: boolean;

@@ -287,8 +287,8 @@ export class AgentGateway {
       }
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);
       case 'renew':
-        cp.identities.renew(node, msg.csr, c.keyId).then(
-          (r) => send(c.ws, { type: 'cert', cert: r.cert, notAfter: r.notAfter }),
+        cp.identities.renew(node, msg.csr, c.keyId, msg.hub).then(
+          (r) => send(c.ws, { type: 'cert', ...r }),
           (e: Error) => {
             const err = toOutpostError(e);
             this.count(err.code);

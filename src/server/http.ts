@@ -21,7 +21,7 @@ export interface RouteDeps {
 }
 
 /** Routes anyone may call: health, the CA's certificate, and enrolment (which checks its own credential: a join token or the node's key). */
-const OPEN = new Set(['/healthz', '/v1/ca', '/v1/enroll']);
+const OPEN = new Set(['/healthz', '/v1/ca', '/v1/hub-ca', '/v1/enroll']);
 
 export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null = null): FastifyInstance {
   // fastify's own per-request logging stays off; errors are logged by the handler below.
@@ -66,6 +66,6 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   nodeRoutes(app, deps);
   siteRoutes(app, deps);
   streamRoutes(app, deps);
-  trustRoutes(app, deps, tls?.trustPem ?? null);
+  trustRoutes(app, deps, tls?.trustPem ?? null, tls?.hubCa.certPem ?? null);
   return app;
 }

@@ -144,6 +144,25 @@ export async function issueServerCert(ca: Authority, sans: { dns: string[]; ip: 
   return { ...issued, ...kp };
 }
 
+/**
+ * A node hub's serving certificate, from the hub CA (never the control
+ * plane's: a node that names the control plane's address must not be able to
+ * stand in for it): CN is the node name, the key is the node's own.
+ */
+export function issueHubCert(hubCa: Authority, csr: CsrInfo, sans: { dns: string[]; ip: string[] }, now: number, ttlMs: number): Promise<Issued> {
+  return issue(hubCa, { commonName: csr.commonName, publicKey: csr.publicKey, usage: 'server', notAfter: now + ttlMs, now, sans });
+}
+
+/**
+ * A self-signed serving certificate no client trusts: what a hub serves until
+ * its real one arrives (devices that verify refuse it, as they should).
+ */
+export async function placeholderCert(name: string, now = Date.now()): Promise<{ certPem: string; keyPem: string }> {
+  const ca = await createAuthority(`${name}-awaiting-certificate`, now, 1);
+  const leaf = await issueServerCert(ca, { dns: [`${name}-awaiting-certificate`], ip: [] }, now, 86_400_000);
+  return { certPem: leaf.certPem, keyPem: leaf.keyPem };
+}
+
 /** A certificate request for `name`, signed by the node's own key (which proves it holds the key). */
 export async function makeCsr(kp: KeyPair, name: string): Promise<string> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${name}`, keys: kp.keys, signingAlgorithm: ALG });

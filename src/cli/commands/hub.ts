@@ -56,6 +56,22 @@ function fromFile(cfg: HubFileConfig, anonymousFlag: boolean | undefined, tls: H
   };
 }
 
+/**
+ * The names the hub's node certificate must cover, when the hub serves one:
+ * `--hub-tls on`, or auto with a hub devices reach over the network (not
+ * loopback) and a control plane on TLS (it issues the certificate). A hub
+ * config with its own certificate keeps it. Null: no node certificate.
+ */
+export function hubCertNames(f: HubSettings & { hubTls: 'auto' | 'on' | 'off' }, advertise: string, server: string): string[] | null {
+  if (!f.hub || f.hubTls === 'off' || f.hubMqttUrl) return null;
+  const bind = f.hubBind ?? '127.0.0.1';
+  const https = server.startsWith('https:');
+  if (f.hubTls === 'on' && !https) throw new OutpostError('E_USAGE', '--hub-tls on needs a control plane on https (it issues the hub\'s certificate)');
+  if (f.hubTls === 'auto' && (!https || LOOPBACK.test(bind))) return null;
+  if (readHubConfig(f.hubConfig).tls) return null;
+  return [hubAdvertise(bind, advertise)];
+}
+
 /** How devices get in, for the logs and printouts. */
 export function hubAccess(h: { anonymous: boolean; devices: unknown[] }, bind: string): string {
   const who = h.anonymous ? 'anonymous clients allowed' : `devices with credentials (${h.devices.length} in the hub config)`;

@@ -70,6 +70,11 @@ export async function deviceCreate(client: ApiClient, name: string, f: { streams
   console.log(`  MQTT:  -u ${d.name} -P ${d.secret}`);
   console.log(`  HTTP:  Authorization: Bearer ${d.bearer}`);
   console.error('The secret is shown once; the control plane and the hubs keep only its hash.');
+  console.error('Hubs on TLS are verified with the hub CA: `outpost device ca > hub-ca.crt`.');
+}
+
+export async function deviceCa(client: ApiClient): Promise<void> {
+  process.stdout.write(await client.hubCa());
 }
 
 export async function deviceList(client: ApiClient, json: boolean): Promise<void> {

@@ -28,10 +28,15 @@ function bodyObject<T>(b: unknown): Partial<T> {
   return b as Partial<T>;
 }
 
-export function trustRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps, caPem: string | null): void {
+export function trustRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps, caPem: string | null, hubCaPem: string | null): void {
   app.get('/v1/ca', async (_req, reply) => {
     if (!caPem) throw new OutpostError('E_NOT_FOUND', 'this control plane runs without TLS (--insecure): it has no CA to trust');
     return reply.type('application/x-pem-file').send(caPem);
+  });
+  // what devices verify the nodes' hubs with (the hubs' certificates name their nodes)
+  app.get('/v1/hub-ca', async (_req, reply) => {
+    if (!hubCaPem) throw new OutpostError('E_NOT_FOUND', 'this control plane runs without TLS (--insecure): hubs get no certificates from it');
+    return reply.type('application/x-pem-file').send(hubCaPem);
   });
 
   app.post<{ Body: EnrolBody }>('/v1/enroll', async (req) => {
@@ -41,7 +46,7 @@ export function trustRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps, ca
     const auth = req.headers.authorization ?? '';
     const token = auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
     try {
-      return await cp.identities.enrol({ name: b.name, csr: b.csr, token });
+      return await cp.identities.enrol({ name: b.name, csr: b.csr, token, ...(b.hub !== undefined ? { hub: b.hub } : {}) });
     } catch (e) {
       if (e instanceof OutpostError) {
         gateway.countRefusal(e.code);

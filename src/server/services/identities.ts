@@ -5,12 +5,13 @@
 // it. A name held by one key is refused to any other until an operator
 // removes the node.
 import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { EnrolAnswer } from '../../contract/api.js';
 import { OutpostError } from '../../core/errors.js';
 import { NAME_RE } from '../../core/names.js';
 import { parseJoinToken } from '../../core/jointoken.js';
 import type { NodeIdentity, Refusal } from '../../core/types.js';
-import { issueNodeCert, readCsr, type Authority } from '../../trust/pki.js';
+import { issueHubCert, issueNodeCert, readCsr, type Authority, type CsrInfo } from '../../trust/pki.js';
 import type { Writer } from '../writer.js';
 import type { JoinTokens } from './tokens.js';
 import { newSecret } from '../../core/secret.js';
@@ -37,6 +38,30 @@ export interface EnrolRequest {
   csr: string;
   /** absent: re-enrolment with the node's existing key */
   token?: string;
+  /** the names and addresses of the node's hub: asks for its serving certificate too */
+  hub?: string[];
+}
+
+type Auth = { ca: Authority; trustPem: string; hubCa?: Authority };
+
+const DNS_NAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/**
+ * The names a hub's certificate may cover: host names and IP addresses, no
+ * wildcards, at most 8. A node names its own addresses (as a kubelet does
+ * for its serving certificate); the hub CA that signs them is trusted by
+ * devices only, so no name here can stand in for the control plane.
+ */
+export function hubSans(list: unknown): { dns: string[]; ip: string[] } {
+  if (!Array.isArray(list) || list.length === 0 || list.length > 8) throw new OutpostError('E_INVALID', 'hub: 1 to 8 host names or IP addresses', { path: 'hub' });
+  const dns: string[] = [];
+  const ip: string[] = [];
+  list.forEach((v, i) => {
+    if (typeof v === 'string' && isIP(v)) ip.push(v);
+    else if (typeof v === 'string' && DNS_NAME.test(v)) dns.push(v.toLowerCase());
+    else throw new OutpostError('E_INVALID', `hub[${i}]: not a host name or IP address (no wildcards)`, { path: `hub.${i}` });
+  });
+  return { dns: [...new Set(dns)], ip: [...new Set(ip)] };
 }
 
 
@@ -45,7 +70,7 @@ export class Identities {
     private readonly w: Writer,
     private readonly tokens: JoinTokens,
     private readonly nodes: Nodes,
-    private readonly authority: () => { ca: Authority; trustPem: string } | null,
+    private readonly authority: () => Auth | null,
     readonly policy: TrustPolicy,
     private readonly now: () => number,
   ) {}
@@ -59,6 +84,7 @@ export class Identities {
     if (!auth) throw new OutpostError('E_INTERNAL', 'this control plane has no certificate authority');
     if (!NAME_RE.test(r.name)) throw new OutpostError('E_INVALID', 'node names are [a-z0-9-], 1-63 characters', { path: 'name' });
     const token = r.token !== undefined ? parseJoinToken(r.token) : null;
+    const sans = r.hub === undefined ? null : hubSans(r.hub);
     let csr;
     try {
       csr = await readCsr(r.csr);
@@ -102,7 +128,21 @@ export class Identities {
       const changes = [{ kind: 'identities' as const, key: r.name, doc }];
       return { changes: t ? [...changes, { kind: 'tokens' as const, key: t.id, doc: { ...t, used: t.used + 1 } }] : changes, result: doc };
     });
-    return { name: r.name, cert: issued.certPem, ca: auth.trustPem, notAfter: issued.notAfter, approved: identity.approved, ...(nodeSecret ? { secret: nodeSecret.secret } : {}) };
+    const hubCert = await this.hubCert(auth, identity, csr, sans);
+    return {
+      name: r.name, cert: issued.certPem, ca: auth.trustPem, notAfter: issued.notAfter, approved: identity.approved,
+      ...(nodeSecret ? { secret: nodeSecret.secret } : {}), ...(hubCert ? { hubCert } : {}),
+    };
+  }
+
+  /**
+   * The hub's serving certificate, for the node's key, as long as its node
+   * certificate: only for an approved node (one still pending is not trusted
+   * to name addresses devices will believe).
+   */
+  private async hubCert(auth: Auth, id: NodeIdentity, csr: CsrInfo, sans: { dns: string[]; ip: string[] } | null): Promise<string | null> {
+    if (!sans || !auth.hubCa || !id.approved || id.revokedAt) return null;
+    return (await issueHubCert(auth.hubCa, csr, sans, this.now(), this.policy.certTtlMs)).certPem + auth.hubCa.certPem;
   }
 
   /** Whether a certificate was signed by our CA (its signature verifies), in date or not. */
@@ -121,7 +161,7 @@ export class Identities {
    * no longer bound to the connection's key (removed and enrolled again by
    * another), or when it asks again too soon.
    */
-  async renew(name: string, csrPem: string, connKeyId: string): Promise<{ cert: string; notAfter: number }> {
+  async renew(name: string, csrPem: string, connKeyId: string, hub?: string[]): Promise<{ cert: string; notAfter: number; hubCert?: string }> {
     const cur = this.get(name);
     if (!cur || cur.revokedAt || cur.keyId !== connKeyId) throw new OutpostError('E_FORBIDDEN', `node ${name} is no longer bound to this connection's key`);
     // an agent renews at half-life; one that asks again and again (a bug, a clock gone wrong) gets one every 10 s at most
@@ -130,15 +170,17 @@ export class Identities {
     if (!auth) throw new OutpostError('E_INTERNAL', 'this control plane has no certificate authority');
     const csr = await readCsr(csrPem).catch((e: Error) => { throw new OutpostError('E_INVALID', `csr: ${e.message}`, { path: 'csr' }); });
     if (csr.commonName !== name) throw new OutpostError('E_FORBIDDEN', `node ${name} asked for a certificate for ${csr.commonName}`, { path: 'csr' });
+    const sans = hub === undefined ? null : hubSans(hub);
     const issued = await issueNodeCert(auth.ca, csr, this.now(), this.policy.certTtlMs);
-    await this.w.run((s) => {
+    const doc = await this.w.run((s) => {
       const prev = s.get('identities', name);
       if (!prev || prev.revokedAt) throw new OutpostError('E_NODE_REVOKED', `node ${name} was revoked or removed`);
       if (prev.keyId !== connKeyId) throw new OutpostError('E_FORBIDDEN', `node ${name} is no longer bound to this connection's key`);
       const doc: NodeIdentity = { ...prev, keyId: csr.keyId, serial: issued.serial, certNotAfter: issued.notAfter, renewedAt: this.now(), lastRefusal: null };
-      return { changes: [{ kind: 'identities', key: name, doc }], result: undefined };
+      return { changes: [{ kind: 'identities', key: name, doc }], result: doc };
     });
-    return { cert: issued.certPem, notAfter: issued.notAfter };
+    const hubCert = await this.hubCert(auth, doc, csr, sans);
+    return { cert: issued.certPem, notAfter: issued.notAfter, ...(hubCert ? { hubCert } : {}) };
   }
 
   /** Why a connection as `name` holding key `keyId` is refused, or null. */

@@ -6,8 +6,12 @@
 //   tls/ca.crt        the CA's certificate
 //   tls/server.{crt,key}  the serving certificate, re-issued when it nears its
 //                     end or the names it must cover change
+//   hub-ca.crt        the CA devices trust for the nodes' data hubs
+//   tls/hub-ca.{key,crt}  that CA: it signs the hubs' serving certificates,
+//                     and only them (a node names its own addresses, so its
+//                     certificate must never pass for the control plane's)
 //
-// The CA is made once: the first process to link its files into place wins,
+// Each CA is made once: the first process to link its files into place wins,
 // and any other (a second instance starting at the same moment) reads those.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +31,8 @@ export interface TlsMaterial {
   trustPem: string;
   /** sha256 of trustPem's certificates: what join tokens carry */
   fingerprint: string;
+  /** the CA of the nodes' hubs' serving certificates (devices trust it) */
+  hubCa: Authority;
   /** the keys of TLS session tickets, kept across restarts so a fleet reconnecting resumes its sessions */
   ticketKeys: Buffer;
 }
@@ -52,11 +58,11 @@ function writePrivate(p: string, data: string): void {
 }
 
 /** Creates the CA unless it exists; safe against a second process doing the same at the same time. */
-async function loadOrCreateCa(dir: string, now: number): Promise<Authority> {
-  const certP = path.join(dir, 'ca.crt');
-  const keyP = path.join(dir, 'ca.key');
+async function loadOrCreateCa(dir: string, now: number, base = 'ca'): Promise<Authority> {
+  const certP = path.join(dir, `${base}.crt`);
+  const keyP = path.join(dir, `${base}.key`);
   if (!fs.existsSync(certP)) {
-    const ca = await createAuthority(`outpost-ca-${os.hostname()}`, now);
+    const ca = await createAuthority(`outpost-${base}-${os.hostname()}`, now);
     // a name of its own per attempt: two openings in one process must not share temporary files
     const tag = randomBytes(6).toString('hex');
     const tmpKey = `${keyP}.${tag}.tmp`;
@@ -104,6 +110,7 @@ export async function openTls(dataDir: string, host: string, o: TlsOptions = {})
   const dir = path.join(dataDir, 'tls');
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const ca = await loadOrCreateCa(dir, now);
+  const hubCa = await loadOrCreateCa(dir, now, 'hub-ca');
   let cert: string;
   let key: string;
   let trustPem: string;
@@ -130,10 +137,14 @@ export async function openTls(dataDir: string, host: string, o: TlsOptions = {})
     key = fs.readFileSync(keyP, 'utf8');
     trustPem = ca.certPem;
   }
-  // the file the CLI (and an operator handing it to others) reads
-  const trustP = path.join(dataDir, 'ca.crt');
-  if (!fs.existsSync(trustP) || fs.readFileSync(trustP, 'utf8') !== trustPem) fs.writeFileSync(trustP, trustPem, { mode: 0o644 });
-  return { ca, cert, key, trustPem, fingerprint: caFingerprint(trustPem), ticketKeys: loadOrCreateTicketKeys(path.join(dir, 'ticket.keys')) };
+  // the files the CLI (and an operator handing them to others) reads
+  publish(path.join(dataDir, 'ca.crt'), trustPem);
+  publish(path.join(dataDir, 'hub-ca.crt'), hubCa.certPem);
+  return { ca, hubCa, cert, key, trustPem, fingerprint: caFingerprint(trustPem), ticketKeys: loadOrCreateTicketKeys(path.join(dir, 'ticket.keys')) };
+}
+
+function publish(p: string, pem: string): void {
+  if (!fs.existsSync(p) || fs.readFileSync(p, 'utf8') !== pem) fs.writeFileSync(p, pem, { mode: 0o644 });
 }
 
 /**
