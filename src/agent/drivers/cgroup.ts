@@ -47,7 +47,7 @@ export function detectCgroups(): Cgroups | { reason: string } {
   const reasons: string[] = [];
   const v2 = mounts.find((m) => m.fstype === 'cgroup2');
   if (v2) {
-    const r = tryV2(v2.point);
+    const r = cgroupsV2(v2.point);
     if (!('reason' in r)) return r;
     reasons.push(`v2 at ${v2.point}: ${r.reason}`);
   }
@@ -88,7 +88,8 @@ function parseProcCgroup(text: string): Map<string, string> {
   return out;
 }
 
-function tryV2(mount: string): Cgroups | { reason: string } {
+/** cgroup v2 mounted at `mount`, when its memory and pids controllers can be given to our cgroups. */
+export function cgroupsV2(mount: string): Cgroups | { reason: string } {
   try {
     const available = read(path.join(mount, 'cgroup.controllers')).split(/\s+/);
     if (!available.includes('memory') || !available.includes('pids')) return { reason: `the memory and pids controllers are not available here (cgroup.controllers: "${available.join(' ')}")` };
@@ -111,8 +112,7 @@ function tryV2(mount: string): Cgroups | { reason: string } {
         write(dir, 'pids.max', String(l.pidsMax));
         if (cpu) {
           const c = cpuConfig(r);
-          // the same weight runc gives --cpu-shares on v2
-          write(dir, 'cpu.weight', String(Math.round(1 + ((c.CpuShares - 2) * 9999) / 262_142)));
+          write(dir, 'cpu.weight', String(cpuWeight(c.CpuShares)));
           if (c.CpuQuota !== undefined) write(dir, 'cpu.max', `${c.CpuQuota} ${c.CpuPeriod}`);
         }
         return { version: 2, memory: dir, pids: dir, cpu: cpu ? dir : null };
@@ -171,6 +171,11 @@ function tryV1(mounts: Mount[], own: Map<string, string>): Cgroups | { reason: s
       return { version: 1, memory, pids, cpu };
     },
   };
+}
+
+/** The v2 weight for v1 shares, as runc converts them (integer division): 2 -> 1, 1024 -> 39, 262144 -> 10000. */
+export function cpuWeight(shares: number): number {
+  return 1 + Math.floor(((shares - 2) * 9999) / 262_142);
 }
 
 const dirsOf = (g: ReplicaCgroup) => [...new Set([g.memory, g.pids, ...(g.cpu ? [g.cpu] : [])])];
