@@ -70,3 +70,31 @@ test('stream specs name their bad fields', () => {
   assert.ok(!streamsSchema.safeParse({ 'bad/name': { windowMs: 1000, ops: ['count'] } }).success);
   assert.ok(!streamsSchema.safeParse({ t: { ops: ['count'] } }).success, 'a window is required');
 });
+
+test('groupBy device: one result per device and window, oldest first then by device; points with no device form their own group', () => {
+  const spec = streamsSchema.parse({ t: { windowMs: 1000, lateMs: 0, ops: ['count', 'sum'], groupBy: 'device' } }).t!;
+  const p = new Pipeline('t', spec);
+  p.add(1_100, 1, 0, 'b');
+  p.add(1_200, 2, 1, 'a');
+  p.add(1_300, 3, 2, 'b');
+  p.add(2_100, 4, 3, 'a');
+  p.add(1_400, 5, 4, null);
+  assert.equal(p.pending, 5);
+  const out = p.due(3_000).map((w) => [w.start, w.device, w.count, w.sum]);
+  assert.deepEqual(out, [[1_000, null, 1, 5], [1_000, 'a', 1, 2], [1_000, 'b', 2, 4], [2_000, 'a', 1, 4]]);
+  p.add(1_500, 9, 5, 'c');
+  assert.equal(p.counters.late, 1, 'a new device in an emitted window is late too');
+  const plain = new Pipeline('u', streamsSchema.parse({ u: { windowMs: 1000, lateMs: 0, ops: ['count'] } }).u!);
+  plain.add(1_100, 1, 0, 'a');
+  plain.add(1_200, 1, 1, 'b');
+  assert.deepEqual(plain.due(3_000).map((w) => [w.count, 'device' in w]), [[2, false]], 'without groupBy the tag changes nothing');
+});
+
+test('groupBy needs time windows; a stream source\'s bad pattern is refused with its path', () => {
+  const r = streamsSchema.safeParse({ t: { windowCount: 10, ops: ['count'], groupBy: 'device' } });
+  assert.equal(r.success, false);
+  assert.deepEqual(r.error!.issues[0]!.path, ['t', 'groupBy']);
+  const s = streamsSchema.safeParse({ t: { windowMs: 1000, ops: ['count'], from: [{ topic: 'a/#/b', field: '$.v' }] } });
+  assert.equal(s.success, false);
+  assert.deepEqual(s.error!.issues[0]!.path, ['t', 'from', 0, 'topic']);
+});

@@ -4,6 +4,7 @@
 // persists what it emits.
 import { z } from 'zod';
 import { OP_RE, WindowAcc, needsValues, type WindowResult } from './window.js';
+import { streamSourceSchema } from './mapping.js';
 
 // Fields say what they mean with .describe(): docs/reference/manifest.md is generated from them.
 export const streamSpecSchema = z.object({
@@ -16,7 +17,12 @@ export const streamSpecSchema = z.object({
     max: z.number().finite().optional().describe('drop points above this'),
     deadband: z.number().finite().positive().optional().describe('drop a point within this distance of the last kept one'),
   }).strict().optional().describe('points dropped before windowing (counted as filtered)'),
-}).strict().refine((s) => (s.windowMs === undefined) !== (s.windowCount === undefined), { message: 'give exactly one of windowMs and windowCount' });
+  from: z.array(streamSourceSchema).max(16).optional().describe('MQTT topics (and fields of JSON objects) that feed this stream besides outpost/data/STREAM; several streams may read one message'),
+  groupBy: z.literal('device').optional().describe('one window result per device and window (the `device` field of each result): the device named by the topic (`from[].deviceLevel`, outpost/data/STREAM/DEVICE) or the credential; time windows only'),
+}).strict()
+  .refine((s) => (s.windowMs === undefined) !== (s.windowCount === undefined), { message: 'give exactly one of windowMs and windowCount' })
+  // a count window's replay position is one for the whole stream: per device it would need one each
+  .refine((s) => s.groupBy === undefined || s.windowMs !== undefined, { message: 'groupBy needs time windows (windowMs)', path: ['groupBy'] });
 
 export type StreamSpec = z.infer<typeof streamSpecSchema>;
 /** stream names become MQTT topic levels and URL segments */
@@ -30,9 +36,13 @@ export interface PipelineCounters {
   windows: number;
 }
 
+/** the group of points with no device, in a grouped stream */
+const NO_DEVICE = '';
+
 export class Pipeline {
   readonly counters: PipelineCounters = { pointsIn: 0, filtered: 0, late: 0, windows: 0 };
-  private readonly open = new Map<number, WindowAcc>();
+  /** open time windows by start, or (grouped) by device then start */
+  private readonly open = new Map<string, Map<number, WindowAcc>>();
   private readonly keep: boolean;
   private lastKept: number | null = null;
   /** time windows: every window starting before this is emitted; count windows: the position of the last point in an emitted window */
@@ -47,8 +57,12 @@ export class Pipeline {
     this.watermark = watermark;
   }
 
-  /** `pos` orders points across batches (the hub's raw-store position): a count window remembers its last one */
-  add(ts: number, v: number, pos = 0): void {
+  /**
+   * `pos` orders points across batches (the hub's raw-store position): a
+   * count window remembers its last one. `device`: the point's device tag,
+   * which separates windows when the stream groups by device.
+   */
+  add(ts: number, v: number, pos = 0, device: string | null = null): void {
     this.counters.pointsIn++;
     const f = this.spec.filter;
     if (f) {
@@ -71,16 +85,22 @@ export class Pipeline {
       return;
     }
     const start = Math.floor(ts / size) * size;
-    // consecutive points mostly fall in the same window: skip the map lookup
+    const group = this.spec.groupBy ? device ?? NO_DEVICE : NO_DEVICE;
+    // consecutive points mostly fall in the same window: skip the map lookups
     let w = this.last;
-    if (w === null || w.start !== start) {
+    if (w === null || w.start !== start || this.lastGroup !== group) {
       if (start < this.watermark) { this.counters.late++; return; }
-      w = this.open.get(start) ?? null;
-      if (!w) this.open.set(start, (w = new WindowAcc(start, this.keep)));
+      let g = this.open.get(group);
+      if (!g) this.open.set(group, (g = new Map()));
+      w = g.get(start) ?? null;
+      if (!w) g.set(start, (w = new WindowAcc(start, this.keep)));
       this.last = w;
+      this.lastGroup = group;
     }
     w.add(v, ts);
   }
+
+  private lastGroup = NO_DEVICE;
 
   /** Windows that are complete at hub time `now`, oldest first. */
   due(now: number): WindowResult[] {
@@ -88,12 +108,20 @@ export class Pipeline {
     this.closed = [];
     const size = this.spec.windowMs;
     if (size !== undefined) {
-      const ready = [...this.open.keys()].filter((s) => now >= s + size + this.spec.lateMs).sort((a, b) => a - b);
-      for (const s of ready) {
-        out.push(this.open.get(s)!.result(this.name, s + size, this.spec.ops));
-        this.open.delete(s);
-        if (this.last?.start === s) this.last = null;
-        this.watermark = Math.max(this.watermark, s + size);
+      const ready: { start: number; group: string; w: WindowAcc }[] = [];
+      for (const [group, g] of this.open) {
+        for (const [start, w] of g) if (now >= start + size + this.spec.lateMs) ready.push({ start, group, w });
+      }
+      // oldest first; within a window, by device
+      ready.sort((a, b) => a.start - b.start || (a.group < b.group ? -1 : a.group > b.group ? 1 : 0));
+      for (const { start, group, w } of ready) {
+        const r = w.result(this.name, start + size, this.spec.ops);
+        out.push(this.spec.groupBy ? { ...r, device: group === NO_DEVICE ? null : group } : r);
+        const g = this.open.get(group)!;
+        g.delete(start);
+        if (g.size === 0) this.open.delete(group);
+        if (this.last === w) this.last = null;
+        this.watermark = Math.max(this.watermark, start + size);
       }
     }
     this.counters.windows += out.length;
@@ -103,7 +131,7 @@ export class Pipeline {
   /** Points held in windows not yet emitted. */
   get pending(): number {
     let n = this.countWin?.count ?? 0;
-    for (const w of this.open.values()) n += w.count;
+    for (const g of this.open.values()) for (const w of g.values()) n += w.count;
     return n;
   }
 }
