@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { HubStats } from '../src/core/types.js';
 import { freePort } from '../src/agent/health.js';
-import { tmpDir } from './helpers.js';
+import { tmpDir, waitFor } from './helpers.js';
 import { device, devicesYaml, hubAlone, noMosquitto, type TestDevice } from './hubkit.js';
 
 const PY = '/usr/bin/python3';
@@ -56,81 +56,89 @@ const subscribeAndLeave = (port: string, d: TestDevice, clientId: string, topic:
   assert.equal(r.status, 0, r.out);
 };
 
+/** What a new subscriber to b's own topic gets first: its retain flag and payload. */
+const retained = (port: string, b: TestDevice) =>
+  run('mosquitto_sub', ['-h', HOST, '-p', port, ...b.mqtt, '-t', 'outpost/data/s1/dev-b', '-C', '1', '-W', '10', '-F', '%r %p']).out.trim();
+
 async function stats(url: string, d: TestDevice): Promise<HubStats> {
   return (await fetch(`${url}/v1/stats`, { headers: d.headers })).json() as Promise<HubStats>;
 }
 
-/** A hub on fixed ports and one data directory, to be restarted. */
-async function restartable(devices: TestDevice[]) {
+type Hub = Awaited<ReturnType<typeof hubAlone>>;
+
+/**
+ * A hub on fixed ports and one data directory, which `body` restarts (the
+ * last one started is stopped at the end), with two devices of stream s1:
+ * `a` subscribes, `b` publishes.
+ */
+async function restartable(body: (t: { a: TestDevice; b: TestDevice; port: string; start: () => Promise<Hub>; hub: Hub }) => Promise<void>) {
+  const a = device('dev-a', ['s1']);
+  const b = device('dev-b', ['s1']);
   const dir = tmpDir();
   const port = String(await freePort(HOST));
   const httpPort = await freePort(HOST);
-  const start = () => hubAlone(`${STREAMS}${devicesYaml(devices)}`, ['--hub-mqtt-port', port], httpPort, 'http', undefined, dir);
-  return { port, start };
+  let last = null as Hub | null;
+  const start = async () => (last = await hubAlone(`${STREAMS}${devicesYaml([a, b])}`, ['--hub-mqtt-port', port], httpPort, 'http', undefined, dir));
+  try {
+    await body({ a, b, port, start, hub: await start() });
+  } finally {
+    await last?.stop('SIGKILL');
+  }
 }
 
-test('a persistent session, its queued QoS 1 messages and a retained message survive a crash and a stop of the hub; the session stays its device\'s', { skip }, async () => {
-  const a = device('dev-a', ['s1']);
-  const b = device('dev-b', ['s1']);
-  const { port, start } = await restartable([a, b]);
-  let hub = await start();
-  try {
-    subscribeAndLeave(port, a, 'a-session', 'outpost/data/s1');
-    // while it is away: one message for it, and a retained one on b's own topic
-    assert.equal(pub(port, b, 'outpost/data/s1', ['-m', '1']).status, 0);
-    assert.equal(pub(port, b, 'outpost/data/s1/dev-b', ['-r', '-m', '42']).status, 0);
-    await hub.stop('SIGKILL');
+test('a persistent session, its queued QoS 1 messages and a retained message survive a crash and a stop of the hub; the session stays its device\'s', { skip }, () => restartable(async ({ a, b, port, start, hub }) => {
+  subscribeAndLeave(port, a, 'a-session', 'outpost/data/s1');
+  // while it is away: one message for it, and a retained one on b's own topic
+  assert.equal(pub(port, b, 'outpost/data/s1', ['-m', '1']).status, 0);
+  assert.equal(pub(port, b, 'outpost/data/s1/dev-b', ['-r', '-m', '42']).status, 0);
+  // aedes acknowledges a QoS 1 PUBLISH before it routes it: the crash waits
+  // until both are routed (queued, and retained for a new subscriber)
+  await waitFor('the message queued', async () => (await stats(hub.url, a)).broker?.queued === 1);
+  assert.equal(retained(port, b), '1 42');
+  await hub.stop('SIGKILL');
 
-    hub = await start();
-    assert.equal(pub(port, b, 'outpost/data/s1', ['-m', '2']).status, 0);
-    // the client id is still dev-a's: dev-b may not take the session over
-    assert.match(run('mosquitto_sub', ['-h', HOST, '-p', port, ...b.mqtt, '-i', 'a-session', '-c', '-q', '1', '-t', 'outpost/data/s1', '-E']).out, /identifier rejected/);
-    // back without subscribing: the session was there, with both messages
-    let r = resume(port, a, 'a-session', 2);
-    assert.deepEqual(r.connack, { rc: 0, session: true });
-    assert.deepEqual(r.messages, [['outpost/data/s1', '1', 1], ['outpost/data/s1', '2', 1]]);
+  hub = await start();
+  assert.equal(pub(port, b, 'outpost/data/s1', ['-m', '2']).status, 0);
+  // the client id is still dev-a's: dev-b may not take the session over
+  assert.match(run('mosquitto_sub', ['-h', HOST, '-p', port, ...b.mqtt, '-i', 'a-session', '-c', '-q', '1', '-t', 'outpost/data/s1', '-E']).out, /identifier rejected/);
+  // back without subscribing: the session was there, with both messages
+  let r = resume(port, a, 'a-session', 2);
+  assert.deepEqual(r.connack, { rc: 0, session: true });
+  assert.deepEqual(r.messages, [['outpost/data/s1', '1', 1], ['outpost/data/s1', '2', 1]]);
 
-    // acknowledged messages are not sent again; the subscription still holds after a stop
-    assert.equal(pub(port, b, 'outpost/data/s1', ['-m', '3']).status, 0);
-    await hub.stop('SIGTERM');
-    hub = await start();
-    r = resume(port, a, 'a-session', 1);
-    assert.deepEqual(r.connack, { rc: 0, session: true });
-    assert.deepEqual(r.messages, [['outpost/data/s1', '3', 1]]);
-    // nothing left for it
-    assert.equal((await stats(hub.url, a)).broker?.queued, 0);
+  // acknowledged messages are not sent again; the subscription still holds after a stop
+  assert.equal(pub(port, b, 'outpost/data/s1', ['-m', '3']).status, 0);
+  await hub.stop('SIGTERM');
+  hub = await start();
+  r = resume(port, a, 'a-session', 1);
+  assert.deepEqual(r.connack, { rc: 0, session: true });
+  assert.deepEqual(r.messages, [['outpost/data/s1', '3', 1]]);
+  // nothing left for it
+  assert.equal((await stats(hub.url, a)).broker?.queued, 0);
 
-    // the retained message, to a new subscriber after two restarts (-F: retain flag, payload)
-    const s = run('mosquitto_sub', ['-h', HOST, '-p', port, ...b.mqtt, '-t', 'outpost/data/s1/dev-b', '-C', '1', '-F', '%r %p']);
-    assert.equal(s.out.trim(), '1 42');
-  } finally {
-    await hub.stop('SIGKILL');
-  }
-});
+  // the retained message, to a new subscriber after two restarts
+  assert.equal(retained(port, b), '1 42');
+}));
 
-test('a session\'s queue keeps its newest 1,000 messages: the oldest are dropped and counted, and the count survives a restart', { skip }, async () => {
-  const a = device('dev-a', ['s1']);
-  const b = device('dev-b', ['s1']);
-  const { port, start } = await restartable([a, b]);
-  let hub = await start();
-  try {
-    subscribeAndLeave(port, a, 'a-away', 'outpost/data/s1');
-    const lines = Array.from({ length: 1005 }, (_, i) => String(i + 1)).join('\n');
-    const p = pub(port, b, 'outpost/data/s1', ['-l', '-M', '100'], `${lines}\n`);
-    assert.equal(p.status, 0, p.out);
-    const before = (await stats(hub.url, a)).broker;
-    assert.deepEqual(before, { queued: 1000, queuedBytes: before!.queuedBytes, queuedClients: 1, droppedPerClient: 5, droppedTotal: 0 });
-    // every message reached the hub itself all the same
-    assert.equal((await stats(hub.url, a)).pointsIn, 1005);
+test('a session\'s queue keeps its newest 1,000 messages: the oldest are dropped and counted, and the count survives a restart', { skip }, () => restartable(async ({ a, b, port, start, hub }) => {
+  subscribeAndLeave(port, a, 'a-away', 'outpost/data/s1');
+  const lines = Array.from({ length: 1005 }, (_, i) => String(i + 1)).join('\n');
+  const p = pub(port, b, 'outpost/data/s1', ['-l', '-M', '100'], `${lines}\n`);
+  assert.equal(p.status, 0, p.out);
+  // (routed after its PUBACK: see above)
+  const before = await waitFor('1,005 messages routed', async () => {
+    const q = (await stats(hub.url, a)).broker;
+    return q && q.queued + q.droppedPerClient === 1005 && q;
+  });
+  assert.deepEqual(before, { queued: 1000, queuedBytes: before.queuedBytes, queuedClients: 1, droppedPerClient: 5, droppedTotal: 0 });
+  // every message reached the hub itself all the same
+  assert.equal((await stats(hub.url, a)).pointsIn, 1005);
 
-    await hub.stop('SIGTERM');
-    hub = await start();
-    assert.deepEqual((await stats(hub.url, a)).broker, before);
-    const r = resume(port, a, 'a-away', 1000);
-    assert.equal(r.messages.length, 1000);
-    assert.deepEqual([r.messages[0][1], r.messages[999][1]], ['6', '1005']);
-    assert.deepEqual((await stats(hub.url, a)).broker, { queued: 0, queuedBytes: 0, queuedClients: 0, droppedPerClient: 5, droppedTotal: 0 });
-  } finally {
-    await hub.stop('SIGKILL');
-  }
-});
+  await hub.stop('SIGTERM');
+  hub = await start();
+  assert.deepEqual((await stats(hub.url, a)).broker, before);
+  const r = resume(port, a, 'a-away', 1000);
+  assert.equal(r.messages.length, 1000);
+  assert.deepEqual([r.messages[0][1], r.messages[999][1]], ['6', '1005']);
+  assert.deepEqual((await stats(hub.url, a)).broker, { queued: 0, queuedBytes: 0, queuedClients: 0, droppedPerClient: 5, droppedTotal: 0 });
+}));
