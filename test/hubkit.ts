@@ -1,6 +1,7 @@
 // Helpers for the data hub's tests: device credentials, hub config files, a
 // standalone `outpost hub` process, and the real MQTT clients' arguments.
 import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { newDeviceSecret } from '../src/core/devices.js';
@@ -37,8 +38,7 @@ export function hubConfigFile(dir: string, yaml: string): string {
 }
 
 /** `outpost hub` alone (no agent), with the config `yaml`; `args` choose its ports and MQTT side. */
-export async function hubAlone(yaml: string, args: string[], httpPort: number, scheme = 'http', ca?: string): Promise<{ url: string; dir: string; output: () => string; stop: () => void }> {
-  const dir = tmpDir();
+export async function hubAlone(yaml: string, args: string[], httpPort: number, scheme = 'http', ca?: string, dir = tmpDir()): Promise<{ url: string; dir: string; output: () => string; stop: (signal?: NodeJS.Signals) => Promise<void> }> {
   const proc = spawn(process.execPath, [CLI, 'hub', '--data-dir', dir, '--hub-config', hubConfigFile(dir, yaml), '--hub-http-port', String(httpPort), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d) => { out += d; });
@@ -55,5 +55,7 @@ export async function hubAlone(yaml: string, args: string[], httpPort: number, s
     proc.kill('SIGKILL');
     throw new Error(`${(e as Error).message}\n${out}`);
   }
-  return { url, dir, output: () => out, stop: () => proc.kill('SIGTERM') };
+  const exited = once(proc, 'exit').then(() => {}, () => {});
+  // resolves once the process is gone (a restart in the same directory may follow)
+  return { url, dir, output: () => out, stop: async (signal = 'SIGTERM') => { proc.kill(signal); await exited; } };
 }

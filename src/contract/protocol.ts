@@ -87,6 +87,7 @@ export const hubStatsSchema = z.object({
   oldestUnsentMs: ms.nullable(),
   rawBytes: ms,
   streams: boundedRecord(streamStats, 256, str(128)),
+  broker: z.object({ queued: ms, queuedBytes: ms, queuedClients: ms, droppedPerClient: ms, droppedTotal: ms }).nullable().optional(),
 });
 
 const perItemUs = z.object({ process: ms, storage: ms, compute: ms });

@@ -140,6 +140,22 @@ export interface HubStats {
   rawBytes: number;
   /** per stream */
   streams: Record<string, StreamStats>;
+  /** the embedded broker's queues for persistent sessions; absent with an external broker */
+  broker?: BrokerQueueStats | null;
+}
+
+/** Messages the embedded broker keeps for persistent sessions (see src/hub/persistence.ts). */
+export interface BrokerQueueStats {
+  /** QoS 1/2 messages queued */
+  queued: number;
+  /** their payload bytes */
+  queuedBytes: number;
+  /** clients with messages queued */
+  queuedClients: number;
+  /** messages dropped (oldest first) over the per-client limit, since the broker's store was created */
+  droppedPerClient: number;
+  /** messages dropped over the total limits (messages, bytes) */
+  droppedTotal: number;
 }
 
 /** A window result on its way up: the hub's sequence number and the result. */

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { OutpostError } from '../core/errors.js';
-import type { HubStats, StreamStats } from '../core/types.js';
+import type { BrokerQueueStats, HubStats, StreamStats } from '../core/types.js';
 import { Pipeline, type StreamSpec } from '../core/pipeline.js';
 import { parseMessage, tsOf, type Batch } from '../core/points.js';
 import { HubStore, type Retention, type StoredWindow } from './store.js';
@@ -48,6 +48,8 @@ export class DataHub extends EventEmitter {
   private readonly retention: Retention;
   private readonly now: () => number;
   private timers: NodeJS.Timeout[] = [];
+  /** the embedded broker's queue counters, for the stats (set when it starts) */
+  brokerStats: (() => BrokerQueueStats) | null = null;
 
   constructor(private readonly o: HubOptions) {
     super();
@@ -345,6 +347,7 @@ export class DataHub extends EventEmitter {
       queueDepth: q.depth,
       oldestUnsentMs: q.oldest === null ? null : this.now() - q.oldest,
       rawBytes: this.store.rawBytes(),
+      ...(this.brokerStats ? { broker: this.brokerStats() } : {}),
     };
   }
 }

@@ -11,6 +11,7 @@
 // acknowledge a point that was not stored). Packets over the size cap close
 // the connection as soon as their length is read, before the payload is kept.
 import net from 'node:net';
+import path from 'node:path';
 import tls from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import mqtt from 'mqtt';
@@ -18,6 +19,7 @@ import type { Logger } from 'pino';
 import { dataStream, mayPublish, maySubscribe, type Principal } from '../core/devices.js';
 import type { DataHub } from './hub.js';
 import type { DeviceTable } from './devices.js';
+import { BrokerPersistence } from './persistence.js';
 
 export const TOPIC_PREFIX = 'outpost/data/';
 
@@ -40,6 +42,8 @@ export interface BrokerOptions {
   /** clients without credentials may connect (a closed network) */
   anonymous: boolean;
   maxPacketBytes: number;
+  /** the hub's data directory: the broker keeps its state in broker.db there */
+  dataDir: string;
   log: Logger;
 }
 
@@ -74,11 +78,21 @@ function capPackets(client: Client, max: number, onTooLarge: (length: number) =>
 
 /** Starts an embedded broker on its plaintext and/or TLS listener. */
 export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttSide> {
-  const broker = await Aedes.createBroker();
+  // sessions, queued messages, retained messages and wills survive a restart;
+  // a will a crash left is published if its device may still publish there
+  const persistence = new BrokerPersistence(path.join(o.dataDir, 'broker.db'), {
+    log: o.log,
+    willAllowed: (holder, will) => {
+      const w = holder === '' ? (o.anonymous ? 'anonymous' : null) : holder === undefined ? null : o.devices.get(holder) ?? null;
+      return w !== null && mayPublish(w, will.topic ?? '').ok;
+    },
+  });
+  hub.brokerStats = () => persistence.stats();
+  const broker = await Aedes.createBroker({ persistence });
   const clients = () => (broker as unknown as { clients: Record<string, Client> }).clients;
   const who = new WeakMap<Client, Principal>();
-  /** client id -> its holder, kept for a persistent session after its connection ends */
-  const holders = new Map<string, string>();
+  /** client id -> its holder, kept (on disk) for a persistent session after its connection ends */
+  const holders = persistence.holders;
 
   /** A device whose record changed since it connected (removed, new secret or streams) has no rights left. */
   const current = (c: Client | null): Principal | null => {
@@ -191,6 +205,7 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
   } catch (e) {
     for (const s of servers) s.close();
     await new Promise<void>((r) => broker.close(() => r()));
+    await persistence.destroy();
     throw e;
   }
   return {
@@ -200,7 +215,7 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
       o.devices.off('changed', onChanged);
       for (const c of Object.values(clients())) c.close();
       let open = servers.length;
-      const done = () => { if (--open <= 0) broker.close(() => resolve()); };
+      const done = () => { if (--open <= 0) broker.close(() => { void persistence.destroy().then(resolve); }); };
       if (open === 0) { open = 1; done(); }
       for (const s of servers) s.close(done);
     }),
