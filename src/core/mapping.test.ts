@@ -38,3 +38,22 @@ test('field paths read objects and arrays; a missing step is undefined', () => {
   assert.equal(valueAt(msg, compilePath('$.env[0]')), undefined, 'an index into an object');
   assert.equal(valueAt(msg, compilePath('$.constructor')), undefined, 'inherited properties are not fields');
 });
+
+test('a source table routes a topic to every stream reading it, with the device; an object gives each stream its field', async () => {
+  const { SourceTable, pointsAt } = await import('./mapping.js');
+  const t = new SourceTable({
+    temperature: { from: [{ topic: 'plant/+/env', field: '$.temperature', ts: '$.time' }] },
+    humidity: { from: [{ topic: 'plant/+/env', field: '$.humidity' }] },
+    other: {},
+  });
+  assert.equal(t.size, 2);
+  const r = t.routes('plant/dev-3/env');
+  assert.deepEqual(r.map((x) => [x.source.stream, x.device]), [['temperature', 'dev-3'], ['humidity', 'dev-3']]);
+  assert.deepEqual(t.routes('plant/dev-3/power'), []);
+  const msg = { temperature: 21.5, humidity: 40, time: 1_700_000_000 };
+  assert.deepEqual(pointsAt(msg, r[0]!.source.field!, r[0]!.source.ts), { v: [21.5], ts: [1_700_000_000] });
+  assert.deepEqual(pointsAt(msg, r[1]!.source.field!, null), { v: [40], ts: null });
+  assert.deepEqual(pointsAt([{ humidity: 1 }, { humidity: 2 }], r[1]!.source.field!, null), { v: [1, 2], ts: null });
+  assert.match(pointsAt([{ humidity: 1 }, { h: 2 }], r[1]!.source.field!, null) as string, /^\[1\]: the field is missing/);
+  assert.match(pointsAt({ humidity: '40' }, r[1]!.source.field!, null) as string, /not a finite number/);
+});

@@ -86,3 +86,57 @@ export function valueAt(x: unknown, path: Segment[]): unknown {
   }
   return cur;
 }
+
+/** A stream source compiled: what a message on a matching topic gives the stream. */
+export interface CompiledSource {
+  stream: string;
+  topic: TopicPattern;
+  field: Segment[] | null;
+  ts: Segment[] | null;
+}
+
+/** Every stream's sources, compiled; `routes(topic)` lists the streams a message feeds, with the device it names. */
+export class SourceTable {
+  private readonly list: CompiledSource[] = [];
+
+  constructor(specs: Record<string, { from?: StreamSource[] }>) {
+    for (const [stream, spec] of Object.entries(specs)) {
+      for (const s of spec.from ?? []) {
+        this.list.push({ stream, topic: compileTopic(s.topic, s.deviceLevel), field: s.field ? compilePath(s.field) : null, ts: s.ts ? compilePath(s.ts) : null });
+      }
+    }
+  }
+
+  get size(): number {
+    return this.list.length;
+  }
+
+  routes(topic: string): { source: CompiledSource; device: string | null }[] {
+    const out: { source: CompiledSource; device: string | null }[] = [];
+    for (const source of this.list) {
+      const m = source.topic.match(topic);
+      if (m) out.push({ source, device: m.device });
+    }
+    return out;
+  }
+}
+
+/**
+ * The points a JSON object (or an array of objects) holds at a source's
+ * field: values, and the raw timestamps found at its ts path (the stream's
+ * unit converts them). A message without the field is not a point for this
+ * stream (another stream may read another field of it): an error text.
+ */
+export function pointsAt(x: unknown, field: Segment[], ts: Segment[] | null): { v: number[]; ts: unknown[] | null } | string {
+  const objects = Array.isArray(x) ? x : [x];
+  const v: number[] = [];
+  const raw: unknown[] | null = ts ? [] : null;
+  for (let i = 0; i < objects.length; i++) {
+    const at = Array.isArray(x) ? `[${i}]` : '';
+    const y = valueAt(objects[i], field);
+    if (typeof y !== 'number' || !Number.isFinite(y)) return `${at}: the field is ${y === undefined ? 'missing' : 'not a finite number'}`;
+    v.push(y);
+    if (raw) raw.push(valueAt(objects[i], ts!));
+  }
+  return { v, ts: raw };
+}
