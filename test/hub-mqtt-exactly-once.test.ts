@@ -270,7 +270,7 @@ test('embedded broker: a QoS 1 re-send (DUP, same packet id and message) is stor
   }
 });
 
-test('embedded broker: an empty client id with clean session false gets CONNACK rc 2 (with clean session, rc 0); $SYS/ publishes are refused, anonymous ones too; an empty retained payload is no bad point', { skip: noMosquitto }, async () => {
+test('embedded broker: an empty client id with clean session false gets CONNACK rc 2 (with clean session, rc 0); $SYS/ publishes are refused, anonymous ones too; a will is stored; an empty retained payload is no bad point', { skip: noMosquitto }, async () => {
   const { hub, port } = await embeddedHub('anonymous: true\n');
   try {
     let c = await RawClient.open(port);
@@ -293,6 +293,11 @@ test('embedded broker: an empty client id with clean session false gets CONNACK 
       assert.equal(await c.next(), null, `${creds.length ? 'a device' : 'an anonymous client'}: no PUBACK, the connection closed`);
     }
 
+    // a will (QoS 1, no packet id of its own) is stored like any message
+    const willing = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'willing', username: dev.name, password: dev.secret, reconnectPeriod: 0, will: { topic: 'outpost/data/q', payload: Buffer.from('99'), qos: 1, retain: false } });
+    willing.stream.destroy(); // gone without DISCONNECT
+    await waitFor('its will stored', async () => (await hub.values('q')).includes(99));
+
     // clearing a retained message (an empty payload) is not a point, nor a bad one
     let r = mosquittoPub(port, [...dev.mqtt, '-t', 'outpost/data/q', '-q', '1', '-r', '-n']);
     assert.equal(r.status, 0, r.stderr);
@@ -302,7 +307,7 @@ test('embedded broker: an empty client id with clean session false gets CONNACK 
     assert.equal(st.rejected.E_BAD_POINT, undefined, JSON.stringify(st.rejected));
     assert.equal(st.rejected.E_INVALID, 2, 'the two empty ids with persistent sessions');
     assert.equal(st.rejected.E_FORBIDDEN, 2, 'the two $SYS publishes');
-    assert.deepEqual(await hub.values('q'), [3]);
+    assert.deepEqual(await hub.values('q'), [99, 3]);
   } finally {
     await hub.kill('SIGTERM');
   }

@@ -160,7 +160,10 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
     }
     if (v.stream === null) return cb(null);
     try {
-      if (packet.qos > 0) hub.ingestMessage(v.stream, packet.payload as Buffer, (err) => cb(err), { client: client!.id, mid: packet.messageId!, dup: packet.dup, topic: packet.topic });
+      // a will (published for a client gone) has no packet id, and no re-send
+      const mid = packet.messageId;
+      const key = mid === undefined ? undefined : { client: client!.id, mid, dup: packet.dup, topic: packet.topic };
+      if (packet.qos > 0) hub.ingestMessage(v.stream, packet.payload as Buffer, (err) => cb(err), key);
       else { hub.ingestMessage(v.stream, packet.payload as Buffer); cb(null); }
     } catch (err) {
       o.log.error({ err }, 'hub ingest failed');
