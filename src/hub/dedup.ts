@@ -19,7 +19,6 @@
 // still need are those of its messages in flight, so each persistent client
 // keeps its newest KEYS_PER_CLIENT keys (far over the 10-20 in flight of
 // libmosquitto, Paho and the AWS SDKs), and none older than the raw retention.
-import crypto from 'node:crypto';
 import type { HubStore } from './store.js';
 
 /** A QoS 1/2 message's identity for de-duplication. */
@@ -36,36 +35,53 @@ export interface MessageKey {
 /** The newest keys a client keeps (see above). */
 export const KEYS_PER_CLIENT = 4096;
 
-/** 8 bytes of sha1 over topic and payload: a collision within one (client, packet id) is negligible. */
-export function digestOf(topic: string, payload: Buffer): Buffer {
-  return crypto.createHash('sha1').update(topic).update('\0').update(payload).digest().subarray(0, 8);
+/**
+ * 52 bits of two 32-bit hashes (FNV-1a and a multiply-xorshift) over topic
+ * and payload, exact in a double: computed for every QoS 1/2 message, so
+ * cheap (sha1 cost the hub about 2 µs a message); a collision would have to
+ * fall on one (client, packet id) pair, with DUP set, to matter. Not a
+ * defence against a device crafting collisions: it could only drop its own
+ * messages.
+ */
+export function digestOf(topic: string, payload: Buffer): number {
+  let a = 0x811c9dc5;
+  let b = 0x9747b28c;
+  const mix = (x: number) => {
+    a = Math.imul(a ^ x, 0x01000193);
+    b = Math.imul(b ^ x, 0x5bd1e995);
+    b ^= b >>> 15;
+  };
+  for (let i = 0; i < topic.length; i++) mix(topic.charCodeAt(i));
+  mix(0x100); // between topic and payload: no byte has this value
+  for (let i = 0; i < payload.length; i++) mix(payload[i]!);
+  return (a >>> 0) * 0x100000 + (b >>> 12);
 }
 
 /** A change to the keys, applied in order at the next commit: a digest to keep, null to drop one id, or every id of a client. */
-type Op = { client: string; mid: number; digest: Buffer | null } | { client: string; all: true };
+type Op = { client: string; mid: number; digest: number | null } | { client: string; all: true };
 
 const slot = (client: string, mid: number) => `${mid}\n${client}`;
 
 export class Redeliveries {
   private staged: Op[] = [];
   /** what the staged ops make of each (client, id), for look-ups before they are written */
-  private pending = new Map<string, Buffer | null>();
+  private pending = new Map<string, number | null>();
   /** clients whose every key is staged for deletion (a look-up must not reach the table) */
   private cleared = new Set<string>();
 
   constructor(private readonly store: HubStore) {}
 
   /** Was this re-send's message taken already (stored, or in the commit under way)? */
-  seen(k: MessageKey, digest: Buffer): boolean {
+  seen(k: MessageKey, digest: number): boolean {
     const p = this.pending.get(slot(k.client, k.mid));
-    if (p !== undefined) return p !== null && p.equals(digest);
+    if (p !== undefined) return p === digest;
     if (this.cleared.has(k.client)) return false;
     const kept = this.store.messageKey(k.client, k.mid);
-    return kept !== null && kept.equals(digest);
+    return kept === digest;
   }
 
   /** The message is taken: its key is written with its points. */
-  take(k: MessageKey, digest: Buffer): void {
+  take(k: MessageKey, digest: number): void {
     this.stage({ client: k.client, mid: k.mid, digest });
   }
 
@@ -89,7 +105,7 @@ export class Redeliveries {
   write(now: number): void {
     for (const op of this.staged) {
       if ('all' in op) this.store.dropMessageKeys(op.client);
-      else if (op.digest) this.store.putMessageKey(op.client, op.mid, op.digest, now);
+      else if (op.digest !== null) this.store.putMessageKey(op.client, op.mid, op.digest, now);
       else this.store.dropMessageKey(op.client, op.mid);
     }
   }
@@ -101,7 +117,7 @@ export class Redeliveries {
     this.cleared.clear();
   }
 
-  private stage(op: { client: string; mid: number; digest: Buffer | null }): void {
+  private stage(op: { client: string; mid: number; digest: number | null }): void {
     this.staged.push(op);
     this.pending.set(slot(op.client, op.mid), op.digest);
   }

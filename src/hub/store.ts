@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS windows (seq INTEGER PRIMARY KEY AUTOINCREMENT, strea
 CREATE INDEX IF NOT EXISTS windows_unacked ON windows(acked, seq);
 CREATE INDEX IF NOT EXISTS windows_stream ON windows(stream, start);
 CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL, digest BLOB NOT NULL, at REAL NOT NULL, PRIMARY KEY (client, mid)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL, digest INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (client, mid)) WITHOUT ROWID;
 `);
     // the hub's identity: the control plane de-duplicates by (node, hub, seq),
     // so a hub whose store was wiped starts a new sequence rather than colliding
@@ -76,11 +76,11 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
   private readonly delKeys: Database.Statement;
 
   /** The digest kept for an MQTT client's packet id (see dedup.ts), or null. */
-  messageKey(client: string, mid: number): Buffer | null {
-    return (this.getKey.get(client, mid) as { digest: Buffer } | undefined)?.digest ?? null;
+  messageKey(client: string, mid: number): number | null {
+    return (this.getKey.get(client, mid) as { digest: number } | undefined)?.digest ?? null;
   }
 
-  putMessageKey(client: string, mid: number, digest: Buffer, now: number): void {
+  putMessageKey(client: string, mid: number, digest: number, now: number): void {
     this.putKey.run(client, mid, digest, now);
   }
 
