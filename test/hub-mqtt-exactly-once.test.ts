@@ -18,6 +18,7 @@ import { CLI, ROOT, tmpDir, waitFor } from './helpers.js';
 import { device, devicesYaml, hubConfigFile, noMosquitto } from './hubkit.js';
 
 const noBroker = spawnSync('/usr/sbin/mosquitto', ['-h']).error === undefined ? noMosquitto : 'mosquitto is not installed (apt-get install mosquitto)';
+const MQTT5_PUBLISH = path.join(ROOT, 'test/mqtt5_publish.py');
 const noPaho = spawnSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client']).status === 0 ? false : 'paho-mqtt is not installed (apt-get install python3-paho-mqtt)';
 
 const dev = device('meter', ['q', 'ext']);
@@ -270,7 +271,7 @@ test('embedded broker: a QoS 1 re-send (DUP, same packet id and message) is stor
   }
 });
 
-test('embedded broker: an empty client id with clean session false gets CONNACK rc 2 (with clean session, rc 0); $SYS/ publishes are refused, anonymous ones too; a will is stored; an empty retained payload is no bad point', { skip: noMosquitto }, async () => {
+test('embedded broker: an empty client id with clean session false gets CONNACK rc 2 (with clean session, rc 0); MQTT 5 is refused; $SYS/ publishes are refused, anonymous ones too; a will is stored; an empty retained payload is no bad point', { skip: noMosquitto }, async () => {
   const { hub, port } = await embeddedHub('anonymous: true\n');
   try {
     let c = await RawClient.open(port);
@@ -291,6 +292,12 @@ test('embedded broker: an empty client id with clean session false gets CONNACK 
       assert.equal((await c.expect(CONNACK))[1], 0);
       c.send(publish({ topic: '$SYS/x', payload: '1', qos: 1, mid: 1 }));
       assert.equal(await c.next(), null, `${creds.length ? 'a device' : 'an anonymous client'}: no PUBACK, the connection closed`);
+    }
+
+    // MQTT 5 is for an external broker: the embedded one refuses it at CONNECT
+    if (!noPaho) {
+      const py = spawnSync('/usr/bin/python3', [MQTT5_PUBLISH, '127.0.0.1', String(port), 'outpost/data/q', '1'], { encoding: 'utf8' });
+      assert.equal(py.status, 2, `refused: ${py.stderr}`);
     }
 
     // a will (QoS 1, no packet id of its own) is stored like any message
@@ -384,7 +391,7 @@ test('external Mosquitto: a retained point is counted once, not again at each hu
     await new Promise((r) => setTimeout(r, 500));
 
     assert.equal(mosquittoPub(broker.port, ['-t', 'outpost/data/ext', '-q', '1', '-r', '-n']).status, 0);
-    const py = spawnSync('/usr/bin/python3', [path.join(ROOT, 'test/mqtt5_publish.py'), '127.0.0.1', String(broker.port), 'outpost/data/ext', '21.5', '22.5'], { encoding: 'utf8' });
+    const py = spawnSync('/usr/bin/python3', [MQTT5_PUBLISH, '127.0.0.1', String(broker.port), 'outpost/data/ext', '21.5', '22.5'], { encoding: 'utf8' });
     assert.equal(py.status, 0, py.stderr);
     await waitFor('the MQTT 5 points', async () => (await hub.values('ext')).includes(22.5));
     assert.deepEqual(sorted(await hub.values('ext')), [1, 21.5, 22.5, 42]);

@@ -24,7 +24,8 @@ c = mqtt.Client(client_id='mqtt5-device', protocol=mqtt.MQTTv5)
 c.on_connect = on_connect
 c.connect(host, port)
 c.loop_start()
-if not connected.wait(10) or result['reason'].value != 0:
+# a reason code object from an MQTT 5 CONNACK; a bare number from an older broker's
+if not connected.wait(10) or getattr(result['reason'], 'value', result['reason']) != 0:
     print('connection refused:', result.get('reason'), file=sys.stderr)
     sys.exit(2)
 for v in values:

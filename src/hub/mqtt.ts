@@ -268,6 +268,10 @@ export async function joinBroker(hub: DataHub, url: string, clientId: string, lo
   };
   // the subscription lives in the session: made again only when the broker has none
   client.on('connect', (connack) => { if (!connack.sessionPresent) client.subscribe(`${TOPIC_PREFIX}#`, { qos: 1 }); });
-  client.on('error', (err) => log.warn({ err: err.message, url }, 'external MQTT broker'));
-  return { url, setTls: () => {}, close: async () => { await client.endAsync(); } };
+  // the URL may carry the hub's credentials: logged and announced without them
+  const shown = new URL(url);
+  shown.username = '';
+  shown.password = '';
+  client.on('error', (err) => log.warn({ err: err.message, url: shown.href }, 'external MQTT broker'));
+  return { url: shown.href, setTls: () => {}, close: async () => { await client.endAsync(); } };
 }
