@@ -14,6 +14,8 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import type { HubStats } from '../src/core/types.js';
 import { freePort } from '../src/agent/health.js';
+import { KEYS_PER_CLIENT } from '../src/hub/dedup.js';
+import { HubStore } from '../src/hub/store.js';
 import { CLI, ROOT, tmpDir, waitFor } from './helpers.js';
 import { device, devicesYaml, hubConfigFile, noMosquitto } from './hubkit.js';
 
@@ -399,5 +401,23 @@ test('external Mosquitto: a retained point is counted once, not again at each hu
   } finally {
     await hub.kill('SIGTERM');
     broker.stop();
+  }
+});
+
+test('message keys kept: each client\'s newest 4,096 (those of one commit together) and none older than the raw retention', () => {
+  const store = new HubStore(tmpDir());
+  try {
+    // client a: 5,000 keys, ten per commit time; b: 10 recent; c: 10 older than the cut
+    for (let i = 0; i < 5000; i++) store.putMessageKey('a', i + 1, i, 1000 + Math.floor(i / 10));
+    for (let i = 0; i < 10; i++) store.putMessageKey('b', i + 1, i, 2000);
+    for (let i = 0; i < 10; i++) store.putMessageKey('c', i + 1, i, 10);
+    assert.equal(store.pruneMessageKeys(KEYS_PER_CLIENT, 100), 10 + 5000 - 4100);
+    assert.equal(store.messageKey('a', 900), null, 'older than the newest 4,096');
+    assert.equal(store.messageKey('a', 901), 900, 'the oldest commit kept whole');
+    assert.equal(store.messageKey('a', 5000), 4999);
+    assert.equal(store.messageKey('b', 1), 0);
+    assert.equal(store.messageKey('c', 1), null, 'older than the retention');
+  } finally {
+    store.close();
   }
 });
