@@ -9,6 +9,7 @@ import type { BrokerQueueStats, HubStats, StreamStats } from '../core/types.js';
 import { Pipeline, type StreamSpec } from '../core/pipeline.js';
 import { parseMessage, tsOf, type Batch } from '../core/points.js';
 import { HubStore, type Retention, type StoredWindow } from './store.js';
+import { digestOf, KEYS_PER_CLIENT, Redeliveries, type MessageKey } from './dedup.js';
 
 export interface HubOptions {
   dataDir: string;
@@ -50,10 +51,13 @@ export class DataHub extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   /** the embedded broker's queue counters, for the stats (set when it starts) */
   brokerStats: (() => BrokerQueueStats) | null = null;
+  /** MQTT QoS 1/2 messages taken, by (client, packet id): a re-send of one is not stored again */
+  private readonly redeliveries: Redeliveries;
 
   constructor(private readonly o: HubOptions) {
     super();
     this.store = new HubStore(o.dataDir);
+    this.redeliveries = new Redeliveries(this.store);
     this.now = o.now ?? Date.now;
     this.retention = { maxAgeMs: 24 * 3600_000, maxBytes: 1 << 30, ...o.retention };
     const saved = this.store.getMeta('counters');
@@ -152,7 +156,7 @@ export class DataHub extends EventEmitter {
   private commitNow(): void {
     if (this.queued) clearImmediate(this.queued);
     this.queued = null;
-    if (this.incoming.length === 0 && this.buffered.size === 0 && this.waiting.length === 0) return;
+    if (this.incoming.length === 0 && this.buffered.size === 0 && this.waiting.length === 0 && !this.redeliveries.dirty) return;
     const items = this.incoming;
     this.incoming = [];
     const results: IngestResult[] = [];
@@ -178,8 +182,10 @@ export class DataHub extends EventEmitter {
     this.waiting = [];
     const before = copyCounters(this.counters);
     try {
-      this.transaction(fn);
+      // the messages' keys go with their points: both stored, or neither
+      this.transaction(() => { fn(); this.redeliveries.write(this.now()); });
     } catch (e) {
+      this.redeliveries.settle();
       this.o.log.error({ err: e }, 'storing points failed');
       this.counters = before;
       for (const cb of waiting) cb(e as Error);
@@ -187,21 +193,56 @@ export class DataHub extends EventEmitter {
       this.setStreams(this.current);
       return e;
     }
+    this.redeliveries.settle();
     for (const cb of waiting) cb(null);
     return null;
   }
 
   /**
    * An MQTT message: never throws; bad ones are counted and dropped. With
-   * `onStored` (a QoS 1 acknowledgement) the points are committed as soon as
-   * the event loop is free and `onStored` is called once they are; without
-   * (QoS 0) they wait for the next tick or for other points' commit.
+   * `onStored` (a QoS 1/2 acknowledgement) the points are committed as soon
+   * as the event loop is free and `onStored` is called once they are (for
+   * every message, stored or not, in the order they came: MQTT answers QoS 1
+   * in order); without (QoS 0) they wait for the next tick or for other
+   * points' commit. With `key` (QoS 1/2), a re-send of a message already
+   * taken is acknowledged and not stored again (dedup.ts). An empty payload
+   * (clearing a retained message) carries no point and is not counted.
    */
-  ingestMessage(stream: string, payload: Buffer, onStored?: (err: Error | null) => void): void {
-    const p = this.pipelines.get(stream);
-    if (!p) { this.reject('E_UNKNOWN_STREAM', null); return onStored?.(null); }
+  ingestMessage(stream: string, payload: Buffer, onStored?: (err: Error | null) => void, key?: MessageKey): void {
+    if (payload.length > 0 && !(key && this.isResend(key, payload))) this.buffer(stream, payload);
+    if (onStored) {
+      this.waiting.push(onStored);
+      this.commitSoon();
+    }
+    if ((this.buffered.get(stream)?.v.length ?? 0) >= 10_000) this.commitNow();
+  }
+
+  /** A PUBREL: the client's QoS 2 exchange with this packet id is over. */
+  releaseMessage(client: string, mid: number): void {
+    this.redeliveries.release(client, mid);
+    this.commitSoon();
+  }
+
+  /** A clean MQTT session began or ended: the hub keeps no message keys for its client. */
+  forgetSession(client: string): void {
+    this.redeliveries.forget(client);
+    this.commitSoon();
+  }
+
+  private isResend(key: MessageKey, payload: Buffer): boolean {
+    const digest = digestOf(key.topic, payload);
+    if (key.dup && this.redeliveries.seen(key, digest)) {
+      this.o.log.debug({ client: key.client, mid: key.mid, topic: key.topic }, 'MQTT re-send of a message already stored');
+      return true;
+    }
+    this.redeliveries.take(key, digest);
+    return false;
+  }
+
+  private buffer(stream: string, payload: Buffer): void {
+    if (!this.pipelines.has(stream)) return this.reject('E_UNKNOWN_STREAM', null);
     const b = parseMessage(payload, this.now());
-    if (typeof b === 'string') { this.reject('E_BAD_POINT', stream); return onStored?.(null); }
+    if (typeof b === 'string') return this.reject('E_BAD_POINT', stream);
     let q = this.buffered.get(stream);
     if (!q) this.buffered.set(stream, (q = { v: [], ts: [], bytes: 0 }));
     // each message keeps its own arrival time: a point that arrived before a
@@ -211,11 +252,6 @@ export class DataHub extends EventEmitter {
       q.ts.push(tsOf(b, i));
     }
     q.bytes += payload.length;
-    if (onStored) {
-      this.waiting.push(onStored);
-      this.commitSoon();
-    }
-    if (q.v.length >= 10_000) this.commitNow();
   }
 
   reject(code: string, stream: string | null): void {
@@ -315,7 +351,8 @@ export class DataHub extends EventEmitter {
   private housekeeping(): void {
     try {
       const r = this.store.retain(this.retention, this.now());
-      if (r.batches || r.windows) this.o.log.debug(r, 'retention');
+      const keys = this.store.pruneMessageKeys(KEYS_PER_CLIENT, this.now() - this.retention.maxAgeMs);
+      if (r.batches || r.windows || keys) this.o.log.debug({ ...r, messageKeys: keys }, 'retention');
       this.saveCounters();
     } catch (e) {
       this.o.log.error({ err: e }, 'hub housekeeping failed');

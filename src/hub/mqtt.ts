@@ -106,7 +106,21 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
     return w === undefined ? undefined : w === 'anonymous' ? 'anonymous' : w.name;
   };
 
+  // MQTT 3.1.1 §3.1.3-8: a zero-length client id asks for a clean session;
+  // with a persistent one it is refused (rc 2), not given an id whose session
+  // the client could never name again. aedes has already replaced the empty
+  // id by the time it authenticates: the CONNECT packet is read here.
+  const noId = new WeakSet<Client>();
+  broker.preConnect = (client, packet, cb) => {
+    if (!packet.clientId && !packet.clean) noId.add(client);
+    cb(null, true);
+  };
+
   broker.authenticate = (client, username, password, done) => {
+    if (noId.has(client)) {
+      hub.refuse('E_INVALID', { transport: 'mqtt', device: username, why: 'a zero-length client id with clean session false' });
+      return done(refusal('identifier rejected', IDENTIFIER_REJECTED) as never, false);
+    }
     let w: Principal | null = null;
     if (username === undefined && password === undefined) {
       if (!o.anonymous) {
@@ -129,9 +143,12 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
     }
     holders.set(client.id, holderOf(w));
     who.set(client, w);
+    // a clean session starts without the state of any earlier one
+    if (client.clean) hub.forgetSession(client.id);
     // a clean session ends with its connection: its id is free again (unless a newer connection holds it)
     client.conn.once('close', () => {
       const now = clients()[client.id];
+      if (client.clean && (!now || now === client)) hub.forgetSession(client.id);
       if ((client.clean || !client.connected) && (!now || now === client) && holders.get(client.id) === holderOf(w)) holders.delete(client.id);
     });
     done(null, true);
@@ -139,8 +156,11 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
 
   // authorizePublish sees every client publish before routing: the cheapest
   // place to take data without subscribing (and so without a copy per message)
-  // A QoS 1/2 message is acknowledged (PUBACK) only once stored; a store
-  // that fails refuses it and the device sends it again.
+  // A QoS 1/2 message is acknowledged (PUBACK, PUBREC) only once stored; a
+  // store that fails refuses it and the device sends it again. It runs before
+  // aedes' own QoS 2 duplicate check (which lives in memory and forgets on a
+  // restart): the hub's de-duplication by (client id, packet id) covers
+  // QoS 1 and 2 re-sends with DUP, across restarts (dedup.ts).
   broker.authorizePublish = (client, packet, cb) => {
     const w = current(client);
     const v = w ? mayPublish(w, packet.topic) : { ok: false as const, reason: 'its credentials were withdrawn' };
@@ -154,7 +174,10 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
     }
     if (v.stream === null) return cb(null);
     try {
-      if (packet.qos > 0) hub.ingestMessage(v.stream, packet.payload as Buffer, (err) => cb(err));
+      // a will (published for a client gone) has no packet id, and no re-send
+      const mid = packet.messageId;
+      const key = mid === undefined ? undefined : { client: client!.id, mid, dup: packet.dup, topic: packet.topic };
+      if (packet.qos > 0) hub.ingestMessage(v.stream, packet.payload as Buffer, (err) => cb(err), key);
       else { hub.ingestMessage(v.stream, packet.payload as Buffer); cb(null); }
     } catch (err) {
       o.log.error({ err }, 'hub ingest failed');
@@ -173,6 +196,13 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
   const handle = (conn: net.Socket) => {
     const client = broker.handle(conn);
     capPackets(client, o.maxPacketBytes, (length) => hub.refuse('E_TOO_LARGE', { transport: 'mqtt', clientId: client.id, bytes: length }));
+    // a PUBREL frees its packet id for a new message. aedes has handled the
+    // packets before it in the same read (its listener comes first); one read
+    // before the CONNACK is queued by aedes and skipped here (its key stays
+    // until the id is re-used, harmless: keys hold the message's digest)
+    (client as unknown as { _parser: NodeJS.EventEmitter })._parser.on('packet', (p: { cmd: string; messageId?: number }) => {
+      if (p.cmd === 'pubrel' && client.connected && current(client)) hub.releaseMessage(client.id, p.messageId!);
+    });
   };
 
   // a device removed or changed loses its connections at once
@@ -222,15 +252,41 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
   };
 }
 
-/** Subscribes to outpost/data/# on an external broker, QoS 1, with a persistent session so nothing is missed across reconnects. */
+/**
+ * Subscribes to outpost/data/# on an external broker (MQTT 3.1.1, QoS 1), in
+ * a persistent session (clean: false, the same client id across restarts):
+ * the broker queues what arrives while the hub is down.
+ *
+ * A message is acknowledged only once its points are committed: mqtt.js
+ * sends the PUBACK when handleMessage calls back (it then reads the next
+ * message). A hub killed between the two gets the message again, with DUP
+ * and its packet id, and de-duplicates it like a device's (dedup.ts).
+ * Retained messages sent because of a subscription (RETAIN=1, MQTT 3.1.1
+ * §3.3.1.3) were counted when published, or predate the hub: they are not
+ * counted again on each reconnect. MQTT 3.1.1 rather than 5: the hub reads
+ * only topic and payload (a broker hands an MQTT 5 publisher's messages to a
+ * 3.1.1 subscriber), and a 3.1.1 persistent session needs no expiry set.
+ */
 export async function joinBroker(hub: DataHub, url: string, clientId: string, log: Logger): Promise<MqttSide> {
-  const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 1000 });
-  client.on('message', (topic, payload) => {
+  const client = mqtt.connect(url, { clientId, clean: false, reconnectPeriod: 1000, protocolVersion: 4, resubscribe: false });
+  client.handleMessage = (packet, done) => {
     // who may publish what is the external broker's to enforce (its ACLs)
-    const stream = dataStream(topic);
-    if (stream !== null) hub.ingestMessage(stream, payload);
-  });
-  client.on('connect', () => client.subscribe(`${TOPIC_PREFIX}#`, { qos: 1 }));
-  client.on('error', (err) => log.warn({ err: err.message, url }, 'external MQTT broker'));
-  return { url, setTls: () => {}, close: async () => { await client.endAsync(); } };
+    const stream = dataStream(packet.topic);
+    if (stream === null || packet.retain) return done();
+    const payload = packet.payload as Buffer;
+    if (packet.qos === 0) { hub.ingestMessage(stream, payload); return done(); }
+    hub.ingestMessage(stream, payload, (err) => {
+      // not stored: no PUBACK; a new connection makes the broker send it again
+      if (err) client.stream.destroy();
+      done(err ?? undefined);
+    }, { client: clientId, mid: packet.messageId!, dup: packet.dup, topic: packet.topic });
+  };
+  // the subscription lives in the session: made again only when the broker has none
+  client.on('connect', (connack) => { if (!connack.sessionPresent) client.subscribe(`${TOPIC_PREFIX}#`, { qos: 1 }); });
+  // the URL may carry the hub's credentials: logged and announced without them
+  const shown = new URL(url);
+  shown.username = '';
+  shown.password = '';
+  client.on('error', (err) => log.warn({ err: err.message, url: shown.href }, 'external MQTT broker'));
+  return { url: shown.href, setTls: () => {}, close: async () => { await client.endAsync(); } };
 }

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS windows (seq INTEGER PRIMARY KEY AUTOINCREMENT, strea
 CREATE INDEX IF NOT EXISTS windows_unacked ON windows(acked, seq);
 CREATE INDEX IF NOT EXISTS windows_stream ON windows(stream, start);
 CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL, digest INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (client, mid)) WITHOUT ROWID;
 `);
     // the hub's identity: the control plane de-duplicates by (node, hub, seq),
     // so a hub whose store was wiped starts a new sequence rather than colliding
@@ -52,6 +53,10 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
     this.insBatch = this.db.prepare('INSERT INTO batches (stream, t0, t1, n, at, v, ts, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     this.insWindow = this.db.prepare('INSERT INTO windows (stream, start, end, doc, created) VALUES (?, ?, ?, ?, ?)');
     this.setMark = this.db.prepare('INSERT INTO watermarks (stream, value) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value');
+    this.getKey = this.db.prepare('SELECT digest FROM mqtt_keys WHERE client = ? AND mid = ?');
+    this.putKey = this.db.prepare('INSERT INTO mqtt_keys (client, mid, digest, at) VALUES (?, ?, ?, ?) ON CONFLICT(client, mid) DO UPDATE SET digest = excluded.digest, at = excluded.at');
+    this.delKey = this.db.prepare('DELETE FROM mqtt_keys WHERE client = ? AND mid = ?');
+    this.delKeys = this.db.prepare('DELETE FROM mqtt_keys WHERE client = ?');
     this.bytes = this.sumBytes();
   }
 
@@ -65,6 +70,40 @@ CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT N
   private readonly insBatch: Database.Statement;
   private readonly insWindow: Database.Statement;
   private readonly setMark: Database.Statement;
+  private readonly getKey: Database.Statement;
+  private readonly putKey: Database.Statement;
+  private readonly delKey: Database.Statement;
+  private readonly delKeys: Database.Statement;
+
+  /** The digest kept for an MQTT client's packet id (see dedup.ts), or null. */
+  messageKey(client: string, mid: number): number | null {
+    return (this.getKey.get(client, mid) as { digest: number } | undefined)?.digest ?? null;
+  }
+
+  putMessageKey(client: string, mid: number, digest: number, now: number): void {
+    this.putKey.run(client, mid, digest, now);
+  }
+
+  dropMessageKey(client: string, mid: number): void {
+    this.delKey.run(client, mid);
+  }
+
+  dropMessageKeys(client: string): void {
+    this.delKeys.run(client);
+  }
+
+  /** Drops message keys older than `before`, and each client's beyond its newest `perClient` (keys of one commit share a time: they stay or go together); returns how many. */
+  pruneMessageKeys(perClient: number, before: number): number {
+    let n = this.db.prepare('DELETE FROM mqtt_keys WHERE at < ?').run(before).changes;
+    const over = this.db.prepare('SELECT client FROM mqtt_keys GROUP BY client HAVING count(*) > ?').all(perClient) as { client: string }[];
+    const nth = this.db.prepare('SELECT at FROM mqtt_keys WHERE client = ? ORDER BY at DESC LIMIT 1 OFFSET ?');
+    const del = this.db.prepare('DELETE FROM mqtt_keys WHERE client = ? AND at < ?');
+    for (const { client } of over) {
+      const r = nth.get(client, perClient) as { at: number } | undefined;
+      if (r) n += del.run(client, r.at).changes;
+    }
+    return n;
+  }
 
   getMeta(key: string): string | null {
     return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined)?.value ?? null;
