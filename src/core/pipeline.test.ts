@@ -70,3 +70,15 @@ test('stream specs name their bad fields', () => {
   assert.ok(!streamsSchema.safeParse({ 'bad/name': { windowMs: 1000, ops: ['count'] } }).success);
   assert.ok(!streamsSchema.safeParse({ t: { ops: ['count'] } }).success, 'a window is required');
 });
+
+test('a stream reads ts in ms and takes 5 minutes of clock skew unless told; other units and skews are checked', () => {
+  const t = streamsSchema.parse({ t: { windowMs: 1000, ops: ['count'] } }).t!;
+  assert.equal(t.tsUnit, 'ms');
+  assert.equal(t.maxSkewMs, 300_000);
+  assert.equal(streamsSchema.parse({ t: { windowMs: 1000, ops: ['count'], tsUnit: 'us', maxSkewMs: 0 } }).t!.tsUnit, 'us');
+  for (const [bad, path] of [[{ tsUnit: 'h' }, 't.tsUnit'], [{ maxSkewMs: -1 }, 't.maxSkewMs'], [{ maxSkewMs: 8 * 86_400_000 }, 't.maxSkewMs']] as const) {
+    const r = streamsSchema.safeParse({ t: { windowMs: 1000, ops: ['count'], ...bad } });
+    assert.ok(!r.success, JSON.stringify(bad));
+    assert.deepEqual(r.error.issues.map((i) => i.path.join('.')), [path]);
+  }
+});
