@@ -37,7 +37,7 @@ export const ERRORS = {
   E_NO_SERVER: { status: 503, seen: 'CLI', meaning: 'the control plane does not answer at `OUTPOST_SERVER`' },
   E_INTERNAL: { status: 500, seen: 'API, CLI, replica', meaning: 'an unexpected failure (the control plane logs it), or an answer the CLI cannot read' },
   E_BAD_POINT: { status: 400, seen: 'hub', meaning: 'a value in a batch is not a point; `path` gives its position (`[2]`, `line 3`)' },
-  E_BAD_TS: { status: 400, seen: 'hub', meaning: 'a point\'s `ts` is not a time the stream takes: not a number in its `tsUnit` or an ISO-8601 string with a zone, older than the hub\'s retention, or further ahead of the hub\'s clock than `maxSkewMs`; `path` gives the point\'s position (`[2]`, `line 3`); over MQTT the message is dropped and counted' },
+  E_BAD_TS: { status: 400, seen: 'hub', meaning: 'a point\'s `ts` is a time the stream does not take: older than the hub\'s retention (`maxAgeMs`), or further ahead of the hub\'s clock than the stream\'s `maxSkewMs` (a `ts` that is no time, neither a number nor an ISO-8601 string with a zone, is `E_BAD_POINT`); `path` gives the point\'s position (`[2]`, `line 3`); over MQTT the message is dropped and counted' },
   E_UNKNOWN_STREAM: { status: 404, seen: 'hub', meaning: 'no app on this node declares the stream (over MQTT: dropped and counted)' },
   E_PROTOCOL: { status: 426, seen: 'agent', meaning: 'the agent and the control plane speak different major versions of the agent protocol (the WebSocket subprotocol `outpost.vN`), or an agent sent a message out of order' },
   E_BUSY: { status: 503, seen: 'agent', meaning: 'too many agents are connecting at once; the answer says when to come back (Retry-After), and agents do' },

@@ -81,8 +81,12 @@ test('a ts older than the retention or too far ahead is E_BAD_TS with its path; 
   e = refused(`{"ts": ${NOW * 1000}, "v": 2}`);
   assert.equal(e.path, '');
   assert.match(e.message, /^\.ts: .*tsUnit: us/);
-  assert.equal(refused('[{"ts": "yesterday", "v": 2}]').path, '[0]');
-  assert.equal(refused('[{"ts": true, "v": 2}]').code, 'E_BAD_TS');
+  // a ts that is no time at all is a bad point, as it always was
+  for (const x of ['"yesterday"', 'true', '"2025-01-31T12:00:00"', 'null']) {
+    e = refused(`[{"ts": ${x}, "v": 2}]`);
+    assert.deepEqual([e.code, e.path], ['E_BAD_POINT', '[0]'], x);
+    assert.match(e.message, /^\[0\]\.ts: must be a number \(epoch ms\) or an ISO-8601 time/);
+  }
   // the edges are in
   assert.deepEqual([...parseBody(`[{"ts": ${NOW - DAY}, "v": 1}, {"ts": ${NOW + 300_000}, "v": 2}]`, false, NOW, r).v], [1, 2]);
   // over MQTT the message is dropped with the code it is counted under

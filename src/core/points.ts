@@ -58,14 +58,22 @@ export function parseIsoTime(s: string): number {
 
 const iso = (ms: number) => (Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : 'out of range');
 
-/** A ts as epoch ms under `r`, or why it is refused (the caller adds where). */
-export function readTs(x: unknown, r: TsRules): number | string {
+/**
+ * A ts as epoch ms under `r`, or why it is refused (the caller adds where): a
+ * value that is no time at all is a bad point, as it always was; a time
+ * outside the window the stream takes is E_BAD_TS.
+ */
+function readTs(x: unknown, r: TsRules): number | Bad {
   let ms: number;
   if (typeof x === 'number' && Number.isFinite(x)) ms = x * MS_PER[r.unit];
-  else if (typeof x === 'string') {
-    ms = parseIsoTime(x);
-    if (Number.isNaN(ms)) return `${JSON.stringify(x.slice(0, 40))} is not an ISO-8601 time with a zone (2025-01-31T12:00:00.5Z)`;
-  } else return `must be a number (epoch ${r.unit}) or an ISO-8601 string`;
+  else if (typeof x === 'string' && !Number.isNaN(ms = parseIsoTime(x))) { /* an ISO time */ }
+  else return { code: 'E_BAD_POINT', field: 'ts', message: `must be a number (epoch ${r.unit}) or an ISO-8601 time with a zone (2025-01-31T12:00:00.5Z), not ${JSON.stringify(x)?.slice(0, 40)}` };
+  const late = outside(x, ms, r);
+  return late === null ? ms : { code: 'E_BAD_TS', field: 'ts', message: late };
+}
+
+/** Why a time (`x`, read as `ms`) is outside the stream's window, with a guess at the unit it was sent in; null when inside. */
+function outside(x: unknown, ms: number, r: TsRules): string | null {
   if (ms < r.min) {
     const hint = typeof x === 'number' && r.unit === 'ms' && ms > 0 && ms < 1e11 ? ': seconds? (set the stream\'s tsUnit: s)' : '';
     return `${x} (${iso(ms)}) is older than the hub keeps points${r.maxAgeMs ? ` (retention.maxAgeMs ${r.maxAgeMs})` : ''}${hint}`;
@@ -74,7 +82,7 @@ export function readTs(x: unknown, r: TsRules): number | string {
     const hint = typeof x === 'number' && r.unit === 'ms' && ms > 1e14 ? ': microseconds? (set the stream\'s tsUnit: us)' : '';
     return `${x} (${iso(ms)}) is further ahead of the hub's clock than the stream allows${r.maxSkewMs !== undefined ? ` (maxSkewMs ${r.maxSkewMs})` : ''}${hint}`;
   }
-  return ms;
+  return null;
 }
 
 /** Why a value is not a point: its code (a bad ts has its own) and the text after its position. */
@@ -117,7 +125,7 @@ class Builder {
       let ts: number | null = null;
       if (o.ts !== undefined) {
         const t = readTs(o.ts, this.rules);
-        if (typeof t === 'string') return { code: 'E_BAD_TS', message: t, field: 'ts' };
+        if (typeof t !== 'number') return t;
         ts = t;
       }
       this.push(o.v, ts);
