@@ -24,12 +24,28 @@ const inflateRaw = promisify(zlib.inflateRaw);
 /** A zlib stream's header (RFC 1950): HTTP's `deflate`; some clients send raw deflate (RFC 1951) under that name. */
 const isZlib = (b: Buffer) => b.length >= 2 && (b[0]! & 0x0f) === 8 && ((b[0]! << 8) | b[1]!) % 31 === 0;
 
+/**
+ * Bodies up to this size (compressed) are decompressed on the event loop: a
+ * device's batch takes tens of microseconds, less than the hop to zlib's
+ * thread pool and back; at worst (a bomb this size) the limit stops it within
+ * a few milliseconds. Larger bodies go to the thread pool.
+ */
+const SYNC_BELOW = 64 * 1024;
+
+function inflateSync(raw: Buffer, coding: 'gzip' | 'deflate', opts: zlib.ZlibOptions): Buffer {
+  return coding === 'gzip' ? zlib.gunzipSync(raw, opts) : isZlib(raw) ? zlib.inflateSync(raw, opts) : zlib.inflateRawSync(raw, opts);
+}
+
+function inflateAsync(raw: Buffer, coding: 'gzip' | 'deflate', opts: zlib.ZlibOptions): Promise<Buffer> {
+  return coding === 'gzip' ? gunzip(raw, opts) : isZlib(raw) ? inflate(raw, opts) : inflateRaw(raw, opts);
+}
+
 /** The body as text: decompressed (at most `limit` bytes of it) when it came compressed. */
 export async function decodeBody(raw: Buffer, coding: Coding, limit: number): Promise<string> {
   if (coding === 'identity') return raw.toString('utf8');
   const opts = { maxOutputLength: limit };
   try {
-    const out = coding === 'gzip' ? await gunzip(raw, opts) : isZlib(raw) ? await inflate(raw, opts) : await inflateRaw(raw, opts);
+    const out = raw.length < SYNC_BELOW ? inflateSync(raw, coding, opts) : await inflateAsync(raw, coding, opts);
     return out.toString('utf8');
   } catch (e) {
     if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
