@@ -1,4 +1,4 @@
-// npm run bench:hub -- [--only http,mqtt,single,reduction,tls] [--seconds S] [--rounds R] [--mqtt-messages N]
+// npm run bench:hub -- [--only http,mqtt,single,reduction,tls,gzip] [--seconds S] [--rounds R] [--mqtt-messages N]
 //                      [--single-messages N] [--paced-rate R] [--paced-seconds S]
 // The data hub's five figures, each against real processes (every client a
 // device with credentials, as an agent's hub asks):
@@ -17,7 +17,10 @@
 //     its hub anonymous, on loopback);
 //  5. the cost of TLS: HTTP ingest and MQTT QoS 0 into a hub with a
 //     certificate (HTTPS, MQTT over TLS) against the same hub config without,
-//     alternating rounds in one run.
+//     alternating rounds in one run;
+//  6. compressed HTTP ingest: the same 1,000-number arrays of a sensor-like
+//     series posted gzip-compressed and as they are, alternating rounds (at
+//     least 5), points/s and bytes on the wire.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -26,6 +29,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
+import zlib from 'node:zlib';
 import mqtt from 'mqtt';
 import { freePort } from '../src/agent/health.js';
 import { rng } from '../src/core/stats.js';
@@ -50,7 +54,7 @@ const procs: ChildProcess[] = [];
 process.on('exit', () => procs.forEach((p) => p.kill('SIGKILL')));
 
 /** The benchmark's device: every stream it uses. */
-const DEVICE = { name: 'bench', ...newDeviceSecret(), streams: ['bench', 'm', 'one'] };
+const DEVICE = { name: 'bench', ...newDeviceSecret(), streams: ['bench', 'm', 'one', 'gz'] };
 const AUTH = { authorization: `Bearer ${DEVICE.name}.${DEVICE.secret}` };
 const MQTT_AUTH = { username: DEVICE.name, password: DEVICE.secret };
 
@@ -102,7 +106,7 @@ function getJson<T>(url: string, ca?: Buffer): Promise<T> {
 const stats = (hub: BenchHub) => getJson<HubStats>(`${hub.http}/v1/stats`, hub.ca);
 
 /** Posts bodies round-robin over keep-alive connections for `seconds`; returns requests answered 200 per second. */
-async function load(url: string, bodies: Buffer[], seconds: number, ca?: Buffer): Promise<number> {
+async function load(url: string, bodies: Buffer[], seconds: number, ca?: Buffer, headers: Record<string, string> = {}): Promise<number> {
   const tls = url.startsWith('https:');
   const agent = tls ? new https.Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca }) : new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY });
   const u = new URL(url);
@@ -112,7 +116,7 @@ async function load(url: string, bodies: Buffer[], seconds: number, ca?: Buffer)
   let i = 0;
   const one = () => new Promise<void>((resolve) => {
     const body = bodies[i++ % bodies.length]!;
-    const req = (tls ? https : http).request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, ...AUTH } }, (res) => {
+    const req = (tls ? https : http).request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': body.length, ...AUTH, ...headers } }, (res) => {
       res.resume();
       res.on('end', () => { if (res.statusCode === 200) ok++; else bad++; resolve(); });
     });
@@ -379,9 +383,58 @@ async function tlsCost() {
   return { rounds: rows.map((x) => ({ http: x.http.map(Math.round), mqttQos0: x.mqtt })), httpPointsPerS: fig((x) => x.http), mqttQos0MsgsPerS: fig((x) => x.mqtt) };
 }
 
+/**
+ * A sensor's readings as a device batches them: a temperature sampled once a
+ * second, 21 °C with a slow swing of 3 °C (a 6 h period), a random walk of
+ * up to 0.02 a step and measurement noise of up to 0.05, two decimals (random
+ * floats with full digits would not compress, and no sensor sends them).
+ */
+function sensorBodies(n: number, points: number): Buffer[] {
+  const r = rng(11);
+  let walk = 0;
+  let t = 0;
+  return Array.from({ length: n }, () => Buffer.from(JSON.stringify(Array.from({ length: points }, () => {
+    walk += (r() - 0.5) * 0.04;
+    t++;
+    return Math.round((21 + 3 * Math.sin(t / 3600) + walk + (r() - 0.5) * 0.1) * 100) / 100;
+  }))));
+}
+
+async function gzipIngest() {
+  const rounds = Math.max(5, ROUNDS);
+  const plain = sensorBodies(64, 1000);
+  const gz = plain.map((b) => zlib.gzipSync(b)); // level 6, as gzip(1) and most device libraries
+  const hub = await startHub('streams:\n  bench: { windowMs: 1000, ops: [count, mean, sum, min, max] }\n  gz: { windowMs: 1000, ops: [count, mean, sum, min, max] }\n');
+  const runs = {
+    plain: () => load(`${hub.http}/v1/streams/bench/points`, plain, SECONDS),
+    gzip: () => load(`${hub.http}/v1/streams/gz/points`, gz, SECONDS, undefined, { 'content-encoding': 'gzip' }),
+  };
+  await runs.plain(); // warm-up
+  await runs.gzip();
+  const pps: Record<'plain' | 'gzip', number[]> = { plain: [], gzip: [] };
+  for (let k = 0; k < rounds; k++) {
+    // alternating which goes first: neither always runs on a warmer (or fuller) hub
+    for (const kind of (k % 2 ? ['gzip', 'plain'] : ['plain', 'gzip']) as ('plain' | 'gzip')[]) pps[kind].push((await runs[kind]()) * 1000);
+    console.log(`  round ${k + 1}: uncompressed ${Math.round(pps.plain[k]!)} points/s, gzip ${Math.round(pps.gzip[k]!)} points/s`);
+  }
+  const st = await stats(hub);
+  const sum = (bs: Buffer[]) => bs.reduce((a, b) => a + b.length, 0);
+  // bytesIn counts bodies as they came: the hub's own count of bytes on the wire (headers aside)
+  const perPoint = (s: string) => Math.round((st.streams[s]!.bytesIn / st.streams[s]!.pointsIn) * 100) / 100;
+  return {
+    rounds,
+    plainPointsPerS: Math.round(median(pps.plain)),
+    gzipPointsPerS: Math.round(median(pps.gzip)),
+    ratio: Math.round(median(pps.gzip.map((g, k) => g / pps.plain[k]!)) * 100) / 100,
+    bodyBytes: { plain: Math.round(sum(plain) / plain.length), gzip: Math.round(sum(gz) / gz.length) },
+    bytesReduction: Math.round((sum(plain) / sum(gz)) * 10) / 10,
+    hubBytesInPerPoint: { plain: perPoint('bench'), gzip: perPoint('gz') },
+  };
+}
+
 async function main() {
   const out: Record<string, unknown> = {};
-  const only = listArg('--only') ?? ['http', 'mqtt', 'single', 'reduction', 'tls'];
+  const only = listArg('--only') ?? ['http', 'mqtt', 'single', 'reduction', 'tls', 'gzip'];
   if (only.includes('http')) {
     console.log(`HTTP ingest: ${ROUNDS} rounds of ${SECONDS} s each side, ${CONCURRENCY} keep-alive connections, bodies of 1,000 numbers`);
     out.http = await httpIngest();
@@ -407,6 +460,11 @@ async function main() {
     console.log(`TLS: ${ROUNDS} rounds of HTTP (${SECONDS} s, ${CONCURRENCY} keep-alive connections) and MQTT QoS 0 (${MQTT_N} messages) into a hub without and with a certificate`);
     out.tls = await tlsCost();
     console.log(' ', JSON.stringify(out.tls));
+  }
+  if (only.includes('gzip')) {
+    console.log(`compressed HTTP ingest: ${Math.max(5, ROUNDS)} alternating rounds of ${SECONDS} s each side, ${CONCURRENCY} keep-alive connections, bodies of 1,000 sensor readings`);
+    out.gzip = await gzipIngest();
+    console.log(' ', JSON.stringify(out.gzip));
   }
   console.log(JSON.stringify(out));
   process.exit(0);

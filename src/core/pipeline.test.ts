@@ -98,3 +98,15 @@ test('groupBy needs time windows; a stream source\'s bad pattern is refused with
   assert.equal(s.success, false);
   assert.deepEqual(s.error!.issues[0]!.path, ['t', 'from', 0, 'topic']);
 });
+
+test('a stream reads ts in ms and takes 5 minutes of clock skew unless told; other units and skews are checked', () => {
+  const t = streamsSchema.parse({ t: { windowMs: 1000, ops: ['count'] } }).t!;
+  assert.equal(t.tsUnit, 'ms');
+  assert.equal(t.maxSkewMs, 300_000);
+  assert.equal(streamsSchema.parse({ t: { windowMs: 1000, ops: ['count'], tsUnit: 'us', maxSkewMs: 0 } }).t!.tsUnit, 'us');
+  for (const [bad, path] of [[{ tsUnit: 'h' }, 't.tsUnit'], [{ maxSkewMs: -1 }, 't.maxSkewMs'], [{ maxSkewMs: 8 * 86_400_000 }, 't.maxSkewMs']] as const) {
+    const r = streamsSchema.safeParse({ t: { windowMs: 1000, ops: ['count'], ...bad } });
+    assert.ok(!r.success, JSON.stringify(bad));
+    assert.deepEqual(r.error.issues.map((i) => i.path.join('.')), [path]);
+  }
+});

@@ -6,19 +6,28 @@ import { z } from 'zod';
 import { OP_RE, WindowAcc, needsValues, type WindowResult } from './window.js';
 import { streamSourceSchema } from './mapping.js';
 
+/**
+ * 5 minutes: a device synchronised by NTP is within milliseconds, one on its
+ * own real-time clock drifts about a minute a month (20 ppm); Kerberos allows
+ * the same skew. A point this far ahead delays its window by as much.
+ */
+export const DEFAULT_MAX_SKEW_MS = 300_000;
+
 // Fields say what they mean with .describe(): docs/reference/manifest.md is generated from them.
 export const streamSpecSchema = z.object({
   windowMs: z.number().int().min(10).max(86_400_000).optional().describe('time windows of this length, aligned to multiples of it since the epoch (by a point\'s `ts`, or its arrival time)'),
   windowCount: z.number().int().min(1).max(10_000_000).optional().describe('count windows: one result per this many points (give exactly one of `windowMs` and `windowCount`)'),
   ops: z.array(z.string().regex(OP_RE, 'operators are count, sum, mean, min, max, product, stddev or pNN (a percentile, 0-100)')).min(1).max(32).describe('the operators each window result carries, one field each (see Operators)'),
   lateMs: z.number().int().nonnegative().max(3_600_000).default(1000).describe('a time window is emitted once the hub\'s clock passes its end plus this; later points for it are dropped as late'),
+  tsUnit: z.enum(['ms', 's', 'us', 'ns']).default('ms').describe('the unit of a point\'s numeric `ts` since the epoch: `ms`, `s`, `us` or `ns`; an ISO-8601 string with a zone (`"2025-01-31T12:00:00.25Z"`) is taken whatever the unit'),
+  maxSkewMs: z.number().int().nonnegative().max(604_800_000).default(DEFAULT_MAX_SKEW_MS).describe('a point whose `ts` is further ahead of the hub\'s clock than this is refused (`E_BAD_TS`), as is one older than the hub\'s `retention.maxAgeMs`: a window held open by a point from the future waits at most this long'),
   filter: z.object({
     min: z.number().finite().optional().describe('drop points below this'),
     max: z.number().finite().optional().describe('drop points above this'),
     deadband: z.number().finite().positive().optional().describe('drop a point within this distance of the last kept one'),
   }).strict().optional().describe('points dropped before windowing (counted as filtered)'),
   from: z.array(streamSourceSchema).max(16).optional().describe('MQTT topics (and fields of JSON objects) that feed this stream besides outpost/data/STREAM; several streams may read one message'),
-  groupBy: z.literal('device').optional().describe('one window result per device and window (the `device` field of each result): the device named by the topic (`from[].deviceLevel`, outpost/data/STREAM/DEVICE) or the credential; time windows only'),
+  groupBy: z.enum(['device']).optional().describe('one window result per device and window (the `device` field of each result): the device named by the topic (`from[].deviceLevel`, outpost/data/STREAM/DEVICE) or the credential; time windows only'),
 }).strict()
   .refine((s) => (s.windowMs === undefined) !== (s.windowCount === undefined), { message: 'give exactly one of windowMs and windowCount' })
   // a count window's replay position is one for the whole stream: per device it would need one each

@@ -6,8 +6,8 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { OutpostError } from '../core/errors.js';
 import type { BrokerQueueStats, HubStats, StreamStats } from '../core/types.js';
-import { Pipeline, type StreamSpec } from '../core/pipeline.js';
-import { parseMessage, tsOf, type Batch } from '../core/points.js';
+import { DEFAULT_MAX_SKEW_MS, Pipeline, type StreamSpec } from '../core/pipeline.js';
+import { parseMessage, tsOf, tsRules, type Batch, type TsRules } from '../core/points.js';
 import { HubStore, type Retention, type StoredWindow } from './store.js';
 import { digestOf, KEYS_PER_CLIENT, Redeliveries, type MessageKey } from './dedup.js';
 
@@ -37,6 +37,14 @@ export interface IngestResult {
   /** points for a window already emitted: stored raw, counted, in no window */
   late: number;
   filtered: number;
+}
+
+/** An HTTP batch's Idempotency-Key, per device ('' for an anonymous client), and the digest of what it names. */
+export interface Idempotency {
+  device: string;
+  key: string;
+  /** sha256 of the decoded body and its kind */
+  digest: string;
 }
 
 export class DataHub extends EventEmitter {
@@ -122,20 +130,54 @@ export class DataHub extends EventEmitter {
     return [...this.pipelines.keys()];
   }
 
+  /** How a stream reads a point's ts now: its unit, no older than the retention, no further ahead than its maxSkewMs. */
+  pointRules(stream: string): TsRules {
+    const spec = this.pipelines.get(stream)?.spec;
+    // a spec from an older control plane has neither field
+    return tsRules(spec?.tsUnit ?? 'ms', this.now(), this.retention.maxAgeMs, spec?.maxSkewMs ?? DEFAULT_MAX_SKEW_MS);
+  }
+
+  /** Batches with an Idempotency-Key taken but not yet committed: a copy arriving meanwhile waits for the first one's answer. */
+  private readonly inflight = new Map<string, { stream: string; digest: string; answer: Promise<IngestResult> }>();
+
+  /**
+   * The answer already given (or about to be) to a batch with this key: a
+   * device's re-send after a timeout, answered without storing anything.
+   * Null for a new key. Synchronous, and called with nothing awaited before
+   * ingest(), so two copies arriving together are stored once.
+   */
+  prior(stream: string, id: Idempotency): Promise<IngestResult> | null {
+    const flying = this.inflight.get(`${id.device}\n${id.key}`);
+    const kept = flying ?? this.store.keys.find(id.device, id.key);
+    if (!kept) return null;
+    if (kept.stream !== stream || kept.digest !== id.digest) {
+      throw new OutpostError('E_CONFLICT', `the Idempotency-Key "${id.key}" was used for another batch${kept.stream !== stream ? ` (to the stream "${kept.stream}")` : ''} less than retention.maxAgeMs ago: a key names one batch`, { path: 'idempotency-key' });
+    }
+    return flying ? flying.answer : Promise.resolve(JSON.parse(kept.answer as string) as IngestResult);
+  }
+
   /**
    * An HTTP batch: stored before it is acknowledged, so an accepted point is
    * never lost. Batches that arrive together are committed in one transaction
    * (a commit costs more than the rows in it), then all are answered.
    */
-  ingest(stream: string, b: Batch, bytes: number): Promise<IngestResult> {
+  ingest(stream: string, b: Batch, bytes: number, id?: Idempotency): Promise<IngestResult> {
     if (!this.pipelines.has(stream)) return Promise.reject(new OutpostError('E_UNKNOWN_STREAM', `no app on this node declares the stream "${stream}"`, { path: 'stream' }));
-    return new Promise((resolve, reject) => {
-      this.incoming.push({ stream, b, bytes, resolve, reject });
+    const answer = new Promise<IngestResult>((resolve, reject) => {
+      this.incoming.push({ stream, b, bytes, id, resolve, reject });
       this.commitSoon();
     });
+    if (id) {
+      // committed (the key is in the store) or refused (a re-send may try again): no longer in flight
+      const k = `${id.device}\n${id.key}`;
+      this.inflight.set(k, { stream, digest: id.digest, answer });
+      const done = () => { this.inflight.delete(k); };
+      answer.then(done, done);
+    }
+    return answer;
   }
 
-  private incoming: { stream: string; b: Batch; bytes: number; resolve: (r: IngestResult) => void; reject: (e: unknown) => void }[] = [];
+  private incoming: { stream: string; b: Batch; bytes: number; id?: Idempotency; resolve: (r: IngestResult) => void; reject: (e: unknown) => void }[] = [];
   /** MQTT messages (QoS 1 and 2) waiting for their points to be stored: each is acknowledged to its device only then */
   private waiting: ((err: Error | null) => void)[] = [];
   private queued: NodeJS.Immediate | null = null;
@@ -165,7 +207,10 @@ export class DataHub extends EventEmitter {
       for (const it of items) {
         const p = this.pipelines.get(it.stream);
         if (!p) throw new OutpostError('E_UNKNOWN_STREAM', `the stream "${it.stream}" was just removed`, { path: 'stream' });
-        results.push({ accepted: it.b.v.length, ...this.accept(it.stream, p, it.b, it.bytes) });
+        const r = { accepted: it.b.v.length, ...this.accept(it.stream, p, it.b, it.bytes) };
+        // in the points' transaction: a crash keeps both or neither
+        if (it.id) this.store.keys.keep(it.id.device, it.id.key, { stream: it.stream, digest: it.id.digest, answer: JSON.stringify(r) }, this.now());
+        results.push(r);
       }
     });
     items.forEach((it, i) => (err ? it.reject(err) : it.resolve(results[i]!)));
@@ -241,8 +286,8 @@ export class DataHub extends EventEmitter {
 
   private buffer(stream: string, payload: Buffer): void {
     if (!this.pipelines.has(stream)) return this.reject('E_UNKNOWN_STREAM', null);
-    const b = parseMessage(payload, this.now());
-    if (typeof b === 'string') return this.reject('E_BAD_POINT', stream);
+    const b = parseMessage(payload, this.now(), this.pointRules(stream));
+    if ('code' in b) return this.reject(b.code, stream);
     let q = this.buffered.get(stream);
     if (!q) this.buffered.set(stream, (q = { v: [], ts: [], bytes: 0 }));
     // each message keeps its own arrival time: a point that arrived before a
@@ -351,8 +396,9 @@ export class DataHub extends EventEmitter {
   private housekeeping(): void {
     try {
       const r = this.store.retain(this.retention, this.now());
-      const keys = this.store.pruneMessageKeys(KEYS_PER_CLIENT, this.now() - this.retention.maxAgeMs);
-      if (r.batches || r.windows || keys) this.o.log.debug({ ...r, messageKeys: keys }, 'retention');
+      const messageKeys = this.store.pruneMessageKeys(KEYS_PER_CLIENT, this.now() - this.retention.maxAgeMs);
+      const httpKeys = this.store.keys.forget(this.now() - this.retention.maxAgeMs);
+      if (r.batches || r.windows || messageKeys || httpKeys) this.o.log.debug({ ...r, messageKeys, httpKeys }, 'retention');
       this.saveCounters();
     } catch (e) {
       this.o.log.error({ err: e }, 'hub housekeeping failed');

@@ -58,7 +58,11 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
     this.delKey = this.db.prepare('DELETE FROM mqtt_keys WHERE client = ? AND mid = ?');
     this.delKeys = this.db.prepare('DELETE FROM mqtt_keys WHERE client = ?');
     this.bytes = this.sumBytes();
+    this.keys = new IdempotencyKeys(this.db);
   }
+
+  /** HTTP batches' Idempotency-Keys, written in the transaction that stores their points */
+  readonly keys: IdempotencyKeys;
 
   /** raw bytes stored, kept as a running total (a sum over every batch each second would scan the table) */
   private bytes: number;
@@ -228,6 +232,49 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** The first answer to an HTTP batch sent with an Idempotency-Key. */
+export interface KeptAnswer {
+  stream: string;
+  /** sha256 of the stream and the decoded body: the same key with another batch is a device's mistake, not a re-send */
+  digest: string;
+  answer: string;
+}
+
+/**
+ * Idempotency-Keys per device: a row is written in the same transaction as
+ * the batch's points (the hub's commit), so a crash keeps both or neither,
+ * and is deleted with the raw points of its age (retention.maxAgeMs).
+ */
+export class IdempotencyKeys {
+  private readonly get: Database.Statement;
+  private readonly put: Database.Statement;
+  private readonly drop: Database.Statement;
+
+  constructor(db: Database.Database) {
+    db.exec(`
+CREATE TABLE IF NOT EXISTS http_keys (device TEXT NOT NULL, key TEXT NOT NULL, stream TEXT NOT NULL, digest TEXT NOT NULL, answer TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (device, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS http_keys_at ON http_keys(at);
+`);
+    this.get = db.prepare('SELECT stream, digest, answer FROM http_keys WHERE device = ? AND key = ?');
+    this.put = db.prepare('INSERT INTO http_keys (device, key, stream, digest, answer, at) VALUES (?, ?, ?, ?, ?, ?)');
+    this.drop = db.prepare('DELETE FROM http_keys WHERE at < ?');
+  }
+
+  find(device: string, key: string): KeptAnswer | null {
+    return (this.get.get(device, key) as KeptAnswer | undefined) ?? null;
+  }
+
+  /** Inside the transaction that stores the batch. */
+  keep(device: string, key: string, kept: KeptAnswer, at: number): void {
+    this.put.run(device, key, kept.stream, kept.digest, kept.answer, at);
+  }
+
+  /** Forgets keys first used before `cut`; returns how many. */
+  forget(cut: number): number {
+    return this.drop.run(cut).changes;
   }
 }
 

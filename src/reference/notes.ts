@@ -53,7 +53,7 @@ export const HUB_ROUTES: Record<string, RouteNote> = {
   'GET /healthz': { takes: '', answers: '`{"ok": true}`' },
   'GET /v1/stats': { takes: '', answers: `the hub's accounting, a [\`HubStats\`](api.md#hubstats)` },
   'GET /v1/streams': { takes: '', answers: 'the streams this hub runs: `[{"name", ...StreamStats}]`' },
-  'POST /v1/streams/:stream/points': { takes: 'a JSON point or array of points; NDJSON with content-type `application/x-ndjson` (or `jsonlines`)', answers: '`{"accepted", "late", "filtered"}` once stored' },
+  'POST /v1/streams/:stream/points': { takes: 'a JSON point or array of points; NDJSON with content-type `application/x-ndjson` (or `jsonl`, `jsonlines`); `Content-Encoding: gzip` or `deflate`; an `Idempotency-Key`', answers: '`{"accepted", "late", "filtered"}` once stored; a re-sent key: the first answer, with `Idempotent-Replayed: true`' },
   'GET /v1/streams/:stream/windows': { takes: '`from`, `to` (epoch ms, on a window\'s start), `limit` (at most 10,000)', answers: 'the window results this hub holds, oldest first' },
   'GET /v1/streams/:stream/points': { takes: '`from`, `to` (epoch ms), `limit` (at most 100,000)', answers: 'raw points `[{"ts", "v"}]`, oldest first' },
 };
