@@ -98,6 +98,17 @@ export function mayPublish(who: Principal, topic: string): Verdict {
 }
 
 /**
+ * May `who` publish to a topic that streams read through their sources
+ * (`from:` in a stream spec)? A device: only when every one of them is among
+ * its streams. Anonymous: yes.
+ */
+export function mayFeed(who: Principal, streams: string[]): Verdict {
+  if (who === 'anonymous') return { ok: true, stream: null };
+  const not = streams.find((s) => !who.streams.includes(s));
+  return not === undefined ? { ok: true, stream: null } : { ok: false, reason: `the topic feeds the stream "${not}", not one of its streams` };
+}
+
+/**
  * May `who` subscribe to `filter`? A device: only its streams' shared topics
  * and its own subtopics, without wildcards (`#`, `outpost/#` and another
  * device's subtopic would read what others publish). Anonymous: anything.

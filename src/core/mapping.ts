@@ -60,7 +60,7 @@ export function compileTopic(pattern: string, deviceLevel?: number): TopicPatter
   };
 }
 
-type Segment = string | number;
+export type Segment = string | number;
 
 /** A field path as its segments. */
 export function compilePath(p: string): Segment[] {

@@ -4,6 +4,7 @@
 // may also be an array of numbers. Points without ts take the arrival time.
 // A ts is a number in the stream's unit (ms unless told) or an ISO-8601
 // string, and must fall in the hub's window of sane times (TsRules).
+import { pointsAt, type Segment } from './mapping.js';
 import { OutpostError, type ErrorCode } from './errors.js';
 
 /** Points as typed arrays (8 bytes a value); ts null: every point arrived at `at` with no ts of its own. */
@@ -11,6 +12,8 @@ export interface Batch {
   v: Float64Array;
   ts: Float64Array | null;
   at: number;
+  /** the device its points came from, where known (a stream grouped by device windows by it) */
+  device?: string | null;
 }
 
 export const MAX_BATCH_POINTS = 100_000;
@@ -217,6 +220,35 @@ export function parseMessage(payload: Buffer, at: number, rules: TsRules = ANY_T
   if (err) return { code: err.code, reason: err.field ? `.${err.field}: ${err.message}` : err.message };
   if (b.v.length > MAX_BATCH_POINTS) return badMessage(`more than ${MAX_BATCH_POINTS} points`);
   return b.batch();
+}
+
+/**
+ * A message read at a stream source's field (mapping.ts): a JSON object, or
+ * an array of objects, one point each; the ts at its own path, in the
+ * stream's unit. A message without the field is dropped for this stream.
+ */
+export function parseObjectMessage(payload: Buffer, at: number, field: Segment[], tsPath: Segment[] | null, rules: TsRules = ANY_TS): Batch | Dropped {
+  let x: unknown;
+  try {
+    x = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return badMessage('not JSON');
+  }
+  if (x === null || typeof x !== 'object') return badMessage('not a JSON object or an array of objects');
+  const got = pointsAt(x, field, tsPath);
+  if (typeof got === 'string') return badMessage(got);
+  if (got.v.length > MAX_BATCH_POINTS) return badMessage(`more than ${MAX_BATCH_POINTS} points`);
+  let ts: Float64Array | null = null;
+  if (got.ts) {
+    ts = new Float64Array(got.ts.length);
+    for (let i = 0; i < got.ts.length; i++) {
+      const raw = got.ts[i];
+      const t = raw === undefined ? at : readTs(raw, rules);
+      if (typeof t !== 'number') return { code: t.code, reason: `${Array.isArray(x) ? `[${i}]` : ''}.ts: ${t.message}` };
+      ts[i] = t;
+    }
+  }
+  return { v: Float64Array.from(got.v), ts, at };
 }
 
 /** The time of point i. */

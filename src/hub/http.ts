@@ -137,6 +137,8 @@ export function buildHubHttp(hub: DataHub, log: Logger, o: HubHttpOptions): Fast
       return first;
     }
     const batch = parseBody(text, kind === 'ndjson', Date.now(), hub.pointRules(stream));
+    // a device's points carry its name (a stream grouped by device windows by it)
+    batch.device = deviceOf.get(req.raw) || null;
     // accepted points are stored; late ones (for a window already emitted) and filtered ones count no further
     return await hub.ingest(stream, batch, wire, id);
   });

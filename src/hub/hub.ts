@@ -7,8 +7,9 @@ import type { Logger } from 'pino';
 import { OutpostError } from '../core/errors.js';
 import type { BrokerQueueStats, HubStats, StreamStats } from '../core/types.js';
 import { DEFAULT_MAX_SKEW_MS, Pipeline, type StreamSpec } from '../core/pipeline.js';
-import { parseMessage, tsOf, tsRules, type Batch, type TsRules } from '../core/points.js';
+import { parseMessage, parseObjectMessage, tsOf, tsRules, type Batch, type TsRules } from '../core/points.js';
 import { HubStore, type Retention, type StoredWindow } from './store.js';
+import { SourceTable, type Segment } from '../core/mapping.js';
 import { digestOf, KEYS_PER_CLIENT, Redeliveries, type MessageKey } from './dedup.js';
 
 export interface HubOptions {
@@ -25,7 +26,11 @@ const markKey = (stream: string, spec: StreamSpec) => `${stream}#${spec.windowMs
 
 const emptyStream = (): StreamStats => ({ pointsIn: 0, bytesIn: 0, rejected: 0, late: 0, filtered: 0, windows: 0 });
 
-interface Pending { v: number[]; ts: number[]; bytes: number }
+/** MQTT points waiting to be stored, per stream and device (a stored batch carries one device) */
+interface Pending { stream: string; device: string | null; v: number[]; ts: number[]; bytes: number }
+
+/** Where a message's points go: a stream, the device they are tagged with, and (a source's) the field and ts paths of an object payload. */
+export interface Target { stream: string; device: string | null; field?: Segment[] | null; ts?: Segment[] | null }
 
 type Counters = Omit<HubStats, 'hubId' | 'reduction' | 'queueDepth' | 'oldestUnsentMs' | 'rawBytes'>;
 
@@ -97,6 +102,8 @@ export class DataHub extends EventEmitter {
    */
   setStreams(specs: Record<string, StreamSpec>): void {
     this.current = specs;
+    this.sources = new SourceTable(specs);
+    this.emit('sources', this.sourceTopics());
     for (const name of [...this.pipelines.keys()]) {
       if (!specs[name]) { this.flush(name); this.pipelines.delete(name); this.specs.delete(name); }
     }
@@ -114,7 +121,7 @@ export class DataHub extends EventEmitter {
           if (from.afterPos !== undefined && pos + i <= from.afterPos) continue;
           const ts = tsOf(batch, i);
           if (from.fromTs !== undefined && spec.windowMs !== undefined && ts < (mark ?? 0)) continue;
-          p.add(ts, batch.v[i]!, pos + i);
+          p.add(ts, batch.v[i]!, pos + i, batch.device ?? null);
           replayed++;
         }
       }
@@ -128,6 +135,23 @@ export class DataHub extends EventEmitter {
 
   streamNames(): string[] {
     return [...this.pipelines.keys()];
+  }
+
+  private sources = new SourceTable({});
+
+  /** The topic patterns streams read besides outpost/data (an external broker is subscribed to them). */
+  sourceTopics(): string[] {
+    return [...new Set(Object.values(this.current).flatMap((s) => (s.from ?? []).map((f) => f.topic)))];
+  }
+
+  /**
+   * The streams a message on `topic` feeds through their sources, each with
+   * the device the topic names (else `device`, the publisher's credential);
+   * empty when no stream reads the topic.
+   */
+  routes(topic: string, device: string | null): Target[] {
+    if (this.sources.size === 0) return [];
+    return this.sources.routes(topic).map((r) => ({ stream: r.source.stream, device: r.device ?? device, field: r.source.field, ts: r.source.ts }));
   }
 
   /** How a stream reads a point's ts now: its unit, no older than the retention, no further ahead than its maxSkewMs. */
@@ -253,13 +277,22 @@ export class DataHub extends EventEmitter {
    * taken is acknowledged and not stored again (dedup.ts). An empty payload
    * (clearing a retained message) carries no point and is not counted.
    */
-  ingestMessage(stream: string, payload: Buffer, onStored?: (err: Error | null) => void, key?: MessageKey): void {
-    if (payload.length > 0 && !(key && this.isResend(key, payload))) this.buffer(stream, payload);
+  ingestMessage(stream: string, payload: Buffer, onStored?: (err: Error | null) => void, key?: MessageKey, device: string | null = null): void {
+    this.ingestTo([{ stream, device }], payload, onStored, key);
+  }
+
+  /** As ingestMessage, for a message several streams may read (their sources' fields): once de-duplicated, then into each. */
+  ingestTo(targets: Target[], payload: Buffer, onStored?: (err: Error | null) => void, key?: MessageKey): void {
+    let full = false;
+    if (payload.length > 0 && !(key && this.isResend(key, payload))) {
+      // the message's bytes count once, with its first stream
+      targets.forEach((t, i) => { full = this.buffer(t, payload, i === 0 ? payload.length : 0) || full; });
+    }
     if (onStored) {
       this.waiting.push(onStored);
       this.commitSoon();
     }
-    if ((this.buffered.get(stream)?.v.length ?? 0) >= 10_000) this.commitNow();
+    if (full) this.commitNow();
   }
 
   /** A PUBREL: the client's QoS 2 exchange with this packet id is over. */
@@ -284,19 +317,24 @@ export class DataHub extends EventEmitter {
     return false;
   }
 
-  private buffer(stream: string, payload: Buffer): void {
-    if (!this.pipelines.has(stream)) return this.reject('E_UNKNOWN_STREAM', null);
-    const b = parseMessage(payload, this.now(), this.pointRules(stream));
-    if ('code' in b) return this.reject(b.code, stream);
-    let q = this.buffered.get(stream);
-    if (!q) this.buffered.set(stream, (q = { v: [], ts: [], bytes: 0 }));
+  /** Parses a message for one target and buffers its points; true when the buffer should be stored now. */
+  private buffer(t: Target, payload: Buffer, bytes: number): boolean {
+    const { stream, device } = t;
+    if (!this.pipelines.has(stream)) { this.reject('E_UNKNOWN_STREAM', null); return false; }
+    const rules = this.pointRules(stream);
+    const b = t.field ? parseObjectMessage(payload, this.now(), t.field, t.ts ?? null, rules) : parseMessage(payload, this.now(), rules);
+    if ('code' in b) { this.reject(b.code, stream); return false; }
+    const k = device === null ? stream : `${stream}\u0000${device}`;
+    let q = this.buffered.get(k);
+    if (!q) this.buffered.set(k, (q = { stream, device, v: [], ts: [], bytes: 0 }));
     // each message keeps its own arrival time: a point that arrived before a
     // window's end belongs to that window even if stored just after it
     for (let i = 0; i < b.v.length; i++) {
       q.v.push(b.v[i]!);
       q.ts.push(tsOf(b, i));
     }
-    q.bytes += payload.length;
+    q.bytes += bytes;
+    return q.v.length >= 10_000;
   }
 
   reject(code: string, stream: string | null): void {
@@ -330,21 +368,23 @@ export class DataHub extends EventEmitter {
   private flushBuffered(): void {
     const all = this.buffered;
     this.buffered = new Map();
-    for (const [stream, q] of all) this.store1(stream, q);
+    for (const q of all.values()) this.store1(q);
   }
 
+  /** Stores a stream's buffered points (every device's). */
   private flush(stream: string): void {
-    const q = this.buffered.get(stream);
-    if (!q) return;
-    this.buffered.delete(stream);
-    this.store1(stream, q);
+    for (const [k, q] of this.buffered) {
+      if (q.stream !== stream) continue;
+      this.buffered.delete(k);
+      this.store1(q);
+    }
   }
 
-  private store1(stream: string, q: Pending): void {
-    const p = this.pipelines.get(stream);
+  private store1(q: Pending): void {
+    const p = this.pipelines.get(q.stream);
     if (q.v.length === 0 || !p) return;
     const at = this.now();
-    this.accept(stream, p, { v: Float64Array.from(q.v), ts: Float64Array.from(q.ts), at }, q.bytes);
+    this.accept(q.stream, p, { v: Float64Array.from(q.v), ts: Float64Array.from(q.ts), at, device: q.device }, q.bytes);
   }
 
   /** Stores the batch, then feeds the pipeline; returns how many points were late or filtered out. */
@@ -353,8 +393,9 @@ export class DataHub extends EventEmitter {
     const late0 = p.counters.late;
     const filtered0 = p.counters.filtered;
     const { v, ts } = b;
-    if (ts) for (let i = 0; i < v.length; i++) p.add(ts[i]!, v[i]!, base + i);
-    else for (let i = 0; i < v.length; i++) p.add(b.at, v[i]!, base + i);
+    const device = b.device ?? null;
+    if (ts) for (let i = 0; i < v.length; i++) p.add(ts[i]!, v[i]!, base + i, device);
+    else for (let i = 0; i < v.length; i++) p.add(b.at, v[i]!, base + i, device);
     const s = this.streamStats(stream);
     s.pointsIn += b.v.length;
     s.bytesIn += bytes;

@@ -16,7 +16,7 @@ import tls from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
-import { dataStream, mayPublish, maySubscribe, type Principal } from '../core/devices.js';
+import { dataStream, mayFeed, mayPublish, maySubscribe, topicStream, type Principal } from '../core/devices.js';
 import type { DataHub } from './hub.js';
 import type { DeviceTable } from './devices.js';
 import { BrokerPersistence } from './persistence.js';
@@ -53,6 +53,11 @@ const BAD_CREDENTIALS = 4;
 const NOT_AUTHORIZED = 5;
 
 const refusal = (message: string, returnCode: number) => Object.assign(new Error(message), { returnCode });
+
+/** The device a data topic's points are tagged with: its subtopic's (outpost/data/STREAM/DEVICE), else the publisher's name. */
+function deviceTag(topic: string, who: Principal): string | null {
+  return topicStream(topic)?.device ?? (who === 'anonymous' ? null : who.name);
+}
 
 /** The holder of a client id: a device's name, or '' for anonymous clients. */
 const holderOf = (who: Principal) => (who === 'anonymous' ? '' : who.name);
@@ -163,7 +168,10 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
   // QoS 1 and 2 re-sends with DUP, across restarts (dedup.ts).
   broker.authorizePublish = (client, packet, cb) => {
     const w = current(client);
-    const v = w ? mayPublish(w, packet.topic) : { ok: false as const, reason: 'its credentials were withdrawn' };
+    // a topic streams read through their sources (`from:`), tagged with the device it names or the publisher's
+    const routes = packet.topic.startsWith(TOPIC_PREFIX) ? [] : hub.routes(packet.topic, w && w !== 'anonymous' ? w.name : null);
+    const v = !w ? { ok: false as const, reason: 'its credentials were withdrawn' }
+      : routes.length > 0 ? mayFeed(w, routes.map((r) => r.stream)) : mayPublish(w, packet.topic);
     if (!v.ok) {
       hub.refuse('E_FORBIDDEN', { transport: 'mqtt', device: nameOf(client), topic: packet.topic, why: v.reason });
       return cb(new Error(`publish to ${packet.topic} refused: ${v.reason}`));
@@ -172,13 +180,14 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
       hub.refuse('E_TOO_LARGE', { transport: 'mqtt', topic: packet.topic, bytes: packet.payload.length });
       return cb(new Error('message too large'));
     }
-    if (v.stream === null) return cb(null);
+    if (v.stream === null && routes.length === 0) return cb(null);
+    const targets = routes.length > 0 ? routes : [{ stream: v.stream!, device: deviceTag(packet.topic, w!) }];
     try {
       // a will (published for a client gone) has no packet id, and no re-send
       const mid = packet.messageId;
       const key = mid === undefined ? undefined : { client: client!.id, mid, dup: packet.dup, topic: packet.topic };
-      if (packet.qos > 0) hub.ingestMessage(v.stream, packet.payload as Buffer, (err) => cb(err), key);
-      else { hub.ingestMessage(v.stream, packet.payload as Buffer); cb(null); }
+      if (packet.qos > 0) hub.ingestTo(targets, packet.payload as Buffer, (err) => cb(err), key);
+      else { hub.ingestTo(targets, packet.payload as Buffer); cb(null); }
     } catch (err) {
       o.log.error({ err }, 'hub ingest failed');
       cb(null);
@@ -272,21 +281,33 @@ export async function joinBroker(hub: DataHub, url: string, clientId: string, lo
   client.handleMessage = (packet, done) => {
     // who may publish what is the external broker's to enforce (its ACLs)
     const stream = dataStream(packet.topic);
-    if (stream === null || packet.retain) return done();
+    const targets = stream !== null ? [{ stream, device: topicStream(packet.topic)?.device ?? null }] : hub.routes(packet.topic, null);
+    if (targets.length === 0 || packet.retain) return done();
     const payload = packet.payload as Buffer;
-    if (packet.qos === 0) { hub.ingestMessage(stream, payload); return done(); }
-    hub.ingestMessage(stream, payload, (err) => {
+    if (packet.qos === 0) { hub.ingestTo(targets, payload); return done(); }
+    hub.ingestTo(targets, payload, (err) => {
       // not stored: no PUBACK; a new connection makes the broker send it again
       if (err) client.stream.destroy();
       done(err ?? undefined);
     }, { client: clientId, mid: packet.messageId!, dup: packet.dup, topic: packet.topic });
   };
-  // the subscription lives in the session: made again only when the broker has none
-  client.on('connect', (connack) => { if (!connack.sessionPresent) client.subscribe(`${TOPIC_PREFIX}#`, { qos: 1 }); });
+  // the subscriptions live in the session: made again only when the broker has none
+  let sources: string[] = hub.sourceTopics();
+  client.on('connect', (connack) => { if (!connack.sessionPresent) client.subscribe([`${TOPIC_PREFIX}#`, ...sources], { qos: 1 }); });
+  // streams' sources change with the node's apps: their topics are subscribed to as they come and go
+  const onSources = (now: string[]) => {
+    const gone = sources.filter((t) => !now.includes(t));
+    const added = now.filter((t) => !sources.includes(t));
+    sources = now;
+    if (!client.connected) return;
+    if (gone.length) client.unsubscribe(gone);
+    if (added.length) client.subscribe(added, { qos: 1 });
+  };
+  hub.on('sources', onSources);
   // the URL may carry the hub's credentials: logged and announced without them
   const shown = new URL(url);
   shown.username = '';
   shown.password = '';
   client.on('error', (err) => log.warn({ err: err.message, url: shown.href }, 'external MQTT broker'));
-  return { url: shown.href, setTls: () => {}, close: async () => { await client.endAsync(); } };
+  return { url: shown.href, setTls: () => {}, close: async () => { hub.off('sources', onSources); await client.endAsync(); } };
 }

@@ -45,12 +45,14 @@ CREATE INDEX IF NOT EXISTS windows_stream ON windows(stream, start);
 CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL, digest INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (client, mid)) WITHOUT ROWID;
 `);
+    // a batch's device (a stream grouped by device replays its windows by it): added to stores made before
+    if (!(this.db.prepare('PRAGMA table_info(batches)').all() as { name: string }[]).some((c) => c.name === 'device')) this.db.exec('ALTER TABLE batches ADD COLUMN device TEXT');
     // the hub's identity: the control plane de-duplicates by (node, hub, seq),
     // so a hub whose store was wiped starts a new sequence rather than colliding
     let id = this.getMeta('hubId');
     if (!id) this.setMeta('hubId', (id = crypto.randomUUID()));
     this.hubId = id;
-    this.insBatch = this.db.prepare('INSERT INTO batches (stream, t0, t1, n, at, v, ts, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    this.insBatch = this.db.prepare('INSERT INTO batches (stream, t0, t1, n, at, v, ts, bytes, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.insWindow = this.db.prepare('INSERT INTO windows (stream, start, end, doc, created) VALUES (?, ?, ?, ?, ?)');
     this.setMark = this.db.prepare('INSERT INTO watermarks (stream, value) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value');
     this.getKey = this.db.prepare('SELECT digest FROM mqtt_keys WHERE client = ? AND mid = ?');
@@ -128,7 +130,7 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
     }
     const v = Buffer.from(b.v.buffer, b.v.byteOffset, b.v.byteLength);
     const ts = b.ts ? Buffer.from(b.ts.buffer, b.ts.byteOffset, b.ts.byteLength) : null;
-    const r = this.insBatch.run(stream, t0, t1, b.v.length, b.at, v, ts, v.length + (ts?.length ?? 0));
+    const r = this.insBatch.run(stream, t0, t1, b.v.length, b.at, v, ts, v.length + (ts?.length ?? 0), b.device ?? null);
     this.bytes += v.length + (ts?.length ?? 0);
     return Number(r.lastInsertRowid) * POS_SCALE;
   }
@@ -136,9 +138,9 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
   /** Raw batches of a stream that may hold points at or after `fromTs`, or after position `afterPos`, oldest first. */
   batchesFrom(stream: string, opts: { fromTs?: number; afterPos?: number }): { pos: number; batch: Batch }[] {
     const rows = (opts.afterPos !== undefined
-      ? this.db.prepare('SELECT id, at, v, ts FROM batches WHERE stream = ? AND id >= ? ORDER BY id').all(stream, Math.floor(opts.afterPos / POS_SCALE))
-      : this.db.prepare('SELECT id, at, v, ts FROM batches WHERE stream = ? AND t1 >= ? ORDER BY id').all(stream, opts.fromTs ?? 0)) as { id: number; at: number; v: Buffer; ts: Buffer | null }[];
-    return rows.map((r) => ({ pos: r.id * POS_SCALE, batch: { v: floats(r.v), ts: r.ts ? floats(r.ts) : null, at: r.at } }));
+      ? this.db.prepare('SELECT id, at, v, ts, device FROM batches WHERE stream = ? AND id >= ? ORDER BY id').all(stream, Math.floor(opts.afterPos / POS_SCALE))
+      : this.db.prepare('SELECT id, at, v, ts, device FROM batches WHERE stream = ? AND t1 >= ? ORDER BY id').all(stream, opts.fromTs ?? 0)) as { id: number; at: number; v: Buffer; ts: Buffer | null; device: string | null }[];
+    return rows.map((r) => ({ pos: r.id * POS_SCALE, batch: { v: floats(r.v), ts: r.ts ? floats(r.ts) : null, at: r.at, device: r.device } }));
   }
 
   /** Raw points of a stream in [from, to), oldest first, at most `limit`. */
