@@ -17,9 +17,8 @@ import { freePort } from '../src/agent/health.js';
 import { KEYS_PER_CLIENT } from '../src/hub/dedup.js';
 import { HubStore } from '../src/hub/store.js';
 import { CLI, ROOT, tmpDir, waitFor } from './helpers.js';
-import { device, devicesYaml, hubConfigFile, noMosquitto } from './hubkit.js';
+import { device, devicesYaml, hubConfigFile, noBroker, noMosquitto, startMosquitto } from './hubkit.js';
 
-const noBroker = spawnSync('/usr/sbin/mosquitto', ['-h']).error === undefined ? noMosquitto : 'mosquitto is not installed (apt-get install mosquitto)';
 const MQTT5_PUBLISH = path.join(ROOT, 'test/mqtt5_publish.py');
 const noPaho = spawnSync('/usr/bin/python3', ['-c', 'import paho.mqtt.client']).status === 0 ? false : 'paho-mqtt is not installed (apt-get install python3-paho-mqtt)';
 
@@ -191,22 +190,11 @@ async function embeddedHub(extra = ''): Promise<{ hub: HubProc; port: number }> 
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
-/** Mosquitto on a free port, logging connections and subscriptions; queues without limit for an offline persistent session. */
+/** Mosquitto on a free port (hubkit), stopped after the tests. */
 async function mosquitto(): Promise<{ port: number; log: () => string; stop: () => void }> {
-  const port = await freePort('127.0.0.1');
-  const conf = path.join(tmpDir(), 'mosquitto.conf');
-  // max_queued_messages 0: no limit (its default of 1000 drops, for a hub that is down, messages it acknowledged to the publisher)
-  fs.writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'log_type subscribe', ''].join('\n'));
-  const p = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(p);
-  let out = '';
-  p.stdout!.on('data', (d) => { out += d; });
-  p.stderr!.on('data', (d) => { out += d; });
-  await waitFor('mosquitto', () => new Promise<boolean>((r) => {
-    const s = net.connect(port, '127.0.0.1', () => { s.end(); r(true); });
-    s.on('error', () => r(false));
-  }));
-  return { port, log: () => out, stop: () => p.kill('SIGTERM') };
+  const m = await startMosquitto();
+  started.push(m.proc);
+  return { port: m.port, log: m.log, stop: () => void m.stop() };
 }
 
 /** A hub subscribed to `broker`, started once its subscription is in Mosquitto's log. */

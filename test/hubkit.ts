@@ -1,11 +1,13 @@
 // Helpers for the data hub's tests: device credentials, hub config files, a
 // standalone `outpost hub` process, and the real MQTT clients' arguments.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { newDeviceSecret } from '../src/core/devices.js';
 import { CLI, tmpDir, waitFor } from './helpers.js';
+import { freePort } from '../src/agent/health.js';
 
 export const hasMosquitto = spawnSync('mosquitto_pub', ['--help']).error === undefined;
 export const noMosquitto = hasMosquitto ? false : 'mosquitto_pub is not installed (apt-get install mosquitto-clients)';
@@ -58,4 +60,28 @@ export async function hubAlone(yaml: string, args: string[], httpPort: number, s
   const exited = once(proc, 'exit').then(() => {}, () => {});
   // resolves once the process is gone (a restart in the same directory may follow)
   return { url, dir, output: () => out, stop: async (signal = 'SIGTERM') => { proc.kill(signal); await exited; } };
+}
+
+export const noBroker = spawnSync('/usr/sbin/mosquitto', ['-h']).error === undefined ? noMosquitto : 'mosquitto is not installed (apt-get install mosquitto)';
+
+/**
+ * A real Mosquitto on `port` (a free one unless given: a restart takes the
+ * same), logging connections and subscriptions; queues without limit for an
+ * offline persistent session (its default of 1000 drops messages it
+ * acknowledged to their publisher).
+ */
+export async function startMosquitto(port?: number): Promise<{ port: number; proc: ChildProcess; log: () => string; stop: () => Promise<void> }> {
+  const p0 = port ?? (await freePort('127.0.0.1'));
+  const conf = path.join(tmpDir(), 'mosquitto.conf');
+  fs.writeFileSync(conf, [`listener ${p0} 127.0.0.1`, 'allow_anonymous true', 'max_queued_messages 0', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', 'log_type subscribe', ''].join('\n'));
+  const proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => { out += d; });
+  proc.stderr!.on('data', (d) => { out += d; });
+  const exited = once(proc, 'exit').then(() => {}, () => {});
+  await waitFor('mosquitto', () => new Promise<boolean>((r) => {
+    const s = net.connect(p0, '127.0.0.1', () => { s.end(); r(true); });
+    s.on('error', () => r(false));
+  }));
+  return { port: p0, proc, log: () => out, stop: async () => { proc.kill('SIGTERM'); await exited; } };
 }

@@ -88,6 +88,7 @@ export const hubStatsSchema = z.object({
   rawBytes: ms,
   streams: boundedRecord(streamStats, 256, str(128)),
   broker: z.object({ queued: ms, queuedBytes: ms, queuedClients: ms, droppedPerClient: ms, droppedTotal: ms }).nullable().optional(),
+  bridge: z.object({ connected: z.boolean(), windowsSent: ms, pointsSent: ms, windowsWaiting: ms, lostBatches: ms, lastError: str(1024).nullable() }).nullable().optional(),
 });
 
 const perItemUs = z.object({ process: ms, storage: ms, compute: ms });

@@ -3,8 +3,26 @@
 // devices it serves and how. Fields say what they mean with .describe():
 // docs/reference/hub.md is generated from them.
 import { z } from 'zod';
-import { streamsSchema } from './pipeline.js';
+import { STREAM_RE, streamsSchema } from './pipeline.js';
 import { devicesSchema } from './devices.js';
+
+const BRIDGE_FIELDS = /\{(hub|stream|kind|device)\}/g;
+
+export const bridgeSchema = z.object({
+  url: z.string().regex(/^mqtts?:\/\//, 'an mqtt:// or mqtts:// URL').describe('the upstream (cloud) MQTT broker'),
+  topic: z.string().min(1).max(512).default('outpost/{hub}/{stream}/{kind}')
+    .refine((t) => !/[+#]/.test(t.replace(BRIDGE_FIELDS, '')), 'a topic, not a filter: no + or #')
+    .refine((t) => !/\{(?!(hub|stream|kind|device)\})/.test(t), 'fields are {hub}, {stream}, {kind} and {device}')
+    .describe('the topic of each message: {hub} (the hub\'s id), {stream}, {kind} (windows or points), {device} (_ when none)'),
+  forward: z.array(z.enum(['windows', 'points'])).min(1).default(['windows']).describe('what is sent: window results, raw points (a message per stored batch), or both'),
+  streams: z.array(z.string().regex(STREAM_RE)).optional().describe('only these streams (all when absent)'),
+  clientId: z.string().min(1).max(128).optional().describe('the MQTT client id (outpost-bridge-HUBID when absent)'),
+  username: z.string().max(256).optional().describe('the MQTT username'),
+  passwordFile: z.string().min(1).optional().describe('a file holding the MQTT password (relative paths are from this file\'s directory)'),
+  ca: z.string().min(1).optional().describe('a PEM file of the CA to verify an mqtts:// broker with (the system\'s CAs when absent)'),
+}).strict();
+
+export type BridgeConfig = z.infer<typeof bridgeSchema>;
 
 export const hubConfigSchema = z.object({
   streams: streamsSchema.default({}).describe('streams this hub runs besides its apps\' (the same fields as a manifest\'s `streams`)'),
@@ -23,6 +41,7 @@ export const hubConfigSchema = z.object({
     ca: z.string().min(1).optional().describe('the PEM file of the CA that signed it (completes the chain when it is an intermediate)'),
     plaintextMqtt: z.boolean().default(false).describe('keep plaintext MQTT on `--hub-mqtt-port` beside MQTT over TLS (devices that cannot do TLS)'),
   }).strict().optional().describe('HTTPS on the HTTP port and MQTT over TLS on `--hub-mqtts-port` (8883); plaintext listeners off'),
+  bridge: bridgeSchema.optional().describe('forward window results and/or raw points to an upstream MQTT broker too (QoS 1, store-and-forward from the hub\'s disk; each message carries an `id` to keep one of a re-send by)'),
 }).strict();
 
 export type HubFileConfig = z.infer<typeof hubConfigSchema>;

@@ -142,6 +142,21 @@ export interface HubStats {
   streams: Record<string, StreamStats>;
   /** the embedded broker's queues for persistent sessions; absent with an external broker */
   broker?: BrokerQueueStats | null;
+  /** forwarding to a cloud MQTT broker, when the hub config has a bridge */
+  bridge?: BridgeStats | null;
+}
+
+/** A hub's bridge upstream (src/hub/bridge.ts). */
+export interface BridgeStats {
+  connected: boolean;
+  /** window results and raw points acknowledged by the broker since the hub started */
+  windowsSent: number;
+  pointsSent: number;
+  /** window results stored and not yet sent */
+  windowsWaiting: number;
+  /** raw batches the retention deleted before they were sent */
+  lostBatches: number;
+  lastError: string | null;
 }
 
 /** Messages the embedded broker keeps for persistent sessions (see src/hub/persistence.ts). */

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { OutpostError } from '../core/errors.js';
-import type { BrokerQueueStats, HubStats, StreamStats } from '../core/types.js';
+import type { BridgeStats, BrokerQueueStats, HubStats, StreamStats } from '../core/types.js';
 import { DEFAULT_MAX_SKEW_MS, Pipeline, type StreamSpec } from '../core/pipeline.js';
 import { parseMessage, parseObjectMessage, tsOf, tsRules, type Batch, type TsRules } from '../core/points.js';
 import { HubStore, type Retention, type StoredWindow } from './store.js';
@@ -64,6 +64,8 @@ export class DataHub extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   /** the embedded broker's queue counters, for the stats (set when it starts) */
   brokerStats: (() => BrokerQueueStats) | null = null;
+  /** the bridge upstream, when there is one: its stats, and the windows it still needs kept */
+  bridge: { stats(): BridgeStats; keepWindowsAfter(): number } | null = null;
   /** MQTT QoS 1/2 messages taken, by (client, packet id): a re-send of one is not stored again */
   private readonly redeliveries: Redeliveries;
 
@@ -436,7 +438,7 @@ export class DataHub extends EventEmitter {
   private lastSaved = 0;
   private housekeeping(): void {
     try {
-      const r = this.store.retain(this.retention, this.now());
+      const r = this.store.retain(this.retention, this.now(), this.bridge?.keepWindowsAfter() ?? Infinity);
       const messageKeys = this.store.pruneMessageKeys(KEYS_PER_CLIENT, this.now() - this.retention.maxAgeMs);
       const httpKeys = this.store.keys.forget(this.now() - this.retention.maxAgeMs);
       if (r.batches || r.windows || messageKeys || httpKeys) this.o.log.debug({ ...r, messageKeys, httpKeys }, 'retention');
@@ -472,6 +474,7 @@ export class DataHub extends EventEmitter {
       oldestUnsentMs: q.oldest === null ? null : this.now() - q.oldest,
       rawBytes: this.store.rawBytes(),
       ...(this.brokerStats ? { broker: this.brokerStats() } : {}),
+      ...(this.bridge ? { bridge: this.bridge.stats() } : {}),
     };
   }
 }

@@ -7,6 +7,7 @@ import { DataHub } from './hub.js';
 import { DeviceTable } from './devices.js';
 import { buildHubHttp } from './http.js';
 import { joinBroker, startBroker, type MqttSide } from './mqtt.js';
+import { Bridge, type BridgeSettings } from './bridge.js';
 
 /** A PEM certificate (with its chain) and key; `ca`, the CA that signed it, completes the chain sent when it is an intermediate. */
 export interface HubTls {
@@ -43,6 +44,8 @@ export interface HubConfig {
   anonymous?: boolean;
   allowOrigins?: string[];
   maxMqttPacketBytes?: number;
+  /** forwarding to an upstream MQTT broker too */
+  bridge?: BridgeSettings | null;
   log: Logger;
 }
 
@@ -81,6 +84,11 @@ export async function startHub(c: HubConfig): Promise<RunningHub> {
     throw e;
   }
   hub.start();
+  const bridge = c.bridge ? new Bridge(hub, c.bridge, c.log) : null;
+  if (bridge) {
+    hub.bridge = bridge;
+    bridge.start();
+  }
   const port = (http.server.address() as { port: number }).port;
   const m = mqtt;
   return {
@@ -94,6 +102,7 @@ export async function startHub(c: HubConfig): Promise<RunningHub> {
       m.setTls(t);
     },
     close: async () => {
+      await bridge?.close();
       await m.close().catch(() => {});
       await http.close().catch(() => {});
       hub.close();

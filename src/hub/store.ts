@@ -178,6 +178,22 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
     return rows.map((r) => ({ seq: r.seq, doc: JSON.parse(r.doc) as WindowResult, created: r.created, bytes: r.doc.length }));
   }
 
+  /** Windows after `seq` (acknowledged or not), oldest first: what a bridge sends next. */
+  windowsAfter(seq: number, limit: number): { seq: number; doc: WindowResult }[] {
+    const rows = this.db.prepare('SELECT seq, doc FROM windows WHERE seq > ? ORDER BY seq LIMIT ?').all(seq, limit) as { seq: number; doc: string }[];
+    return rows.map((r) => ({ seq: r.seq, doc: JSON.parse(r.doc) as WindowResult }));
+  }
+
+  windowsAfterCount(seq: number): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM windows WHERE seq > ?').get(seq) as { n: number }).n;
+  }
+
+  /** Raw batches after batch `id`, oldest first, with their stream and device. */
+  batchesAfter(id: number, limit: number): { id: number; stream: string; batch: Batch }[] {
+    const rows = this.db.prepare('SELECT id, stream, at, v, ts, device FROM batches WHERE id > ? ORDER BY id LIMIT ?').all(id, limit) as { id: number; stream: string; at: number; v: Buffer; ts: Buffer | null; device: string | null }[];
+    return rows.map((r) => ({ id: r.id, stream: r.stream, batch: { v: floats(r.v), ts: r.ts ? floats(r.ts) : null, at: r.at, device: r.device } }));
+  }
+
   /** Marks windows acknowledged; returns the bytes of those newly acknowledged. */
   ack(seqs: number[]): number {
     const get = this.db.prepare('SELECT length(doc) AS n FROM windows WHERE seq = ? AND acked = 0');
@@ -213,7 +229,8 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
    * byte limit, and acknowledged windows older than the age limit. Windows not
    * yet acknowledged are never dropped: they are the only copy.
    */
-  retain(r: Retention, now: number): { batches: number; windows: number } {
+  /** `keepWindowsAfter`: windows after this seq stay (a bridge has not sent them yet). */
+  retain(r: Retention, now: number, keepWindowsAfter = Infinity): { batches: number; windows: number } {
     const cut = now - r.maxAgeMs;
     let batches = this.db.prepare('DELETE FROM batches WHERE t1 < ?').run(cut).changes;
     let total = (this.bytes = this.sumBytes());
@@ -228,7 +245,7 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
       if (upTo >= 0) batches += this.db.prepare('DELETE FROM batches WHERE id <= ?').run(upTo).changes;
     }
     this.bytes = this.sumBytes();
-    const windows = this.db.prepare('DELETE FROM windows WHERE acked = 1 AND created < ?').run(cut).changes;
+    const windows = this.db.prepare('DELETE FROM windows WHERE acked = 1 AND created < ? AND seq <= ?').run(cut, Number.isFinite(keepWindowsAfter) ? keepWindowsAfter : Number.MAX_SAFE_INTEGER).changes;
     return { batches, windows };
   }
 

@@ -9,6 +9,7 @@ import { validateWith } from '../../core/manifest.js';
 import type { StreamSpec } from '../../core/pipeline.js';
 import { hubConfigSchema, type HubFileConfig } from '../../core/hubconfig.js';
 import { startHub, type HubTls, type RunningHub } from '../../hub/start.js';
+import { bridgeSettings, type BridgeSettings } from '../../hub/bridge.js';
 
 /** The hub's settings an agent (or `outpost up`) resolved (src/core/settings.ts). */
 export interface HubSettings {
@@ -47,12 +48,23 @@ function readTls(t: HubFileConfig['tls']): HubTls | null {
   return { cert: read(t.cert, 'cert'), key: read(t.key, 'key'), ...(t.ca ? { ca: read(t.ca, 'ca') } : {}) };
 }
 
+/** The bridge's settings with its password and CA files read. */
+function readBridge(b: HubFileConfig['bridge']): BridgeSettings | null {
+  if (!b) return null;
+  try {
+    return bridgeSettings(b);
+  } catch (e) {
+    throw new OutpostError('E_USAGE', `cannot read the hub config's bridge files: ${(e as Error).message}`, { path: 'bridge' });
+  }
+}
+
 /** What the hub config file gives startHub besides streams and the settings. */
 function fromFile(cfg: HubFileConfig, anonymousFlag: boolean | undefined, tls: HubTls | null) {
   return {
     retention: cfg.retention, devices: cfg.devices, anonymous: anonymousFlag || cfg.anonymous,
     allowOrigins: cfg.allowOrigins, maxMqttPacketBytes: cfg.maxMqttPacketBytes,
     tls: readTls(cfg.tls) ?? tls, plaintextMqtt: cfg.tls?.plaintextMqtt ?? false,
+    bridge: readBridge(cfg.bridge),
   };
 }
 
@@ -88,9 +100,11 @@ export function readHubConfig(file: string | undefined): HubFileConfig {
   }
   const cfg = validateWith(hubConfigSchema, raw ?? {}, file);
   // the certificate's files are found from the config file's directory, as settings' paths are
-  if (cfg.tls) {
-    const from = (p: string) => path.resolve(path.dirname(file), p);
-    cfg.tls = { ...cfg.tls, cert: from(cfg.tls.cert), key: from(cfg.tls.key), ...(cfg.tls.ca ? { ca: from(cfg.tls.ca) } : {}) };
+  const from = (p: string) => path.resolve(path.dirname(file), p);
+  if (cfg.tls) cfg.tls = { ...cfg.tls, cert: from(cfg.tls.cert), key: from(cfg.tls.key), ...(cfg.tls.ca ? { ca: from(cfg.tls.ca) } : {}) };
+  if (cfg.bridge) {
+    const b = cfg.bridge;
+    cfg.bridge = { ...b, ...(b.passwordFile ? { passwordFile: from(b.passwordFile) } : {}), ...(b.ca ? { ca: from(b.ca) } : {}) };
   }
   return cfg;
 }
