@@ -57,3 +57,10 @@ test('a source table routes a topic to every stream reading it, with the device;
   assert.match(pointsAt([{ humidity: 1 }, { h: 2 }], r[1]!.source.field!, null) as string, /^\[1\]: the field is missing/);
   assert.match(pointsAt({ humidity: '40' }, r[1]!.source.field!, null) as string, /not a finite number/);
 });
+
+test('a first-level wildcard does not match $ topics; a source under outpost/data/ is refused', () => {
+  assert.equal(compileTopic('+/telemetry').match('$SYS/telemetry'), null);
+  assert.equal(compileTopic('#').match('$SYS/broker/load'), null);
+  assert.deepEqual(compileTopic('+/telemetry').match('dev-1/telemetry'), { device: 'dev-1' });
+  assert.match(topicPatternError('outpost/data/x/+')!, /their own streams/);
+});

@@ -25,6 +25,8 @@ export type StreamSource = z.infer<typeof streamSourceSchema>;
 /** Why a topic pattern is not one, or null. */
 export function topicPatternError(t: string): string | null {
   if (t.startsWith('$')) return 'a pattern may not start with $ (the broker\'s own topics)';
+  // those topics feed their own streams and never a source (a source there would silently take nothing)
+  if (t.startsWith('outpost/data/')) return 'outpost/data/ topics feed their own streams: a source is another topic';
   const levels = t.split('/');
   for (let i = 0; i < levels.length; i++) {
     const l = levels[i]!;
@@ -45,6 +47,8 @@ export function compileTopic(pattern: string, deviceLevel?: number): TopicPatter
   const at = deviceLevel !== undefined ? deviceLevel - 1 : levels.indexOf('+');
   return {
     match(topic) {
+      // MQTT 3.1.1 §4.7.2: a wildcard in the first level does not match a $ topic (the broker's own)
+      if (topic.startsWith('$') && (levels[0] === '+' || levels[0] === '#')) return null;
       const got = topic.split('/');
       for (let i = 0; i < levels.length; i++) {
         const l = levels[i]!;

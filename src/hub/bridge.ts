@@ -4,7 +4,7 @@
 // kind) that moves only once the broker has acknowledged (PUBACK, QoS 1)
 // everything before it, so a restart, a cut link or a broker down loses
 // nothing. QoS 1 is at least once: a message the broker had but whose PUBACK
-// never came is sent again, with the same `id` ("HUB:w:SEQ", "HUB:p:BATCH"),
+// never came is sent again, with the same `id` ("HUB:w:SEQ", "HUB:p:BATCH:PART"),
 // by which a consumer keeps one (as the control plane does by (hub, seq)).
 import fs from 'node:fs';
 import mqtt from 'mqtt';
@@ -13,8 +13,13 @@ import type { BridgeStats } from '../core/types.js';
 import type { BridgeConfig } from '../core/hubconfig.js';
 import type { DataHub } from './hub.js';
 
-/** messages published before their PUBACKs are awaited together */
+/** window results published before their PUBACKs are awaited together */
 const BATCH = 200;
+/** raw points in one message (about 30 KB of JSON: under the 128 KB cloud brokers take), and in one round */
+const POINTS_PER_MESSAGE = 1000;
+const POINTS_PER_ROUND = 20_000;
+/** a round whose PUBACKs have not all come by then is given up, and sent again */
+const ACK_TIMEOUT_MS = 30_000;
 const RETRY_MS = 1000;
 
 export type BridgeSettings = Omit<BridgeConfig, 'passwordFile' | 'ca'> & { password?: string; ca?: Buffer };
@@ -111,30 +116,55 @@ export class Bridge {
   private async sendPoints(): Promise<number> {
     const store = this.hub.store;
     const after = Number(store.getMeta('bridge.points') ?? 0);
-    const rows = store.batchesAfter(after, BATCH);
-    if (rows.length === 0) return 0;
-    // batches the retention deleted before they were sent (a bridge down for longer than it keeps points)
-    if (rows[0]!.id > after + 1 && after > 0) this.counts.lostBatches += rows[0]!.id - after - 1;
+    const all = store.batchesAfter(after, BATCH);
+    if (all.length === 0) return 0;
+    // a round holds at most POINTS_PER_ROUND points (one batch at least): memory stays bounded
+    const rows = [];
+    let n = 0;
+    for (const r of all) {
+      if (rows.length > 0 && n + r.batch.v.length > POINTS_PER_ROUND) break;
+      rows.push(r);
+      n += r.batch.v.length;
+    }
+    // batch ids never go back: a gap is batches the retention deleted before they were sent
+    let prev = after;
+    for (const r of rows) {
+      if (prev > 0 && r.id > prev + 1) this.counts.lostBatches += r.id - prev - 1;
+      prev = r.id;
+    }
     const hub = store.hubId;
-    const out = rows.filter((r) => this.wanted(r.stream)).map((r) => {
-      const points: [number, number][] = [];
-      for (let i = 0; i < r.batch.v.length; i++) points.push([r.batch.ts ? r.batch.ts[i]! : r.batch.at, r.batch.v[i]!]);
-      return {
-        topic: bridgeTopic(this.c.topic, { hub, stream: r.stream, kind: 'points', device: r.batch.device ?? null }),
-        body: JSON.stringify({ id: `${hub}:p:${r.id}`, hub, stream: r.stream, device: r.batch.device ?? null, points }),
-        n: points.length,
-      };
-    });
+    const out: { topic: string; body: string; n: number }[] = [];
+    for (const r of rows.filter((x) => this.wanted(x.stream))) {
+      const { v, ts, at } = r.batch;
+      const device = r.batch.device ?? null;
+      const topic = bridgeTopic(this.c.topic, { hub, stream: r.stream, kind: 'points', device });
+      for (let part = 0, i = 0; i < v.length; part++) {
+        const points: [number, number][] = [];
+        for (const end = Math.min(v.length, i + POINTS_PER_MESSAGE); i < end; i++) points.push([ts ? ts[i]! : at, v[i]!]);
+        out.push({ topic, body: JSON.stringify({ id: `${hub}:p:${r.id}:${part}`, hub, stream: r.stream, device, points }), n: points.length });
+      }
+    }
     await this.publishAll(out);
     store.setMeta('bridge.points', String(rows[rows.length - 1]!.id));
     this.counts.points += out.reduce((a, m) => a + m.n, 0);
     return rows.length;
   }
 
-  /** Publishes QoS 1 and resolves once every PUBACK is in (rejects on the first failure: the cursor stays). */
+  /**
+   * Publishes QoS 1 and resolves once every PUBACK is in; rejects on the
+   * first failure, or when they have not all come in ACK_TIMEOUT_MS (a
+   * broker that drops what it will not take): the cursor stays, and the next
+   * round sends them again.
+   */
   private async publishAll(msgs: { topic: string; body: string }[]): Promise<void> {
     const c = this.client!;
-    await Promise.all(msgs.map((m) => c.publishAsync(m.topic, m.body, { qos: 1 })));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no PUBACK within ${ACK_TIMEOUT_MS / 1000} s`)), ACK_TIMEOUT_MS); });
+    try {
+      await Promise.race([Promise.all(msgs.map((m) => c.publishAsync(m.topic, m.body, { qos: 1 }))), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   stats(): BridgeStats {

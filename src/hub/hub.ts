@@ -103,6 +103,9 @@ export class DataHub extends EventEmitter {
    * rebuilds its open windows from the raw points kept since.
    */
   setStreams(specs: Record<string, StreamSpec>): void {
+    // points waiting go in the usual commit, with their messages' keys and acknowledgements
+    // (after a failed commit, which rebuilds the streams here, none wait: no recursion)
+    if (this.buffered.size > 0) this.commitNow();
     this.current = specs;
     this.sources = new SourceTable(specs);
     this.emit('sources', this.sourceTopics());
@@ -252,10 +255,12 @@ export class DataHub extends EventEmitter {
     const waiting = this.waiting;
     this.waiting = [];
     const before = copyCounters(this.counters);
+    const mark = this.store.batchMark();
     try {
       // the messages' keys go with their points: both stored, or neither
       this.transaction(() => { fn(); this.redeliveries.write(this.now()); });
     } catch (e) {
+      this.store.rollbackBatches(mark);
       this.redeliveries.settle();
       this.o.log.error({ err: e }, 'storing points failed');
       this.counters = before;

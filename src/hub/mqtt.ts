@@ -169,7 +169,8 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
   broker.authorizePublish = (client, packet, cb) => {
     const w = current(client);
     // a topic streams read through their sources (`from:`), tagged with the device it names or the publisher's
-    const routes = packet.topic.startsWith(TOPIC_PREFIX) ? [] : hub.routes(packet.topic, w && w !== 'anonymous' ? w.name : null);
+    // ($ topics are the broker's: mayPublish refuses them, whatever a source's pattern matches)
+    const routes = packet.topic.startsWith(TOPIC_PREFIX) || packet.topic.startsWith('$') ? [] : hub.routes(packet.topic, w && w !== 'anonymous' ? w.name : null);
     const v = !w ? { ok: false as const, reason: 'its credentials were withdrawn' }
       : routes.length > 0 ? mayFeed(w, routes.map((r) => r.stream)) : mayPublish(w, packet.topic);
     if (!v.ok) {
@@ -291,18 +292,25 @@ export async function joinBroker(hub: DataHub, url: string, clientId: string, lo
       done(err ?? undefined);
     }, { client: clientId, mid: packet.messageId!, dup: packet.dup, topic: packet.topic });
   };
-  // the subscriptions live in the session: made again only when the broker has none
-  let sources: string[] = hub.sourceTopics();
-  client.on('connect', (connack) => { if (!connack.sessionPresent) client.subscribe([`${TOPIC_PREFIX}#`, ...sources], { qos: 1 }); });
-  // streams' sources change with the node's apps: their topics are subscribed to as they come and go
-  const onSources = (now: string[]) => {
-    const gone = sources.filter((t) => !now.includes(t));
-    const added = now.filter((t) => !sources.includes(t));
-    sources = now;
-    if (!client.connected) return;
+  // the data topics' subscription lives in the session: made again only when the broker has none.
+  // Sources' topics change with the node's apps, also while the hub is away: on every connection
+  // the current ones are subscribed (idempotent; retained copies are ignored above) and those
+  // subscribed before and no longer wanted, kept in the hub's store, are dropped
+  const saved = (): string[] => JSON.parse(hub.store.getMeta('mqtt.sourceTopics') ?? '[]') as string[];
+  const sync = (all: boolean) => {
+    const now = hub.sourceTopics();
+    const before = saved();
+    const gone = before.filter((t) => !now.includes(t));
+    const added = all ? now : now.filter((t) => !before.includes(t));
     if (gone.length) client.unsubscribe(gone);
     if (added.length) client.subscribe(added, { qos: 1 });
+    hub.store.setMeta('mqtt.sourceTopics', JSON.stringify(now));
   };
+  client.on('connect', (connack) => {
+    if (!connack.sessionPresent) client.subscribe(`${TOPIC_PREFIX}#`, { qos: 1 });
+    sync(true);
+  });
+  const onSources = () => { if (client.connected) sync(false); };
   hub.on('sources', onSources);
   // the URL may carry the hub's credentials: logged and announced without them
   const shown = new URL(url);

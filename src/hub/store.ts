@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS windows_unacked ON windows(acked, seq);
 CREATE INDEX IF NOT EXISTS windows_stream ON windows(stream, start);
 CREATE TABLE IF NOT EXISTS watermarks (stream TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL, digest INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (client, mid)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS mqtt_keys_at ON mqtt_keys(at);
 `);
     // a batch's device (a stream grouped by device replays its windows by it): added to stores made before
     if (!(this.db.prepare('PRAGMA table_info(batches)').all() as { name: string }[]).some((c) => c.name === 'device')) this.db.exec('ALTER TABLE batches ADD COLUMN device TEXT');
@@ -52,7 +53,11 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
     let id = this.getMeta('hubId');
     if (!id) this.setMeta('hubId', (id = crypto.randomUUID()));
     this.hubId = id;
-    this.insBatch = this.db.prepare('INSERT INTO batches (stream, t0, t1, n, at, v, ts, bytes, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    this.insBatch = this.db.prepare('INSERT INTO batches (id, stream, t0, t1, n, at, v, ts, bytes, device) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    // batch ids never go back (a bridge's cursor and count windows' positions are ids): SQLite would
+    // reuse them once the retention emptied the table, so the highest one ever given is kept too
+    const top = (this.db.prepare('SELECT coalesce(max(id), 0) AS m FROM batches').get() as { m: number }).m;
+    this.lastBatchId = Math.max(top, Number(this.getMeta('batches.lastId') ?? 0));
     this.insWindow = this.db.prepare('INSERT INTO windows (stream, start, end, doc, created) VALUES (?, ?, ?, ?, ?)');
     this.setMark = this.db.prepare('INSERT INTO watermarks (stream, value) VALUES (?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value');
     this.getKey = this.db.prepare('SELECT digest FROM mqtt_keys WHERE client = ? AND mid = ?');
@@ -74,6 +79,16 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
   }
 
   private readonly insBatch: Database.Statement;
+  private lastBatchId: number;
+
+  /** The batch id a transaction starts from, to give back if it is rolled back (no gap that looks like a loss). */
+  batchMark(): number {
+    return this.lastBatchId;
+  }
+
+  rollbackBatches(mark: number): void {
+    this.lastBatchId = mark;
+  }
   private readonly insWindow: Database.Statement;
   private readonly setMark: Database.Statement;
   private readonly getKey: Database.Statement;
@@ -130,9 +145,10 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
     }
     const v = Buffer.from(b.v.buffer, b.v.byteOffset, b.v.byteLength);
     const ts = b.ts ? Buffer.from(b.ts.buffer, b.ts.byteOffset, b.ts.byteLength) : null;
-    const r = this.insBatch.run(stream, t0, t1, b.v.length, b.at, v, ts, v.length + (ts?.length ?? 0), b.device ?? null);
+    const id = ++this.lastBatchId;
+    this.insBatch.run(id, stream, t0, t1, b.v.length, b.at, v, ts, v.length + (ts?.length ?? 0), b.device ?? null);
     this.bytes += v.length + (ts?.length ?? 0);
-    return Number(r.lastInsertRowid) * POS_SCALE;
+    return id * POS_SCALE;
   }
 
   /** Raw batches of a stream that may hold points at or after `fromTs`, or after position `afterPos`, oldest first. */
@@ -232,6 +248,7 @@ CREATE TABLE IF NOT EXISTS mqtt_keys (client TEXT NOT NULL, mid INTEGER NOT NULL
   /** `keepWindowsAfter`: windows after this seq stay (a bridge has not sent them yet). */
   retain(r: Retention, now: number, keepWindowsAfter = Infinity): { batches: number; windows: number } {
     const cut = now - r.maxAgeMs;
+    this.setMeta('batches.lastId', String(this.lastBatchId));
     let batches = this.db.prepare('DELETE FROM batches WHERE t1 < ?').run(cut).changes;
     let total = (this.bytes = this.sumBytes());
     if (total > r.maxBytes) {
