@@ -261,6 +261,32 @@ test('embedded broker: a QoS 1 re-send (DUP, same packet id and message) is stor
   }
 });
 
+test('embedded broker: a clean session\'s re-send within its connection is stored once (its keys live in memory), and a new clean connection starts afresh', { skip: noMosquitto }, async () => {
+  const { hub, port } = await embeddedHub();
+  try {
+    const clean = async (id: string) => {
+      const c = await RawClient.open(port);
+      c.send(connect({ id, clean: true, user: dev.name, pass: dev.secret }));
+      assert.equal((await c.expect(CONNACK))[1], 0);
+      return c;
+    };
+    let c = await clean('clean-device');
+    await c.exchange([toQ('20', 1, 3)], PUBACK, 3);
+    // a client that re-sends on a time-out (its PUBACK was slow) with DUP, in a later read
+    await c.exchange([toQ('20', 1, 3, true)], PUBACK, 3);
+    await c.exchange([toQ('21', 2, 4), toQ('21', 2, 4, true)], PUBREC, 4);
+    await c.exchange([pubrel(4)], PUBCOMP, 4);
+    c.end();
+    // a clean session keeps nothing: the same id and message on a new connection are a new message
+    c = await clean('clean-device');
+    await c.exchange([toQ('20', 1, 3, true)], PUBACK, 3);
+    c.end();
+    assert.deepEqual(sorted(await hub.values('q')), [20, 20, 21]);
+  } finally {
+    await hub.kill('SIGTERM');
+  }
+});
+
 test('embedded broker: an empty client id with clean session false gets CONNACK rc 2 (with clean session, rc 0); MQTT 5 is refused; $SYS/ publishes are refused, anonymous ones too; a will is stored; an empty retained payload is no bad point', { skip: noMosquitto }, async () => {
   const { hub, port } = await embeddedHub('anonymous: true\n');
   try {

@@ -30,6 +30,12 @@ export interface MessageKey {
   /** the DUP flag: a re-send */
   dup: boolean;
   topic: string;
+  /**
+   * false for a clean session: its keys are never read after its connection
+   * (a clean reconnect forgets them first), so they stay in memory and cost
+   * no row per message; true (the default) for a persistent session
+   */
+  durable?: boolean;
 }
 
 /** The newest keys a client keeps (see above). */
@@ -58,7 +64,7 @@ export function digestOf(topic: string, payload: Buffer): number {
 }
 
 /** A change to the keys, applied in order at the next commit: a digest to keep, null to drop one id, or every id of a client. */
-type Op = { client: string; mid: number; digest: number | null } | { client: string; all: true };
+type Op = { client: string; mid: number; digest: number | null; durable: boolean } | { client: string; all: true };
 
 const slot = (client: string, mid: number) => `${mid}\n${client}`;
 
@@ -68,6 +74,8 @@ export class Redeliveries {
   private pending = new Map<string, number | null>();
   /** clients whose every key is staged for deletion (a look-up must not reach the table) */
   private cleared = new Set<string>();
+  /** clean sessions' keys: client -> packet id -> digest (at most 65,535 ids a client), gone with the session */
+  private volatile = new Map<string, Map<number, number>>();
 
   constructor(private readonly store: HubStore) {}
 
@@ -76,18 +84,21 @@ export class Redeliveries {
     const p = this.pending.get(slot(k.client, k.mid));
     if (p !== undefined) return p === digest;
     if (this.cleared.has(k.client)) return false;
+    const mem = this.volatile.get(k.client)?.get(k.mid);
+    if (mem !== undefined) return mem === digest;
+    if (k.durable === false) return false;
     const kept = this.store.messageKey(k.client, k.mid);
     return kept === digest;
   }
 
   /** The message is taken: its key is written with its points. */
   take(k: MessageKey, digest: number): void {
-    this.stage({ client: k.client, mid: k.mid, digest });
+    this.stage({ client: k.client, mid: k.mid, digest, durable: k.durable !== false });
   }
 
   /** A PUBREL: the QoS 2 exchange is over and the id free for a new message. */
   release(client: string, mid: number): void {
-    this.stage({ client, mid, digest: null });
+    this.stage({ client, mid, digest: null, durable: !this.volatile.has(client) });
   }
 
   /** A clean session began or ended: its client keeps no state, nor does the hub. */
@@ -105,19 +116,30 @@ export class Redeliveries {
   write(now: number): void {
     for (const op of this.staged) {
       if ('all' in op) this.store.dropMessageKeys(op.client);
+      else if (!op.durable) continue;
       else if (op.digest !== null) this.store.putMessageKey(op.client, op.mid, op.digest, now);
       else this.store.dropMessageKey(op.client, op.mid);
     }
   }
 
-  /** After the commit: written, or (failed) gone with the points they came with. */
-  settle(): void {
+  /** After the commit: written (`ok`; clean sessions' keys kept in memory now), or (failed) gone with the points they came with. */
+  settle(ok = true): void {
+    if (ok) {
+      for (const op of this.staged) {
+        if ('all' in op) { this.volatile.delete(op.client); continue; }
+        if (op.durable) continue;
+        let m = this.volatile.get(op.client);
+        if (op.digest === null) { m?.delete(op.mid); continue; }
+        if (!m) this.volatile.set(op.client, (m = new Map()));
+        m.set(op.mid, op.digest);
+      }
+    }
     this.staged = [];
     this.pending.clear();
     this.cleared.clear();
   }
 
-  private stage(op: { client: string; mid: number; digest: number | null }): void {
+  private stage(op: { client: string; mid: number; digest: number | null; durable: boolean }): void {
     this.staged.push(op);
     this.pending.set(slot(op.client, op.mid), op.digest);
   }

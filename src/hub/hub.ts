@@ -261,7 +261,7 @@ export class DataHub extends EventEmitter {
       this.transaction(() => { fn(); this.redeliveries.write(this.now()); });
     } catch (e) {
       this.store.rollbackBatches(mark);
-      this.redeliveries.settle();
+      this.redeliveries.settle(false);
       this.o.log.error({ err: e }, 'storing points failed');
       this.counters = before;
       for (const cb of waiting) cb(e as Error);

@@ -186,7 +186,7 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
     try {
       // a will (published for a client gone) has no packet id, and no re-send
       const mid = packet.messageId;
-      const key = mid === undefined ? undefined : { client: client!.id, mid, dup: packet.dup, topic: packet.topic };
+      const key = mid === undefined ? undefined : { client: client!.id, mid, dup: packet.dup, topic: packet.topic, durable: !client!.clean };
       if (packet.qos > 0) hub.ingestTo(targets, packet.payload as Buffer, (err) => cb(err), key);
       else { hub.ingestTo(targets, packet.payload as Buffer); cb(null); }
     } catch (err) {
