@@ -34,6 +34,7 @@ export const ERRORS = {
   E_ROLLED_BACK: { status: 500, seen: 'CLI', meaning: '`deploy --wait`: the new revision failed and the app went back to its last good revision' },
   E_DISK_FULL: { status: 500, seen: 'replica', meaning: 'the pull would leave less than `OUTPOST_DISK_RESERVE_MB` free on the node\'s image store; nothing was pulled' },
   E_NODE_OFFLINE: { status: 503, seen: 'API, CLI', meaning: 'the node is not connected, so nothing can be fetched through it (logs)' },
+  E_STORE: { status: 503, seen: 'server', meaning: 'the control plane cannot open its store (`--store`): PostgreSQL unreachable, a refused login, no such database, or a schema from a newer Outpost; the message says which' },
   E_NO_SERVER: { status: 503, seen: 'CLI', meaning: 'the control plane does not answer at `OUTPOST_SERVER`' },
   E_INTERNAL: { status: 500, seen: 'API, CLI, replica', meaning: 'an unexpected failure (the control plane logs it), or an answer the CLI cannot read' },
   E_BAD_POINT: { status: 400, seen: 'hub', meaning: 'a value in a batch is not a point; `path` gives its position (`[2]`, `line 3`)' },

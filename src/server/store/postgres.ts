@@ -1,0 +1,204 @@
+// The PostgreSQL store (`outpost server --store postgres://...`): the same
+// contract as the SQLite one (store.contract.test.ts), for a control plane
+// whose state must live outside its machine.
+//
+// Isolation: READ COMMITTED plus one row lock. Every commit first locks the
+// store's revision counter (SELECT ... FOR UPDATE on its meta row), so commits
+// on one database, from any pool or process, run one at a time, as SQLite's
+// single writer does. A statement under READ COMMITTED sees everything
+// committed before it started, so the compare-and-set checks made after the
+// lock is held read what the previous commit left: two stores can never both
+// win on one key. SERIALIZABLE would add nothing here (the counter already
+// orders every commit) except serialization failures to retry.
+//
+// Documents are `json`, not `jsonb`: json keeps the text as written, key order
+// included, and the control plane compares documents with JSON.stringify
+// (src/server/services/*), so a document must read back exactly as it was
+// stored; nothing queries inside a document, so jsonb's operators and
+// indexes would buy nothing. Keys are COLLATE "C": key order is byte order,
+// as in SQLite, whatever the database's locale.
+import pg from 'pg';
+import type { ModelSample } from '../../core/types.js';
+import { OutpostError } from '../../core/errors.js';
+import { KINDS, StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
+
+/** Each step runs once, in order; outpost_schema.version counts those applied. */
+export const PG_MIGRATIONS: string[] = [
+  // 1: the counter, a table per kind, the replicas' app and node indexed with
+  // the key (a node's or an app's replicas come in key order from the index
+  // alone, at 100,000 replicas), and the start-time model's samples
+  `CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value bigint NOT NULL);
+INSERT INTO meta VALUES ('revision', 0);
+${KINDS.filter((k) => k !== 'replicas').map((k) => `CREATE TABLE ${k} (key text COLLATE "C" PRIMARY KEY, rev bigint NOT NULL, doc json NOT NULL);`).join('\n')}
+CREATE TABLE replicas (key text COLLATE "C" PRIMARY KEY, app text COLLATE "C" NOT NULL, node text COLLATE "C" NOT NULL, rev bigint NOT NULL, doc json NOT NULL);
+CREATE INDEX replicas_app ON replicas (app, key);
+CREATE INDEX replicas_node ON replicas (node, key);
+CREATE TABLE samples (id bigserial PRIMARY KEY, replica text NOT NULL UNIQUE, doc json NOT NULL);`,
+];
+
+/** pg_advisory_xact_lock's key for migrations: two instances starting on an empty database must not both create the schema */
+const MIGRATION_LOCK = 0x6f757470; // "outp"
+
+/** The URL with its password hidden: it goes into messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparseable)';
+  }
+}
+
+async function migrate(pool: pg.Pool): Promise<number> {
+  const c = await pool.connect();
+  try {
+    // DDL is transactional in PostgreSQL: all steps or none, under the lock
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await c.query('CREATE TABLE IF NOT EXISTS outpost_schema (version integer NOT NULL)');
+    const r = await c.query<{ version: number }>('SELECT version FROM outpost_schema');
+    if (r.rows.length === 0) await c.query('INSERT INTO outpost_schema VALUES (0)');
+    const at = r.rows[0]?.version ?? 0;
+    if (at > PG_MIGRATIONS.length) {
+      throw new OutpostError('E_STORE', `the store is at schema version ${at}, newer than this Outpost knows (${PG_MIGRATIONS.length}): upgrade Outpost`);
+    }
+    for (let v = at; v < PG_MIGRATIONS.length; v++) await c.query(PG_MIGRATIONS[v]!);
+    await c.query('UPDATE outpost_schema SET version = $1', [PG_MIGRATIONS.length]);
+    await c.query('COMMIT');
+    return PG_MIGRATIONS.length;
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw e;
+  } finally {
+    c.release();
+  }
+}
+
+type Raw = { key: string; rev: string; doc: unknown };
+// bigint comes back as text (pg will not round a 64-bit number silently); revisions stay far below 2^53
+const toRow = <T>(r: Raw): Row<T> => ({ key: r.key, rev: Number(r.rev), doc: r.doc as T });
+
+export interface PostgresStoreOptions {
+  /** connections in the pool (default 4: the control plane's writer commits one at a time, and reads after the start are few) */
+  max?: number;
+}
+
+/** Opens (and migrates) the store; an unreachable server, bad credentials or a newer schema are E_STORE. */
+export async function openPostgresStore(url: string, o: PostgresStoreOptions = {}): Promise<Store> {
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new OutpostError('E_USAGE', `--store: want a postgres:// URL, got ${redactUrl(url)}`);
+  let pool: pg.Pool;
+  try {
+    pool = new pg.Pool({ connectionString: url, max: o.max ?? 4, connectionTimeoutMillis: 10_000 });
+  } catch (e) {
+    throw new OutpostError('E_USAGE', `--store ${redactUrl(url)}: ${(e as Error).message}`);
+  }
+  // an idle connection that breaks (PostgreSQL restarted) is dropped by the
+  // pool; without a listener its error would end the process. The next query
+  // opens a new connection, and fails loudly if the server is still away.
+  pool.on('error', () => {});
+  let schemaVersion: number;
+  try {
+    schemaVersion = await migrate(pool);
+  } catch (e) {
+    await pool.end().catch(() => {});
+    if (e instanceof OutpostError) throw e;
+    throw new OutpostError('E_STORE', `cannot open the PostgreSQL store at ${redactUrl(url)}: ${(e as Error).message || (e as { code?: string }).code}`, { cause: e });
+  }
+
+  const revision = async () => Number((await pool.query<{ value: string }>("SELECT value FROM meta WHERE key = 'revision'")).rows[0]!.value);
+
+  async function apply(c: pg.PoolClient, writes: Write[], samples: ModelSample[]): Promise<number> {
+    const cur = Number((await c.query<{ value: string }>("SELECT value FROM meta WHERE key = 'revision' FOR UPDATE")).rows[0]!.value);
+    // every check reads the state before this commit's writes, as in SQLite
+    const checked = new Map<Kind, string[]>();
+    for (const w of writes) if (w.expect !== undefined) checked.set(w.kind, [...(checked.get(w.kind) ?? []), w.key]);
+    for (const [kind, keys] of checked) {
+      const revs = new Map((await c.query<{ key: string; rev: string }>(`SELECT key, rev FROM ${kind} WHERE key = ANY($1::text[])`, [keys])).rows.map((r) => [r.key, Number(r.rev)]));
+      for (const w of writes) {
+        if (w.kind !== kind || w.expect === undefined) continue;
+        const actual = revs.get(w.key) ?? 0;
+        if (actual !== w.expect) throw new StoreConflict(kind, w.key, w.expect, actual);
+      }
+    }
+    const rev = cur + 1;
+    await c.query("UPDATE meta SET value = $1 WHERE key = 'revision'", [rev]);
+    // the last write of a key wins, as when SQLite applies them one by one;
+    // one statement per kind and operation instead of one per write
+    const last = new Map<Kind, Map<string, object | null>>();
+    for (const w of writes) {
+      const m = last.get(w.kind) ?? new Map<string, object | null>();
+      m.delete(w.key);
+      m.set(w.key, w.doc);
+      last.set(w.kind, m);
+    }
+    for (const [kind, m] of last) {
+      const gone = [...m].filter(([, d]) => d === null).map(([k]) => k);
+      const put = [...m].filter((e): e is [string, object] => e[1] !== null);
+      if (gone.length) await c.query(`DELETE FROM ${kind} WHERE key = ANY($1::text[])`, [gone]);
+      if (!put.length) continue;
+      const keys = put.map(([k]) => k);
+      const docs = put.map(([, d]) => JSON.stringify(d));
+      if (kind === 'replicas') {
+        const ds = put.map(([, d]) => d as { app: string; node: string });
+        await c.query(
+          `INSERT INTO replicas (key, app, node, rev, doc) SELECT k, a, n, $4, d::json FROM unnest($1::text[], $2::text[], $3::text[], $5::text[]) AS t(k, a, n, d)
+ON CONFLICT (key) DO UPDATE SET app = excluded.app, node = excluded.node, rev = excluded.rev, doc = excluded.doc`,
+          [keys, ds.map((d) => d.app), ds.map((d) => d.node), rev, docs],
+        );
+      } else {
+        await c.query(
+          `INSERT INTO ${kind} (key, rev, doc) SELECT k, $2, d::json FROM unnest($1::text[], $3::text[]) AS t(k, d)
+ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
+          [keys, rev, docs],
+        );
+      }
+    }
+    if (samples.length) {
+      // the first sample of a replica is kept (SQLite's INSERT OR IGNORE); ids follow the order given, for "newest first"
+      await c.query(
+        `INSERT INTO samples (replica, doc) SELECT r, d::json FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(r, d, i) ORDER BY i ON CONFLICT (replica) DO NOTHING`,
+        [samples.map((s) => s.replica), samples.map((s) => JSON.stringify(s))],
+      );
+    }
+    return rev;
+  }
+
+  return {
+    schemaVersion,
+    revision,
+    get: async <T>(kind: Kind, key: string) => {
+      const r = (await pool.query<Raw>(`SELECT key, rev, doc FROM ${kind} WHERE key = $1`, [key])).rows[0];
+      return r ? toRow<T>(r) : undefined;
+    },
+    list: async <T>(kind: Kind, q: ListQuery = {}) => {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (q.after !== undefined) { args.push(q.after); where.push(`key > $${args.length}`); }
+      if (kind === 'replicas' && q.app !== undefined) { args.push(q.app); where.push(`app = $${args.length}`); }
+      if (kind === 'replicas' && q.node !== undefined) { args.push(q.node); where.push(`node = $${args.length}`); }
+      args.push(q.limit ?? null); // LIMIT NULL: all
+      const sql = `SELECT key, rev, doc FROM ${kind}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY key LIMIT $${args.length}`;
+      return (await pool.query<Raw>(sql, args)).rows.map((r) => toRow<T>(r));
+    },
+    commit: async (writes, samples = []) => {
+      if (writes.length === 0 && samples.length === 0) return revision();
+      const c = await pool.connect();
+      let broken: Error | undefined;
+      try {
+        await c.query('BEGIN');
+        const rev = await apply(c, writes, samples);
+        await c.query('COMMIT');
+        return rev;
+      } catch (e) {
+        // a connection that cannot even roll back is discarded, not pooled
+        await c.query('ROLLBACK').catch((re: Error) => { broken = re; });
+        throw e;
+      } finally {
+        c.release(broken);
+      }
+    },
+    listSamples: async (limit = 1000) => (await pool.query<{ doc: ModelSample }>('SELECT doc FROM samples ORDER BY id DESC LIMIT $1', [limit])).rows.map((r) => r.doc),
+    close: async () => { await pool.end(); },
+  };
+}
