@@ -1,0 +1,100 @@
+// The PostgreSQL store beyond the contract: its schema from an empty
+// database, a newer schema refused, a bad or unreachable URL told plainly,
+// and two stores (two pools, as two control-plane processes would have) on
+// one database racing: never both winners of one compare-and-set.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import pg from 'pg';
+import { OutpostError } from '../../core/errors.js';
+import { StoreConflict, type Store } from './store.js';
+import { openPostgresStore, PG_MIGRATIONS } from './postgres.js';
+import { pgSkipReason, sharedPostgres } from './pgkit.js';
+
+const skip = pgSkipReason() ?? undefined;
+const cluster = skip ? null : await sharedPostgres();
+after(() => cluster?.stop());
+
+async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const c = new pg.Client(url);
+  await c.connect();
+  try { return (await c.query<T>(text)).rows; } finally { await c.end(); }
+}
+
+test('an empty database gets the whole schema, once, even when two stores open it at the same moment', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const [a, b] = await Promise.all([openPostgresStore(url), openPostgresStore(url)]);
+  assert.equal(a.schemaVersion, PG_MIGRATIONS.length);
+  assert.deepEqual(await sql(url, 'SELECT version FROM outpost_schema'), [{ version: PG_MIGRATIONS.length }], 'one version row');
+  const tables = (await sql<{ t: string }>(url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).map((r) => r.t);
+  assert.deepEqual(tables, ['apps', 'devices', 'identities', 'meta', 'nodes', 'outpost_schema', 'replicas', 'samples', 'sites', 'tokens']);
+  const idx = (await sql<{ i: string }>(url, "SELECT indexdef AS i FROM pg_indexes WHERE tablename = 'replicas' ORDER BY 1")).map((r) => r.i);
+  assert.ok(idx.some((i) => /\(app, key\)/.test(i)) && idx.some((i) => /\(node, key\)/.test(i)), 'replicas are indexed by app and by node, in key order');
+  // what one wrote the other reads; after a reopen it is all still there
+  const rev = await a.commit([{ kind: 'nodes', key: 'n1', doc: { name: 'n1' } }]);
+  assert.deepEqual(await b.get('nodes', 'n1'), { key: 'n1', rev, doc: { name: 'n1' } });
+  await a.close();
+  await b.close();
+  const c = await openPostgresStore(url);
+  assert.equal(await c.revision(), rev);
+  assert.equal((await c.list('nodes')).length, 1);
+  await c.close();
+});
+
+test('a database at a newer schema version is refused and left as it is', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const s = await openPostgresStore(url);
+  await s.commit([{ kind: 'apps', key: 'web', doc: { name: 'web' } }]);
+  await s.close();
+  await sql(url, `UPDATE outpost_schema SET version = ${PG_MIGRATIONS.length + 1}`);
+  await assert.rejects(openPostgresStore(url), (e: unknown) => e instanceof OutpostError && e.code === 'E_STORE' && /newer than this Outpost knows/.test(e.message));
+  assert.deepEqual(await sql(url, 'SELECT version FROM outpost_schema'), [{ version: PG_MIGRATIONS.length + 1 }]);
+  assert.equal((await sql(url, "SELECT key FROM apps")).length, 1);
+});
+
+test('a bad or unreachable --store is an error with a code, and the password is not shown', { skip }, async () => {
+  await assert.rejects(openPostgresStore('mysql://x@127.0.0.1/db'), (e: unknown) => e instanceof OutpostError && e.code === 'E_USAGE');
+  const dead = `postgres://outpost:hunter2@127.0.0.1:1/outpost`;
+  await assert.rejects(openPostgresStore(dead), (e: unknown) => e instanceof OutpostError && e.code === 'E_STORE' && e.message.includes('127.0.0.1:1') && !e.message.includes('hunter2'));
+  const noDb = `postgres://postgres@127.0.0.1:${cluster!.port}/no_such_database`;
+  await assert.rejects(openPostgresStore(noDb), (e: unknown) => e instanceof OutpostError && e.code === 'E_STORE' && /no_such_database/.test(e.message));
+});
+
+test('two stores on one database: one winner per compare-and-set, no lost update, one revision per commit', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await openPostgresStore(url);
+  const b = await openPostgresStore(url);
+  // the same key, the same revision read, two commits at once: exactly one wins
+  for (let round = 0; round < 20; round++) {
+    const seen = (await a.get('apps', 'web'))?.rev ?? 0;
+    const results = await Promise.allSettled([
+      a.commit([{ kind: 'sites', key: `a${round}`, doc: {} }, { kind: 'apps', key: 'web', doc: { by: 'a', round }, expect: seen }]),
+      b.commit([{ kind: 'sites', key: `b${round}`, doc: {} }, { kind: 'apps', key: 'web', doc: { by: 'b', round }, expect: seen }]),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    assert.equal(won.length, 1, `round ${round}: one winner`);
+    const lost = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    assert.ok(lost.reason instanceof StoreConflict, String(lost.reason));
+    const winner = results[0].status === 'fulfilled' ? 'a' : 'b';
+    assert.deepEqual((await b.get('apps', 'web'))!.doc, { by: winner, round });
+    assert.ok(await a.get('sites', `${winner}${round}`), 'the winner\'s other write is there');
+    assert.equal(await a.get('sites', `${winner === 'a' ? 'b' : 'a'}${round}`), undefined, 'the loser\'s is not');
+  }
+  // many read-modify-write increments through both stores, retried on conflict: none lost
+  const increment = async (s: Store) => {
+    for (;;) {
+      const cur = await s.get<{ n: number }>('apps', 'counter');
+      try {
+        return await s.commit([{ kind: 'apps', key: 'counter', doc: { n: (cur?.doc.n ?? 0) + 1 }, expect: cur?.rev ?? 0 }]);
+      } catch (e) {
+        if (!(e instanceof StoreConflict)) throw e;
+      }
+    }
+  };
+  const before = await a.revision();
+  const revs = await Promise.all(Array.from({ length: 60 }, (_, i) => increment(i % 2 ? a : b)));
+  assert.equal((await a.get<{ n: number }>('apps', 'counter'))!.doc.n, 60);
+  assert.equal(new Set(revs).size, 60, 'every commit has its own revision');
+  assert.equal(await b.revision(), before + 60, 'and a conflict used none');
+  await a.close();
+  await b.close();
+});
