@@ -19,6 +19,7 @@ export const ENVIRONMENT = [
   { name: 'OUTPOST_JOIN_TOKEN', default: 'none: needed only to enrol', readBy: 'agent', meaning: 'the join token (`outpost token create`) when `--join-token-file` is not given; needed to enrol, not afterwards. Never on the command line: any process on the node can read an argv' },
   { name: 'OUTPOST_CA', default: 'the `ca.crt` file in `OUTPOST_DATA_DIR`', readBy: 'CLI', meaning: 'the CA certificate (PEM file) the CLI trusts for an https:// control plane' },
   { name: 'OUTPOST_NODE_TIMEOUT_MS', default: '15000', readBy: 'up, server', meaning: 'the setting `nodeTimeoutMs` when `--node-timeout` is not given: a node unreachable this long has its replicas rescheduled' },
+  { name: 'OUTPOST_STORE', default: 'the SQLite file `outpost.db` in the data dir', readBy: 'server', meaning: 'the setting `store` when `--store` is not given: a `postgres://` URL of the database the control plane keeps its state in' },
   { name: 'OUTPOST_ADMIT_RATE', default: '2000', readBy: 'server', meaning: 'the setting `admitRate` when `--admit-rate` is not given: agent handshakes admitted per second' },
   { name: 'OUTPOST_ADMIT_BURST', default: '500', readBy: 'server', meaning: 'the setting `admitBurst` when `--admit-burst` is not given: agent handshakes admitted at once after a quiet spell' },
   { name: 'OUTPOST_LOG_LEVEL', default: '`info`; `warn` for `outpost up`', readBy: 'up, server, agent, hub', meaning: 'the log level (`trace`, `debug`, `info`, `warn`, `error`, `fatal`, `silent`); logs are JSON lines on stderr' },

@@ -179,6 +179,7 @@ const replicaIdentity = {
 
 export const SERVER_SETTINGS = {
   dataDir,
+  store: optional(str({ pattern: /^postgres(ql)?:\/\/\S+$/, want: 'a postgres:// URL' }), { flag: '--store <url>', env: 'OUTPOST_STORE', secret: true, defaultText: 'the SQLite file `outpost.db` in the data dir', meaning: 'where the control plane keeps its state: a PostgreSQL database (`postgres://user:password@host:5432/db`; PostgreSQL 15 or later, one `outpost server` per database for now). The password is better given as PGPASSWORD or in ~/.pgpass than in the URL' }),
   listen: withDefault(listenKind, { host: '127.0.0.1', port: 7070 }, { flag: '--listen <host:port>', meaning: 'listen address (0.0.0.0:7070 for agents on other machines)' }),
   nodeTimeoutMs,
   streamRetentionDays: withDefault(num({ above: 0, unit: 'days' }), 30, { flag: '--stream-retention-days <days>', meaning: 'window results from the data hubs older than this are deleted' }),

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { openSqliteStore } from './store/sqlite.js';
+import { openPostgresStore, redactUrl } from './store/postgres.js';
 import { StreamStore } from './streams.js';
 import { openControlPlane, type ControlPlane } from './controlplane.js';
 import { AgentGateway, type GatewayOptions } from './gateway.js';
@@ -19,6 +20,8 @@ import { ensurePrivateDir } from '../files/private.js';
 
 export interface ServerOptions {
   dataDir: string;
+  /** a postgres:// URL; none: the SQLite file outpost.db in the data dir */
+  store?: string;
   host: string;
   port: number;
   log: Logger;
@@ -62,7 +65,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const authority = await openTls(o.dataDir, o.host, o.tls === false ? {} : o.tls);
   const tls = o.tls === false ? null : authority;
   if (!tls) o.log.warn('TLS is off (--insecure): tokens, node secrets and assignments cross the network in plain text; use this only on a closed network or behind a TLS proxy');
-  const store = openSqliteStore(path.join(o.dataDir, 'outpost.db'));
+  // the CA, the admin token and window results (streams.db) stay in the data dir either way
+  const store = o.store ? await openPostgresStore(o.store) : openSqliteStore(path.join(o.dataDir, 'outpost.db'));
   const streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
   const cp = await openControlPlane({
     store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
@@ -98,7 +102,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       o.log.info('serving certificate renewed');
     }).catch((err) => o.log.error({ err }, 'renewing the serving certificate failed'));
   }, 86_400_000) : null;
-  o.log.info({ url, dataDir: o.dataDir, schema: store.schemaVersion }, 'control plane listening');
+  o.log.info({ url, dataDir: o.dataDir, store: o.store ? redactUrl(o.store) : 'sqlite', schema: store.schemaVersion }, 'control plane listening');
   return {
     url, adminToken, joinToken, cp, gateway, caPem: tls?.trustPem ?? null,
     async createJoinToken(r = {}) {
