@@ -72,7 +72,7 @@ test('a bad value is E_USAGE naming the setting as it was given', () => {
 test('a config file key the process does not take is refused, naming the key and the file', () => {
   const e = usage(() => server({ file: file({ listen: ':7070', prot: 7070, joinToken: 'x' }) }));
   assert.equal(e.code, 'E_USAGE');
-  assert.match(e.message, /^\/etc\/outpost\/server\.yaml: unknown keys "prot", "joinToken" for outpost server \(it takes dataDir, listen, /);
+  assert.match(e.message, /^\/etc\/outpost\/server\.yaml: unknown keys "prot", "joinToken" for outpost server \(it takes dataDir, store, listen, /);
   assert.equal(e.path, 'prot');
 });
 

@@ -10,7 +10,8 @@ import net from 'node:net';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 
-const BIN = process.env.OUTPOST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+// Debian's PostgreSQL 15, as .ci/run installs it
+const BIN = '/usr/lib/postgresql/15/bin';
 
 export interface PgCluster {
   port: number;
@@ -33,7 +34,7 @@ function freePort(): Promise<number> {
 
 /** Why PostgreSQL tests cannot run here, or null when they can. */
 export function pgSkipReason(): string | null {
-  if (!fs.existsSync(path.join(BIN, 'initdb'))) return `no PostgreSQL 15 at ${BIN} (apt-get install postgresql, or set OUTPOST_PG_BIN)`;
+  if (!fs.existsSync(path.join(BIN, 'initdb'))) return `no PostgreSQL 15 at ${BIN} (apt-get install postgresql)`;
   if (process.getuid?.() === 0 && spawnSync('id', ['-u', 'postgres']).status !== 0) return 'running as root, and there is no postgres user to run initdb as';
   return null;
 }
