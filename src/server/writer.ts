@@ -10,6 +10,17 @@
 // instance wrote one of its records), the records it touched are read again
 // from the store and each operation in it is decided again from fresh state
 // and committed on its own, as Nomad's plan applier re-checks a plan.
+//
+// A commit takes time (a PostgreSQL round trip): operations keep running
+// meanwhile and build on the changes in flight. Their expectation is then the
+// revision that commit will give the record, known only when it lands: such a
+// write is chained, and takes the record's revision at its own commit (the
+// earlier batch has settled by then: batches commit one at a time). Taking the
+// revision the record had before the flight instead would lose a race against
+// ourselves every time, and the retry would see other queued operations'
+// changes and count them twice. If the record was read again from the store
+// in between (a failed commit), what the operation built on is gone: it is
+// decided again.
 import type { Logger } from 'pino';
 import type { ModelSample } from '../core/types.js';
 import { OutpostError } from '../core/errors.js';
@@ -31,9 +42,12 @@ export interface Decision<T> {
 
 export type Op<T> = (s: State) => Decision<T>;
 
+/** A write, and when it builds on one not yet committed: the record's reload count at the time. */
+type Staged = Write & { chained?: number };
+
 interface Pending {
   op: Op<unknown>;
-  writes: Map<string, Write>;
+  writes: Map<string, Staged>;
   samples: ModelSample[];
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
@@ -48,6 +62,10 @@ export class Writer {
   private scheduled = false;
   /** commits, the changes in them, and lost races (the writer's tests read them) */
   readonly stats = { commits: 0, changes: 0, conflicts: 0 };
+  /** per record: staged writes not settled yet (queued or in flight) */
+  private readonly unsettled = new Map<string, number>();
+  /** per record: how often it was read again from the store (a chained write on it is then stale) */
+  private readonly reloads = new Map<string, number>();
 
   constructor(private readonly store: Store, readonly state: State, private readonly log: Logger) {}
 
@@ -100,16 +118,41 @@ export class Writer {
   }
 
   /** Applies changes to the state, remembering for each record the revision it was read at. */
-  private stage(changes: Change[]): Map<string, Write> {
-    const writes = new Map<string, Write>();
+  private stage(changes: Change[]): Map<string, Staged> {
+    const writes = new Map<string, Staged>();
     for (const c of changes) {
       const id = `${c.kind}/${c.key}`;
       const w = writes.get(id);
       if (w) w.doc = c.doc;
-      else writes.set(id, { kind: c.kind, key: c.key, doc: c.doc, expect: this.state.rev(c.kind, c.key) });
+      else {
+        const n = this.unsettled.get(id) ?? 0;
+        writes.set(id, { kind: c.kind, key: c.key, doc: c.doc, expect: this.state.rev(c.kind, c.key), ...(n > 0 ? { chained: this.reloads.get(id) ?? 0 } : {}) });
+        this.unsettled.set(id, n + 1);
+      }
       this.state.set(c.kind, c.key, c.doc as never, this.state.rev(c.kind, c.key));
     }
     return writes;
+  }
+
+  /** Its writes are committed or dropped: later ones on the same records build on the store again. */
+  private done(writes: Map<string, Staged>): void {
+    for (const id of writes.keys()) {
+      const n = (this.unsettled.get(id) ?? 1) - 1;
+      if (n > 0) this.unsettled.set(id, n);
+      else this.unsettled.delete(id);
+    }
+  }
+
+  /** The writes as the store takes them: a chained one expects the revision its base was committed at. */
+  private resolve(writes: Iterable<[string, Staged]>): Write[] {
+    const out: Write[] = [];
+    for (const [id, { chained, ...w }] of writes) {
+      if (chained === undefined) { out.push(w); continue; }
+      // its base was dropped and the record read again: decide again, as after a lost race
+      if ((this.reloads.get(id) ?? 0) !== chained) throw new StoreConflict(w.kind, w.key, w.expect ?? 0, this.state.rev(w.kind, w.key));
+      out.push({ ...w, expect: this.state.rev(w.kind, w.key) });
+    }
+    return out;
   }
 
   private commitQueued(): Promise<void> {
@@ -126,7 +169,7 @@ export class Writer {
   private async commitBatch(batch: Pending[]): Promise<void> {
     if (batch.length === 0) return;
     // one write per record: the first reader's expectation, the last writer's document
-    const merged = new Map<string, Write>();
+    const merged = new Map<string, Staged>();
     for (const p of batch) {
       for (const [id, w] of p.writes) {
         const m = merged.get(id);
@@ -135,10 +178,11 @@ export class Writer {
       }
     }
     try {
-      const rev = await this.store.commit([...merged.values()], batch.flatMap((p) => p.samples));
+      const rev = await this.store.commit(this.resolve(merged), batch.flatMap((p) => p.samples));
       this.settle(merged, rev);
-      for (const p of batch) p.resolve(p.result);
+      for (const p of batch) { this.done(p.writes); p.resolve(p.result); }
     } catch (err) {
+      for (const p of batch) this.done(p.writes);
       await this.reload(merged);
       if (!(err instanceof StoreConflict)) {
         this.log.error({ err, changes: merged.size }, 'commit failed; the changes were dropped');
@@ -161,10 +205,12 @@ export class Writer {
       }
       const writes = this.stage(d.changes);
       try {
-        const rev = await this.store.commit([...writes.values()], d.samples ?? []);
+        const rev = await this.store.commit(this.resolve(writes), d.samples ?? []);
         this.settle(writes, rev);
+        this.done(writes);
         return p.resolve(d.result);
       } catch (err) {
+        this.done(writes);
         await this.reload(writes);
         if (!(err instanceof StoreConflict)) return p.reject(err);
         this.stats.conflicts++;
@@ -181,7 +227,8 @@ export class Writer {
 
   /** A failed commit's records, as the store holds them: the state's optimistic copies are discarded. */
   private async reload(writes: Map<string, Write>): Promise<void> {
-    for (const w of writes.values()) {
+    for (const [id, w] of writes) {
+      this.reloads.set(id, (this.reloads.get(id) ?? 0) + 1);
       const row = await this.store.get(w.kind, w.key);
       this.state.set(w.kind, w.key, (row?.doc ?? null) as never, row?.rev ?? 0);
     }
