@@ -18,6 +18,10 @@
 //     [--idle-s 20] [--samples 200] [--apps 1000] [--replicas-per-agent 1] [--node-timeout 15000]
 //     [--storm restart,drop] [--loss-pct 10] [--loss-mode close|silent] [--phase-ms 50-300]
 //     [--swarm-procs 1] [--sources 4] [--nofile 65536] [--timeout-s 900] [--out FILE] [--keep]
+//     [--store sqlite|postgres]
+//
+// --store postgres: the control plane on PostgreSQL (a throwaway local
+// cluster, src/server/store/pgkit.ts; a new database per fleet size).
 //
 // --short: 200 agents, 5 s idle windows, 30 samples, 100 apps, a 3 s node timeout, 120 s per wait.
 // Results: a markdown table on stdout, JSON in bench/results/scale-<time>.json.
@@ -32,6 +36,7 @@ import type { SwarmStats } from '../src/swarm/swarm.js';
 import type { AppView } from '../src/core/types.js';
 import { quantile } from './stats.js';
 import { ROOT } from './local.js';
+import { sharedPostgres } from '../src/server/store/pgkit.js';
 import { listArg, numArg } from './args.js';
 
 function strArg(name: string, dflt: string): string {
@@ -58,6 +63,8 @@ const SOURCES = numArg('--sources', 4);
 const NOFILE = numArg('--nofile', 65_536);
 const TIMEOUT_MS = numArg('--timeout-s', SHORT ? 120 : 900) * 1000;
 const KEEP = process.argv.includes('--keep');
+const STORE = strArg('--store', 'sqlite');
+if (STORE !== 'sqlite' && STORE !== 'postgres') throw new Error(`--store: sqlite or postgres, not "${STORE}"`);
 const STAMP = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const OUT = strArg('--out', path.join(ROOT, 'bench/results', `scale-${STAMP}.json`));
 /** the manifest's most replicas per app */
@@ -387,7 +394,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 /** Runs every phase for one fleet size into `res`, calling `save` after each. */
 async function runSize(n: number, res: Record<string, unknown>, save: () => void): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-scale-'));
-  const server = new ServerProcess({ dataDir: dir, port: await freePort('127.0.0.1'), nodeTimeoutMs: NODE_TIMEOUT_MS, nofile: NOFILE });
+  const store = STORE === 'postgres' ? await (await sharedPostgres()).newDatabase() : undefined;
+  const server = new ServerProcess({ dataDir: dir, port: await freePort('127.0.0.1'), nodeTimeoutMs: NODE_TIMEOUT_MS, nofile: NOFILE, store });
   const killServer = () => {
     server.child?.kill('SIGKILL');
     if (!KEEP) fs.rmSync(dir, { recursive: true, force: true });
@@ -501,7 +509,7 @@ function table(results: Record<string, any>[]): string {
 }
 
 async function main(): Promise<void> {
-  const options = { sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
+  const options = { store: STORE, sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
   say(`bench:scale ${JSON.stringify(options)}`);
   const results: Record<string, unknown>[] = [];
   const started = new Date().toISOString();

@@ -64,6 +64,8 @@ export interface ServerOptions {
   nodeTimeoutMs: number;
   nofile: number;
   logLevel?: string;
+  /** --store: a postgres:// URL; none: SQLite in the data dir */
+  store?: string;
 }
 
 /** `outpost server` as a child process, its output in DATA_DIR/server.log. */
@@ -82,7 +84,7 @@ export class ServerProcess {
   async start(timeoutMs = 60_000): Promise<void> {
     fs.mkdirSync(this.o.dataDir, { recursive: true });
     const log = fs.openSync(path.join(this.o.dataDir, 'server.log'), 'a');
-    this.child = spawnNode([CLI, 'server', '--data-dir', this.o.dataDir, '--listen', `127.0.0.1:${this.o.port}`, '--node-timeout', String(this.o.nodeTimeoutMs)],
+    this.child = spawnNode([CLI, 'server', '--data-dir', this.o.dataDir, '--listen', `127.0.0.1:${this.o.port}`, '--node-timeout', String(this.o.nodeTimeoutMs), ...(this.o.store ? ['--store', this.o.store] : [])],
       this.o.nofile, ['ignore', log, log], { ...process.env, OUTPOST_LOG_LEVEL: this.o.logLevel ?? 'warn' });
     fs.closeSync(log);
     const t0 = Date.now();
