@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 import { OutpostError } from '../core/errors.js';
 import { errorOf, request } from '../trust/request.js';
 import { parseJoinToken } from '../core/jointoken.js';
-import { caFingerprint, importKeyPair, parseCaBundle, makeCsr, newKeyPair, type KeyPair } from '../trust/pki.js';
+import { awaitingCert, caFingerprint, importKeyPair, parseCaBundle, makeCsr, newKeyPair, type KeyPair } from '../trust/pki.js';
 import type { EnrolAnswer } from '../contract/api.js';
 
 export interface Credentials {
@@ -174,11 +174,16 @@ export class NodeIdentityStore {
     return chain && chain.length > 1 ? chain[chain.length - 1]! : null;
   }
 
-  /** The hub's certificate and key, from disk, when a usable one is held (what the hub starts with). */
-  async savedHubTls(): Promise<{ cert: string; key: string } | null> {
+  /**
+   * What the hub starts with: the hub certificate held on disk when it is
+   * usable, else one no device trusts until the control plane issues ours.
+   */
+  async hubTlsAtStart(): Promise<{ cert: string; key: string }> {
     const kp = await this.key();
     const cert = this.usableHubCert(this.read('hub.crt'), kp);
-    return cert ? { cert, key: kp.keyPem } : null;
+    if (cert) return { cert, key: kp.keyPem };
+    const interim = await awaitingCert(this.name);
+    return { cert: interim.certPem, key: interim.keyPem };
   }
 
   /** A CSR for renewal over the live connection (same key). */

@@ -114,14 +114,7 @@ export class ApiClient {
 
   /** GET /v1/hub-ca: the PEM devices verify the nodes' hubs with. */
   async hubCa(): Promise<string> {
-    const res = await this.raw('GET', '/v1/hub-ca', undefined, { timeoutMs: DEFAULT_TIMEOUT_MS });
-    const text = await readAll(res);
-    if (res.statusCode !== 200) {
-      let body: Partial<ApiErrorAnswer> | null = null;
-      try { body = JSON.parse(text) as Partial<ApiErrorAnswer>; } catch { /* not JSON: the status says it */ }
-      throw answerError(res.statusCode ?? 0, body);
-    }
-    return text;
+    return readAll(await this.succeeded(await this.raw('GET', '/v1/hub-ca', undefined, { timeoutMs: DEFAULT_TIMEOUT_MS })));
   }
 
   /** GET /v1/tokens */
@@ -195,14 +188,16 @@ export class ApiClient {
    * is thrown as its OutpostError.
    */
   async logs(app: string, q: LogsQuery = {}): Promise<http.IncomingMessage> {
-    const res = await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200 })}`);
+    return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200 })}`));
+  }
+
+  /** The response, its body unread, when it succeeded; an error answer is thrown as its OutpostError. */
+  private async succeeded(res: http.IncomingMessage): Promise<http.IncomingMessage> {
     const status = res.statusCode ?? 0;
-    if (status < 200 || status >= 300) {
-      let body: Partial<ApiErrorAnswer> | null = null;
-      try { body = JSON.parse(await readAll(res)) as Partial<ApiErrorAnswer>; } catch { /* not JSON: the status says it */ }
-      throw answerError(status, body);
-    }
-    return res;
+    if (status >= 200 && status < 300) return res;
+    let body: Partial<ApiErrorAnswer> | null = null;
+    try { body = JSON.parse(await readAll(res)) as Partial<ApiErrorAnswer>; } catch { /* not JSON: the status says it */ }
+    throw answerError(status, body);
   }
 
   /** GET /v1/replicas */

@@ -154,10 +154,11 @@ export function issueHubCert(hubCa: Authority, csr: CsrInfo, sans: { dns: string
 }
 
 /**
- * A self-signed serving certificate no client trusts: what a hub serves until
- * its real one arrives (devices that verify refuse it, as they should).
+ * A self-signed serving certificate no client trusts, named
+ * NAME-awaiting-certificate: what a hub serves until its node's own arrives
+ * (devices that verify refuse it, as they should, and the name says why).
  */
-export async function placeholderCert(name: string, now = Date.now()): Promise<{ certPem: string; keyPem: string }> {
+export async function awaitingCert(name: string, now = Date.now()): Promise<{ certPem: string; keyPem: string }> {
   const ca = await createAuthority(`${name}-awaiting-certificate`, now, 1);
   const leaf = await issueServerCert(ca, { dns: [`${name}-awaiting-certificate`], ip: [] }, now, 86_400_000);
   return { certPem: leaf.certPem, keyPem: leaf.keyPem };

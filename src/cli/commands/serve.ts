@@ -20,7 +20,6 @@ import { deploy } from './deploy.js';
 import { ms } from '../output.js';
 import { agentHub, hubCertNames, runHub } from './hub.js';
 import { NodeIdentityStore } from '../../agent/identity.js';
-import { placeholderCert } from '../../trust/pki.js';
 import type { RunningHub } from '../../hub/start.js';
 import { AGENT_SETTINGS, HUB_SETTINGS, SERVER_SETTINGS, UP_SETTINGS } from '../../core/settings.js';
 import { processSettings, type GivenSettings } from '../../config/load.js';
@@ -90,11 +89,6 @@ function readJoinToken(file: string | undefined, fromEnv: string | undefined): s
   }
 }
 
-async function placeholderTls(name: string): Promise<{ cert: string; key: string }> {
-  const p = await placeholderCert(name);
-  return { cert: p.certPem, key: p.keyPem };
-}
-
 export async function runAgent(given: GivenSettings): Promise<void> {
   const c = processSettings(AGENT_SETTINGS, 'outpost agent', given);
   if (!c) return;
@@ -109,7 +103,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
   // a hub on TLS starts with the hub certificate held, or one no device trusts until its own arrives
   const hubNames = hubCertNames(c, c.advertise, c.server);
-  const hubTls = hubNames ? (await new NodeIdentityStore(dir, name, c.server, null, hubNames).savedHubTls()) ?? (await placeholderTls(name)) : null;
+  const hubTls = hubNames ? await new NodeIdentityStore(dir, name, c.server, null, hubNames).hubTlsAtStart() : null;
   const hub = await agentHub(c, dir, c.advertise, log, hubTls);
   const agent = new Agent({
     server: c.server, joinToken, identityDir: dir, name, site: c.site ?? null, labels: c.labels, driver,
