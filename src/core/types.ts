@@ -99,6 +99,8 @@ export interface NodeRecord extends NodeInfo {
   hub?: { http: string; mqtt: string } | null;
   /** the data hub's accounting, as its agent last reported it */
   hubStats?: HubStats | null;
+  /** the control-plane instance its agent is (or was last) connected to (several instances on PostgreSQL) */
+  via?: string;
 }
 
 export interface StreamStats {

@@ -7,7 +7,7 @@ import { AppChanges } from './changes.js';
 import { State } from './state.js';
 import { Writer } from './writer.js';
 import type { Store } from './store/store.js';
-import type { StreamStore } from './streams.js';
+import type { WindowStore } from './streams.js';
 import { Apps } from './services/apps.js';
 import { Assignments } from './services/assignments.js';
 import { DEFAULT_LOSS, Nodes, type LossPolicy } from './services/nodes.js';
@@ -17,6 +17,7 @@ import { JoinTokens } from './services/tokens.js';
 import { Devices } from './services/devices.js';
 import { DEFAULT_TRUST, Identities, type TrustPolicy } from './services/identities.js';
 import type { Authority } from '../trust/pki.js';
+import { SOLO, type Leadership } from './cluster.js';
 
 export interface ControlPlane {
   store: Store;
@@ -28,7 +29,7 @@ export interface ControlPlane {
   sites: Sites;
   assignments: Assignments;
   changes: AppChanges;
-  streams: StreamStore | null;
+  streams: WindowStore | null;
   tokens: JoinTokens;
   identities: Identities;
   devices: Devices;
@@ -39,21 +40,24 @@ export interface ControlPlaneOptions {
   log: Logger;
   now?: () => number;
   loss?: Partial<LossPolicy>;
-  streams?: StreamStore | null;
+  streams?: WindowStore | null;
   /** the CA that signs node certificates, the CA agents trust for this server, and its fingerprint (join tokens carry it) */
   authority?: { ca: Authority; trustPem: string; fingerprint: string; hubCa?: Authority } | null;
   trust?: Partial<TrustPolicy>;
   /** the shared join token (no TTL) is accepted */
   sharedJoinToken?: boolean;
+  /** several instances on one store: who leads (default: this process, alone) */
+  cluster?: Leadership;
 }
 
 export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
   const now = o.now ?? Date.now;
   const state = await State.load(o.store);
-  const writer = new Writer(o.store, state, o.log);
+  const cluster = o.cluster ?? SOLO;
+  const writer = new Writer(o.store, state, o.log, () => cluster.fence());
   const changes = new AppChanges();
   const assignments = new Assignments(state);
-  const nodes = new Nodes(writer, now, { ...DEFAULT_LOSS, ...o.loss });
+  const nodes = new Nodes(writer, now, { ...DEFAULT_LOSS, ...o.loss }, cluster === SOLO ? null : cluster.id);
   const apps = new Apps(writer, nodes, assignments, changes, o.log, now);
   const authority = o.authority ?? null;
   const tokens = new JoinTokens(writer, () => authority?.fingerprint ?? '0'.repeat(64), now, o.sharedJoinToken ?? false);

@@ -95,6 +95,11 @@ export class AgentGateway {
     return (this.refusals.E_INVALID ?? 0) + (this.refusals.E_BAD_JSON ?? 0);
   }
 
+  /** agent connections held now */
+  get connected(): number {
+    return this.conns.size;
+  }
+
   get stats() {
     return { connected: this.conns.size, admitted: this.admission.admitted, deferred: this.admission.deferred, refused: this.refused, refusals: { ...this.refusals }, resumed: this.resumed };
   }
@@ -281,8 +286,12 @@ export class AgentGateway {
         if (!cp.state.nodeReplicas(node).some((r) => r.app === msg.app)) return;
         return cp.nodes.setStages(node, msg.app, msg.perItemUs);
       case 'windows': {
-        const seqs = cp.streams ? cp.streams.add(node, msg.hubId, msg.items, Date.now()) : [];
-        send(c.ws, { type: 'windows.ack', hubId: msg.hubId, seqs });
+        // acknowledged once committed: a store that fails leaves them with the hub, which sends them again
+        if (!cp.streams) return send(c.ws, { type: 'windows.ack', hubId: msg.hubId, seqs: [] });
+        cp.streams.add(node, msg.hubId, msg.items, Date.now()).then(
+          (seqs) => send(c.ws, { type: 'windows.ack', hubId: msg.hubId, seqs }),
+          (err) => this.log.warn({ err: (err as Error).message, node }, 'window results not stored; the hub sends them again'),
+        );
         return;
       }
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);

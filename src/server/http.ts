@@ -13,17 +13,21 @@ import { nodeRoutes } from './routes/nodes.js';
 import { siteRoutes } from './routes/sites.js';
 import { streamRoutes } from './routes/streams.js';
 import { trustRoutes } from './routes/trust.js';
+import { clusterRoutes } from './routes/cluster.js';
+import type { ClusterStatus } from './cluster.js';
 import type { TlsMaterial } from './trust/authority.js';
 
 export interface RouteDeps {
   cp: ControlPlane;
   gateway: AgentGateway;
+  /** the instances and the leader (one instance on SQLite) */
+  cluster: () => Promise<ClusterStatus>;
 }
 
 /** Routes anyone may call: health, the CA's certificate, and enrolment (which checks its own credential: a join token or the node's key). */
 const OPEN = new Set(['/healthz', '/v1/ca', '/v1/hub-ca', '/v1/enroll']);
 
-export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null = null): FastifyInstance {
+export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null, cluster: RouteDeps['cluster']): FastifyInstance {
   // fastify's own per-request logging stays off; errors are logged by the handler below.
   // With TLS, a client may present a certificate (agents do: it is their
   // identity at the agent gateway); API clients authenticate with a token.
@@ -61,11 +65,12 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   });
 
   app.get('/healthz', async () => ({ ok: true }));
-  const deps: RouteDeps = { cp, gateway };
+  const deps: RouteDeps = { cp, gateway, cluster };
   appRoutes(app, deps);
   nodeRoutes(app, deps);
   siteRoutes(app, deps);
   streamRoutes(app, deps);
+  clusterRoutes(app, deps);
   trustRoutes(app, deps, tls?.trustPem ?? null, tls?.hubCa.certPem ?? null);
   return app;
 }

@@ -6,13 +6,19 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { openSqliteStore } from './store/sqlite.js';
 import { openPostgresStore, redactUrl } from './store/postgres.js';
-import { StreamStore } from './streams.js';
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { StreamStore, type WindowStore } from './streams.js';
+import { PgWindowStore } from './streams-pg.js';
+import { Cluster, DEFAULT_TIMING, soloStatus, type ClusterTiming } from './cluster.js';
+import { PgCoordination } from './store/pgcluster.js';
+import { syncShared } from './trust/shared.js';
 import { openControlPlane, type ControlPlane } from './controlplane.js';
 import { AgentGateway, type GatewayOptions } from './gateway.js';
 import { buildApi } from './http.js';
 import { loadOrCreateToken } from './tokens.js';
 import type { AdmissionOptions } from './admission.js';
-import { openTls, type TlsOptions } from './trust/authority.js';
+import { openTls, type TlsMaterial, type TlsOptions } from './trust/authority.js';
 import type { TrustPolicy } from './services/identities.js';
 import type { TokenRequest } from './services/tokens.js';
 import { parseJoinToken } from '../core/jointoken.js';
@@ -41,11 +47,17 @@ export interface ServerOptions {
   sharedJoinToken?: boolean;
   /** messages per agent connection */
   messageRate?: GatewayOptions['messageRate'];
+  /** several instances on PostgreSQL: the leader lease's length and the heartbeat */
+  cluster?: Partial<ClusterTiming>;
+  /** how often window results are pruned and the store's history compacted (default 10 min) */
+  compactMs?: number;
 }
 
 export interface RunningServer {
   url: string;
   adminToken: string;
+  /** several instances on PostgreSQL: the lease, the heartbeat, the change feed (null on SQLite) */
+  cluster: Cluster | null;
   /** the shared join token, when asked for (sharedJoinToken) */
   joinToken: string | null;
   /** PEM of the CA clients trust for this server (null without TLS) */
@@ -59,40 +71,65 @@ export interface RunningServer {
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const adminToken = loadOrCreateToken(o.dataDir, 'admin.token');
+  const pgStore = o.store ? await openPostgresStore(o.store) : null;
+  const store = pgStore ?? openSqliteStore(path.join(o.dataDir, 'outpost.db'));
+  let url = '';
+  let authority!: TlsMaterial;
+  let adminToken!: string;
   // the CA exists either way (it signs node certificates, and join tokens carry its
   // fingerprint); without TLS only the listener is plain
-  const authority = await openTls(o.dataDir, o.host, o.tls === false ? {} : o.tls);
+  const init = async () => {
+    authority = await openTls(o.dataDir, o.host, o.tls === false ? {} : o.tls);
+    adminToken = loadOrCreateToken(o.dataDir, 'admin.token');
+  };
+  let cluster: Cluster | null = null;
+  if (pgStore) {
+    // several instances may share this store: the CAs and the admin token are made
+    // once, by the first, under a lock, and every other instance takes them
+    const coord = new PgCoordination(pgStore, `${os.hostname()}-${randomBytes(3).toString('hex')}`);
+    await coord.initialise((held) => syncShared(o.dataDir, held, init));
+    cluster = new Cluster(pgStore, coord, o.log, () => url, { ...DEFAULT_TIMING, ...o.cluster });
+  } else {
+    await init();
+  }
   const tls = o.tls === false ? null : authority;
   if (!tls) o.log.warn('TLS is off (--insecure): tokens, node secrets and assignments cross the network in plain text; use this only on a closed network or behind a TLS proxy');
-  // the CA, the admin token and window results (streams.db) stay in the data dir either way
-  const store = o.store ? await openPostgresStore(o.store) : openSqliteStore(path.join(o.dataDir, 'outpost.db'));
-  const streams = new StreamStore(path.join(o.dataDir, 'streams.db'));
+  // window results: streams.db in the data dir, or the shared database
+  const streams: WindowStore = pgStore ? new PgWindowStore(pgStore.pool) : new StreamStore(path.join(o.dataDir, 'streams.db'));
+  // the feed of others' changes starts from before the load: nothing committed meanwhile is missed
+  const loadedAt = await store.revision();
   const cp = await openControlPlane({
     store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
-    authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken,
+    authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken, cluster: cluster ?? undefined,
   });
   const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
   // the data dir holds the CA's key, the admin token and the store: owner only, enforced at every start
   ensurePrivateDir(o.dataDir);
   const gateway = new AgentGateway(cp, o.log, { admission: o.admission, insecure: !tls, messageRate: o.messageRate });
-  const api = buildApi(cp, gateway, adminToken, o.log, tls);
+  const startedAt = new Date().toISOString();
+  const api = buildApi(cp, gateway, adminToken, o.log, tls, async () => cluster ? cluster.status() : soloStatus(await store.revision(), { url, agents: gateway.connected, startedAt }));
   gateway.attach(api.server);
   await api.listen({ host: o.host, port: o.port });
   const addr = api.server.address() as AddressInfo;
   const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
-  const url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+  url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+  cluster?.run(cp, gateway, loadedAt);
+  const leading = () => !cluster || cluster.leading;
   const timer = setInterval(() => {
-    try { cp.apps.tick(); } catch (err) { o.log.error({ err }, 'reconcile tick failed'); }
+    // the reconciler's clock runs on the leader only (every instance when there is one)
+    try { if (leading()) cp.apps.tick(); } catch (err) { o.log.error({ err }, 'reconcile tick failed'); }
   }, o.reconcileMs ?? 1000);
-  const prune = () => {
+  const prune = async () => {
+    if (!leading()) return;
     try {
-      const n = streams.prune(Date.now() - (o.streamRetentionMs ?? 30 * 86_400_000));
+      const n = await streams.prune(Date.now() - (o.streamRetentionMs ?? 30 * 86_400_000));
       if (n) o.log.info({ windows: n }, 'old window results deleted');
-    } catch (err) { o.log.error({ err }, 'pruning window results failed'); }
+      const c = await store.compact();
+      if (c) o.log.info({ rows: c }, 'store history compacted');
+    } catch (err) { o.log.error({ err }, 'pruning window results or compacting the store failed'); }
   };
-  prune();
-  const pruneTimer = setInterval(prune, 3600_000);
+  void prune();
+  const pruneTimer = setInterval(() => void prune(), o.compactMs ?? 600_000);
   // the serving certificate is re-issued while the process runs too (a year-long uptime must not end in a lockout)
   const certTimer = tls && !(o.tls && o.tls.certFile) ? setInterval(() => {
     openTls(o.dataDir, o.host, o.tls || {}).then((t) => {
@@ -104,7 +141,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   }, 86_400_000) : null;
   o.log.info({ url, dataDir: o.dataDir, store: o.store ? redactUrl(o.store) : 'sqlite', schema: store.schemaVersion }, 'control plane listening');
   return {
-    url, adminToken, joinToken, cp, gateway, caPem: tls?.trustPem ?? null,
+    url, adminToken, joinToken, cp, gateway, cluster, caPem: tls?.trustPem ?? null,
     async createJoinToken(r = {}) {
       return (await cp.tokens.create({ ttlMs: 3_600_000, uses: null, ...r })).token;
     },
@@ -116,8 +153,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       await api.close();
       await cp.writer.close();
+      await cluster?.close();
+      await streams.close();
       await store.close();
-      streams.close();
     },
   };
 }

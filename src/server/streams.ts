@@ -28,7 +28,33 @@ export interface StreamSummary {
   lastEnd: number | null;
 }
 
-export class StreamStore {
+/**
+ * Where window results are kept: a SQLite file beside a control plane of one
+ * process (streams.db), the shared PostgreSQL database for several
+ * (streams-pg.ts), so a hub's re-sent results are stored once whichever
+ * instance its agent reaches.
+ */
+export interface WindowStore {
+  /** Stores what is new; resolves with every sequence number it now holds (to acknowledge), once committed. */
+  add(node: string, hub: string, items: UplinkWindow[], now: number): Promise<number[]>;
+  summary(): Promise<StreamSummary[]>;
+  windows(stream: string, q: WindowQuery): Promise<HeldWindow[]>;
+  /** Deletes window results that ended before `before`; resolves with how many. */
+  prune(before: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface WindowQuery { node?: string; from?: number; to?: number; limit?: number }
+
+/** The items worth storing: a sequence number and the fields every window has. */
+export function validWindows(items: UplinkWindow[]): UplinkWindow[] {
+  return items.filter((it) => {
+    const d = it.doc;
+    return Number.isSafeInteger(it.seq) && typeof d?.stream === 'string' && typeof d.start === 'number' && typeof d.end === 'number';
+  });
+}
+
+export class StreamStore implements WindowStore {
   private readonly db: Database.Database;
   private readonly ins: Database.Statement;
 
@@ -43,36 +69,29 @@ CREATE INDEX IF NOT EXISTS windows_stream ON windows(stream, node, start);
     this.ins = this.db.prepare('INSERT OR IGNORE INTO windows (node, hub, seq, stream, start, end, doc, received) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   }
 
-  /** Stores what is new; returns every sequence number it now holds (to acknowledge). */
-  add(node: string, hub: string, items: UplinkWindow[], now: number): number[] {
-    const acked: number[] = [];
+  async add(node: string, hub: string, items: UplinkWindow[], now: number): Promise<number[]> {
+    const ok = validWindows(items);
     this.db.transaction(() => {
-      for (const it of items) {
-        const d = it.doc;
-        if (!Number.isSafeInteger(it.seq) || typeof d?.stream !== 'string' || typeof d.start !== 'number' || typeof d.end !== 'number') continue;
-        this.ins.run(node, hub, it.seq, d.stream, d.start, d.end, JSON.stringify(d), now);
-        acked.push(it.seq);
-      }
+      for (const it of ok) this.ins.run(node, hub, it.seq, it.doc.stream as string, it.doc.start as number, it.doc.end as number, JSON.stringify(it.doc), now);
     })();
-    return acked;
+    return ok.map((it) => it.seq);
   }
 
-  summary(): StreamSummary[] {
+  async summary(): Promise<StreamSummary[]> {
     return this.db.prepare('SELECT node, stream, count(*) AS windows, min(start) AS firstStart, max(end) AS lastEnd FROM windows GROUP BY stream, node ORDER BY stream, node').all() as StreamSummary[];
   }
 
-  windows(stream: string, q: { node?: string; from?: number; to?: number; limit?: number }): HeldWindow[] {
+  async windows(stream: string, q: WindowQuery): Promise<HeldWindow[]> {
     const rows = this.db.prepare(`SELECT node, doc FROM windows WHERE stream = ? ${q.node ? 'AND node = ?' : ''} AND start >= ? AND start < ? ORDER BY start, node LIMIT ?`)
       .all(...[stream, ...(q.node ? [q.node] : []), q.from ?? 0, q.to ?? 8.64e15, q.limit ?? 100_000]) as { node: string; doc: string }[];
     return rows.map((r) => ({ node: r.node, ...(JSON.parse(r.doc) as Omit<HeldWindow, 'node'>) }) as HeldWindow);
   }
 
-  /** Deletes window results that ended before `before`; returns how many. */
-  prune(before: number): number {
+  async prune(before: number): Promise<number> {
     return this.db.prepare('DELETE FROM windows WHERE end < ?').run(before).changes;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     this.db.close();
   }
 }

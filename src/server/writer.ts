@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import type { ModelSample } from '../core/types.js';
 import { OutpostError } from '../core/errors.js';
 import type { Docs, State } from './state.js';
-import { StoreConflict, type Kind, type Store, type Write } from './store/store.js';
+import { KINDS, StoreConflict, StoreFenced, type Changed, type Fence, type Kind, type Store, type Write } from './store/store.js';
 
 export interface Change<K extends Kind = Kind> {
   kind: K;
@@ -42,6 +42,19 @@ export interface Decision<T> {
 
 export type Op<T> = (s: State) => Decision<T>;
 
+/** A record another writer changed (another instance, through the store), as this one learnt of it. */
+export interface Learnt {
+  kind: Kind;
+  key: string;
+  prev: unknown | null;
+  doc: unknown | null;
+}
+
+export interface RunOptions {
+  /** only the leader may decide it: its commit carries the leader's lease (fencing) */
+  leader?: boolean;
+}
+
 /** A write, and when it builds on one not yet committed: the record's reload count at the time. */
 type Staged = Write & { chained?: number };
 
@@ -52,6 +65,7 @@ interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   result: unknown;
+  leader: boolean;
 }
 
 const RETRIES = 5;
@@ -66,8 +80,19 @@ export class Writer {
   private readonly unsettled = new Map<string, number>();
   /** per record: how often it was read again from the store (a chained write on it is then stale) */
   private readonly reloads = new Map<string, number>();
+  /** others' changes to records with writes of ours in flight: applied once ours settle */
+  private readonly deferred = new Map<string, Changed>();
+  /** records whose store copy could not be read after a failed commit (the store away): read at the next catch-up */
+  private readonly stale = new Map<string, { kind: Kind; key: string }>();
+  private readonly listeners: ((l: Learnt[]) => void)[] = [];
 
-  constructor(private readonly store: Store, readonly state: State, private readonly log: Logger) {}
+  /** `fence` gives the leader lease this process holds (null: none); a store shared by no one needs none */
+  constructor(private readonly store: Store, readonly state: State, private readonly log: Logger, private readonly fence: () => Fence | null = () => null) {}
+
+  /** `f` hears of records others changed, once they are in the state */
+  subscribe(f: (l: Learnt[]) => void): void {
+    this.listeners.push(f);
+  }
 
   /**
    * Runs `op` now and applies its changes to the state; the promise settles
@@ -76,7 +101,8 @@ export class Writer {
    */
   private closed = false;
 
-  run<T>(op: Op<T>): Promise<T> {
+  run<T>(op: Op<T>, o: RunOptions = {}): Promise<T> {
+    if (o.leader && !this.fence()) return Promise.reject(notLeader());
     let d: Decision<T>;
     try {
       d = op(this.state);
@@ -88,7 +114,7 @@ export class Writer {
     // status, a socket that finishes closing) is dropped rather than failing in the background
     if (this.closed) return Promise.resolve(d.result);
     return new Promise<T>((resolve, reject) => {
-      const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes), samples: d.samples ?? [], resolve: resolve as (v: unknown) => void, reject, result: d.result };
+      const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes), samples: d.samples ?? [], resolve: resolve as (v: unknown) => void, reject, result: d.result, leader: o.leader ?? false };
       this.queue.push(p);
       this.schedule();
     });
@@ -139,8 +165,63 @@ export class Writer {
     for (const id of writes.keys()) {
       const n = (this.unsettled.get(id) ?? 1) - 1;
       if (n > 0) this.unsettled.set(id, n);
-      else this.unsettled.delete(id);
+      else {
+        this.unsettled.delete(id);
+        const c = this.deferred.get(id);
+        if (c) { this.deferred.delete(id); this.learn([c]); }
+      }
     }
+  }
+
+  /**
+   * Others' commits, as the store reports them: each record newer than the
+   * state's copy replaces it, unless writes of ours on it are in flight (their
+   * commit settles first: it wins, or it loses the race and the record is read
+   * again). With `reset`, `changes` is everything: records not in it are gone.
+   */
+  learn(changes: Changed[], reset = false): void {
+    const newest = new Map<string, Changed>();
+    for (const c of changes) {
+      const id = `${c.kind}/${c.key}`;
+      const seen = newest.get(id);
+      if (!seen || seen.rev < c.rev) newest.set(id, c);
+    }
+    if (reset) {
+      for (const kind of KINDS_OF_STATE) {
+        for (const doc of this.state.unordered(kind)) {
+          const key = keyOf(kind, doc);
+          if (!newest.has(`${kind}/${key}`)) newest.set(`${kind}/${key}`, { kind, key, rev: Number.MAX_SAFE_INTEGER, doc: null });
+        }
+      }
+    }
+    const learnt: Learnt[] = [];
+    for (const [id, c] of newest) {
+      if (this.unsettled.has(id)) { const d = this.deferred.get(id); if (!d || d.rev < c.rev) this.deferred.set(id, c); continue; }
+      const prev = this.state.get(c.kind, c.key) ?? null;
+      if (c.doc === null ? prev === null || this.state.rev(c.kind, c.key) >= c.rev : this.state.rev(c.kind, c.key) >= c.rev) continue;
+      this.state.set(c.kind, c.key, c.doc as never, c.doc === null ? 0 : c.rev);
+      learnt.push({ kind: c.kind, key: c.key, prev, doc: c.doc });
+    }
+    if (learnt.length) for (const f of this.listeners) f(learnt);
+  }
+
+  /** Reads the records a failed commit could not read back (the store was away); false while it still is. */
+  async repair(): Promise<boolean> {
+    for (const [id, { kind, key }] of [...this.stale]) {
+      if (this.unsettled.has(id)) continue;
+      let row;
+      try { row = await this.store.get(kind, key); } catch { return false; }
+      this.stale.delete(id);
+      this.replace(kind, key, row);
+    }
+    return true;
+  }
+
+  /** The store's copy of a record replaces the state's (others hear of the difference as of a change). */
+  private replace(kind: Kind, key: string, row: { rev: number; doc: unknown } | undefined): void {
+    const prev = this.state.get(kind, key) ?? null;
+    this.state.set(kind, key, (row?.doc ?? null) as never, row?.rev ?? 0);
+    if (JSON.stringify(prev) !== JSON.stringify(row?.doc ?? null)) for (const f of this.listeners) f([{ kind, key, prev, doc: row?.doc ?? null }]);
   }
 
   /** The writes as the store takes them: a chained one expects the revision its base was committed at. */
@@ -166,7 +247,10 @@ export class Writer {
     return run;
   }
 
-  private async commitBatch(batch: Pending[]): Promise<void> {
+  private async commitBatch(all: Pending[]): Promise<void> {
+    // a leader's decision made before its lease passed on is dropped (the new leader decides again)
+    const fence = this.fence();
+    const batch = fence ? all : all.filter((p) => !p.leader || this.drop(p));
     if (batch.length === 0) return;
     // one write per record: the first reader's expectation, the last writer's document
     const merged = new Map<string, Staged>();
@@ -178,21 +262,34 @@ export class Writer {
       }
     }
     try {
-      const rev = await this.store.commit(this.resolve(merged), batch.flatMap((p) => p.samples));
+      const rev = await this.store.commit(this.resolve(merged), batch.flatMap((p) => p.samples), batch.some((p) => p.leader) ? fence ?? undefined : undefined);
       this.settle(merged, rev);
       for (const p of batch) { this.done(p.writes); p.resolve(p.result); }
     } catch (err) {
       for (const p of batch) this.done(p.writes);
       await this.reload(merged);
+      if (err instanceof StoreFenced) {
+        // the others were not the leader's to decide: they go on, each on its own
+        for (const p of batch) if (!p.leader || this.drop(p)) await this.retry(p);
+        return;
+      }
       if (!(err instanceof StoreConflict)) {
         this.log.error({ err, changes: merged.size }, 'commit failed; the changes were dropped');
-        for (const p of batch) p.reject(err);
+        for (const p of batch) p.reject(storeError(err));
         return;
       }
       this.stats.conflicts++;
       // decide each operation again from what the store holds now, one at a time
       for (const p of batch) await this.retry(p);
     }
+  }
+
+  /** Rejects a leader's operation (E_NOT_LEADER); answers false, for filters. */
+  private drop(p: Pending): false {
+    this.done(p.writes);
+    void this.reload(p.writes);
+    p.reject(notLeader());
+    return false;
   }
 
   private async retry(p: Pending): Promise<void> {
@@ -204,15 +301,18 @@ export class Writer {
         return p.reject(e);
       }
       const writes = this.stage(d.changes);
+      const fence = p.leader ? this.fence() : undefined;
       try {
-        const rev = await this.store.commit(this.resolve(writes), d.samples ?? []);
+        if (fence === null) throw new StoreFenced({ holder: '', epoch: 0 });
+        const rev = await this.store.commit(this.resolve(writes), d.samples ?? [], fence);
         this.settle(writes, rev);
         this.done(writes);
         return p.resolve(d.result);
       } catch (err) {
         this.done(writes);
         await this.reload(writes);
-        if (!(err instanceof StoreConflict)) return p.reject(err);
+        if (err instanceof StoreFenced) return p.reject(notLeader());
+        if (!(err instanceof StoreConflict)) return p.reject(storeError(err));
         this.stats.conflicts++;
       }
     }
@@ -225,12 +325,39 @@ export class Writer {
     for (const w of writes.values()) if (w.doc !== null) this.state.committed(w.kind, w.key, rev);
   }
 
-  /** A failed commit's records, as the store holds them: the state's optimistic copies are discarded. */
+  /**
+   * A failed commit's records, as the store holds them: the state's optimistic
+   * copies are discarded. A record the store cannot give now (it is away) is
+   * read at the next catch-up (repair).
+   */
   private async reload(writes: Map<string, Write>): Promise<void> {
     for (const [id, w] of writes) {
       this.reloads.set(id, (this.reloads.get(id) ?? 0) + 1);
-      const row = await this.store.get(w.kind, w.key);
-      this.state.set(w.kind, w.key, (row?.doc ?? null) as never, row?.rev ?? 0);
+      let row;
+      try {
+        row = await this.store.get(w.kind, w.key);
+      } catch {
+        this.stale.set(id, { kind: w.kind, key: w.key });
+        continue;
+      }
+      this.replace(w.kind, w.key, row);
     }
   }
+}
+
+const KINDS_OF_STATE: readonly Kind[] = KINDS;
+
+function keyOf(kind: Kind, doc: unknown): string {
+  const d = doc as { id?: string; name?: string };
+  return (kind === 'replicas' || kind === 'tokens' ? d.id : d.name)!;
+}
+
+function notLeader(): OutpostError {
+  return new OutpostError('E_NOT_LEADER', 'this instance no longer holds the leader lease: the decision was dropped, and the leader makes it again');
+}
+
+/** A store that failed for another reason than a lost race: the write was not committed. */
+function storeError(err: unknown): unknown {
+  if (err instanceof OutpostError) return err;
+  return new OutpostError('E_STORE', `the store did not take the write (${(err as Error).message || (err as { code?: string }).code}); nothing of it was committed`, { cause: err });
 }

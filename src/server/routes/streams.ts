@@ -4,18 +4,18 @@ import { numberParam } from '../../core/query.js';
 import type { StreamRow } from '../../core/types.js';
 import type { ControlPlane } from '../controlplane.js';
 import type { RouteDeps } from '../http.js';
+import type { StreamSummary } from '../streams.js';
 
 export function streamRoutes(app: FastifyInstance, { cp }: RouteDeps): void {
-  app.get('/v1/streams', async () => streamsView(cp));
+  app.get('/v1/streams', async () => streamsView(cp, await cp.streams?.summary() ?? []));
   app.get<{ Params: { name: string }; Querystring: { node?: string; from?: string; to?: string; limit?: string } }>('/v1/streams/:name', async (req) => {
     const q = req.query;
-    return cp.streams?.windows(req.params.name, { node: q.node, from: numberParam(q.from, 'from'), to: numberParam(q.to, 'to'), limit: numberParam(q.limit, 'limit') }) ?? [];
+    return await cp.streams?.windows(req.params.name, { node: q.node, from: numberParam(q.from, 'from'), to: numberParam(q.to, 'to'), limit: numberParam(q.limit, 'limit') }) ?? [];
   });
 }
 
 /** One row per (node, stream): windows held here, and that node's hub accounting for the stream. */
-function streamsView(cp: ControlPlane): StreamRow[] {
-  const held = cp.streams?.summary() ?? [];
+function streamsView(cp: ControlPlane, held: StreamSummary[]): StreamRow[] {
   const rows = new Map(held.map((h) => [`${h.node}/${h.stream}`, { ...h }]));
   const nodes = cp.state.list('nodes');
   for (const n of nodes) {

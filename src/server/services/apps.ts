@@ -122,10 +122,12 @@ export class Apps {
     const names = [...this.dirty];
     this.dirty.clear();
     for (const name of names) {
-      this.w.run((s) => this.check(s, name))
+      // the leader's decision: with several instances, only the lease holder commits it
+      this.w.run((s) => this.check(s, name), { leader: true })
         .then((r) => { if (r === 'status') this.changes.changed(name); else if (r) this.announce(r); })
         .catch((e) => {
           if (e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') this.unsatisfied.add(name);
+          else if (e instanceof OutpostError && e.code === 'E_NOT_LEADER') return;
           else this.log.warn({ err: e, app: name }, 'reconcile failed; the next change or tick tries again');
         });
     }

@@ -44,7 +44,7 @@ export class Devices {
       if (s.get('devices', name)) throw new OutpostError('E_CONFLICT', `device ${name} exists: \`outpost device rm ${name}\` first to issue a new secret`, { path: 'name' });
       return { changes: [{ kind: 'devices', key: name, doc: record }], result: undefined };
     });
-    this.listeners.forEach((f) => f());
+    this.announce();
     return { record, secret };
   }
 
@@ -53,6 +53,11 @@ export class Devices {
       if (!s.get('devices', name)) throw new OutpostError('E_NOT_FOUND', `no device named "${name}"`, { path: 'name' });
       return { changes: [{ kind: 'devices', key: name, doc: null }], result: undefined };
     });
+    this.announce();
+  }
+
+  /** The hubs get the device list again (after a change, here or by another instance). */
+  announce(): void {
     this.listeners.forEach((f) => f());
   }
 }

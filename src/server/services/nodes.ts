@@ -29,15 +29,49 @@ export class Nodes {
   /** revoked nodes that still have a record */
   private readonly revokedNodes = new Set<string>();
 
-  constructor(private readonly w: Writer, private readonly now: () => number, readonly loss: LossPolicy = DEFAULT_LOSS) {
-    // no agent is connected when a control plane starts: every node's clock
-    // starts now, with the grace after a storm (they are all reconnecting)
-    this.stormEnded = w.state.count('nodes') > 0 ? this.now() : -Infinity;
-    for (const n of w.state.list('nodes')) {
-      this.down.set(n.name, this.now());
-      if (n.state === 'revoked') this.revokedNodes.add(n.name);
+  /**
+   * `instance`: this instance's id when several share the store (their
+   * agents' connections are elsewhere: a node is down only when its record
+   * says so, or its instance stopped); none for a control plane of one process.
+   */
+  constructor(private readonly w: Writer, private readonly now: () => number, readonly loss: LossPolicy = DEFAULT_LOSS, private readonly instance: string | null = null) {
+    for (const n of w.state.list('nodes')) if (n.state === 'revoked') this.revokedNodes.add(n.name);
+    if (instance) {
+      this.stormEnded = -Infinity;
+      for (const n of w.state.list('nodes')) if (n.state !== 'ready' && n.state !== 'pending') this.down.set(n.name, n.lastSeen);
+      return;
     }
+    // no agent is connected when a control plane of one process starts: every
+    // node's clock starts now, with the grace after a storm (they are all reconnecting)
+    this.stormEnded = w.state.count('nodes') > 0 ? this.now() : -Infinity;
+    for (const n of w.state.list('nodes')) this.down.set(n.name, this.now());
     if (w.state.count('nodes') > 0) void this.markAll('unreachable');
+  }
+
+  /**
+   * Another instance changed a node's record: an agent connected there is
+   * up, one it lost is down from when it was last seen. `here`: its agent is
+   * connected to this instance (which knows better than a record).
+   */
+  learn(name: string, doc: NodeRecord | null, here: boolean): void {
+    if (!doc) { this.down.delete(name); this.queued.delete(name); return; }
+    if (doc.state === 'revoked') this.revokedNodes.add(name);
+    if (here) return;
+    if (doc.state === 'ready' || doc.state === 'pending') { this.down.delete(name); this.queued.delete(name); }
+    else if (!this.down.has(name)) this.down.set(name, Math.min(doc.lastSeen, this.now()));
+  }
+
+  /**
+   * A node whose agent was connected to an instance that is gone: marked
+   * unreachable (its loss clock runs from now), unless it is back on a live
+   * instance by the time this commits.
+   */
+  orphaned(name: string, alive: Set<string>, self: string): Promise<NodeRecord | null> {
+    if (!this.down.has(name)) this.down.set(name, this.now());
+    return this.update(name, (n) => {
+      if ((n.state !== 'ready' && n.state !== 'pending') || (n.via !== undefined && (n.via === self || alive.has(n.via)))) return null;
+      return { ...n, state: 'unreachable', lastSeen: this.now() };
+    });
   }
 
   private get s(): State {
@@ -60,14 +94,17 @@ export class Nodes {
         stageUs: prev?.stageUs ?? {},
         hub: info.hub ?? null,
         hubStats: prev?.hubStats ?? null,
+        ...(this.instance ? { via: this.instance } : {}),
       };
       return { changes: [{ kind: 'nodes', key: node.name, doc: node }], result: node };
     });
   }
 
   disconnected(name: string): void {
-    this.down.set(name, this.now());
-    void this.update(name, (n) => (n.state === 'unreachable' || n.state === 'revoked' ? null : { ...n, state: 'unreachable', lastSeen: this.now() }));
+    // with several instances, an agent that left this one may be registered with another already
+    const elsewhere = (n: NodeRecord | undefined) => this.instance !== null && n?.via !== undefined && n.via !== this.instance;
+    if (!elsewhere(this.s.node(name))) this.down.set(name, this.now());
+    void this.update(name, (n) => (n.state === 'unreachable' || n.state === 'revoked' || elsewhere(n) ? null : { ...n, state: 'unreachable', lastSeen: this.now() }));
   }
 
   /** A revoked node is lost at the next tick, storm or not: its replicas move at once. */

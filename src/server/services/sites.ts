@@ -96,7 +96,8 @@ export class Sites {
     return rankEndpoints(app, reps, nodes, site, n);
   }
 
-  private announce(): void {
+  /** Every connected agent gets the sites (after a change, here or by another instance). */
+  announce(): void {
     const sites = this.list();
     for (const f of this.listeners) f(sites);
   }

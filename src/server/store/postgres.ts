@@ -20,7 +20,7 @@
 import pg from 'pg';
 import type { ModelSample } from '../../core/types.js';
 import { OutpostError } from '../../core/errors.js';
-import { KINDS, StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
+import { KINDS, SAMPLES_KEPT, StoreConflict, StoreFenced, type Changed, type Fence, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
 
 /** Each step runs once, in order; outpost_schema.version counts those applied. */
 export const PG_MIGRATIONS: string[] = [
@@ -34,7 +34,28 @@ CREATE TABLE replicas (key text COLLATE "C" PRIMARY KEY, app text COLLATE "C" NO
 CREATE INDEX replicas_app ON replicas (app, key);
 CREATE INDEX replicas_node ON replicas (node, key);
 CREATE TABLE samples (id bigserial PRIMARY KEY, replica text NOT NULL UNIQUE, doc json NOT NULL);`,
+  // 2: several instances on one database. Every kind indexed by revision and
+  // deletions kept as tombstones (for a while), so an instance reads what
+  // others committed since its last look; the leader lease; the instances'
+  // heartbeats; the files every instance must share (the CAs, the admin
+  // token); window results from the hubs (streams.db of a single process).
+  `${KINDS.map((k) => `CREATE INDEX ${k}_rev ON ${k} (rev);`).join('\n')}
+CREATE TABLE tombstones (kind text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, rev bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (kind, key));
+CREATE INDEX tombstones_rev ON tombstones (rev);
+CREATE INDEX tombstones_at ON tombstones (at);
+INSERT INTO meta VALUES ('compacted', 0);
+CREATE TABLE lease (name text PRIMARY KEY, holder text NOT NULL, epoch bigint NOT NULL, expires timestamptz NOT NULL);
+CREATE TABLE instances (id text PRIMARY KEY, doc json NOT NULL, revision bigint NOT NULL, started timestamptz NOT NULL DEFAULT now(), seen timestamptz NOT NULL);
+CREATE TABLE shared_files (name text PRIMARY KEY, mode integer NOT NULL, data bytea NOT NULL);
+CREATE TABLE windows (node text COLLATE "C" NOT NULL, hub text NOT NULL, seq bigint NOT NULL, stream text COLLATE "C" NOT NULL, start double precision NOT NULL, "end" double precision NOT NULL, doc json NOT NULL, received double precision NOT NULL, PRIMARY KEY (node, hub, seq));
+CREATE INDEX windows_stream ON windows (stream, node, start);
+CREATE INDEX windows_end ON windows ("end");`,
 ];
+
+/** the channel every commit notifies with its revision */
+export const CHANGES_CHANNEL = 'outpost_changes';
+/** deletions are kept this long for instances catching up; one further behind reads everything again */
+const TOMBSTONE_KEEP = '10 minutes';
 
 /** pg_advisory_xact_lock's key for migrations: two instances starting on an empty database must not both create the schema */
 const MIGRATION_LOCK = 0x6f757470; // "outp"
@@ -82,14 +103,25 @@ const toRow = <T>(r: Raw): Row<T> => ({ key: r.key, rev: Number(r.rev), doc: r.d
 export interface PostgresStoreOptions {
   /** connections in the pool (default 4: the control plane's writer commits one at a time, and reads after the start are few) */
   max?: number;
+  /** a query unanswered this long fails (default 15 s) */
+  queryTimeoutMs?: number;
+}
+
+/** The PostgreSQL store, and what the instances' coordination (pgcluster.ts) shares with it. */
+export interface PostgresStore extends Store {
+  readonly url: string;
+  readonly pool: pg.Pool;
+  changes(since: number): ReturnType<NonNullable<Store['changes']>>;
 }
 
 /** Opens (and migrates) the store; an unreachable server, bad credentials or a newer schema are E_STORE. */
-export async function openPostgresStore(url: string, o: PostgresStoreOptions = {}): Promise<Store> {
+export async function openPostgresStore(url: string, o: PostgresStoreOptions = {}): Promise<PostgresStore> {
   if (!/^postgres(ql)?:\/\//.test(url)) throw new OutpostError('E_USAGE', `--store: want a postgres:// URL, got ${redactUrl(url)}`);
   let pool: pg.Pool;
   try {
-    pool = new pg.Pool({ connectionString: url, max: o.max ?? 4, connectionTimeoutMillis: 10_000 });
+    // a query that gets no answer (the network to the database cut) fails after
+    // query_timeout instead of holding the writer forever; keepAlive notices a dead peer
+    pool = new pg.Pool({ connectionString: url, max: o.max ?? 4, connectionTimeoutMillis: 10_000, query_timeout: o.queryTimeoutMs ?? 15_000, keepAlive: true });
   } catch (e) {
     throw new OutpostError('E_USAGE', `--store ${redactUrl(url)}: ${(e as Error).message}`);
   }
@@ -108,8 +140,14 @@ export async function openPostgresStore(url: string, o: PostgresStoreOptions = {
 
   const revision = async () => Number((await pool.query<{ value: string }>("SELECT value FROM meta WHERE key = 'revision'")).rows[0]!.value);
 
-  async function apply(c: pg.PoolClient, writes: Write[], samples: ModelSample[]): Promise<number> {
+  async function apply(c: pg.PoolClient, writes: Write[], samples: ModelSample[], fence?: Fence): Promise<number> {
     const cur = Number((await c.query<{ value: string }>("SELECT value FROM meta WHERE key = 'revision' FOR UPDATE")).rows[0]!.value);
+    if (fence) {
+      // FOR SHARE: a successor's takeover (an UPDATE of this row) waits for this commit, so the
+      // lease cannot change hands between this check and the commit
+      const l = (await c.query<{ holder: string; epoch: string; live: boolean }>("SELECT holder, epoch, expires > now() AS live FROM lease WHERE name = 'leader' FOR SHARE")).rows[0];
+      if (!l || l.holder !== fence.holder || Number(l.epoch) !== fence.epoch || !l.live) throw new StoreFenced(fence);
+    }
     // every check reads the state before this commit's writes, as in SQLite
     const checked = new Map<Kind, string[]>();
     for (const w of writes) if (w.expect !== undefined) checked.set(w.kind, [...(checked.get(w.kind) ?? []), w.key]);
@@ -135,7 +173,13 @@ export async function openPostgresStore(url: string, o: PostgresStoreOptions = {
     for (const [kind, m] of last) {
       const gone = [...m].filter(([, d]) => d === null).map(([k]) => k);
       const put = [...m].filter((e): e is [string, object] => e[1] !== null);
-      if (gone.length) await c.query(`DELETE FROM ${kind} WHERE key = ANY($1::text[])`, [gone]);
+      if (gone.length) {
+        await c.query(`DELETE FROM ${kind} WHERE key = ANY($1::text[])`, [gone]);
+        await c.query(
+          `INSERT INTO tombstones (kind, key, rev) SELECT $1, k, $2 FROM unnest($3::text[]) AS t(k) ON CONFLICT (kind, key) DO UPDATE SET rev = excluded.rev, at = now()`,
+          [kind, rev, gone],
+        );
+      }
       if (!put.length) continue;
       const keys = put.map(([k]) => k);
       const docs = put.map(([, d]) => JSON.stringify(d));
@@ -161,10 +205,14 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
         [samples.map((s) => s.replica), samples.map((s) => JSON.stringify(s))],
       );
     }
+    // delivered to every listening instance when (and only if) this commits
+    await c.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(rev)]);
     return rev;
   }
 
   return {
+    url,
+    pool,
     schemaVersion,
     revision,
     get: async <T>(kind: Kind, key: string) => {
@@ -181,13 +229,48 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
       const sql = `SELECT key, rev, doc FROM ${kind}${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY key LIMIT $${args.length}`;
       return (await pool.query<Raw>(sql, args)).rows.map((r) => toRow<T>(r));
     },
-    commit: async (writes, samples = []) => {
+    changes: async (since) => {
+      const c = await pool.connect();
+      try {
+        // one snapshot: the revision read and the rows listed agree
+        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const meta = new Map((await c.query<{ key: string; value: string }>('SELECT key, value FROM meta')).rows.map((r) => [r.key, Number(r.value)]));
+        const revision = meta.get('revision')!;
+        const reset = since < (meta.get('compacted') ?? 0);
+        const from = reset ? 0 : since;
+        const changes: Changed[] = [];
+        for (const kind of KINDS) {
+          for (const r of (await c.query<Raw>(`SELECT key, rev, doc FROM ${kind} WHERE rev > $1`, [from])).rows) changes.push({ kind, key: r.key, rev: Number(r.rev), doc: r.doc });
+        }
+        if (!reset) {
+          for (const r of (await c.query<{ kind: Kind; key: string; rev: string }>('SELECT kind, key, rev FROM tombstones WHERE rev > $1', [from])).rows) changes.push({ kind: r.kind, key: r.key, rev: Number(r.rev), doc: null });
+        }
+        await c.query('COMMIT');
+        return { revision, changes, ...(reset ? { reset } : {}) };
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        c.release();
+      }
+    },
+    compact: async () => {
+      const t = await pool.query<{ rev: string | null; n: string }>(
+        `WITH d AS (DELETE FROM tombstones WHERE at < now() - interval '${TOMBSTONE_KEEP}' RETURNING rev) SELECT max(rev) AS rev, count(*) AS n FROM d`,
+      );
+      const gone = t.rows[0]!;
+      // readers behind the newest deletion dropped cannot be told of it: they read everything again
+      if (gone.rev !== null) await pool.query("UPDATE meta SET value = greatest(value, $1) WHERE key = 'compacted'", [gone.rev]);
+      const s = await pool.query('DELETE FROM samples WHERE id <= (SELECT id FROM samples ORDER BY id DESC LIMIT 1 OFFSET $1)', [SAMPLES_KEPT]);
+      return Number(gone.n) + (s.rowCount ?? 0);
+    },
+    commit: async (writes, samples = [], fence) => {
       if (writes.length === 0 && samples.length === 0) return revision();
       const c = await pool.connect();
       let broken: Error | undefined;
       try {
         await c.query('BEGIN');
-        const rev = await apply(c, writes, samples);
+        const rev = await apply(c, writes, samples, fence);
         await c.query('COMMIT');
         return rev;
       } catch (e) {

@@ -5,7 +5,7 @@
 import Database from 'better-sqlite3';
 import type { ModelSample } from '../../core/types.js';
 import { migrate } from './migrations.js';
-import { StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
+import { SAMPLES_KEPT, StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
 
 const KEY: Record<Kind, string> = { nodes: 'name', apps: 'name', sites: 'name', replicas: 'id', tokens: 'id', identities: 'name', devices: 'name' };
 
@@ -69,6 +69,7 @@ export function openSqliteStore(file: string): Store {
     },
     commit: async (writes, samples = []) => commit(writes, samples),
     listSamples: async (limit = 1000) => (prep('SELECT doc FROM samples ORDER BY id DESC LIMIT ?').all(limit) as { doc: string }[]).map((r) => JSON.parse(r.doc) as ModelSample),
+    compact: async () => prep('DELETE FROM samples WHERE id <= (SELECT id FROM samples ORDER BY id DESC LIMIT 1 OFFSET ?)').run(SAMPLES_KEPT).changes,
     close: async () => { db.close(); },
   };
 }

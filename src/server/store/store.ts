@@ -47,11 +47,56 @@ export interface Store {
   get<T>(kind: Kind, key: string): Promise<Row<T> | undefined>;
   /** in key order */
   list<T>(kind: Kind, q?: ListQuery): Promise<Row<T>[]>;
-  /** Applies every write or none; returns the new revision (the old one for an empty commit). Throws StoreConflict. */
-  commit(writes: Write[], samples?: ModelSample[]): Promise<number>;
+  /**
+   * Applies every write or none; returns the new revision (the old one for an
+   * empty commit). Throws StoreConflict; with a fence, StoreFenced when the
+   * fence's lease is no longer held (a leader that lost its lease decides nothing).
+   */
+  commit(writes: Write[], samples?: ModelSample[], fence?: Fence): Promise<number>;
+  /**
+   * Stores that several control-plane instances share (PostgreSQL): what was
+   * committed after revision `since`, by anyone. Absent on a store only one
+   * process opens (SQLite): there is nobody else's change to hear of.
+   */
+  changes?(since: number): Promise<ChangeSet>;
+  /** Drops history no reader needs any more (old samples, old deletions); returns rows removed. */
+  compact(): Promise<number>;
   /** newest first */
   listSamples(limit?: number): Promise<ModelSample[]>;
   close(): Promise<void>;
+}
+
+/** The leader lease a write depends on: the holder and the epoch it was granted at. */
+export interface Fence {
+  holder: string;
+  epoch: number;
+}
+
+export interface Changed {
+  kind: Kind;
+  key: string;
+  /** the revision of the commit that wrote or deleted it */
+  rev: number;
+  /** null: deleted */
+  doc: unknown | null;
+}
+
+export interface ChangeSet {
+  /** the store's revision the set brings a reader up to */
+  revision: number;
+  changes: Changed[];
+  /** `since` is older than the history the store still keeps: read everything again */
+  reset?: boolean;
+}
+
+/** Samples kept for the start-time model (newest first); older ones are compacted away. */
+export const SAMPLES_KEPT = 10_000;
+
+export class StoreFenced extends Error {
+  constructor(readonly fence: Fence) {
+    super(`the leader lease of epoch ${fence.epoch} is no longer held by ${fence.holder}`);
+    this.name = 'StoreFenced';
+  }
 }
 
 export class StoreConflict extends Error {
