@@ -24,10 +24,12 @@ import type { NodeRecord, NodeIdentity } from '../core/types.js';
 export interface Leadership {
   readonly id: string;
   fence(): Fence | null;
+  /** brings the state up to what others committed */
+  catchUp(): Promise<void>;
 }
 
-/** A control plane that is one process (SQLite): always the leader, its store checks no lease. */
-export const SOLO: Leadership = { id: 'solo', fence: () => ({ holder: 'solo', epoch: 0 }) };
+/** A control plane that is one process (SQLite): always the leader, its store checks no lease, nobody else commits. */
+export const SOLO: Leadership = { id: 'solo', fence: () => ({ holder: 'solo', epoch: 0 }), catchUp: async () => {} };
 
 export interface ClusterTiming {
   /** how long a lease lasts unless renewed (default 5 s) */
@@ -101,6 +103,7 @@ export class Cluster implements Leadership {
 
   /** Reads what others committed since the cursor (one reader at a time; a wake-up meanwhile reads again after). */
   catchUp(): Promise<void> {
+    if (!this.cp) return Promise.resolve();
     if (this.catching) { this.again = true; return this.catching; }
     const cp = this.cp!;
     this.catching = (async () => {

@@ -54,7 +54,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const now = o.now ?? Date.now;
   const state = await State.load(o.store);
   const cluster = o.cluster ?? SOLO;
-  const writer = new Writer(o.store, state, o.log, () => cluster.fence());
+  const writer = new Writer(o.store, state, o.log, () => cluster.fence(), () => cluster.catchUp());
   const changes = new AppChanges();
   const assignments = new Assignments(state);
   const nodes = new Nodes(writer, now, { ...DEFAULT_LOSS, ...o.loss }, cluster === SOLO ? null : cluster.id);

@@ -86,8 +86,17 @@ export class Writer {
   private readonly stale = new Map<string, { kind: Kind; key: string }>();
   private readonly listeners: ((l: Learnt[]) => void)[] = [];
 
-  /** `fence` gives the leader lease this process holds (null: none); a store shared by no one needs none */
-  constructor(private readonly store: Store, readonly state: State, private readonly log: Logger, private readonly fence: () => Fence | null = () => null) {}
+  /**
+   * `fence` gives the leader lease this process holds (null: none); a store
+   * shared by no one needs none. `sync` brings the state up to the store's
+   * revision (others' commits): a lost race is decided again only after it,
+   * or the retry would build on records the winner changed but this one has
+   * not heard of yet (an app's replicas, as another instance placed them).
+   */
+  constructor(
+    private readonly store: Store, readonly state: State, private readonly log: Logger,
+    private readonly fence: () => Fence | null = () => null, private readonly sync: () => Promise<void> = async () => {},
+  ) {}
 
   /** `f` hears of records others changed, once they are in the state */
   subscribe(f: (l: Learnt[]) => void): void {
@@ -187,7 +196,7 @@ export class Writer {
       if (!seen || seen.rev < c.rev) newest.set(id, c);
     }
     if (reset) {
-      for (const kind of KINDS_OF_STATE) {
+      for (const kind of KINDS) {
         for (const doc of this.state.unordered(kind)) {
           const key = keyOf(kind, doc);
           if (!newest.has(`${kind}/${key}`)) newest.set(`${kind}/${key}`, { kind, key, rev: Number.MAX_SAFE_INTEGER, doc: null });
@@ -279,6 +288,7 @@ export class Writer {
         return;
       }
       this.stats.conflicts++;
+      await this.sync();
       // decide each operation again from what the store holds now, one at a time
       for (const p of batch) await this.retry(p);
     }
@@ -314,6 +324,7 @@ export class Writer {
         if (err instanceof StoreFenced) return p.reject(notLeader());
         if (!(err instanceof StoreConflict)) return p.reject(storeError(err));
         this.stats.conflicts++;
+        await this.sync();
       }
     }
     p.reject(new OutpostError('E_CONFLICT', `gave up after ${RETRIES} attempts: other writers kept changing the same records`));
@@ -344,8 +355,6 @@ export class Writer {
     }
   }
 }
-
-const KINDS_OF_STATE: readonly Kind[] = KINDS;
 
 function keyOf(kind: Kind, doc: unknown): string {
   const d = doc as { id?: string; name?: string };

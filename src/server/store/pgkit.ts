@@ -19,9 +19,11 @@ export interface PgCluster {
   newDatabase(): Promise<string>;
   /** stops the server and removes its files */
   stop(): void;
+  /** stops the server (fast: open connections are cut) and starts it again on the same port and files */
+  restart(): void;
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -63,6 +65,10 @@ export async function startPostgres(): Promise<PgCluster> {
   const opts = `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
   run('pg_ctl', ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', '-t', '60', 'start']);
   let stopped = false;
+  const restart = () => {
+    run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+    run('pg_ctl', ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', '-t', '60', 'start']);
+  };
   const stop = () => {
     if (stopped) return;
     stopped = true;
@@ -84,6 +90,7 @@ export async function startPostgres(): Promise<PgCluster> {
       return `postgres://postgres@127.0.0.1:${port}/${name}`;
     },
     stop,
+    restart,
   };
 }
 

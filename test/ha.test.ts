@@ -1,0 +1,208 @@
+// Several control-plane instances on one real PostgreSQL: `outpost server`
+// processes, a real agent process (process runtime), the example app.
+// Changes made through one instance reach agents connected to another; the
+// leader's death, a partition from the database, a database restart and
+// racing deploys leave one consistent state, nothing acknowledged lost and
+// no replica started twice.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { ReplicaRecord } from '../src/core/types.js';
+import { OutpostError } from '../src/core/errors.js';
+import { pgSkipReason, sharedPostgres } from '../src/server/store/pgkit.js';
+import { settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+import { leaderOf, relay, selfId, spawnInstance, status, type Instance } from './hakit.js';
+
+const skip = pgSkipReason() ?? undefined;
+const cluster = skip ? null : await sharedPostgres();
+const procs: { child: import('node:child_process').ChildProcess }[] = [];
+const agentDirs: string[] = [];
+
+after(async () => {
+  await settleAgents();
+  for (const p of procs) p.child.kill('SIGKILL');
+  cluster?.stop();
+});
+
+const app = (name: string, env: Record<string, string> = {}, replicas = 1) => ({
+  name, replicas, env, command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz', port: 'http' },
+});
+
+async function instance(dataDir: string, store: string, port?: number): Promise<Instance> {
+  const i = await spawnInstance(dataDir, store, port);
+  procs.push(i);
+  return i;
+}
+
+async function agentOn(servers: Instance[], name: string): Promise<AgentProc & { dir: string }> {
+  const dir = tmpDir();
+  agentDirs.push(dir);
+  const token = (await servers[0]!.client.createToken({ uses: 1, ttl: '10m' })).token;
+  const a = spawnAgent({ url: servers.map((s) => s.url).join(','), joinToken: token }, ['--name', name, '--runtime', 'process', '--data-dir', dir], { OUTPOST_CA: path.join(servers[0]!.dataDir, 'ca.crt') });
+  procs.push(a);
+  return Object.assign(a, { dir });
+}
+
+/** pids of the replicas an agent runs, by replica id (its process runtime's state files) */
+function pids(agentDir: string): Map<string, number> {
+  const p = path.join(agentDir, 'agent', 'processes');
+  const out = new Map<string, number>();
+  for (const f of fs.existsSync(p) ? fs.readdirSync(p).filter((x) => x.endsWith('.json')) : []) out.set(f.slice(0, -5), (JSON.parse(fs.readFileSync(path.join(p, f), 'utf8')) as { pid: number }).pid);
+  return out;
+}
+
+async function running(i: Instance, appName: string, n: number, env?: Record<string, string>): Promise<ReplicaRecord[]> {
+  let last = '';
+  return waitFor(`${n} ${appName} running via ${i.url}`, async () => {
+    const a = await i.client.app(appName);
+    last = JSON.stringify({ env: a.spec.env, specHash: a.specHash, rollout: a.rollout, replicas: a.replicas.map((r) => [r.id, r.state, r.specHash, r.error]) });
+    const reps = a.replicas;
+    const ok = reps.length === n && reps.every((r) => r.state === 'running' && r.specHash === a.specHash) && (!env || JSON.stringify(a.spec.env) === JSON.stringify(env)) && a.rollout?.status === 'complete';
+    return ok ? reps : null;
+  }, 60_000, 200).catch((e: Error) => { throw new Error(`${e.message}; last seen ${last}`); });
+}
+
+async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const c = new pg.Client(url);
+  await c.connect();
+  try { return (await c.query<T>(text)).rows; } finally { await c.end(); }
+}
+
+test('two instances: one leads, both serve; a deploy through one reaches an agent connected to the other; the CA is shared', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await instance(tmpDir(), url);
+  const b = await instance(tmpDir(), url);
+  assert.equal(fs.readFileSync(path.join(a.dataDir, 'ca.crt'), 'utf8'), fs.readFileSync(path.join(b.dataDir, 'ca.crt'), 'utf8'), 'one CA for both (made once)');
+  assert.equal(fs.readFileSync(path.join(a.dataDir, 'admin.token'), 'utf8'), fs.readFileSync(path.join(b.dataDir, 'admin.token'), 'utf8'));
+  const st = await waitFor('two live instances, one leader', async () => {
+    const s = await status(b);
+    return s.instances.filter((x) => x.alive).length === 2 && s.instances.filter((x) => x.leader).length === 1 ? s : null;
+  });
+  assert.equal(st.store, 'postgres');
+  const agent = await agentOn([b], 'edge-ha1');
+  await waitFor('node ready through a', async () => (await a.client.nodes()).find((n) => n.name === 'edge-ha1')?.state === 'ready');
+  await a.client.deploy(app('stats'));
+  const [rep] = await running(b, 'stats', 1);
+  assert.deepEqual([...pids(agent.dir).keys()], [rep!.id], 'the agent on b runs what was deployed through a');
+  // a rolling update through b, followed on a
+  await b.client.deploy(app('stats', { V: '2' }));
+  await running(a, 'stats', 1, { V: '2' });
+  await a.client.remove('stats');
+  await waitFor('workload gone', () => pids(agent.dir).size === 0);
+  agent.child.kill('SIGTERM');
+  await agent.exited;
+});
+
+test('kill -9 of the leader during a deploy: a new leader within 10 s, the deploy completes, no replica lost or started twice', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await instance(tmpDir(), url);
+  await waitFor('a leads', async () => (await leaderOf(a)) === (await selfId(a)));
+  const b = await instance(tmpDir(), url);
+  const agent = await agentOn([b], 'edge-ha2');
+  await waitFor('node ready', async () => (await b.client.nodes()).find((n) => n.name === 'edge-ha2')?.state === 'ready');
+  await b.client.deploy(app('stats', { V: '1' }));
+  await running(b, 'stats', 1, { V: '1' });
+  // a rolling update through b, and the leader (a) killed while it rolls
+  await b.client.deploy(app('stats', { V: '2' }));
+  const killed = Date.now();
+  a.child.kill('SIGKILL');
+  await a.exited;
+  const bid = await selfId(b);
+  await waitFor('b leads', async () => (await leaderOf(b)) === bid, 15_000, 100);
+  const took = Date.now() - killed;
+  assert.ok(took < 10_000, `a new leader after ${took} ms`);
+  const reps = await running(b, 'stats', 1, { V: '2' });
+  const held = pids(agent.dir);
+  assert.deepEqual([...held.keys()].sort(), reps.map((r) => r.id).sort(), 'exactly the wanted replicas run on the node: none lost, none doubled');
+  assert.equal(new Set(held.values()).size, 1);
+  await b.client.remove('stats');
+  await waitFor('workload gone', () => pids(agent.dir).size === 0);
+  agent.child.kill('SIGTERM');
+  await agent.exited;
+});
+
+test('an instance cut off from PostgreSQL stops leading and acknowledges no write; back, it follows', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const r = await relay(cluster!.port);
+  const viaRelay = url.replace(`:${cluster!.port}/`, `:${r.port}/`);
+  try {
+    const a = await instance(tmpDir(), viaRelay);
+    await waitFor('a leads', async () => (await leaderOf(a)) === (await selfId(a)));
+    const b = await instance(tmpDir(), url);
+    const aid = await selfId(a);
+    const bid = await selfId(b);
+    r.freeze();
+    const cut = Date.now();
+    // a write through a (a join token) cannot commit: it must not be acknowledged
+    const tokensBefore = (await sql(url, 'SELECT key FROM tokens')).length;
+    const attempt = a.client.createToken({ note: 'partitioned' }).then(() => 'acknowledged', (e: unknown) => (e instanceof OutpostError ? e.code : String(e)));
+    await waitFor('b leads', async () => (await leaderOf(b)) === bid, 20_000, 200);
+    const took = Date.now() - cut;
+    assert.equal(await attempt, 'E_STORE', 'the write through the cut-off instance was refused, not acknowledged');
+    assert.equal((await sql(url, 'SELECT key FROM tokens')).length, tokensBefore, 'and nothing of it is in the store');
+    assert.ok(took < 15_000, `b took the lease ${took} ms after the cut`);
+    // b works alone meanwhile
+    await b.client.addSite('during', '127.0.0.1:9');
+    r.thaw();
+    await waitFor('a back, following b, and knowing what b did', async () => {
+      const s = await status(a);
+      const sites = (await a.client.sites()).map((x) => x.name);
+      return s.instances.find((x) => x.id === aid)?.alive && s.instances.find((x) => x.leader)?.id === bid && sites.includes('during') ? true : null;
+    }, 30_000, 200);
+    await b.client.removeSite('during');
+  } finally {
+    r.close();
+  }
+});
+
+test('PostgreSQL restarted during work: the instances wait and resume; what was acknowledged is kept', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await instance(tmpDir(), url);
+  const b = await instance(tmpDir(), url);
+  const agent = await agentOn([b], 'edge-ha4');
+  await waitFor('node ready', async () => (await a.client.nodes()).find((n) => n.name === 'edge-ha4')?.state === 'ready');
+  await a.client.deploy(app('before'));
+  await running(b, 'before', 1);
+  cluster!.restart();
+  // each instance finds the database again by itself
+  await waitFor('a deploy through a after the restart', async () => { await a.client.deploy(app('after')); return true; }, 30_000, 500);
+  await running(b, 'after', 1);
+  await running(a, 'before', 1);
+  assert.deepEqual((await sql<{ key: string }>(url, 'SELECT key FROM apps ORDER BY key')).map((x) => x.key), ['after', 'before']);
+  await waitFor('a leader again', async () => (await leaderOf(a)) !== null, 20_000, 200);
+  await a.client.remove('before');
+  await a.client.remove('after');
+  await waitFor('workload gone', () => pids(agent.dir).size === 0);
+  agent.child.kill('SIGTERM');
+  await agent.exited;
+});
+
+test('two deploys of one app racing through two instances: one revision wins whole, never a mix', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await instance(tmpDir(), url);
+  const b = await instance(tmpDir(), url);
+  const agent = await agentOn([a], 'edge-ha5');
+  await waitFor('node ready', async () => (await b.client.nodes()).find((n) => n.name === 'edge-ha5')?.state === 'ready');
+  for (let round = 0; round < 3; round++) {
+    const answers = await Promise.all([
+      a.client.deploy(app('race', { FROM: `a${round}` })).then(() => 'ok', (e: OutpostError) => (e.code === 'E_CONFLICT' ? e.code : `${e.code}: ${e.message}`)),
+      b.client.deploy(app('race', { FROM: `b${round}` })).then(() => 'ok', (e: OutpostError) => (e.code === 'E_CONFLICT' ? e.code : `${e.code}: ${e.message}`)),
+    ]);
+    for (const x of answers) assert.ok(x === 'ok' || x === 'E_CONFLICT', `an answer of ${x}`);
+    // another instance's commit reaches a reader through the change feed: wait until both agree
+    const final = await waitFor('both instances agree', async () => {
+      const [x, y] = await Promise.all([a.client.app('race'), b.client.app('race')]);
+      return x.specHash === y.specHash ? x : null;
+    });
+    const env = final.spec.env;
+    assert.ok([`a${round}`, `b${round}`].includes(env.FROM!), `the app is one of the two deploys: ${JSON.stringify(env)}`);
+    const reps = await running(b, 'race', 1, env);
+    assert.ok(reps.every((x) => x.specHash === final.specHash));
+  }
+  await a.client.remove('race');
+  await waitFor('workload gone', () => pids(agent.dir).size === 0);
+  agent.child.kill('SIGTERM');
+  await agent.exited;
+});
