@@ -2,6 +2,11 @@
 // its node, applies the assignment set it receives (adopting instances it
 // already runs, removing labelled ones nobody wants), and reports status,
 // timings and logs up the same connection. It reconnects with back-off.
+//
+// Given several control-plane URLs (instances of one control plane), it keeps
+// to the one it is connected to: after a drop it dials that one again first,
+// and an attempt that fails there (unreachable, refused, a certificate that
+// does not verify: logged, not fatal) makes the next attempt go to the next URL.
 import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
@@ -22,10 +27,12 @@ import type { StreamSpec } from '../core/pipeline.js';
 import type { RunningHub } from '../hub/start.js';
 import { Uplink } from './uplink.js';
 import { NodeIdentityStore, type Credentials } from './identity.js';
+import type { ServerUrls } from '../contract/client.js';
 import { SessionCache } from '../trust/session.js';
 
 export interface AgentOptions {
-  server: string;
+  /** the control plane's URL, or its instances' (all http:// or all https://) */
+  server: string | readonly string[];
   /** needed to enrol (the first time, or when re-enrolment with the node's key is refused) */
   joinToken: string | null;
   /** where the node's key, certificate and trusted CA are kept (<dir>/identity) */
@@ -100,6 +107,7 @@ export class Agent extends EventEmitter {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
     this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
+    this.servers = this.identity.servers;
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
     // the hub's own streams run before any assignment arrives
     if (o.hub) o.hub.hub.setStreams({ ...o.hubStreams });
@@ -107,6 +115,8 @@ export class Agent extends EventEmitter {
 
   private readonly uplink: Uplink | null;
   private readonly identity: NodeIdentityStore;
+  /** the control plane's URLs; `current` is the one dialled (and, once registered, connected to) */
+  readonly servers: ServerUrls;
   private renewTimer: NodeJS.Timeout | null = null;
   /** the hub certificate the hub serves now */
   private hubCertServed: string | null = null;
@@ -213,8 +223,16 @@ export class Agent extends EventEmitter {
       // what no retry can fix stops the agent, saying why; a TLS failure may be passing (a captive portal, a certificate being replaced)
       if (err && ['E_NODE_REVOKED', 'E_NODE_NAME_TAKEN', 'E_TOKEN_INVALID', 'E_CA_MISMATCH', 'E_INVALID'].includes(err.code)) return this.fatal(err);
       this.o.log.warn({ code: err?.code, err: e.message }, 'enrolment failed; trying again');
+      this.moveOn(e.message);
       this.retry(null);
     });
+  }
+
+  /** An attempt at the current URL failed: the next attempt goes to the next one, if there is another. */
+  private moveOn(why: string): void {
+    if (this.servers.all.length < 2) return;
+    const from = this.servers.current;
+    this.o.log.info({ from, to: this.servers.next(), why }, 'trying the next control-plane URL');
   }
 
   private retry(toldWait: number | null): void {
@@ -228,7 +246,8 @@ export class Agent extends EventEmitter {
 
   private dial(creds: Credentials): void {
     if (this.closed) return;
-    const url = this.o.server.replace(/^http/, 'ws').replace(/\/+$/, '') + AGENT_PATH;
+    const server = this.servers.current;
+    const url = server.replace(/^http/, 'ws') + AGENT_PATH;
     // the node's identity is its certificate (mutual TLS), or without TLS its secret; never its name alone
     const ws = new WebSocket(url, [SUBPROTOCOL], {
       headers: { [NODE_HEADER]: this.o.name, ...(creds.secret && !this.identity.tls ? { authorization: `Bearer ${creds.secret}` } : {}) },
@@ -237,6 +256,7 @@ export class Agent extends EventEmitter {
     });
     this.ws = ws;
     let toldWait: number | null = null;
+    let failure = 'the connection closed before registration';
     ws.on('open', () => {
       this.armSilence();
       void this.register();
@@ -254,6 +274,7 @@ export class Agent extends EventEmitter {
       ws.close(4400, parsed.code);
     });
     ws.on('unexpected-response', (_req, res) => {
+      failure = `HTTP ${res.statusCode}`;
       if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 409) {
         // the answer's code says whether enrolling again can help: read it whole before the socket goes
         let text = '';
@@ -277,7 +298,7 @@ export class Agent extends EventEmitter {
         });
         return;
       } else if (res.statusCode === 426) {
-        const err = new OutpostError('E_PROTOCOL', `the control plane at ${this.o.server} speaks another major version of the agent protocol than this agent (${SUBPROTOCOL}): run an agent of its version`);
+        const err = new OutpostError('E_PROTOCOL', `the control plane at ${server} speaks another major version of the agent protocol than this agent (${SUBPROTOCOL}): run an agent of its version`);
         this.closed = true;
         this.emit('fatal', err);
       } else if (res.statusCode === 503) {
@@ -287,10 +308,15 @@ export class Agent extends EventEmitter {
       }
       ws.terminate();
     });
-    ws.on('error', (err) => this.o.log.debug({ err: err.message }, 'connection error'));
+    ws.on('error', (err) => {
+      failure = err.message;
+      this.o.log.debug({ server, err: err.message }, 'connection error');
+    });
     ws.on('close', () => {
       if (this.ws !== ws) return;
-      if (this.connected && !this.closed) this.o.log.warn('disconnected from the control plane; workloads keep running');
+      if (this.connected && !this.closed) this.o.log.warn({ server }, 'disconnected from the control plane; workloads keep running');
+      // a dropped connection is dialled again where it was; an attempt that never registered moves on
+      else if (!this.closed) this.moveOn(failure);
       this.connected = false;
       this.emit('disconnected');
       if (this.silenceTimer) clearTimeout(this.silenceTimer);
@@ -321,7 +347,7 @@ export class Agent extends EventEmitter {
         // plane that accepts and then closes is not hammered
         this.backoff = RECONNECT_MIN_MS;
         this.connected = true;
-        this.o.log.info({ server: this.o.server, node: msg.node }, 'registered with the control plane');
+        this.o.log.info({ server: this.servers.current, node: msg.node }, 'registered with the control plane');
         this.scheduleRenewal();
         // the control plane may have missed status while we were away
         const statuses = [...this.runners.values()].map((r) => r.status);

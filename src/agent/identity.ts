@@ -9,6 +9,13 @@
 // while it was offline enrols again with a CSR signed by the same key (the
 // control plane knows the key), and only falls back to a join token if that
 // is refused.
+//
+// With several control-plane URLs (instances sharing one CA and one store),
+// the CA fetch and enrolment go to the next URL when one cannot be reached or
+// answers 503; an answer is the control plane's word and is not asked again
+// elsewhere. Enrolment may thus be sent twice (as the agent's retry always
+// has): for the same name and key the control plane issues a certificate
+// again; at worst a join-token use is spent.
 import fs from 'node:fs';
 import path from 'node:path';
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
@@ -18,6 +25,7 @@ import { errorOf, request } from '../trust/request.js';
 import { parseJoinToken } from '../core/jointoken.js';
 import { awaitingCert, caFingerprint, importKeyPair, parseCaBundle, makeCsr, newKeyPair, type KeyPair } from '../trust/pki.js';
 import type { EnrolAnswer } from '../contract/api.js';
+import { ServerUrls } from '../contract/client.js';
 
 export interface Credentials {
   /** PEM: the node's key and certificate, and the CA that signs the server's (TLS) */
@@ -43,12 +51,41 @@ export class NodeIdentityStore {
    * `hubNames`: the names and addresses of this node's data hub, whose
    * serving certificate is asked for with the node's (null: none).
    */
-  constructor(agentDir: string, readonly name: string, readonly server: string, private readonly joinToken: string | null, readonly hubNames: string[] | null = null) {
+  constructor(agentDir: string, readonly name: string, server: string | readonly string[] | ServerUrls, private readonly joinToken: string | null, readonly hubNames: string[] | null = null) {
     this.dir = path.join(agentDir, 'identity');
+    this.servers = server instanceof ServerUrls ? server : new ServerUrls(server);
   }
 
+  /** the control plane's URLs (shared with the agent: the one that answered is the one it dials) */
+  readonly servers: ServerUrls;
+
+  /** the URLs are all of one scheme (src/core/settings.ts) */
   get tls(): boolean {
-    return this.server.startsWith('https:');
+    return this.servers.current.startsWith('https:');
+  }
+
+  /**
+   * `path` asked of each URL in turn until one answers other than 503 (the
+   * last one's answer whatever it is): that URL becomes the current one. A
+   * certificate that does not verify is not passed over (E_TLS).
+   */
+  private async ask<T>(p: string, send: (url: string) => Promise<{ status: number; body: T; text: string }>): Promise<{ status: number; body: T; text: string; server: string }> {
+    const order = this.servers.order();
+    const tried: string[] = [];
+    for (const [i, server] of order.entries()) {
+      try {
+        const r = await send(server + p);
+        if (r.status !== 503 || i === order.length - 1) {
+          this.servers.answered(server);
+          return { ...r, server };
+        }
+        tried.push(`${server} (HTTP 503)`);
+      } catch (e) {
+        if (e instanceof OutpostError) throw e;
+        tried.push(`${server} (${(e as Error).message || (e as { code?: string }).code})`);
+      }
+    }
+    throw new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${tried.join(', ')}`);
   }
 
   private file(f: string): string {
@@ -110,13 +147,14 @@ export class NodeIdentityStore {
     if (saved) return saved;
     if (!this.joinToken) throw new OutpostError('E_TOKEN_INVALID', 'no CA to trust for the control plane yet: give a join token (it carries the CA\'s fingerprint)');
     const want = parseJoinToken(this.joinToken).caFingerprint;
-    const r = await request<string>(`${this.server.replace(/\/+$/, '')}/v1/ca`, 'GET', undefined, { verify: false });
+    // every instance of one control plane has the same CA: the first that answers gives it
+    const r = await this.ask('/v1/ca', (url) => request<string>(url, 'GET', undefined, { verify: false }));
     if (r.status !== 200) throw errorOf(r.status, r.body, `GET /v1/ca answered ${r.status}`);
     // the fingerprint covers the whole bundle: a certificate added to it (a proxy's own CA) changes it
     let certs;
-    try { certs = parseCaBundle(r.text); } catch { throw new OutpostError('E_CA_MISMATCH', `${this.server} sent no CA certificate bundle: refusing to talk to it`); }
+    try { certs = parseCaBundle(r.text); } catch { throw new OutpostError('E_CA_MISMATCH', `${r.server} sent no CA certificate bundle: refusing to talk to it`); }
     const got = caFingerprint(r.text);
-    if (got !== want || !certs.every((c) => c.ca)) throw new OutpostError('E_CA_MISMATCH', `the control plane at ${this.server} presents CA ${got.slice(0, 16)}..., not the ${want.slice(0, 16)}... the join token names: refusing to talk to it`);
+    if (got !== want || !certs.every((c) => c.ca)) throw new OutpostError('E_CA_MISMATCH', `the control plane at ${r.server} presents CA ${got.slice(0, 16)}..., not the ${want.slice(0, 16)}... the join token names: refusing to talk to it`);
     const pem = certs.map((c) => c.toString()).join('');
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.write('ca.crt', pem);
@@ -139,10 +177,10 @@ export class NodeIdentityStore {
     const kp = await this.key();
     const ca = await this.trustAnchor();
     const csr = await makeCsr(kp, this.name);
-    const url = `${this.server.replace(/\/+$/, '')}/v1/enroll`;
     const body = { name: this.name, csr, ...(this.hubNames ? { hub: this.hubNames } : {}) };
-    let r = known ? await request<EnrolAnswer>(url, 'POST', body, { ca }) : null;
-    if ((!r || r.status !== 200) && this.joinToken) r = await request<EnrolAnswer>(url, 'POST', body, { ca, token: this.joinToken });
+    const enrol = (token?: string) => this.ask('/v1/enroll', (url) => request<EnrolAnswer>(url, 'POST', body, { ca, token }));
+    let r = known ? await enrol() : null;
+    if ((!r || r.status !== 200) && this.joinToken) r = await enrol(this.joinToken);
     if (!r) throw new OutpostError('E_TOKEN_INVALID', 'this node is not enrolled and has no join token (--join-token-file or OUTPOST_JOIN_TOKEN)');
     if (r.status !== 200) throw errorOf(r.status, r.body, `enrolment answered ${r.status}`);
     return this.save(r.body.cert, r.body.secret ?? null, r.body.hubCert);

@@ -1,12 +1,14 @@
 // The CLI's client of the control plane: the typed API client
-// (src/contract/client.ts), pointed at OUTPOST_SERVER with the admin token
-// from OUTPOST_TOKEN or the data dir.
+// (src/contract/client.ts), pointed at OUTPOST_SERVER (one URL, or several
+// instances' comma-separated) with the admin token from OUTPOST_TOKEN or the
+// data dir.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { OutpostError } from '../core/errors.js';
 import { ApiClient } from '../contract/client.js';
 import { readEnv } from '../env.js';
+import { serverUrlsKind } from '../core/settings.js';
 
 export { ApiClient, readAll } from '../contract/client.js';
 
@@ -25,9 +27,11 @@ export function trustedCa(): string | null {
   }
 }
 
-/** The client as the environment configures it: OUTPOST_SERVER, OUTPOST_TOKEN or $OUTPOST_DATA_DIR/admin.token, OUTPOST_CA or $OUTPOST_DATA_DIR/ca.crt. */
+/** The client as the environment configures it: OUTPOST_SERVER (one URL, or several instances' comma-separated), OUTPOST_TOKEN or $OUTPOST_DATA_DIR/admin.token, OUTPOST_CA or $OUTPOST_DATA_DIR/ca.crt. */
 export function clientFromEnv(): ApiClient {
-  const server = (readEnv('OUTPOST_SERVER') ?? 'https://127.0.0.1:7070').replace(/\/+$/, '');
+  const raw = readEnv('OUTPOST_SERVER') || 'https://127.0.0.1:7070';
+  const servers = serverUrlsKind.parse(raw);
+  if (!servers) throw new OutpostError('E_USAGE', `OUTPOST_SERVER=${raw}: must be ${serverUrlsKind.want}`, { path: 'OUTPOST_SERVER' });
   let token = readEnv('OUTPOST_TOKEN');
   if (!token) {
     const file = path.join(dataDir(), 'admin.token');
@@ -37,5 +41,5 @@ export function clientFromEnv(): ApiClient {
       throw new OutpostError('E_UNAUTHORIZED', `no API token: set OUTPOST_TOKEN, or OUTPOST_DATA_DIR to the control plane's data dir (looked for ${file})`);
     }
   }
-  return new ApiClient(server, token, server.startsWith('https:') ? trustedCa() : null);
+  return new ApiClient(servers, token, servers[0]!.startsWith('https:') ? trustedCa() : null);
 }

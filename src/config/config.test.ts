@@ -106,7 +106,10 @@ test('values from text and from YAML', () => {
   assert.match(usage(() => agent({ file: file({ hub: 'no' }) })).message, /^hub: "no" in .*: must be true or false$/);
   assert.equal(agent({ file: file({ site: 42 }) }).site, '42');
   assert.equal(agent({}).site, undefined);
-  assert.match(usage(() => agent({ flags: { server: 'cp:7070' } })).message, /^--server=cp:7070: must be an http:\/\/ or https:\/\/ URL$/);
+  assert.match(usage(() => agent({ flags: { server: 'cp:7070' } })).message, /^--server=cp:7070: must be one or more http:\/\/ or https:\/\/ URLs/);
+  assert.deepEqual(agent({ flags: { server: 'https://cp1:7070/, https://cp2:7070' } }).server, ['https://cp1:7070', 'https://cp2:7070']);
+  assert.deepEqual(resolveConfig(AGENT_SETTINGS, { file: file({ server: ['http://cp1:7070', 'http://cp2:7070'] }) }, where).config.server, ['http://cp1:7070', 'http://cp2:7070']);
+  for (const bad of ['https://cp1:7070,http://cp2:7070', 'https://cp1:7070,', 'https://cp1:7070,cp2']) assert.match(usage(() => agent({ flags: { server: bad } })).message, /^--server=.*: must be one or more/, bad);
   assert.match(usage(() => agent({ flags: { network: 'nat' } })).message, /^--network=nat: must be one of bridge, host$/);
   assert.throws(() => server({ flags: { logLevel: 'debug' } }), /no setting with a flag/, 'a flag the table does not declare is a bug');
 });

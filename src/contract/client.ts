@@ -2,6 +2,15 @@
 // lab, the benchmarks and the tests. It uses node:http rather than fetch: the
 // first fetch of a Node 20 process loads undici (~35 ms), a third of a short
 // command's time. Errors arrive as OutpostErrors with the server's code.
+//
+// Several URLs are instances of one control plane. A request goes to the one
+// that answered last, and moves on to the next when that one cannot be
+// reached: a connection that never opened carried nothing, so any method moves
+// on. A connection lost after the request went out may have been acted on, so
+// only GET and HEAD (which change nothing) are sent again elsewhere; anything
+// else fails with E_NO_SERVER saying so (the API has no idempotency keys that
+// would make a second POST safe). A certificate that does not verify stops at
+// once (E_TLS): moving on would hide a wrong CA or something in the middle.
 import http from 'node:http';
 import https from 'node:https';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
@@ -37,6 +46,10 @@ export const NEXT_AFTER: NextAfterHeader = 'x-next-after';
 export const DEFAULT_PAGE_SIZE = 1000;
 
 const DEFAULT_TIMEOUT_MS = 60_000;
+/** with another URL to try, a connection not open within this goes on to it (a host that drops packets answers nothing) */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** methods that change nothing: sent again to the next URL whatever became of them */
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
 
 // one keep-alive connection reused by a command's successive requests (deploy --wait polls, pages)
 const TLS_ERRORS = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY|SSL|TLS/;
@@ -57,12 +70,72 @@ export function queryString(q: object = {}): string {
 
 const seg = encodeURIComponent;
 
+/**
+ * The URLs of one control plane's instances, in the order to try them: the
+ * one that answered last first (sticky), then the others as given.
+ */
+export class ServerUrls {
+  readonly all: readonly string[];
+  private at = 0;
+
+  constructor(urls: string | readonly string[]) {
+    this.all = (typeof urls === 'string' ? [urls] : [...urls]).map((u) => u.replace(/\/+$/, ''));
+    if (this.all.length === 0) throw new OutpostError('E_USAGE', 'no control plane URL given');
+  }
+
+  /** the URL in use: the one that answered last */
+  get current(): string {
+    return this.all[this.at]!;
+  }
+
+  /** every URL once, the current one first */
+  order(): string[] {
+    return this.all.map((_, i) => this.all[(this.at + i) % this.all.length]!);
+  }
+
+  /** `url` answered: later requests go there first */
+  answered(url: string): void {
+    const i = this.all.indexOf(url);
+    if (i >= 0) this.at = i;
+  }
+
+  /** the current URL failed: the next one is tried first from now on */
+  next(): string {
+    this.at = (this.at + 1) % this.all.length;
+    return this.current;
+  }
+}
+
+/** One URL's failure: `sent` when the request may have reached it. */
+interface Attempt { url: string; why: string; sent: boolean }
+
+/** The E_NO_SERVER of a request no URL answered. */
+function noServer(method: string, p: string, tried: Attempt[]): OutpostError {
+  const list = tried.map((a) => `${a.url} (${a.why})`).join(', ');
+  const last = tried[tried.length - 1]!;
+  if (last.sent && !SAFE_METHODS.has(method)) {
+    return new OutpostError('E_NO_SERVER', `the connection to the control plane was lost after ${method} ${p.replace(/\?.*/, '')} was sent, so it was not sent again and may or may not have taken effect: look before retrying (tried ${list})`);
+  }
+  return new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${list}; is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL (several instances: comma-separated).`);
+}
+
 export class ApiClient {
   private readonly httpsAgent: https.Agent;
+  readonly servers: ServerUrls;
 
-  /** `ca`: PEM of the CA to trust for an https:// server (the control plane's own; the system's CAs when absent). */
-  constructor(readonly server: string, private readonly token: string, ca?: string | null) {
+  /**
+   * `server`: the control plane's URL, or its instances' (tried in turn).
+   * `ca`: PEM of the CA to trust for an https:// server (the control plane's
+   * own; the system's CAs when absent).
+   */
+  constructor(server: string | readonly string[], private readonly token: string, ca?: string | null) {
+    this.servers = new ServerUrls(server);
     this.httpsAgent = ca ? new https.Agent({ keepAlive: true, maxSockets: 4, ca }) : agents.https;
+  }
+
+  /** the URL requests go to first: the one that answered last */
+  get server(): string {
+    return this.servers.current;
   }
 
   // ---- the routes (./api.ts says what each takes and answers) -------------
@@ -302,24 +375,67 @@ export class ApiClient {
     return { status, headers: res.headers, body: json as T };
   }
 
-  /** The response itself, its body unread: for streams (logs --follow, which sets no timeout). */
-  raw(method: string, p: string, body?: unknown, o: RequestOptions = {}): Promise<http.IncomingMessage> {
+  /**
+   * The response itself, its body unread: for streams (logs --follow, which
+   * sets no timeout). With several URLs, the first that answers (see the top
+   * of this file for when a request moves on).
+   */
+  async raw(method: string, p: string, body?: unknown, o: RequestOptions = {}): Promise<http.IncomingMessage> {
     const contentType = o.contentType ?? 'application/json';
-    const url = new URL(this.server + p);
     const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' && contentType !== 'application/json' ? body : JSON.stringify(body));
+    const order = this.servers.order();
+    const tried: Attempt[] = [];
+    for (const [i, url] of order.entries()) {
+      const more = i < order.length - 1;
+      const r = await this.attempt(url, method, p, data, contentType, o.timeoutMs, more);
+      if ('why' in r) {
+        tried.push(r);
+        // a request that may have been acted on is not sent twice
+        if (r.sent && !SAFE_METHODS.has(method)) break;
+        continue;
+      }
+      // an instance that cannot serve now (shutting down, cut off from its store) is passed over by what changes nothing
+      if (r.statusCode === 503 && more && SAFE_METHODS.has(method)) {
+        r.resume();
+        tried.push({ url, why: 'HTTP 503', sent: true });
+        continue;
+      }
+      // an instance that answered 503 is not the one to go back to first
+      if (r.statusCode !== 503) this.servers.answered(url);
+      return r;
+    }
+    throw noServer(method, p, tried);
+  }
+
+  /** One try at one URL: its response, or why there is none and whether the request may have reached it. */
+  private attempt(server: string, method: string, p: string, data: Buffer | undefined, contentType: string, timeoutMs: number | undefined, more: boolean): Promise<http.IncomingMessage | Attempt> {
+    const url = new URL(server + p);
     const secure = url.protocol === 'https:';
     return new Promise((resolve, reject) => {
+      let sent = false;
+      let why: string | null = null;
+      let connecting: NodeJS.Timeout | undefined;
+      const opened = () => { sent = true; clearTimeout(connecting); };
       const req = (secure ? https : http).request(url, {
         method,
         agent: secure ? this.httpsAgent : agents.http,
         headers: { authorization: `Bearer ${this.token}`, ...(data ? { 'content-type': contentType, 'content-length': data.length } : {}) },
-      }, resolve);
-      req.on('error', (e: Error & { code?: string }) => reject(e instanceof OutpostError ? e : e.code && TLS_ERRORS.test(e.code)
-        ? new OutpostError('E_TLS', `the control plane at ${this.server} could not be verified (${e.message}): set OUTPOST_CA to its ca.crt (or OUTPOST_DATA_DIR to its data dir)`)
-        : new OutpostError('E_NO_SERVER', `cannot reach the control plane at ${this.server} (${e.message}); is \`outpost server\` or \`outpost up\` running? Set OUTPOST_SERVER to its URL.`)));
-      if (o.timeoutMs) {
-        req.setTimeout(o.timeoutMs, () => req.destroy(new OutpostError('E_NO_SERVER', `the control plane at ${this.server} did not answer within ${o.timeoutMs! / 1000} s`)));
-      }
+      }, (res) => { opened(); resolve(res); });
+      if (more) connecting = setTimeout(() => { why = `not connected within ${CONNECT_TIMEOUT_MS / 1000} s`; req.destroy(); }, CONNECT_TIMEOUT_MS);
+      // the request leaves once the connection is open (TLS: once its handshake is done); a reused one is open already
+      req.on('socket', (s) => {
+        if (req.reusedSocket) opened();
+        else s.once(secure ? 'secureConnect' : 'connect', opened);
+      });
+      req.on('error', (e: Error & { code?: string }) => {
+        clearTimeout(connecting);
+        if (e.code && TLS_ERRORS.test(e.code)) {
+          return reject(new OutpostError('E_TLS', `the control plane at ${server} could not be verified (${e.message}): set OUTPOST_CA to its ca.crt (or OUTPOST_DATA_DIR to its data dir)`));
+        }
+        resolve({ url: server, why: why ?? (e.message || e.code || 'connection failed'), sent });
+      });
+      // silent this long, before or during the answer (a stream's reader sees this error)
+      if (timeoutMs) req.setTimeout(timeoutMs, () => { why = `no answer within ${timeoutMs / 1000} s`; req.destroy(new Error(why)); });
       req.end(data);
     });
   }

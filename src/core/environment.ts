@@ -13,7 +13,7 @@ export interface EnvVar {
 }
 
 export const ENVIRONMENT = [
-  { name: 'OUTPOST_SERVER', default: 'https://127.0.0.1:7070', readBy: 'CLI', meaning: 'the control plane the CLI talks to' },
+  { name: 'OUTPOST_SERVER', default: 'https://127.0.0.1:7070', readBy: 'CLI', meaning: 'the control plane the CLI talks to; several instances of one control plane comma-separated (`https://cp1:7070,https://cp2:7070`): a request goes to the one that answered last and moves on when it cannot be reached (a POST, PUT or DELETE whose connection broke after it was sent is not sent again: `E_NO_SERVER`)' },
   { name: 'OUTPOST_TOKEN', default: 'the `admin.token` file in `OUTPOST_DATA_DIR`', readBy: 'CLI', meaning: 'the admin API token the CLI sends' },
   { name: 'OUTPOST_DATA_DIR', default: '~/.outpost', readBy: 'CLI, up, server, agent, hub', meaning: 'the state directory when `--data-dir` is not given; the CLI reads `admin.token` there' },
   { name: 'OUTPOST_JOIN_TOKEN', default: 'none: needed only to enrol', readBy: 'agent', meaning: 'the join token (`outpost token create`) when `--join-token-file` is not given; needed to enrol, not afterwards. Never on the command line: any process on the node can read an argv' },

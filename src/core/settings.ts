@@ -144,6 +144,32 @@ export const labelsKind: Kind<Record<string, string>> = {
   },
 };
 
+/**
+ * The control plane's URLs: `URL,URL` (a flag, a variable) or a list (a
+ * config file). Several are instances of one control plane, tried in turn; all
+ * of one scheme, since it decides how a node proves who it is (a certificate
+ * over https, a secret over http).
+ */
+export const serverUrlsKind: Kind<string[]> = {
+  want: 'one or more http:// or https:// URLs (comma-separated; a list in a config file), all http:// or all https://',
+  parse(raw) {
+    const items = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()) : Array.isArray(raw) ? raw : [];
+    const urls = items.map((x) => (typeof x === 'string' ? controlPlaneUrl(x) : undefined));
+    if (urls.length === 0 || urls.some((u) => u === undefined)) return undefined;
+    const list = [...new Set(urls as string[])];
+    return list.every((u) => u.startsWith('https:')) || list.every((u) => u.startsWith('http:')) ? list : undefined;
+  },
+  toFile: (v) => v.join(','),
+};
+
+/** An http(s) URL as requests are built on it (no trailing slash), or undefined when it is none. */
+function controlPlaneUrl(s: string): string | undefined {
+  if (!URL.canParse(s)) return undefined;
+  const u = new URL(s);
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || !u.hostname || u.search || u.hash || u.username) return undefined;
+  return s.replace(/\/+$/, '');
+}
+
 // ---- settings shared by several processes ----
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
@@ -197,7 +223,7 @@ export const SERVER_SETTINGS = {
 };
 
 export const AGENT_SETTINGS = {
-  server: required(str({ pattern: /^https?:\/\//, want: 'an http:// or https:// URL'}), { flag: '--server <url>', meaning: 'control plane URL, e.g. https://cp.example:7070 (http:// only for a control plane started with --insecure)' }),
+  server: required(serverUrlsKind, { flag: '--server <urls>', meaning: 'control plane URL, e.g. https://cp.example:7070 (http:// only for a control plane started with --insecure); several instances of one control plane comma-separated (`https://cp1:7070,https://cp2:7070`): enrolment and the connection try them in turn, and the agent moves to the next when the one it is connected to stops answering' }),
   joinToken: optional(str(), { env: 'OUTPOST_JOIN_TOKEN', secret: true, meaning: 'a join token (`outpost token create`); needed to enrol, not afterwards. No flag: a process\'s arguments are readable by every process on the node' }),
   joinTokenFile: optional(pathKind, { flag: '--join-token-file <file>', meaning: 'a file holding the join token (wins over OUTPOST_JOIN_TOKEN)' }),
   name: optional(str(), { flag: '--name <name>', defaultText: 'the hostname', meaning: 'node name' }),

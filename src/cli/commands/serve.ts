@@ -102,7 +102,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   applyDockerSettings(driver, c.diskReserveMb, c.registryAuth);
   const bindHost = c.bind ?? (c.advertise === '127.0.0.1' ? '127.0.0.1' : '0.0.0.0');
   // a hub on TLS starts with the hub certificate held, or one no device trusts until its own arrives
-  const hubNames = hubCertNames(c, c.advertise, c.server);
+  const hubNames = hubCertNames(c, c.advertise, c.server[0]!);
   const hubTls = hubNames ? await new NodeIdentityStore(dir, name, c.server, null, hubNames).hubTlsAtStart() : null;
   const hub = await agentHub(c, dir, c.advertise, log, hubTls);
   const agent = new Agent({
@@ -116,7 +116,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
     process.exit(1);
   });
   agent.start();
-  log.info({ name, runtime: driver.kind, server: c.server }, 'agent started');
+  log.info({ name, runtime: driver.kind, servers: c.server }, 'agent started');
   // the agent leaves its workloads running when it stops: they serve on without it
   onSignals(async () => { await agent.stop(); await hub.hub?.close(); });
 }
