@@ -13,6 +13,7 @@ import { nodeRoutes } from './routes/nodes.js';
 import { siteRoutes } from './routes/sites.js';
 import { streamRoutes } from './routes/streams.js';
 import { trustRoutes } from './routes/trust.js';
+import { backupRoutes, type BackupSource } from './routes/backup.js';
 import type { TlsMaterial } from './trust/authority.js';
 
 export interface RouteDeps {
@@ -23,7 +24,7 @@ export interface RouteDeps {
 /** Routes anyone may call: health, the CA's certificate, and enrolment (which checks its own credential: a join token or the node's key). */
 const OPEN = new Set(['/healthz', '/v1/ca', '/v1/hub-ca', '/v1/enroll']);
 
-export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null = null): FastifyInstance {
+export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null = null, backup: BackupSource | null = null): FastifyInstance {
   // fastify's own per-request logging stays off; errors are logged by the handler below.
   // With TLS, a client may present a certificate (agents do: it is their
   // identity at the agent gateway); API clients authenticate with a token.
@@ -67,5 +68,6 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   siteRoutes(app, deps);
   streamRoutes(app, deps);
   trustRoutes(app, deps, tls?.trustPem ?? null, tls?.hubCa.certPem ?? null);
+  backupRoutes(app, deps, backup);
   return app;
 }

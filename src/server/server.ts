@@ -76,7 +76,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   // the data dir holds the CA's key, the admin token and the store: owner only, enforced at every start
   ensurePrivateDir(o.dataDir);
   const gateway = new AgentGateway(cp, o.log, { admission: o.admission, insecure: !tls, messageRate: o.messageRate });
-  const api = buildApi(cp, gateway, adminToken, o.log, tls);
+  const api = buildApi(cp, gateway, adminToken, o.log, tls, { dataDir: o.dataDir, store: o.store ? 'postgres' : 'sqlite' });
   gateway.attach(api.server);
   await api.listen({ host: o.host, port: o.port });
   const addr = api.server.address() as AddressInfo;
