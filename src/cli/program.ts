@@ -22,6 +22,7 @@ const cmd = {
   trust: () => import('./commands/trust.js'),
   streams: () => import('./commands/streams.js'),
   serve: () => import('./commands/serve.js'),
+  backup: () => import('./commands/backup.js'),
   lab: () => import('../lab/lab.js'),
 };
 
@@ -166,6 +167,25 @@ export function buildProgram(): Command {
     console.log(s.state ? `lab ${s.state.name}: control plane ${s.state.server} (OUTPOST_TOKEN in ${'/var/lib/outpost-lab/cp/admin.token'})` : 'no lab state');
     console.log(`namespaces: ${s.namespaces.join(', ') || 'none'}; links: ${s.links.join(', ') || 'none'}; processes: ${s.processes}`);
   });
+
+  program.command('backup').description('the control plane\'s state, CA and admin token in one file (docs/operations.md); from the running control plane unless --offline')
+    .option('--out <file>', 'write it here (mode 0600), whole or not at all; default: stdout')
+    .option('--offline', 'read a stopped control plane\'s store directly instead of asking the running one')
+    .option('--data-dir <dir>', 'with --offline: its data dir (default: OUTPOST_DATA_DIR, ~/.outpost)')
+    .option('--store <url>', 'with --offline: its postgres:// store (default: OUTPOST_STORE; none: outpost.db in the data dir)')
+    .option('--json', 'print the account as JSON (on stderr)')
+    .action(async (o) => (await cmd.backup()).backup(o));
+  program.command('restore <file>').description('restore a backup into a stopped control plane\'s data dir and store, checking the whole file first')
+    .option('--data-dir <dir>', 'the data dir to restore into (default: OUTPOST_DATA_DIR, ~/.outpost)')
+    .option('--store <url>', 'the postgres:// store to restore into (default: OUTPOST_STORE; none: outpost.db in the data dir)')
+    .option('--force', 'delete every record of a store that is not empty, and replace trust files that differ')
+    .option('--json', 'print JSON')
+    .action(async (file, o) => (await cmd.backup()).restore(file, o));
+  program.command('migrate-store').description('copy a stopped control plane\'s SQLite store into an empty PostgreSQL database, for `outpost server --store`')
+    .option('--data-dir <dir>', 'its data dir (default: OUTPOST_DATA_DIR, ~/.outpost)')
+    .requiredOption('--to <url>', 'the postgres:// URL of an empty database')
+    .option('--json', 'print JSON')
+    .action(async (o) => (await cmd.backup()).migrate(o));
 
   program.command('rm <app>').description('remove an app and everything it runs').option('--json', 'print JSON')
     .action(async (app, o) => (await cmd.lists()).rm(clientFromEnv(), app, !!o.json));

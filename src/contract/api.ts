@@ -347,4 +347,6 @@ export interface ApiRoutes {
   'GET /v1/streams': { answer: StreamRow[] };
   /** window results held */
   'GET /v1/streams/:name': { query: StreamWindowQuery; answer: HeldWindow[] };
+  /** the control plane's backup: gzip'd JSON lines, streamed */
+  'GET /v1/backup': { answer: string };
 }

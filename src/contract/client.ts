@@ -264,6 +264,11 @@ export class ApiClient {
     return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200 })}`));
   }
 
+  /** GET /v1/backup: the response, its gzip'd body unread (it streams; silence for 60 s gives up). */
+  async backup(): Promise<http.IncomingMessage> {
+    return this.succeeded(await this.raw('GET', '/v1/backup', undefined, { timeoutMs: DEFAULT_TIMEOUT_MS }));
+  }
+
   /** The response, its body unread, when it succeeded; an error answer is thrown as its OutpostError. */
   private async succeeded(res: http.IncomingMessage): Promise<http.IncomingMessage> {
     const status = res.statusCode ?? 0;

@@ -46,6 +46,7 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'GET /v1/model': { takes: '', answers: `${T('ModelError')} over every recorded deployment, with \`cold\` and \`warm\` (image pulled or cached), each a ${T('ModelError')}`, cli: 'outpost model' },
   'GET /v1/replicas': { takes: '`app`, `node`, `state` (filters); `limit`, `after` (pages, below)', answers: `${T('ReplicaRecord', true)}, by id`, cli: 'outpost replicas' },
   'GET /v1/apps/:name/replicas': { takes: '', answers: T('ReplicaRecord', true), cli: 'outpost replicas APP' },
+  'GET /v1/backup': { takes: '', answers: 'application/gzip: the backup (JSON lines: header, trust files, every record, the model\'s samples, an end line; [operations](../operations.md#backup-and-restore)), streamed', cli: 'outpost backup' },
   'GET /v1/apps/:name/logs': { takes: '`follow` (`1`: keep streaming), `tail` (lines, 200)', answers: 'text/plain: every replica\'s output, each line prefixed `[replica id] ` when there are several', cli: 'outpost logs' },
 };
 

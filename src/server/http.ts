@@ -15,6 +15,7 @@ import { streamRoutes } from './routes/streams.js';
 import { trustRoutes } from './routes/trust.js';
 import { clusterRoutes } from './routes/cluster.js';
 import type { ClusterStatus } from './cluster.js';
+import { backupRoutes, type BackupSource } from './routes/backup.js';
 import type { TlsMaterial } from './trust/authority.js';
 
 export interface RouteDeps {
@@ -27,7 +28,7 @@ export interface RouteDeps {
 /** Routes anyone may call: health, the CA's certificate, and enrolment (which checks its own credential: a join token or the node's key). */
 const OPEN = new Set(['/healthz', '/v1/ca', '/v1/hub-ca', '/v1/enroll']);
 
-export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null, cluster: RouteDeps['cluster']): FastifyInstance {
+export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: string, log: Logger, tls: TlsMaterial | null, cluster: RouteDeps['cluster'], backup: BackupSource | null = null): FastifyInstance {
   // fastify's own per-request logging stays off; errors are logged by the handler below.
   // With TLS, a client may present a certificate (agents do: it is their
   // identity at the agent gateway); API clients authenticate with a token.
@@ -72,5 +73,6 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   streamRoutes(app, deps);
   clusterRoutes(app, deps);
   trustRoutes(app, deps, tls?.trustPem ?? null, tls?.hubCa.certPem ?? null);
+  backupRoutes(app, deps, backup);
   return app;
 }

@@ -107,7 +107,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   ensurePrivateDir(o.dataDir);
   const gateway = new AgentGateway(cp, o.log, { admission: o.admission, insecure: !tls, messageRate: o.messageRate });
   const startedAt = new Date().toISOString();
-  const api = buildApi(cp, gateway, adminToken, o.log, tls, async () => cluster ? cluster.status() : soloStatus(await store.revision(), { url, agents: gateway.connected, startedAt }));
+  const status = async () => (cluster ? cluster.status() : soloStatus(await store.revision(), { url, agents: gateway.connected, startedAt }));
+  const api = buildApi(cp, gateway, adminToken, o.log, tls, status, { dataDir: o.dataDir, store: o.store ? 'postgres' : 'sqlite' });
   gateway.attach(api.server);
   await api.listen({ host: o.host, port: o.port });
   const addr = api.server.address() as AddressInfo;
