@@ -197,6 +197,8 @@ test('a backup restored into PostgreSQL, and back out of it, keeps every record;
   assert.equal(fs.existsSync(path.join(dir, 'outpost.db')), false);
   const got = await serves(dir, url);
   assert.deepEqual([got.apps, got.nodes, got.devices], [['stats'], ['edge-1'], ['cam-1']]);
+  // on PostgreSQL the leader marks a node no live instance holds (at its first beat)
+  await waitFor('the node marked unreachable', () => got.server.cp.state.node('edge-1')?.state === 'unreachable');
   await got.server.close();
   // that control plane marked the node it could not reach: the store holds it so now
   const held = await contents(dir, url);

@@ -19,7 +19,7 @@ import type { ControlPlane } from './controlplane.js';
 import { KINDS, type Kind, type Store, type Write } from './store/store.js';
 import { MIGRATIONS } from './store/migrations.js';
 import { openSqliteStore } from './store/sqlite.js';
-import { openPostgresStore, PG_MIGRATIONS } from './store/postgres.js';
+import { openPostgresStore, PG_MIGRATIONS, type PostgresStore } from './store/postgres.js';
 
 export const BACKUP_FORMAT = 'outpost-backup';
 export const BACKUP_VERSION = 1;
@@ -341,6 +341,9 @@ export async function restoreBackup(file: string, t: Target, o: { force?: boolea
     if (rev > 0 && !o.force) throw new OutpostError('E_CONFLICT', `the store is not empty (at revision ${rev}): restore into an empty one, or give --force to delete every record in it first`);
     if (rev > 0) await deleteAll(store);
     await writeAll(store, (async function* () { for await (const { line } of backupLines(file)) yield line; })());
+    // the instances of a PostgreSQL store share its trust files (trust/shared.ts): the restored
+    // data dir's become the shared ones at the next start; an instance holding others is refused
+    if ('pool' in store) await (store as PostgresStore).pool.query('DELETE FROM shared_files');
   } finally {
     await store.close();
   }
