@@ -12,7 +12,7 @@ import pg from 'pg';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { OutpostError } from '../src/core/errors.js';
 import { pgSkipReason, sharedPostgres } from '../src/server/store/pgkit.js';
-import { settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
+import { cli, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 import { leaderOf, relay, selfId, spawnInstance, status, type Instance } from './hakit.js';
 
 const skip = pgSkipReason() ?? undefined;
@@ -81,6 +81,12 @@ test('two instances: one leads, both serve; a deploy through one reaches an agen
     return s.instances.filter((x) => x.alive).length === 2 && s.instances.filter((x) => x.leader).length === 1 ? s : null;
   });
   assert.equal(st.store, 'postgres');
+  // the CLI, given both instances, prints them with the leader marked
+  const env = { OUTPOST_SERVER: `${a.url},${b.url}`, OUTPOST_DATA_DIR: a.dataDir };
+  const shown = await cli(['server', 'status'], env);
+  assert.equal(shown.code, 0, shown.stderr);
+  assert.match(shown.stdout, /^store postgres at revision \d+; leader lease: epoch \d+, held by \S+/);
+  for (const i of st.instances) assert.match(shown.stdout, new RegExp(`^${i.id}.*alive${i.leader ? '\\s+yes' : ''}`, 'm'));
   const agent = await agentOn([b], 'edge-ha1');
   await waitFor('node ready through a', async () => (await a.client.nodes()).find((n) => n.name === 'edge-ha1')?.state === 'ready');
   await a.client.deploy(app('stats'));
@@ -95,13 +101,15 @@ test('two instances: one leads, both serve; a deploy through one reaches an agen
   await agent.exited;
 });
 
-test('kill -9 of the leader during a deploy: a new leader within 10 s, the deploy completes, no replica lost or started twice', { skip }, async () => {
+test('kill -9 of the leader during a deploy: a new leader within 10 s, the deploy completes, no replica lost or started twice, the agent moves to the live instance', { skip }, async () => {
   const url = await cluster!.newDatabase();
   const a = await instance(tmpDir(), url);
   await waitFor('a leads', async () => (await leaderOf(a)) === (await selfId(a)));
   const b = await instance(tmpDir(), url);
-  const agent = await agentOn([b], 'edge-ha2');
-  await waitFor('node ready', async () => (await b.client.nodes()).find((n) => n.name === 'edge-ha2')?.state === 'ready');
+  // the agent knows both instances and connects to the first, the leader that dies
+  const agent = await agentOn([a, b], 'edge-ha2');
+  const aid = await selfId(a);
+  await waitFor('node ready through a', async () => (await b.client.nodes()).find((n) => n.name === 'edge-ha2' && n.state === 'ready' && n.via === aid));
   await b.client.deploy(app('stats', { V: '1' }));
   await running(b, 'stats', 1, { V: '1' });
   // a rolling update through b, and the leader (a) killed while it rolls
@@ -114,6 +122,7 @@ test('kill -9 of the leader during a deploy: a new leader within 10 s, the deplo
   const took = Date.now() - killed;
   assert.ok(took < 10_000, `a new leader after ${took} ms`);
   const reps = await running(b, 'stats', 1, { V: '2' });
+  await waitFor('the agent moved to b', async () => (await b.client.nodes()).find((n) => n.name === 'edge-ha2' && n.state === 'ready' && n.via === bid));
   const held = pids(agent.dir);
   assert.deepEqual([...held.keys()].sort(), reps.map((r) => r.id).sort(), 'exactly the wanted replicas run on the node: none lost, none doubled');
   assert.equal(new Set(held.values()).size, 1);

@@ -79,8 +79,10 @@ export function buildProgram(): Command {
   settingsOptions(program.command('up').description('control plane + local agent in one process; deploys the example app'), UP_SETTINGS)
     .action(async (_o, c: Command) => (await cmd.serve()).runUp(given(c)));
 
-  settingsOptions(program.command('server').description('the control plane alone'), SERVER_SETTINGS)
+  const server = settingsOptions(program.command('server').description('the control plane alone'), SERVER_SETTINGS)
     .action(async (_o, c: Command) => (await cmd.serve()).runServer(given(c)));
+  server.command('status').description('the control plane\'s instances, the leader and its lease, each one\'s lag').option('--json', 'print JSON')
+    .action(async (o) => (await cmd.lists()).serverStatus(clientFromEnv(), !!o.json));
 
   settingsOptions(program.command('agent').description('an edge agent; it dials out to the control plane'), AGENT_SETTINGS)
     .action(async (_o, c: Command) => (await cmd.serve()).runAgent(given(c)));

@@ -349,4 +349,47 @@ export interface ApiRoutes {
   'GET /v1/streams/:name': { query: StreamWindowQuery; answer: HeldWindow[] };
   /** the control plane's backup: gzip'd JSON lines, streamed */
   'GET /v1/backup': { answer: string };
+  /** the instances, the leader and its lease, each instance's lag */
+  'GET /v1/cluster': { answer: ClusterStatus };
+}
+
+/** The leader lease (several instances on PostgreSQL). */
+export interface LeaseView {
+  /** the instance that holds it */
+  holder: string;
+  /** grows by one every time it changes hands; the leader's writes carry it (fencing) */
+  epoch: number;
+  /** ms until it expires by the database's clock (negative: expired, no leader) */
+  expiresInMs: number;
+}
+
+/** One control-plane instance, as its heartbeat row in the store shows it. */
+export interface InstanceView {
+  /** hostname-random: new at every start */
+  id: string;
+  /** what it reported: `url`, `host`, `pid`, `agents` (connections it holds), `listening` (hears the change feed), `leading` */
+  doc: Record<string, unknown>;
+  /** the store revision its state had caught up to at its last heartbeat */
+  revision: number;
+  startedAt: string;
+  /** ms since its last heartbeat */
+  seenAgoMs: number;
+  /** it beat within the lease's length */
+  alive: boolean;
+  /** it holds the lease now */
+  leader: boolean;
+  /** commits its state is behind the store */
+  lag: number;
+}
+
+/** GET /v1/cluster: the control plane's instances (one on SQLite). */
+export interface ClusterStatus {
+  store: 'sqlite' | 'postgres';
+  /** the store's revision */
+  revision: number;
+  /** the instance that answered */
+  self: string;
+  /** null on SQLite (one process, no lease) */
+  leader: LeaseView | null;
+  instances: InstanceView[];
 }

@@ -47,6 +47,7 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'GET /v1/replicas': { takes: '`app`, `node`, `state` (filters); `limit`, `after` (pages, below)', answers: `${T('ReplicaRecord', true)}, by id`, cli: 'outpost replicas' },
   'GET /v1/apps/:name/replicas': { takes: '', answers: T('ReplicaRecord', true), cli: 'outpost replicas APP' },
   'GET /v1/backup': { takes: '', answers: 'application/gzip: the backup (JSON lines: header, trust files, every record, the model\'s samples, an end line; [operations](../operations.md#backup-and-restore)), streamed', cli: 'outpost backup' },
+  'GET /v1/cluster': { takes: '', answers: `${T('ClusterStatus')}: the instances (one on SQLite), the leader lease, each instance's lag behind the store`, cli: 'outpost server status' },
   'GET /v1/apps/:name/logs': { takes: '`follow` (`1`: keep streaming), `tail` (lines, 200)', answers: 'text/plain: every replica\'s output, each line prefixed `[replica id] ` when there are several', cli: 'outpost logs' },
 };
 

@@ -15,7 +15,10 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Fence } from './store/store.js';
 import type { PostgresStore } from './store/postgres.js';
-import type { InstanceRow, LeaseView, PgCoordination } from './store/pgcluster.js';
+import type { PgCoordination } from './store/pgcluster.js';
+import type { ClusterStatus } from '../contract/api.js';
+
+export type { ClusterStatus };
 import type { ControlPlane } from './controlplane.js';
 import type { Learnt } from './writer.js';
 import type { NodeRecord, NodeIdentity } from '../core/types.js';
@@ -48,14 +51,6 @@ export interface Connections {
   disconnect(node: string, code: string): void;
 }
 
-export interface ClusterStatus {
-  store: 'sqlite' | 'postgres';
-  /** the store's revision */
-  revision: number;
-  self: string;
-  leader: LeaseView | null;
-  instances: (InstanceRow & { alive: boolean; leader: boolean; lag: number })[];
-}
 
 export class Cluster implements Leadership {
   private epoch: number | null = null;

@@ -1,9 +1,9 @@
 // outpost apps | nodes | replicas | rm
 // The lists are fetched a page at a time and printed as each page arrives.
 import type { ApiClient } from '../../contract/client.js';
-import type { NodeTrust, ReplicaRecord } from '../../contract/api.js';
+import type { ClusterStatus, NodeTrust, ReplicaRecord } from '../../contract/api.js';
 import { effectiveRtt } from '../../core/live.js';
-import { ago, ms, printJson, printPages } from '../output.js';
+import { ago, ms, printJson, printPages, table } from '../output.js';
 
 export async function apps(client: ApiClient, json: boolean): Promise<void> {
   await printPages(client.pages('/v1/apps'), json, ['NAME', 'READY', 'IMAGE / COMMAND', 'UPDATED'],
@@ -49,4 +49,16 @@ export async function rm(client: ApiClient, app: string, json: boolean): Promise
   const r = await client.remove(app);
   if (json) return printJson({ app, ...r });
   console.log(`removed ${app} (${r.removed.length} replica(s))`);
+}
+
+/** outpost server status: the instances, which leads, how far each is behind the store. */
+export async function serverStatus(client: ApiClient, json: boolean): Promise<void> {
+  const s = await client.request<ClusterStatus>('GET', '/v1/cluster');
+  if (json) return printJson(s);
+  const lease = s.leader ? `epoch ${s.leader.epoch}, ${s.leader.expiresInMs > 0 ? `held by ${s.leader.holder}, ${(s.leader.expiresInMs / 1000).toFixed(1)} s left` : 'expired: no leader'}` : 'none (one process leads alone)';
+  console.log(`store ${s.store} at revision ${s.revision}; leader lease: ${lease}`);
+  console.log(table(['INSTANCE', 'URL', 'STATE', 'LEADER', 'AGENTS', 'LAG', 'SEEN', 'STARTED'], s.instances.map((i) => [
+    i.id + (i.id === s.self ? ' (this)' : ''), String(i.doc.url ?? ''), i.alive ? 'alive' : 'gone', i.leader ? 'yes' : '', Number(i.doc.agents ?? 0), i.lag,
+    `${(i.seenAgoMs / 1000).toFixed(1)} s ago`, i.startedAt.slice(0, 19).replace('T', ' '),
+  ])));
 }

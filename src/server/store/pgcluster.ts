@@ -9,26 +9,14 @@
 // not the current one (postgres.ts).
 import pg from 'pg';
 import { CHANGES_CHANNEL, type PostgresStore } from './postgres.js';
+import type { InstanceView, LeaseView } from '../../contract/api.js';
 
 /** pg_advisory_lock's key for the one-time initialisation ("init") */
 const INIT_LOCK = 0x696e6974;
 
-export interface LeaseView {
-  holder: string;
-  epoch: number;
-  /** ms until it expires by the database's clock (negative: expired) */
-  expiresInMs: number;
-}
-
-export interface InstanceRow {
-  id: string;
-  doc: Record<string, unknown>;
-  /** the store revision it had applied at its last heartbeat */
-  revision: number;
-  startedAt: string;
-  /** ms since its last heartbeat */
-  seenAgoMs: number;
-}
+export type { LeaseView };
+/** an instance's heartbeat row */
+export type InstanceRow = Omit<InstanceView, 'alive' | 'leader' | 'lag'>;
 
 export interface SharedFile {
   name: string;
