@@ -14,6 +14,7 @@ import { OutpostError } from '../src/core/errors.js';
 import { pgSkipReason, sharedPostgres } from '../src/server/store/pgkit.js';
 import { cli, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 import { leaderOf, relay, selfId, spawnInstance, status, type Instance } from './hakit.js';
+import { device, devicesYaml, hubConfigFile } from './hubkit.js';
 
 const skip = pgSkipReason() ?? undefined;
 const cluster = skip ? null : await sharedPostgres();
@@ -212,6 +213,55 @@ test('two deploys of one app racing through two instances: one revision wins who
   }
   await a.client.remove('race');
   await waitFor('workload gone', () => pids(agent.dir).size === 0);
+  agent.child.kill('SIGTERM');
+  await agent.exited;
+});
+
+test('a hub\'s window results reach the store exactly once when its agent moves from a killed instance to another', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await instance(tmpDir(), url);
+  const b = await instance(tmpDir(), url);
+  const dev = device('ha-dev', ['flow']);
+  const dir = tmpDir();
+  agentDirs.push(dir);
+  const token = (await a.client.createToken({ uses: 1, ttl: '10m' })).token;
+  const agent = spawnAgent({ url: `${a.url},${b.url}`, joinToken: token }, ['--name', 'edge-hub', '--runtime', 'process', '--data-dir', dir, '--hub-config', hubConfigFile(tmpDir(), devicesYaml([dev]))], { OUTPOST_CA: path.join(a.dataDir, 'ca.crt') });
+  procs.push(agent);
+  const aid = await selfId(a);
+  const hub = await waitFor('the hub, through a', async () => (await b.client.nodes()).find((n) => n.name === 'edge-hub' && n.state === 'ready' && n.via === aid)?.hub);
+  await b.client.deploy({ ...app('flow'), placement: { nodes: ['edge-hub'] }, streams: { flow: { windowMs: 1000, lateMs: 500, ops: ['count', 'sum'] } } });
+  await waitFor('the stream on the hub', async () => ((await (await fetch(`${hub.http}/v1/streams`, { headers: dev.headers })).json()) as { name: string }[]).some((s) => s.name === 'flow'));
+  // a device posting a point every 20 ms; the instance its agent is on is killed in the middle
+  const accepted = new Map<number, number>();
+  let posting = true;
+  const poster = (async () => {
+    while (posting) {
+      await new Promise((r) => setTimeout(r, 20));
+      const p = { ts: Date.now(), v: 1 };
+      const r = await fetch(`${hub.http}/v1/streams/flow/points`, { method: 'POST', body: JSON.stringify([p]), headers: { 'content-type': 'application/json', ...dev.headers } }).catch(() => null);
+      if (r?.status !== 200 || ((await r.json()) as { late: number }).late) continue;
+      const s = Math.floor(p.ts / 1000) * 1000;
+      accepted.set(s, (accepted.get(s) ?? 0) + 1);
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 3000));
+  a.child.kill('SIGKILL');
+  const bid = await selfId(b);
+  await waitFor('the agent on b', async () => (await b.client.nodes()).some((n) => n.name === 'edge-hub' && n.state === 'ready' && n.via === bid), 30_000, 100);
+  await new Promise((r) => setTimeout(r, 3000));
+  posting = false;
+  await poster;
+  const lastStart = Math.max(...accepted.keys());
+  const held = await waitFor('every window in the store', async () => {
+    const w = await b.client.streamWindows('flow', { node: 'edge-hub' });
+    return w.length > 0 && w[w.length - 1]!.start >= lastStart ? w : null;
+  }, 30_000, 250);
+  const starts = held.map((w) => w.start);
+  assert.equal(new Set(starts).size, starts.length, 'no window twice');
+  assert.deepEqual(starts, [...accepted.keys()].sort((x, y) => x - y), 'no window lost');
+  for (const w of held) assert.equal(w.count, accepted.get(w.start), `window ${w.start}: count`);
+  await b.client.remove('flow');
+  await waitFor('workload gone', () => pids(dir).size === 0);
   agent.child.kill('SIGTERM');
   await agent.exited;
 });
