@@ -7,6 +7,8 @@ import { openSqliteStore } from './store/sqlite.js';
 import { State } from './state.js';
 import { Writer } from './writer.js';
 import type { SiteRecord } from '../core/types.js';
+import { OutpostError } from '../core/errors.js';
+import { StoreFenced } from './store/store.js';
 
 const log = pino({ level: 'silent' });
 const site = (name: string, createdAt: number): SiteRecord => ({ name, probe: 'x:1', createdAt });
@@ -51,4 +53,46 @@ test('a commit that fails drops its changes from the state too, and says so', as
   assert.equal(w.state.site('line'), undefined, 'the state matches the store again');
   store.commit = real;
   assert.equal(await w.run(() => ({ changes: [{ kind: 'sites', key: 'line', doc: site('line', 2) }], result: 2 })), 2);
+});
+
+test('others\' changes learnt from the store replace older copies, wait for writes in flight, and a reset removes what is gone', async () => {
+  const store = openSqliteStore(':memory:');
+  await store.commit([{ kind: 'sites', key: 'a', doc: site('a', 1) }, { kind: 'sites', key: 'b', doc: site('b', 1) }]);
+  const w = new Writer(store, await State.load(store), log);
+  const heard: string[] = [];
+  w.subscribe((l) => heard.push(...l.map((x) => `${x.key}:${(x.prev as SiteRecord | null)?.createdAt ?? '-'}>${(x.doc as SiteRecord | null)?.createdAt ?? '-'}`)));
+  w.learn([{ kind: 'sites', key: 'a', rev: 5, doc: site('a', 5) }, { kind: 'sites', key: 'a', rev: 3, doc: site('a', 3) }, { kind: 'sites', key: 'c', rev: 4, doc: site('c', 4) }]);
+  assert.deepEqual(heard.splice(0), ['a:1>5', 'c:->4'], 'the newest of each, once');
+  w.learn([{ kind: 'sites', key: 'a', rev: 5, doc: site('a', 5) }]);
+  assert.deepEqual(heard, [], 'a revision already held is not news');
+  // a write of ours in flight on b: another's change to b waits for it to settle
+  const mine = w.run((s) => ({ changes: [{ kind: 'sites', key: 'b', doc: { ...s.site('b')!, createdAt: 2 } }], result: 0 }));
+  w.learn([{ kind: 'sites', key: 'b', rev: 99, doc: site('b', 99) }]);
+  assert.equal(w.state.site('b')!.createdAt, 2, 'our optimistic copy stands while the commit is in flight');
+  await mine;
+  assert.equal(w.state.site('b')!.createdAt, 99, 'then the newer change applies');
+  assert.deepEqual(heard.splice(0), ['b:2>99']);
+  // a reset: everything the store holds; c is not in it any more
+  w.learn([{ kind: 'sites', key: 'a', rev: 5, doc: site('a', 5) }, { kind: 'sites', key: 'b', rev: 99, doc: site('b', 99) }], true);
+  assert.equal(w.state.site('c'), undefined);
+  assert.deepEqual(heard, ['c:4>-']);
+});
+
+test('a leader\'s decision is refused without the lease, and a fenced commit that fails is E_NOT_LEADER while the rest commit', async () => {
+  const store = openSqliteStore(':memory:');
+  let fence: { holder: string; epoch: number } | null = null;
+  const w = new Writer(store, await State.load(store), log, () => fence);
+  const op = (key: string) => () => ({ changes: [{ kind: 'sites' as const, key, doc: site(key, 1) }], result: key });
+  await assert.rejects(w.run(op('x'), { leader: true }), (e: OutpostError) => e.code === 'E_NOT_LEADER');
+  assert.equal(w.state.site('x'), undefined, 'nothing applied');
+  // the store refuses the fence (another instance took the lease): the leader's op fails, the other one in the batch commits
+  fence = { holder: 'me', epoch: 1 };
+  const real = store.commit;
+  store.commit = async (writes, samples, f) => { if (f) throw new StoreFenced(f); return real(writes, samples); };
+  const [led, plain] = await Promise.allSettled([w.run(op('y'), { leader: true }), w.run(op('z'))]);
+  assert.equal(led.status, 'rejected');
+  assert.equal(((led as PromiseRejectedResult).reason as OutpostError).code, 'E_NOT_LEADER');
+  assert.deepEqual(plain, { status: 'fulfilled', value: 'z' });
+  assert.equal(w.state.site('y'), undefined);
+  assert.deepEqual((await store.list('sites')).map((r) => r.key), ['z']);
 });

@@ -6,7 +6,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { OutpostError } from '../../core/errors.js';
-import { StoreConflict, type Store } from './store.js';
+import { StoreConflict, StoreFenced, type Store } from './store.js';
+import { PgCoordination } from './pgcluster.js';
 import { openPostgresStore, PG_MIGRATIONS } from './postgres.js';
 import { pgSkipReason, sharedPostgres } from './pgkit.js';
 import pino from 'pino';
@@ -124,4 +125,44 @@ test('the writer on PostgreSQL: operations decided while a commit is in flight b
   assert.equal(w.stats.conflicts, 0, 'no race lost against itself');
   assert.ok(w.stats.commits > 1, 'commits overlapped operations');
   await store.close();
+});
+
+test('the change feed: what others committed since a revision, deletions included; behind the compacted history, everything again', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await openPostgresStore(url);
+  const b = await openPostgresStore(url);
+  const r1 = await a.commit([{ kind: 'apps', key: 'web', doc: { v: 1 } }, { kind: 'nodes', key: 'n1', doc: { name: 'n1' } }]);
+  const r2 = await a.commit([{ kind: 'apps', key: 'web', doc: { v: 2 } }, { kind: 'nodes', key: 'n1', doc: null }]);
+  const cs = await b.changes(r1 - 1);
+  assert.equal(cs.revision, r2);
+  assert.deepEqual(cs.changes.map((c) => [c.kind, c.key, c.rev, c.doc]).sort(), [['apps', 'web', r2, { v: 2 }], ['nodes', 'n1', r2, null]]);
+  assert.deepEqual((await b.changes(r2)).changes, [], 'nothing since the last one');
+  // tombstones older than the history kept are compacted: a reader behind them reads everything
+  await sql(url, "UPDATE tombstones SET at = now() - interval '1 hour'");
+  assert.equal(await a.compact(), 1);
+  const reset = await b.changes(r1 - 1);
+  assert.equal(reset.reset, true);
+  assert.deepEqual(reset.changes.map((c) => c.key), ['web'], 'every record there is (the deleted node is not)');
+  await a.close();
+  await b.close();
+});
+
+test('a commit fenced by a lease epoch fails once the lease passed to another instance', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const s = await openPostgresStore(url);
+  const one = new PgCoordination(s, 'one');
+  const two = new PgCoordination(s, 'two');
+  const e1 = await one.acquire(60_000);
+  assert.equal(e1, 1);
+  assert.equal(await two.acquire(60_000), null, 'held: no one else takes it');
+  await s.commit([{ kind: 'apps', key: 'a', doc: {} }], [], { holder: 'one', epoch: 1 });
+  await assert.rejects(s.commit([{ kind: 'apps', key: 'b', doc: {} }], [], { holder: 'two', epoch: 1 }), StoreFenced);
+  // the lease runs out; two takes it (epoch 2); one's decisions are refused from then on
+  await sql(url, "UPDATE lease SET expires = now() - interval '1 second'");
+  assert.equal(await one.renew(1, 60_000), false, 'an expired lease is not renewed');
+  assert.equal(await two.acquire(60_000), 2);
+  await assert.rejects(s.commit([{ kind: 'apps', key: 'c', doc: {} }], [], { holder: 'one', epoch: 1 }), StoreFenced);
+  assert.equal(await s.get('apps', 'c'), undefined, 'nothing of it was written');
+  await s.commit([{ kind: 'apps', key: 'd', doc: {} }], [], { holder: 'two', epoch: 2 });
+  await s.close();
 });
