@@ -34,7 +34,7 @@ export const ERRORS = {
   E_ROLLED_BACK: { status: 500, seen: 'CLI', meaning: '`deploy --wait`: the new revision failed and the app went back to its last good revision' },
   E_DISK_FULL: { status: 500, seen: 'replica', meaning: 'the pull would leave less than `OUTPOST_DISK_RESERVE_MB` free on the node\'s image store; nothing was pulled' },
   E_NODE_OFFLINE: { status: 503, seen: 'API, CLI', meaning: 'the node is not connected, so nothing can be fetched through it (logs)' },
-  E_STORE: { status: 503, seen: 'server, API', meaning: 'the control plane cannot open or write its store (`--store`): PostgreSQL unreachable, a refused login, no such database, or a schema from a newer Outpost; the message says which. A write answered with it was not committed' },
+  E_STORE: { status: 503, seen: 'server, API, CLI (restore)', meaning: 'the control plane cannot open or write its store (`--store`): PostgreSQL unreachable, a refused login, no such database, or a schema from a newer Outpost; the message says which. A write answered with it was not acknowledged: it did not land, unless the database went away during its very commit (then it shows in the state once the database is back)' },
   E_NOT_LEADER: { status: 503, seen: 'server', meaning: 'an instance decided something only the leader may (a reconcile pass, a node lost) after its leader lease passed to another instance: nothing was written, and the new leader decides again' },
   E_NO_SERVER: { status: 503, seen: 'CLI', meaning: 'the control plane does not answer at `OUTPOST_SERVER`' },
   E_INTERNAL: { status: 500, seen: 'API, CLI, replica', meaning: 'an unexpected failure (the control plane logs it), or an answer the CLI cannot read' },

@@ -368,5 +368,5 @@ function notLeader(): OutpostError {
 /** A store that failed for another reason than a lost race: the write was not committed. */
 function storeError(err: unknown): unknown {
   if (err instanceof OutpostError) return err;
-  return new OutpostError('E_STORE', `the store did not take the write (${(err as Error).message || (err as { code?: string }).code}); nothing of it was committed`, { cause: err });
+  return new OutpostError('E_STORE', `the store did not take the write (${(err as Error).message || (err as { code?: string }).code}); it was not acknowledged, and is not in the state`, { cause: err });
 }
