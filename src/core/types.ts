@@ -410,6 +410,62 @@ export interface JoinTokenRecord extends JoinTokenView {
   secretHash: string;
 }
 
+/** The built-in roles of API tokens (src/core/capabilities.ts says what each may do). */
+export type Role = 'admin' | 'operator' | 'deployer' | 'viewer' | 'device-admin';
+
+/** An API token: who calls the API, with which role, over which apps and sites. Its secret is kept only as a hash. */
+export interface ApiTokenRecord {
+  /** `opt_` + random; the token is `ID.SECRET` */
+  id: string;
+  /** a person's, script's or job's name (audit entries carry it) */
+  name: string;
+  role: Role;
+  /** glob patterns (`shop-*`) of the apps and sites it may act on; null: all */
+  apps: string | null;
+  sites: string | null;
+  /** sha256 of the secret, hex */
+  secretHash: string;
+  createdAt: number;
+  /** epoch ms; null: never */
+  expiresAt: number | null;
+  revokedAt: number | null;
+  /** the id of the token that created it (null: made at first start) */
+  createdBy: string | null;
+}
+
+/** A secret: its value encrypted with the envelope key (AES-256-GCM); the value never leaves the control plane but to the nodes that run an app that uses it. */
+export interface SecretRecord {
+  name: string;
+  /** counts from 1; every `secret set` is a new version (and rolls the replicas that use it) */
+  version: number;
+  /** the envelope key it is encrypted with, and the AES-256-GCM nonce, tag and ciphertext (base64) */
+  keyId: string;
+  iv: string;
+  tag: string;
+  data: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One mutating call, as the audit log keeps it. */
+export interface AuditEntry {
+  /** epoch ms */
+  at: number;
+  /** the API token's id and name (or the node, for agent actions) */
+  principal: { id: string; name: string };
+  /** the capability the call used, e.g. `app:deploy` */
+  action: string;
+  /** `METHOD /path` */
+  request: string;
+  /** what it acted on (an app, a secret's name, a token id), or null */
+  target: string | null;
+  /** the caller's address */
+  from: string;
+  /** the HTTP status, and the error code when it failed */
+  status: number;
+  error: string | null;
+}
+
 /** Why a node could not connect the last time it tried, for `outpost nodes` and the log. */
 export interface Refusal {
   code: string;

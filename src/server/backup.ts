@@ -16,7 +16,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import type { ModelSample } from '../core/types.js';
 import { OutpostError } from '../core/errors.js';
 import type { ControlPlane } from './controlplane.js';
-import { KINDS, type Kind, type Store, type Write } from './store/store.js';
+import { KEY_FIELD, KINDS, type Kind, type Store, type Write } from './store/store.js';
 import { MIGRATIONS } from './store/migrations.js';
 import { openSqliteStore } from './store/sqlite.js';
 import { openPostgresStore, PG_MIGRATIONS, type PostgresStore } from './store/postgres.js';
@@ -44,7 +44,6 @@ const CHUNK = 1000;
 const ALL = Number.MAX_SAFE_INTEGER;
 
 /** The record field that holds its key. */
-const KEY_FIELD: Record<Kind, string> = { nodes: 'name', apps: 'name', sites: 'name', replicas: 'id', tokens: 'id', identities: 'name', devices: 'name' };
 
 export interface Header { format: string; version: number; schemaVersion: number; revision: number; createdAt: number; store: StoreKind }
 export interface FileLine { type: 'file'; name: string; mode: number; data: string }

@@ -3,9 +3,9 @@
 // asks (replicas by app and by node, nodes by host). Reads never touch the
 // store; writes go through the Writer (src/server/writer.ts), which applies
 // them here at once and commits them in groups.
-import type { AppRecord, DeviceRecord, JoinTokenRecord, NodeIdentity, NodeRecord, ReplicaRecord, SiteRecord } from '../core/types.js';
+import type { ApiTokenRecord, AppRecord, DeviceRecord, JoinTokenRecord, NodeIdentity, NodeRecord, ReplicaRecord, SecretRecord, SiteRecord } from '../core/types.js';
 import { hostKey } from '../core/contention.js';
-import { KINDS, type Kind, type Row, type Store } from './store/store.js';
+import { KEY_FIELD, KINDS, type Kind, type Row, type Store } from './store/store.js';
 
 export interface Docs {
   nodes: NodeRecord;
@@ -15,6 +15,8 @@ export interface Docs {
   tokens: JoinTokenRecord;
   identities: NodeIdentity;
   devices: DeviceRecord;
+  apitokens: ApiTokenRecord;
+  secrets: SecretRecord;
 }
 
 export interface Entry<T> {
@@ -24,7 +26,7 @@ export interface Entry<T> {
 }
 
 export class State {
-  private readonly maps: { [K in Kind]: Map<string, Entry<Docs[K]>> } = { nodes: new Map(), apps: new Map(), sites: new Map(), replicas: new Map(), tokens: new Map(), identities: new Map(), devices: new Map() };
+  private readonly maps: { [K in Kind]: Map<string, Entry<Docs[K]>> } = { nodes: new Map(), apps: new Map(), sites: new Map(), replicas: new Map(), tokens: new Map(), identities: new Map(), devices: new Map(), apitokens: new Map(), secrets: new Map() };
   private readonly sorted: { [K in Kind]?: Docs[K][] } = {};
   private readonly byApp = new Map<string, Set<string>>();
   private readonly byNode = new Map<string, Set<string>>();
@@ -108,7 +110,7 @@ export class State {
     // an update in place keeps the order; the cached list still holds the old object
     const l = this.sorted[kind];
     if (!prev || !l) { this.sorted[kind] = undefined; return; }
-    const i = binarySearch(l as unknown as { [k: string]: unknown }[], key, kind === 'replicas' || kind === 'tokens' ? 'id' : 'name');
+    const i = binarySearch(l as unknown as { [k: string]: unknown }[], key, KEY_FIELD[kind]);
     if (i >= 0) (l as Docs[K][])[i] = doc;
     else this.sorted[kind] = undefined;
   }

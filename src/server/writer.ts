@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import type { ModelSample } from '../core/types.js';
 import { OutpostError } from '../core/errors.js';
 import type { Docs, State } from './state.js';
-import { KINDS, StoreConflict, StoreFenced, type Changed, type Fence, type Kind, type Store, type Write } from './store/store.js';
+import { KEY_FIELD, KINDS, StoreConflict, StoreFenced, type Changed, type Fence, type Kind, type Store, type Write } from './store/store.js';
 
 export interface Change<K extends Kind = Kind> {
   kind: K;
@@ -357,8 +357,7 @@ export class Writer {
 }
 
 function keyOf(kind: Kind, doc: unknown): string {
-  const d = doc as { id?: string; name?: string };
-  return (kind === 'replicas' || kind === 'tokens' ? d.id : d.name)!;
+  return (doc as Record<string, string>)[KEY_FIELD[kind]]!;
 }
 
 function notLeader(): OutpostError {

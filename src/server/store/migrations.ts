@@ -48,6 +48,12 @@ INSERT INTO meta SELECT 'revision', EXISTS (SELECT 1 FROM nodes UNION ALL SELECT
 CREATE TABLE tokens (id TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE identities (name TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE devices (name TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);`),
+  // 5: who may do what: API tokens with roles (hashed), secrets (encrypted), and the audit log (append-only)
+  (db) => db.exec(`
+CREATE TABLE apitokens (id TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE secrets (name TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX audit_at ON audit(at);`),
 ];
 
 export function migrate(db: Database.Database): number {

@@ -18,9 +18,19 @@
 // indexes would buy nothing. Keys are COLLATE "C": key order is byte order,
 // as in SQLite, whatever the database's locale.
 import pg from 'pg';
-import type { ModelSample } from '../../core/types.js';
+import type { AuditEntry, ModelSample } from '../../core/types.js';
 import { OutpostError } from '../../core/errors.js';
 import { KINDS, SAMPLES_KEPT, StoreConflict, StoreFenced, type Changed, type Fence, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
+
+/** the kinds the first migrations made tables for (frozen: a migration never changes once released) */
+const V1_KINDS = ['nodes', 'apps', 'sites', 'replicas', 'tokens', 'identities', 'devices'];
+
+const PG_V3 = `CREATE TABLE apitokens (key text COLLATE "C" PRIMARY KEY, rev bigint NOT NULL, doc json NOT NULL);
+CREATE TABLE secrets (key text COLLATE "C" PRIMARY KEY, rev bigint NOT NULL, doc json NOT NULL);
+CREATE INDEX apitokens_rev ON apitokens (rev);
+CREATE INDEX secrets_rev ON secrets (rev);
+CREATE TABLE audit (id bigserial PRIMARY KEY, at double precision NOT NULL, doc json NOT NULL);
+CREATE INDEX audit_at ON audit (at);`;
 
 /** Each step runs once, in order; outpost_schema.version counts those applied. */
 export const PG_MIGRATIONS: string[] = [
@@ -29,7 +39,7 @@ export const PG_MIGRATIONS: string[] = [
   // alone, at 100,000 replicas), and the start-time model's samples
   `CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value bigint NOT NULL);
 INSERT INTO meta VALUES ('revision', 0);
-${KINDS.filter((k) => k !== 'replicas').map((k) => `CREATE TABLE ${k} (key text COLLATE "C" PRIMARY KEY, rev bigint NOT NULL, doc json NOT NULL);`).join('\n')}
+${V1_KINDS.filter((k) => k !== 'replicas').map((k) => `CREATE TABLE ${k} (key text COLLATE "C" PRIMARY KEY, rev bigint NOT NULL, doc json NOT NULL);`).join('\n')}
 CREATE TABLE replicas (key text COLLATE "C" PRIMARY KEY, app text COLLATE "C" NOT NULL, node text COLLATE "C" NOT NULL, rev bigint NOT NULL, doc json NOT NULL);
 CREATE INDEX replicas_app ON replicas (app, key);
 CREATE INDEX replicas_node ON replicas (node, key);
@@ -39,7 +49,7 @@ CREATE TABLE samples (id bigserial PRIMARY KEY, replica text NOT NULL UNIQUE, do
   // others committed since its last look; the leader lease; the instances'
   // heartbeats; the files every instance must share (the CAs, the admin
   // token); window results from the hubs (streams.db of a single process).
-  `${KINDS.map((k) => `CREATE INDEX ${k}_rev ON ${k} (rev);`).join('\n')}
+  `${V1_KINDS.map((k) => `CREATE INDEX ${k}_rev ON ${k} (rev);`).join('\n')}
 CREATE TABLE tombstones (kind text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, rev bigint NOT NULL, at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (kind, key));
 CREATE INDEX tombstones_rev ON tombstones (rev);
 CREATE INDEX tombstones_at ON tombstones (at);
@@ -50,6 +60,9 @@ CREATE TABLE shared_files (name text PRIMARY KEY, mode integer NOT NULL, data by
 CREATE TABLE windows (node text COLLATE "C" NOT NULL, hub text NOT NULL, seq bigint NOT NULL, stream text COLLATE "C" NOT NULL, start double precision NOT NULL, "end" double precision NOT NULL, doc json NOT NULL, received double precision NOT NULL, PRIMARY KEY (node, hub, seq));
 CREATE INDEX windows_stream ON windows (stream, node, start);
 CREATE INDEX windows_end ON windows ("end");`,
+
+  // 3: API tokens with roles (hashed), secrets (encrypted), the audit log (append-only)
+PG_V3,
 ];
 
 /** the channel every commit notifies with its revision */
@@ -254,7 +267,7 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
         c.release();
       }
     },
-    compact: async () => {
+    compact: async (o = {}) => {
       const t = await pool.query<{ rev: string | null; n: string }>(
         `WITH d AS (DELETE FROM tombstones WHERE at < now() - interval '${TOMBSTONE_KEEP}' RETURNING rev) SELECT max(rev) AS rev, count(*) AS n FROM d`,
       );
@@ -262,7 +275,8 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
       // readers behind the newest deletion dropped cannot be told of it: they read everything again
       if (gone.rev !== null) await pool.query("UPDATE meta SET value = greatest(value, $1) WHERE key = 'compacted'", [gone.rev]);
       const s = await pool.query('DELETE FROM samples WHERE id <= (SELECT id FROM samples ORDER BY id DESC LIMIT 1 OFFSET $1)', [SAMPLES_KEPT]);
-      return Number(gone.n) + (s.rowCount ?? 0);
+      const a = o.auditBefore !== undefined ? await pool.query('DELETE FROM audit WHERE at < $1', [o.auditBefore]) : null;
+      return Number(gone.n) + (s.rowCount ?? 0) + (a?.rowCount ?? 0);
     },
     commit: async (writes, samples = [], fence) => {
       if (writes.length === 0 && samples.length === 0) return revision();
@@ -281,6 +295,11 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
         c.release(broken);
       }
     },
+    audit: async (entries) => {
+      if (!entries.length) return;
+      await pool.query('INSERT INTO audit (at, doc) SELECT a, d::json FROM unnest($1::float8[], $2::text[]) WITH ORDINALITY AS t(a, d, i) ORDER BY i', [entries.map((e) => e.at), entries.map((e) => JSON.stringify(e))]);
+    },
+    listAudit: async (q = {}) => (await pool.query<{ doc: AuditEntry }>('SELECT doc FROM audit WHERE at >= $1 ORDER BY id LIMIT $2', [q.since ?? 0, q.limit ?? 1000])).rows.map((r) => r.doc),
     listSamples: async (limit = 1000) => (await pool.query<{ doc: ModelSample }>('SELECT doc FROM samples ORDER BY id DESC LIMIT $1', [limit])).rows.map((r) => r.doc),
     close: async () => { await pool.end(); },
   };

@@ -3,11 +3,11 @@
 // better-sqlite3 is synchronous; a commit is one short transaction, and the
 // control plane groups many changes into each (src/server/writer.ts).
 import Database from 'better-sqlite3';
-import type { ModelSample } from '../../core/types.js';
+import type { AuditEntry, ModelSample } from '../../core/types.js';
 import { migrate } from './migrations.js';
-import { SAMPLES_KEPT, StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
+import { KEY_FIELD, SAMPLES_KEPT, StoreConflict, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
 
-const KEY: Record<Kind, string> = { nodes: 'name', apps: 'name', sites: 'name', replicas: 'id', tokens: 'id', identities: 'name', devices: 'name' };
+const KEY = KEY_FIELD;
 
 export function openSqliteStore(file: string): Store {
   const db = new Database(file);
@@ -69,7 +69,12 @@ export function openSqliteStore(file: string): Store {
     },
     commit: async (writes, samples = []) => commit(writes, samples),
     listSamples: async (limit = 1000) => (prep('SELECT doc FROM samples ORDER BY id DESC LIMIT ?').all(limit) as { doc: string }[]).map((r) => JSON.parse(r.doc) as ModelSample),
-    compact: async () => prep('DELETE FROM samples WHERE id <= (SELECT id FROM samples ORDER BY id DESC LIMIT 1 OFFSET ?)').run(SAMPLES_KEPT).changes,
+    audit: async (entries) => {
+      db.transaction(() => { for (const e of entries) prep('INSERT INTO audit (at, doc) VALUES (?, ?)').run(e.at, JSON.stringify(e)); })();
+    },
+    listAudit: async (q = {}) => (prep('SELECT doc FROM audit WHERE at >= ? ORDER BY id LIMIT ?').all(q.since ?? 0, q.limit ?? 1000) as { doc: string }[]).map((r) => JSON.parse(r.doc) as AuditEntry),
+    compact: async (o = {}) => prep('DELETE FROM samples WHERE id <= (SELECT id FROM samples ORDER BY id DESC LIMIT 1 OFFSET ?)').run(SAMPLES_KEPT).changes
+      + (o.auditBefore !== undefined ? prep('DELETE FROM audit WHERE at < ?').run(o.auditBefore).changes : 0),
     close: async () => { db.close(); },
   };
 }

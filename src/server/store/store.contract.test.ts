@@ -79,6 +79,19 @@ export function storeContract(name: string, open: () => Promise<Store>, skip?: s
     await s.close();
   });
 
+  test(`${name}: the audit log keeps entries in order, answers from a time, and drops those before its retention`, async () => {
+    const s = await open();
+    const entry = (at: number, action: string) => ({ at, principal: { id: 'opt_1', name: 'ci' }, action, request: 'POST /v1/apps', target: 'web', from: '127.0.0.1', status: 200, error: null });
+    await s.audit([entry(10, 'app:deploy'), entry(20, 'app:remove')]);
+    await s.audit([entry(30, 'secret:write')]);
+    assert.deepEqual((await s.listAudit()).map((e) => e.action), ['app:deploy', 'app:remove', 'secret:write']);
+    assert.deepEqual((await s.listAudit({ since: 20, limit: 1 })).map((e) => e.at), [20]);
+    assert.equal(await s.compact({ auditBefore: 25 }), 2);
+    assert.deepEqual((await s.listAudit()).map((e) => e.at), [30]);
+    assert.equal(await s.revision(), 0, 'the audit log is not a record: no revision');
+    await s.close();
+  });
+
   test(`${name}: keys sort by their bytes, and a document reads back as written, key order included`, async () => {
     const s = await open();
     // byte order, not a locale's: upper case before '_' before lower case, '-' before letters

@@ -8,10 +8,13 @@
 // fails whole with StoreConflict, and the writer re-decides from fresh state.
 // Any backend (SQLite here; PostgreSQL on the same seam) passes
 // store.contract.test.ts.
-import type { ModelSample } from '../../core/types.js';
+import type { AuditEntry, ModelSample } from '../../core/types.js';
 
-export type Kind = 'nodes' | 'apps' | 'sites' | 'replicas' | 'tokens' | 'identities' | 'devices';
-export const KINDS: readonly Kind[] = ['nodes', 'apps', 'sites', 'replicas', 'tokens', 'identities', 'devices'];
+export type Kind = 'nodes' | 'apps' | 'sites' | 'replicas' | 'tokens' | 'identities' | 'devices' | 'apitokens' | 'secrets';
+export const KINDS: readonly Kind[] = ['nodes', 'apps', 'sites', 'replicas', 'tokens', 'identities', 'devices', 'apitokens', 'secrets'];
+
+/** The field of each kind's documents that is its key (and SQLite's key column). */
+export const KEY_FIELD: Record<Kind, 'name' | 'id'> = { nodes: 'name', apps: 'name', sites: 'name', replicas: 'id', tokens: 'id', identities: 'name', devices: 'name', apitokens: 'id', secrets: 'name' };
 
 export interface Row<T = unknown> {
   key: string;
@@ -59,10 +62,14 @@ export interface Store {
    * process opens (SQLite): there is nobody else's change to hear of.
    */
   changes?(since: number): Promise<ChangeSet>;
-  /** Drops history no reader needs any more (old samples, old deletions); returns rows removed. */
-  compact(): Promise<number>;
+  /** Drops history no reader needs any more (old samples, old deletions, audit entries before `auditBefore`); returns rows removed. */
+  compact(o?: { auditBefore?: number }): Promise<number>;
   /** newest first */
   listSamples(limit?: number): Promise<ModelSample[]>;
+  /** Appends to the audit log (append-only: nothing updates or deletes an entry but compaction's retention). */
+  audit(entries: AuditEntry[]): Promise<void>;
+  /** entries at or after `since` (epoch ms), oldest first, at most `limit` (default 1,000) */
+  listAudit(q?: { since?: number; limit?: number }): Promise<AuditEntry[]>;
   close(): Promise<void>;
 }
 
