@@ -18,10 +18,20 @@
 //     [--idle-s 20] [--samples 200] [--apps 1000] [--replicas-per-agent 1] [--node-timeout 15000]
 //     [--storm restart,drop] [--loss-pct 10] [--loss-mode close|silent] [--phase-ms 50-300]
 //     [--swarm-procs 1] [--sources 4] [--nofile 65536] [--timeout-s 900] [--out FILE] [--keep]
-//     [--store sqlite|postgres]
+//     [--store sqlite|postgres] [--instances 1]
 //
 // --store postgres: the control plane on PostgreSQL (a throwaway local
-// cluster, src/server/store/pgkit.ts; a new database per fleet size).
+// cluster, src/server/store/pgkit.ts; a new database per fleet size); the
+// CPU of PostgreSQL's processes (the postmaster and its children, from /proc)
+// is reported beside the control plane's.
+// --instances N (postgres only): N `outpost server` processes on the one
+// database, each on its own port and data dir (the first started alone: it
+// makes the CAs and admin token the others take from the store). Agent i
+// dials instance i mod N first (the swarm is given every URL); deploys and
+// reads go through instance 0. Server CPU and RSS are the sum over the
+// instances, each one's beside it; a restart storm restarts every instance
+// at once (agents whose instance is not up yet move to the next, as real
+// agents do, and stay there: `welcomedByServer` shows the spread).
 //
 // --short: 200 agents, 5 s idle windows, 30 samples, 100 apps, a 3 s node timeout, 120 s per wait.
 // Results: a markdown table on stdout, JSON in bench/results/scale-<time>.json.
@@ -31,7 +41,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ApiClient as Client } from '../src/contract/client.js';
 import { freePort } from '../src/agent/health.js';
-import { ServerProcess, SwarmGroup, openFilesLimit, sleep, type WindowReport } from '../src/swarm/control.js';
+import { ServerProcess, SwarmGroup, openFilesLimit, postmasterPid, sleep, treeCpuSeconds, type WindowReport } from '../src/swarm/control.js';
 import type { SwarmStats } from '../src/swarm/swarm.js';
 import type { AppView } from '../src/core/types.js';
 import { quantile } from './stats.js';
@@ -65,6 +75,9 @@ const TIMEOUT_MS = numArg('--timeout-s', SHORT ? 120 : 900) * 1000;
 const KEEP = process.argv.includes('--keep');
 const STORE = strArg('--store', 'sqlite');
 if (STORE !== 'sqlite' && STORE !== 'postgres') throw new Error(`--store: sqlite or postgres, not "${STORE}"`);
+const INSTANCES = numArg('--instances', 1);
+if (!Number.isInteger(INSTANCES) || INSTANCES < 1) throw new Error(`--instances: a whole number from 1, not "${INSTANCES}"`);
+if (INSTANCES > 1 && STORE !== 'postgres') throw new Error('--instances above 1 needs --store postgres (several instances share one PostgreSQL database)');
 const STAMP = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const OUT = strArg('--out', path.join(ROOT, 'bench/results', `scale-${STAMP}.json`));
 /** the manifest's most replicas per app */
@@ -101,15 +114,18 @@ function checkDeadline(t0: number, what: string): void {
   if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`gave up after ${TIMEOUT_MS / 1000} s: ${what}`);
 }
 
-/** The highest server RSS seen since the last reset, sampled every 500 ms. */
+/** RSS of every instance together. */
+const rssSum = (servers: ServerProcess[]) => servers.reduce((a, sv) => a + (sv.rssBytes() ?? 0), 0);
+
+/** The highest server RSS seen since the last reset (every instance's together), sampled every 500 ms. */
 class RssPeak {
   private peak = 0;
   private readonly timer: NodeJS.Timeout;
-  constructor(private readonly server: ServerProcess) {
+  constructor(private readonly servers: ServerProcess[]) {
     this.timer = setInterval(() => this.sample(), 500);
   }
   sample(): void {
-    this.peak = Math.max(this.peak, this.server.rssBytes() ?? 0);
+    this.peak = Math.max(this.peak, rssSum(this.servers));
   }
   take(): number | null {
     this.sample();
@@ -124,12 +140,35 @@ class RssPeak {
 
 interface Ctx {
   n: number;
+  /** instance 0: deploys and reads go through it */
   server: ServerProcess;
+  /** every instance (one unless --instances) */
+  servers: ServerProcess[];
+  /** the postmaster's PID with --store postgres */
+  pg: number | null;
   swarm: SwarmGroup;
   client: Client;
   rss: RssPeak;
   /** replicas wanted per app (the fleet) */
   fleet: Record<string, number>;
+}
+
+/** CPU seconds so far of every instance and of PostgreSQL (postmaster and children). */
+interface CpuMark { each: number[]; pg: number | null }
+
+function cpuMark(ctx: Ctx): CpuMark {
+  return { each: ctx.servers.map((sv) => sv.cpuSeconds() ?? NaN), pg: ctx.pg === null ? null : treeCpuSeconds(ctx.pg) };
+}
+
+/** CPU used since `m`: the control plane's (every instance together), each instance's when several, PostgreSQL's. */
+function cpuSince(ctx: Ctx, m: CpuMark, per: (x: number) => number = r1, key = 'serverCpuS') {
+  const now = cpuMark(ctx);
+  const each = now.each.map((x, i) => x - m.each[i]!);
+  return {
+    [key]: per(each.reduce((a, b) => a + b, 0)),
+    ...(each.length > 1 ? { [`${key}ByInstance`]: each.map(per) } : {}),
+    ...(now.pg !== null && m.pg !== null ? { [key.replace('server', 'postgres')]: per(now.pg - m.pg) } : {}),
+  };
 }
 
 /** One request, timed to its last byte (the body is read, not parsed). */
@@ -165,42 +204,44 @@ async function registration(ctx: Ctx) {
   // every agent enrols first (its key, a CSR, a certificate); the phase times the connections that follow
   const join = (await ctx.client.createToken({ ttl: '1h', uses: ctx.n, note: 'bench:scale' })).token;
   const e0 = Date.now();
-  const ecpu0 = ctx.server.cpuSeconds()!;
-  await ctx.swarm.start({ server: ctx.server.url, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals }, 'enrol');
-  const enrolment = { ms: Date.now() - e0, serverCpuS: r1(ctx.server.cpuSeconds()! - ecpu0) };
-  const cpu0 = ctx.server.cpuSeconds()!;
+  const ecpu0 = cpuMark(ctx);
+  // every instance's URL: agent i dials instance i mod N first
+  const server = ctx.servers.map((sv) => sv.url).join(',');
+  await ctx.swarm.start({ server, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals }, 'enrol');
+  const enrolment = { ms: Date.now() - e0, ...cpuSince(ctx, ecpu0) };
+  const cpu0 = cpuMark(ctx);
   const t0 = Date.now();
-  await ctx.swarm.start({ server: ctx.server.url, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals });
+  await ctx.swarm.start({ server, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals });
   const s = await waitFor(`${ctx.n} agents welcomed`, async () => { const s = await ctx.swarm.stats(t0); return s.welcomedSince >= ctx.n && s; });
   const times = (await ctx.swarm.welcomeTimes(t0)).map((t) => t - t0);
   return {
     enrolment,
     ms: s.lastWelcomeSince - t0, perAgentMs: pcts(times),
-    rejected: s.rejected, registers: s.registers, closes: s.closes, errors: s.errors,
-    serverCpuS: r1(ctx.server.cpuSeconds()! - cpu0), serverRssPeakMiB: ctx.rss.take(), swarmRssMiB: MiB(s.rssBytes),
+    rejected: s.rejected, registers: s.registers, closes: s.closes, errors: s.errors, welcomedByServer: s.welcomedByServer,
+    ...cpuSince(ctx, cpu0), serverRssPeakMiB: ctx.rss.take(), swarmRssMiB: MiB(s.rssBytes),
   };
 }
 
 async function idle(ctx: Ctx) {
   await sleep(2000); // status and assign traffic of what came before has drained
   const s0 = await ctx.swarm.stats();
-  const c0 = ctx.server.cpuSeconds()!;
+  const c0 = cpuMark(ctx);
   const t0 = performance.now();
   const rss: number[] = [];
   while (performance.now() - t0 < IDLE_S * 1000) {
-    rss.push(ctx.server.rssBytes() ?? 0);
+    rss.push(rssSum(ctx.servers));
     await sleep(1000);
   }
   const s1 = await ctx.swarm.stats();
-  const c1 = ctx.server.cpuSeconds()!;
   const secs = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(ctx, c0, (x) => r1((x / secs) * 100), 'serverCpuPct');
   const agents = liveAgents(s1);
   const kbit = (bytes: number) => r3((bytes * 8) / 1000 / agents / secs);
   const sent = (s: SwarmStats) => Object.values(s.sent).reduce((a, b) => a + b, 0);
   ctx.rss.take();
   return {
-    seconds: r1(secs), agents, replicas: s1.present,
-    serverCpuPct: r1(((c1 - c0) / secs) * 100),
+    seconds: r1(secs), agents, replicas: s1.present, welcomedByServer: s1.welcomedByServer,
+    ...cpu,
     serverRssMiB: MiB(rss.reduce((a, b) => a + b, 0) / rss.length), serverRssMaxMiB: MiB(Math.max(...rss)),
     kbitPerAgentDown: kbit(s1.bytesRead - s0.bytesRead), kbitPerAgentUp: kbit(s1.bytesWritten - s0.bytesWritten),
     kbitPerAgent: kbit(s1.bytesRead - s0.bytesRead + s1.bytesWritten - s0.bytesWritten),
@@ -215,7 +256,7 @@ async function placements(ctx: Ctx) {
   const per = Math.min(MAX_PER_APP, Math.ceil(ctx.n / 2));
   const apps: ReturnType<typeof manifest>[] = [];
   for (let left = total, i = 0; left > 0; i++, left -= per) apps.push(manifest(`fleet-${i}`, Math.min(per, left)));
-  const cpu0 = ctx.server.cpuSeconds()!;
+  const cpu0 = cpuMark(ctx);
   const t0 = Date.now();
   const postMs: number[] = [];
   for (const m of apps) {
@@ -231,7 +272,7 @@ async function placements(ctx: Ctx) {
     lastRunningMs: s.lastRunningAt - t0, confirmedMs: confirmed - t0,
     placementsPerSec: r1(total / ((confirmed - t0) / 1000)),
     placementsPerSecSwarm: r1(total / ((s.lastRunningAt - t0) / 1000)),
-    serverCpuS: r1(ctx.server.cpuSeconds()! - cpu0), serverRssPeakMiB: ctx.rss.take(),
+    ...cpuSince(ctx, cpu0), serverRssPeakMiB: ctx.rss.take(),
   };
 }
 
@@ -300,12 +341,13 @@ function worst(w: WindowReport, fleet: Record<string, number>) {
 async function storm(ctx: Ctx, kind: 'restart' | 'drop') {
   const base = await ctx.swarm.openWindow();
   const before = await ctx.swarm.stats();
-  const cpu0 = kind === 'drop' ? ctx.server.cpuSeconds()! : 0;
+  const cpu0 = cpuMark(ctx);
   const t0 = Date.now();
   let downMs: number | null = null;
   if (kind === 'restart') {
-    await ctx.server.stop();
-    await ctx.server.start();
+    // the whole control plane: every instance stopped, then all started at once (the CAs and admin token are in the store already)
+    await Promise.all(ctx.servers.map((sv) => sv.stop()));
+    await Promise.all(ctx.servers.map((sv) => sv.start()));
     downMs = Date.now() - t0;
   } else {
     await ctx.swarm.dropAll();
@@ -321,7 +363,9 @@ async function storm(ctx: Ctx, kind: 'restart' | 'drop') {
     registeredMs: s.lastWelcomeSince - t0, settledMs: settled - t0,
     rejected: diff(after.rejected, before.rejected), reconnects: after.registers - before.registers,
     ...worst(w, ctx.fleet),
-    serverCpuS: kind === 'drop' ? r1(ctx.server.cpuSeconds()! - cpu0) : null, serverRssPeakMiB: ctx.rss.take(),
+    welcomedByServer: after.welcomedByServer,
+    // a restart replaces the processes: their CPU is not comparable
+    ...(kind === 'drop' ? cpuSince(ctx, cpu0) : { serverCpuS: null }), serverRssPeakMiB: ctx.rss.take(),
   };
 }
 
@@ -376,7 +420,7 @@ async function manyApps(ctx: Ctx) {
   return {
     apps: APPS, agents: room, deployAllMs: posted, allRunningMs: running, postMs: pcts(postMs),
     healthzMs: pcts(healthz), redeployMs: pcts(redeploy), healthzAfterRedeploysMs: pcts(healthzAfter),
-    serverRssMiB: MiB(ctx.server.rssBytes()), serverRssPeakMiB: ctx.rss.take(),
+    serverRssMiB: MiB(rssSum(ctx.servers)), serverRssPeakMiB: ctx.rss.take(),
   };
 }
 
@@ -391,27 +435,39 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** Instance 0 alone (a new database: it makes the CAs and admin token), then the others, which take them from the store. */
+async function startAll(servers: ServerProcess[]): Promise<void> {
+  await servers[0]!.start();
+  await Promise.all(servers.slice(1).map((sv) => sv.start()));
+}
+
 /** Runs every phase for one fleet size into `res`, calling `save` after each. */
 async function runSize(n: number, res: Record<string, unknown>, save: () => void): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-scale-'));
-  const store = STORE === 'postgres' ? await (await sharedPostgres()).newDatabase() : undefined;
-  const server = new ServerProcess({ dataDir: dir, port: await freePort('127.0.0.1'), nodeTimeoutMs: NODE_TIMEOUT_MS, nofile: NOFILE, store });
+  const dirs = Array.from({ length: INSTANCES }, () => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-scale-')));
+  const pg = STORE === 'postgres' ? await sharedPostgres() : null;
+  const store = pg ? await pg.newDatabase() : undefined;
+  const servers: ServerProcess[] = [];
+  for (const dir of dirs) servers.push(new ServerProcess({ dataDir: dir, port: await freePort('127.0.0.1'), nodeTimeoutMs: NODE_TIMEOUT_MS, nofile: NOFILE, store }));
+  const server = servers[0]!;
   const killServer = () => {
-    server.child?.kill('SIGKILL');
-    if (!KEEP) fs.rmSync(dir, { recursive: true, force: true });
+    for (const sv of servers) sv.child?.kill('SIGKILL');
+    if (!KEEP) for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   };
   children.add(killServer);
-  await server.start();
+  await startAll(servers);
   const swarm = await SwarmGroup.spawn(SWARM_PROCS, NOFILE);
   const killSwarm = () => swarm.procs.forEach((p) => p.child.kill('SIGKILL'));
   children.add(killSwarm);
-  const ctx: Ctx = { n, server, swarm, client: new Client(server.url, server.token('admin.token'), server.ca()), rss: new RssPeak(server), fleet: {} };
+  const client = new Client(server.url, server.token('admin.token'), server.ca());
+  const ctx: Ctx = { n, server, servers, pg: pg ? postmasterPid(pg.port) : null, swarm, client, rss: new RssPeak(servers), fleet: {} };
+  if (pg && ctx.pg === null) say(`[${n}] warning: no postmaster found on port ${pg.port}: PostgreSQL's CPU is not measured`);
   // without CAP_SYS_RESOURCE `ulimit -n` cannot go above the hard limit: each side needs a descriptor per agent it holds
   const limits = { server: openFilesLimit(server.pid), swarm: swarm.procs.map((p) => openFilesLimit(p.child.pid ?? 0)) };
   res.openFilesLimit = limits;
   if ((limits.server ?? 0) < n + 256 || limits.swarm.some((l) => (l ?? 0) < n / SWARM_PROCS + 256)) say(`[${n}] warning: open-file limits ${JSON.stringify(limits)} may be too low for ${n} agents`);
   const errors: Record<string, string> = {};
-  const alive = () => server.child?.exitCode === null && server.child.signalCode === null && swarm.procs.every((p) => p.child.connected);
+  const up = (sv: ServerProcess) => sv.child?.exitCode === null && sv.child.signalCode === null;
+  const alive = () => servers.every(up) && swarm.procs.every((p) => p.child.connected);
   const phase = async (name: string, fn: () => Promise<unknown>): Promise<boolean> => {
     if (!alive()) {
       errors[name] = 'skipped: the control plane or a swarm process is gone (killed from outside?)';
@@ -440,9 +496,9 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     if (want('renewal')) await phase('renewal', async () => {
       // a node gets at most one certificate every 10 s: wait until the enrolments are that old
       await sleep(11_000);
-      const cpu0 = server.cpuSeconds()!;
+      const cpu0 = cpuMark(ctx);
       const r = await swarm.renew(120_000);
-      return { ...r, serverCpuS: r1(server.cpuSeconds()! - cpu0) };
+      return { ...r, ...cpuSince(ctx, cpu0) };
     });
     if (want('idle')) await phase('idle0', () => idle(ctx));
     const needFleet = (['placements', 'idle', 'api', 'storm', 'loss'] as Phase[]).some(want);
@@ -454,13 +510,16 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     if (want('apps')) await phase('apps', () => manyApps(ctx));
     await phase('wholeRun', () => swarm.startedTwice());
   } finally {
+    // how the instances saw themselves at the end (the leader, each one's lag); one process on SQLite shows itself
+    res.cluster = await client.request('GET', '/v1/cluster').catch((e: Error) => `GET /v1/cluster: ${e.message}`);
+    save();
     ctx.rss.stop();
     await swarm.exit().catch(() => {});
-    await server.stop().catch(() => {});
+    await Promise.all(servers.map((sv) => sv.stop().catch(() => {})));
     children.delete(killServer);
     children.delete(killSwarm);
-    if (KEEP) say(`[${n}] data dir kept: ${dir}`);
-    else fs.rmSync(dir, { recursive: true, force: true });
+    if (KEEP) say(`[${n}] data dirs kept: ${dirs.join(' ')}`);
+    else for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -471,14 +530,22 @@ type Row = [string, (r: Record<string, any>) => unknown, string?];
 const fmt = (v: unknown): string => (v === undefined || v === null || (typeof v === 'number' && !Number.isFinite(v)) ? '-' : typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: 3 }) : String(v));
 const s = (ms: number | undefined) => (ms === undefined ? undefined : r1(ms / 1000));
 const p99 = (p: string) => (r: Record<string, any>) => r.api?.latencyMs?.[p]?.p99;
+/** each instance's share of a CPU figure, when there are several */
+const each = (ph: string, key = 'serverCpuS') => (r: Record<string, any>) => r[ph]?.[`${key}ByInstance`]?.join(' + ');
 
 const ROWS: Row[] = [
   ['registration: all welcomed, s', (r) => s(r.registration?.ms)],
   ['registration: per agent p50 / p99, s', (r) => r.registration && `${s(r.registration.perAgentMs.p50)} / ${s(r.registration.perAgentMs.p99)}`],
   ['registration: server CPU, s', (r) => r.registration?.serverCpuS],
+  ['registration: server CPU by instance, s', each('registration')],
+  ['registration: PostgreSQL CPU, s', (r) => r.registration?.postgresCpuS],
   ['idle, 0 replicas: server CPU %', (r) => r.idle0?.serverCpuPct],
+  ['idle, 0 replicas: server CPU % by instance', each('idle0', 'serverCpuPct')],
+  ['idle, 0 replicas: PostgreSQL CPU %', (r) => r.idle0?.postgresCpuPct],
   ['idle, 0 replicas: server RSS, MiB', (r) => r.idle0?.serverRssMiB],
   ['idle, N replicas: server CPU %', (r) => r.idleN?.serverCpuPct],
+  ['idle, N replicas: server CPU % by instance', each('idleN', 'serverCpuPct')],
+  ['idle, N replicas: PostgreSQL CPU %', (r) => r.idleN?.postgresCpuPct],
   ['idle, N replicas: server RSS, MiB', (r) => r.idleN?.serverRssMiB],
   ['idle agent, kbit/s down + up (0 replicas)', (r) => r.idle0 && `${r.idle0.kbitPerAgentDown} + ${r.idle0.kbitPerAgentUp}`, '<= 0.25 total'],
   ['idle agent, kbit/s down + up (N replicas)', (r) => r.idleN && `${r.idleN.kbitPerAgentDown} + ${r.idleN.kbitPerAgentUp}`, '<= 0.25 total'],
@@ -490,6 +557,9 @@ const ROWS: Row[] = [
   ['p99 GET /v1/replicas?limit=500, ms', p99('/v1/replicas?limit=500')],
   ['p99 POST /v1/apps (busy), ms', p99('POST /v1/apps')],
   ['placements/s (N replicas, to running as the API sees it)', (r) => r.placements?.placementsPerSec, '>= 1,000'],
+  ['placements: server CPU, s', (r) => r.placements?.serverCpuS],
+  ['placements: server CPU by instance, s', each('placements')],
+  ['placements: PostgreSQL CPU, s', (r) => r.placements?.postgresCpuS],
   ['storm, restart: all welcomed / settled, s', (r) => r['storm-restart'] && `${s(r['storm-restart'].registeredMs)} / ${s(r['storm-restart'].settledMs)}`, 'settled < 60'],
   ['storm, restart: started twice, on two nodes, most over wanted', (r) => r['storm-restart'] && `${r['storm-restart'].startedTwice}, ${r['storm-restart'].onTwoNodes}, ${r['storm-restart'].maxOverWantedPresent}`, '0, 0, <= 0'],
   ['storm, drop all: all welcomed / settled, s', (r) => r['storm-drop'] && `${s(r['storm-drop'].registeredMs)} / ${s(r['storm-drop'].settledMs)}`, 'settled < 60'],
@@ -509,7 +579,7 @@ function table(results: Record<string, any>[]): string {
 }
 
 async function main(): Promise<void> {
-  const options = { store: STORE, sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
+  const options = { store: STORE, instances: INSTANCES, sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
   say(`bench:scale ${JSON.stringify(options)}`);
   const results: Record<string, unknown>[] = [];
   const started = new Date().toISOString();
