@@ -18,7 +18,7 @@
 //     [--idle-s 20] [--samples 200] [--apps 1000] [--replicas-per-agent 1] [--node-timeout 15000]
 //     [--storm restart,drop] [--loss-pct 10] [--loss-mode close|silent] [--phase-ms 50-300]
 //     [--swarm-procs 1] [--sources 4] [--nofile 65536] [--timeout-s 900] [--out FILE] [--keep]
-//     [--store sqlite|postgres] [--instances 1]
+//     [--store sqlite|postgres] [--instances 1] [--enrol-via own|0]
 //
 // --store postgres: the control plane on PostgreSQL (a throwaway local
 // cluster, src/server/store/pgkit.ts; a new database per fleet size); the
@@ -32,6 +32,9 @@
 // instances, each one's beside it; a restart storm restarts every instance
 // at once (agents whose instance is not up yet move to the next, as real
 // agents do, and stay there: `welcomedByServer` shows the spread).
+// --enrol-via 0: every agent enrols through instance 0 (default: through its
+// own). Concurrent enrolments on several instances with one join token
+// contend for the token's record (its uses): see docs/benchmarks.md.
 //
 // --short: 200 agents, 5 s idle windows, 30 samples, 100 apps, a 3 s node timeout, 120 s per wait.
 // Results: a markdown table on stdout, JSON in bench/results/scale-<time>.json.
@@ -76,6 +79,8 @@ const KEEP = process.argv.includes('--keep');
 const STORE = strArg('--store', 'sqlite');
 if (STORE !== 'sqlite' && STORE !== 'postgres') throw new Error(`--store: sqlite or postgres, not "${STORE}"`);
 const INSTANCES = numArg('--instances', 1);
+const ENROL_VIA = strArg('--enrol-via', 'own');
+if (ENROL_VIA !== 'own' && !(Number(ENROL_VIA) >= 0 && Number(ENROL_VIA) < INSTANCES)) throw new Error(`--enrol-via: own or an instance's number below ${INSTANCES}, not "${ENROL_VIA}"`);
 if (!Number.isInteger(INSTANCES) || INSTANCES < 1) throw new Error(`--instances: a whole number from 1, not "${INSTANCES}"`);
 if (INSTANCES > 1 && STORE !== 'postgres') throw new Error('--instances above 1 needs --store postgres (several instances share one PostgreSQL database)');
 const STAMP = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
@@ -151,6 +156,8 @@ interface Ctx {
   rss: RssPeak;
   /** replicas wanted per app (the fleet) */
   fleet: Record<string, number>;
+  /** deploys answered 409 E_CONFLICT and sent again */
+  conflicts: number;
 }
 
 /** CPU seconds so far of every instance and of PostgreSQL (postmaster and children). */
@@ -172,20 +179,39 @@ function cpuSince(ctx: Ctx, m: CpuMark, per: (x: number) => number = r1, key = '
 }
 
 /** One request, timed to its last byte (the body is read, not parsed). */
-async function timed(c: Client, method: string, p: string, body?: unknown): Promise<{ ms: number; status: number; bytes: number }> {
+async function timed(c: Client, method: string, p: string, body?: unknown): Promise<{ ms: number; status: number; bytes: number; error?: string }> {
   const t0 = performance.now();
   const res = await c.raw(method, p, body, { timeoutMs: 120_000 });
+  const failed = (res.statusCode ?? 0) >= 300;
   let bytes = 0;
-  for await (const chunk of res) bytes += (chunk as Buffer).length;
-  return { ms: performance.now() - t0, status: res.statusCode ?? 0, bytes };
+  let text = '';
+  for await (const chunk of res) {
+    bytes += (chunk as Buffer).length;
+    // a failure's answer says why (its code and message)
+    if (failed && text.length < 1000) text += String(chunk);
+  }
+  return { ms: performance.now() - t0, status: res.statusCode ?? 0, bytes, ...(failed ? { error: text.slice(0, 1000) } : {}) };
 }
 
 const manifest = (name: string, replicas: number, env: Record<string, string> = {}) => ({ name, command: ['sleep', '1000'], replicas, env, resources: { cpu: 0.01, memoryMiB: 8 } });
 
-async function deploy(c: Client, m: ReturnType<typeof manifest>): Promise<number> {
-  const r = await timed(c, 'POST', '/v1/apps', m);
-  if (r.status >= 300) throw new Error(`POST /v1/apps ${m.name}: HTTP ${r.status}`);
-  return r.ms;
+/** How many times a deploy is sent again after a 409 E_CONFLICT before the phase fails. */
+const CONFLICT_RETRIES = 5;
+
+/**
+ * POST /v1/apps; its time is to the answer that took, a 409 E_CONFLICT (the
+ * store's writers kept racing) sent again as a user would, and counted.
+ */
+async function deploy(ctx: Ctx, m: ReturnType<typeof manifest>): Promise<number> {
+  let ms = 0;
+  for (let i = 0; ; i++) {
+    const r = await timed(ctx.client, 'POST', '/v1/apps', m);
+    ms += r.ms;
+    if (r.status < 300) return ms;
+    if (r.status !== 409 || !r.error?.includes('E_CONFLICT') || i >= CONFLICT_RETRIES) throw new Error(`POST /v1/apps ${m.name}: HTTP ${r.status} ${r.error}`);
+    ctx.conflicts++;
+    say(`  POST /v1/apps ${m.name}: 409 E_CONFLICT (${ctx.conflicts} so far), sending it again`);
+  }
 }
 
 const liveAgents = (s: SwarmStats) => s.agents - s.dead;
@@ -207,7 +233,8 @@ async function registration(ctx: Ctx) {
   const ecpu0 = cpuMark(ctx);
   // every instance's URL: agent i dials instance i mod N first
   const server = ctx.servers.map((sv) => sv.url).join(',');
-  await ctx.swarm.start({ server, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals }, 'enrol');
+  const enrolVia = ENROL_VIA === 'own' ? undefined : Number(ENROL_VIA);
+  await ctx.swarm.start({ server, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals, enrolVia }, 'enrol');
   const enrolment = { ms: Date.now() - e0, ...cpuSince(ctx, ecpu0) };
   const cpu0 = cpuMark(ctx);
   const t0 = Date.now();
@@ -257,10 +284,11 @@ async function placements(ctx: Ctx) {
   const apps: ReturnType<typeof manifest>[] = [];
   for (let left = total, i = 0; left > 0; i++, left -= per) apps.push(manifest(`fleet-${i}`, Math.min(per, left)));
   const cpu0 = cpuMark(ctx);
+  const c0 = ctx.conflicts;
   const t0 = Date.now();
   const postMs: number[] = [];
   for (const m of apps) {
-    postMs.push(await deploy(ctx.client, m));
+    postMs.push(await deploy(ctx, m));
     ctx.fleet[m.name] = m.replicas;
   }
   const posted = Date.now();
@@ -268,7 +296,7 @@ async function placements(ctx: Ctx) {
   await waitFor(`${total} replicas running as the API sees them`, async () => fleetSettled(ctx, await ctx.swarm.stats()));
   const confirmed = Date.now();
   return {
-    replicas: total, apps: apps.length, postMs: postMs.map(r1), postTotalMs: posted - t0,
+    replicas: total, apps: apps.length, postMs: postMs.map(r1), postTotalMs: posted - t0, conflictsRetried: ctx.conflicts - c0,
     lastRunningMs: s.lastRunningAt - t0, confirmedMs: confirmed - t0,
     placementsPerSec: r1(total / ((confirmed - t0) / 1000)),
     placementsPerSecSwarm: r1(total / ((s.lastRunningAt - t0) / 1000)),
@@ -281,6 +309,8 @@ async function apiLatency(ctx: Ctx) {
   const k = Math.max(10, Math.min(MAX_PER_APP, Math.floor(ctx.n / 10)));
   let churning = true;
   let churns = 0;
+  let churnError: Error | null = null;
+  const c0 = ctx.conflicts;
   const churn = (async () => {
     const settle = async (count: number) => {
       const t0 = Date.now();
@@ -291,13 +321,13 @@ async function apiLatency(ctx: Ctx) {
       }
     };
     while (churning) {
-      await deploy(ctx.client, manifest('churn', k));
+      await deploy(ctx, manifest('churn', k));
       await settle(k);
-      await deploy(ctx.client, manifest('churn', 0));
+      await deploy(ctx, manifest('churn', 0));
       await settle(0);
       churns++;
     }
-  })();
+  })().catch((e: Error) => { churnError = e; });
   const lists = ['/v1/nodes', '/v1/nodes?limit=500', '/v1/apps', '/v1/apps?limit=500', '/v1/replicas', '/v1/replicas?limit=500'];
   const ms: Record<string, number[]> = Object.fromEntries([...lists, 'POST /v1/apps'].map((p) => [p, []]));
   const bytes: Record<string, number> = {};
@@ -306,12 +336,13 @@ async function apiLatency(ctx: Ctx) {
     const t0 = Date.now();
     for (let i = 0; i < SAMPLES; i++) {
       checkDeadline(t0, `${i} of ${SAMPLES} samples of every request`);
+      if (churnError) throw churnError;
       for (const p of lists) {
         const r = await timed(ctx.client, 'GET', p);
         ms[p]!.push(r.ms);
         bytes[p] = r.bytes;
       }
-      ms['POST /v1/apps']!.push(await deploy(ctx.client, manifest(`lat-${i % 10}`, 1, { SAMPLE: String(i) })));
+      ms['POST /v1/apps']!.push(await deploy(ctx, manifest(`lat-${i % 10}`, 1, { SAMPLE: String(i) })));
     }
   } finally {
     churning = false;
@@ -323,7 +354,7 @@ async function apiLatency(ctx: Ctx) {
     return Object.keys(s.presentByApp).every((a) => a in ctx.fleet);
   });
   return {
-    churnReplicas: k, churnCycles: churns,
+    churnReplicas: k, churnCycles: churns, conflictsRetried: ctx.conflicts - c0,
     latencyMs: Object.fromEntries(Object.entries(ms).map(([p, xs]) => [p, pcts(xs)])),
     responseBytes: bytes, serverRssPeakMiB: ctx.rss.take(),
   };
@@ -395,12 +426,13 @@ async function loss(ctx: Ctx) {
 async function manyApps(ctx: Ctx) {
   const s0 = await ctx.swarm.stats();
   const room = liveAgents(s0);
+  const c0 = ctx.conflicts;
   const t0 = Date.now();
   const postMs: number[] = [];
   for (let i = 0; i < APPS; i++) {
     checkDeadline(t0, `${i} of ${APPS} apps deployed`);
     if (i > 0 && i % 100 === 0) say(`  ${i} apps deployed (the last took ${r1(postMs[i - 1]!)} ms)`);
-    postMs.push(await deploy(ctx.client, manifest(`many-${i}`, 1)));
+    postMs.push(await deploy(ctx, manifest(`many-${i}`, 1)));
   }
   const posted = Date.now() - t0;
   await waitFor(`${APPS} apps running`, async () => {
@@ -414,11 +446,11 @@ async function manyApps(ctx: Ctx) {
   const healthz: number[] = [];
   for (let i = 0; i < SAMPLES; i++) healthz.push((await timed(ctx.client, 'GET', '/healthz')).ms);
   const redeploy: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) redeploy.push(await deploy(ctx.client, manifest(`many-${(i * 7919) % APPS}`, 1, { CHANGE: String(i) })));
+  for (let i = 0; i < SAMPLES; i++) redeploy.push(await deploy(ctx, manifest(`many-${(i * 7919) % APPS}`, 1, { CHANGE: String(i) })));
   const healthzAfter: number[] = [];
   for (let i = 0; i < SAMPLES; i++) healthzAfter.push((await timed(ctx.client, 'GET', '/healthz')).ms);
   return {
-    apps: APPS, agents: room, deployAllMs: posted, allRunningMs: running, postMs: pcts(postMs),
+    apps: APPS, agents: room, conflictsRetried: ctx.conflicts - c0, deployAllMs: posted, allRunningMs: running, postMs: pcts(postMs),
     healthzMs: pcts(healthz), redeployMs: pcts(redeploy), healthzAfterRedeploysMs: pcts(healthzAfter),
     serverRssMiB: MiB(rssSum(ctx.servers)), serverRssPeakMiB: ctx.rss.take(),
   };
@@ -459,7 +491,7 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
   const killSwarm = () => swarm.procs.forEach((p) => p.child.kill('SIGKILL'));
   children.add(killSwarm);
   const client = new Client(server.url, server.token('admin.token'), server.ca());
-  const ctx: Ctx = { n, server, servers, pg: pg ? postmasterPid(pg.port) : null, swarm, client, rss: new RssPeak(servers), fleet: {} };
+  const ctx: Ctx = { n, server, servers, pg: pg ? postmasterPid(pg.port) : null, swarm, client, rss: new RssPeak(servers), fleet: {}, conflicts: 0 };
   if (pg && ctx.pg === null) say(`[${n}] warning: no postmaster found on port ${pg.port}: PostgreSQL's CPU is not measured`);
   // without CAP_SYS_RESOURCE `ulimit -n` cannot go above the hard limit: each side needs a descriptor per agent it holds
   const limits = { server: openFilesLimit(server.pid), swarm: swarm.procs.map((p) => openFilesLimit(p.child.pid ?? 0)) };
@@ -508,7 +540,7 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     if (want('storm')) for (const k of STORMS) await phase(`storm-${k}`, () => storm(ctx, k));
     if (want('loss')) await phase('loss', () => loss(ctx));
     if (want('apps')) await phase('apps', () => manyApps(ctx));
-    await phase('wholeRun', () => swarm.startedTwice());
+    await phase('wholeRun', async () => ({ ...(await swarm.startedTwice()), conflictsRetried: ctx.conflicts }));
   } finally {
     // how the instances saw themselves at the end (the leader, each one's lag); one process on SQLite shows itself
     res.cluster = await client.request('GET', '/v1/cluster').catch((e: Error) => `GET /v1/cluster: ${e.message}`);
@@ -569,6 +601,7 @@ const ROWS: Row[] = [
   ['apps: /healthz p50, ms', (r) => r.apps?.healthzMs?.p50, '< 10'],
   ['apps: re-deploy one changed app p50 / p99, ms', (r) => r.apps && `${r.apps.redeployMs.p50} / ${r.apps.redeployMs.p99}`, 'p50 < 50'],
   ['whole run: replicas started twice', (r) => r.wholeRun?.startedTwice, '0'],
+  ['whole run: deploys answered 409 E_CONFLICT (sent again)', (r) => r.wholeRun?.conflictsRetried, '0'],
 ];
 
 function table(results: Record<string, any>[]): string {
@@ -579,7 +612,7 @@ function table(results: Record<string, any>[]): string {
 }
 
 async function main(): Promise<void> {
-  const options = { store: STORE, instances: INSTANCES, sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
+  const options = { store: STORE, instances: INSTANCES, enrolVia: ENROL_VIA, sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
   say(`bench:scale ${JSON.stringify(options)}`);
   const results: Record<string, unknown>[] = [];
   const started = new Date().toISOString();

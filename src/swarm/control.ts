@@ -313,10 +313,10 @@ export class SwarmGroup {
   }
 
   /** Ids started more than once over the whole run, across every process. */
-  async startedTwice(): Promise<{ ids: number; startedTwice: number; onTwoNodes: number }> {
+  async startedTwice(): Promise<{ ids: number; startedTwice: number; onTwoNodes: number; examples: string[] }> {
     const all = mergeStarts(await this.all<StartRow[]>({ cmd: 'starts', args: {} }));
     const twice = all.filter(([, c]) => c.n > 1);
-    return { ids: all.length, startedTwice: twice.length, onTwoNodes: twice.filter(([, c]) => c.twoNodes).length };
+    return { ids: all.length, startedTwice: twice.length, onTwoNodes: twice.filter(([, c]) => c.twoNodes).length, examples: twice.slice(0, 5).map(([id, c]) => `${id} x${c.n}`) };
   }
 
   async exit(): Promise<void> {

@@ -28,6 +28,8 @@ export interface SwarmOptions extends Partial<Omit<AgentConfig, 'server' | 'join
   localAddresses?: string[];
   /** spread the first dials over this long (0: all at once) */
   rampMs?: number;
+  /** every agent enrols through this instance (its place in `server`) first; default: its own */
+  enrolVia?: number;
 }
 
 /** One change of an app's tally in a window: at `t`, `present` and `running` moved by `dp` and `dr`. */
@@ -152,7 +154,7 @@ export class Swarm implements AgentHost {
       const kp = await newKeyPair();
       const csr = await makeCsr(kp, a.name);
       // its own instance first; one that does not answer at all, the next (as the real agent's enrolment does)
-      const r = await this.firstAnswer(a.at, (base) => request<EnrolAnswer>(`${base}/v1/enroll`, 'POST', { name: a.name, csr }, { ca: this.o.ca, token: this.o.joinToken }));
+      const r = await this.firstAnswer(this.o.enrolVia ?? a.at, (base) => request<EnrolAnswer>(`${base}/v1/enroll`, 'POST', { name: a.name, csr }, { ca: this.o.ca, token: this.o.joinToken }));
       if (r.status !== 200) throw errorOf(r.status, r.body, `enrolment of ${a.name} answered ${r.status}`);
       a.creds = r.body.secret ? { secret: r.body.secret } : { key: kp.keyPem, cert: r.body.cert };
       a.keyPair = kp;
