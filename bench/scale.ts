@@ -18,10 +18,23 @@
 //     [--idle-s 20] [--samples 200] [--apps 1000] [--replicas-per-agent 1] [--node-timeout 15000]
 //     [--storm restart,drop] [--loss-pct 10] [--loss-mode close|silent] [--phase-ms 50-300]
 //     [--swarm-procs 1] [--sources 4] [--nofile 65536] [--timeout-s 900] [--out FILE] [--keep]
-//     [--store sqlite|postgres]
+//     [--store sqlite|postgres] [--instances 1] [--enrol-via own|0]
 //
 // --store postgres: the control plane on PostgreSQL (a throwaway local
-// cluster, src/server/store/pgkit.ts; a new database per fleet size).
+// cluster, src/server/store/pgkit.ts; a new database per fleet size); the
+// CPU of PostgreSQL's processes (the postmaster and its children, from /proc)
+// is reported beside the control plane's.
+// --instances N (postgres only): N `outpost server` processes on the one
+// database, each on its own port and data dir (the first started alone: it
+// makes the CAs and admin token the others take from the store). Agent i
+// dials instance i mod N first (the swarm is given every URL); deploys and
+// reads go through instance 0. Server CPU and RSS are the sum over the
+// instances, each one's beside it; a restart storm restarts every instance
+// at once (agents whose instance is not up yet move to the next, as real
+// agents do, and stay there: `welcomedByServer` shows the spread).
+// --enrol-via 0: every agent enrols through instance 0 (default: through its
+// own). Concurrent enrolments on several instances with one join token
+// contend for the token's record (its uses): see docs/benchmarks.md.
 //
 // --short: 200 agents, 5 s idle windows, 30 samples, 100 apps, a 3 s node timeout, 120 s per wait.
 // Results: a markdown table on stdout, JSON in bench/results/scale-<time>.json.
@@ -31,7 +44,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ApiClient as Client } from '../src/contract/client.js';
 import { freePort } from '../src/agent/health.js';
-import { ServerProcess, SwarmGroup, openFilesLimit, sleep, type WindowReport } from '../src/swarm/control.js';
+import { ServerProcess, SwarmGroup, openFilesLimit, postmasterPid, sleep, treeCpuSeconds, type WindowReport } from '../src/swarm/control.js';
 import type { SwarmStats } from '../src/swarm/swarm.js';
 import type { AppView } from '../src/core/types.js';
 import { quantile } from './stats.js';
@@ -65,6 +78,11 @@ const TIMEOUT_MS = numArg('--timeout-s', SHORT ? 120 : 900) * 1000;
 const KEEP = process.argv.includes('--keep');
 const STORE = strArg('--store', 'sqlite');
 if (STORE !== 'sqlite' && STORE !== 'postgres') throw new Error(`--store: sqlite or postgres, not "${STORE}"`);
+const INSTANCES = numArg('--instances', 1);
+const ENROL_VIA = strArg('--enrol-via', 'own');
+if (ENROL_VIA !== 'own' && !(Number(ENROL_VIA) >= 0 && Number(ENROL_VIA) < INSTANCES)) throw new Error(`--enrol-via: own or an instance's number below ${INSTANCES}, not "${ENROL_VIA}"`);
+if (!Number.isInteger(INSTANCES) || INSTANCES < 1) throw new Error(`--instances: a whole number from 1, not "${INSTANCES}"`);
+if (INSTANCES > 1 && STORE !== 'postgres') throw new Error('--instances above 1 needs --store postgres (several instances share one PostgreSQL database)');
 const STAMP = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const OUT = strArg('--out', path.join(ROOT, 'bench/results', `scale-${STAMP}.json`));
 /** the manifest's most replicas per app */
@@ -101,15 +119,18 @@ function checkDeadline(t0: number, what: string): void {
   if (Date.now() - t0 > TIMEOUT_MS) throw new Error(`gave up after ${TIMEOUT_MS / 1000} s: ${what}`);
 }
 
-/** The highest server RSS seen since the last reset, sampled every 500 ms. */
+/** RSS of every instance together. */
+const rssSum = (servers: ServerProcess[]) => servers.reduce((a, sv) => a + (sv.rssBytes() ?? 0), 0);
+
+/** The highest server RSS seen since the last reset (every instance's together), sampled every 500 ms. */
 class RssPeak {
   private peak = 0;
   private readonly timer: NodeJS.Timeout;
-  constructor(private readonly server: ServerProcess) {
+  constructor(private readonly servers: ServerProcess[]) {
     this.timer = setInterval(() => this.sample(), 500);
   }
   sample(): void {
-    this.peak = Math.max(this.peak, this.server.rssBytes() ?? 0);
+    this.peak = Math.max(this.peak, rssSum(this.servers));
   }
   take(): number | null {
     this.sample();
@@ -124,29 +145,73 @@ class RssPeak {
 
 interface Ctx {
   n: number;
+  /** instance 0: deploys and reads go through it */
   server: ServerProcess;
+  /** every instance (one unless --instances) */
+  servers: ServerProcess[];
+  /** the postmaster's PID with --store postgres */
+  pg: number | null;
   swarm: SwarmGroup;
   client: Client;
   rss: RssPeak;
   /** replicas wanted per app (the fleet) */
   fleet: Record<string, number>;
+  /** deploys answered 409 E_CONFLICT and sent again */
+  conflicts: number;
+}
+
+/** CPU seconds so far of every instance and of PostgreSQL (postmaster and children). */
+interface CpuMark { each: number[]; pg: number | null }
+
+function cpuMark(ctx: Ctx): CpuMark {
+  return { each: ctx.servers.map((sv) => sv.cpuSeconds() ?? NaN), pg: ctx.pg === null ? null : treeCpuSeconds(ctx.pg) };
+}
+
+/** CPU used since `m`: the control plane's (every instance together), each instance's when several, PostgreSQL's. */
+function cpuSince(ctx: Ctx, m: CpuMark, per: (x: number) => number = r1, key = 'serverCpuS') {
+  const now = cpuMark(ctx);
+  const each = now.each.map((x, i) => x - m.each[i]!);
+  return {
+    [key]: per(each.reduce((a, b) => a + b, 0)),
+    ...(each.length > 1 ? { [`${key}ByInstance`]: each.map(per) } : {}),
+    ...(now.pg !== null && m.pg !== null ? { [key.replace('server', 'postgres')]: per(now.pg - m.pg) } : {}),
+  };
 }
 
 /** One request, timed to its last byte (the body is read, not parsed). */
-async function timed(c: Client, method: string, p: string, body?: unknown): Promise<{ ms: number; status: number; bytes: number }> {
+async function timed(c: Client, method: string, p: string, body?: unknown): Promise<{ ms: number; status: number; bytes: number; error?: string }> {
   const t0 = performance.now();
   const res = await c.raw(method, p, body, { timeoutMs: 120_000 });
+  const failed = (res.statusCode ?? 0) >= 300;
   let bytes = 0;
-  for await (const chunk of res) bytes += (chunk as Buffer).length;
-  return { ms: performance.now() - t0, status: res.statusCode ?? 0, bytes };
+  let text = '';
+  for await (const chunk of res) {
+    bytes += (chunk as Buffer).length;
+    // a failure's answer says why (its code and message)
+    if (failed && text.length < 1000) text += String(chunk);
+  }
+  return { ms: performance.now() - t0, status: res.statusCode ?? 0, bytes, ...(failed ? { error: text.slice(0, 1000) } : {}) };
 }
 
 const manifest = (name: string, replicas: number, env: Record<string, string> = {}) => ({ name, command: ['sleep', '1000'], replicas, env, resources: { cpu: 0.01, memoryMiB: 8 } });
 
-async function deploy(c: Client, m: ReturnType<typeof manifest>): Promise<number> {
-  const r = await timed(c, 'POST', '/v1/apps', m);
-  if (r.status >= 300) throw new Error(`POST /v1/apps ${m.name}: HTTP ${r.status}`);
-  return r.ms;
+/** How many times a deploy is sent again after a 409 E_CONFLICT before the phase fails. */
+const CONFLICT_RETRIES = 5;
+
+/**
+ * POST /v1/apps; its time is to the answer that took, a 409 E_CONFLICT (the
+ * store's writers kept racing) sent again as a user would, and counted.
+ */
+async function deploy(ctx: Ctx, m: ReturnType<typeof manifest>): Promise<number> {
+  let ms = 0;
+  for (let i = 0; ; i++) {
+    const r = await timed(ctx.client, 'POST', '/v1/apps', m);
+    ms += r.ms;
+    if (r.status < 300) return ms;
+    if (r.status !== 409 || !r.error?.includes('E_CONFLICT') || i >= CONFLICT_RETRIES) throw new Error(`POST /v1/apps ${m.name}: HTTP ${r.status} ${r.error}`);
+    ctx.conflicts++;
+    say(`  POST /v1/apps ${m.name}: 409 E_CONFLICT (${ctx.conflicts} so far), sending it again`);
+  }
 }
 
 const liveAgents = (s: SwarmStats) => s.agents - s.dead;
@@ -165,42 +230,45 @@ async function registration(ctx: Ctx) {
   // every agent enrols first (its key, a CSR, a certificate); the phase times the connections that follow
   const join = (await ctx.client.createToken({ ttl: '1h', uses: ctx.n, note: 'bench:scale' })).token;
   const e0 = Date.now();
-  const ecpu0 = ctx.server.cpuSeconds()!;
-  await ctx.swarm.start({ server: ctx.server.url, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals }, 'enrol');
-  const enrolment = { ms: Date.now() - e0, serverCpuS: r1(ctx.server.cpuSeconds()! - ecpu0) };
-  const cpu0 = ctx.server.cpuSeconds()!;
+  const ecpu0 = cpuMark(ctx);
+  // every instance's URL: agent i dials instance i mod N first
+  const server = ctx.servers.map((sv) => sv.url).join(',');
+  const enrolVia = ENROL_VIA === 'own' ? undefined : Number(ENROL_VIA);
+  await ctx.swarm.start({ server, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals, enrolVia }, 'enrol');
+  const enrolment = { ms: Date.now() - e0, ...cpuSince(ctx, ecpu0) };
+  const cpu0 = cpuMark(ctx);
   const t0 = Date.now();
-  await ctx.swarm.start({ server: ctx.server.url, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals });
+  await ctx.swarm.start({ server, joinToken: join, ca: ctx.server.ca(), count: ctx.n, phaseMs: PHASE_MS, localAddresses: locals });
   const s = await waitFor(`${ctx.n} agents welcomed`, async () => { const s = await ctx.swarm.stats(t0); return s.welcomedSince >= ctx.n && s; });
   const times = (await ctx.swarm.welcomeTimes(t0)).map((t) => t - t0);
   return {
     enrolment,
     ms: s.lastWelcomeSince - t0, perAgentMs: pcts(times),
-    rejected: s.rejected, registers: s.registers, closes: s.closes, errors: s.errors,
-    serverCpuS: r1(ctx.server.cpuSeconds()! - cpu0), serverRssPeakMiB: ctx.rss.take(), swarmRssMiB: MiB(s.rssBytes),
+    rejected: s.rejected, registers: s.registers, closes: s.closes, errors: s.errors, welcomedByServer: s.welcomedByServer,
+    ...cpuSince(ctx, cpu0), serverRssPeakMiB: ctx.rss.take(), swarmRssMiB: MiB(s.rssBytes),
   };
 }
 
 async function idle(ctx: Ctx) {
   await sleep(2000); // status and assign traffic of what came before has drained
   const s0 = await ctx.swarm.stats();
-  const c0 = ctx.server.cpuSeconds()!;
+  const c0 = cpuMark(ctx);
   const t0 = performance.now();
   const rss: number[] = [];
   while (performance.now() - t0 < IDLE_S * 1000) {
-    rss.push(ctx.server.rssBytes() ?? 0);
+    rss.push(rssSum(ctx.servers));
     await sleep(1000);
   }
   const s1 = await ctx.swarm.stats();
-  const c1 = ctx.server.cpuSeconds()!;
   const secs = (performance.now() - t0) / 1000;
+  const cpu = cpuSince(ctx, c0, (x) => r1((x / secs) * 100), 'serverCpuPct');
   const agents = liveAgents(s1);
   const kbit = (bytes: number) => r3((bytes * 8) / 1000 / agents / secs);
   const sent = (s: SwarmStats) => Object.values(s.sent).reduce((a, b) => a + b, 0);
   ctx.rss.take();
   return {
-    seconds: r1(secs), agents, replicas: s1.present,
-    serverCpuPct: r1(((c1 - c0) / secs) * 100),
+    seconds: r1(secs), agents, replicas: s1.present, welcomedByServer: s1.welcomedByServer,
+    ...cpu,
     serverRssMiB: MiB(rss.reduce((a, b) => a + b, 0) / rss.length), serverRssMaxMiB: MiB(Math.max(...rss)),
     kbitPerAgentDown: kbit(s1.bytesRead - s0.bytesRead), kbitPerAgentUp: kbit(s1.bytesWritten - s0.bytesWritten),
     kbitPerAgent: kbit(s1.bytesRead - s0.bytesRead + s1.bytesWritten - s0.bytesWritten),
@@ -215,11 +283,12 @@ async function placements(ctx: Ctx) {
   const per = Math.min(MAX_PER_APP, Math.ceil(ctx.n / 2));
   const apps: ReturnType<typeof manifest>[] = [];
   for (let left = total, i = 0; left > 0; i++, left -= per) apps.push(manifest(`fleet-${i}`, Math.min(per, left)));
-  const cpu0 = ctx.server.cpuSeconds()!;
+  const cpu0 = cpuMark(ctx);
+  const c0 = ctx.conflicts;
   const t0 = Date.now();
   const postMs: number[] = [];
   for (const m of apps) {
-    postMs.push(await deploy(ctx.client, m));
+    postMs.push(await deploy(ctx, m));
     ctx.fleet[m.name] = m.replicas;
   }
   const posted = Date.now();
@@ -227,11 +296,11 @@ async function placements(ctx: Ctx) {
   await waitFor(`${total} replicas running as the API sees them`, async () => fleetSettled(ctx, await ctx.swarm.stats()));
   const confirmed = Date.now();
   return {
-    replicas: total, apps: apps.length, postMs: postMs.map(r1), postTotalMs: posted - t0,
+    replicas: total, apps: apps.length, postMs: postMs.map(r1), postTotalMs: posted - t0, conflictsRetried: ctx.conflicts - c0,
     lastRunningMs: s.lastRunningAt - t0, confirmedMs: confirmed - t0,
     placementsPerSec: r1(total / ((confirmed - t0) / 1000)),
     placementsPerSecSwarm: r1(total / ((s.lastRunningAt - t0) / 1000)),
-    serverCpuS: r1(ctx.server.cpuSeconds()! - cpu0), serverRssPeakMiB: ctx.rss.take(),
+    ...cpuSince(ctx, cpu0), serverRssPeakMiB: ctx.rss.take(),
   };
 }
 
@@ -240,6 +309,8 @@ async function apiLatency(ctx: Ctx) {
   const k = Math.max(10, Math.min(MAX_PER_APP, Math.floor(ctx.n / 10)));
   let churning = true;
   let churns = 0;
+  let churnError: Error | null = null;
+  const c0 = ctx.conflicts;
   const churn = (async () => {
     const settle = async (count: number) => {
       const t0 = Date.now();
@@ -250,13 +321,13 @@ async function apiLatency(ctx: Ctx) {
       }
     };
     while (churning) {
-      await deploy(ctx.client, manifest('churn', k));
+      await deploy(ctx, manifest('churn', k));
       await settle(k);
-      await deploy(ctx.client, manifest('churn', 0));
+      await deploy(ctx, manifest('churn', 0));
       await settle(0);
       churns++;
     }
-  })();
+  })().catch((e: Error) => { churnError = e; });
   const lists = ['/v1/nodes', '/v1/nodes?limit=500', '/v1/apps', '/v1/apps?limit=500', '/v1/replicas', '/v1/replicas?limit=500'];
   const ms: Record<string, number[]> = Object.fromEntries([...lists, 'POST /v1/apps'].map((p) => [p, []]));
   const bytes: Record<string, number> = {};
@@ -265,12 +336,13 @@ async function apiLatency(ctx: Ctx) {
     const t0 = Date.now();
     for (let i = 0; i < SAMPLES; i++) {
       checkDeadline(t0, `${i} of ${SAMPLES} samples of every request`);
+      if (churnError) throw churnError;
       for (const p of lists) {
         const r = await timed(ctx.client, 'GET', p);
         ms[p]!.push(r.ms);
         bytes[p] = r.bytes;
       }
-      ms['POST /v1/apps']!.push(await deploy(ctx.client, manifest(`lat-${i % 10}`, 1, { SAMPLE: String(i) })));
+      ms['POST /v1/apps']!.push(await deploy(ctx, manifest(`lat-${i % 10}`, 1, { SAMPLE: String(i) })));
     }
   } finally {
     churning = false;
@@ -282,7 +354,7 @@ async function apiLatency(ctx: Ctx) {
     return Object.keys(s.presentByApp).every((a) => a in ctx.fleet);
   });
   return {
-    churnReplicas: k, churnCycles: churns,
+    churnReplicas: k, churnCycles: churns, conflictsRetried: ctx.conflicts - c0,
     latencyMs: Object.fromEntries(Object.entries(ms).map(([p, xs]) => [p, pcts(xs)])),
     responseBytes: bytes, serverRssPeakMiB: ctx.rss.take(),
   };
@@ -300,12 +372,13 @@ function worst(w: WindowReport, fleet: Record<string, number>) {
 async function storm(ctx: Ctx, kind: 'restart' | 'drop') {
   const base = await ctx.swarm.openWindow();
   const before = await ctx.swarm.stats();
-  const cpu0 = kind === 'drop' ? ctx.server.cpuSeconds()! : 0;
+  const cpu0 = cpuMark(ctx);
   const t0 = Date.now();
   let downMs: number | null = null;
   if (kind === 'restart') {
-    await ctx.server.stop();
-    await ctx.server.start();
+    // the whole control plane: every instance stopped, then all started at once (the CAs and admin token are in the store already)
+    await Promise.all(ctx.servers.map((sv) => sv.stop()));
+    await Promise.all(ctx.servers.map((sv) => sv.start()));
     downMs = Date.now() - t0;
   } else {
     await ctx.swarm.dropAll();
@@ -321,7 +394,9 @@ async function storm(ctx: Ctx, kind: 'restart' | 'drop') {
     registeredMs: s.lastWelcomeSince - t0, settledMs: settled - t0,
     rejected: diff(after.rejected, before.rejected), reconnects: after.registers - before.registers,
     ...worst(w, ctx.fleet),
-    serverCpuS: kind === 'drop' ? r1(ctx.server.cpuSeconds()! - cpu0) : null, serverRssPeakMiB: ctx.rss.take(),
+    welcomedByServer: after.welcomedByServer,
+    // a restart replaces the processes: their CPU is not comparable
+    ...(kind === 'drop' ? cpuSince(ctx, cpu0) : { serverCpuS: null }), serverRssPeakMiB: ctx.rss.take(),
   };
 }
 
@@ -351,12 +426,13 @@ async function loss(ctx: Ctx) {
 async function manyApps(ctx: Ctx) {
   const s0 = await ctx.swarm.stats();
   const room = liveAgents(s0);
+  const c0 = ctx.conflicts;
   const t0 = Date.now();
   const postMs: number[] = [];
   for (let i = 0; i < APPS; i++) {
     checkDeadline(t0, `${i} of ${APPS} apps deployed`);
     if (i > 0 && i % 100 === 0) say(`  ${i} apps deployed (the last took ${r1(postMs[i - 1]!)} ms)`);
-    postMs.push(await deploy(ctx.client, manifest(`many-${i}`, 1)));
+    postMs.push(await deploy(ctx, manifest(`many-${i}`, 1)));
   }
   const posted = Date.now() - t0;
   await waitFor(`${APPS} apps running`, async () => {
@@ -370,13 +446,13 @@ async function manyApps(ctx: Ctx) {
   const healthz: number[] = [];
   for (let i = 0; i < SAMPLES; i++) healthz.push((await timed(ctx.client, 'GET', '/healthz')).ms);
   const redeploy: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) redeploy.push(await deploy(ctx.client, manifest(`many-${(i * 7919) % APPS}`, 1, { CHANGE: String(i) })));
+  for (let i = 0; i < SAMPLES; i++) redeploy.push(await deploy(ctx, manifest(`many-${(i * 7919) % APPS}`, 1, { CHANGE: String(i) })));
   const healthzAfter: number[] = [];
   for (let i = 0; i < SAMPLES; i++) healthzAfter.push((await timed(ctx.client, 'GET', '/healthz')).ms);
   return {
-    apps: APPS, agents: room, deployAllMs: posted, allRunningMs: running, postMs: pcts(postMs),
+    apps: APPS, agents: room, conflictsRetried: ctx.conflicts - c0, deployAllMs: posted, allRunningMs: running, postMs: pcts(postMs),
     healthzMs: pcts(healthz), redeployMs: pcts(redeploy), healthzAfterRedeploysMs: pcts(healthzAfter),
-    serverRssMiB: MiB(ctx.server.rssBytes()), serverRssPeakMiB: ctx.rss.take(),
+    serverRssMiB: MiB(rssSum(ctx.servers)), serverRssPeakMiB: ctx.rss.take(),
   };
 }
 
@@ -391,27 +467,39 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** Instance 0 alone (a new database: it makes the CAs and admin token), then the others, which take them from the store. */
+async function startAll(servers: ServerProcess[]): Promise<void> {
+  await servers[0]!.start();
+  await Promise.all(servers.slice(1).map((sv) => sv.start()));
+}
+
 /** Runs every phase for one fleet size into `res`, calling `save` after each. */
 async function runSize(n: number, res: Record<string, unknown>, save: () => void): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-scale-'));
-  const store = STORE === 'postgres' ? await (await sharedPostgres()).newDatabase() : undefined;
-  const server = new ServerProcess({ dataDir: dir, port: await freePort('127.0.0.1'), nodeTimeoutMs: NODE_TIMEOUT_MS, nofile: NOFILE, store });
+  const dirs = Array.from({ length: INSTANCES }, () => fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-scale-')));
+  const pg = STORE === 'postgres' ? await sharedPostgres() : null;
+  const store = pg ? await pg.newDatabase() : undefined;
+  const servers: ServerProcess[] = [];
+  for (const dir of dirs) servers.push(new ServerProcess({ dataDir: dir, port: await freePort('127.0.0.1'), nodeTimeoutMs: NODE_TIMEOUT_MS, nofile: NOFILE, store }));
+  const server = servers[0]!;
   const killServer = () => {
-    server.child?.kill('SIGKILL');
-    if (!KEEP) fs.rmSync(dir, { recursive: true, force: true });
+    for (const sv of servers) sv.child?.kill('SIGKILL');
+    if (!KEEP) for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   };
   children.add(killServer);
-  await server.start();
+  await startAll(servers);
   const swarm = await SwarmGroup.spawn(SWARM_PROCS, NOFILE);
   const killSwarm = () => swarm.procs.forEach((p) => p.child.kill('SIGKILL'));
   children.add(killSwarm);
-  const ctx: Ctx = { n, server, swarm, client: new Client(server.url, server.token('admin.token'), server.ca()), rss: new RssPeak(server), fleet: {} };
+  const client = new Client(server.url, server.token('admin.token'), server.ca());
+  const ctx: Ctx = { n, server, servers, pg: pg ? postmasterPid(pg.port) : null, swarm, client, rss: new RssPeak(servers), fleet: {}, conflicts: 0 };
+  if (pg && ctx.pg === null) say(`[${n}] warning: no postmaster found on port ${pg.port}: PostgreSQL's CPU is not measured`);
   // without CAP_SYS_RESOURCE `ulimit -n` cannot go above the hard limit: each side needs a descriptor per agent it holds
   const limits = { server: openFilesLimit(server.pid), swarm: swarm.procs.map((p) => openFilesLimit(p.child.pid ?? 0)) };
   res.openFilesLimit = limits;
   if ((limits.server ?? 0) < n + 256 || limits.swarm.some((l) => (l ?? 0) < n / SWARM_PROCS + 256)) say(`[${n}] warning: open-file limits ${JSON.stringify(limits)} may be too low for ${n} agents`);
   const errors: Record<string, string> = {};
-  const alive = () => server.child?.exitCode === null && server.child.signalCode === null && swarm.procs.every((p) => p.child.connected);
+  const up = (sv: ServerProcess) => sv.child?.exitCode === null && sv.child.signalCode === null;
+  const alive = () => servers.every(up) && swarm.procs.every((p) => p.child.connected);
   const phase = async (name: string, fn: () => Promise<unknown>): Promise<boolean> => {
     if (!alive()) {
       errors[name] = 'skipped: the control plane or a swarm process is gone (killed from outside?)';
@@ -440,9 +528,9 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     if (want('renewal')) await phase('renewal', async () => {
       // a node gets at most one certificate every 10 s: wait until the enrolments are that old
       await sleep(11_000);
-      const cpu0 = server.cpuSeconds()!;
+      const cpu0 = cpuMark(ctx);
       const r = await swarm.renew(120_000);
-      return { ...r, serverCpuS: r1(server.cpuSeconds()! - cpu0) };
+      return { ...r, ...cpuSince(ctx, cpu0) };
     });
     if (want('idle')) await phase('idle0', () => idle(ctx));
     const needFleet = (['placements', 'idle', 'api', 'storm', 'loss'] as Phase[]).some(want);
@@ -452,15 +540,18 @@ async function runSize(n: number, res: Record<string, unknown>, save: () => void
     if (want('storm')) for (const k of STORMS) await phase(`storm-${k}`, () => storm(ctx, k));
     if (want('loss')) await phase('loss', () => loss(ctx));
     if (want('apps')) await phase('apps', () => manyApps(ctx));
-    await phase('wholeRun', () => swarm.startedTwice());
+    await phase('wholeRun', async () => ({ ...(await swarm.startedTwice()), conflictsRetried: ctx.conflicts }));
   } finally {
+    // how the instances saw themselves at the end (the leader, each one's lag); one process on SQLite shows itself
+    res.cluster = await client.request('GET', '/v1/cluster').catch((e: Error) => `GET /v1/cluster: ${e.message}`);
+    save();
     ctx.rss.stop();
     await swarm.exit().catch(() => {});
-    await server.stop().catch(() => {});
+    await Promise.all(servers.map((sv) => sv.stop().catch(() => {})));
     children.delete(killServer);
     children.delete(killSwarm);
-    if (KEEP) say(`[${n}] data dir kept: ${dir}`);
-    else fs.rmSync(dir, { recursive: true, force: true });
+    if (KEEP) say(`[${n}] data dirs kept: ${dirs.join(' ')}`);
+    else for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -471,14 +562,22 @@ type Row = [string, (r: Record<string, any>) => unknown, string?];
 const fmt = (v: unknown): string => (v === undefined || v === null || (typeof v === 'number' && !Number.isFinite(v)) ? '-' : typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: 3 }) : String(v));
 const s = (ms: number | undefined) => (ms === undefined ? undefined : r1(ms / 1000));
 const p99 = (p: string) => (r: Record<string, any>) => r.api?.latencyMs?.[p]?.p99;
+/** each instance's share of a CPU figure, when there are several */
+const each = (ph: string, key = 'serverCpuS') => (r: Record<string, any>) => r[ph]?.[`${key}ByInstance`]?.join(' + ');
 
 const ROWS: Row[] = [
   ['registration: all welcomed, s', (r) => s(r.registration?.ms)],
   ['registration: per agent p50 / p99, s', (r) => r.registration && `${s(r.registration.perAgentMs.p50)} / ${s(r.registration.perAgentMs.p99)}`],
   ['registration: server CPU, s', (r) => r.registration?.serverCpuS],
+  ['registration: server CPU by instance, s', each('registration')],
+  ['registration: PostgreSQL CPU, s', (r) => r.registration?.postgresCpuS],
   ['idle, 0 replicas: server CPU %', (r) => r.idle0?.serverCpuPct],
+  ['idle, 0 replicas: server CPU % by instance', each('idle0', 'serverCpuPct')],
+  ['idle, 0 replicas: PostgreSQL CPU %', (r) => r.idle0?.postgresCpuPct],
   ['idle, 0 replicas: server RSS, MiB', (r) => r.idle0?.serverRssMiB],
   ['idle, N replicas: server CPU %', (r) => r.idleN?.serverCpuPct],
+  ['idle, N replicas: server CPU % by instance', each('idleN', 'serverCpuPct')],
+  ['idle, N replicas: PostgreSQL CPU %', (r) => r.idleN?.postgresCpuPct],
   ['idle, N replicas: server RSS, MiB', (r) => r.idleN?.serverRssMiB],
   ['idle agent, kbit/s down + up (0 replicas)', (r) => r.idle0 && `${r.idle0.kbitPerAgentDown} + ${r.idle0.kbitPerAgentUp}`, '<= 0.25 total'],
   ['idle agent, kbit/s down + up (N replicas)', (r) => r.idleN && `${r.idleN.kbitPerAgentDown} + ${r.idleN.kbitPerAgentUp}`, '<= 0.25 total'],
@@ -490,6 +589,9 @@ const ROWS: Row[] = [
   ['p99 GET /v1/replicas?limit=500, ms', p99('/v1/replicas?limit=500')],
   ['p99 POST /v1/apps (busy), ms', p99('POST /v1/apps')],
   ['placements/s (N replicas, to running as the API sees it)', (r) => r.placements?.placementsPerSec, '>= 1,000'],
+  ['placements: server CPU, s', (r) => r.placements?.serverCpuS],
+  ['placements: server CPU by instance, s', each('placements')],
+  ['placements: PostgreSQL CPU, s', (r) => r.placements?.postgresCpuS],
   ['storm, restart: all welcomed / settled, s', (r) => r['storm-restart'] && `${s(r['storm-restart'].registeredMs)} / ${s(r['storm-restart'].settledMs)}`, 'settled < 60'],
   ['storm, restart: started twice, on two nodes, most over wanted', (r) => r['storm-restart'] && `${r['storm-restart'].startedTwice}, ${r['storm-restart'].onTwoNodes}, ${r['storm-restart'].maxOverWantedPresent}`, '0, 0, <= 0'],
   ['storm, drop all: all welcomed / settled, s', (r) => r['storm-drop'] && `${s(r['storm-drop'].registeredMs)} / ${s(r['storm-drop'].settledMs)}`, 'settled < 60'],
@@ -499,6 +601,7 @@ const ROWS: Row[] = [
   ['apps: /healthz p50, ms', (r) => r.apps?.healthzMs?.p50, '< 10'],
   ['apps: re-deploy one changed app p50 / p99, ms', (r) => r.apps && `${r.apps.redeployMs.p50} / ${r.apps.redeployMs.p99}`, 'p50 < 50'],
   ['whole run: replicas started twice', (r) => r.wholeRun?.startedTwice, '0'],
+  ['whole run: deploys answered 409 E_CONFLICT (sent again)', (r) => r.wholeRun?.conflictsRetried, '0'],
 ];
 
 function table(results: Record<string, any>[]): string {
@@ -509,7 +612,7 @@ function table(results: Record<string, any>[]): string {
 }
 
 async function main(): Promise<void> {
-  const options = { store: STORE, sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
+  const options = { store: STORE, instances: INSTANCES, enrolVia: ENROL_VIA, sizes: SIZES, only: [...ONLY], short: SHORT, idleS: IDLE_S, samples: SAMPLES, apps: APPS, replicasPerAgent: PER_AGENT, nodeTimeoutMs: NODE_TIMEOUT_MS, storms: STORMS, lossPct: LOSS_PCT, lossMode: LOSS_MODE, phaseMs: PHASE_MS, swarmProcs: SWARM_PROCS, sources: SOURCES, nofile: NOFILE };
   say(`bench:scale ${JSON.stringify(options)}`);
   const results: Record<string, unknown>[] = [];
   const started = new Date().toISOString();

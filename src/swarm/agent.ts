@@ -38,7 +38,8 @@ export interface AgentConfig {
 export interface AgentHost {
   readonly cfg: AgentConfig;
   readonly wheel: TimerWheel;
-  readonly url: string;
+  /** the agent endpoint of every control-plane instance */
+  readonly urls: readonly string[];
   onRegister(a: SimAgent): void;
   onWelcome(a: SimAgent): void;
   onRejected(a: SimAgent, status: number, retryMs: number | null): void;
@@ -89,10 +90,14 @@ export class SimAgent {
   /** what it authenticates with: its key and certificate (TLS) or its secret (--insecure) */
   creds: { key?: string; cert?: string; secret?: string } | null = null;
   keyPair: KeyPair | null = null;
+  /** which of the host's URLs it dials: its own (index mod N) first, the next after an attempt that never registered */
+  at: number;
   /** the TLS session of its last connection, offered on the next (as the real agent does) */
   private readonly sessions = new SessionCache();
 
-  constructor(private readonly host: AgentHost, readonly index: number, readonly name: string, readonly address: string, private readonly localAddress?: string) {}
+  constructor(private readonly host: AgentHost, readonly index: number, readonly name: string, readonly address: string, private readonly localAddress?: string) {
+    this.at = index % host.urls.length;
+  }
 
   info(): NodeInfo {
     const c = this.host.cfg;
@@ -109,7 +114,7 @@ export class SimAgent {
     this.state = 'connecting';
     this.retryMs = null;
     const cr = this.creds ?? {};
-    const ws = new WebSocket(this.host.url, [SUBPROTOCOL], {
+    const ws = new WebSocket(this.host.urls[this.at]!, [SUBPROTOCOL], {
       headers: { [NODE_HEADER]: this.name, ...(cr.secret ? { authorization: `Bearer ${cr.secret}` } : {}) },
       ...(cr.cert ? { cert: cr.cert, key: cr.key, ca: c.ca, createConnection: this.sessions.connector(cr.cert) } : {}),
       handshakeTimeout: c.handshakeTimeoutMs,
@@ -144,6 +149,8 @@ export class SimAgent {
     ws.on('close', () => {
       if (this.ws !== ws) return;
       const wasOpen = this.state === 'open' || this.state === 'welcomed';
+      // as the real agent: a dropped connection is dialled again where it was; an attempt that never registered moves on
+      if (this.state !== 'welcomed') this.at = (this.at + 1) % this.host.urls.length;
       this.host.onClose(this, this.sock, wasOpen);
       this.ws = null;
       this.sock = null;

@@ -27,15 +27,50 @@ function spawnNode(args: string[], nofile: number, stdio: Parameters<typeof spaw
 /** Clock ticks per second of /proc/PID/stat (USER_HZ: 100 on Linux). */
 const HZ = 100;
 
-/** utime + stime of a process, in seconds; null when it is gone. */
-export function cpuSeconds(pid: number): number | null {
+/** Fields of /proc/PID/stat after the command name (field 3 onwards), or null when it is gone. */
+function statFields(pid: number): string[] | null {
   try {
     const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / HZ;
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU seconds of a process and its children, the exited ones included: its
+ * own utime + stime + the cutime + cstime of children it has reaped (a
+ * PostgreSQL postmaster reaps every backend), plus each live child's. Null
+ * when the process is gone.
+ */
+export function treeCpuSeconds(pid: number): number | null {
+  const ticks = (f: string[]) => Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  const own = statFields(pid);
+  if (!own) return null;
+  let total = ticks(own);
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const f = statFields(Number(d));
+    if (f && Number(f[1]) === pid) total += ticks(f);
+  }
+  return total / HZ;
+}
+
+/** The PID of the PostgreSQL postmaster listening on `port` (started with `-p PORT`), or null. */
+export function postmasterPid(port: number): number | null {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let argv: string[];
+    try { argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'); } catch { continue; }
+    if (/\/postgres$/.test(argv[0] ?? '') && argv.some((a, i) => a === '-p' && argv[i + 1] === String(port))) return Number(d);
+  }
+  return null;
+}
+
+/** utime + stime of a process, in seconds; null when it is gone. */
+export function cpuSeconds(pid: number): number | null {
+  const f = statFields(pid);
+  return f ? (Number(f[11]) + Number(f[12])) / HZ : null;
 }
 
 /** Resident set size in bytes; null when the process is gone. */
@@ -209,12 +244,13 @@ export class SwarmGroup {
 
   async stats(since = 0): Promise<SwarmStats> {
     const xs = await this.all<SwarmStats>({ cmd: 'stats', args: { since } });
-    const out = { ...xs[0]!, rejected: { ...xs[0]!.rejected }, sent: { ...xs[0]!.sent }, presentByApp: { ...xs[0]!.presentByApp }, runningByApp: { ...xs[0]!.runningByApp } };
+    const out = { ...xs[0]!, welcomedByServer: { ...xs[0]!.welcomedByServer }, rejected: { ...xs[0]!.rejected }, sent: { ...xs[0]!.sent }, presentByApp: { ...xs[0]!.presentByApp }, runningByApp: { ...xs[0]!.runningByApp } };
     for (const s of xs.slice(1)) {
       for (const k of ['agents', 'dead', 'connecting', 'open', 'welcomed', 'welcomedSince', 'registers', 'welcomes', 'retryAfter', 'closes', 'silenceDrops', 'errors', 'assigns', 'bytesRead', 'bytesWritten',
         'present', 'running', 'partitioned', 'starts', 'startedTwice', 'onTwoNodes', 'pendingTasks', 'rssBytes', 'heapUsedBytes'] as const) out[k] += s[k];
       for (const k of ['lastWelcomeSince', 'lastWelcomeAt', 'lastRunningAt'] as const) out[k] = Math.max(out[k], s[k]);
       out.firstWelcomeAt = Math.min(out.firstWelcomeAt || Infinity, s.firstWelcomeAt || Infinity);
+      add(out.welcomedByServer, s.welcomedByServer);
       add(out.rejected, s.rejected);
       add(out.sent, s.sent);
       add(out.presentByApp, s.presentByApp);
@@ -277,10 +313,10 @@ export class SwarmGroup {
   }
 
   /** Ids started more than once over the whole run, across every process. */
-  async startedTwice(): Promise<{ ids: number; startedTwice: number; onTwoNodes: number }> {
+  async startedTwice(): Promise<{ ids: number; startedTwice: number; onTwoNodes: number; examples: string[] }> {
     const all = mergeStarts(await this.all<StartRow[]>({ cmd: 'starts', args: {} }));
     const twice = all.filter(([, c]) => c.n > 1);
-    return { ids: all.length, startedTwice: twice.length, onTwoNodes: twice.filter(([, c]) => c.twoNodes).length };
+    return { ids: all.length, startedTwice: twice.length, onTwoNodes: twice.filter(([, c]) => c.twoNodes).length, examples: twice.slice(0, 5).map(([id, c]) => `${id} x${c.n}`) };
   }
 
   async exit(): Promise<void> {

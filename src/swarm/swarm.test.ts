@@ -19,6 +19,7 @@ import type { Assignment, ReplicaStatus } from '../core/types.js';
 import { validateApp } from '../core/manifest.js';
 import { startServer } from '../server/server.js';
 import { ApiClient as Client } from '../contract/client.js';
+import { freePort } from '../agent/health.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -192,6 +193,26 @@ test('against a real control plane: agents register, an app runs on them, a drop
     assert.equal(swarm.stats().running, 10);
     await client.request('DELETE', '/v1/apps/sw');
     await until('stopped', () => swarm.stats().present === 0);
+  } finally {
+    swarm.close();
+    await cp.close();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a list of control-plane URLs: agent i enrols and dials URL i mod N first, and one that never answers is passed over for the next', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-swarm-'));
+  const cp = await startServer({ dataDir, host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }), reconcileMs: 300 });
+  // a port nothing listens on: the even agents' first choice
+  const dead = `https://127.0.0.1:${await freePort('127.0.0.1')}`;
+  const swarm = new Swarm({ server: `${dead},${cp.url}`, joinToken: await cp.createJoinToken({ uses: 4 }), ca: cp.caPem!, count: 4, phaseMs: [5, 20] });
+  try {
+    assert.deepEqual(swarm.agents.map((a) => a.at), [0, 1, 0, 1]);
+    await swarm.enrol();
+    swarm.start();
+    await until('4 welcomed', () => swarm.stats().welcomed === 4);
+    assert.deepEqual(swarm.stats().welcomedByServer, { [cp.url]: 4 });
+    assert.equal(swarm.stats().rejected['503'] ?? 0, 0);
   } finally {
     swarm.close();
     await cp.close();

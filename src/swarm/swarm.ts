@@ -12,8 +12,10 @@ import { AGENT_PATH } from '../contract/protocol.js';
 import { makeCsr, newKeyPair } from '../trust/pki.js';
 import { errorOf, request } from '../trust/request.js';
 import type { EnrolAnswer } from '../contract/api.js';
+import { OutpostError } from '../core/errors.js';
 
 export interface SwarmOptions extends Partial<Omit<AgentConfig, 'server' | 'joinToken'>> {
+  /** the control plane's URL, or its instances' comma-separated: agent i dials instance i mod N first */
   server: string;
   joinToken: string;
   /** agents in this swarm */
@@ -26,6 +28,8 @@ export interface SwarmOptions extends Partial<Omit<AgentConfig, 'server' | 'join
   localAddresses?: string[];
   /** spread the first dials over this long (0: all at once) */
   rampMs?: number;
+  /** every agent enrols through this instance (its place in `server`) first; default: its own */
+  enrolVia?: number;
 }
 
 /** One change of an app's tally in a window: at `t`, `present` and `running` moved by `dp` and `dr`. */
@@ -41,6 +45,8 @@ export interface SwarmStats {
   welcomed: number;
   /** welcomed at or after `since` and still welcomed (when asked with since) */
   welcomedSince: number;
+  /** welcomed agents by the instance they are connected to (its URL) */
+  welcomedByServer: Record<string, number>;
   /** the latest welcome among those */
   lastWelcomeSince: number;
   registers: number;
@@ -85,7 +91,10 @@ const ipOf = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
 export class Swarm implements AgentHost {
   readonly cfg: AgentConfig;
   readonly wheel = new TimerWheel(10);
-  readonly url: string;
+  /** the agent endpoint of every instance (ws:// or wss://) */
+  readonly urls: string[];
+  /** the http(s):// base of every instance */
+  private readonly bases: string[];
   readonly agents: SimAgent[] = [];
   private readonly sweep: NodeJS.Timeout;
   private closedRead = 0;
@@ -111,7 +120,8 @@ export class Swarm implements AgentHost {
       runtime: o.runtime ?? 'process', cpus: o.cpus ?? 4, memoryMiB: o.memoryMiB ?? 8192, agentVersion: o.agentVersion ?? '0.1.0-swarm',
       phaseMs: o.phaseMs ?? [50, 300], handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000, silenceMs: o.silenceMs ?? 20_000,
     };
-    this.url = o.server.replace(/^http/, 'ws').replace(/\/+$/, '') + AGENT_PATH;
+    this.bases = o.server.split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean);
+    this.urls = this.bases.map((b) => b.replace(/^http/, 'ws') + AGENT_PATH);
     const from = o.from ?? 0;
     const prefix = o.prefix ?? 'sw-';
     const locals = o.localAddresses ?? [];
@@ -140,10 +150,11 @@ export class Swarm implements AgentHost {
    */
   async enrol(parallel = 32): Promise<void> {
     const unenrolled = this.agents.filter((a) => !a.creds);
-    const base = this.o.server.replace(/\/+$/, '');
     const one = async (a: SimAgent) => {
       const kp = await newKeyPair();
-      const r = await request<EnrolAnswer>(`${base}/v1/enroll`, 'POST', { name: a.name, csr: await makeCsr(kp, a.name) }, { ca: this.o.ca, token: this.o.joinToken });
+      const csr = await makeCsr(kp, a.name);
+      // its own instance first; one that does not answer at all, the next (as the real agent's enrolment does)
+      const r = await this.firstAnswer(this.o.enrolVia ?? a.at, (base) => request<EnrolAnswer>(`${base}/v1/enroll`, 'POST', { name: a.name, csr }, { ca: this.o.ca, token: this.o.joinToken }));
       if (r.status !== 200) throw errorOf(r.status, r.body, `enrolment of ${a.name} answered ${r.status}`);
       a.creds = r.body.secret ? { secret: r.body.secret } : { key: kp.keyPem, cert: r.body.cert };
       a.keyPair = kp;
@@ -153,6 +164,17 @@ export class Swarm implements AgentHost {
     await Promise.all(Array.from({ length: Math.min(parallel, unenrolled.length) }, async () => {
       while (next < unenrolled.length) await one(unenrolled[next++]!);
     }));
+  }
+
+  /** `send` to each instance in turn from `at`, until one answers (an HTTP status, whatever it is). */
+  private async firstAnswer<T>(at: number, send: (base: string) => Promise<T>): Promise<T> {
+    for (let k = 0; ; k++) {
+      try {
+        return await send(this.bases[(at + k) % this.bases.length]!);
+      } catch (e) {
+        if (k >= this.bases.length - 1 || e instanceof OutpostError) throw e;
+      }
+    }
   }
 
   /** CSRs for every welcomed agent, made ahead so that `renewAll` measures the control plane, not the swarm. */
@@ -250,6 +272,7 @@ export class Swarm implements AgentHost {
   }
 
   stats(since = 0): SwarmStats {
+    const byServer: Record<string, number> = {};
     let dead = 0, connecting = 0, open = 0, welcomed = 0, welcomedSince = 0, lastWelcomeSince = 0, live = 0, read = 0, written = 0, present = 0, running = 0;
     for (const a of this.agents) {
       if (a.sock) { read += a.sock.bytesRead; written += a.sock.bytesWritten; }
@@ -258,6 +281,8 @@ export class Swarm implements AgentHost {
       else if (a.state === 'open') open++;
       else if (a.state === 'welcomed') {
         welcomed++;
+        const base = this.bases[a.at]!;
+        byServer[base] = (byServer[base] ?? 0) + 1;
         if (a.welcomedAt >= since) { welcomedSince++; if (a.welcomedAt > lastWelcomeSince) lastWelcomeSince = a.welcomedAt; }
       }
       live++;
@@ -266,7 +291,7 @@ export class Swarm implements AgentHost {
     for (const v of this.running.values()) running += v;
     const mem = process.memoryUsage();
     return {
-      agents: this.agents.length, dead, connecting, open, welcomed, welcomedSince, lastWelcomeSince,
+      agents: this.agents.length, dead, connecting, open, welcomed, welcomedSince, lastWelcomeSince, welcomedByServer: byServer,
       registers: this.c.registers, welcomes: this.c.welcomes, rejected: { ...this.rejected }, retryAfter: this.c.retryAfter,
       closes: this.c.closes, silenceDrops: this.c.silenceDrops, errors: this.c.errors, assigns: this.c.assigns, sent: { ...this.sent },
       bytesRead: this.closedRead + read, bytesWritten: this.closedWritten + written,
