@@ -59,6 +59,7 @@ export class Cluster implements Leadership {
   /** the store revision the state has caught up to */
   applied = 0;
   private catching: Promise<void> | null = null;
+  private choring: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -107,6 +108,7 @@ export class Cluster implements Leadership {
         const cs = await this.store.changes(this.applied);
         cp.writer.learn(cs.changes, cs.reset);
         this.applied = Math.max(this.applied, cs.revision);
+        cp.writer.forget(this.applied);
         await cp.writer.repair();
       } while (this.again && !this.stopped);
     })().catch((err) => this.log.warn({ err }, 'reading the store\'s changes failed; trying again at the next beat'))
@@ -114,12 +116,26 @@ export class Cluster implements Leadership {
     return this.catching;
   }
 
-  /** Once a beat: the lease renewed or sought, the heartbeat, the feed read, nodes of dead instances handed to the loss clocks. */
+  /**
+   * Once a beat: the lease renewed or sought, first and on its own (a slow
+   * catch-up must not let the lease lapse); then, unless the last ones still
+   * run, the chores: the heartbeat, the feed read, nodes of dead instances
+   * handed to the loss clocks.
+   */
   private async beat(): Promise<void> {
     if (this.stopped) return;
     const started = performance.now();
     try {
       await this.lease(started);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'the leader lease could not be sought (the store unreachable?); trying again');
+    }
+    if (!this.choring) this.choring = this.chores().finally(() => { this.choring = null; });
+    if (!this.stopped) this.timer = setTimeout(() => void this.beat(), Math.max(0, this.timing.beatMs - (performance.now() - started)));
+  }
+
+  private async chores(): Promise<void> {
+    try {
       await this.coord.heartbeat({ url: this.url(), host: os.hostname(), pid: process.pid, agents: this.conns!.connected, listening: this.coord.listening, leading: this.leading }, this.applied);
       const rows = await this.coord.instances();
       this.alive = new Set(rows.filter((r) => r.seenAgoMs < this.timing.leaseMs).map((r) => r.id));
@@ -128,7 +144,6 @@ export class Cluster implements Leadership {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'cluster heartbeat failed (the store unreachable?); trying again');
     }
-    if (!this.stopped) this.timer = setTimeout(() => void this.beat(), Math.max(0, this.timing.beatMs - (performance.now() - started)));
   }
 
   private async lease(sent: number): Promise<void> {
@@ -234,6 +249,7 @@ export class Cluster implements Leadership {
     const epoch = this.epoch;
     this.epoch = null;
     await this.catching;
+    await this.choring;
     if (epoch !== null) await this.coord.release(epoch).catch(() => {});
     await this.coord.goodbye().catch(() => {});
     await this.coord.close();

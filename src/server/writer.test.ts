@@ -96,3 +96,16 @@ test('a leader\'s decision is refused without the lease, and a fenced commit tha
   assert.equal(w.state.site('y'), undefined);
   assert.deepEqual((await store.list('sites')).map((r) => r.key), ['z']);
 });
+
+test('a record created and then deleted while its creation is still being committed: the deletion expects the creation\'s revision', async () => {
+  const store = openSqliteStore(':memory:');
+  // a slow store (PostgreSQL's round trip), the same contract
+  const slow = { ...store, commit: async (...a: Parameters<typeof store.commit>) => { await new Promise((r) => setTimeout(r, 20)); return store.commit(...a); } };
+  const w = new Writer(slow, await State.load(store), log);
+  const made = w.run(() => ({ changes: [{ kind: 'sites', key: 'tmp', doc: site('tmp', 1) }], result: 'made' }));
+  await new Promise((r) => setImmediate(r)); // its commit is in flight
+  const gone = w.run(() => ({ changes: [{ kind: 'sites', key: 'tmp', doc: null }], result: 'gone' }));
+  assert.deepEqual(await Promise.all([made, gone]), ['made', 'gone']);
+  assert.equal(await store.get('sites', 'tmp'), undefined);
+  assert.equal(w.stats.conflicts, 0, 'no race lost against itself');
+});

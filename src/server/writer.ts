@@ -85,6 +85,10 @@ export class Writer {
   /** records whose store copy could not be read after a failed commit (the store away): read at the next catch-up */
   private readonly stale = new Map<string, { kind: Kind; key: string }>();
   private readonly listeners: ((l: Learnt[]) => void)[] = [];
+  /** records with writes in flight: the revision the last settled one left them at (0: deleted) */
+  private readonly based = new Map<string, number>();
+  /** records deleted, and at which revision (see deleted()) */
+  private readonly gone = new Map<string, number>();
 
   /**
    * `fence` gives the leader lease this process holds (null: none); a store
@@ -176,6 +180,7 @@ export class Writer {
       if (n > 0) this.unsettled.set(id, n);
       else {
         this.unsettled.delete(id);
+        this.based.delete(id);
         const c = this.deferred.get(id);
         if (c) { this.deferred.delete(id); this.learn([c]); }
       }
@@ -207,8 +212,10 @@ export class Writer {
     for (const [id, c] of newest) {
       if (this.unsettled.has(id)) { const d = this.deferred.get(id); if (!d || d.rev < c.rev) this.deferred.set(id, c); continue; }
       const prev = this.state.get(c.kind, c.key) ?? null;
-      if (c.doc === null ? prev === null || this.state.rev(c.kind, c.key) >= c.rev : this.state.rev(c.kind, c.key) >= c.rev) continue;
+      const known = Math.max(this.state.rev(c.kind, c.key), prev === null ? this.gone.get(id) ?? 0 : 0);
+      if (c.doc === null ? prev === null || known >= c.rev : known >= c.rev) continue;
       this.state.set(c.kind, c.key, c.doc as never, c.doc === null ? 0 : c.rev);
+      if (c.doc === null) this.deleted(id, c.rev);
       learnt.push({ kind: c.kind, key: c.key, prev, doc: c.doc });
     }
     if (learnt.length) for (const f of this.listeners) f(learnt);
@@ -228,6 +235,10 @@ export class Writer {
 
   /** The store's copy of a record replaces the state's (others hear of the difference as of a change). */
   private replace(kind: Kind, key: string, row: { rev: number; doc: unknown } | undefined): void {
+    // a commit of ours that settled while the row was read is newer than it: keep the state's copy
+    const id = `${kind}/${key}`;
+    if (row && (this.state.rev(kind, key) > row.rev || (this.gone.get(id) ?? 0) > row.rev)) return;
+    if (!row && this.state.rev(kind, key) > 0 && !this.unsettled.has(id)) return;
     const prev = this.state.get(kind, key) ?? null;
     this.state.set(kind, key, (row?.doc ?? null) as never, row?.rev ?? 0);
     if (JSON.stringify(prev) !== JSON.stringify(row?.doc ?? null)) for (const f of this.listeners) f([{ kind, key, prev, doc: row?.doc ?? null }]);
@@ -240,7 +251,9 @@ export class Writer {
       if (chained === undefined) { out.push(w); continue; }
       // its base was dropped and the record read again: decide again, as after a lost race
       if ((this.reloads.get(id) ?? 0) !== chained) throw new StoreConflict(w.kind, w.key, w.expect ?? 0, this.state.rev(w.kind, w.key));
-      out.push({ ...w, expect: this.state.rev(w.kind, w.key) });
+      // the revision its base was committed at (0 when the base deleted it); the state cannot
+      // say, when this write deletes the record (it is gone from the state already)
+      out.push({ ...w, expect: this.based.get(id) ?? this.state.rev(w.kind, w.key) });
     }
     return out;
   }
@@ -275,8 +288,8 @@ export class Writer {
       this.settle(merged, rev);
       for (const p of batch) { this.done(p.writes); p.resolve(p.result); }
     } catch (err) {
-      for (const p of batch) this.done(p.writes);
       await this.reload(merged);
+      for (const p of batch) this.done(p.writes);
       if (err instanceof StoreFenced) {
         // the others were not the leader's to decide: they go on, each on its own
         for (const p of batch) if (!p.leader || this.drop(p)) await this.retry(p);
@@ -288,6 +301,7 @@ export class Writer {
         return;
       }
       this.stats.conflicts++;
+      this.log.debug({ conflict: err.message, operations: batch.length }, 'a commit lost a race; its operations are decided again');
       await this.sync();
       // decide each operation again from what the store holds now, one at a time
       for (const p of batch) await this.retry(p);
@@ -296,8 +310,7 @@ export class Writer {
 
   /** Rejects a leader's operation (E_NOT_LEADER); answers false, for filters. */
   private drop(p: Pending): false {
-    this.done(p.writes);
-    void this.reload(p.writes);
+    void this.reload(p.writes).then(() => this.done(p.writes));
     p.reject(notLeader());
     return false;
   }
@@ -319,8 +332,8 @@ export class Writer {
         this.done(writes);
         return p.resolve(d.result);
       } catch (err) {
-        this.done(writes);
         await this.reload(writes);
+        this.done(writes);
         if (err instanceof StoreFenced) return p.reject(notLeader());
         if (!(err instanceof StoreConflict)) return p.reject(storeError(err));
         this.stats.conflicts++;
@@ -333,7 +346,32 @@ export class Writer {
   private settle(writes: Map<string, Write>, rev: number): void {
     this.stats.commits++;
     this.stats.changes += writes.size;
-    for (const w of writes.values()) if (w.doc !== null) this.state.committed(w.kind, w.key, rev);
+    for (const [id, w] of writes) {
+      if (w.doc !== null) this.state.committed(w.kind, w.key, rev);
+      else this.deleted(id, rev);
+      // writes chained on this one expect what it left
+      this.based.set(id, w.doc === null ? 0 : rev);
+      // what others did before this commit is older than it: it must not be applied after it
+      const d = this.deferred.get(id);
+      if (d && d.rev <= rev) this.deferred.delete(id);
+    }
+  }
+
+  /**
+   * Remembers at which revision a record was deleted: a change to it read
+   * before (a snapshot of the store taken while the deletion was in flight)
+   * must not bring it back. Bounded: deletions far older than any snapshot
+   * still being read are forgotten (and forget() drops those a reader is past).
+   */
+  private deleted(id: string, rev: number): void {
+    this.gone.delete(id);
+    this.gone.set(id, rev);
+    if (this.gone.size > 100_000) this.gone.delete(this.gone.keys().next().value!);
+  }
+
+  /** A reader of the store's changes is past `rev`: deletions at or before it need no remembering. */
+  forget(rev: number): void {
+    for (const [id, r] of this.gone) if (r <= rev) this.gone.delete(id);
   }
 
   /**
@@ -342,8 +380,10 @@ export class Writer {
    * read at the next catch-up (repair).
    */
   private async reload(writes: Map<string, Write>): Promise<void> {
+    // writes chained on the dropped ones, staged before or while the store is read, are decided again
+    const bump = () => { for (const id of writes.keys()) this.reloads.set(id, (this.reloads.get(id) ?? 0) + 1); };
+    bump();
     for (const [id, w] of writes) {
-      this.reloads.set(id, (this.reloads.get(id) ?? 0) + 1);
       let row;
       try {
         row = await this.store.get(w.kind, w.key);
@@ -353,6 +393,7 @@ export class Writer {
       }
       this.replace(w.kind, w.key, row);
     }
+    bump();
   }
 }
 
