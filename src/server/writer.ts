@@ -68,7 +68,9 @@ interface Pending {
   leader: boolean;
 }
 
-const RETRIES = 5;
+/** attempts at an operation that keeps losing races, and the most it waits between them (jittered, doubling) */
+const RETRIES = 8;
+const MAX_BACKOFF_MS = 200;
 
 export class Writer {
   private queue: Pending[] = [];
@@ -87,6 +89,8 @@ export class Writer {
   private readonly listeners: ((l: Learnt[]) => void)[] = [];
   /** records with writes in flight: the revision the last settled one left them at (0: deleted) */
   private readonly based = new Map<string, number>();
+  /** operations that arrived while a lost batch is decided again: they run after it, in order */
+  private held: (() => void)[] | null = null;
   /** records deleted, and at which revision (see deleted()) */
   private readonly gone = new Map<string, number>();
 
@@ -115,6 +119,9 @@ export class Writer {
   private closed = false;
 
   run<T>(op: Op<T>, o: RunOptions = {}): Promise<T> {
+    // while a lost race is decided again, later operations wait their turn: deciding them
+    // first would let the retry build on their changes, and count them twice
+    if (this.held) return new Promise<T>((resolve, reject) => this.held!.push(() => this.run(op, o).then(resolve, reject)));
     if (o.leader && !this.fence()) return Promise.reject(notLeader());
     let d: Decision<T>;
     try {
@@ -241,6 +248,8 @@ export class Writer {
     if (!row && this.state.rev(kind, key) > 0 && !this.unsettled.has(id)) return;
     const prev = this.state.get(kind, key) ?? null;
     this.state.set(kind, key, (row?.doc ?? null) as never, row?.rev ?? 0);
+    // writes still queued on it build on what the store holds now
+    if (this.based.has(id)) this.based.set(id, row?.rev ?? 0);
     if (JSON.stringify(prev) !== JSON.stringify(row?.doc ?? null)) for (const f of this.listeners) f([{ kind, key, prev, doc: row?.doc ?? null }]);
   }
 
@@ -274,26 +283,18 @@ export class Writer {
     const fence = this.fence();
     const batch = fence ? all : all.filter((p) => !p.leader || this.drop(p));
     if (batch.length === 0) return;
-    // one write per record: the first reader's expectation, the last writer's document
-    const merged = new Map<string, Staged>();
-    for (const p of batch) {
-      for (const [id, w] of p.writes) {
-        const m = merged.get(id);
-        if (m) m.doc = w.doc;
-        else merged.set(id, { ...w });
-      }
-    }
+    const merged = merge(batch.map((p) => p.writes));
     try {
       const rev = await this.store.commit(this.resolve(merged), batch.flatMap((p) => p.samples), batch.some((p) => p.leader) ? fence ?? undefined : undefined);
       this.settle(merged, rev);
       for (const p of batch) { this.done(p.writes); p.resolve(p.result); }
     } catch (err) {
+      this.held ??= [];
       await this.reload(merged);
       for (const p of batch) this.done(p.writes);
       if (err instanceof StoreFenced) {
-        // the others were not the leader's to decide: they go on, each on its own
-        for (const p of batch) if (!p.leader || this.drop(p)) await this.retry(p);
-        return;
+        // the others were not the leader's to decide: they go on
+        return this.retry(batch.filter((p) => !p.leader || void p.reject(notLeader())));
       }
       if (!(err instanceof StoreConflict)) {
         this.log.error({ err, changes: merged.size }, 'commit failed; the changes were dropped');
@@ -303,44 +304,64 @@ export class Writer {
       this.stats.conflicts++;
       this.log.debug({ conflict: err.message, operations: batch.length }, 'a commit lost a race; its operations are decided again');
       await this.sync();
-      // decide each operation again from what the store holds now, one at a time
-      for (const p of batch) await this.retry(p);
+      await this.retry(batch);
+    } finally {
+      const held = this.held ?? [];
+      this.held = null;
+      for (const f of held) f();
     }
   }
 
-  /** Rejects a leader's operation (E_NOT_LEADER); answers false, for filters. */
+  /** Rejects a leader's operation (E_NOT_LEADER) before its commit; answers false, for filters. */
   private drop(p: Pending): false {
     void this.reload(p.writes).then(() => this.done(p.writes));
     p.reject(notLeader());
     return false;
   }
 
-  private async retry(p: Pending): Promise<void> {
-    for (let i = 0; i < RETRIES; i++) {
-      let d: Decision<unknown>;
-      try {
-        d = p.op(this.state);
-      } catch (e) {
-        return p.reject(e);
-      }
-      const writes = this.stage(d.changes);
-      const fence = p.leader ? this.fence() : undefined;
-      try {
-        if (fence === null) throw new StoreFenced({ holder: '', epoch: 0 });
-        const rev = await this.store.commit(this.resolve(writes), d.samples ?? [], fence);
-        this.settle(writes, rev);
-        this.done(writes);
-        return p.resolve(d.result);
-      } catch (err) {
-        await this.reload(writes);
-        this.done(writes);
-        if (err instanceof StoreFenced) return p.reject(notLeader());
-        if (!(err instanceof StoreConflict)) return p.reject(storeError(err));
-        this.stats.conflicts++;
+  /**
+   * A lost batch's operations, decided again from what the store holds now
+   * and committed together (as the first attempt: one commit for many). One
+   * that now throws is rejected alone. Lost again, they wait a jittered,
+   * doubling pause, catch up and try again: a record every instance writes
+   * (a join token's use count during a mass enrolment through several
+   * instances) is then won in turn instead of fought over in lockstep.
+   */
+  private async retry(ops: Pending[]): Promise<void> {
+    let left = ops;
+    for (let i = 0; i < RETRIES && left.length > 0; i++) {
+      if (i > 0) {
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(MAX_BACKOFF_MS, 5 * 2 ** i)));
         await this.sync();
       }
+      const fence = this.fence();
+      if (!fence) left = left.filter((p) => !p.leader || void p.reject(notLeader()));
+      const decided: { p: Pending; d: Decision<unknown>; writes: Map<string, Staged> }[] = [];
+      for (const p of left) {
+        try {
+          const d = p.op(this.state);
+          decided.push({ p, d, writes: this.stage(d.changes) });
+        } catch (e) {
+          p.reject(e);
+        }
+      }
+      if (decided.length === 0) return;
+      const merged = merge(decided.map((x) => x.writes));
+      try {
+        const rev = await this.store.commit(this.resolve(merged), decided.flatMap((x) => x.d.samples ?? []), decided.some((x) => x.p.leader) ? fence ?? undefined : undefined);
+        this.settle(merged, rev);
+        for (const x of decided) { this.done(x.writes); x.p.resolve(x.d.result); }
+        return;
+      } catch (err) {
+        await this.reload(merged);
+        for (const x of decided) this.done(x.writes);
+        left = decided.map((x) => x.p);
+        if (err instanceof StoreFenced) { left = left.filter((p) => !p.leader || void p.reject(notLeader())); continue; }
+        if (!(err instanceof StoreConflict)) { for (const p of left) p.reject(storeError(err)); return; }
+        this.stats.conflicts++;
+      }
     }
-    p.reject(new OutpostError('E_CONFLICT', `gave up after ${RETRIES} attempts: other writers kept changing the same records`));
+    for (const p of left) p.reject(new OutpostError('E_CONFLICT', `gave up after ${RETRIES} attempts: other writers kept changing the same records`));
   }
 
   private settle(writes: Map<string, Write>, rev: number): void {
@@ -399,6 +420,19 @@ export class Writer {
 
 function keyOf(kind: Kind, doc: unknown): string {
   return (doc as Record<string, string>)[KEY_FIELD[kind]]!;
+}
+
+/** One write per record: the first reader's expectation, the last writer's document. */
+function merge(all: Map<string, Staged>[]): Map<string, Staged> {
+  const merged = new Map<string, Staged>();
+  for (const writes of all) {
+    for (const [id, w] of writes) {
+      const m = merged.get(id);
+      if (m) m.doc = w.doc;
+      else merged.set(id, { ...w });
+    }
+  }
+  return merged;
 }
 
 function notLeader(): OutpostError {
