@@ -21,6 +21,7 @@ import { probeSites } from './probe.js';
 import { StageTracker } from './stages.js';
 import type { SiteRecord } from '../core/types.js';
 import { DesiredStore } from './desired.js';
+import { SecretFiles } from './secrets.js';
 import { gcPlan } from '../core/disk.js';
 import { hasImage } from '../core/images.js';
 import type { StreamSpec } from '../core/pipeline.js';
@@ -95,6 +96,8 @@ export class Agent extends EventEmitter {
   private inventoryTimer: NodeJS.Timeout | null = null;
   private gcTimer: NodeJS.Timeout | null = null;
   private readonly desired: DesiredStore | null;
+  /** secret files of this node's replicas, on a tmpfs */
+  private readonly secretFiles: SecretFiles;
   private lastInventory = '';
   connected = false;
   /** the control plane has sent assignments since this agent started */
@@ -106,6 +109,7 @@ export class Agent extends EventEmitter {
   constructor(readonly o: AgentOptions) {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
+    this.secretFiles = new SecretFiles(o.name);
     this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
     this.servers = this.identity.servers;
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
@@ -264,7 +268,12 @@ export class Agent extends EventEmitter {
     ws.on('ping', () => this.armSilence());
     ws.on('message', (raw) => {
       this.armSilence();
-      const parsed = parseServerMessage(raw.toString());
+      const text = raw.toString();
+      const parsed = parseServerMessage(text);
+      if (parsed.ok && parsed.msg.type === 'assign') {
+        // what reached this node: the bytes and the secrets' names (never their values)
+        this.o.log.debug({ bytes: Buffer.byteLength(text), replicas: parsed.msg.replicas.length, secrets: parsed.msg.replicas.flatMap((a) => (a.secrets ?? []).map((x) => `${x.name}@${x.version}`)) }, 'assignments received');
+      }
       if (parsed.ok) return this.onMessage(parsed.msg);
       // what does not parse is not acted on: counted, and the connection closed with its code
       this.refused++;
@@ -451,13 +460,14 @@ export class Agent extends EventEmitter {
     for (const a of assignments) {
       if (this.runners.has(a.id)) continue;
       const runner = new ReplicaRunner(a, {
-        driver: this.o.driver, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
+        driver: this.o.driver, secretFiles: this.secretFiles, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
         report: (s, pulled) => this.send({ type: 'status', replicas: [s], pulled: pulled ?? null }),
         ensureImage: (r, onProgress) => this.ensureImage(r, onProgress),
       });
       this.runners.set(a.id, runner);
       runner.start(instances.find((i) => i.replicaId === a.id));
     }
+    this.secretFiles.prune(new Set(want.keys()));
     // labelled instances that no assignment names: left from before a restart, or removed apps
     for (const i of instances) {
       if (!want.has(i.replicaId) && !this.runners.has(i.replicaId)) {

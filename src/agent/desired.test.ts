@@ -22,3 +22,18 @@ test('a saved state reloads; a damaged or tampered one is refused with the bad f
   assert.equal(store.load(), null);
   assert.match(store.refused!, /^not JSON/);
 });
+
+test('secrets are saved sealed with the node\'s own key: the file holds no value, the same node reloads them, another key refuses them', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-desired-'));
+  const value = Buffer.from('hunter2-very-secret').toString('base64');
+  const a = { id: 'db-0-0', app: 'db', specHash: 'h', spec: validateApp({ name: 'db', command: ['sleep', '1'], secrets: [{ name: 'pw', env: 'PW' }] }), secrets: [{ name: 'pw', version: 1, value, env: 'PW' }] };
+  new DesiredStore(dir).save([a], 5);
+  const text = fs.readFileSync(path.join(dir, 'desired.json'), 'utf8');
+  assert.ok(!text.includes(value) && !text.includes('hunter2'));
+  assert.equal(fs.statSync(path.join(dir, 'secrets.key')).mode & 0o777, 0o600);
+  assert.deepEqual(new DesiredStore(dir).load(), { assignments: [a], savedAt: 5 });
+  fs.writeFileSync(path.join(dir, 'secrets.key'), Buffer.alloc(32, 7));
+  const other = new DesiredStore(dir);
+  assert.equal(other.load(), null);
+  assert.match(other.refused!, /^sealed: /);
+});

@@ -9,6 +9,7 @@ import { OutpostError, errorMessage } from '../core/errors.js';
 import type { Assignment, ReplicaStatus } from '../core/types.js';
 import type { EnsureResult, InstanceInfo, PullProgress, RuntimeDriver } from './drivers/driver.js';
 import { buildCheck, freePort } from './health.js';
+import type { SecretFiles, SecretOwner } from './secrets.js';
 
 export interface RunnerContext {
   driver: RuntimeDriver;
@@ -17,6 +18,8 @@ export interface RunnerContext {
   /** address clients use to reach published ports */
   advertise: string;
   env: Record<string, string>;
+  /** where secrets are written on this node (null: this agent takes no replica with secrets) */
+  secretFiles?: SecretFiles | null;
   log: Logger;
   report: (s: ReplicaStatus, pulled?: { bytes: number; ms: number } | null) => void;
   ensureImage: (r: Assignment, onProgress: (p: PullProgress) => void) => Promise<EnsureResult>;
@@ -58,6 +61,14 @@ export class ReplicaRunner {
     await this.loop;
     if (this.instance) await this.ctx.driver.remove(this.instance).catch((e) => this.ctx.log.warn({ err: e }, 'remove failed'));
     this.instance = null;
+    this.ctx.secretFiles?.remove(this.a.id);
+  }
+
+  /** where this replica's secrets are written, when it has any */
+  private secrets(): SecretFiles | null {
+    if (!this.a.secrets?.length) return null;
+    if (!this.ctx.secretFiles) throw new OutpostError('E_CREATE_FAILED', 'this agent has no place for secrets');
+    return this.ctx.secretFiles;
   }
 
   private set(s: Omit<ReplicaStatus, 'id'>, pulled: { bytes: number; ms: number } | null = null): void {
@@ -133,7 +144,9 @@ export class ReplicaRunner {
       this.hostPorts[p.name] = driver.hostNetwork ? p.container : await freePort(this.ctx.bindHost);
     }
     const t1 = performance.now();
+    const secrets = this.secrets();
     this.instance = await driver.create({
+      secrets: secrets ? secrets.write(this.a.id, this.a.secrets!, await (driver.secretOwner?.(spec) ?? ownUser())) : undefined,
       replicaId: this.a.id, app: this.a.app, specHash: this.a.specHash, node: this.ctx.node, spec,
       hostPorts: this.hostPorts, bindHost: this.ctx.bindHost,
       env: { ...this.ctx.env, OUTPOST_APP: this.a.app, OUTPOST_REPLICA: this.a.id, OUTPOST_NODE: this.ctx.node },
@@ -237,6 +250,10 @@ export class ReplicaRunner {
   private checkHost(): string {
     return this.ctx.bindHost === '0.0.0.0' ? '127.0.0.1' : this.ctx.bindHost === '::' ? '::1' : this.ctx.bindHost;
   }
+}
+
+function ownUser(): Promise<SecretOwner> {
+  return Promise.resolve({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
 }
 
 function r1(x: number): number {

@@ -19,6 +19,7 @@ const cmd = {
   plan: () => import('./commands/plan.js'),
   rollout: () => import('./commands/rollout.js'),
   sites: () => import('./commands/sites.js'),
+  secrets: () => import('./commands/secrets.js'),
   trust: () => import('./commands/trust.js'),
   streams: () => import('./commands/streams.js'),
   serve: () => import('./commands/serve.js'),
@@ -134,6 +135,15 @@ export function buildProgram(): Command {
     .action(async (o) => (await cmd.trust()).tokenCreate(clientFromEnv(), o));
   token.command('list').description('join tokens (never their secrets)').option('--json', 'print JSON').action(async (o) => (await cmd.trust()).tokenList(clientFromEnv(), !!o.json));
   token.command('revoke <id>').description('no node can enrol with it any more').action(async (id) => (await cmd.trust()).tokenRevoke(clientFromEnv(), id));
+  const secret = program.command('secret').description('secrets: encrypted at the control plane, sent only to the nodes whose replicas use them');
+  secret.command('set <name>').description('a secret\'s new value (a new version): the apps that use it roll; the value from --from-file, --from-literal or stdin')
+    .option('--from-file <file>', 'the file\'s bytes').option('--from-literal <value>', 'this text (it shows in the shell\'s history and the process list: prefer a file or stdin)').option('--json', 'print JSON')
+    .action(async (name, o) => (await cmd.secrets()).secretSet(clientFromEnv(), name, o));
+  secret.command('list').description('names, versions, the apps that use each (never values)').option('--json', 'print JSON')
+    .action(async (o) => (await cmd.secrets()).secretList(clientFromEnv(), !!o.json));
+  secret.command('rm <name>').description('remove a secret no app uses').action(async (name) => (await cmd.secrets()).secretRm(clientFromEnv(), name));
+  secret.command('rotate-key').description('a new envelope key: every secret re-encrypted with it, the old key removed').option('--json', 'print JSON')
+    .action(async (o) => (await cmd.secrets()).secretRotateKey(clientFromEnv(), !!o.json));
   program.command('replicas [app]').description('list replicas with measured and predicted timings').option('--json', 'print JSON')
     .action(async (app, o) => (await cmd.lists()).replicas(clientFromEnv(), app, !!o.json));
   program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')

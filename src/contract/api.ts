@@ -351,6 +351,47 @@ export interface ApiRoutes {
   'GET /v1/backup': { answer: string };
   /** the instances, the leader and its lease, each instance's lag */
   'GET /v1/cluster': { answer: ClusterStatus };
+  /** secrets: names, versions, the apps that use each; never values */
+  'GET /v1/secrets': { answer: SecretView[] };
+  /** a secret's new value (a new version): the apps that use it roll */
+  'PUT /v1/secrets/:name': { body: SecretBody; answer: SetSecretAnswer };
+  /** remove a secret no app uses (E_CONFLICT while one does) */
+  'DELETE /v1/secrets/:name': { answer: { removed: string } };
+  /** a new envelope key: every secret re-encrypted in one commit */
+  'POST /v1/secrets/rotate-key': { answer: RotateKeyAnswer };
+}
+
+/** One secret as listed: never its value. */
+export interface SecretView {
+  name: string;
+  /** counts from 1; each `secret set` adds one */
+  version: number;
+  /** epoch ms */
+  createdAt: number;
+  updatedAt: number;
+  /** the apps whose spec references it */
+  apps: string[];
+}
+
+/** PUT /v1/secrets/:name */
+export interface SecretBody {
+  /** the value's bytes, base64; at most 64 KiB decoded */
+  value: string;
+}
+
+/** PUT /v1/secrets/:name's answer. */
+export interface SetSecretAnswer {
+  secret: SecretView;
+  /** the apps deployed again with the new version (their replicas roll) */
+  redeployed: string[];
+}
+
+/** POST /v1/secrets/rotate-key's answer. */
+export interface RotateKeyAnswer {
+  /** the new key's id: the first 16 hex characters of its sha256 */
+  keyId: string;
+  /** secrets re-encrypted */
+  secrets: number;
 }
 
 /** The leader lease (several instances on PostgreSQL). */

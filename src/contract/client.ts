@@ -17,7 +17,7 @@ import { OutpostError, type ErrorCode } from '../core/errors.js';
 import type {
   AddSiteBody, ApiErrorAnswer, CreatedDevice, CreatedToken, DeviceBody, DeviceView, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
   ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveSiteAnswer, ReplicaQuery,
-  ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer,
+  ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer, SecretView, SecretBody, SetSecretAnswer, RotateKeyAnswer,
 } from './api.js';
 
 export interface RequestOptions {
@@ -292,6 +292,27 @@ export class ApiClient {
   addSite(name: string, probe: string): Promise<SiteRecord> {
     const body: AddSiteBody = { name, probe };
     return this.request('POST', '/v1/sites', body);
+  }
+
+  /** GET /v1/secrets: names, versions, the apps that use each (never values) */
+  secrets(): Promise<SecretView[]> {
+    return this.request('GET', '/v1/secrets');
+  }
+
+  /** PUT /v1/secrets/NAME: a new value (its bytes); the apps that use it roll. */
+  setSecret(name: string, value: Buffer): Promise<SetSecretAnswer> {
+    const body: SecretBody = { value: value.toString('base64') };
+    return this.request('PUT', `/v1/secrets/${seg(name)}`, body);
+  }
+
+  /** DELETE /v1/secrets/NAME (E_CONFLICT while an app uses it) */
+  removeSecret(name: string): Promise<{ removed: string }> {
+    return this.request('DELETE', `/v1/secrets/${seg(name)}`);
+  }
+
+  /** POST /v1/secrets/rotate-key */
+  rotateSecretsKey(): Promise<RotateKeyAnswer> {
+    return this.request('POST', '/v1/secrets/rotate-key');
   }
 
   /** DELETE /v1/sites/NAME */

@@ -118,6 +118,11 @@ export const assignmentSchema = z.object({
   spec: appSchema,
   /** bytes of the image's layers this node lacks, when some node has reported the image (the disk check before a pull) */
   imageBytes: z.number().nonnegative().nullable().optional(),
+  /** the secrets the spec references, with their values (base64, at most 64 KiB each decoded) */
+  secrets: z.array(z.object({
+    name: z.string().regex(NAME_RE), version: z.number().int().positive(), value: z.string().max(90_000),
+    env: str(256).optional(), file: str(4096).optional(),
+  }).strict()).max(64).optional(),
 });
 
 const siteSchema = z.object({ name: z.string().regex(NAME_RE), probe: str(300), createdAt: num });

@@ -38,6 +38,14 @@ const demand = z.object({
   items: z.number().int().nonnegative().default(1).describe('items per request: T_request = RTT + items * (t_process + t_storage + t_compute)'),
 }).strict();
 
+const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const secretRef = z.object({
+  name: name.describe('the secret\'s name (`outpost secret set NAME`); a deploy that names a missing one is refused'),
+  env: z.string().regex(ENV_RE, 'env names are [A-Za-z_][A-Za-z0-9_]*').optional().describe('the environment variable that holds the value'),
+  file: z.string().startsWith('/', 'must be an absolute path').max(4096).optional().describe('the path where a container reads the value (a read-only file); a process replica gets its path on the node in `OUTPOST_SECRET_FILE_<NAME>` instead'),
+}).strict();
+
 export const appSchema = z.object({
   name: name.describe('the app\'s name, unique in the cluster'),
   image: z.string().min(1).max(512).superRefine((s, ctx) => {
@@ -48,7 +56,7 @@ export const appSchema = z.object({
   workdir: z.string().min(1).optional().describe('the process runtime\'s working directory, relative to the agent\'s (the package root under `outpost up`)'),
   replicas: z.number().int().min(0).max(1000).default(1).describe('how many replicas run, each on a different node'),
   ports: z.array(port).max(32).default([]).describe('the ports the app listens on; the first one is its endpoint'),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}).describe('environment variables of every replica (the agent adds its own: docs/reference/environment.md)'),
+  env: z.record(z.string().regex(ENV_RE, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}).describe('environment variables of every replica (the agent adds its own: docs/reference/environment.md)'),
   resources: z.object({
     cpu: finitePositive.max(1024).default(0.1).describe('cores reserved for placement, and the replica\'s relative CPU share when the node is busy (1024 per core): not a cap'),
     cpuLimit: finitePositive.max(1024).optional().describe('a hard cap in cores (a CFS quota over a 10 ms period), only when asked for: a cap slows start-up even on an idle node. At least `cpu`'),
@@ -75,6 +83,7 @@ export const appSchema = z.object({
   metrics: z.object({
     stages: z.string().startsWith('/', 'must be a path starting with /').optional().describe('a path the app answers with its cumulative per-stage counters, `{"process": {"items": N, "us": T}, "storage": ..., "compute": ...}`: the model\'s per-item costs on each node'),
   }).strict().optional().describe('what the app reports for the latency model'),
+  secrets: z.array(secretRef).max(64).default([]).describe('secrets the replicas get, each as an env var or a file (exactly one of `env` and `file`); the values are sent only to the nodes that run the app, and a new value (`outpost secret set`) rolls its replicas'),
   streams: streamsSchema.optional().describe('the streams the data hubs of this app\'s nodes window, by name (names: 1-128 of `[A-Za-z0-9_.-]`)'),
 }).strict().superRefine((app, ctx) => {
   if (!app.image && !app.command) {
@@ -87,6 +96,17 @@ export const appSchema = z.object({
   app.ports.forEach((p, i) => {
     if (portNames.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}"` });
     portNames.add(p.name);
+  });
+  const secretNames = new Set<string>();
+  const targets = new Set<string>();
+  app.secrets.forEach((r, i) => {
+    if ((r.env === undefined) === (r.file === undefined)) ctx.addIssue({ code: 'custom', path: ['secrets', i], message: 'give exactly one of env and file' });
+    if (secretNames.has(r.name)) ctx.addIssue({ code: 'custom', path: ['secrets', i, 'name'], message: `secret "${r.name}" is listed twice` });
+    secretNames.add(r.name);
+    const target = r.env ?? r.file;
+    if (target !== undefined && targets.has(target)) ctx.addIssue({ code: 'custom', path: ['secrets', i, r.env ? 'env' : 'file'], message: `"${target}" is given to two secrets` });
+    if (target !== undefined) targets.add(target);
+    if (r.env !== undefined && r.env in app.env) ctx.addIssue({ code: 'custom', path: ['secrets', i, 'env'], message: `${r.env} is also set in env` });
   });
   if (app.health?.port !== undefined && !portNames.has(app.health.port)) {
     ctx.addIssue({ code: 'custom', path: ['health', 'port'], message: `no port named "${app.health.port}" in ports` });
@@ -151,8 +171,9 @@ export function parseManifestText(text: string): unknown {
 
 /** A stable hash of what a replica runs: a changed spec means new replicas. */
 export function specHash(spec: AppSpec): string {
-  const { replicas: _r, placement: _p, streams: _s, update: _u, onNodeLoss: _o, metrics: _m, ...runs } = spec;
-  return fnv1a(stableStringify(runs));
+  const { replicas: _r, placement: _p, streams: _s, update: _u, onNodeLoss: _o, metrics: _m, secrets, ...runs } = spec;
+  // no secrets hashes as before they existed: an upgrade rolls no app
+  return fnv1a(stableStringify(secrets?.length ? { ...runs, secrets } : runs));
 }
 
 export function stableStringify(v: unknown): string {

@@ -218,6 +218,7 @@ export const SERVER_SETTINGS = {
   tlsSan: optional(str(), { flag: '--tls-san <names>', meaning: 'more DNS names or IPs (comma-separated) the serving certificate covers, besides localhost, the hostname and the listen address (all interfaces\' when listening on 0.0.0.0)' }),
   approveNodes: withDefault(bool, false, { flag: '--approve-nodes', meaning: 'a newly enrolled node waits (state pending) for `outpost node approve NAME` before it gets any replica' }),
   nodeCertTtlMs: withDefault(ms({ min: 600_000 }), 86_400_000, { flag: '--node-cert-ttl <ms>', meaning: 'lifetime of node certificates; agents renew at half-life over their live connection' }),
+  secretsKeyFile: optional(pathKind, { flag: '--secrets-key-file <file>', defaultText: '`secrets.key` in the data dir, made at the first start', meaning: 'the envelope key secrets are encrypted with (32 bytes, mode 0600): a file the operator keeps, e.g. on another disk than the store; `outpost secret rotate-key` replaces it' }),
   sharedJoinToken: withDefault(bool, false, { flag: '--shared-join-token', meaning: 'also keep one join token with no TTL and no use limit in `join.token` (the old single token): only if you accept that anyone holding it can enrol nodes' }),
   logLevel,
 };

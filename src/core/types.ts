@@ -295,6 +295,17 @@ export interface Assignment {
   spec: AppSpec;
   /** bytes of the image's layers this node lacks, when some node has reported the image (the disk check before a pull) */
   imageBytes?: number | null;
+  /** the values of the secrets the spec references, sent only to the node that runs the replica */
+  secrets?: AssignedSecret[];
+}
+
+/** One secret as a node gets it: the value (base64) and where the replica gets it (one of env and file). */
+export interface AssignedSecret {
+  name: string;
+  version: number;
+  value: string;
+  env?: string;
+  file?: string;
 }
 
 /** What an agent reports about one replica; absent fields are unchanged. */

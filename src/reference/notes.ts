@@ -48,6 +48,10 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'GET /v1/apps/:name/replicas': { takes: '', answers: T('ReplicaRecord', true), cli: 'outpost replicas APP' },
   'GET /v1/backup': { takes: '', answers: 'application/gzip: the backup (JSON lines: header, trust files, every record, the model\'s samples, an end line; [operations](../operations.md#backup-and-restore)), streamed', cli: 'outpost backup' },
   'GET /v1/cluster': { takes: '', answers: `${T('ClusterStatus')}: the instances (one on SQLite), the leader lease, each instance's lag behind the store`, cli: 'outpost server status' },
+  'GET /v1/secrets': { takes: '', answers: `${T('SecretView', true)}: names, versions, the apps that use each; never a value`, cli: 'outpost secret list' },
+  'PUT /v1/secrets/:name': { takes: '`{"value": base64}` (at most 64 KiB decoded; `E_TOO_LARGE` above)', answers: `${T('SetSecretAnswer')}: the apps that use it roll`, cli: 'outpost secret set' },
+  'DELETE /v1/secrets/:name': { takes: '', answers: '`{"removed": name}`; `E_CONFLICT` while an app uses it', cli: 'outpost secret rm' },
+  'POST /v1/secrets/rotate-key': { takes: '', answers: `${T('RotateKeyAnswer')}: every secret re-encrypted with a new envelope key`, cli: 'outpost secret rotate-key' },
   'GET /v1/apps/:name/logs': { takes: '`follow` (`1`: keep streaming), `tail` (lines, 200)', answers: 'text/plain: every replica\'s output, each line prefixed `[replica id] ` when there are several', cli: 'outpost logs' },
 };
 

@@ -18,6 +18,8 @@ import { Devices } from './services/devices.js';
 import { DEFAULT_TRUST, Identities, type TrustPolicy } from './services/identities.js';
 import type { Authority } from '../trust/pki.js';
 import { SOLO, type Leadership } from './cluster.js';
+import { Secrets } from './services/secrets.js';
+import type { KeyFile } from './trust/secretkey.js';
 
 export interface ControlPlane {
   store: Store;
@@ -33,6 +35,7 @@ export interface ControlPlane {
   tokens: JoinTokens;
   identities: Identities;
   devices: Devices;
+  secrets: Secrets;
 }
 
 export interface ControlPlaneOptions {
@@ -48,6 +51,8 @@ export interface ControlPlaneOptions {
   sharedJoinToken?: boolean;
   /** several instances on one store: who leads (default: this process, alone) */
   cluster?: Leadership;
+  /** the envelope key's file (none: a key in memory, for tests of the services alone) */
+  secretsKey?: KeyFile | null;
 }
 
 export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
@@ -62,13 +67,22 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const authority = o.authority ?? null;
   const tokens = new JoinTokens(writer, () => authority?.fingerprint ?? '0'.repeat(64), now, o.sharedJoinToken ?? false);
   const identities = new Identities(writer, tokens, nodes, () => authority, { ...DEFAULT_TRUST, ...o.trust }, now);
+  const secrets = wireSecrets(new Secrets(writer, o.secretsKey ?? null, o.log, now), apps, assignments, state);
   return {
-    tokens, identities, devices: new Devices(writer, now),
+    secrets, tokens, identities, devices: new Devices(writer, now),
     store: o.store, state, writer, nodes, apps, changes, assignments,
     statuses: new Statuses(writer, o.store, now),
     sites: new Sites(writer, nodes, now),
     streams: o.streams ?? null,
   };
+}
+
+/** Secrets open in the nodes' assignments; a new value re-deploys the apps that use it; a key another instance rotated to re-sends held sets. */
+function wireSecrets(secrets: Secrets, apps: Apps, assignments: Assignments, state: State): Secrets {
+  assignments.secrets = secrets;
+  secrets.redeploy = (spec) => apps.deploy(spec);
+  secrets.onKeys = () => assignments.touch(state.list('nodes').map((n) => n.name));
+  return secrets;
 }
 
 /** An agent's status report, applied: the apps whose rollout waits on it are reconciled, long polls hear of it. */

@@ -11,6 +11,7 @@ import { tokenMatches } from './tokens.js';
 import { appRoutes } from './routes/apps.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { siteRoutes } from './routes/sites.js';
+import { secretRoutes } from './routes/secrets.js';
 import { streamRoutes } from './routes/streams.js';
 import { trustRoutes } from './routes/trust.js';
 import { clusterRoutes } from './routes/cluster.js';
@@ -70,6 +71,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, adminToken: st
   appRoutes(app, deps);
   nodeRoutes(app, deps);
   siteRoutes(app, deps);
+  secretRoutes(app, deps);
   streamRoutes(app, deps);
   clusterRoutes(app, deps);
   trustRoutes(app, deps, tls?.trustPem ?? null, tls?.hubCa.certPem ?? null);

@@ -23,6 +23,7 @@ import type { TrustPolicy } from './services/identities.js';
 import type { TokenRequest } from './services/tokens.js';
 import { parseJoinToken } from '../core/jointoken.js';
 import { ensurePrivateDir } from '../files/private.js';
+import { KeyFile, SECRETS_KEY_FILE, type SharedKey } from './trust/secretkey.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -51,6 +52,8 @@ export interface ServerOptions {
   cluster?: Partial<ClusterTiming>;
   /** how often window results are pruned and the store's history compacted (default 10 min) */
   compactMs?: number;
+  /** the envelope key of secrets in a file the operator keeps (default: secrets.key in the data dir, made at the first start) */
+  secretsKeyFile?: string;
 }
 
 export interface RunningServer {
@@ -81,7 +84,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const init = async () => {
     authority = await openTls(o.dataDir, o.host, o.tls === false ? {} : o.tls);
     adminToken = loadOrCreateToken(o.dataDir, 'admin.token');
+    secretsKey.ensure(Boolean(o.secretsKeyFile));
   };
+  const secretsKey = new KeyFile(o.dataDir, o.secretsKeyFile, pgStore && !o.secretsKeyFile ? sharedKey(pgStore.pool) : null);
   let cluster: Cluster | null = null;
   if (pgStore) {
     // several instances may share this store: the CAs and the admin token are made
@@ -100,7 +105,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const loadedAt = await store.revision();
   const cp = await openControlPlane({
     store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
-    authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken, cluster: cluster ?? undefined,
+    authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken, cluster: cluster ?? undefined, secretsKey,
   });
   const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
   // the data dir holds the CA's key, the admin token and the store: owner only, enforced at every start
@@ -176,4 +181,16 @@ async function sharedToken(dataDir: string, cp: ControlPlane): Promise<string> {
   const { token } = await cp.tokens.create({ ttlMs: null, uses: null, note: 'shared (--shared-join-token)' });
   fs.writeFileSync(p, token + '\n', { mode: 0o600 });
   return token;
+}
+
+/** The envelope key's copy in the shared_files table several instances share. */
+function sharedKey(pool: import('pg').Pool): SharedKey {
+  return {
+    async read() {
+      return (await pool.query<{ data: Buffer }>('SELECT data FROM shared_files WHERE name = $1', [SECRETS_KEY_FILE])).rows[0]?.data ?? null;
+    },
+    async write(key) {
+      await pool.query('INSERT INTO shared_files (name, mode, data) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data', [SECRETS_KEY_FILE, 0o600, key]);
+    },
+  };
 }

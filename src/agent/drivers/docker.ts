@@ -17,6 +17,7 @@ import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
 import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
 import { readEnv } from '../../env.js';
+import type { SecretOwner } from '../secrets.js';
 import { DISK_RESERVE_MB } from '../../core/settings.js';
 import { carriesPin, parseImageRef, pullRef } from '../../core/imageref.js';
 import { readRegistryAuth } from '../../registry/auth.js';
@@ -284,7 +285,7 @@ export class DockerDriver implements RuntimeDriver {
       exposed[key] = {};
       bindings[key] = [{ HostIp: r.bindHost, HostPort: String(r.hostPorts[p.name]) }];
     }
-    const env = { ...s.env, ...r.env };
+    const env = { ...s.env, ...r.env, ...r.secrets?.env };
     const image = await this.imageToRun(s.image!);
     const opts: Docker.ContainerCreateOptions = {
       name,
@@ -303,6 +304,8 @@ export class DockerDriver implements RuntimeDriver {
         ...hardening(s.resources),
         // the agent's supervisor restarts; the engine must not race it
         RestartPolicy: { Name: 'no' },
+        // secret files from the node's tmpfs, read-only where the manifest asks
+        ...(r.secrets?.files.length ? { Binds: r.secrets.files.map((f) => `${f.source}:${f.target}:ro`) } : {}),
       },
     };
     try {
@@ -315,6 +318,15 @@ export class DockerDriver implements RuntimeDriver {
       }
       throw new OutpostError('E_CREATE_FAILED', `cannot create container for ${r.replicaId}: ${errorMessage(e)}`, { cause: e });
     }
+  }
+
+  /** The image's user, when it is a number (or none: root); a named user cannot be resolved from here, so its files are readable by any user of the container. */
+  async secretOwner(spec: AppSpec): Promise<SecretOwner> {
+    const info = await this.docker.getImage(await this.imageToRun(spec.image!)).inspect().catch(() => null);
+    const user = (info?.Config?.User ?? '').trim();
+    if (user === '') return { uid: 0, gid: 0 };
+    const m = /^(\d+)(?::(\d+))?$/.exec(user);
+    return m ? { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) } : { uid: 0, gid: 0, shared: true };
   }
 
   async start(id: string): Promise<void> {

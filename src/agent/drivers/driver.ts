@@ -3,6 +3,7 @@
 // contract tests (test/drivers.test.ts).
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer, Runtime } from '../../core/types.js';
+import type { Materialised, SecretOwner } from '../secrets.js';
 
 /** Labels on everything a driver creates: how the agent finds its own work after a restart. */
 export const LABELS = {
@@ -26,6 +27,8 @@ export interface RunSpec {
   bindHost: string;
   /** extra environment from the agent (OUTPOST_*) */
   env: Record<string, string>;
+  /** the replica's secrets: env vars, and files on the node's tmpfs for the path the manifest asks (never written to the agent's data dir) */
+  secrets?: Materialised;
 }
 
 export interface InstanceInfo {
@@ -75,6 +78,8 @@ export interface RuntimeDriver {
   /** makes the app's image present; never touches a registry when it already is; needBytes: the expected pull size, when known */
   ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void, needBytes?: number | null): Promise<EnsureResult>;
   create(r: RunSpec): Promise<string>;
+  /** who owns a replica's secret files: the user its workload runs as */
+  secretOwner?(spec: AppSpec): Promise<SecretOwner>;
   start(id: string): Promise<void>;
   inspect(id: string): Promise<InstanceInfo | null>;
   /** stops and removes; removing what is already gone is not an error */

@@ -21,6 +21,7 @@ import { ensurePrivateDir } from '../../files/private.js';
 import { detectCgroups, oomKills, removeCgroup, type Cgroups, type ReplicaCgroup } from './cgroup.js';
 import { launch, replicaIdentity, type Identity } from './confine.js';
 import { LogFollower, logFiles, rotateLog, tailLines } from './logfile.js';
+import { secretFileVar, type SecretOwner } from '../secrets.js';
 
 export interface ProcessOptions {
   /** replicas run as the agent's own user even when it is root (else a root agent runs them as `user`) */
@@ -66,6 +67,8 @@ export class ProcessDriver implements RuntimeDriver {
   private readonly dir: string;
   /** children this agent process spawned: Node knows their exit codes; /proc of an adopted one does not */
   private readonly children = new Map<string, ChildProcess>();
+  /** each replica's secret env vars: never in its state file (a replica is created afresh after an agent restart) */
+  private readonly secretEnv = new Map<string, Record<string, string>>();
   private readonly identity: Identity | null;
   private readonly cgroups: Cgroups | null = null;
   private readonly pidsMax: number;
@@ -128,6 +131,9 @@ export class ProcessDriver implements RuntimeDriver {
     if (!cmd || cmd.length === 0) throw new OutpostError('E_CREATE_FAILED', 'the process runtime needs a command', { path: 'command' });
     const firstPort = r.spec.ports[0];
     const env: Record<string, string> = { ...r.spec.env, ...r.env };
+    for (const f of r.secrets?.files ?? []) env[secretFileVar(f.name)] = f.source;
+    // secret values stay in memory: the state file below is on disk
+    if (r.secrets && Object.keys(r.secrets.env).length > 0) this.secretEnv.set(r.replicaId, r.secrets.env); else this.secretEnv.delete(r.replicaId);
     // a process shares the host's network: the app learns its port from PORT
     // (and PORT_<NAME> for every declared port)
     for (const p of r.spec.ports) env[`PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(r.hostPorts[p.name]);
@@ -141,6 +147,10 @@ export class ProcessDriver implements RuntimeDriver {
     };
     this.write(st);
     return r.replicaId;
+  }
+
+  async secretOwner(): Promise<SecretOwner> {
+    return this.identity ? { uid: this.identity.uid, gid: this.identity.gid } : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
   }
 
   async start(id: string): Promise<void> {
@@ -180,6 +190,7 @@ export class ProcessDriver implements RuntimeDriver {
       if (this.alive(st)) signalGroup(st.pid, 'SIGKILL');
     }
     this.children.delete(id);
+    this.secretEnv.delete(id);
     if (st.cgroup) await removeCgroup(st.cgroup).catch((err: Error) => this.log?.warn({ replica: id, err: err.message }, 'cgroup left behind'));
     fs.rmSync(this.file(id), { force: true });
     for (const f of logFiles(st.logPath, this.logKeep)) fs.rmSync(f, { force: true });
@@ -258,7 +269,7 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   private env(st: ProcState): Record<string, string> {
-    return { PATH: readEnv('PATH') ?? '/usr/bin:/bin', ...st.env };
+    return { PATH: readEnv('PATH') ?? '/usr/bin:/bin', ...st.env, ...this.secretEnv.get(st.replicaId) };
   }
 
   private info(st: ProcState): InstanceInfo {

@@ -4,6 +4,7 @@
 // it runs on lost, room freed for an app that could not be placed), in one
 // pass per turn of the event loop for every app marked since; never a
 // whole-fleet pass per message or per second.
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import { specHash, type AppSpec } from '../../core/manifest.js';
@@ -17,6 +18,7 @@ import type { State } from '../state.js';
 import type { AppChanges } from '../changes.js';
 import type { Assignments } from './assignments.js';
 import type { Nodes } from './nodes.js';
+import { secretVersions } from './secrets.js';
 
 export interface DeployResult {
   app: AppRecord;
@@ -46,8 +48,8 @@ export class Apps {
   ) {}
 
   async deploy(spec: AppSpec): Promise<DeployResult> {
-    const hash = specHash(spec);
     const r = await this.w.run((s) => {
+      const hash = revisionHash(s, spec);
       const existing = s.app(spec.name);
       const t = this.now();
       let app: AppRecord = { ...existing, name: spec.name, spec, specHash: hash, createdAt: existing?.createdAt ?? t, updatedAt: t };
@@ -61,7 +63,7 @@ export class Apps {
   /** What a deploy would do, with nothing written. */
   plan(spec: AppSpec): DeployResult {
     const t = this.now();
-    return this.reconcile(this.w.state, { name: spec.name, spec, specHash: specHash(spec), createdAt: t, updatedAt: t }, false).result;
+    return this.reconcile(this.w.state, { name: spec.name, spec, specHash: revisionHash(this.w.state, spec), createdAt: t, updatedAt: t }, false).result;
   }
 
   /** Deploys the last good revision before the current one again. */
@@ -247,6 +249,12 @@ export function rolloutStatus(app: AppRecord, reps: ReplicaRecord[], t: number):
     ...app, spec: { ...good.spec, replicas: app.spec.replicas, placement: app.spec.placement }, specHash: good.specHash, updatedAt: t, history,
     rollout: { revision: good.revision, status: 'rolled-back', startedAt: t, message: `revision ${ro.revision} rolled back to ${good.revision}: ${why}` },
   };
+}
+
+/** What a replica runs: the spec, and the versions of the secrets it uses (a new value is a new revision, so its replicas roll). */
+function revisionHash(s: State, spec: AppSpec): string {
+  const versions = secretVersions(s, spec);
+  return versions ? createHash('sha256').update(`${specHash(spec)} ${versions}`).digest('hex').slice(0, 16) : specHash(spec);
 }
 
 function withRevision(app: AppRecord, spec: AppSpec, hash: string, t: number): AppRecord {

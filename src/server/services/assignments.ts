@@ -5,7 +5,9 @@
 // node last got: an unchanged set costs nothing.
 import { createHash } from 'node:crypto';
 import { imageCatalog, missingImageBytes } from '../../core/images.js';
-import type { Assignment, Layer, ReplicaRecord } from '../../core/types.js';
+import type { AssignedSecret, Assignment, Layer, ReplicaRecord } from '../../core/types.js';
+import type { AppSpec } from '../../core/manifest.js';
+import type { Secrets } from './secrets.js';
 import type { State } from '../state.js';
 
 export interface AssignmentSet {
@@ -20,6 +22,11 @@ export class Assignments {
   private catalog: Record<string, { layers: Layer[] }> | null = null;
   private catalogEpoch = -1;
   private readonly listeners: ((nodes: string[]) => void)[] = [];
+
+  /** the last set with secrets each node was given: what it keeps while a key is missing */
+  private readonly sent = new Map<string, AssignmentSet>();
+  /** opens secrets (set once the Secrets service exists) */
+  secrets: Pick<Secrets, 'value'> | null = null;
 
   constructor(private readonly state: State) {}
 
@@ -54,14 +61,41 @@ export class Assignments {
     const catalog = this.images();
     const have = s.node(node)?.layers ?? [];
     const replicas: Assignment[] = [];
+    const h = createHash('sha1');
     for (const r of s.nodeReplicas(node)) {
       const spec = specOf(s, r);
       if (!spec) continue;
-      replicas.push({ id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImageBytes(catalog, spec.image, have) });
+      const a: Assignment = { id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImageBytes(catalog, spec.image, have) };
+      if ((spec.secrets ?? []).length > 0) {
+        const secrets = this.secretsOf(spec);
+        // sealed with a key this instance does not hold yet (another rotated it):
+        // the node keeps what it has until the key arrives (Secrets.onKeys)
+        if (!secrets) return this.sent.get(node) ?? { replicas: [], version: 'held' };
+        a.secrets = secrets;
+      }
+      replicas.push(a);
+      h.update(`${a.id} ${a.specHash} ${a.imageBytes} ${a.secrets?.map((x) => `${x.name}@${x.version}`).join(',') ?? ''}\n`);
     }
-    const h = createHash('sha1');
-    for (const a of replicas) h.update(`${a.id} ${a.specHash} ${a.imageBytes}\n`);
-    return { replicas, version: h.digest('base64url').slice(0, 16) };
+    const set = { replicas, version: h.digest('base64url').slice(0, 16) };
+    if (replicas.some((a) => a.secrets)) this.sent.set(node, set); else this.sent.delete(node);
+    return set;
+  }
+
+  /**
+   * The values of the secrets a spec references, opened here, in memory, for
+   * one node's set. A secret removed since (only while no current spec uses
+   * it: an older revision still rolling out) is left out.
+   */
+  private secretsOf(spec: AppSpec): AssignedSecret[] | null {
+    const out: AssignedSecret[] = [];
+    for (const ref of spec.secrets) {
+      const rec = this.state.get('secrets', ref.name);
+      if (!rec) continue;
+      const v = this.secrets?.value(rec);
+      if (!v) return null;
+      out.push({ name: ref.name, version: rec.version, value: v.toString('base64'), ...(ref.env ? { env: ref.env } : { file: ref.file }) });
+    }
+    return out;
   }
 }
 

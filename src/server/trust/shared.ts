@@ -2,7 +2,7 @@
 // alike: the CAs that sign node certificates and hub certificates (join
 // tokens pin the CA's hash, so two CAs would cut off every agent that enrolled
 // through the other), the TLS ticket keys (an agent resumes its session on any
-// instance), and the admin token. The first instance makes them; the others
+// instance), the admin token, and the envelope key of secrets. The first instance makes them; the others
 // take them from the store, under the initialisation lock (pgcluster.ts).
 // The serving certificate stays each instance's own: it names its host.
 import fs from 'node:fs';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import { OutpostError } from '../../core/errors.js';
 import type { SharedFile } from '../store/pgcluster.js';
 
-export const SHARED_FILES = ['admin.token', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys'];
+export const SHARED_FILES = ['admin.token', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys', 'secrets.key'];
 
 /**
  * Writes the store's shared files into the data dir, runs `init` (which makes
@@ -24,10 +24,11 @@ export async function syncShared(dataDir: string, held: SharedFile[], init: () =
     const p = path.join(dataDir, f.name);
     let have: Buffer | null = null;
     try { have = fs.readFileSync(p); } catch { /* not here yet */ }
-    if (have && !have.equals(f.data)) {
+    // the envelope key changes on purpose (secret rotate-key writes the shared copy): the store's wins
+    if (have && !have.equals(f.data) && f.name !== 'secrets.key') {
       throw new OutpostError('E_STORE', `${p} differs from the ${f.name} the other instances of this store share: start this instance with an empty data dir (it takes the shared one), or remove that file`);
     }
-    if (!have) {
+    if (!have || !have.equals(f.data)) {
       fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o700 });
       const tmp = `${p}.${process.pid}.tmp`;
       fs.writeFileSync(tmp, f.data, { mode: f.mode });
