@@ -18,6 +18,8 @@ import { Devices } from './services/devices.js';
 import { DEFAULT_TRUST, Identities, type TrustPolicy } from './services/identities.js';
 import type { Authority } from '../trust/pki.js';
 import { SOLO, type Leadership } from './cluster.js';
+import { ApiTokens } from './services/apitokens.js';
+import { AuditLog } from './services/audit.js';
 
 export interface ControlPlane {
   store: Store;
@@ -33,6 +35,9 @@ export interface ControlPlane {
   tokens: JoinTokens;
   identities: Identities;
   devices: Devices;
+  /** who may call the API (the admin token among them) */
+  apitokens: ApiTokens;
+  audit: AuditLog;
 }
 
 export interface ControlPlaneOptions {
@@ -64,6 +69,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const identities = new Identities(writer, tokens, nodes, () => authority, { ...DEFAULT_TRUST, ...o.trust }, now);
   return {
     tokens, identities, devices: new Devices(writer, now),
+    apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log),
     store: o.store, state, writer, nodes, apps, changes, assignments,
     statuses: new Statuses(writer, o.store, now),
     sites: new Sites(writer, nodes, now),
