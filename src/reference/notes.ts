@@ -49,6 +49,11 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'GET /v1/backup': { takes: '', answers: 'application/gzip: the backup (JSON lines: header, trust files, every record, the model\'s samples, an end line; [operations](../operations.md#backup-and-restore)), streamed', cli: 'outpost backup' },
   'GET /v1/cluster': { takes: '', answers: `${T('ClusterStatus')}: the instances (one on SQLite), the leader lease, each instance's lag behind the store`, cli: 'outpost server status' },
   'GET /v1/apps/:name/logs': { takes: '`follow` (`1`: keep streaming), `tail` (lines, 200)', answers: 'text/plain: every replica\'s output, each line prefixed `[replica id] ` when there are several', cli: 'outpost logs' },
+  'GET /v1/whoami': { takes: '', answers: 'the caller\'s token: `{"id", "name", "role", "apps", "sites", "expiresAt", "capabilities": [...]}`', cli: 'outpost whoami' },
+  'GET /v1/apitokens': { takes: '', answers: `${T('ApiTokenRecord', true)} without \`secretHash\``, cli: 'outpost token list' },
+  'POST /v1/apitokens': { takes: '`{"name", "role", "apps"?, "sites"?, "ttl"?}` (globs such as `shop-*`; a duration such as `90d`)', answers: `${T('ApiTokenRecord')} without \`secretHash\`, with \`token\` (\`opt_ID.SECRET\`), 201: the token, once; \`E_FORBIDDEN\` for a token with more rights than the caller's`, cli: 'outpost token create --role' },
+  'DELETE /v1/apitokens/:id': { takes: '', answers: `${T('ApiTokenRecord')} without \`secretHash\`; \`E_CONFLICT\` for \`opt_admin\``, cli: 'outpost token revoke' },
+  'GET /v1/audit': { takes: '`since` (epoch ms, 0), `limit` (1,000; at most 10,000)', answers: `${T('AuditEntry', true)}, oldest first`, cli: 'outpost audit' },
 };
 
 export const HUB_ROUTES: Record<string, RouteNote> = {
