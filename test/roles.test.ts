@@ -164,3 +164,16 @@ test('the capability table names every route the control plane serves', () => {
   assert.deepEqual(missing, []);
   assert.ok(Object.keys(ROUTE_RULES).length >= cp.routes.length);
 });
+
+test('audit entries past --audit-retention-days go with the store\'s compaction; newer ones stay', async () => {
+  const day = 86_400_000;
+  const short = await controlPlane(tmpDir(), { auditRetentionMs: day, compactMs: 100 });
+  try {
+    short.cp.audit.record({ at: Date.now() - 2 * day, principal: { id: 'opt_old', name: 'old' }, action: 'app:deploy', request: 'POST /v1/apps', target: 'x', from: '127.0.0.1', status: 200, error: null });
+    await short.client.createApiToken({ name: 'recent', role: 'viewer' });
+    await waitFor('the old entry to be compacted away', async () => !(await short.cp.audit.list({})).some((e) => e.principal.id === 'opt_old'));
+    assert.ok((await short.cp.audit.list({})).some((e) => e.request === 'POST /v1/apitokens'), 'the recent entry stays');
+  } finally {
+    await short.close();
+  }
+});
