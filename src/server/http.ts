@@ -1,5 +1,6 @@
-// The HTTP API's frame: the server, authentication, the error shape and the
-// manifest body parser. Routes live per resource in src/server/routes/.
+// The HTTP API's frame: the server, who calls and whether they may (the
+// table is src/core/capabilities.ts), the audit log of what they did, the
+// error shape and the manifest body parser. Routes live per resource in src/server/routes/.
 // Errors leave in one shape, {"error": {"code", "message", "path"?}}.
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
