@@ -24,6 +24,7 @@ const cmd = {
   streams: () => import('./commands/streams.js'),
   serve: () => import('./commands/serve.js'),
   backup: () => import('./commands/backup.js'),
+  audit: () => import('./commands/audit.js'),
   lab: () => import('../lab/lab.js'),
 };
 
@@ -127,14 +128,24 @@ export function buildProgram(): Command {
   device.command('ca').description('the CA (PEM) devices verify hubs on TLS with: each hub\'s certificate names its node')
     .action(async () => (await cmd.trust()).deviceCa(clientFromEnv()));
   device.command('rm <name>').description('the hubs disconnect it and refuse its secret').action(async (name) => (await cmd.trust()).deviceRm(clientFromEnv(), name));
-  const token = program.command('token').description('join tokens: what a new node enrols with');
-  token.command('create').description('a new join token, printed once on stdout')
-    .option('--ttl <duration>', 'how long it may be used (30m, 24h, 7d at most)', '1h').option('--uses <n>', 'how many nodes may enrol with it', '1')
+  const token = program.command('token').description('join tokens (what a new node enrols with) and API tokens (who may call the API, with which role)');
+  token.command('create').description('a new join token, or with --role an API token; printed once on stdout')
+    .option('--ttl <duration>', 'how long it may be used (join token: 30m, 24h, 7d at most; API token: any, none by default)', '1h').option('--uses <n>', 'how many nodes may enrol with it', '1')
     .option('--site <site>', 'nodes enrolled with it are at this site, whatever they say').option('--labels <k=v,...>', 'labels nodes enrolled with it get, over their own')
-    .option('--note <text>', 'what it is for').option('--json', 'print JSON')
-    .action(async (o) => (await cmd.trust()).tokenCreate(clientFromEnv(), o));
-  token.command('list').description('join tokens (never their secrets)').option('--json', 'print JSON').action(async (o) => (await cmd.trust()).tokenList(clientFromEnv(), !!o.json));
-  token.command('revoke <id>').description('no node can enrol with it any more').action(async (id) => (await cmd.trust()).tokenRevoke(clientFromEnv(), id));
+    .option('--note <text>', 'what it is for')
+    .option('--role <role>', 'an API token with this role: admin, operator, deployer, viewer, device-admin (docs/security.md)')
+    .option('--name <name>', 'API token: whose it is (the audit log names it)')
+    .option('--apps <globs>', 'API token: only apps matching these globs (shop-*,edge-a) for app-targeted calls')
+    .option('--sites <globs>', 'API token: only sites matching these globs for site-targeted calls')
+    .option('--json', 'print JSON')
+    .action(async (o, c: Command) => (await cmd.trust()).tokenCreate(clientFromEnv(), o, (k) => c.getOptionValueSource(k) === 'cli'));
+  token.command('list').description('join tokens and API tokens (never their secrets)').option('--json', 'print JSON').action(async (o) => (await cmd.trust()).tokenList(clientFromEnv(), !!o.json));
+  token.command('revoke <id>').description('a join token: no node can enrol with it any more; an API token (opt_...): refused from now on').action(async (id) => (await cmd.trust()).tokenRevoke(clientFromEnv(), id));
+  program.command('whoami').description('the API token in use: its id, name, role, scopes and capabilities').option('--json', 'print JSON')
+    .action(async (o) => (await cmd.trust()).whoami(clientFromEnv(), !!o.json));
+  program.command('audit').description('the audit log: every mutating call (and reads of logs and backups), refused ones too, oldest first')
+    .option('--since <when>', 'from this long ago (1h, 7d) or this ISO time', '24h').option('--limit <n>', 'at most this many (default 1000)').option('--json', 'print JSON')
+    .action(async (o) => (await cmd.audit()).audit(clientFromEnv(), o));
   const secret = program.command('secret').description('secrets: encrypted at the control plane, sent only to the nodes whose replicas use them');
   secret.command('set <name>').description('a secret\'s new value (a new version): the apps that use it roll; the value from --from-file, --from-literal or stdin')
     .option('--from-file <file>', 'the file\'s bytes').option('--from-literal <value>', 'this text (it shows in the shell\'s history and the process list: prefer a file or stdin)').option('--json', 'print JSON')

@@ -5,15 +5,16 @@
 //
 // Types only: nothing here exists at run time, so the CLI, which imports the
 // client built on these (./client.ts), loads no schema, server or parser.
-import type { AppView, DeployAnswer, DeviceView, JoinTokenView, NodeRecord, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
+import type { ApiTokenRecord, AuditEntry, AppView, DeployAnswer, DeviceView, JoinTokenView, NodeRecord, Role, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
 import type { ModelError } from '../core/accuracy.js';
+import type { Principal } from '../core/capabilities.js';
 import type { RankedEndpoint } from '../core/routing.js';
 import type { HeldWindow } from '../server/streams.js';
 import type { ErrorBody } from '../core/errors.js';
 
 export type {
   AppView, DeployAnswer, DeviceView, HubStats, JoinTokenView, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
-  JoinTokenRecord, Refusal, Revision, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
+  JoinTokenRecord, Refusal, Revision, ApiTokenRecord, AuditEntry, Role, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
 } from '../core/types.js';
 export type { ModelError, TermError } from '../core/accuracy.js';
 export type { RankedEndpoint } from '../core/routing.js';
@@ -281,6 +282,44 @@ export interface CreatedDevice extends DeviceView {
   bearer: string;
 }
 
+// ---- API tokens, roles and the audit log ---------------------------------------
+
+/** POST /v1/apitokens */
+export interface ApiTokenBody {
+  /** whose it is: a person, a script, a CI job (the audit log names it) */
+  name: string;
+  /** admin, operator, deployer, viewer or device-admin (docs/security.md) */
+  role: Role;
+  /** comma-separated globs (`shop-*`) of the apps its app-targeted calls may act on; absent: all */
+  apps?: string;
+  /** the same for sites */
+  sites?: string;
+  /** a duration (30m, 24h, 90d); absent: it never expires (or when its creator's token does) */
+  ttl?: string;
+}
+
+/** An API token as the API shows it: never its secret or hash. */
+export type ApiTokenView = Omit<ApiTokenRecord, 'secretHash'>;
+
+export interface CreatedApiToken extends ApiTokenView {
+  /** `opt_ID.SECRET`: shown here once, never stored */
+  token: string;
+}
+
+/** GET /v1/whoami: the caller's token (`opt_admin`: the admin token), its role and scopes. */
+export interface WhoAmI extends Principal {
+  /** what its role allows */
+  capabilities: string[];
+}
+
+/** GET /v1/audit */
+export interface AuditQuery {
+  /** entries at or after, epoch ms (default 0) */
+  since?: number;
+  /** at most this many, oldest first (default 1,000; at most 10,000) */
+  limit?: number;
+}
+
 // ---- every route ------------------------------------------------------------
 
 /** Each route of the control plane's API: its query, its body and its answer. */
@@ -359,6 +398,16 @@ export interface ApiRoutes {
   'DELETE /v1/secrets/:name': { answer: { removed: string } };
   /** a new envelope key: every secret re-encrypted in one commit */
   'POST /v1/secrets/rotate-key': { answer: RotateKeyAnswer };
+  /** the caller's token: id, name, role, scopes, capabilities */
+  'GET /v1/whoami': { answer: WhoAmI };
+  /** API tokens (never their secrets or hashes) */
+  'GET /v1/apitokens': { answer: ApiTokenView[] };
+  /** a new API token, no stronger than the caller's: the token is in the answer, once (201) */
+  'POST /v1/apitokens': { body: ApiTokenBody; answer: CreatedApiToken };
+  /** revoke an API token (not `opt_admin`: E_CONFLICT) */
+  'DELETE /v1/apitokens/:id': { answer: ApiTokenView };
+  /** the audit log, oldest first */
+  'GET /v1/audit': { query: AuditQuery; answer: AuditEntry[] };
 }
 
 /** One secret as listed: never its value. */

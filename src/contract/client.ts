@@ -15,7 +15,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
 import type {
-  AddSiteBody, ApiErrorAnswer, CreatedDevice, CreatedToken, DeviceBody, DeviceView, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
+  AddSiteBody, ApiErrorAnswer, ApiTokenBody, ApiTokenView, AuditEntry, AuditQuery, CreatedApiToken, WhoAmI, CreatedDevice, CreatedToken, DeviceBody, DeviceView, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
   ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveSiteAnswer, ReplicaQuery,
   ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer, SecretView, SecretBody, SetSecretAnswer, RotateKeyAnswer,
 } from './api.js';
@@ -203,6 +203,31 @@ export class ApiClient {
   /** DELETE /v1/tokens/ID */
   revokeToken(id: string): Promise<JoinTokenView> {
     return this.request('DELETE', `/v1/tokens/${seg(id)}`);
+  }
+
+  /** GET /v1/whoami: the caller's token, role, scopes and capabilities. */
+  whoami(): Promise<WhoAmI> {
+    return this.request('GET', '/v1/whoami');
+  }
+
+  /** GET /v1/apitokens */
+  apiTokens(): Promise<ApiTokenView[]> {
+    return this.request('GET', '/v1/apitokens');
+  }
+
+  /** POST /v1/apitokens: the answer holds the token, once. */
+  createApiToken(body: ApiTokenBody): Promise<CreatedApiToken> {
+    return this.request('POST', '/v1/apitokens', body);
+  }
+
+  /** DELETE /v1/apitokens/ID */
+  revokeApiToken(id: string): Promise<ApiTokenView> {
+    return this.request('DELETE', `/v1/apitokens/${seg(id)}`);
+  }
+
+  /** GET /v1/audit: entries from `since` (epoch ms), oldest first. */
+  audit(q: AuditQuery = {}): Promise<AuditEntry[]> {
+    return this.request('GET', `/v1/audit${queryString(q)}`);
   }
 
   /** PUT /v1/nodes/NAME/rtt: RTTs from sites to a node that cannot probe; null removes one. */

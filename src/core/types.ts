@@ -430,15 +430,19 @@ export interface ApiTokenRecord {
   id: string;
   /** a person's, script's or job's name (audit entries carry it) */
   name: string;
+  /** admin, operator, deployer, viewer or device-admin */
   role: Role;
   /** glob patterns (`shop-*`) of the apps and sites it may act on; null: all */
   apps: string | null;
+  /** as `apps`, for sites */
   sites: string | null;
   /** sha256 of the secret, hex */
   secretHash: string;
+  /** epoch ms */
   createdAt: number;
   /** epoch ms; null: never */
   expiresAt: number | null;
+  /** epoch ms; null while valid */
   revokedAt: number | null;
   /** the id of the token that created it (null: made at first start) */
   createdBy: string | null;
@@ -474,6 +478,7 @@ export interface AuditEntry {
   from: string;
   /** the HTTP status, and the error code when it failed */
   status: number;
+  /** the error code of a call that failed (E_FORBIDDEN, ...), else null */
   error: string | null;
 }
 

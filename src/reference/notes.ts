@@ -53,6 +53,11 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'DELETE /v1/secrets/:name': { takes: '', answers: '`{"removed": name}`; `E_CONFLICT` while an app uses it', cli: 'outpost secret rm' },
   'POST /v1/secrets/rotate-key': { takes: '', answers: `${T('RotateKeyAnswer')}: every secret re-encrypted with a new envelope key`, cli: 'outpost secret rotate-key' },
   'GET /v1/apps/:name/logs': { takes: '`follow` (`1`: keep streaming), `tail` (lines, 200)', answers: 'text/plain: every replica\'s output, each line prefixed `[replica id] ` when there are several', cli: 'outpost logs' },
+  'GET /v1/whoami': { takes: '', answers: 'the caller\'s token: `{"id", "name", "role", "apps", "sites", "expiresAt", "capabilities": [...]}`', cli: 'outpost whoami' },
+  'GET /v1/apitokens': { takes: '', answers: `${T('ApiTokenRecord', true)} without \`secretHash\``, cli: 'outpost token list' },
+  'POST /v1/apitokens': { takes: '`{"name", "role", "apps"?, "sites"?, "ttl"?}` (globs such as `shop-*`; a duration such as `90d`)', answers: `${T('ApiTokenRecord')} without \`secretHash\`, with \`token\` (\`opt_ID.SECRET\`), 201: the token, once; \`E_FORBIDDEN\` for a token with more rights than the caller's`, cli: 'outpost token create --role' },
+  'DELETE /v1/apitokens/:id': { takes: '', answers: `${T('ApiTokenRecord')} without \`secretHash\`; \`E_CONFLICT\` for \`opt_admin\``, cli: 'outpost token revoke' },
+  'GET /v1/audit': { takes: '`since` (epoch ms, 0), `limit` (1,000; at most 10,000)', answers: `${T('AuditEntry', true)}, oldest first`, cli: 'outpost audit' },
 };
 
 export const HUB_ROUTES: Record<string, RouteNote> = {

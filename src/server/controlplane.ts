@@ -20,6 +20,8 @@ import type { Authority } from '../trust/pki.js';
 import { SOLO, type Leadership } from './cluster.js';
 import { Secrets } from './services/secrets.js';
 import type { KeyFile } from './trust/secretkey.js';
+import { ApiTokens } from './services/apitokens.js';
+import { AuditLog } from './services/audit.js';
 
 export interface ControlPlane {
   store: Store;
@@ -36,6 +38,9 @@ export interface ControlPlane {
   identities: Identities;
   devices: Devices;
   secrets: Secrets;
+  /** who may call the API (the admin token among them) */
+  apitokens: ApiTokens;
+  audit: AuditLog;
 }
 
 export interface ControlPlaneOptions {
@@ -70,6 +75,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const secrets = wireSecrets(new Secrets(writer, o.secretsKey ?? null, o.log, now), apps, assignments, state);
   return {
     secrets, tokens, identities, devices: new Devices(writer, now),
+    apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log),
     store: o.store, state, writer, nodes, apps, changes, assignments,
     statuses: new Statuses(writer, o.store, now),
     sites: new Sites(writer, nodes, now),

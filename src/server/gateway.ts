@@ -38,7 +38,27 @@ interface Conn {
 
 /** Messages per second one connection may send, and at once: far above an honest agent's, far below a flood's. */
 export const DEFAULT_MESSAGE_RATE = { rate: 500, burst: 2000 };
-const PENDING_MAY = new Set<AgentToServer['type']>(['renew', 'images', 'rtt']);
+
+/**
+ * What each agent message needs, in one table. Every message comes over a
+ * connection whose node certificate (or node secret) named the node, and is
+ * taken for that node only. `register` must come first; `pending` messages
+ * are taken from a node waiting for approval (it keeps its certificate fresh
+ * and tells what an operator needs to decide); the rest only once approved.
+ * `own` says what else of the message must be the node's own (checked below).
+ */
+export const AGENT_MESSAGES: Record<AgentToServer['type'], { needs: 'connection' | 'pending' | 'approved'; own: string }> = {
+  register: { needs: 'connection', own: 'node.name is the connection\'s node (E_FORBIDDEN)' },
+  renew: { needs: 'pending', own: 'the CSR is for the connection\'s key' },
+  images: { needs: 'pending', own: '' },
+  rtt: { needs: 'pending', own: '' },
+  status: { needs: 'approved', own: 'every replica it reports is on this node (E_FORBIDDEN)' },
+  stages: { needs: 'approved', own: 'an app with a replica on this node (else dropped)' },
+  windows: { needs: 'approved', own: '' },
+  hub: { needs: 'approved', own: '' },
+  'logs.data': { needs: 'approved', own: 'a log request made to this node (else dropped)' },
+  'logs.end': { needs: 'approved', own: 'a log request made to this node (else dropped)' },
+};
 
 /** Bytes per second one connection may send, and at once (a full register or status is at most 4 MiB). */
 const BYTE_RATE = { rate: 1024 * 1024, burst: 8 * 1024 * 1024 };
@@ -268,7 +288,7 @@ export class AgentGateway {
     if (!c.registered) throw new OutpostError('E_PROTOCOL', `the first message must be register, not ${msg.type}`);
     // a node waiting for approval keeps its certificate fresh and tells what an operator needs
     // to decide (its images, its RTTs); the rest of what it reports is not taken
-    if (!PENDING_MAY.has(msg.type) && !cp.identities.get(node)?.approved) return;
+    if (AGENT_MESSAGES[msg.type].needs !== 'pending' && !cp.identities.get(node)?.approved) return;
     switch (msg.type) {
       case 'status': {
         // a node reports only on its own replicas; one it no longer has (removed meanwhile) is skipped

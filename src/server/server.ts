@@ -54,6 +54,8 @@ export interface ServerOptions {
   compactMs?: number;
   /** the envelope key of secrets in a file the operator keeps (default: secrets.key in the data dir, made at the first start) */
   secretsKeyFile?: string;
+  /** audit entries older than this are deleted (default 90 days) */
+  auditRetentionMs?: number;
 }
 
 export interface RunningServer {
@@ -69,6 +71,8 @@ export interface RunningServer {
   createJoinToken(r?: Partial<TokenRequest>): Promise<string>;
   cp: ControlPlane;
   gateway: AgentGateway;
+  /** every API route, `METHOD /path` as declared (the capability table must name each) */
+  routes: string[];
   close(): Promise<void>;
 }
 
@@ -107,13 +111,16 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
     authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken, cluster: cluster ?? undefined, secretsKey,
   });
+  // the admin token is the first API token: its record follows admin.token
+  await cp.apitokens.ensureAdmin(adminToken);
   const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
   // the data dir holds the CA's key, the admin token and the store: owner only, enforced at every start
   ensurePrivateDir(o.dataDir);
   const gateway = new AgentGateway(cp, o.log, { admission: o.admission, insecure: !tls, messageRate: o.messageRate });
   const startedAt = new Date().toISOString();
   const status = async () => (cluster ? cluster.status() : soloStatus(await store.revision(), { url, agents: gateway.connected, startedAt }));
-  const api = buildApi(cp, gateway, adminToken, o.log, tls, status, { dataDir: o.dataDir, store: o.store ? 'postgres' : 'sqlite' });
+  const routes: string[] = [];
+  const api = buildApi(cp, gateway, o.log, tls, status, { dataDir: o.dataDir, store: o.store ? 'postgres' : 'sqlite' }, routes);
   gateway.attach(api.server);
   await api.listen({ host: o.host, port: o.port });
   const addr = api.server.address() as AddressInfo;
@@ -130,7 +137,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     try {
       const n = await streams.prune(Date.now() - (o.streamRetentionMs ?? 30 * 86_400_000));
       if (n) o.log.info({ windows: n }, 'old window results deleted');
-      const c = await store.compact();
+      const c = await store.compact({ auditBefore: Date.now() - (o.auditRetentionMs ?? 90 * 86_400_000) });
       if (c) o.log.info({ rows: c }, 'store history compacted');
     } catch (err) { o.log.error({ err }, 'pruning window results or compacting the store failed'); }
   };
@@ -147,7 +154,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   }, 86_400_000) : null;
   o.log.info({ url, dataDir: o.dataDir, store: o.store ? redactUrl(o.store) : 'sqlite', schema: store.schemaVersion }, 'control plane listening');
   return {
-    url, adminToken, joinToken, cp, gateway, cluster, caPem: tls?.trustPem ?? null,
+    url, adminToken, joinToken, cp, gateway, cluster, routes, caPem: tls?.trustPem ?? null,
     async createJoinToken(r = {}) {
       return (await cp.tokens.create({ ttlMs: 3_600_000, uses: null, ...r })).token;
     },
@@ -158,6 +165,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       gateway.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       await api.close();
+      await cp.audit.flush();
       await cp.writer.close();
       await cluster?.close();
       await streams.close();
