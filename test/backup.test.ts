@@ -80,6 +80,8 @@ before(async () => {
   await ok(['deploy', '-f', writeManifest(tmpDir(), 'stats', stats), '--wait'], cliEnv(cp));
   await ok(['device', 'create', 'cam-1', '--streams', 'temp'], cliEnv(cp));
   await ok(['site', 'add', 'berlin', '--probe', '127.0.0.1:9'], cliEnv(cp));
+  // a secret: its record is encrypted with secrets.key, which the backup must carry for it to be read again
+  await ok(['secret', 'set', 'db-pw', '--from-literal', 'kept-in-the-backup'], cliEnv(cp));
   await waitFor('a model sample', async () => (await cp.cp.store.listSamples(10)).length > 0);
   await cp.close();
   agent.child.kill('SIGKILL');
@@ -99,14 +101,14 @@ test('a SQLite store backed up offline and restored into a fresh data dir: the s
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
   const ls = lines(file);
   assert.equal(ls[0]!.format, 'outpost-backup');
-  assert.deepEqual(ls.filter((l) => l.type === 'file').map((l) => l.name).sort(), ['admin.token', 'join.token', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys']);
+  assert.deepEqual(ls.filter((l) => l.type === 'file').map((l) => l.name).sort(), ['admin.token', 'join.token', 'secrets.key', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys']);
   assert.equal(ls.at(-1)!.type, 'end');
 
   const dest = path.join(tmpDir(), 'restored');
   const r = await ok(['restore', file, '--data-dir', dest]);
   assert.match(r.stdout, /replicas\s+1\b/);
   assert.deepEqual(await contents(dest), want);
-  for (const f of ['admin.token', 'tls/ca.key', 'tls/hub-ca.key', 'join.token']) {
+  for (const f of ['admin.token', 'tls/ca.key', 'tls/hub-ca.key', 'join.token', 'secrets.key']) {
     assert.equal(sha(path.join(dest, f)), sha(path.join(source, f)), f);
     assert.equal(fs.statSync(path.join(dest, f)).mode & 0o777, fs.statSync(path.join(source, f)).mode & 0o777, `${f}'s mode`);
   }
