@@ -116,10 +116,14 @@ async function soak(url: string) {
   const swarm = await SwarmGroup.spawn(1, 65_536);
   const token = (await a.client.createToken({ uses: SOAK_AGENTS, ttl: '2h' })).token;
   const ca = fs.readFileSync(path.join(dirs[0]!, 'ca.crt'), 'utf8');
-  const half = Math.floor(SOAK_AGENTS / 2);
-  await swarm.start({ server: a.url, joinToken: token, ca, count: half, from: 0, phaseMs: [50, 200] });
-  await swarm.start({ server: b.url, joinToken: token, ca, count: SOAK_AGENTS - half, from: half, phaseMs: [50, 200] });
-  await waitFor('agents ready', async () => (await a.client.nodes()).filter((n) => n.state === 'ready').length === SOAK_AGENTS, 120_000, 500);
+  // agent i dials instance i mod 2 first: half the fleet on each
+  await swarm.start({ server: `${a.url},${b.url}`, joinToken: token, ca, count: SOAK_AGENTS, phaseMs: [50, 200] });
+  let seen = '';
+  await waitFor('agents ready', async () => {
+    const nodes = await a.client.nodes();
+    seen = `${nodes.length} nodes, ${nodes.filter((n) => n.state === 'ready').length} ready; swarm: ${JSON.stringify(await swarm.stats().then((x) => ({ welcomed: x.welcomed, rejected: x.rejected, errors: x.errors })))}`;
+    return nodes.filter((n) => n.state === 'ready').length === SOAK_AGENTS;
+  }, 120_000, 500).catch((e: Error) => { throw new Error(`${e.message} (${seen})`); });
   const samples: { min: number; sizes: Awaited<ReturnType<typeof tableSizes>>; revision: number; deploys: number; errors: number }[] = [];
   const t0 = Date.now();
   let deploys = 0;
