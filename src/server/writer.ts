@@ -106,6 +106,11 @@ export class Writer {
     private readonly fence: () => Fence | null = () => null, private readonly sync: () => Promise<void> = async () => {},
   ) {}
 
+  /** Brings the state up to what others committed (several instances; nothing to do alone). */
+  catchUp(): Promise<void> {
+    return this.sync();
+  }
+
   /** `f` hears of records others changed, once they are in the state */
   subscribe(f: (l: Learnt[]) => void): void {
     this.listeners.push(f);

@@ -48,6 +48,8 @@ export class Apps {
   ) {}
 
   async deploy(spec: AppSpec): Promise<DeployResult> {
+    // a secret set through another instance a moment ago may not have reached this one yet
+    if (spec.secrets?.some((x) => !this.w.state.get('secrets', x.name))) await this.w.catchUp();
     const r = await this.w.run((s) => {
       const hash = revisionHash(s, spec);
       const existing = s.app(spec.name);
