@@ -62,7 +62,11 @@ async function running(i: Instance, appName: string, n: number, env?: Record<str
     const reps = a.replicas;
     const ok = reps.length === n && reps.every((r) => r.state === 'running' && r.specHash === a.specHash) && (!env || JSON.stringify(a.spec.env) === JSON.stringify(env)) && a.rollout?.status === 'complete';
     return ok ? reps : null;
-  }, 60_000, 200).catch((e: Error) => { throw new Error(`${e.message}; last seen ${last}`); });
+  }, 60_000, 200).catch((e: Error) => {
+    // an instance that died says why
+    const died = i.child.exitCode !== null ? `; the instance exited (${i.child.exitCode}): ${i.output().slice(-2000)}` : '';
+    throw new Error(`${e.message}; last seen ${last}${died}`);
+  });
 }
 
 async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {

@@ -13,6 +13,7 @@ import { AGENT_PATH, MAX_MESSAGE_BYTES, NODE_HEADER, PROTOCOL_MAJOR, RETRY_HEADE
 import { OutpostError, toOutpostError } from '../core/errors.js';
 import { NAME_RE } from '../core/names.js';
 import { reportStatus, type ControlPlane } from './controlplane.js';
+import { loggedByWriter } from './writer.js';
 import { secretMatches } from '../core/secret.js';
 import { Admission, type AdmissionOptions } from './admission.js';
 
@@ -275,7 +276,7 @@ export class AgentGateway {
       this.conns.set(node, c);
       // a join token's site and labels win over what the node says of itself
       const info = { ...msg.node, site: id.site ?? msg.node.site, labels: { ...msg.node.labels, ...id.labels } };
-      void cp.nodes.register(info, !id.approved);
+      cp.nodes.register(info, !id.approved).catch(loggedByWriter);
       this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
       send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
@@ -298,7 +299,7 @@ export class AgentGateway {
         return;
       }
       case 'images':
-        void cp.nodes.updateImages(node, msg.images, msg.layers, msg.imageLayers);
+        cp.nodes.updateImages(node, msg.images, msg.layers, msg.imageLayers).catch(loggedByWriter);
         return;
       case 'rtt': return cp.sites.setMeasured(node, msg.rttMs);
       case 'stages':

@@ -427,6 +427,13 @@ function keyOf(kind: Kind, doc: unknown): string {
   return (doc as Record<string, string>)[KEY_FIELD[kind]]!;
 }
 
+/**
+ * For writes nobody waits on (a heartbeat's state, a status): a store that
+ * fails them is logged by the writer already, and the next report writes
+ * again; the rejection must not go unhandled (it would end the process).
+ */
+export const loggedByWriter = (): void => {};
+
 /** One write per record: the first reader's expectation, the last writer's document. */
 function merge(all: Map<string, Staged>[]): Map<string, Staged> {
   const merged = new Map<string, Staged>();

@@ -61,14 +61,25 @@ const STOP_DEADLINE_MS = 60_000;
 export async function runServer(given: GivenSettings): Promise<void> {
   const c = processSettings(SERVER_SETTINGS, 'outpost server', given);
   if (!c) return;
+  const log = makeLogger(c.logLevel);
+  keepRunningOnRejections(log);
   const s = await startServer({
-    dataDir: c.dataDir, store: c.store, host: c.listen.host, port: c.listen.port, log: makeLogger(c.logLevel),
+    dataDir: c.dataDir, store: c.store, host: c.listen.host, port: c.listen.port, log,
     nodeTimeoutMs: c.nodeTimeoutMs, streamRetentionMs: c.streamRetentionDays * 86_400_000, auditRetentionMs: c.auditRetentionDays * 86_400_000, admission: { rate: c.admitRate, burst: c.admitBurst },
     tls: c.insecure ? false : { certFile: c.tlsCert, keyFile: c.tlsKey, caFile: c.tlsCa, sans: (c.tlsSan ?? '').split(',').map((x) => x.trim()).filter(Boolean) },
     trust: { approveNodes: c.approveNodes, certTtlMs: c.nodeCertTtlMs }, sharedJoinToken: c.sharedJoinToken, secretsKeyFile: c.secretsKeyFile,
   });
   if (c.insecure) console.error('warning: --insecure: the API and the agent gateway speak plain HTTP; tokens and assignments cross the network readable');
   onSignals(() => s.close());
+}
+
+/**
+ * A control plane serves a fleet: a background write that fails while its
+ * store is away (PostgreSQL restarting) is logged, never the end of the
+ * process. (Every such write should have its own handler; this is the net.)
+ */
+function keepRunningOnRejections(log: Logger): void {
+  process.on('unhandledRejection', (err) => log.error({ err }, 'a background operation failed'));
 }
 
 /** The image store's reserve and the registry credentials, for a container runtime. */
@@ -125,6 +136,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   const c = processSettings(UP_SETTINGS, 'outpost up', given);
   if (!c) return;
   const log = makeLogger(c.logLevel);
+  keepRunningOnRejections(log);
   const dir = c.dataDir;
   // signals are taken from the first moment: whatever has started by then is
   // stopped, the demo's replicas removed (a signal during the image build or

@@ -2,7 +2,7 @@
 // machine, and the node-loss clock. A record is written only when something
 // in it changed: an idle fleet writes nothing.
 import type { HubStats, NodeInfo, NodeRecord, PerItemUs } from '../../core/types.js';
-import type { Writer } from '../writer.js';
+import { loggedByWriter, type Writer } from '../writer.js';
 import type { State } from '../state.js';
 
 export interface LossPolicy {
@@ -45,7 +45,7 @@ export class Nodes {
     // node's clock starts now, with the grace after a storm (they are all reconnecting)
     this.stormEnded = w.state.count('nodes') > 0 ? this.now() : -Infinity;
     for (const n of w.state.list('nodes')) this.down.set(n.name, this.now());
-    if (w.state.count('nodes') > 0) void this.markAll('unreachable');
+    if (w.state.count('nodes') > 0) this.markAll('unreachable').catch(loggedByWriter);
   }
 
   /**
@@ -104,7 +104,7 @@ export class Nodes {
     // with several instances, an agent that left this one may be registered with another already
     const elsewhere = (n: NodeRecord | undefined) => this.instance !== null && n?.via !== undefined && n.via !== this.instance;
     if (!elsewhere(this.s.node(name))) this.down.set(name, this.now());
-    void this.update(name, (n) => (n.state === 'unreachable' || n.state === 'revoked' || elsewhere(n) ? null : { ...n, state: 'unreachable', lastSeen: this.now() }));
+    this.update(name, (n) => (n.state === 'unreachable' || n.state === 'revoked' || elsewhere(n) ? null : { ...n, state: 'unreachable', lastSeen: this.now() })).catch(loggedByWriter);
   }
 
   /** A revoked node is lost at the next tick, storm or not: its replicas move at once. */
@@ -167,7 +167,7 @@ export class Nodes {
   }
 
   setHubStats(name: string, stats: HubStats): void {
-    void this.update(name, (n) => (JSON.stringify(n.hubStats) === JSON.stringify(stats) ? null : { ...n, hubStats: stats }));
+    this.update(name, (n) => (JSON.stringify(n.hubStats) === JSON.stringify(stats) ? null : { ...n, hubStats: stats })).catch(loggedByWriter);
   }
 
   updateImages(name: string, images: string[], layers: NodeRecord['layers'], imageLayers: NodeRecord['imageLayers']): Promise<NodeRecord | null> {
@@ -176,12 +176,12 @@ export class Nodes {
 
   /** An app's per-item stage costs on a node; apps the node no longer runs are dropped from its record. */
   setStages(name: string, app: string, perItemUs: PerItemUs): void {
-    void this.update(name, (n) => {
+    this.update(name, (n) => {
       if (JSON.stringify(n.stageUs?.[app]) === JSON.stringify(perItemUs)) return null;
       const running = new Set(this.s.nodeReplicas(name).map((r) => r.app));
       const kept = Object.fromEntries(Object.entries(n.stageUs ?? {}).filter(([a]) => running.has(a)));
       return { ...n, stageUs: { ...kept, [app]: perItemUs } };
-    });
+    }).catch(loggedByWriter);
   }
 
   /** Applies `f` to a node's record; f answers null for "unchanged" (nothing is written). */

@@ -4,7 +4,7 @@ import { OutpostError } from '../../core/errors.js';
 import { NAME_RE } from '../../core/manifest.js';
 import { rankEndpoints, type RankedEndpoint } from '../../core/routing.js';
 import type { NodeRecord, SiteRecord } from '../../core/types.js';
-import type { Writer } from '../writer.js';
+import { loggedByWriter, type Writer } from '../writer.js';
 import type { Nodes } from './nodes.js';
 import type { SiteView } from '../../contract/api.js';
 
@@ -67,7 +67,7 @@ export class Sites {
     const known = this.w.state;
     const clean: Record<string, number> = {};
     for (const [site, v] of Object.entries(rttMs)) if (known.site(site) && Number.isFinite(v) && v >= 0) clean[site] = v;
-    void this.nodes.update(node, (n) => (JSON.stringify(n.rttMs) === JSON.stringify(clean) ? null : { ...n, rttMs: clean }));
+    this.nodes.update(node, (n) => (JSON.stringify(n.rttMs) === JSON.stringify(clean) ? null : { ...n, rttMs: clean })).catch(loggedByWriter);
   }
 
   /** RTTs an operator declares for a node that cannot probe; null removes one. */
