@@ -107,6 +107,8 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hub'), stats: hubStatsSchema }),
   /** a certificate request for the node's name, signed by its key (renewal over the live connection) */
   z.object({ type: z.literal('renew'), csr: str(8192), hub: hubNames.optional() }),
+  /** identity tokens wanted for these replicas of the node's (at their start, and again at half a token's life) */
+  z.object({ type: z.literal('identity'), replicas: z.array(str(128)).max(MAX_LIST) }),
 ]);
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
@@ -125,6 +127,9 @@ export const assignmentSchema = z.object({
   }).strict()).max(64).optional(),
 });
 
+/** the public key of workload identity tokens, as a JWK */
+export const identityKeySchema = z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: str(64), y: str(64), kid: str(64), alg: z.literal('ES256'), use: z.literal('sig') });
+
 const siteSchema = z.object({ name: z.string().regex(NAME_RE), probe: str(300), createdAt: num });
 
 /** What the control plane sends; the agent validates every message against it (a message that fails is refused and counted). */
@@ -142,6 +147,8 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cert'), cert: str(16384), notAfter: num, hubCert: str(16384).optional() }),
   /** the device credentials the node's data hub accepts (every device of all sites and of its own), whole each time */
   z.object({ type: z.literal('devices'), devices: z.array(deviceSchema).max(MAX_LIST) }),
+  /** identity tokens (JWTs) by replica id, and the public key they verify with (the node's hub checks them with it) */
+  z.object({ type: z.literal('identity'), tokens: boundedRecord(str(4096), MAX_LIST, str(128)), key: identityKeySchema }),
 ]);
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;
