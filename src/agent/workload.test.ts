@@ -38,6 +38,7 @@ test('a token is written for its replica, rotated at half its life (not before),
   try {
     const owner = { uid: process.getuid!(), gid: process.getgid!() };
     const first = await tokens.issue('r1', owner);
+    assert.ok(first, 'the directory was made');
     assert.ok(first.token);
     const file = path.join(first.dir, TOKEN_FILE);
     assert.equal(fs.readFileSync(file, 'utf8'), first.token);

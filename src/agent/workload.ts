@@ -29,6 +29,7 @@ export class IdentityTokens {
   private readonly held = new Map<string, Held>();
   private readonly waiting = new Map<string, ((token: string | null) => void)[]>();
   private timer: NodeJS.Timeout | null = null;
+  private warned = false;
 
   constructor(private readonly base: string, private readonly send: (m: AgentToServer) => boolean, private readonly log: Logger, private readonly waitMs = WAIT_MS) {}
 
@@ -37,10 +38,21 @@ export class IdentityTokens {
     return path.join(this.base, id, 'identity');
   }
 
-  /** A replica is starting: its directory made, its first token asked for (null when none came in time). */
-  async issue(id: string, owner: SecretOwner): Promise<{ dir: string; token: string | null }> {
+  /**
+   * A replica is starting: its directory made, its first token asked for
+   * (token null when none came in time). Null when the directory cannot be
+   * made (an agent that is not root, where the tmpfs area is root's): the
+   * replica starts without an identity, as workloads matter more.
+   */
+  async issue(id: string, owner: SecretOwner): Promise<{ dir: string; token: string | null } | null> {
+    try {
+      this.makeDir(id, owner);
+    } catch (err) {
+      if (!this.warned) this.log.warn({ err: (err as Error).message, dir: this.base }, 'replicas get no identity token: their token directory cannot be made');
+      this.warned = true;
+      return null;
+    }
     this.held.set(id, { owner, refreshAt: null });
-    this.makeDir(id, owner);
     const got = new Promise<string | null>((resolve) => {
       const t = setTimeout(() => resolve(null), this.waitMs);
       const list = this.waiting.get(id) ?? [];
