@@ -12,6 +12,9 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { signIdentity, type IdentityJwk } from '../src/core/jwt.js';
+import { secretsBase } from '../src/agent/secrets.js';
+import { execFileSync } from 'node:child_process';
+import { engineOrSkip } from './engine.js';
 import { call, controlPlane, dialAgent, enrol, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 import { device, devicesYaml, hubConfigFile } from './hubkit.js';
 
@@ -136,4 +139,34 @@ test('a node that asks for a token for a replica not its own is refused (E_FORBI
   assert.equal(got.find((m) => m.type === 'error')?.code, 'E_FORBIDDEN');
   assert.ok(!got.some((m) => m.type === 'identity'), 'no token was sent');
   await cp.client.removeNode(other).catch(() => {});
+});
+
+const { skip } = await engineOrSkip();
+const IMAGE = 'localhost/outpost-identity-probe:1';
+
+test('a container finds its token in /run/outpost/identity/token, and a token replaced by a rename shows through the mount', { skip, timeout: 120_000 }, async () => {
+  const cnode = `idc${process.pid}`;
+  const probeDir = path.join(work, 'image');
+  fs.mkdirSync(probeDir, { mode: 0o755 });
+  fs.copyFileSync(probe, path.join(probeDir, 'probe.mjs'));
+  fs.writeFileSync(path.join(probeDir, 'Containerfile'), `FROM localhost/outpost-node-base:${process.versions.node}\nCOPY probe.mjs /app/\nUSER 65534\nCMD ["/usr/bin/node", "/app/probe.mjs"]\n`);
+  execFileSync('podman', ['build', '--pull=never', '-q', '-t', IMAGE, '-f', path.join(probeDir, 'Containerfile'), probeDir]);
+  agents.push(spawnAgent(cp, ['--name', cnode, '--runtime', 'docker', '--data-dir', tmpDir(), '--no-hub']));
+  await waitFor('the container node', async () => (await cp.client.nodes()).some((n) => n.name === cnode && n.state === 'ready'));
+  await cp.client.deploy({ name: 'id-c', image: IMAGE, env: { PORT: '8080', HOST: '0.0.0.0' }, ports: [{ name: 'http', container: 8080 }], health: { http: '/healthz' }, placement: { nodes: [cnode] } });
+  try {
+    const r = await running('id-c');
+    const token = await text(`${r.endpoint}/env?name=OUTPOST_IDENTITY_TOKEN`);
+    assert.equal(claimsOf(token).node, cnode);
+    assert.equal(await text(`${r.endpoint}/env?name=OUTPOST_IDENTITY_TOKEN_FILE`), '/run/outpost/identity/token');
+    assert.equal(await text(`${r.endpoint}/file?env=OUTPOST_IDENTITY_TOKEN_FILE`), token, 'read inside the container as its user (65534)');
+    // the agent rotates by writing a new file and renaming it over the old one: the directory mount shows the new one
+    const dir = fs.readdirSync(path.join(secretsBase(), cnode)).map((d) => path.join(secretsBase(), cnode, d, 'identity')).find((d) => fs.existsSync(d))!;
+    assert.equal(fs.statSync(path.join(dir, 'token')).uid, 65534, 'the file is the workload user\'s');
+    fs.writeFileSync(path.join(dir, 'token.new'), 'rotated', { mode: 0o444 });
+    fs.renameSync(path.join(dir, 'token.new'), path.join(dir, 'token'));
+    assert.equal(await text(`${r.endpoint}/file?env=OUTPOST_IDENTITY_TOKEN_FILE`), 'rotated');
+  } finally {
+    await cp.client.remove('id-c').catch(() => {});
+  }
 });

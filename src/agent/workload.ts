@@ -124,7 +124,8 @@ export class IdentityTokens {
       fs.mkdirSync(replicaDir, { mode: 0o700 });
       if (ROOT) fs.chownSync(replicaDir, owner.uid, owner.gid);
     }
-    fs.mkdirSync(this.dir(id), { recursive: true, mode: 0o700 });
+    // a user known only by name (shared) reaches the mounted directory through its mode; the replica's directory above keeps others out
+    fs.mkdirSync(this.dir(id), { recursive: true, mode: owner.shared ? 0o755 : 0o700 });
     if (ROOT) fs.chownSync(this.dir(id), owner.uid, owner.gid);
   }
 
