@@ -100,6 +100,8 @@ export class Agent extends EventEmitter {
   /** secret files of this node's replicas, on a tmpfs */
   private readonly secretFiles: SecretFiles;
   private readonly workload: IdentityTokens;
+  /** what the control plane said it takes beyond the major's first messages */
+  private features = new Set<string>();
   private lastInventory = '';
   connected = false;
   /** the control plane has sent assignments since this agent started */
@@ -112,7 +114,8 @@ export class Agent extends EventEmitter {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
     this.secretFiles = new SecretFiles(o.name);
-    this.workload = new IdentityTokens(this.secretFiles.dir, (m) => this.send(m), o.log);
+    // identity tokens are asked for only of a control plane that takes the message
+    this.workload = new IdentityTokens(this.secretFiles.dir, (m) => this.features.has('identity') && this.send(m), o.log);
     this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
     this.servers = this.identity.servers;
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
@@ -360,6 +363,7 @@ export class Agent extends EventEmitter {
         // plane that accepts and then closes is not hammered
         this.backoff = RECONNECT_MIN_MS;
         this.connected = true;
+        this.features = new Set(msg.features ?? []);
         this.o.log.info({ server: this.servers.current, node: msg.node }, 'registered with the control plane');
         this.scheduleRenewal();
         // tokens that came due or never came while the link was down

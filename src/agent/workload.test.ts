@@ -64,6 +64,21 @@ test('a token is written for its replica, rotated at half its life (not before),
   }
 });
 
+test('offline (or a control plane without identity tokens), a replica starts at once without one, and is asked for later', { timeout: 30_000 }, async () => {
+  let up = false;
+  const asked: string[][] = [];
+  const tokens = new IdentityTokens(tmp(), (m) => { if (up && m.type === 'identity') asked.push(m.replicas); return up; }, pino({ level: 'silent' }), 60_000);
+  try {
+    const got = await tokens.issue('r1', { uid: process.getuid!(), gid: process.getgid!() });
+    assert.equal(got?.token, null, 'no token, and no 60 s wait (the test would time out)');
+    up = true;
+    tokens.refresh();
+    assert.deepEqual(asked, [['r1']], 'asked again once connected');
+  } finally {
+    tokens.close();
+  }
+});
+
 test('the hub refuses a token for another node or from another key, and gives an app only its streams', () => {
   const s = signer();
   const hub = new WorkloadTokens();

@@ -16,7 +16,7 @@ import type { SecretOwner } from './secrets.js';
 /** where a container finds its identity directory */
 export const IDENTITY_MOUNT = '/run/outpost/identity';
 export const TOKEN_FILE = 'token';
-/** how long a replica's start waits for its first token (an offline node starts it without one; the file comes on reconnect) */
+/** how long a replica's start waits for its first token, asked of a connected control plane (an offline node starts it at once without one; the file comes on reconnect) */
 const WAIT_MS = 5000;
 /** how often replicas without a token ask again */
 const RETRY_MS = 30_000;
@@ -59,7 +59,11 @@ export class IdentityTokens {
       list.push((tok) => { clearTimeout(t); resolve(tok); });
       this.waiting.set(id, list);
     });
-    this.send({ type: 'identity', replicas: [id] });
+    // not connected (or a control plane without identity tokens): no wait, asked again later
+    if (!this.send({ type: 'identity', replicas: [id] })) {
+      for (const w of this.waiting.get(id) ?? []) w(null);
+      this.waiting.delete(id);
+    }
     const token = await got;
     if (!token) this.schedule();
     return { dir: this.dir(id), token };

@@ -134,7 +134,8 @@ const siteSchema = z.object({ name: z.string().regex(NAME_RE), probe: str(300), 
 
 /** What the control plane sends; the agent validates every message against it (a message that fails is refused and counted). */
 export const serverToAgentSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('welcome'), node: z.string().regex(NAME_RE), protocol: str(64).optional() }),
+  /** `features`: the messages added within this major that the control plane takes (an agent sends none of them to one that does not: it would be refused) */
+  z.object({ type: z.literal('welcome'), node: z.string().regex(NAME_RE), protocol: str(64).optional(), features: z.array(str(64)).max(64).optional() }),
   /** the node's whole assignment set; `version` changes whenever the set does, so an agent can skip one it holds */
   z.object({ type: z.literal('assign'), replicas: z.array(assignmentSchema).max(MAX_LIST), version: str(128).optional() }),
   z.object({ type: z.literal('sites'), sites: z.array(siteSchema).max(MAX_LIST) }),

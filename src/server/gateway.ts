@@ -278,7 +278,7 @@ export class AgentGateway {
       const info = { ...msg.node, site: id.site ?? msg.node.site, labels: { ...msg.node.labels, ...id.labels } };
       void cp.nodes.register(info, !id.approved);
       this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
-      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL });
+      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL, features: ['identity'] });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
       this.sendDevices(node, c);
       this.sendAssignments(node);
