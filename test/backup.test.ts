@@ -101,7 +101,7 @@ test('a SQLite store backed up offline and restored into a fresh data dir: the s
   assert.equal(fs.statSync(file).mode & 0o777, 0o600);
   const ls = lines(file);
   assert.equal(ls[0]!.format, 'outpost-backup');
-  assert.deepEqual(ls.filter((l) => l.type === 'file').map((l) => l.name).sort(), ['admin.token', 'join.token', 'secrets.key', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys']);
+  assert.deepEqual(ls.filter((l) => l.type === 'file').map((l) => l.name).sort(), ['admin.token', 'join.token', 'secrets.key', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/identity.key', 'tls/ticket.keys']);
   assert.equal(ls.at(-1)!.type, 'end');
 
   const dest = path.join(tmpDir(), 'restored');

@@ -22,6 +22,7 @@ import { StageTracker } from './stages.js';
 import type { SiteRecord } from '../core/types.js';
 import { DesiredStore } from './desired.js';
 import { SecretFiles } from './secrets.js';
+import { IdentityTokens } from './workload.js';
 import { gcPlan } from '../core/disk.js';
 import { hasImage } from '../core/images.js';
 import type { StreamSpec } from '../core/pipeline.js';
@@ -98,6 +99,9 @@ export class Agent extends EventEmitter {
   private readonly desired: DesiredStore | null;
   /** secret files of this node's replicas, on a tmpfs */
   private readonly secretFiles: SecretFiles;
+  private readonly workload: IdentityTokens;
+  /** what the control plane said it takes beyond the major's first messages */
+  private features = new Set<string>();
   private lastInventory = '';
   connected = false;
   /** the control plane has sent assignments since this agent started */
@@ -110,6 +114,8 @@ export class Agent extends EventEmitter {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
     this.secretFiles = new SecretFiles(o.name);
+    // identity tokens are asked for only of a control plane that takes the message
+    this.workload = new IdentityTokens(this.secretFiles.dir, (m) => this.features.has('identity') && this.send(m), o.log);
     this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
     this.servers = this.identity.servers;
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
@@ -202,6 +208,7 @@ export class Agent extends EventEmitter {
     this.uplink?.stop();
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.workload.close();
     for (const c of this.logCancels.values()) c();
     this.ws?.terminate();
     await this.applying;
@@ -356,8 +363,11 @@ export class Agent extends EventEmitter {
         // plane that accepts and then closes is not hammered
         this.backoff = RECONNECT_MIN_MS;
         this.connected = true;
+        this.features = new Set(msg.features ?? []);
         this.o.log.info({ server: this.servers.current, node: msg.node }, 'registered with the control plane');
         this.scheduleRenewal();
+        // tokens that came due or never came while the link was down
+        this.workload.refresh();
         // the control plane may have missed status while we were away
         const statuses = [...this.runners.values()].map((r) => r.status);
         if (statuses.length > 0) this.send({ type: 'status', replicas: statuses });
@@ -391,6 +401,10 @@ export class Agent extends EventEmitter {
         this.o.hub?.setDevices(msg.devices);
         // devices come only to an approved node: the first moment a hub certificate can be had
         if (this.identity.hubNames && !this.identity.creds?.hubCert) void this.renewNow();
+        return;
+      case 'identity':
+        this.o.hub?.identity.setKey(msg.key, this.o.name);
+        this.workload.onTokens(msg.tokens);
         return;
       case 'cert':
         this.identity.save(msg.cert, undefined, msg.hubCert).then((c) => {
@@ -460,7 +474,7 @@ export class Agent extends EventEmitter {
     for (const a of assignments) {
       if (this.runners.has(a.id)) continue;
       const runner = new ReplicaRunner(a, {
-        driver: this.o.driver, secretFiles: this.secretFiles, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
+        driver: this.o.driver, secretFiles: this.secretFiles, identity: this.workload, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
         report: (s, pulled) => this.send({ type: 'status', replicas: [s], pulled: pulled ?? null }),
         ensureImage: (r, onProgress) => this.ensureImage(r, onProgress),
       });
@@ -558,12 +572,18 @@ export class Agent extends EventEmitter {
     const hub = this.o.hub;
     if (!hub) return;
     const streams: Record<string, StreamSpec> = { ...this.o.hubStreams };
+    // an app's replicas publish with their identity tokens to the streams it declares
+    const byApp = new Map<string, string[]>();
     for (const a of [...assignments].sort((x, y) => (x.app < y.app ? -1 : x.app > y.app ? 1 : 0))) {
+      const own = byApp.get(a.app) ?? [];
+      byApp.set(a.app, own);
       for (const [name, spec] of Object.entries(a.spec.streams ?? {})) {
-        if (!streams[name]) streams[name] = spec;
+        // a stream another app declared first (or the hub config) is not this app's to publish to
+        if (!streams[name]) { streams[name] = spec; own.push(name); }
         else if (JSON.stringify(streams[name]) !== JSON.stringify(spec)) this.o.log.warn({ stream: name, app: a.app }, 'two declarations of one stream differ; the first is used');
       }
     }
+    hub.identity.setAppStreams(byApp);
     try {
       hub.hub.setStreams(streams);
     } catch (err) {

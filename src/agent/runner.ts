@@ -10,6 +10,7 @@ import type { Assignment, ReplicaStatus } from '../core/types.js';
 import type { EnsureResult, InstanceInfo, PullProgress, RuntimeDriver } from './drivers/driver.js';
 import { buildCheck, freePort } from './health.js';
 import type { SecretFiles, SecretOwner } from './secrets.js';
+import type { IdentityTokens } from './workload.js';
 
 export interface RunnerContext {
   driver: RuntimeDriver;
@@ -20,6 +21,8 @@ export interface RunnerContext {
   env: Record<string, string>;
   /** where secrets are written on this node (null: this agent takes no replica with secrets) */
   secretFiles?: SecretFiles | null;
+  /** the replicas' identity tokens (null: none) */
+  identity?: IdentityTokens | null;
   log: Logger;
   report: (s: ReplicaStatus, pulled?: { bytes: number; ms: number } | null) => void;
   ensureImage: (r: Assignment, onProgress: (p: PullProgress) => void) => Promise<EnsureResult>;
@@ -61,6 +64,7 @@ export class ReplicaRunner {
     await this.loop;
     if (this.instance) await this.ctx.driver.remove(this.instance).catch((e) => this.ctx.log.warn({ err: e }, 'remove failed'));
     this.instance = null;
+    this.ctx.identity?.forget(this.a.id);
     this.ctx.secretFiles?.remove(this.a.id);
   }
 
@@ -85,6 +89,7 @@ export class ReplicaRunner {
       this.hostPorts = adopt.hostPorts;
       this.set({ state: 'running', ready: true, endpoint: this.endpoint(), error: null, progress: null });
       this.ctx.log.info({ replica: this.a.id }, 'adopted running instance');
+      this.ctx.identity?.adopt(this.a.id);
     } else if (adopt) {
       // a stopped instance (after a reboot, say): start afresh on the same
       // ports, so the endpoint clients and the control plane know stays valid
@@ -145,8 +150,14 @@ export class ReplicaRunner {
     }
     const t1 = performance.now();
     const secrets = this.secrets();
+    const identity = this.ctx.identity;
+    const owner = secrets || identity ? await (driver.secretOwner?.(spec) ?? ownUser()) : null;
+    const written = secrets ? secrets.write(this.a.id, this.a.secrets!, owner!) : undefined;
+    // after the secrets: writing them starts the replica's directory afresh
+    const id = identity ? await identity.issue(this.a.id, owner!) : null;
     this.instance = await driver.create({
-      secrets: secrets ? secrets.write(this.a.id, this.a.secrets!, await (driver.secretOwner?.(spec) ?? ownUser())) : undefined,
+      secrets: id?.token ? { env: { ...written?.env, OUTPOST_IDENTITY_TOKEN: id.token }, files: written?.files ?? [] } : written,
+      ...(id ? { identityDir: id.dir } : {}),
       replicaId: this.a.id, app: this.a.app, specHash: this.a.specHash, node: this.ctx.node, spec,
       hostPorts: this.hostPorts, bindHost: this.ctx.bindHost,
       env: { ...this.ctx.env, OUTPOST_APP: this.a.app, OUTPOST_REPLICA: this.a.id, OUTPOST_NODE: this.ctx.node },

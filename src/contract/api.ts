@@ -10,6 +10,7 @@ import type { ModelError } from '../core/accuracy.js';
 import type { Principal } from '../core/capabilities.js';
 import type { RankedEndpoint } from '../core/routing.js';
 import type { HeldWindow } from '../server/streams.js';
+import type { IdentityJwk } from '../core/jwt.js';
 import type { ErrorBody } from '../core/errors.js';
 
 export type {
@@ -341,6 +342,8 @@ export interface ApiRoutes {
   /** the PEM of the CA that signs the nodes' hubs' certificates (devices trust it) */
   'GET /v1/hub-ca': { answer: string };
   /** a node's certificate for its CSR, with a join token in Authorization (or none: re-enrolment with the node's key) */
+  /** the public key of the replicas' identity tokens, a JWKS (no token needed) */
+  'GET /v1/identity/keys': { answer: { keys: IdentityJwk[] } };
   'POST /v1/enroll': { body: EnrolBody; answer: EnrolAnswer };
   /** join tokens (never their secrets) */
   'GET /v1/tokens': { answer: JoinTokenView[] };

@@ -107,6 +107,8 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('hub'), stats: hubStatsSchema }),
   /** a certificate request for the node's name, signed by its key (renewal over the live connection) */
   z.object({ type: z.literal('renew'), csr: str(8192), hub: hubNames.optional() }),
+  /** identity tokens wanted for these replicas of the node's (at their start, and again at half a token's life) */
+  z.object({ type: z.literal('identity'), replicas: z.array(str(128)).max(MAX_LIST) }),
 ]);
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
@@ -125,11 +127,15 @@ export const assignmentSchema = z.object({
   }).strict()).max(64).optional(),
 });
 
+/** the public key of workload identity tokens, as a JWK */
+export const identityKeySchema = z.object({ kty: z.literal('EC'), crv: z.literal('P-256'), x: str(64), y: str(64), kid: str(64), alg: z.literal('ES256'), use: z.literal('sig') });
+
 const siteSchema = z.object({ name: z.string().regex(NAME_RE), probe: str(300), createdAt: num });
 
 /** What the control plane sends; the agent validates every message against it (a message that fails is refused and counted). */
 export const serverToAgentSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('welcome'), node: z.string().regex(NAME_RE), protocol: str(64).optional() }),
+  /** `features`: the messages added within this major that the control plane takes (an agent sends none of them to one that does not: it would be refused) */
+  z.object({ type: z.literal('welcome'), node: z.string().regex(NAME_RE), protocol: str(64).optional(), features: z.array(str(64)).max(64).optional() }),
   /** the node's whole assignment set; `version` changes whenever the set does, so an agent can skip one it holds */
   z.object({ type: z.literal('assign'), replicas: z.array(assignmentSchema).max(MAX_LIST), version: str(128).optional() }),
   z.object({ type: z.literal('sites'), sites: z.array(siteSchema).max(MAX_LIST) }),
@@ -142,6 +148,8 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('cert'), cert: str(16384), notAfter: num, hubCert: str(16384).optional() }),
   /** the device credentials the node's data hub accepts (every device of all sites and of its own), whole each time */
   z.object({ type: z.literal('devices'), devices: z.array(deviceSchema).max(MAX_LIST) }),
+  /** identity tokens (JWTs) by replica id, and the public key they verify with (the node's hub checks them with it) */
+  z.object({ type: z.literal('identity'), tokens: boundedRecord(str(4096), MAX_LIST, str(128)), key: identityKeySchema }),
 ]);
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;

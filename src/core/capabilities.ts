@@ -51,6 +51,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /healthz': { cap: null },
   'GET /v1/ca': { cap: null },
   'GET /v1/hub-ca': { cap: null },
+  'GET /v1/identity/keys': { cap: null },
   'POST /v1/enroll': { cap: null },
   'GET /v1/whoami': { cap: 'self:read' },
 

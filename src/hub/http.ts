@@ -17,6 +17,8 @@ import { parseBody } from '../core/points.js';
 import { numberParam } from '../core/query.js';
 import type { DataHub, Idempotency } from './hub.js';
 import type { DeviceTable } from './devices.js';
+import type { WorkloadTokens } from './identity.js';
+import { looksLikeJwt } from '../core/jwt.js';
 import { codingOf, decodeBody } from './encoding.js';
 
 const BODY_LIMIT = 16 * 1024 * 1024;
@@ -27,6 +29,8 @@ export interface HubHttpOptions {
   anonymous: boolean;
   /** origins (`https://dash.example`) whose pages may call the hub; others' requests are refused */
   allowOrigins: string[];
+  /** replicas' identity tokens (absent: only devices) */
+  identity?: WorkloadTokens | null;
   /** HTTPS with this certificate and key */
   tls?: SecureContextOptions | null;
 }
@@ -93,8 +97,11 @@ export function buildHubHttp(hub: DataHub, log: Logger, o: HubHttpOptions): Fast
     }
     if (req.url === '/healthz') return;
     const cred = parseBearer(req.headers.authorization);
+    const jwt = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     let who: Principal | null = null;
-    if (cred) who = o.devices.authenticate(cred.name, cred.secret);
+    // a replica's identity token: refused with the reason (expired, bad signature, another node's)
+    if (o.identity && jwt && looksLikeJwt(jwt)) who = o.identity.authenticate(jwt);
+    else if (cred) who = o.devices.authenticate(cred.name, cred.secret);
     else if (req.headers.authorization === undefined && o.anonymous) who = 'anonymous';
     if (who) deviceOf.set(req.raw, who === 'anonymous' ? '' : who.name);
     if (!who) {
@@ -104,7 +111,7 @@ export function buildHubHttp(hub: DataHub, log: Logger, o: HubHttpOptions): Fast
     }
     const stream = (req.params as { stream?: string } | undefined)?.stream;
     if (stream !== undefined && !mayUseStream(who, stream)) {
-      throw new OutpostError('E_FORBIDDEN', `the device "${(who as { name: string }).name}" has no right to the stream "${stream}"`, { path: 'stream' });
+      throw new OutpostError('E_FORBIDDEN', `"${(who as { name: string }).name}" has no right to the stream "${stream}"`, { path: 'stream' });
     }
     if (req.method === 'POST' && !bodyKind(req.headers['content-type'])) {
       throw new OutpostError('E_INVALID', `send points as application/json or application/x-ndjson, not ${req.headers['content-type'] ?? 'no content-type'}`, { path: 'content-type' });

@@ -5,6 +5,7 @@ import type { DeviceCredential } from '../core/devices.js';
 import type { Retention } from './store.js';
 import { DataHub } from './hub.js';
 import { DeviceTable } from './devices.js';
+import { WorkloadTokens } from './identity.js';
 import { buildHubHttp } from './http.js';
 import { joinBroker, startBroker, type MqttSide } from './mqtt.js';
 import { Bridge, type BridgeSettings } from './bridge.js';
@@ -55,6 +56,8 @@ export interface RunningHub {
   mqtt: string;
   /** Replaces the devices pushed by the control plane (the config file's stay); a device removed or changed is disconnected at once. */
   setDevices(list: DeviceCredential[]): void;
+  /** checks the replicas' identity tokens (the agent hands it the key and each app's streams) */
+  identity: WorkloadTokens;
   /** A new certificate and key (a renewed node certificate) for new TLS connections; no-op without TLS. */
   setTls(tls: HubTls): void;
   close(): Promise<void>;
@@ -66,7 +69,8 @@ export async function startHub(c: HubConfig): Promise<RunningHub> {
   const hub = new DataHub({ dataDir: c.dataDir, log: c.log, retention: c.retention });
   const devices = new DeviceTable(c.devices ?? [], c.log);
   const anonymous = c.anonymous ?? false;
-  const http = buildHubHttp(hub, c.log, { devices, anonymous, allowOrigins: c.allowOrigins ?? [], tls: c.tls });
+  const identity = new WorkloadTokens();
+  const http = buildHubHttp(hub, c.log, { devices, identity, anonymous, allowOrigins: c.allowOrigins ?? [], tls: c.tls });
   let mqtt: MqttSide | null = null;
   try {
     await http.listen({ host: c.bindHost, port: c.httpPort });
@@ -96,6 +100,7 @@ export async function startHub(c: HubConfig): Promise<RunningHub> {
     http: `${c.tls ? 'https' : 'http'}://${hostInUrl(c.advertise)}:${port}`,
     mqtt: m.url,
     setDevices: (list) => devices.setPushed(list),
+    identity,
     setTls: (t) => {
       if (!c.tls) return;
       (http.server as unknown as { setSecureContext(o: SecureContextOptions): void }).setSecureContext(t);

@@ -33,6 +33,7 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'GET /v1/apps/:name/endpoints': { takes: '`site` (required), `items`', answers: `${T('RankedEndpoint', true)}: running, ready replicas on reachable nodes, nearest first`, cli: 'outpost endpoints' },
   'GET /v1/ca': { takes: 'no token', answers: 'the PEM of the CA clients trust for this server (404 with `--insecure`)' },
   'GET /v1/hub-ca': { takes: 'no token', answers: 'the PEM of the hub CA devices verify the nodes\' hubs with (404 with `--insecure`)' },
+  'GET /v1/identity/keys': { takes: 'no token', answers: '`{"keys": [JWK]}`: the ES256 public key that verifies the replicas\' identity tokens (JWTs), by `kid`' },
   'POST /v1/enroll': { takes: 'no admin token: `Authorization: Bearer <join token>` (or none: re-enrolment with the node\'s key); body `{"name", "csr"}`', answers: `${T('EnrolAnswer')}; \`E_TOKEN_INVALID\` (401), \`E_NODE_NAME_TAKEN\` (409), \`E_NODE_REVOKED\` (403)`, cli: 'outpost agent' },
   'GET /v1/tokens': { takes: '', answers: `${T('JoinTokenView', true)} (never a secret)`, cli: 'outpost token list' },
   'POST /v1/tokens': { takes: '`{"ttl": "30m", "uses": 1, "site"?, "labels"?, "note"?}`', answers: `${T('CreatedToken')}, 201: the token, once`, cli: 'outpost token create' },

@@ -34,7 +34,7 @@ const KNOWN_SCHEMA: Record<StoreKind, number> = { sqlite: MIGRATIONS.length, pos
  * serving certificate: each start re-issues it from the CA; nor ca.crt and
  * hub-ca.crt at the top, which each start publishes from these.
  */
-export const TRUST_FILES = ['admin.token', 'join.token', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys', 'secrets.key'] as const;
+export const TRUST_FILES = ['admin.token', 'join.token', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys', 'secrets.key', 'tls/identity.key'] as const;
 /** Made by the start from the CA: stale once another CA is restored over it. */
 const ISSUED_FILES = ['tls/server.crt', 'tls/server.key'];
 

@@ -1,6 +1,7 @@
 // One control plane, wired: the store, the in-memory state and its writer,
 // and the services, each given what it depends on. Nothing is assembled by
 // setting callbacks afterwards; the gateway and the API take this object.
+import type { WorkloadSigner } from './trust/workload.js';
 import type { Logger } from 'pino';
 import type { ReplicaStatus } from '../core/types.js';
 import { AppChanges } from './changes.js';
@@ -41,6 +42,8 @@ export interface ControlPlane {
   /** who may call the API (the admin token among them) */
   apitokens: ApiTokens;
   audit: AuditLog;
+  /** signs the replicas' identity tokens (null: no key, e.g. tests of the services alone) */
+  workload: WorkloadSigner | null;
 }
 
 export interface ControlPlaneOptions {
@@ -58,6 +61,8 @@ export interface ControlPlaneOptions {
   cluster?: Leadership;
   /** the envelope key's file (none: a key in memory, for tests of the services alone) */
   secretsKey?: KeyFile | null;
+  /** the signer of workload identity tokens */
+  workload?: WorkloadSigner | null;
 }
 
 export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlPlane> {
@@ -80,6 +85,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
     statuses: new Statuses(writer, o.store, now),
     sites: new Sites(writer, nodes, now),
     streams: o.streams ?? null,
+    workload: o.workload ?? null,
   };
 }
 

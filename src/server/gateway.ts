@@ -59,6 +59,7 @@ export const AGENT_MESSAGES: Record<AgentToServer['type'], { needs: 'connection'
   hub: { needs: 'approved', own: '' },
   'logs.data': { needs: 'approved', own: 'a log request made to this node (else dropped)' },
   'logs.end': { needs: 'approved', own: 'a log request made to this node (else dropped)' },
+  identity: { needs: 'approved', own: 'every replica it names is on this node (E_FORBIDDEN; one removed meanwhile gets no token)' },
 };
 
 /** Bytes per second one connection may send, and at once (a full register or status is at most 4 MiB). */
@@ -278,7 +279,7 @@ export class AgentGateway {
       const info = { ...msg.node, site: id.site ?? msg.node.site, labels: { ...msg.node.labels, ...id.labels } };
       cp.nodes.register(info, !id.approved).catch(loggedByWriter);
       this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
-      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL });
+      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL, features: ['identity'] });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
       this.sendDevices(node, c);
       this.sendAssignments(node);
@@ -316,6 +317,7 @@ export class AgentGateway {
         return;
       }
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);
+      case 'identity': return this.sendIdentity(c, msg.replicas);
       case 'renew':
         cp.identities.renew(node, msg.csr, c.keyId, msg.hub).then(
           (r) => send(c.ws, { type: 'cert', ...r }),
@@ -347,6 +349,20 @@ export class AgentGateway {
   private sendDevices(node: string, c: Conn): void {
     const id = this.cp.identities.get(node);
     send(c.ws, { type: 'devices', devices: id?.approved ? this.cp.devices.forSite(id.site) : [] });
+  }
+
+  /** Signs identity tokens for the node's own replicas; a replica on another node is refused. */
+  private sendIdentity(c: Conn, ids: string[]): void {
+    const signer = this.cp.workload;
+    if (!signer) throw new OutpostError('E_NOT_FOUND', 'this control plane has no workload identity key');
+    const other = ids.find((id) => { const r = this.cp.state.replica(id); return r !== undefined && r.node !== c.node; });
+    if (other) throw new OutpostError('E_FORBIDDEN', `replica ${other} is not on node ${c.node}: no identity token for it`, { path: 'replicas' });
+    const tokens: Record<string, string> = {};
+    for (const id of ids) {
+      const r = this.cp.state.replica(id);
+      if (r) tokens[id] = signer.sign({ app: r.app, replica: id, node: c.node });
+    }
+    send(c.ws, { type: 'identity', tokens, key: signer.jwk });
   }
 
   /** Sends a node what changed about it (approval): its device list and assignments. */

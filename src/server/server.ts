@@ -13,6 +13,7 @@ import { PgWindowStore } from './streams-pg.js';
 import { Cluster, DEFAULT_TIMING, soloStatus, type ClusterTiming } from './cluster.js';
 import { PgCoordination } from './store/pgcluster.js';
 import { syncShared } from './trust/shared.js';
+import { WorkloadSigner, ensureIdentityKey } from './trust/workload.js';
 import { openControlPlane, type ControlPlane } from './controlplane.js';
 import { AgentGateway, type GatewayOptions } from './gateway.js';
 import { buildApi } from './http.js';
@@ -89,6 +90,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     authority = await openTls(o.dataDir, o.host, o.tls === false ? {} : o.tls);
     adminToken = loadOrCreateToken(o.dataDir, 'admin.token');
     secretsKey.ensure(Boolean(o.secretsKeyFile));
+    ensureIdentityKey(o.dataDir);
   };
   const secretsKey = new KeyFile(o.dataDir, o.secretsKeyFile, pgStore && !o.secretsKeyFile ? sharedKey(pgStore.pool) : null);
   let cluster: Cluster | null = null;
@@ -110,6 +112,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const cp = await openControlPlane({
     store, log: o.log, streams, loss: o.nodeTimeoutMs !== undefined ? { timeoutMs: o.nodeTimeoutMs } : {},
     authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken, cluster: cluster ?? undefined, secretsKey,
+    workload: new WorkloadSigner(o.dataDir),
   });
   // the admin token is the first API token: its record follows admin.token
   await cp.apitokens.ensureAdmin(adminToken);

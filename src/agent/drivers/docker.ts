@@ -18,6 +18,7 @@ import type { Layer } from '../../core/types.js';
 import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
 import { readEnv } from '../../env.js';
 import type { SecretOwner } from '../secrets.js';
+import { IDENTITY_MOUNT, TOKEN_FILE } from '../workload.js';
 import { DISK_RESERVE_MB } from '../../core/settings.js';
 import { carriesPin, parseImageRef, pullRef } from '../../core/imageref.js';
 import { readRegistryAuth } from '../../registry/auth.js';
@@ -285,7 +286,9 @@ export class DockerDriver implements RuntimeDriver {
       exposed[key] = {};
       bindings[key] = [{ HostIp: r.bindHost, HostPort: String(r.hostPorts[p.name]) }];
     }
-    const env = { ...s.env, ...r.env, ...r.secrets?.env };
+    const env = { ...s.env, ...r.env, ...r.secrets?.env, ...(r.identityDir ? { OUTPOST_IDENTITY_TOKEN_FILE: `${IDENTITY_MOUNT}/${TOKEN_FILE}` } : {}) };
+    // secret files, and the identity directory (mounted whole: the token is replaced by a rename, which a file mount would not see)
+    const binds = [...(r.secrets?.files ?? []).map((f) => `${f.source}:${f.target}:ro`), ...(r.identityDir ? [`${r.identityDir}:${IDENTITY_MOUNT}:ro`] : [])];
     const image = await this.imageToRun(s.image!);
     const opts: Docker.ContainerCreateOptions = {
       name,
@@ -304,8 +307,8 @@ export class DockerDriver implements RuntimeDriver {
         ...hardening(s.resources),
         // the agent's supervisor restarts; the engine must not race it
         RestartPolicy: { Name: 'no' },
-        // secret files from the node's tmpfs, read-only where the manifest asks
-        ...(r.secrets?.files.length ? { Binds: r.secrets.files.map((f) => `${f.source}:${f.target}:ro`) } : {}),
+        // from the node's tmpfs, read-only where the manifest asks
+        ...(binds.length ? { Binds: binds } : {}),
       },
     };
     try {

@@ -29,6 +29,8 @@ export interface RunSpec {
   env: Record<string, string>;
   /** the replica's secrets: env vars, and files on the node's tmpfs for the path the manifest asks (never written to the agent's data dir) */
   secrets?: Materialised;
+  /** the directory on the node's tmpfs whose `token` file holds the replica's current identity token */
+  identityDir?: string;
 }
 
 export interface InstanceInfo {

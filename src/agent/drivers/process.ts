@@ -22,6 +22,7 @@ import { detectCgroups, oomKills, removeCgroup, type Cgroups, type ReplicaCgroup
 import { launch, replicaIdentity, type Identity } from './confine.js';
 import { LogFollower, logFiles, rotateLog, tailLines } from './logfile.js';
 import { secretFileVar, type SecretOwner } from '../secrets.js';
+import { TOKEN_FILE } from '../workload.js';
 
 export interface ProcessOptions {
   /** replicas run as the agent's own user even when it is root (else a root agent runs them as `user`) */
@@ -132,6 +133,7 @@ export class ProcessDriver implements RuntimeDriver {
     const firstPort = r.spec.ports[0];
     const env: Record<string, string> = { ...r.spec.env, ...r.env };
     for (const f of r.secrets?.files ?? []) env[secretFileVar(f.name)] = f.source;
+    if (r.identityDir) env.OUTPOST_IDENTITY_TOKEN_FILE = path.join(r.identityDir, TOKEN_FILE);
     // secret values stay in memory: the state file below is on disk
     if (r.secrets && Object.keys(r.secrets.env).length > 0) this.secretEnv.set(r.replicaId, r.secrets.env); else this.secretEnv.delete(r.replicaId);
     // a process shares the host's network: the app learns its port from PORT

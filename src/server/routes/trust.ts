@@ -39,6 +39,12 @@ export function trustRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps, ca
     return reply.type('application/x-pem-file').send(hubCaPem);
   });
 
+  // what outside services verify the replicas' identity tokens with (a JWKS)
+  app.get('/v1/identity/keys', async () => {
+    if (!cp.workload) throw new OutpostError('E_NOT_FOUND', 'this control plane has no workload identity key');
+    return cp.workload.jwks();
+  });
+
   app.post<{ Body: EnrolBody }>('/v1/enroll', async (req) => {
     const b = bodyObject<EnrolBody>(req.body);
     if (typeof b.name !== 'string') throw new OutpostError('E_INVALID', 'name is required', { path: 'name' });

@@ -2,7 +2,8 @@
 // alike: the CAs that sign node certificates and hub certificates (join
 // tokens pin the CA's hash, so two CAs would cut off every agent that enrolled
 // through the other), the TLS ticket keys (an agent resumes its session on any
-// instance), the admin token, and the envelope key of secrets. The first instance makes them; the others
+// instance), the admin token, the envelope key of secrets, and the key that signs workload identity tokens (a token from
+// any instance verifies against the one published key). The first instance makes them; the others
 // take them from the store, under the initialisation lock (pgcluster.ts).
 // The serving certificate stays each instance's own: it names its host.
 import fs from 'node:fs';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import { OutpostError } from '../../core/errors.js';
 import type { SharedFile } from '../store/pgcluster.js';
 
-export const SHARED_FILES = ['admin.token', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys', 'secrets.key'];
+export const SHARED_FILES = ['admin.token', 'tls/ca.crt', 'tls/ca.key', 'tls/hub-ca.crt', 'tls/hub-ca.key', 'tls/ticket.keys', 'secrets.key', 'tls/identity.key'];
 
 /**
  * Writes the store's shared files into the data dir, runs `init` (which makes
