@@ -8,10 +8,9 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { OutpostError } from '../src/core/errors.js';
-import { pgSkipReason, sharedPostgres } from '../src/server/store/pgkit.js';
+import { pgSkipReason, sharedPostgres, sql } from '../src/server/store/pgkit.js';
 import { cli, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 import { leaderOf, relay, selfId, spawnInstance, status, type Instance } from './hakit.js';
 import { device, devicesYaml, hubConfigFile } from './hubkit.js';
@@ -67,12 +66,6 @@ async function running(i: Instance, appName: string, n: number, env?: Record<str
     const died = i.child.exitCode !== null ? `; the instance exited (${i.child.exitCode}): ${i.output().slice(-2000)}` : '';
     throw new Error(`${e.message}; last seen ${last}${died}`);
   });
-}
-
-async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const c = new pg.Client(url);
-  await c.connect();
-  try { return (await c.query<T>(text)).rows; } finally { await c.end(); }
 }
 
 test('two instances: one leads, both serve; a deploy through one reaches an agent connected to the other; the CA is shared', { skip }, async () => {

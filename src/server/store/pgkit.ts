@@ -99,3 +99,10 @@ let shared: Promise<PgCluster> | null = null;
 export function sharedPostgres(): Promise<PgCluster> {
   return (shared ??= startPostgres());
 }
+
+/** One statement on its own connection: tests look into the database as an operator would. */
+export async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const c = new pg.Client(url);
+  await c.connect();
+  try { return (await c.query<T>(text)).rows; } finally { await c.end(); }
+}

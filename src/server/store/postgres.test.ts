@@ -4,12 +4,11 @@
 // one database racing: never both winners of one compare-and-set.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import pg from 'pg';
 import { OutpostError } from '../../core/errors.js';
 import { StoreConflict, StoreFenced, type Store } from './store.js';
 import { PgCoordination } from './pgcluster.js';
 import { openPostgresStore, PG_MIGRATIONS } from './postgres.js';
-import { pgSkipReason, sharedPostgres } from './pgkit.js';
+import { pgSkipReason, sharedPostgres, sql } from './pgkit.js';
 import pino from 'pino';
 import { State } from '../state.js';
 import { Writer } from '../writer.js';
@@ -18,12 +17,6 @@ import type { SiteRecord } from '../../core/types.js';
 const skip = pgSkipReason() ?? undefined;
 const cluster = skip ? null : await sharedPostgres();
 after(() => cluster?.stop());
-
-async function sql<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const c = new pg.Client(url);
-  await c.connect();
-  try { return (await c.query<T>(text)).rows; } finally { await c.end(); }
-}
 
 test('an empty database gets the whole schema, once, even when two stores open it at the same moment', { skip }, async () => {
   const url = await cluster!.newDatabase();
