@@ -10,13 +10,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
+import mqtt from 'mqtt';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { signIdentity, type IdentityJwk } from '../src/core/jwt.js';
 import { secretsBase } from '../src/agent/secrets.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { engineOrSkip } from './engine.js';
 import { call, controlPlane, dialAgent, enrol, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
-import { device, devicesYaml, hubConfigFile } from './hubkit.js';
+import { device, devicesYaml, hubConfigFile, noMosquitto } from './hubkit.js';
 
 const cp = await controlPlane();
 const agents: AgentProc[] = [];
@@ -121,7 +122,38 @@ test('a replica\'s identity token names it, verifies against the JWKS, and opens
   const expired = await post('id-a-s', old);
   assert.equal(expired.status, 401);
   assert.match(expired.body.error?.message ?? '', /expired/);
+
+  if (noMosquitto) return;
+  // MQTT: the token is the password (any username); a QoS 1 publish returns 0 only once its PUBACK came, after the points were stored
+  const u = new URL(hub.mqtt);
+  const mqttPub = (stream: string, jwt: string) => spawnSync('mosquitto_pub', [
+    '-h', u.hostname, '-p', u.port, ...(u.protocol === 'mqtts:' ? ['--cafile', path.join(cp.dataDir, 'ca.crt')] : []),
+    '-u', 'replica', '-P', jwt, '-t', `outpost/data/${stream}`, '-q', '1', '-m', '5', '-i', `id-test-${stream}`,
+  ], { encoding: 'utf8', timeout: 10_000 });
+  const before = await streamCount(hub.http, token, 'id-a-s');
+  const m = mqttPub('id-a-s', token);
+  assert.equal(m.status, 0, m.stderr);
+  assert.equal(await streamCount(hub.http, token, 'id-a-s'), before + 1, 'the MQTT point was stored in the app\'s stream');
+  const elsewhere = mqttPub('id-b-s', token);
+  assert.notEqual(elsewhere.status, 0, 'another app\'s stream over MQTT: the connection is closed before any PUBACK');
+  assert.match(mqttPub('id-a-s', old).stderr, /bad user name or password/i, 'an expired token over MQTT');
+  assert.match(mqttPub('id-a-s', forged).stderr, /bad user name or password/i, 'a tampered token over MQTT');
+
+  // a connection lasts as long as its token: one signed to expire in 2 s is closed then
+  const soon = Math.floor(Date.now() / 1000);
+  const short = signIdentity(key, header.kid, { ...(c as object), iat: soon, exp: soon + 2 } as Parameters<typeof signIdentity>[2]);
+  const client = await mqtt.connectAsync(hub.mqtt, { username: 'replica', password: short, reconnectPeriod: 0, ca: fs.readFileSync(path.join(cp.dataDir, 'ca.crt')) });
+  const t0 = Date.now();
+  await new Promise<void>((r) => client.once('close', () => r()));
+  assert.ok(Date.now() - t0 < 6000, 'closed when the token expired');
+  await client.endAsync(true);
 });
+
+/** Points the hub took for a stream (GET /v1/streams with the replica's own token). */
+async function streamCount(hubHttp: string, jwt: string, stream: string): Promise<number> {
+  const list = await (await fetch(`${hubHttp}/v1/streams`, { headers: { authorization: `Bearer ${jwt}` } })).json() as { name: string; pointsIn?: number }[];
+  return list.find((x) => x.name === stream)?.pointsIn ?? 0;
+}
 
 test('a node that asks for a token for a replica not its own is refused (E_FORBIDDEN) and gets none', { timeout: 60_000 }, async () => {
   const mine = await running('id-a');

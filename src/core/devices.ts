@@ -15,6 +15,8 @@ export interface DeviceCredential {
   secretHash: string;
   /** the streams it may publish to (and read) */
   streams: string[];
+  /** a replica's identity token: when it expires (ms since the epoch); a device's credential has none */
+  until?: number;
 }
 
 /** Device names are topic levels too: no `/`, `+`, `#` (nor `$`, which starts $SYS). */

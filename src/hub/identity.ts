@@ -1,5 +1,6 @@
 // Replicas publish to their app's streams with their identity token
-// (`Authorization: Bearer <JWT>` over HTTP): the hub checks it with the public
+// (`Authorization: Bearer <JWT>` over HTTP, the MQTT password over MQTT, with
+// any username): the hub checks it with the public
 // key the agent got from the control plane, that it is in date and names this
 // node, and lets it reach the streams its app declares, no others. A token
 // stays good until it expires (an hour at most) even if its replica is gone.
@@ -29,6 +30,6 @@ export class WorkloadTokens {
     if (this.keys.length === 0) throw new OutpostError('E_UNAUTHORIZED', 'identity token refused: this hub has no identity key yet (its agent gets it from the control plane)');
     const c = verifyIdentity(token, this.keys, Math.floor(nowMs / 1000));
     if (c.node !== this.node) throw new OutpostError('E_UNAUTHORIZED', `identity token refused: it is for node ${c.node}, not ${this.node}`);
-    return { name: c.replica, secretHash: '', streams: this.streams.get(c.app) ?? [] };
+    return { name: c.replica, secretHash: '', streams: this.streams.get(c.app) ?? [], until: c.exp * 1000 };
   }
 }

@@ -4,7 +4,9 @@
 // goes to the hub; the broker still routes it to any other subscriber.
 //
 // The embedded broker knows who is connected: a device (username = its name,
-// password = its secret) or, only where the hub allows it, an anonymous
+// password = its secret), a replica (password = its identity token, any
+// username; its connection is closed when the token expires, and it connects
+// again with the rotated one) or, only where the hub allows it, an anonymous
 // client. A device publishes only to its streams' topics and subscribes only
 // to them, without wildcards; a publish elsewhere closes its connection
 // (MQTT 3.1.1 has no reason code on PUBACK, and a silent drop would
@@ -16,10 +18,12 @@ import tls from 'node:tls';
 import { Aedes, type Client } from 'aedes';
 import mqtt from 'mqtt';
 import type { Logger } from 'pino';
+import { looksLikeJwt } from '../core/jwt.js';
 import { dataStream, mayFeed, mayPublish, maySubscribe, topicStream, type Principal } from '../core/devices.js';
 import type { DataHub } from './hub.js';
 import type { DeviceTable } from './devices.js';
 import { BrokerPersistence } from './persistence.js';
+import type { WorkloadTokens } from './identity.js';
 
 export const TOPIC_PREFIX = 'outpost/data/';
 
@@ -39,6 +43,8 @@ export interface BrokerOptions {
   tls: { port: number; context: tls.SecureContextOptions } | null;
   advertise: string;
   devices: DeviceTable;
+  /** replicas' identity tokens (absent: only devices) */
+  identity?: WorkloadTokens | null;
   /** clients without credentials may connect (a closed network) */
   anonymous: boolean;
   maxPacketBytes: number;
@@ -59,8 +65,8 @@ function deviceTag(topic: string, who: Principal): string | null {
   return topicStream(topic)?.device ?? (who === 'anonymous' ? null : who.name);
 }
 
-/** The holder of a client id: a device's name, or '' for anonymous clients. */
-const holderOf = (who: Principal) => (who === 'anonymous' ? '' : who.name);
+/** The holder of a client id: a device's name, a replica's (kept apart from devices' names), or '' for anonymous clients. */
+const holderOf = (who: Principal) => (who === 'anonymous' ? '' : who.until !== undefined ? `replica:${who.name}` : who.name);
 
 /**
  * Closes a connection whose next packet is longer than `max` bytes, as soon
@@ -99,10 +105,11 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
   /** client id -> its holder, kept (on disk) for a persistent session after its connection ends */
   const holders = persistence.holders;
 
-  /** A device whose record changed since it connected (removed, new secret or streams) has no rights left. */
+  /** A device whose record changed since it connected (removed, new secret or streams), or a replica whose token expired, has no rights left. */
   const current = (c: Client | null): Principal | null => {
     const w = c ? who.get(c) : undefined;
     if (w === undefined) return null;
+    if (w !== 'anonymous' && w.until !== undefined) return Date.now() < w.until ? w : null;
     return w === 'anonymous' || o.devices.get(w.name) === w ? w : null;
   };
 
@@ -133,6 +140,13 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
         return done(refusal('not authorized', NOT_AUTHORIZED) as never, false);
       }
       w = 'anonymous';
+    } else if (o.identity && password && looksLikeJwt(password.toString('utf8'))) {
+      try {
+        w = o.identity.authenticate(password.toString('utf8'));
+      } catch (err) {
+        hub.refuse('E_UNAUTHORIZED', { transport: 'mqtt', clientId: client.id, why: (err as Error).message });
+        return done(refusal('bad user name or password', BAD_CREDENTIALS) as never, false);
+      }
     } else {
       w = o.devices.authenticate(username ?? '', password?.toString('utf8') ?? '');
       if (!w) {
@@ -148,6 +162,12 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
     }
     holders.set(client.id, holderOf(w));
     who.set(client, w);
+    // a replica's connection lasts as long as its token: it comes back with the rotated one
+    if (w !== 'anonymous' && w.until !== undefined) {
+      const expiry = setTimeout(() => client.close(), Math.max(0, w.until - Date.now()));
+      expiry.unref();
+      client.conn.once('close', () => clearTimeout(expiry));
+    }
     // a clean session starts without the state of any earlier one
     if (client.clean) hub.forgetSession(client.id);
     // a clean session ends with its connection: its id is free again (unless a newer connection holds it)
@@ -171,7 +191,8 @@ export async function startBroker(hub: DataHub, o: BrokerOptions): Promise<MqttS
     // a topic streams read through their sources (`from:`), tagged with the device it names or the publisher's
     // ($ topics are the broker's: mayPublish refuses them, whatever a source's pattern matches)
     const routes = packet.topic.startsWith(TOPIC_PREFIX) || packet.topic.startsWith('$') ? [] : hub.routes(packet.topic, w && w !== 'anonymous' ? w.name : null);
-    const v = !w ? { ok: false as const, reason: 'its credentials were withdrawn' }
+    const was = client ? who.get(client) : undefined;
+    const v = !w ? { ok: false as const, reason: was !== undefined && was !== 'anonymous' && was.until !== undefined ? 'its identity token expired' : 'its credentials were withdrawn' }
       : routes.length > 0 ? mayFeed(w, routes.map((r) => r.stream)) : mayPublish(w, packet.topic);
     if (!v.ok) {
       hub.refuse('E_FORBIDDEN', { transport: 'mqtt', device: nameOf(client), topic: packet.topic, why: v.reason });

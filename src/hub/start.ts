@@ -77,7 +77,7 @@ export async function startHub(c: HubConfig): Promise<RunningHub> {
     mqtt = c.mqttUrl
       ? await joinBroker(hub, c.mqttUrl, `outpost-hub-${hub.store.hubId.slice(0, 8)}`, c.log)
       : await startBroker(hub, {
-        host: c.bindHost, advertise: hostInUrl(c.advertise), devices, anonymous, log: c.log, dataDir: c.dataDir,
+        host: c.bindHost, advertise: hostInUrl(c.advertise), devices, identity, anonymous, log: c.log, dataDir: c.dataDir,
         port: c.tls && !c.plaintextMqtt ? null : c.mqttPort,
         tls: c.tls ? { port: c.mqttTlsPort ?? 8883, context: c.tls } : null,
         maxPacketBytes: c.maxMqttPacketBytes ?? MQTT_MAX_PACKET_BYTES,
