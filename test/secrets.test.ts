@@ -52,6 +52,9 @@ function leaks(where: string, data: Buffer | string, values: string[]): string[]
   return values.flatMap((v) => [v, Buffer.from(v).toString('base64')]).filter((x) => b.includes(x)).map((x) => `${where}: ${x}`);
 }
 
+// what an agent received: its debug log of every assignment message, bytes and the secrets' names and versions only
+const received = (a: AgentProc) => a.output().split('\n').filter((l) => l.includes('"assignments received"')).map((l) => JSON.parse(l) as { bytes: number; secrets: string[] });
+
 describe('secrets', { skip }, () => {
   const tag = `${process.pid}`;
   const na = `sec-a${tag}`;
@@ -163,8 +166,6 @@ describe('secrets', { skip }, () => {
     assert.deepEqual([mount?.Source, mount?.RW], [path.join(dir, 'tls'), false]);
     const list = await cp.client.secrets();
     assert.deepEqual(list.map((s) => [s.name, s.version, s.apps]), [['db-pw', 1, ['vault']], ['proc-token', 1, ['proc']], ['tls', 1, ['proc', 'vault']]]);
-    // what each agent received: its debug log of every assignment message, names and versions only
-    const received = (a: AgentProc) => a.output().split('\n').filter((l) => l.includes('"assignments received"')).map((l) => JSON.parse(l) as { bytes: number; secrets: string[] });
     const gotB = received(agentB).flatMap((m) => m.secrets);
     const gotA = received(agents[0]!).flatMap((m) => m.secrets);
     assert.ok(gotB.includes('proc-token@1') && gotB.includes('tls@1'), `B got ${gotB}`);
@@ -178,7 +179,9 @@ describe('secrets', { skip }, () => {
   test('a new value rolls the replicas that use it (and only those); the old replica\'s secret files go with it', async () => {
     const [old] = await ready('vault');
     const procBefore = (await ready('proc')).map((r) => r.id);
-    const r = await cli(['secret', 'set', 'db-pw', '--from-literal', V2, '--json'], env);
+    const bBefore = received(agentB);
+    // the new value on stdin, as a script pipes it
+    const r = await cli(['secret', 'set', 'db-pw', '--json'], env, V2);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual((JSON.parse(r.stdout) as { redeployed: string[] }).redeployed, ['vault']);
     await waitFor('the new value in a new replica', async () => {
@@ -186,6 +189,8 @@ describe('secrets', { skip }, () => {
       return reps.length === 1 && reps[0]!.id !== old!.id && reps[0]!.ready && (await get(reps[0]!, '/env?name=DB_PASSWORD')).text === V2;
     }, 90_000, 200);
     assert.deepEqual((await ready('proc')).map((x) => x.id), procBefore, 'proc does not use db-pw: not rolled');
+    // B runs nothing that uses db-pw: not one assignment byte reached it for the change
+    assert.deepEqual(received(agentB).slice(bBefore.length), [], 'no assignment message to B');
     await waitFor('old secret dir removed', () => !fs.existsSync(path.join(secretsBase(), na, old!.id)));
   });
 
