@@ -6,7 +6,9 @@ import { OutpostError } from './errors.js';
 
 import { NAME_RE } from './names.js';
 import { streamsSchema } from './pipeline.js';
-import { imageRefProblem } from './imageref.js';
+import { containerSchema, ENV_RE, portsOf, healthSchema, imageSchema, runFields } from './containers.js';
+import { configsSchema, checkContainers } from './groups.js';
+import { overridesSchema } from './overrides.js';
 
 export { NAME_RE };
 const name = z.string().regex(NAME_RE, 'must be 1-63 characters of [a-z0-9-], starting and ending with a letter or digit');
@@ -14,31 +16,12 @@ const finitePositive = z.number().finite().positive();
 
 // Every field says what it means with .describe(): docs/reference/manifest.md
 // is generated from this schema (npm run docs), so keep them short and true.
-const port = z.object({
-  name: name.describe('the port\'s name, unique in the app; health checks and `PORT_<NAME>` refer to it'),
-  container: z.number().int().min(1).max(65535).describe('the port the app listens on inside its container; each replica gets a free host port for it'),
-  protocol: z.enum(['tcp', 'udp']).default('tcp').describe('the protocol published'),
-}).strict();
-
-const health = z.object({
-  http: z.string().startsWith('/', 'must be a path starting with /').optional().describe('an HTTP GET of this path on the health port; a 2xx or 3xx answer is healthy'),
-  tcp: z.boolean().optional().describe('a TCP connect to the health port: what is checked anyway when neither `http` nor `exec` is given, so `false` changes nothing'),
-  port: z.string().optional().describe('the name of the declared port to check; default: the first one'),
-  intervalMs: z.number().int().min(10).max(3_600_000).default(1000).describe('time between checks once the replica runs'),
-  timeoutMs: z.number().int().min(10).max(600_000).default(1000).describe('how long one check may take'),
-  startTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000).describe('the first passing check must come within this time of the start, or the replica has failed to start (`E_HEALTH_TIMEOUT`)'),
-  startPeriodMs: z.number().int().min(0).max(3_600_000).default(0).describe('after the first pass: failures within this time of the start make the replica not ready but do not count towards `failureThreshold`'),
-  exec: z.array(z.string().min(1)).min(1).optional().describe('a command run inside the replica; exit code 0 is healthy (wins over `http` and `tcp`)'),
-  failureThreshold: z.number().int().min(1).max(100).default(3).describe('consecutive failures after start-up that make the replica unhealthy (`E_UNHEALTHY`, restarted by its policy); one failure already stops routing to it'),
-}).strict();
-
 const demand = z.object({
   site: name.describe('a site (`outpost site add`) where requests come from'),
   rps: z.number().finite().nonnegative().describe('requests per second from that site: the weight of its latency in the objective'),
   items: z.number().int().nonnegative().default(1).describe('items per request: T_request = RTT + items * (t_process + t_storage + t_compute)'),
 }).strict();
 
-const ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 const secretRef = z.object({
   name: name.describe('the secret\'s name (`outpost secret set NAME`); a deploy that names a missing one is refused'),
@@ -48,22 +31,18 @@ const secretRef = z.object({
 
 export const appSchema = z.object({
   name: name.describe('the app\'s name, unique in the cluster'),
-  image: z.string().min(1).max(512).superRefine((s, ctx) => {
-    const problem = imageRefProblem(s);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  }).optional().describe('the container image (container runtimes): `name[:tag]`, or pinned by digest as `name[:tag]@sha256:<64 hex>`, which the agent verifies (`E_DIGEST_MISMATCH`); pulled only when the node lacks it. An app needs `image` or `command`'),
-  command: z.array(z.string().min(1)).min(1).optional().describe('the program and its arguments (process runtime); container runtimes run the image\'s own command'),
-  workdir: z.string().min(1).optional().describe('the process runtime\'s working directory, relative to the agent\'s (the package root under `outpost up`)'),
+  image: imageSchema.optional().describe('the container image (container runtimes): `name[:tag]`, or pinned by digest as `name[:tag]@sha256:<64 hex>`, which the agent verifies (`E_DIGEST_MISMATCH`); pulled only when the node lacks it. An app needs `image`, `command` or `containers`'),
+  ...runFields,
+  containers: z.array(containerSchema).min(1).max(16).optional().describe('several containers per replica, placed together on one node, started in `dependsOn` order, reaching each other by name; instead of the top-level `image`, `command`, `ports` and the other container fields (the top-level `env` goes to every container)'),
+  configs: configsSchema,
   replicas: z.number().int().min(0).max(1000).default(1).describe('how many replicas run, each on a different node'),
-  ports: z.array(port).max(32).default([]).describe('the ports the app listens on; the first one is its endpoint'),
-  env: z.record(z.string().regex(ENV_RE, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}).describe('environment variables of every replica (the agent adds its own: docs/reference/environment.md)'),
   resources: z.object({
     cpu: finitePositive.max(1024).default(0.1).describe('cores reserved for placement, and the replica\'s relative CPU share when the node is busy (1024 per core): not a cap'),
     cpuLimit: finitePositive.max(1024).optional().describe('a hard cap in cores (a CFS quota over a 10 ms period), only when asked for: a cap slows start-up even on an idle node. At least `cpu`'),
     memoryMiB: z.number().int().positive().max(4_194_304).default(64).describe('reserved for placement, and a hard limit: above it the replica is killed (OOMKilled) and restarted by its policy'),
     pids: z.number().int().min(16).max(1_048_576).optional().describe('the most processes and threads a replica may have at once (the pids cgroup, both runtimes); default 1024'),
   }).strict().default({}).describe('what each replica reserves and may use; the process runtime enforces it through a cgroup when the agent runs as root (docs/security.md)'),
-  health: health.optional().describe('how the agent checks a replica; without it, start-up waits for a TCP connect to the first port (or for the process to run, with no port) and nothing is checked afterwards'),
+  health: healthSchema.optional().describe('how the agent checks a replica; without it, start-up waits for a TCP connect to the first port (or for the process to run, with no port) and nothing is checked afterwards'),
   update: z.object({
     maxSurge: z.number().int().min(0).max(100).default(1).describe('new replicas that may exist beyond `replicas` during an update'),
     maxUnavailable: z.number().int().min(0).max(100).default(0).describe('replicas that may be not ready during an update'),
@@ -85,18 +64,16 @@ export const appSchema = z.object({
   }).strict().optional().describe('what the app reports for the latency model'),
   secrets: z.array(secretRef).max(64).default([]).describe('secrets the replicas get, each as an env var or a file (exactly one of `env` and `file`); the values are sent only to the nodes that run the app, and a new value (`outpost secret set`) rolls its replicas'),
   streams: streamsSchema.optional().describe('the streams the data hubs of this app\'s nodes window, by name (names: 1-128 of `[A-Za-z0-9_.-]`)'),
+  overrides: overridesSchema,
 }).strict().superRefine((app, ctx) => {
-  if (!app.image && !app.command) {
-    ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes) or a command (process runtime)' });
+  if (!app.image && !app.command && !app.containers) {
+    ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes), a command (process runtime) or containers' });
   }
+  checkContainers(app, ctx);
   if (app.resources.cpuLimit !== undefined && app.resources.cpuLimit < app.resources.cpu) {
     ctx.addIssue({ code: 'custom', path: ['resources', 'cpuLimit'], message: `must be at least resources.cpu (${app.resources.cpu}): the cap cannot be below the reservation` });
   }
-  const portNames = new Set<string>();
-  app.ports.forEach((p, i) => {
-    if (portNames.has(p.name)) ctx.addIssue({ code: 'custom', path: ['ports', i, 'name'], message: `duplicate port name "${p.name}"` });
-    portNames.add(p.name);
-  });
+  const portNames = new Set(portsOf(app).map((p) => p.name));
   const secretNames = new Set<string>();
   const targets = new Set<string>();
   app.secrets.forEach((r, i) => {
@@ -111,7 +88,7 @@ export const appSchema = z.object({
   if (app.health?.port !== undefined && !portNames.has(app.health.port)) {
     ctx.addIssue({ code: 'custom', path: ['health', 'port'], message: `no port named "${app.health.port}" in ports` });
   }
-  if (app.health && (app.health.http !== undefined || app.health.tcp) && app.ports.length === 0) {
+  if (app.health && (app.health.http !== undefined || app.health.tcp) && portNames.size === 0) {
     ctx.addIssue({ code: 'custom', path: ['health'], message: 'an http or tcp health check needs a declared port' });
   }
 });
@@ -169,11 +146,17 @@ export function parseManifestText(text: string): unknown {
   return doc.toJS();
 }
 
+/** Fields added after the first release, with their defaults as JSON. */
+const ADDED_LATER: Record<string, string> = {
+  secrets: '[]', volumes: '[]', devices: '[]', capAdd: '[]', privileged: 'false', networkMode: '"bridge"', readOnlyRootfs: 'false', configs: '{}', overrides: '[]',
+};
+
 /** A stable hash of what a replica runs: a changed spec means new replicas. */
 export function specHash(spec: AppSpec): string {
-  const { replicas: _r, placement: _p, streams: _s, update: _u, onNodeLoss: _o, metrics: _m, secrets, ...runs } = spec;
-  // no secrets hashes as before they existed: an upgrade rolls no app
-  return fnv1a(stableStringify(secrets?.length ? { ...runs, secrets } : runs));
+  const { replicas: _r, placement: _p, streams: _s, update: _u, onNodeLoss: _o, metrics: _m, ...runs } = spec;
+  // fields at their defaults hash as before the fields existed: an upgrade rolls no app
+  const kept = Object.fromEntries(Object.entries(runs).filter(([k, v]) => !(k in ADDED_LATER) || JSON.stringify(v) !== ADDED_LATER[k]));
+  return fnv1a(stableStringify(kept));
 }
 
 export function stableStringify(v: unknown): string {
