@@ -7,9 +7,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import crypto from 'node:crypto';
 import pg from 'pg';
 import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
-import { pgSkipReason, sharedPostgres } from '../src/server/store/pgkit.js';
+import { pgSkipReason, sharedPostgres, sql } from '../src/server/store/pgkit.js';
 import { cli, cliEnv, controlPlane, postJson, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, type TestControlPlane } from './helpers.js';
 
 const skip = pgSkipReason() ?? undefined;
@@ -72,6 +73,30 @@ test('a deploy through a control plane on PostgreSQL runs, and a restarted contr
   assert.equal(after2!.id, rep.id, 'the same replica, not a new one');
   assert.equal(replicaPid(rep.id), pid, 'its process was not restarted');
   assert.deepEqual((await postJson(`${after2!.endpoint}/process_data`, '[4,6]')).json, { processed_data: 5 });
+});
+
+test('a secret set on a PostgreSQL store is nowhere in the database\'s files, its WAL or its log, in the clear or in base64', { skip }, async () => {
+  assert.ok(cp, 'the first test left a control plane');
+  const value = `pg-${crypto.randomBytes(12).toString('hex')}`;
+  const r = await cli(['secret', 'set', 'pg-pw', '--from-literal', value], cliEnv(cp!));
+  assert.equal(r.code, 0, r.stderr);
+  // the pages written out, not only the WAL
+  await sql(url, 'CHECKPOINT');
+  assert.equal((await sql<{ n: string }>(url, "SELECT count(*)::text AS n FROM secrets WHERE key = 'pg-pw'"))[0]!.n, '1', 'the secret is in PostgreSQL');
+  const needles = [value, Buffer.from(value).toString('base64')].map((x) => Buffer.from(x));
+  const hits: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        const data = fs.readFileSync(p);
+        for (const n of needles) if (data.includes(n)) hits.push(p);
+      }
+    }
+  };
+  walk(cluster!.dir);
+  assert.deepEqual(hits, []);
 });
 
 test('outpost server with an unreachable or wrong --store stops with a code, not a stack trace', { skip }, async () => {

@@ -15,6 +15,8 @@ const BIN = '/usr/lib/postgresql/15/bin';
 
 export interface PgCluster {
   port: number;
+  /** the cluster's files (data dir, WAL, log) */
+  dir: string;
   /** a URL of a new, empty database */
   newDatabase(): Promise<string>;
   /** stops the server and removes its files */
@@ -82,6 +84,7 @@ export async function startPostgres(): Promise<PgCluster> {
   let n = 0;
   return {
     port,
+    dir,
     async newDatabase() {
       const name = `t${process.pid}_${++n}`;
       const c = new pg.Client(admin);
