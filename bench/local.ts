@@ -41,6 +41,8 @@ export interface LocalCluster {
   /** the environment a CLI process needs to reach it (OUTPOST_SERVER, OUTPOST_TOKEN, OUTPOST_CA) */
   cliEnv: NodeJS.ProcessEnv;
   node: string;
+  /** the control plane's data dir (the agents' are below it when there are several) */
+  dir: string;
   /** each agent's data dir, by node name */
   agentDirs: Record<string, string>;
   stop(): void;
@@ -73,7 +75,7 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
     if (nodes.filter((n) => n.state === 'ready').length >= names.length) break;
     await sleep(50);
   }
-  return { client, token, cliEnv, node: names[0]!, agentDirs, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+  return { client, token, cliEnv, node: names[0]!, dir, agentDirs, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
 }
 
 /** Removes an app and waits until the engine holds none of its containers, so the next run starts on a quiet machine. */

@@ -121,8 +121,12 @@ interface Sample {
   revisions: number;
   /** the rollout as the control plane timed it: the app's updatedAt at completion minus the rollout's startedAt */
   cpRolloutMs: number | null;
-  /** the fewest listed replicas answering at any poll */
+  /** the fewest listed replicas answering at any poll (the list is a few ms older than the answers: an old replica removed in between counts as not answering) */
   minAnswering: number;
+  /** the fewest replicas the control plane listed as running and ready at any poll */
+  minReady: number;
+  /** when the bench saw the rollout marked complete, from the change's start, ms */
+  completeMs: number;
   /** observations of an old env var with the new file (both: the second change ahead of the first) */
   mixed: number;
   /** replicas seen with the new env var and the old file (both: the first revision's) */
@@ -196,9 +200,10 @@ async function main(): Promise<void> {
       const w = await watching;
       Object.assign(cur, want);
       const after = await complete(client, before.revision ?? 0);
+      const completeMs = Math.round(performance.now() - t0);
       const reps = after.replicas;
       return {
-        kind, round, ...w, callMs,
+        kind, round, ...w, callMs, completeMs,
         steps: new Set(reps.map((r) => r.createdAt)).size,
         created: maxSerial(reps) - maxSerial(before.replicas),
         revisions: (after.revision ?? 0) - (before.revision ?? 0),
@@ -211,7 +216,7 @@ async function main(): Promise<void> {
       for (let j = 0; j < KINDS.length; j++) {
         const kind = KINDS[(j + Math.max(0, round)) % KINDS.length]!;
         const s = await once(kind, round);
-        console.log(`${round < 0 ? 'warm-up' : `round ${round + 1}`} ${kind.padEnd(4)}: first ${s.firstMs} ms, all ${s.allMs} ms, steps ${s.steps}, created ${s.created}, revisions ${s.revisions}, control plane ${s.cpRolloutMs} ms, fewest answering ${s.minAnswering}, longest pending ${s.maxPendingMs} ms, mixed ${s.mixed}, in place ${s.inPlace}, other ${s.other}, calls ${s.callMs.join('+')} ms`);
+        console.log(`${round < 0 ? 'warm-up' : `round ${round + 1}`} ${kind.padEnd(4)}: first ${s.firstMs} ms, all ${s.allMs} ms, steps ${s.steps}, created ${s.created}, revisions ${s.revisions}, complete seen ${s.completeMs} ms, control plane ${s.cpRolloutMs} ms, fewest answering ${s.minAnswering} (ready ${s.minReady}), longest pending ${s.maxPendingMs} ms, mixed ${s.mixed}, in place ${s.inPlace}, other ${s.other}, calls ${s.callMs.join('+')} ms`);
         if (round >= 0) samples.push(s);
         // the old replicas' processes finish stopping, so the next change starts on a quiet machine; the
         // jitter keeps the changes out of step with the control plane's 1 s tick (it marks rollouts complete)
@@ -226,7 +231,8 @@ async function main(): Promise<void> {
         firstMs: summarize(xs.map((s) => s.firstMs)), allMs: summarize(xs.map((s) => s.allMs)),
         cpRolloutMs: summarize(xs.map((s) => s.cpRolloutMs ?? NaN)),
         steps: xs.map((s) => s.steps), created: xs.map((s) => s.created), revisions: xs.map((s) => s.revisions),
-        minAnswering: Math.min(...xs.map((s) => s.minAnswering)),
+        minAnswering: Math.min(...xs.map((s) => s.minAnswering)), minReady: Math.min(...xs.map((s) => s.minReady)),
+        completeMs: summarize(xs.map((s) => s.completeMs)),
         mixed: xs.reduce((a, s) => a + s.mixed, 0), inPlace: xs.reduce((a, s) => a + s.inPlace, 0), other: xs.reduce((a, s) => a + s.other, 0),
         firstRevisionReplicas: xs.reduce((a, s) => a + s.firstRevisionReplicas, 0),
         maxPendingMs: summarize(xs.map((s) => s.maxPendingMs)),
@@ -245,10 +251,11 @@ async function main(): Promise<void> {
       machine: { cpus: os.availableParallelism(), loadStart: loadStart.map((x) => +x.toFixed(2)), loadEnd: os.loadavg().map((x) => +x.toFixed(2)), node: process.version },
       kinds, ratios, samples,
     };
-    console.log('\nkind  first (median, min-max)   all (median, min-max)   control plane  steps  created  revisions');
+    console.log('\nkind  first: median (min-max)  all: median (min-max)  complete seen  steps  created  revisions  fewest answering/ready');
     for (const k of KINDS) {
       const r = kinds[k]!;
-      console.log(`${k.padEnd(5)} ${`${r.firstMs.median} (${r.firstMs.min}-${r.firstMs.max})`.padEnd(25)} ${`${r.allMs.median} (${r.allMs.min}-${r.allMs.max})`.padEnd(23)} ${String(r.cpRolloutMs.median).padEnd(14)} ${r.steps.join(',').padEnd(6)} ${r.created.join(',').padEnd(8)} ${r.revisions.join(',')}`);
+      const mm = (x: { median: number; min: number; max: number }) => `${x.median} (${x.min}-${x.max})`;
+      console.log(`${k.padEnd(5)} ${mm(r.firstMs).padEnd(25)} ${mm(r.allMs).padEnd(23)} ${String(r.completeMs.median).padEnd(14)} ${[...new Set(r.steps)].join('/').padEnd(6)} ${[...new Set(r.created)].join('/').padEnd(8)} ${[...new Set(r.revisions)].join('/').padEnd(10)} ${r.minAnswering}/${r.minReady}`);
     }
     console.log(JSON.stringify({ ratios, machine: out.machine }, null, 2));
     fs.mkdirSync('bench/results', { recursive: true });
@@ -277,6 +284,7 @@ async function converge(client: ApiClient, old: Seen, want: Seen, t0: number, wh
   let mixed = 0;
   let other = 0;
   let minAnswering = Infinity;
+  let minReady = Infinity;
   const pollMs: number[] = [];
   for (;;) {
     const t = performance.now();
@@ -308,13 +316,14 @@ async function converge(client: ApiClient, old: Seen, want: Seen, t0: number, wh
       byId.set(r.id, key(s));
     });
     minAnswering = Math.min(minAnswering, answering);
+    minReady = Math.min(minReady, reps.filter((r) => r.state === 'running' && r.ready !== false).length);
     if (TRACE) {
       const tag = (x: Seen | null) => (!x ? '-' : is(x, want) ? 'new' : is(x, old) ? 'old' : `${x.env === want.env ? 'E' : 'e'}${x.file === want.file ? 'F' : 'f'}`);
       console.error(`${what} +${at} ms: ${reps.map((r, i) => `${r.id}@${r.node.slice(-1)} ${r.state}${r.ready === false ? '/unready' : ''} ${tag(seen[i] ?? null)}`).join(' | ')}`);
     }
     if (atWant > 0 && firstMs === null) firstMs = at;
     if (reps.length === K && atWant === K) {
-      return { firstMs: firstMs!, allMs: at, minAnswering, mixed, other, maxPendingMs, inPlace: inPlace.size, firstRevisionReplicas: firstRevision.size, polls: pollMs.length, pollMsMedian: +median(pollMs).toFixed(1) };
+      return { firstMs: firstMs!, allMs: at, minAnswering, minReady, mixed, other, maxPendingMs, inPlace: inPlace.size, firstRevisionReplicas: firstRevision.size, polls: pollMs.length, pollMsMedian: +median(pollMs).toFixed(1) };
     }
     await sleep(Math.max(0, POLL_MS - (performance.now() - t)));
   }
@@ -338,6 +347,8 @@ async function stop(local: LocalCluster, names: string[]): Promise<void> {
   for (const d of Object.values(local.agentDirs)) await workloadsGone(d, 10_000);
   local.stop();
   for (const n of names) fs.rmSync(path.join(secretsBase(), n), { recursive: true, force: true });
+  await sleep(1000); // the processes stop before their files go
+  fs.rmSync(local.dir, { recursive: true, force: true });
 }
 
 main().catch((e) => {
