@@ -41,11 +41,15 @@ export interface LocalCluster {
   /** the environment a CLI process needs to reach it (OUTPOST_SERVER, OUTPOST_TOKEN, OUTPOST_CA) */
   cliEnv: NodeJS.ProcessEnv;
   node: string;
+  /** the control plane's data dir (the agents' are below it when there are several) */
+  dir: string;
+  /** each agent's data dir, by node name */
+  agentDirs: Record<string, string>;
   stop(): void;
 }
 
 /** A control plane and one agent (`node`), or one per name in `nodes`: several nodes on this one machine. */
-export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: string; nodes?: string[]; env?: NodeJS.ProcessEnv; insecure?: boolean }): Promise<LocalCluster> {
+export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: string; nodes?: string[]; env?: NodeJS.ProcessEnv; insecure?: boolean; agentArgs?: string[] }): Promise<LocalCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-'));
   const port = await freePort('127.0.0.1');
   const env = { ...process.env, OUTPOST_LOG_LEVEL: 'warn', OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0', ...opts.env };
@@ -59,9 +63,11 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
   const client = new ApiClient(url, token, ca());
   const names = opts.nodes ?? [opts.node ?? 'bench'];
   const join = (await client.createToken({ ttl: '1h', uses: names.length, note: 'bench' })).token;
+  const agentDirs: Record<string, string> = {};
   for (const node of names) {
     const data = names.length === 1 ? dir : path.join(dir, node);
-    procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--name', node, '--runtime', opts.runtime, '--data-dir', data], { env: { ...env, OUTPOST_JOIN_TOKEN: join }, stdio: 'inherit' }));
+    agentDirs[node] = data;
+    procs.push(spawn(process.execPath, [CLI, 'agent', '--server', url, '--name', node, '--runtime', opts.runtime, '--data-dir', data, ...(opts.agentArgs ?? [])], { env: { ...env, OUTPOST_JOIN_TOKEN: join }, stdio: 'inherit' }));
   }
   const cliEnv = { OUTPOST_SERVER: url, OUTPOST_TOKEN: token, ...(opts.insecure ? {} : { OUTPOST_CA: caFile }) };
   for (;;) {
@@ -69,7 +75,7 @@ export async function startLocal(opts: { runtime: 'docker' | 'process'; node?: s
     if (nodes.filter((n) => n.state === 'ready').length >= names.length) break;
     await sleep(50);
   }
-  return { client, token, cliEnv, node: names[0]!, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
+  return { client, token, cliEnv, node: names[0]!, dir, agentDirs, stop: () => procs.forEach((p) => p.kill('SIGTERM')) };
 }
 
 /** Removes an app and waits until the engine holds none of its containers, so the next run starts on a quiet machine. */
