@@ -172,6 +172,26 @@ test('decide keeps matching replicas, replaces stale ones, trims surplus newest 
   assert.deepEqual(solo.plan.placements.map((p) => p.node), ['a'], 'its successor takes the room it frees');
 });
 
+test('with no spare node, an update swaps one replica at a time, each after the last successor is ready', () => {
+  const spec = validateApp({ name: 'web', image: 'i:1', replicas: 3 });
+  const nodes = [node('a'), node('b'), node('c')];
+  const old = ['a', 'b', 'c'].map((n, i) => replica(`o${i}`, 'web', n, { specHash: 'old', createdAt: i }));
+  const first = decide(spec, 'new', { nodes, replicas: old, specs: new Map(), sites: [] });
+  assert.equal(first.remove.length, 1, 'one old replica makes room');
+  assert.equal(first.plan.placements.length, 1);
+  const gone = first.remove[0]!;
+  const starting = replica('n0', 'web', gone.node, { specHash: 'new', state: 'starting', createdAt: 10 });
+  const rest = old.filter((r) => r !== gone);
+  // the successor is not ready yet: a pass (any status report) retires nothing more
+  const waiting = decide(spec, 'new', { nodes, replicas: [...rest, starting], specs: new Map(), sites: [] });
+  assert.deepEqual(waiting.remove, [], 'no second swap before the first successor is ready');
+  assert.equal(waiting.plan.placements.length, 0);
+  // ready: the next swap
+  const next = decide(spec, 'new', { nodes, replicas: [...rest, { ...starting, state: 'running' }], specs: new Map(), sites: [] });
+  assert.equal(next.remove.length, 1);
+  assert.equal(next.plan.placements.length, 1);
+});
+
 test('image references compare the way engines name them', () => {
   assert.equal(normalizeRef('nginx'), 'docker.io/library/nginx:latest');
   assert.equal(normalizeRef('127.0.0.1:5000/x:1'), '127.0.0.1:5000/x:1');

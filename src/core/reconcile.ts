@@ -6,7 +6,7 @@ import type { NodeRecord, ReplicaRecord, SiteRecord } from './types.js';
 import { Cluster } from './cluster.js';
 import { liveSnapshot } from './live.js';
 import { plan, type Plan } from './planner.js';
-import { rolloutStep } from './rollout.js';
+import { isReady, rolloutStep } from './rollout.js';
 import { OutpostError } from './errors.js';
 
 export interface Decision {
@@ -71,7 +71,11 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { pl
   } catch (e) {
     if (!(e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') || step.create === 0) throw e;
     // no room for a surge replica (one replica per node, e.g. a single node):
-    // retire one old replica and place its successor in the room it frees
+    // retire one old replica and place its successor in the room it frees,
+    // one at a time: the next swap waits until every new replica is ready
+    // (this pass runs on every status report; without the gate it retired
+    // all the old replicas before any successor was up)
+    if (freshKept.some((r) => !isReady(r))) return { keep, remove, plan: planFor(keep, remove, 0) };
     const victim = keep.filter((r) => r.specHash !== hash).sort((a, b) => b.createdAt - a.createdAt)[0];
     if (!victim) throw e;
     remove = [...remove, victim];
