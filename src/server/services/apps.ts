@@ -205,7 +205,11 @@ export class Apps {
   private announce(r: DeployResult): void {
     this.changes.changed(r.app.name);
     this.assignments.touch(r.nodes);
-    if (r.removed.length > 0) this.roomFreed();
+    if (r.removed.length > 0) {
+      this.roomFreed();
+      // the last old replica gone may complete the rollout: see now, not at the next tick
+      this.mark([r.app.name]);
+    }
     if (r.nodes.length > 0) {
       this.log.info({ app: r.app.name, created: r.replicas.filter((x) => x.state === 'pending' && r.nodes.includes(x.node)).length, removed: r.removed.length }, 'app reconciled');
     }
