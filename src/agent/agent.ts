@@ -404,7 +404,7 @@ export class Agent extends EventEmitter {
         return;
       case 'identity':
         this.o.hub?.identity.setKey(msg.key, this.o.name);
-        this.workload.onTokens(msg.tokens);
+        this.workload.onTokens(msg.tokens, msg.gone);
         return;
       case 'cert':
         this.identity.save(msg.cert, undefined, msg.hubCert).then((c) => {

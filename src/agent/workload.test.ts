@@ -79,6 +79,17 @@ test('offline (or a control plane without identity tokens), a replica starts at 
   }
 });
 
+test('a replica the control plane no longer has (gone) starts at once without a token, not after the wait', { timeout: 30_000 }, async () => {
+  const tokens = new IdentityTokens(tmp(), () => true, pino({ level: 'silent' }), 60_000);
+  try {
+    const pending = tokens.issue('r1', { uid: process.getuid!(), gid: process.getgid!() });
+    tokens.onTokens({}, ['r1']);
+    assert.equal((await pending)?.token, null, 'answered by the reply, not by the 60 s wait (the test would time out)');
+  } finally {
+    tokens.close();
+  }
+});
+
 test('the hub refuses a token for another node or from another key, and gives an app only its streams', () => {
   const s = signer();
   const hub = new WorkloadTokens();

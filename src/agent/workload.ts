@@ -81,8 +81,13 @@ export class IdentityTokens {
     this.held.delete(id);
   }
 
-  /** Tokens from the control plane: each written, its waiters answered, its next refresh at half its life. */
-  onTokens(tokens: Record<string, string>): void {
+  /** Tokens from the control plane: each written, its waiters answered, its next refresh at half its life; replicas it no longer has start without one at once. */
+  onTokens(tokens: Record<string, string>, gone: string[] = []): void {
+    for (const id of gone) {
+      for (const w of this.waiting.get(id) ?? []) w(null);
+      this.waiting.delete(id);
+      this.held.delete(id);
+    }
     for (const [id, token] of Object.entries(tokens)) {
       const h = this.held.get(id);
       if (!h) continue;

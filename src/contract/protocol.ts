@@ -149,7 +149,11 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   /** the device credentials the node's data hub accepts (every device of all sites and of its own), whole each time */
   z.object({ type: z.literal('devices'), devices: z.array(deviceSchema).max(MAX_LIST) }),
   /** identity tokens (JWTs) by replica id, and the public key they verify with (the node's hub checks them with it) */
-  z.object({ type: z.literal('identity'), tokens: boundedRecord(str(4096), MAX_LIST, str(128)), key: identityKeySchema }),
+  z.object({
+    type: z.literal('identity'), tokens: boundedRecord(str(4096), MAX_LIST, str(128)), key: identityKeySchema,
+    /** replicas asked for that the control plane no longer has (removed meanwhile): no token will come */
+    gone: z.array(str(128)).max(MAX_LIST).optional(),
+  }),
 ]);
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;

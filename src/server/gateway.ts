@@ -358,11 +358,14 @@ export class AgentGateway {
     const other = ids.find((id) => { const r = this.cp.state.replica(id); return r !== undefined && r.node !== c.node; });
     if (other) throw new OutpostError('E_FORBIDDEN', `replica ${other} is not on node ${c.node}: no identity token for it`, { path: 'replicas' });
     const tokens: Record<string, string> = {};
+    const gone: string[] = [];
     for (const id of ids) {
       const r = this.cp.state.replica(id);
       if (r) tokens[id] = signer.sign({ app: r.app, replica: id, node: c.node });
+      else gone.push(id);
     }
-    send(c.ws, { type: 'identity', tokens, key: signer.jwk });
+    // replicas removed meanwhile are named, so the agent stops waiting for their tokens at once
+    send(c.ws, { type: 'identity', tokens, key: signer.jwk, ...(gone.length ? { gone } : {}) });
   }
 
   /** Sends a node what changed about it (approval): its device list and assignments. */
