@@ -56,6 +56,8 @@ function globRe(glob: string): RegExp {
   let re = globCache.get(glob);
   if (!re) {
     const body = glob.split('').map((ch) => (ch === '*' ? '[^/]*' : ch === '?' ? '[^/]' : ch.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('');
+    // policies come from every node: a fleet of distinct globs must not grow this without end
+    if (globCache.size >= 4096) globCache.clear();
     globCache.set(glob, (re = new RegExp(`^${body}$`)));
   }
   return re;
