@@ -17,6 +17,7 @@ import { OutpostError } from '../core/errors.js';
 import type { EnsureResult, PullProgress, RuntimeDriver } from './drivers/driver.js';
 import { ReplicaRunner } from './runner.js';
 import { machine } from './sysinfo.js';
+import { allowedDevices, NO_POLICY, policyRefusal, type NodePolicy } from './policy.js';
 import { probeSites } from './probe.js';
 import { StageTracker } from './stages.js';
 import type { SiteRecord } from '../core/types.js';
@@ -70,6 +71,8 @@ export interface AgentOptions {
    * MQTT over TLS) from when it arrives. Null: the hub serves what it started with.
    */
   hubNames?: string[] | null;
+  /** what replicas may reach of this node (devices, host paths, privileges); none: nothing */
+  policy?: NodePolicy;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -352,6 +355,8 @@ export class Agent extends EventEmitter {
       name: this.o.name, ...machine(), labels: this.o.labels, site: this.o.site, runtime: this.o.driver.kind,
       address: this.o.advertise, images: inv.images, layers: inv.layers, imageLayers: inv.imageLayers, agentVersion: this.o.version ?? '0.1.0',
       hub: this.o.hub ? { http: this.o.hub.http, mqtt: this.o.hub.mqtt } : null,
+      // devices are found at each connection: one plugged in later counts from the next
+      policy: this.o.policy ?? NO_POLICY, devices: allowedDevices((this.o.policy ?? NO_POLICY).devices),
     };
     this.send({ type: 'register', node });
   }
@@ -458,7 +463,12 @@ export class Agent extends EventEmitter {
   /** Makes what runs here match the assignment set: adopt, start, stop, clean up. */
   private async apply(assignments: Assignment[], fromServer: boolean): Promise<void> {
     if (fromServer) this.desired?.save(assignments);
-    const want = new Map(assignments.map((a) => [a.id, a]));
+    // what this node's policy refuses is never created (and one already running, under a policy since narrowed, is removed)
+    const refused = assignments.flatMap((a) => {
+      const e = policyRefusal(a.spec, this.o.policy ?? NO_POLICY, this.o.driver.kind, this.o.name);
+      return e ? [{ id: a.id, state: 'failed' as const, error: { code: e.code, message: e.message } }] : [];
+    });
+    const want = new Map(assignments.filter((a) => !refused.some((r) => r.id === a.id)).map((a) => [a.id, a]));
     const stopping: Promise<void>[] = [];
     for (const [id, r] of this.runners) {
       const a = want.get(id);
@@ -469,9 +479,13 @@ export class Agent extends EventEmitter {
       }
     }
     await Promise.all(stopping);
-    this.setStreams(assignments);
+    this.setStreams([...want.values()]);
     const instances = await this.o.driver.list();
-    for (const a of assignments) {
+    if (refused.length > 0) {
+      this.o.log.warn({ replicas: refused.map((r) => r.id), why: refused[0]!.error.message }, 'assignments refused by this node\'s policy');
+      this.send({ type: 'status', replicas: refused });
+    }
+    for (const a of want.values()) {
       if (this.runners.has(a.id)) continue;
       const runner = new ReplicaRunner(a, {
         driver: this.o.driver, secretFiles: this.secretFiles, identity: this.workload, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,

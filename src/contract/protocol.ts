@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { NAME_RE } from '../core/names.js';
 import { appSchema } from '../core/manifest.js';
 import { deviceSchema } from '../core/devices.js';
+import { policySchema } from '../core/nodepolicy.js';
 
 export const AGENT_PATH = '/v1/agent/connect';
 export const PROTOCOL_MAJOR = 1;
@@ -56,6 +57,10 @@ export const nodeInfoSchema = z.object({
   agentVersion: str(64),
   hostId: str().optional(),
   hub: z.object({ http: str(), mqtt: str() }).nullable().optional(),
+  /** what the agent allows; an agent from before policies sends none, and is given nothing that needs one */
+  policy: policySchema.optional(),
+  /** the device paths on the node that its policy allows */
+  devices: z.array(str(256)).max(MAX_LIST).optional(),
 });
 
 const timings = z.object({ imageMs: ms.nullable().optional(), containerMs: ms.nullable().optional(), engineMs: ms.nullable().optional() });

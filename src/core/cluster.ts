@@ -1,12 +1,14 @@
 // A snapshot prepared for planning: nodes sorted by name (so index order is
-// the deterministic tie-break), numbers in typed arrays, per-image T_image
-// cached. `commit` consumes room as plans are applied, so many apps can be
-// planned one after another against one index.
+// the deterministic tie-break), numbers in typed arrays, T_image cached per
+// set of images. `commit` consumes room as plans are applied, so many apps
+// can be planned one after another against one index.
 import type { AppSpec } from './manifest.js';
 import type { ClusterSnapshot, SnapshotNode } from './snapshot.js';
 import { DEFAULTS, imageMs } from './model.js';
 import { normalizeRef } from './images.js';
 import { hostKey, type Window } from './contention.js';
+import { imagesOf } from './containers.js';
+import { effectiveSpec, type NodeFacts } from './overrides.js';
 
 export class Cluster {
   readonly nodes: SnapshotNode[];
@@ -26,8 +28,10 @@ export class Cluster {
   readonly appNodes = new Map<string, Set<number>>();
   /** host -> starts in flight on its nodes (windows relative to now) */
   readonly inFlight = new Map<string, Window[]>();
-  private readonly imageCache = new Map<string, Float64Array>();
+  private readonly imageCache = new Map<string, { images: string[]; ms: Float64Array }>();
   private readonly layerSets: Set<string>[];
+  /** images committed to a node while planning (normalised refs): present from then on */
+  private readonly placed: (Set<string> | undefined)[] = [];
 
   constructor(readonly snapshot: ClusterSnapshot) {
     this.nodes = [...snapshot.nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -71,29 +75,51 @@ export class Cluster {
     return s;
   }
 
-  /** Predicted T_image for the app on every node (0 where every layer is present). */
-  imageMsFor(app: AppSpec): Float64Array {
+  /**
+   * Predicted T_image on every node for a replica that runs these images: the
+   * layers of all of them that the node lacks, each layer counted once (images
+   * that share a base pull it once); 0 where every layer is present.
+   */
+  imageMsFor(images: string[]): Float64Array {
     const n = this.nodes.length;
-    if (!app.image) return new Float64Array(n);
-    const key = normalizeRef(app.image);
+    if (images.length === 0) return new Float64Array(n);
+    const key = images.map(normalizeRef).join(' ');
     const cached = this.imageCache.get(key);
-    if (cached) return cached;
-    const layers = (this.snapshot.images[app.image] ?? this.snapshot.images[key])?.layers;
+    if (cached) return cached.ms;
     const out = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      if (this.nodes[i]!.runtime === 'process') continue;
-      const bw = this.nodes[i]!.bandwidthMbps ?? DEFAULTS.bandwidthMbps;
-      let missing = 0;
-      if (layers) {
-        for (const l of layers) if (!this.layerSets[i]!.has(l.digest)) missing += l.bytes;
-      } else {
-        // an image no node has reported: its size is unknown, assume the default
-        missing = DEFAULTS.imageBytes;
-      }
-      out[i] = imageMs(missing, bw);
-    }
-    this.imageCache.set(key, out);
+    for (let i = 0; i < n; i++) out[i] = this.imageMsAt(images, i);
+    this.imageCache.set(key, { images, ms: out });
     return out;
+  }
+
+  private imageMsAt(images: string[], i: number): number {
+    const node = this.nodes[i]!;
+    if (node.runtime === 'process') return 0;
+    const held = this.placed[i];
+    const seen = images.length > 1 ? new Set<string>() : null;
+    let missing = 0;
+    for (const ref of images) {
+      const key = normalizeRef(ref);
+      if (held?.has(key)) continue;
+      const layers = (this.snapshot.images[ref] ?? this.snapshot.images[key])?.layers;
+      if (!layers) {
+        // an image no node has reported: its size is unknown, assume the default
+        missing += DEFAULTS.imageBytes;
+        continue;
+      }
+      for (const l of layers) {
+        if (this.layerSets[i]!.has(l.digest) || seen?.has(l.digest)) continue;
+        seen?.add(l.digest);
+        missing += l.bytes;
+      }
+    }
+    return imageMs(missing, node.bandwidthMbps ?? DEFAULTS.bandwidthMbps);
+  }
+
+  /** What `overrides` match a node by: its name, site, labels and arch (the snapshot's, else its labels'). */
+  facts(i: number): NodeFacts {
+    const n = this.nodes[i]!;
+    return { name: n.name, site: n.site ?? n.labels.site ?? null, labels: n.labels, arch: n.arch ?? n.labels.arch ?? 'amd64' };
   }
 
   /** the host a node runs on: nodes that name none are each their own */
@@ -102,17 +128,20 @@ export class Cluster {
     return hostKey(n.name, n.host);
   }
 
-  /** Consumes room for placed replicas (and remembers the image is now there). */
+  /** Consumes room for placed replicas (each node's effective spec), and remembers their images are now there. */
   commit(app: AppSpec, nodeNames: string[]): void {
-    const img = app.image ? this.imageCache.get(normalizeRef(app.image)) : undefined;
+    const baseImages = imagesOf(app).map(normalizeRef);
     for (const name of nodeNames) {
       const i = this.index.get(name);
       if (i === undefined) continue;
-      this.freeCpu[i] -= app.resources.cpu;
-      this.freeMem[i] -= app.resources.memoryMiB;
+      const spec = app.overrides?.length ? effectiveSpec(app, this.facts(i)).spec : app;
+      this.freeCpu[i] -= spec.resources.cpu;
+      this.freeMem[i] -= spec.resources.memoryMiB;
       this.replicas[i]! += 1;
       this.nodesOf(app.name).add(i);
-      if (img) img[i] = 0;
+      const held = (this.placed[i] ??= new Set());
+      for (const ref of spec === app ? baseImages : imagesOf(spec).map(normalizeRef)) held.add(ref);
+      for (const c of this.imageCache.values()) c.ms[i] = this.imageMsAt(c.images, i);
     }
   }
 }

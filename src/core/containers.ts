@@ -68,7 +68,7 @@ export const runFields = {
   ports: z.array(portSchema).max(32).default([]).describe('the ports it listens on; the app\'s first one is its endpoint'),
   env: z.record(z.string().regex(ENV_RE, 'env names are [A-Za-z_][A-Za-z0-9_]*'), z.string()).default({}).describe('environment variables (the agent adds its own: docs/reference/environment.md)'),
   volumes: z.array(mountSchema).max(64).default([]).describe('named volumes, host paths, tmpfs and configs mounted into the container (container runtimes)'),
-  devices: z.array(z.string().regex(DEVICE_RE, 'devices are HOST[:CONTAINER[:PERMISSIONS]], e.g. /dev/ttyUSB0 or /dev/video0:/dev/video0:r')).max(64).default([]).describe('host devices given to the container; only nodes that have them and allow them (`outpost agent --allow-devices`) are chosen'),
+  devices: z.array(z.string().regex(DEVICE_RE, 'devices are HOST[:CONTAINER[:PERMISSIONS]], e.g. /dev/ttyUSB0 or /dev/video0:/dev/video0:r').refine((d) => !d.split(/[:/]/).includes('..'), 'must not contain ".."')).max(64).default([]).describe('host devices given to the container; only nodes that have them and allow them (`outpost agent --allow-devices`) are chosen'),
   capAdd: z.array(z.string().regex(CAP_RE, 'capability names are upper case, without CAP_ (e.g. NET_ADMIN)')).max(64).default([]).describe('Linux capabilities added to the engine\'s default set; `ALL` needs a node that allows privileged containers'),
   privileged: z.boolean().default(false).describe('every device and capability of the host: only on nodes that allow it (`outpost agent --allow-privileged`)'),
   networkMode: z.enum(['bridge', 'host']).default('bridge').describe('`host`: the container shares the node\'s network (its ports are the container ports, nothing is published); only on nodes that allow privileged containers'),
@@ -116,8 +116,8 @@ function withDefaults<T extends Partial<Pick<ContainerSpec, keyof typeof runFiel
 }
 
 /** Every image an app runs, in container order, without repeats. */
-export function imagesOf(app: Shorthand): string[] {
-  return [...new Set(containersOf(app).map((c) => c.image).filter((i): i is string => !!i))];
+export function imagesOf(app: Shorthand, cs = containersOf(app)): string[] {
+  return [...new Set(cs.map((c) => c.image).filter((i): i is string => !!i))];
 }
 
 /** Every port of every container, with the container it belongs to (names are unique in the app). */
@@ -134,8 +134,7 @@ export interface HostNeeds {
   containerOnly: string[];
 }
 
-export function hostNeeds(app: Shorthand): HostNeeds {
-  const cs = containersOf(app);
+export function hostNeeds(app: Shorthand, cs = containersOf(app)): HostNeeds {
   const devices = [...new Set(cs.flatMap((c) => c.devices.map((d) => parseDevice(d).host)))];
   const hostPaths = [...new Set(cs.flatMap((c) => c.volumes.flatMap((v) => (v.hostPath ? [v.hostPath] : []))))];
   const privileged = cs.some((c) => c.privileged || c.networkMode === 'host' || c.capAdd.includes('ALL'));

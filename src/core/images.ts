@@ -25,6 +25,23 @@ export function missingImageBytes(catalog: Record<string, { layers: Layer[] }>, 
   return img.layers.filter((l) => !held.has(l.digest)).reduce((s, l) => s + l.bytes, 0);
 }
 
+/** Bytes of the layers of all of `refs` that `have` lacks, each layer once; null when no node has reported one of them. */
+export function missingImagesBytes(catalog: Record<string, { layers: Layer[] }>, refs: string[], have: Layer[]): number | null {
+  if (refs.length === 0) return null;
+  const held = new Set(have.map((l) => l.digest));
+  let bytes = 0;
+  for (const ref of refs) {
+    const img = catalog[normalizeRef(ref)];
+    if (!img) return null;
+    for (const l of img.layers) {
+      if (held.has(l.digest)) continue;
+      held.add(l.digest);
+      bytes += l.bytes;
+    }
+  }
+  return bytes;
+}
+
 /** Every image some node holds, with the layers it reported. */
 export function imageCatalog(nodes: NodeRecord[]): Record<string, { layers: Layer[] }> {
   const out: Record<string, { layers: Layer[] }> = {};

@@ -7,12 +7,18 @@ const NONE: Window[] = [];
 import type { NodeRecord, ReplicaRecord, SiteRecord } from './types.js';
 import { imageCatalog, normalizeRef } from './images.js';
 import type { Window } from './contention.js';
+import type { NodeFacts } from './overrides.js';
 
 /** The labels constraints match: the node's own, plus arch, hostname, runtime, name and site. */
 export function nodeLabels(n: NodeRecord): Record<string, string> {
   const implicit: Record<string, string> = { arch: n.arch, hostname: n.hostname, runtime: n.runtime, name: n.name };
   if (n.site) implicit.site = n.site;
   return { ...implicit, ...n.labels };
+}
+
+/** What `overrides` match a node by. */
+export function factsOf(n: NodeRecord): NodeFacts {
+  return { name: n.name, site: n.site, labels: nodeLabels(n), arch: n.arch };
 }
 
 /** Measured RTTs, with declared ones (for nodes that cannot probe) taking precedence. */
@@ -114,6 +120,10 @@ export function liveSnapshot(nodes: NodeRecord[], replicas: ReplicaRecord[], spe
     if (stage) node.perItemUs = stage;
     if (n.hostId) node.host = n.hostId;
     if (n.timings.startCores) node.startCores = n.timings.startCores;
+    if (n.site) node.site = n.site;
+    node.arch = n.arch;
+    if (n.policy) node.policy = n.policy;
+    if (n.devices) node.devices = n.devices;
     snapNodes[i] = node;
   }
   const out: ClusterSnapshot = {

@@ -1,6 +1,8 @@
 // The planner: a pure, deterministic function of (cluster, app) -> plan.
-// 1. Filters nodes (state, runtime, constraints, room, one replica per node)
-//    and records why each ruled-out node was ruled out.
+// 1. Filters nodes (state, runtime, the node's policy and devices,
+//    constraints, room, one replica per node) and records why each ruled-out
+//    node was ruled out. Each node is judged by the spec it would run: the
+//    base with the `overrides` that match it applied.
 // 2. With demand: places replicas to minimise the demand-weighted mean
 //    T_request (a p-median problem, solved in pmedian.ts), predicted T_deploy
 //    breaking ties. Without demand: spreads (fewest replicas first), with
@@ -13,6 +15,9 @@ import { OutpostError } from './errors.js';
 import { requestMs } from './model.js';
 import { alternatives, solve, UNREACHABLE, type PMedianInput } from './pmedian.js';
 import { DEFAULT_START_CORES, overlappedEngine } from './contention.js';
+import { containersOf, imagesOf } from './containers.js';
+import { needsOf, refusals, runtimeRefusals, type Need } from './nodepolicy.js';
+import { effectiveSpec, overrideMatches, specDiff } from './overrides.js';
 
 export interface Predicted {
   /** T_image, ms */
@@ -68,8 +73,12 @@ export interface Plan {
   deployMs: number;
   /** demand sites whose best T_request misses `placement.maxLatencyMs` */
   unmet: { site: string; bestMs: number | null; goalMs: number }[];
-  /** nodes ruled out, and why */
+  /** nodes ruled out, and why: each refused need names its manifest field and, for what a node's policy refuses, the agent flag that allows it */
   filtered: { node: string; reasons: string[] }[];
+  /** each node some `overrides` entry applies to: the entries' indexes, in the order applied, and the effective spec's difference from the base (`path: before -> after`) */
+  overrides: { node: string; applied: number[]; diff: string[] }[];
+  /** what does not stop the deploy but deserves a look: an override that matches no node, a replica that starts with an empty volume on a node its app did not run on */
+  warnings: string[];
 }
 
 export interface PlanOptions {
@@ -89,28 +98,78 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
 /** above this many candidates, the solver sees only a pool of promising ones */
 const REDUCE_ABOVE = 256;
 
-export function filterReasons(c: Cluster, i: number, app: AppSpec): string[] {
+/**
+ * The app as some nodes run it: the base spec, or the spec with the overrides
+ * that apply there (nodes with the same overrides share one), with what it
+ * needs of a node worked out once.
+ */
+interface Variant {
+  spec: AppSpec;
+  /** indexes in `overrides` that apply */
+  applied: number[];
+  needs: Need[];
+  /** why each runtime cannot run it at all */
+  runtime: { docker: string[]; process: string[] };
+  /** T_image on every node, for all its images */
+  img: Float64Array;
+}
+
+function variant(c: Cluster, spec: AppSpec, applied: number[]): Variant {
+  const cs = containersOf(spec);
+  return {
+    spec, applied, needs: needsOf(spec, cs),
+    runtime: { docker: runtimeRefusals(spec, 'docker', cs), process: runtimeRefusals(spec, 'process', cs) },
+    img: c.imageMsFor(imagesOf(spec, cs)),
+  };
+}
+
+/** Each node's variant of the app, and the overrides no node matches. */
+function variants(c: Cluster, app: AppSpec): { at: (i: number) => Variant; all: Variant[]; unmatched: number[] } {
+  const base = variant(c, app, []);
+  // a spec stored before overrides existed has none
+  const overrides = app.overrides ?? [];
+  if (overrides.length === 0) return { at: () => base, all: [base], unmatched: [] };
+  const byKey = new Map<string, Variant>([['', base]]);
+  const of = new Array<Variant>(c.nodes.length);
+  const matched = new Set<number>();
+  for (let i = 0; i < c.nodes.length; i++) {
+    const f = c.facts(i);
+    const applied = overrides.flatMap((o, k) => (overrideMatches(o, f) ? [k] : []));
+    for (const k of applied) matched.add(k);
+    const key = applied.join(',');
+    let v = byKey.get(key);
+    if (!v) byKey.set(key, (v = variant(c, effectiveSpec(app, f).spec, applied)));
+    of[i] = v;
+  }
+  return { at: (i) => of[i]!, all: [...byKey.values()], unmatched: overrides.map((_, k) => k).filter((k) => !matched.has(k)) };
+}
+
+export function filterReasons(c: Cluster, i: number, app: AppSpec, v: Variant = variant(c, app, [])): string[] {
   const n = c.nodes[i]!;
+  const spec = v.spec;
   const reasons: string[] = [];
   if (n.state !== 'ready') reasons.push(`node is ${n.state}`);
-  if (n.runtime === 'docker' && !app.image) reasons.push('runtime docker needs an image and the app has none');
-  if (n.runtime === 'process' && !app.command) reasons.push('runtime process needs a command and the app has none');
-  for (const [k, v] of Object.entries(app.placement.constraints)) {
+  reasons.push(...v.runtime[n.runtime]);
+  // a process node is refused whole by its runtime already
+  if (n.runtime === 'docker') reasons.push(...refusals(v.needs, n));
+  for (const [k, val] of Object.entries(app.placement.constraints)) {
     const has = n.labels[k];
-    if (has !== v) reasons.push(`constraint ${k}=${v} not met (node has ${has === undefined ? 'no such label' : `${k}=${has}`})`);
+    if (has !== val) reasons.push(`constraint ${k}=${val} not met (node has ${has === undefined ? 'no such label' : `${k}=${has}`})`);
   }
-  if (c.freeCpu[i]! + 1e-9 < app.resources.cpu) reasons.push(`not enough cpu: ${round2(c.freeCpu[i]!)} free, ${app.resources.cpu} asked`);
-  if (c.freeMem[i]! < app.resources.memoryMiB) reasons.push(`not enough memory: ${round2(c.freeMem[i]!)} MiB free, ${app.resources.memoryMiB} asked`);
+  if (c.freeCpu[i]! + 1e-9 < spec.resources.cpu) reasons.push(`not enough cpu: ${round2(c.freeCpu[i]!)} free, ${spec.resources.cpu} asked`);
+  if (c.freeMem[i]! < spec.resources.memoryMiB) reasons.push(`not enough memory: ${round2(c.freeMem[i]!)} MiB free, ${spec.resources.memoryMiB} asked`);
   if (c.appNodes.get(app.name)?.has(i)) reasons.push('already runs a replica of this app');
   if (app.placement.nodes && !app.placement.nodes.includes(n.name)) reasons.push('not in placement.nodes');
   return reasons;
 }
 
 /** The fast filter, without building reason strings. */
-function fits(c: Cluster, i: number, app: AppSpec, mine: Set<number> | undefined): boolean {
+function fits(c: Cluster, i: number, app: AppSpec, v: Variant, mine: Set<number> | undefined): boolean {
   const n = c.nodes[i]!;
-  if (n.state !== 'ready' || c.freeCpu[i]! + 1e-9 < app.resources.cpu || c.freeMem[i]! < app.resources.memoryMiB) return false;
-  if (n.runtime === 'docker' ? !app.image : !app.command) return false;
+  const r = v.spec.resources;
+  if (n.state !== 'ready' || c.freeCpu[i]! + 1e-9 < r.cpu || c.freeMem[i]! < r.memoryMiB) return false;
+  if (v.runtime[n.runtime].length > 0) return false;
+  if (v.needs.length > 0 && refusals(v.needs, n).length > 0) return false;
   if (mine?.has(i)) return false;
   if (app.placement.nodes && !app.placement.nodes.includes(n.name)) return false;
   for (const k in app.placement.constraints) if (n.labels[k] !== app.placement.constraints[k]) return false;
@@ -129,11 +188,14 @@ export function plan(c: Cluster, app: AppSpec, o: PlanOptions = {}): Plan {
   });
 
   const mine = c.appNodes.get(app.name);
+  const vs = variants(c, app);
   const cand: number[] = [];
   const filtered: Plan['filtered'] = [];
+  const one = vs.all.length === 1 ? vs.all[0]! : null;
   for (let i = 0; i < c.nodes.length; i++) {
-    if (fits(c, i, app, mine)) cand.push(i);
-    else if (explain || cand.length < count) filtered.push({ node: c.nodes[i]!.name, reasons: filterReasons(c, i, app) });
+    const v = one ?? vs.at(i);
+    if (fits(c, i, app, v, mine)) cand.push(i);
+    else if (explain || cand.length < count) filtered.push({ node: c.nodes[i]!.name, reasons: filterReasons(c, i, app, v) });
   }
   if (cand.length < count) {
     const detail = filtered.map((f) => `${f.node}: ${f.reasons.join('; ')}`).join(' | ');
@@ -142,7 +204,12 @@ export function plan(c: Cluster, app: AppSpec, o: PlanOptions = {}): Plan {
       { details: { filtered, fitting: cand.map((i) => c.nodes[i]!.name) } });
   }
 
-  const img = c.imageMsFor(app);
+  // T_image per node, each by the images its own variant runs
+  let img = one?.img;
+  if (!img) {
+    img = new Float64Array(c.nodes.length);
+    for (let i = 0; i < img.length; i++) img[i] = vs.at(i).img[i]!;
+  }
   const deploy = new Float64Array(cand.length);
   cand.forEach((i, x) => { deploy[x] = img[i]! + c.containerMs[i]! + c.engineMs[i]!; });
   const predicted = (x: number): Predicted => {
@@ -263,7 +330,21 @@ export function plan(c: Cluster, app: AppSpec, o: PlanOptions = {}): Plan {
   return {
     app: app.name, strategy, placements, routes, objective,
     deployMs: round2(placements.reduce((s, p) => s + p.predicted.deployMs, 0)), unmet, filtered,
+    overrides: explain ? overridesByNode(c, app, vs) : [],
+    warnings: vs.unmatched.map((k) => `overrides[${k}]: its match selects no node (${JSON.stringify(app.overrides[k]!.match)})`),
   };
+}
+
+/** Every node some override applies to: which ones, and what they change from the base spec. */
+function overridesByNode(c: Cluster, app: AppSpec, vs: ReturnType<typeof variants>): Plan['overrides'] {
+  if (!app.overrides?.length) return [];
+  const diffs = new Map(vs.all.map((v) => [v, v.applied.length ? specDiff(app, v.spec) : []]));
+  const out: Plan['overrides'] = [];
+  for (let i = 0; i < c.nodes.length; i++) {
+    const v = vs.at(i);
+    if (v.applied.length > 0) out.push({ node: c.nodes[i]!.name, applied: v.applied, diff: diffs.get(v)! });
+  }
+  return out;
 }
 
 /** Fewest replicas first, then lowest predicted deploy, then name: the k best, in O(n*k). */

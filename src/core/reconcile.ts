@@ -8,6 +8,7 @@ import { liveSnapshot } from './live.js';
 import { plan, type Plan } from './planner.js';
 import { isReady, rolloutStep } from './rollout.js';
 import { OutpostError } from './errors.js';
+import { containersOf } from './containers.js';
 
 export interface Decision {
   keep: ReplicaRecord[];
@@ -50,9 +51,10 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { pl
   const planFor = (keep: ReplicaRecord[], remove: ReplicaRecord[], count: number): Plan => {
     // nothing to place, and nobody to show the kept replicas' routes to (a
     // background pass): no snapshot of the fleet is needed
-    if (count === 0 && o.planKept === false) return { app: spec.name, strategy: spec.placement.demand.some((d) => d.rps > 0) ? 'latency' : 'spread', placements: [], routes: [], objective: null, deployMs: 0, unmet: [], filtered: [] };
+    if (count === 0 && o.planKept === false) return { app: spec.name, strategy: spec.placement.demand.some((d) => d.rps > 0) ? 'latency' : 'spread', placements: [], routes: [], objective: null, deployMs: 0, unmet: [], filtered: [], overrides: [], warnings: [] };
     const snapshot = liveSnapshot(state.nodes, state.replicas, specs, state.sites, spec, new Set(remove.map((r) => r.id)), state.now, state.images);
-    return plan(new Cluster(snapshot), spec, { kept: keep.map((r) => r.node), count });
+    const p = plan(new Cluster(snapshot), spec, { kept: keep.map((r) => r.node), count });
+    return { ...p, warnings: [...p.warnings, ...emptyVolumes(spec, current, p)] };
   };
   const liveStale = stale.filter((r) => !lost.has(r.node));
   if (liveStale.length === 0 || k === 0) {
@@ -82,4 +84,18 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { pl
     keep = keep.filter((r) => r !== victim);
     return { keep, remove, plan: planFor(keep, remove, step.create) };
   }
+}
+
+/**
+ * Named volumes live on a node: a replica placed where none of the app's
+ * replicas ran (a move, a surge onto another node) starts with empty ones.
+ * A first deploy has nothing to lose and says nothing.
+ */
+function emptyVolumes(spec: AppSpec, current: ReplicaRecord[], p: Plan): string[] {
+  if (current.length === 0) return [];
+  const volumes = [...new Set(containersOf(spec).flatMap((c) => c.volumes.flatMap((v) => (v.volume ? [v.volume] : []))))];
+  if (volumes.length === 0) return [];
+  const ran = new Set(current.map((r) => r.node));
+  return p.placements.filter((x) => !ran.has(x.node)).map((x) =>
+    `replica ${x.replica} goes to ${x.node}, where ${spec.name} did not run (it ran on ${[...ran].sort().join(', ')}): it ${volumes.map((v) => `starts with an empty volume ${v}`).join(', ')}`);
 }

@@ -144,6 +144,20 @@ export const labelsKind: Kind<Record<string, string>> = {
   },
 };
 
+/** A list: `a,b` (a flag, a variable) or a list (a config file), every item passing `ok`. */
+function listKind(want: string, ok: (item: string) => boolean): Kind<string[]> {
+  return {
+    want,
+    parse(raw) {
+      const items = typeof raw === 'string' ? raw.split(',').map((x) => x.trim()).filter(Boolean) : Array.isArray(raw) ? raw : undefined;
+      if (!items || items.some((x) => typeof x !== 'string' || !ok(x))) return undefined;
+      return [...new Set(items as string[])];
+    },
+  };
+}
+
+const noDotDot = (p: string) => !p.split('/').includes('..');
+
 /**
  * The control plane's URLs: `URL,URL` (a flag, a variable) or a list (a
  * config file). Several are instances of one control plane, tried in turn; all
@@ -195,6 +209,13 @@ const agentTuning = {
   diskReserveMb: withDefault(num({ min: 0, unit: 'MiB' }), DISK_RESERVE_MB, { env: 'OUTPOST_DISK_RESERVE_MB', meaning: 'MiB kept free on the image store (container runtime): a pull that would go below is refused with `E_DISK_FULL`' }),
 };
 
+/** What the agent lets replicas reach of its node (src/agent/policy.ts); all off, as Nomad and balena have it. */
+const nodePolicy = {
+  allowDevices: withDefault(listKind('device paths or globs under /dev, comma-separated (a list in a config file)', (x) => x.startsWith('/dev/') && noDotDot(x)), [], { flag: '--allow-devices <globs>', defaultText: 'none', meaning: 'the devices replicas may be given (`devices` in the manifest): paths or globs under /dev, where `*` and `?` stay within one path segment (`/dev/ttyUSB*,/dev/video*`). The agent reports the ones present when it connects (a device plugged in later counts from its next connection), and only apps whose devices are all there are placed here' }),
+  allowHostPaths: withDefault(listKind('absolute paths without "..", comma-separated (a list in a config file)', (x) => x.startsWith('/') && noDotDot(x)), [], { flag: '--allow-host-paths <paths>', defaultText: 'none', meaning: 'the host paths bind mounts may come from (`volumes: [{ hostPath }]`): each path allows itself and what is below it, judged after symlinks are resolved on the node' }),
+  allowPrivileged: withDefault(bool, false, { flag: '--allow-privileged', meaning: 'replicas may run privileged, with `networkMode: host` or with `capAdd: [ALL]`' }),
+};
+
 /** Who process-runtime replicas run as (src/agent/drivers/confine.ts). */
 const replicaIdentity = {
   allowRoot: withDefault(bool, false, { flag: '--allow-root', env: 'OUTPOST_ALLOW_ROOT', meaning: 'process runtime: a root agent runs replicas as root (its own user) instead of `replicaUser`' }),
@@ -231,6 +252,7 @@ export const AGENT_SETTINGS = {
   name: optional(str(), { flag: '--name <name>', defaultText: 'the hostname', meaning: 'node name' }),
   site: optional(str(), { flag: '--site <site>', meaning: 'the site this node sits at' }),
   labels: withDefault(labelsKind, {}, { flag: '--labels <k=v,...>', defaultText: 'none', meaning: 'node labels for placement constraints' }),
+  ...nodePolicy,
   runtime,
   dataDir,
   advertise: withDefault(str(), '127.0.0.1', { flag: '--advertise <host>', meaning: 'address clients use to reach this node\'s replicas' }),
@@ -269,6 +291,7 @@ export const UP_SETTINGS = {
   port: withDefault(port(), 7070, { flag: '--port <port>', meaning: 'API port (on 127.0.0.1)' }),
   runtime,
   registryAuth,
+  ...nodePolicy,
   demo: withDefault(bool, true, { flag: '--no-demo', flagHelp: 'do not deploy examples/sensor-stats', meaning: 'deploy examples/sensor-stats once up' }),
   nodeTimeoutMs,
   hubHttpPort,

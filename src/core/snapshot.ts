@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { OutpostError } from './errors.js';
 import { NAME_RE, validateWith } from './manifest.js';
 import { DEFAULTS } from './model.js';
+import { policySchema } from './nodepolicy.js';
 
 const ms = z.number().finite().nonnegative();
 const siteName = z.string().regex(NAME_RE, 'site names are [a-z0-9-]');
@@ -40,6 +41,10 @@ const node = z.object({
   replicas: z.number().int().nonnegative().default(0).describe('replicas on the node (spreading prefers fewer)'),
   host: z.string().min(1).optional().describe('the machine the node runs on: nodes on one host share its cores when starts overlap (default: the node\'s own)'),
   startCores: z.number().finite().positive().optional().describe('cores one start keeps busy (src/core/contention.ts); 1 when absent'),
+  site: siteName.optional().describe('the node\'s site, as `overrides` match it (default: its `site` label, else none)'),
+  arch: z.string().min(1).max(32).optional().describe('its CPU architecture, as `overrides` match it (default: its `arch` label, else amd64)'),
+  policy: policySchema.strict().optional().describe('what its agent allows: device globs, host-path prefixes, privileged containers; absent: nothing (a replica that needs a device, a host path or privileges does not go there)'),
+  devices: z.array(z.string().max(256)).max(10_000).optional().describe('the device paths the node has that its policy allows: a replica that needs a device goes only where it is listed'),
   starting: z.array(z.object({
     start: z.number().finite().describe('ms from now (negative: already begun)'),
     end: z.number().finite().describe('ms from now'),

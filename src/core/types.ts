@@ -1,6 +1,7 @@
 // Domain types shared by the control plane, the agent and the CLI.
 import type { AppSpec } from './manifest.js';
 import type { Plan } from './planner.js';
+import type { NodePolicy } from './nodepolicy.js';
 
 export type Runtime = 'docker' | 'process';
 /** pending: connected but waiting for `outpost node approve`; revoked: refused for good */
@@ -46,6 +47,10 @@ export interface NodeInfo {
   hostId?: string;
   /** where the node's data hub listens, or null with no hub */
   hub?: { http: string; mqtt: string } | null;
+  /** what its agent allows (`--allow-devices`, `--allow-host-paths`, `--allow-privileged`); absent (an agent from before policies): nothing */
+  policy?: NodePolicy;
+  /** the device paths on the node that its policy allows, as found when the agent connected (a device plugged in later counts from its next connection) */
+  devices?: string[];
 }
 
 /** Per-node measured timings, smoothed, that feed the next prediction. */

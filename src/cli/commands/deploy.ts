@@ -32,6 +32,8 @@ export async function deploy(client: ApiClient, file: string, opts: { wait?: boo
   }
   const ans = await client.deploy(text, { contentType: 'application/yaml' });
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
+  // what does not stop a deploy (an override matching no node, a volume left behind on another node)
+  if (!opts.json) for (const w of ans.plan?.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   let final = ans.replicas;
   if (opts.wait) final = await waitRollout(client, ans.app, (opts.timeout ?? 300) * 1000, opts.json || opts.quiet ? () => {} : say);
   if (opts.json) printJson({ ...ans, replicas: final, ...(pinned ? { pinned } : {}) });

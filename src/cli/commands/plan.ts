@@ -1,6 +1,8 @@
 // outpost plan -f APP.yaml [--snapshot SNAP.json]: what deploy would do and
 // what it predicts. With --snapshot the planner runs here, against that file;
 // without, the control plane plans against the live cluster (a dry run).
+// Either way it shows why each node was ruled out (its policy, its devices,
+// its runtime, its room), each node's overrides, and warnings.
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
 import { parseManifestText, validateApp } from '../../core/manifest.js';
@@ -51,4 +53,13 @@ export function printPlan(p: Plan): void {
     console.log('\nruled out');
     for (const f of p.filtered) console.log(`  ${f.node}: ${f.reasons.join('; ')}`);
   }
+  // a control plane from before overrides sends neither
+  if (p.overrides?.length) {
+    console.log('\noverrides (per node: the entries that apply, in order, and what they change from the base spec)');
+    for (const o of p.overrides) {
+      console.log(`  ${o.node}: ${o.applied.map((k) => `overrides[${k}]`).join(', ')}`);
+      for (const d of o.diff.length ? o.diff : ['(no change)']) console.log(`    ${d}`);
+    }
+  }
+  for (const w of p.warnings ?? []) console.log(`warning: ${w}`);
 }

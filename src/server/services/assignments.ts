@@ -4,7 +4,10 @@
 // and the gateway sends a set only where its version differs from the one the
 // node last got: an unchanged set costs nothing.
 import { createHash } from 'node:crypto';
-import { imageCatalog, missingImageBytes } from '../../core/images.js';
+import { imageCatalog, missingImagesBytes } from '../../core/images.js';
+import { imagesOf } from '../../core/containers.js';
+import { factsOf } from '../../core/live.js';
+import { effectiveSpec } from '../../core/overrides.js';
 import type { AssignedSecret, Assignment, Layer, ReplicaRecord } from '../../core/types.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Secrets } from './secrets.js';
@@ -59,13 +62,15 @@ export class Assignments {
   setFor(node: string): AssignmentSet {
     const s = this.state;
     const catalog = this.images();
-    const have = s.node(node)?.layers ?? [];
+    const rec = s.node(node);
+    const have = rec?.layers ?? [];
     const replicas: Assignment[] = [];
     const h = createHash('sha1');
     for (const r of s.nodeReplicas(node)) {
-      const spec = specOf(s, r);
-      if (!spec) continue;
-      const a: Assignment = { id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImageBytes(catalog, spec.image, have) };
+      const base = specOf(s, r);
+      if (!base) continue;
+      const spec = rec ? runSpec(base, factsOf(rec)) : base;
+      const a: Assignment = { id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImagesBytes(catalog, imagesOf(spec), have) };
       if ((spec.secrets ?? []).length > 0) {
         const secrets = this.secretsOf(spec);
         // sealed with a key this instance does not hold yet (another rotated it):
@@ -97,6 +102,16 @@ export class Assignments {
     }
     return out;
   }
+}
+
+/**
+ * The spec a node runs: its overrides applied, and then left out (the node
+ * needs no other node's, and applying them again would be wrong).
+ */
+function runSpec(spec: AppSpec, facts: ReturnType<typeof factsOf>): AppSpec {
+  // (a spec stored before overrides existed has none)
+  if (!spec.overrides?.length) return spec;
+  return { ...effectiveSpec(spec, facts).spec, overrides: [] };
 }
 
 /** A replica runs the spec of its own revision (an old one during a rolling update). */
