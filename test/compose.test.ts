@@ -59,6 +59,8 @@ describe('the fixtures', () => {
     const names = fs.readdirSync(FIXTURES).filter((d) => fs.existsSync(fixture(d)));
     assert.ok(names.length >= 10, names.join(', '));
     for (const n of names) assert.ok(isComposeText(fs.readFileSync(fixture(n), 'utf8')), n);
+    assert.ok(isComposeText('{"services": {"a": {"image": "x"}}}'), 'JSON is YAML too');
+    assert.ok(!isComposeText('name: web\nimage: x:1\nenv:\n  services: "a"\n') && !isComposeText('{"name": "web", "env": {"services": "a"}}'), 'an Outpost manifest');
   });
 
   test('every fixture converts to a valid manifest, or names exactly what it cannot map', () => {
