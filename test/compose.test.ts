@@ -433,6 +433,17 @@ describe('the CLI', () => {
     const wrong = await cli(['deploy', '-f', manifest, '--name', 'x'], env);
     assert.match(wrong.stderr, /^error E_USAGE: --name: for Compose files only/);
   });
+
+  test('deploying an Outpost manifest with no config file loads no YAML parser and no converter', async () => {
+    const dir = tmpDir();
+    const manifest = path.join(dir, 'app.yaml');
+    fs.writeFileSync(manifest, 'name: light\nimage: x:1\n');
+    const trace = path.join(dir, 'trace.txt');
+    await cli(['deploy', '-f', manifest], { OUTPOST_SERVER: 'http://127.0.0.1:1', OUTPOST_TOKEN: 'x', OUTPOST_IMPORT_TRACE: trace, NODE_OPTIONS: `--import ${path.join(ROOT, 'dist/test/import-trace.js')}` });
+    const loaded = fs.readFileSync(trace, 'utf8').split('\n').filter(Boolean);
+    assert.ok(loaded.some((u) => u.endsWith('/dist/src/cli/commands/deploy.js')));
+    assert.deepEqual(loaded.filter((u) => /\/node_modules\/(yaml|zod|dockerode)\/|\/dist\/src\/compose\/(?!detect)/.test(u)), []);
+  });
 });
 
 describe('build: through the engine, pushed to the registry', async () => {
