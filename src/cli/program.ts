@@ -14,6 +14,7 @@ import { printJson } from './output.js';
 
 const cmd = {
   deploy: () => import('./commands/deploy.js'),
+  compose: () => import('./commands/compose.js'),
   lists: () => import('./commands/lists.js'),
   logs: () => import('./commands/logs.js'),
   plan: () => import('./commands/plan.js'),
@@ -99,14 +100,29 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'at most this many').option('--json', 'print JSON')
     .action(async (name, o) => (await cmd.streams()).stream(clientFromEnv(), name, o));
 
-  program.command('deploy').description('create or update an app')
-    .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')
+  program.command('deploy').description('create or update an app, from its manifest or from a Compose file')
+    .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON), or a Compose file (one with top-level services:), converted as `outpost convert` does')
     .option('--wait', 'return when every replica is ready or failed, showing each phase')
     .option('--timeout <seconds>', 'with --wait, give up after this long', '300')
     .option('--pin', 'resolve the image\'s tag to the digest its registry holds now and deploy `name:tag@sha256:...`, so every node runs the same bytes')
-    .option('--registry-auth <file>', 'with --pin: a Docker-style auth file (mode 0600) with the registry\'s credentials (default: OUTPOST_REGISTRY_AUTH)')
+    .option('--registry-auth <file>', 'with --pin, or a Compose file\'s build: a Docker-style auth file (mode 0600) with the registry\'s credentials (default: OUTPOST_REGISTRY_AUTH)')
+    .option('--env-file <file>', 'Compose: the variables for substitution, instead of the .env beside the file')
+    .option('--name <app>', 'Compose: the app\'s name (default: the file\'s name:, else its directory\'s name)')
+    .option('--registry <host:port>', 'Compose: where the images of build: services are pushed for the nodes to pull (default: OUTPOST_REGISTRY)')
     .option('--json', 'print JSON')
-    .action(async (o) => { await (await cmd.deploy()).deploy(clientFromEnv(), o.file, { wait: o.wait, json: o.json, timeout: Number(o.timeout), pin: o.pin, registryAuth: o.registryAuth }); });
+    .action(async (o) => {
+      await (await cmd.deploy()).deploy(clientFromEnv(), o.file, {
+        wait: o.wait, json: o.json, timeout: Number(o.timeout), pin: o.pin, registryAuth: o.registryAuth, envFile: o.envFile, name: o.name, registry: o.registry,
+      });
+    });
+
+  program.command('convert').description('print the Outpost manifest a Compose file becomes (its notes on stderr, with their lines); nothing is built or deployed')
+    .requiredOption('-f, --file <file>', 'the Compose file')
+    .option('--env-file <file>', 'the variables for substitution, instead of the .env beside the file')
+    .option('--name <app>', 'the app\'s name (default: the file\'s name:, else its directory\'s name)')
+    .option('--registry <host:port>', 'the registry that build: images are named for (default: OUTPOST_REGISTRY)')
+    .option('--json', 'print the manifest as JSON')
+    .action(async (o) => (await cmd.compose()).convertFile(o.file, { envFile: o.envFile, name: o.name, registry: o.registry, json: !!o.json }));
 
   program.command('plan').description('what deploy would do and what it predicts, without doing it')
     .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')

@@ -53,6 +53,8 @@ export const ERRORS = {
   E_CA_MISMATCH: { status: 502, seen: 'agent', meaning: 'the control plane presents another CA than the one whose fingerprint the join token carries (another control plane, or something in the middle): the agent refuses to talk to it and stops' },
   E_RATE_LIMITED: { status: 429, seen: 'agent, hub', meaning: 'one connection sent more messages than its limit; the connection is closed and the refusal counted' },
   E_DIGEST_MISMATCH: { status: 500, seen: 'replica, CLI', meaning: 'the pulled image\'s digest is not the one the manifest pins (`image@sha256:...`); nothing was started' },
+  E_COMPOSE_UNSUPPORTED: { status: 400, seen: 'CLI', meaning: '`outpost convert` or `deploy -f` of a Compose file: a field Outpost cannot honour (`ipc`, `extends`, a second network, `service_completed_successfully`, ...); the message names its Compose path and line, and every other such field after it. Nothing is deployed' },
+  E_BUILD_FAILED: { status: 500, seen: 'CLI', meaning: '`outpost deploy -f` of a Compose file with `build:`: the engine could not build the service\'s image, or the registry refused its push; the message names the service and has the engine\'s words' },
   E_HUB_OFF: { status: 503, seen: '(none yet)', meaning: 'reserved for a request that needs a node\'s data hub when it has none; no code path raises it today' },
 } as const satisfies Record<string, ErrorInfo>;
 

@@ -1,11 +1,14 @@
 // outpost deploy -f APP.yaml [--wait] [--pin]: send the manifest (with --pin,
-// its image tag resolved to the registry's digest first), then (with --wait)
-// follow every new replica's phases until each is ready or failed.
+// its image tag resolved to the registry's digest first; its configs' files
+// read into their content), then (with --wait) follow every new replica's
+// phases until each is ready or failed. A Compose file (top-level
+// `services:`) is converted first, its `build:` images built and pushed.
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
 import type { AppDetail, ReplicaRecord } from '../../contract/api.js';
 import type { ApiClient } from '../../contract/client.js';
 import { bytes, ms, printJson } from '../output.js';
+import { isComposeText } from '../../compose/detect.js';
 
 export function readManifestText(file: string): string {
   try {
@@ -15,22 +18,46 @@ export function readManifestText(file: string): string {
   }
 }
 
+export interface DeployOptions {
+  wait?: boolean;
+  json?: boolean;
+  timeout?: number;
+  quiet?: boolean;
+  pin?: boolean;
+  registryAuth?: string;
+  /** Compose files only: */
+  envFile?: string;
+  name?: string;
+  registry?: string;
+}
+
 /**
  * The manifest goes to the control plane as the text it is: the server parses
  * and validates it (errors name the line or the field, as they would here), and
  * the CLI loads no YAML parser or schema, a third of its start-up.
+ * Only a Compose file, or configs with a `file`, make the CLI parse it.
  */
-export async function deploy(client: ApiClient, file: string, opts: { wait?: boolean; json?: boolean; timeout?: number; quiet?: boolean; pin?: boolean; registryAuth?: string }): Promise<ReplicaRecord[]> {
+export async function deploy(client: ApiClient, file: string, opts: DeployOptions): Promise<ReplicaRecord[]> {
   const say = (s: string) => { if (!opts.json && !opts.quiet) process.stdout.write(s + '\n'); };
   let text = readManifestText(file);
+  let body: string | object = text;
   let pinned: { from: string; to: string } | undefined;
-  if (opts.pin) {
-    const p = await (await import('./pin.js')).pinManifest(text, { registryAuth: opts.registryAuth });
-    text = p.text;
-    pinned = { from: p.from, to: p.to };
-    say(p.from === p.to ? `${p.from} is pinned already` : `pinned ${p.from} to ${p.to}`);
+  if (isComposeText(text)) {
+    if (opts.pin) throw new OutpostError('E_USAGE', '--pin pins a single-image manifest; for a Compose file, pin each image in the file (image: name:tag@sha256:...)');
+    body = await (await import('./compose.js')).composeApp(file, { ...opts, say });
+  } else {
+    const composeOnly = (['envFile', 'name', 'registry'] as const).filter((k) => opts[k] !== undefined);
+    if (composeOnly.length) throw new OutpostError('E_USAGE', `${composeOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: for Compose files only, and ${file} is an Outpost manifest (no top-level services:)`);
+    if (opts.pin) {
+      const p = await (await import('./pin.js')).pinManifest(text, { registryAuth: opts.registryAuth });
+      text = p.text;
+      body = text;
+      pinned = { from: p.from, to: p.to };
+      say(p.from === p.to ? `${p.from} is pinned already` : `pinned ${p.from} to ${p.to}`);
+    }
+    if (mayHaveConfigFiles(text)) body = (await import('./configfiles.js')).withConfigFiles(text, file) ?? text;
   }
-  const ans = await client.deploy(text, { contentType: 'application/yaml' });
+  const ans = typeof body === 'string' ? await client.deploy(body, { contentType: 'application/yaml' }) : await client.deploy(body);
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
   // what does not stop a deploy (an override matching no node, a volume left behind on another node)
   if (!opts.json) for (const w of ans.plan?.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
@@ -38,6 +65,11 @@ export async function deploy(client: ApiClient, file: string, opts: { wait?: boo
   if (opts.wait) final = await waitRollout(client, ans.app, (opts.timeout ?? 300) * 1000, opts.json || opts.quiet ? () => {} : say);
   if (opts.json) printJson({ ...ans, replicas: final, ...(pinned ? { pinned } : {}) });
   return final;
+}
+
+/** A cheap look at the text: most manifests have no config file to read, and go as they are. */
+function mayHaveConfigFiles(text: string): boolean {
+  return /configs/.test(text) && /\bfile\b/.test(text);
 }
 
 /**
