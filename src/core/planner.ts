@@ -89,12 +89,16 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
 /** above this many candidates, the solver sees only a pool of promising ones */
 const REDUCE_ABOVE = 256;
 
+// every entry of `containers` has its image; a one-entry list may run as a process
+const hasImage = (app: AppSpec) => !!app.image || !!app.containers;
+const hasCommand = (app: AppSpec) => !!(app.command ?? app.containers?.[0]?.command);
+
 export function filterReasons(c: Cluster, i: number, app: AppSpec): string[] {
   const n = c.nodes[i]!;
   const reasons: string[] = [];
   if (n.state !== 'ready') reasons.push(`node is ${n.state}`);
-  if (n.runtime === 'docker' && !app.image) reasons.push('runtime docker needs an image and the app has none');
-  if (n.runtime === 'process' && !app.command) reasons.push('runtime process needs a command and the app has none');
+  if (n.runtime === 'docker' && !hasImage(app)) reasons.push('runtime docker needs an image and the app has none');
+  if (n.runtime === 'process' && !hasCommand(app)) reasons.push('runtime process needs a command and the app has none');
   for (const [k, v] of Object.entries(app.placement.constraints)) {
     const has = n.labels[k];
     if (has !== v) reasons.push(`constraint ${k}=${v} not met (node has ${has === undefined ? 'no such label' : `${k}=${has}`})`);
@@ -110,7 +114,7 @@ export function filterReasons(c: Cluster, i: number, app: AppSpec): string[] {
 function fits(c: Cluster, i: number, app: AppSpec, mine: Set<number> | undefined): boolean {
   const n = c.nodes[i]!;
   if (n.state !== 'ready' || c.freeCpu[i]! + 1e-9 < app.resources.cpu || c.freeMem[i]! < app.resources.memoryMiB) return false;
-  if (n.runtime === 'docker' ? !app.image : !app.command) return false;
+  if (n.runtime === 'docker' ? !hasImage(app) : !hasCommand(app)) return false;
   if (mine?.has(i)) return false;
   if (app.placement.nodes && !app.placement.nodes.includes(n.name)) return false;
   for (const k in app.placement.constraints) if (n.labels[k] !== app.placement.constraints[k]) return false;
