@@ -91,4 +91,10 @@ test('a container\'s memoryMiB wins over the app\'s; containers of a group on th
   assert.equal(containerOptions(r, db!, at).HostConfig!.Memory, 256 * 1024 * 1024);
   assert.deepEqual(o.HostConfig!.ExtraHosts, ['db:127.0.0.1']);
   assert.equal(o.NetworkingConfig, undefined);
+  // on the engine's bridge, only the containers that share the node's network are on its localhost
+  const mixed = runSpec({ name: 'a', containers: [
+    { name: 'probe', image: 'p', networkMode: 'host' }, { name: 'agent', image: 'g', networkMode: 'host' }, { name: 'db', image: 'd' },
+  ] });
+  const [probe] = containersOf(mixed.spec);
+  assert.deepEqual(containerOptions(mixed, probe!, { ...at, hostNetwork: false, network: 'outpost-a-0-1', group: ['probe', 'agent', 'db'] }).HostConfig!.ExtraHosts, ['agent:127.0.0.1']);
 });

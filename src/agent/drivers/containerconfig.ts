@@ -5,7 +5,7 @@
 import type Docker from 'dockerode';
 import { OutpostError } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
-import { parseDevice, type RunContainer } from '../../core/containers.js';
+import { containersOf, parseDevice, type RunContainer } from '../../core/containers.js';
 import { IDENTITY_MOUNT, TOKEN_FILE } from '../workload.js';
 import { LABELS, type RunSpec } from './driver.js';
 
@@ -110,7 +110,8 @@ export function containerOptions(r: RunSpec, c: RunContainer, at: MemberPlace): 
   const m = mounts(r, c);
   const network = host ? { NetworkMode: 'host' } : at.network ? { NetworkMode: at.network } : {};
   // containers that share the node's network reach each other on localhost, by the same names
-  const extraHosts = host && at.group ? at.group.filter((n) => n !== c.name).map((n) => `${n}:127.0.0.1`) : [];
+  const onHost = new Set(containersOf(s).filter((x) => at.hostNetwork || x.networkMode === 'host').map((x) => x.name));
+  const extraHosts = host && at.group ? at.group.filter((n) => n !== c.name && onHost.has(n)).map((n) => `${n}:127.0.0.1`) : [];
   return {
     name: containerName(r.replicaId, c.name, at.group !== null),
     Image: at.image,

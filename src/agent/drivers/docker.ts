@@ -110,7 +110,7 @@ export class DockerDriver implements RuntimeDriver {
       // a group's first container (or a single one) stands for the replica; a group whose first is gone is listed by another, not running, to be removed
       const heads = members.filter((c) => c.Labels[LABELS.group] !== undefined || c.Labels[LABELS.container] === undefined);
       for (const c of heads.length ? heads : members.slice(0, 1)) {
-        const order = groupOf(c.Labels);
+        const order = orderOf(c.Labels);
         const running = heads.length > 0 && c.State === 'running'
           && (order ?? []).every((n) => members.some((m) => m.Labels[LABELS.container] === n && m.State === 'running'));
         out.push({
@@ -287,7 +287,7 @@ export class DockerDriver implements RuntimeDriver {
       else if (network) await this.removeNetwork(network);
       throw e;
     }
-    this.groups.set(ids[0]!, grouped ? r.replicaId : null);
+    this.groups.set(ids[0]!, order ? { replicaId: r.replicaId, order } : null);
     return ids[0]!;
   }
 
@@ -371,13 +371,11 @@ export class DockerDriver implements RuntimeDriver {
 
   /** Starts a single container, or a group's in start order, each once `gate` lets it. */
   async start(id: string, gate?: StartGate): Promise<void> {
-    const head = await this.docker.getContainer(id).inspect().catch(() => null);
-    const order = head ? groupOf(head.Config.Labels ?? {}) : null;
-    if (!head || !order) return this.startContainer(id, null);
-    const rid = head.Config.Labels[LABELS.replica] ?? '';
-    for (const name of order) {
+    const g = await this.groupOf(id);
+    if (!g) return this.startContainer(id, null);
+    for (const name of g.order) {
       await gate?.(name);
-      await this.startContainer(containerName(rid, name, true), name);
+      await this.startContainer(containerName(g.replicaId, name, true), name);
     }
   }
 
@@ -400,7 +398,7 @@ export class DockerDriver implements RuntimeDriver {
     }
     const l = c.Config.Labels ?? {};
     const base = { id: c.Id, replicaId: l[LABELS.replica] ?? '', app: l[LABELS.app] ?? '', specHash: l[LABELS.specHash] ?? '', hostPorts: parsePorts(l[LABELS.ports]) };
-    const order = groupOf(l);
+    const order = orderOf(l);
     if (!order) return { ...base, running: c.State.Running, exitCode: c.State.Running ? null : c.State.ExitCode, oomKilled: c.State.OOMKilled };
     const containers = await this.members(base.replicaId, order, c);
     // the one that stopped: one that failed before one that ended cleanly or never started
@@ -421,11 +419,16 @@ export class DockerDriver implements RuntimeDriver {
 
   /** Stops and removes a single container, or every container of a group and then its network. */
   async remove(id: string): Promise<void> {
-    const head = await this.docker.getContainer(id).inspect().catch(() => null);
-    const l = head?.Config.Labels ?? {};
-    if (!head || (l[LABELS.group] === undefined && l[LABELS.container] === undefined)) return this.removeContainer(id);
-    const rid = l[LABELS.replica] ?? '';
-    const all = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.replica}=${rid}`, `${LABELS.node}=${l[LABELS.node] ?? this.node}`] } });
+    const known = this.groups.get(id);
+    if (known === null) {
+      this.groups.delete(id);
+      return this.removeContainer(id);
+    }
+    const l = (await this.docker.getContainer(id).inspect().catch(() => null))?.Config.Labels ?? {};
+    // a group's first container, or (left by a cut-short create or removal) another of its containers
+    const rid = known?.replicaId ?? (l[LABELS.group] !== undefined || l[LABELS.container] !== undefined ? l[LABELS.replica] : undefined);
+    if (rid === undefined) return this.removeContainer(id);
+    const all = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.replica}=${rid}`, `${LABELS.node}=${this.node}`] } });
     await Promise.all(all.map((c) => this.removeContainer(c.Id)));
     await this.removeNetwork(networkName(rid));
     this.groups.delete(id);
@@ -447,19 +450,25 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
-  /** instance id -> its replica's id when it is a group's first container, null when it is a single one: members are found without a lookup */
-  private readonly groups = new Map<string, string | null>();
+  /** instance id -> its group (replica id, containers in start order), or null for a single container: known without asking the engine again */
+  private readonly groups = new Map<string, { replicaId: string; order: string[] } | null>();
+
+  private async groupOf(id: string): Promise<{ replicaId: string; order: string[] } | null> {
+    const known = this.groups.get(id);
+    if (known !== undefined) return known;
+    const l = (await this.docker.getContainer(id).inspect().catch(() => null))?.Config.Labels;
+    if (!l) return null;
+    const order = orderOf(l);
+    const g = order ? { replicaId: l[LABELS.replica] ?? '', order } : null;
+    this.groups.set(id, g);
+    return g;
+  }
 
   /** The container a call about `container` of the instance `id` goes to (a single container is its own). */
   private async target(id: string, container: string | undefined): Promise<string> {
     if (container === undefined) return id;
-    let rid = this.groups.get(id);
-    if (rid === undefined) {
-      const l = (await this.docker.getContainer(id).inspect()).Config.Labels ?? {};
-      rid = groupOf(l) ? l[LABELS.replica] ?? '' : null;
-      this.groups.set(id, rid);
-    }
-    return rid === null ? id : containerName(rid, container, true);
+    const g = await this.groupOf(id);
+    return g ? containerName(g.replicaId, container, true) : id;
   }
 
   // Podman keeps each API exec session's conmon processes for its
@@ -520,7 +529,7 @@ function demuxBuffer(buf: Buffer, tty: boolean): string {
 }
 
 /** A group's containers in start order, from its first container's labels; null for a single container. */
-function groupOf(labels: Record<string, string>): string[] | null {
+function orderOf(labels: Record<string, string>): string[] | null {
   const s = labels[LABELS.group];
   if (s === undefined) return null;
   try {
