@@ -9,9 +9,11 @@
 // does not verify: logged, not fatal) makes the next attempt go to the next URL.
 import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
 import WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { AGENT_PATH, NODE_HEADER, RETRY_HEADER, SUBPROTOCOL, parseServerMessage, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
+import { AGENT_FEATURES, AGENT_PATH, NODE_HEADER, RETRY_HEADER, SUBPROTOCOL, parseServerMessage, type AgentToServer, type ServerToAgent } from '../contract/protocol.js';
 import type { Assignment, NodeInfo, ReplicaStatus } from '../core/types.js';
 import { OutpostError } from '../core/errors.js';
 import type { EnsureResult, PullProgress, RuntimeDriver } from './drivers/driver.js';
@@ -23,6 +25,8 @@ import { StageTracker } from './stages.js';
 import type { SiteRecord } from '../core/types.js';
 import { DesiredStore } from './desired.js';
 import { SecretFiles } from './secrets.js';
+import { ConfigFiles } from './configs.js';
+import { imagesOf } from '../core/containers.js';
 import { IdentityTokens } from './workload.js';
 import { gcPlan } from '../core/disk.js';
 import { hasImage } from '../core/images.js';
@@ -102,6 +106,8 @@ export class Agent extends EventEmitter {
   private readonly desired: DesiredStore | null;
   /** secret files of this node's replicas, on a tmpfs */
   private readonly secretFiles: SecretFiles;
+  /** config files of this node's replicas, in the data dir */
+  private readonly configFiles: ConfigFiles;
   private readonly workload: IdentityTokens;
   /** what the control plane said it takes beyond the major's first messages */
   private features = new Set<string>();
@@ -117,6 +123,7 @@ export class Agent extends EventEmitter {
     super();
     this.desired = o.stateDir ? new DesiredStore(o.stateDir) : null;
     this.secretFiles = new SecretFiles(o.name);
+    this.configFiles = new ConfigFiles(o.stateDir ? path.join(o.stateDir, 'configs') : path.join(os.tmpdir(), `outpost-configs-${o.name}`));
     // identity tokens are asked for only of a control plane that takes the message
     this.workload = new IdentityTokens(this.secretFiles.dir, (m) => this.features.has('identity') && this.send(m), o.log);
     this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
@@ -176,7 +183,7 @@ export class Agent extends EventEmitter {
     try {
       const disk = await d.disk();
       if (!disk) return;
-      const wanted = [...this.runners.values()].map((r) => r.a.spec.image).filter((x): x is string => !!x);
+      const wanted = [...this.runners.values()].flatMap((r) => imagesOf(r.a.spec));
       const images = (await d.imageUse()).map((i) => ({ ...i, wanted: wanted.some((w) => hasImage(i.refs, w)) }));
       for (const img of gcPlan(images, disk)) {
         this.o.log.info({ image: img.refs[0] ?? img.id, bytes: img.bytes }, 'removing an unused image: the disk is filling');
@@ -358,7 +365,7 @@ export class Agent extends EventEmitter {
       // devices are found at each connection: one plugged in later counts from the next
       policy: this.o.policy ?? NO_POLICY, devices: allowedDevices((this.o.policy ?? NO_POLICY).devices),
     };
-    this.send({ type: 'register', node });
+    this.send({ type: 'register', node, features: [...AGENT_FEATURES] });
   }
 
   private onMessage(msg: ServerToAgent): void {
@@ -393,7 +400,11 @@ export class Agent extends EventEmitter {
         this.uplink?.onAck(msg.hubId, msg.seqs);
         return;
       case 'logs':
-        return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail);
+        return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail, msg.container);
+      case 'volumes.remove':
+        // after the assignment set that went before it: the app's containers are gone by then
+        this.applying = this.applying.then(() => this.removeVolumes(msg.app)).catch((err) => this.o.log.warn({ err, app: msg.app }, 'removing volumes failed'));
+        return;
       case 'logs.cancel':
         this.logCancels.get(msg.reqId)?.();
         this.logCancels.delete(msg.reqId);
@@ -488,7 +499,7 @@ export class Agent extends EventEmitter {
     for (const a of want.values()) {
       if (this.runners.has(a.id)) continue;
       const runner = new ReplicaRunner(a, {
-        driver: this.o.driver, secretFiles: this.secretFiles, identity: this.workload, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
+        driver: this.o.driver, secretFiles: this.secretFiles, configFiles: this.configFiles, identity: this.workload, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
         report: (s, pulled) => this.send({ type: 'status', replicas: [s], pulled: pulled ?? null }),
         ensureImage: (r, onProgress) => this.ensureImage(r, onProgress),
       });
@@ -496,6 +507,7 @@ export class Agent extends EventEmitter {
       runner.start(instances.find((i) => i.replicaId === a.id));
     }
     this.secretFiles.prune(new Set(want.keys()));
+    this.configFiles.prune(new Set(want.keys()));
     // labelled instances that no assignment names: left from before a restart, or removed apps
     for (const i of instances) {
       if (!want.has(i.replicaId) && !this.runners.has(i.replicaId)) {
@@ -546,9 +558,20 @@ export class Agent extends EventEmitter {
     }
   }
 
-  /** One pull per image at a time, however many replicas need it. */
+  /** `outpost rm APP --volumes`: the app's named volumes here, unless a replica of it runs here again. */
+  private async removeVolumes(app: string): Promise<void> {
+    if (!this.o.driver.removeVolumes) return;
+    if ([...this.runners.values()].some((r) => r.a.app === app)) {
+      this.o.log.warn({ app }, 'not removing the volumes of an app that runs here');
+      return;
+    }
+    const removed = await this.o.driver.removeVolumes(app);
+    this.o.log.info({ app, volumes: removed }, 'removed the app\'s named volumes');
+  }
+
+  /** One pull per set of images at a time, however many replicas need it. */
   private ensureImage(a: Assignment, onProgress: (p: PullProgress) => void): Promise<EnsureResult> {
-    const key = a.spec.image ?? '';
+    const key = imagesOf(a.spec).join(' ');
     let p = this.pulls.get(key);
     if (!p) {
       p = this.o.driver.ensureImage(a.spec, onProgress, a.imageBytes ?? null).finally(() => {
@@ -560,13 +583,13 @@ export class Agent extends EventEmitter {
     return p;
   }
 
-  private startLogs(reqId: string, replicaId: string, follow: boolean, tail: number): void {
+  private startLogs(reqId: string, replicaId: string, follow: boolean, tail: number, container?: string): void {
     const id = this.runners.get(replicaId)?.instanceId;
     if (!id) {
       this.send({ type: 'logs.end', reqId, error: `replica ${replicaId} has no running instance on this node` });
       return;
     }
-    const cancel = this.o.driver.logs(id, { follow, tail },
+    const cancel = this.o.driver.logs(id, { follow, tail, ...(container ? { container } : {}) },
       (data) => this.send({ type: 'logs.data', reqId, data }),
       (error) => {
         this.logCancels.delete(reqId);

@@ -2,13 +2,18 @@
 // watch it and restart it by its policy with capped exponential back-off.
 // Each phase is timed: imageMs (pull, 0 when cached), containerMs (create),
 // engineMs (start until the health check first passes) -- the seed's
-// T_image, T_container and T_engine.
+// T_image, T_container and T_engine. A replica of several containers is one
+// group: imageMs pulls all its images, containerMs creates all its
+// containers, engineMs lasts until every one is started (in `dependsOn`
+// order) and every declared check has passed.
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { OutpostError, errorMessage } from '../core/errors.js';
 import type { Assignment, ReplicaStatus } from '../core/types.js';
+import { containersOf, portsOf, type RunContainer } from '../core/containers.js';
 import type { EnsureResult, InstanceInfo, PullProgress, RuntimeDriver } from './drivers/driver.js';
-import { buildCheck, freePort } from './health.js';
+import { CheckSet, buildCheck, freePort, type Check, type Watched } from './health.js';
+import type { ConfigFiles } from './configs.js';
 import type { SecretFiles, SecretOwner } from './secrets.js';
 import type { IdentityTokens } from './workload.js';
 
@@ -23,6 +28,8 @@ export interface RunnerContext {
   secretFiles?: SecretFiles | null;
   /** the replicas' identity tokens (null: none) */
   identity?: IdentityTokens | null;
+  /** where config files are written on this node (null: this agent takes no replica with configs) */
+  configFiles?: ConfigFiles | null;
   log: Logger;
   report: (s: ReplicaStatus, pulled?: { bytes: number; ms: number } | null) => void;
   ensureImage: (r: Assignment, onProgress: (p: PullProgress) => void) => Promise<EnsureResult>;
@@ -66,6 +73,24 @@ export class ReplicaRunner {
     this.instance = null;
     this.ctx.identity?.forget(this.a.id);
     this.ctx.secretFiles?.remove(this.a.id);
+    this.ctx.configFiles?.remove(this.a.id);
+  }
+
+  /** the replica's containers (one, for an app that gives its container at the top level) */
+  private get containers(): RunContainer[] {
+    return containersOf(this.a.spec);
+  }
+
+  /** a container's name as the driver takes it: none for a single container (the instance is it) */
+  private member(name: string): string | undefined {
+    return this.a.spec.containers && this.a.spec.containers.length > 1 ? name : undefined;
+  }
+
+  /** the configs the replica's containers mount, written on this node */
+  private configs(): Record<string, string> | undefined {
+    if (!this.containers.some((c) => c.volumes.some((v) => v.config !== undefined))) return undefined;
+    if (!this.ctx.configFiles) throw new OutpostError('E_CREATE_FAILED', 'this agent has no place for config files');
+    return this.ctx.configFiles.write(this.a.id, this.a.spec.configs);
   }
 
   /** where this replica's secrets are written, when it has any */
@@ -105,8 +130,7 @@ export class ReplicaRunner {
         const ended = await this.watch();
         if (ended === null) return; // stopped on purpose
         exitCode = ended.exitCode;
-        const reason = exitReason(ended, this.a.spec.resources.memoryMiB);
-        const why = { code: 'E_EXITED', message: `the replica stopped (${reason})` };
+        const why = { code: 'E_EXITED', message: `the replica stopped (${this.exitWhy(ended)})` };
         this.set({ state: exitCode === 0 ? 'stopped' : 'failed', error: why, lastExit: why });
       } catch (e) {
         if (this.stopped) return;
@@ -144,11 +168,14 @@ export class ReplicaRunner {
     const imageMs = got.pulled ? performance.now() - t0 : 0;
     this.set({ state: 'creating', progress: null, measured: { imageMs: r1(imageMs) } }, got.pulled ? { bytes: got.bytes, ms: imageMs } : null);
 
-    for (const p of spec.ports) {
+    const hostNet = new Set(this.containers.filter((c) => c.networkMode === 'host').map((c) => c.name));
+    for (const p of portsOf(spec)) {
       if (this.hostPorts[p.name] !== undefined) continue;
-      this.hostPorts[p.name] = driver.hostNetwork ? p.container : await freePort(this.ctx.bindHost);
+      // on the node's network a container's port is the host's
+      this.hostPorts[p.name] = driver.hostNetwork || hostNet.has(p.containerName) ? p.container : await freePort(this.ctx.bindHost);
     }
     const t1 = performance.now();
+    const configs = this.configs();
     const secrets = this.secrets();
     const identity = this.ctx.identity;
     const owner = secrets || identity ? await (driver.secretOwner?.(spec) ?? ownUser()) : null;
@@ -159,7 +186,7 @@ export class ReplicaRunner {
       secrets: id?.token ? { env: { ...written?.env, OUTPOST_IDENTITY_TOKEN: id.token }, files: written?.files ?? [] } : written,
       ...(id ? { identityDir: id.dir } : {}),
       replicaId: this.a.id, app: this.a.app, specHash: this.a.specHash, node: this.ctx.node, spec,
-      hostPorts: this.hostPorts, bindHost: this.ctx.bindHost,
+      hostPorts: this.hostPorts, bindHost: this.ctx.bindHost, ...(configs ? { configs } : {}),
       env: { ...this.ctx.env, OUTPOST_APP: this.a.app, OUTPOST_REPLICA: this.a.id, OUTPOST_NODE: this.ctx.node },
     });
     const containerMs = performance.now() - t1;
@@ -167,81 +194,139 @@ export class ReplicaRunner {
     this.set({ state: 'starting', measured: { containerMs: r1(containerMs) }, startedAt: Date.now() });
 
     const t2 = performance.now();
-    await driver.start(this.instance);
+    const instance = this.instance;
+    await driver.start(instance, (name) => this.dependenciesMet(instance, name));
     this.startedAt = Date.now();
     await this.waitHealthy(t2);
     const engineMs = performance.now() - t2;
     this.set({ state: 'running', ready: true, endpoint: this.endpoint(), measured: { engineMs: r1(engineMs) }, error: null });
   }
 
-  /** Polls the health check quickly (engineMs is measured by it) until it passes, the instance exits, or time runs out. */
+  /**
+   * Before a container of a group starts: waits until each container it
+   * depends on is started (it runs) or healthy (its own check passes), as its
+   * `dependsOn` says; fails when one of them exits or stays unhealthy past its
+   * `startTimeoutMs`.
+   */
+  private async dependenciesMet(instance: string, name: string): Promise<void> {
+    const c = this.containers.find((x) => x.name === name);
+    for (const [dep, cond] of Object.entries(c?.dependsOn ?? {})) {
+      const d = this.containers.find((x) => x.name === dep);
+      if (!d) continue;
+      const check = cond === 'healthy' && d.health ? this.containerCheck(instance, d) : null;
+      const limit = d.health?.startTimeoutMs ?? 60_000;
+      const t0 = performance.now();
+      let lastInspect = -Infinity;
+      for (;;) {
+        if (this.stopped) throw new OutpostError('E_INTERNAL', 'stopped while starting');
+        if (performance.now() - lastInspect > 200 || !check) {
+          lastInspect = performance.now();
+          const m = (await this.ctx.driver.inspect(instance))?.containers?.find((x) => x.name === dep);
+          if (!m?.running) {
+            throw new OutpostError('E_EXITED', `container "${dep}" exited before "${name}" could start (${exitReason(m ?? { exitCode: null, oomKilled: false }, d.memoryMiB ?? this.a.spec.resources.memoryMiB)}); see \`outpost logs ${this.a.app}\``, { details: { exitCode: m?.exitCode ?? null } });
+          }
+          if (!check) break;
+        }
+        if (await check()) break;
+        if (performance.now() - t0 > limit) throw new OutpostError('E_HEALTH_TIMEOUT', `container "${dep}" was not healthy within ${limit} ms, so "${name}" (dependsOn: healthy) did not start`);
+        await new Promise((r) => setTimeout(r, START_POLL_MS));
+      }
+    }
+  }
+
+  /**
+   * Polls the checks quickly (engineMs is measured by them) until the app's
+   * check and every container's own have passed once, the instance exits, or
+   * time runs out.
+   */
   private async waitHealthy(t0: number): Promise<void> {
     const spec = this.a.spec;
-    const check = this.check();
-    const deadline = t0 + (spec.health?.startTimeoutMs ?? 60_000);
+    const pending = new Map<string | null, Check | null>([[null, this.appCheck()], ...this.containerChecks().map((w) => [w.container, w.check] as const)]);
+    const limit = Math.max(spec.health?.startTimeoutMs ?? 60_000, ...this.containers.map((c) => c.health?.startTimeoutMs ?? 0));
+    const deadline = t0 + limit;
     let lastInspect = performance.now();
     for (;;) {
       if (this.stopped) throw new OutpostError('E_INTERNAL', 'stopped while starting');
-      if (check === null || (await check())) {
-        if (check !== null) return;
-        // no port to check: running is the best signal there is
-        const i = await this.ctx.driver.inspect(this.instance!);
-        if (i?.running) return;
+      for (const [name, check] of [...pending]) {
+        if (check !== null && (await check())) pending.delete(name);
       }
+      // no port to check: running is the best signal there is
+      if (pending.size === 1 && pending.get(null) === null && (await this.ctx.driver.inspect(this.instance!))?.running) pending.clear();
+      if (pending.size === 0) return;
       if (performance.now() - lastInspect > 200) {
         lastInspect = performance.now();
         const i = await this.ctx.driver.inspect(this.instance!);
         if (!i || !i.running) {
-          throw new OutpostError('E_EXITED', `the replica exited during start-up (exit code ${i?.exitCode ?? 'unknown'}${i?.oomKilled ? ', OOMKilled' : ''}); see \`outpost logs ${this.a.app}\``, { details: { exitCode: i?.exitCode ?? null } });
+          throw new OutpostError('E_EXITED', `the replica exited during start-up (${this.exitWhy(i ?? { exitCode: null, oomKilled: false })}); see \`outpost logs ${this.a.app}\``, { details: { exitCode: i?.exitCode ?? null } });
         }
       }
       if (performance.now() > deadline) {
-        throw new OutpostError('E_HEALTH_TIMEOUT', `no healthy answer within ${spec.health?.startTimeoutMs ?? 60_000} ms of start`);
+        const waiting = [...pending.keys()].map((n) => (n === null ? 'the health check' : `container "${n}"`)).join(', ');
+        throw new OutpostError('E_HEALTH_TIMEOUT', `no healthy answer within ${limit} ms of start${this.containers.length > 1 ? ` (still waiting: ${waiting})` : ''}`);
       }
       await new Promise((r) => setTimeout(r, START_POLL_MS));
     }
   }
 
-  private check() {
+  /** The app's check: declared or a TCP connect to its first port, in whichever container has it (an exec: the port's container, else the first). */
+  private appCheck(): Check | null {
+    const spec = this.a.spec;
     const id = this.instance;
-    return buildCheck(this.a.spec, this.checkHost(), this.hostPorts, id ? (cmd, t) => this.ctx.driver.exec(id, cmd, t) : undefined);
+    const owner = portsOf(spec).find((p) => p.name === spec.health?.port)?.containerName ?? this.containers[0]!.name;
+    return buildCheck(spec.health, portsOf(spec), this.checkHost(), this.hostPorts, id ? (cmd, t) => this.ctx.driver.exec(id, cmd, t, this.member(owner)) : undefined);
+  }
+
+  /** A container's own check; null when it declares one that has nothing to check (running is then enough). */
+  private containerCheck(instance: string, c: RunContainer): Check | null {
+    return buildCheck(c.health, c.ports, this.checkHost(), this.hostPorts, (cmd, t) => this.ctx.driver.exec(instance, cmd, t, this.member(c.name)));
+  }
+
+  private containerChecks(): Watched[] {
+    // a top-level container's health is the app's, checked once
+    if (!this.a.spec.containers) return [];
+    return this.containers.flatMap((c) => {
+      const check = c.health ? this.containerCheck(this.instance!, c) : null;
+      return check && c.health ? [{ container: c.name, check, h: c.health }] : [];
+    });
   }
 
   /**
-   * Watches a running replica until it stops or turns unhealthy. Its health
-   * check runs every interval: one failure makes it not ready (routing skips
-   * it), `failureThreshold` in a row make it unhealthy (E_UNHEALTHY), and it is
-   * restarted by its policy. Only declared checks count: a replica without one
-   * is watched for exit alone.
+   * Watches a running replica until it stops or turns unhealthy. Its declared
+   * checks (the app's and each container's) run at their intervals: one
+   * failure makes it not ready (routing skips it), `failureThreshold` in a row
+   * make it unhealthy (E_UNHEALTHY), and it is restarted by its policy. Only
+   * declared checks count: a replica without one is watched for exit alone.
    */
   private async watch(): Promise<InstanceInfo | null> {
     const h = this.a.spec.health;
-    const interval = h?.intervalMs ?? 1000;
-    const check = h ? this.check() : null;
-    let failures = 0;
+    const app = h ? this.appCheck() : null;
+    const checks = new CheckSet([...(app && h ? [{ container: null, check: app, h }] : []), ...this.containerChecks()]);
     while (!this.stopped) {
-      await this.sleep(interval);
+      await this.sleep(checks.tickMs);
       if (this.stopped) return null;
       const i = await this.ctx.driver.inspect(this.instance!);
       if (!i) return { exitCode: null, oomKilled: false } as InstanceInfo;
       if (!i.running) return i;
-      if (!check) continue;
-      const ok = await check();
+      if (checks.checks.length === 0) continue;
+      const r = await checks.run(Date.now() - this.startedAt);
       if (this.stopped) return null;
-      if (ok) {
+      if (r.ready) {
         if (this.status.ready === false) this.set({ state: 'running', ready: true, error: null });
-        failures = 0;
         continue;
       }
-      // within the start period a failure takes the replica out of routing but
-      // does not count towards a restart (an app that answers before it is warm)
-      if (Date.now() - this.startedAt >= (h?.startPeriodMs ?? 0)) failures++;
-      if (this.status.ready !== false) this.set({ state: 'running', ready: false, error: { code: 'E_UNHEALTHY', message: 'the health check failed; not routed to until it passes' } });
-      if (failures >= (h?.failureThreshold ?? 3)) {
-        throw new OutpostError('E_UNHEALTHY', `the health check failed ${failures} times in a row; restarting`, { details: { exitCode: null } });
+      if (this.status.ready !== false) this.set({ state: 'running', ready: false, error: { code: 'E_UNHEALTHY', message: `${r.failing.join(' and ')} failed; not routed to until it passes` } });
+      if (r.unhealthy) {
+        throw new OutpostError('E_UNHEALTHY', `${r.unhealthy.name} failed ${r.unhealthy.failures} times in a row; restarting`, { details: { exitCode: null } });
       }
     }
     return null;
+  }
+
+  /** Why an instance stopped, naming the container of a group that did, with its own memory limit. */
+  private exitWhy(i: Pick<InstanceInfo, 'exitCode' | 'oomKilled' | 'stopped'>): string {
+    const c = i.stopped !== undefined ? this.containers.find((x) => x.name === i.stopped) : undefined;
+    const reason = exitReason(i, c?.memoryMiB ?? this.a.spec.resources.memoryMiB);
+    return i.stopped !== undefined ? `container "${i.stopped}": ${reason}` : reason;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -252,7 +337,7 @@ export class ReplicaRunner {
   }
 
   private endpoint(): string | null {
-    const first = this.a.spec.ports[0];
+    const first = portsOf(this.a.spec)[0];
     if (!first || this.hostPorts[first.name] === undefined) return null;
     const h = this.ctx.advertise;
     return `http://${h.includes(':') ? `[${h}]` : h}:${this.hostPorts[first.name]}`;

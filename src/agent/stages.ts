@@ -1,5 +1,7 @@
 // Per-item stage costs, as the apps report them. An app that declares
-// `metrics: { stages: PATH }` answers GET PATH with cumulative counters:
+// `metrics: { stages: PATH }` answers GET PATH at its endpoint (its first
+// port: in an app of several containers, the container that declares it) with
+// cumulative counters:
 //   {"process": {"items": N, "us": T}, "storage": {...}, "compute": {...}}
 // The agent turns the increase between two readings into microseconds per
 // item, smooths it, and reports it per app: the model's t_process, t_storage

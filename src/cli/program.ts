@@ -175,7 +175,8 @@ export function buildProgram(): Command {
     .action(async (app, o) => (await cmd.lists()).replicas(clientFromEnv(), app, !!o.json));
   program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')
     .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
-    .action(async (app, o) => (await cmd.logs()).logs(clientFromEnv(), app, !!o.follow, Number(o.tail)));
+    .option('--container <name>', 'one of the app\'s containers (default: the first)')
+    .action(async (app, o) => (await cmd.logs()).logs(clientFromEnv(), app, !!o.follow, Number(o.tail), o.container));
   program.command('sites').description('sites, with each node\'s RTT to them').option('--json', 'print JSON')
     .action(async (o) => (await cmd.sites()).sites(clientFromEnv(), !!o.json));
   const site = program.command('site').description('manage sites: places where requests and data come from');
@@ -226,8 +227,9 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (o) => (await cmd.backup()).migrate(o));
 
-  program.command('rm <app>').description('remove an app and everything it runs').option('--json', 'print JSON')
-    .action(async (app, o) => (await cmd.lists()).rm(clientFromEnv(), app, !!o.json));
+  program.command('rm <app>').description('remove an app and everything it runs (its named volumes stay unless --volumes)').option('--json', 'print JSON')
+    .option('--volumes', 'also remove its named volumes on the nodes (again later, for a node that was away)')
+    .action(async (app, o) => (await cmd.lists()).rm(clientFromEnv(), app, !!o.json, !!o.volumes));
 
   return program;
 }

@@ -119,9 +119,17 @@ export interface DeployQuery {
 }
 
 /** DELETE /v1/apps/NAME */
+export interface RemoveQuery {
+  /** also remove the app's named volumes on the nodes (agents) connected to this instance; works for an app already removed too */
+  volumes?: boolean;
+}
+
+/** DELETE /v1/apps/NAME */
 export interface RemoveAnswer {
   /** the ids of the replicas removed with it */
   removed: string[];
+  /** with `volumes`: the nodes told to remove the app's named volumes, and the nodes that ran it but were not reached (offline, connected to another instance, or an agent too old): their volumes stay until they are told */
+  volumes?: { told: string[]; unreached: string[] };
 }
 
 /** POST /v1/apps/NAME/undo: the last good revision before the current one, deployed again as a new revision. */
@@ -150,6 +158,8 @@ export interface LogsQuery {
   follow?: boolean;
   /** lines from the end of each replica's output (default 200) */
   tail?: number;
+  /** one of the app's containers by name (default: each replica's first) */
+  container?: string;
 }
 
 // ---- sites and routing ----------------------------------------------------------
@@ -366,7 +376,7 @@ export interface ApiRoutes {
   /** one app with its replicas; a long poll with after and waitMs */
   'GET /v1/apps/:name': { query: AppWaitQuery; answer: AppDetail };
   /** remove an app and its replicas */
-  'DELETE /v1/apps/:name': { answer: RemoveAnswer };
+  'DELETE /v1/apps/:name': { query: RemoveQuery; answer: RemoveAnswer };
   /** back to the last good revision */
   'POST /v1/apps/:name/undo': { answer: UndoAnswer };
   /** one app's replicas (E_NOT_FOUND for an unknown app) */

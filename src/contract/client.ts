@@ -16,7 +16,7 @@ import https from 'node:https';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
 import type {
   AddSiteBody, ApiErrorAnswer, ApiTokenBody, ApiTokenView, AuditEntry, AuditQuery, CreatedApiToken, WhoAmI, CreatedDevice, CreatedToken, DeviceBody, DeviceView, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
-  ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveSiteAnswer, ReplicaQuery,
+  ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveQuery, RemoveSiteAnswer, ReplicaQuery,
   ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer, SecretView, SecretBody, SetSecretAnswer, RotateKeyAnswer,
 } from './api.js';
 
@@ -260,9 +260,9 @@ export class ApiClient {
     return this.request('POST', `/v1/apps${queryString({ dryRun: o.dryRun || undefined })}`, manifest, { contentType });
   }
 
-  /** DELETE /v1/apps/NAME */
-  remove(name: string): Promise<RemoveAnswer> {
-    return this.request('DELETE', `/v1/apps/${seg(name)}`);
+  /** DELETE /v1/apps/NAME (`volumes`: its named volumes too) */
+  remove(name: string, o: RemoveQuery = {}): Promise<RemoveAnswer> {
+    return this.request('DELETE', `/v1/apps/${seg(name)}${queryString({ volumes: o.volumes || undefined })}`);
   }
 
   /** POST /v1/apps/NAME/undo */
@@ -286,7 +286,7 @@ export class ApiClient {
    * is thrown as its OutpostError.
    */
   async logs(app: string, q: LogsQuery = {}): Promise<http.IncomingMessage> {
-    return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200 })}`));
+    return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200, container: q.container })}`));
   }
 
   /** GET /v1/backup: the response, its gzip'd body unread (it streams; silence for 60 s gives up). */

@@ -1,7 +1,7 @@
 // The agent protocol's schemas: what is refused, with which code and path, and what is tolerated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { offeredMajors, parseAgentMessage } from './protocol.js';
+import { AGENT_FEATURES, offeredMajors, parseAgentMessage, parseServerMessage } from './protocol.js';
 
 const node = { name: 'edge-a', hostname: 'h', arch: 'amd64', cpus: 4, memoryMiB: 8192, labels: {}, site: null, runtime: 'docker', address: '10.0.0.1', images: [], layers: [], imageLayers: {}, agentVersion: '1' };
 
@@ -40,4 +40,16 @@ test('the majors an agent offers are read from its subprotocol header', () => {
   assert.deepEqual(offeredMajors('outpost.v2, outpost.v1'), [2, 1]);
   assert.deepEqual(offeredMajors('mqtt, chat'), []);
   assert.deepEqual(offeredMajors(undefined), []);
+});
+
+test('an agent says which newer messages it takes; volumes.remove and a log request for one container parse, and an agent that lists nothing still registers', () => {
+  const r = parseAgentMessage(JSON.stringify({ type: 'register', node, features: [...AGENT_FEATURES] }));
+  assert.ok(r.ok && r.msg.type === 'register' && r.msg.features?.includes('volumes.remove'));
+  assert.ok(parseAgentMessage(JSON.stringify({ type: 'register', node })).ok);
+  const v = parseServerMessage(JSON.stringify({ type: 'volumes.remove', app: 'shop' }));
+  assert.ok(v.ok && v.msg.type === 'volumes.remove' && v.msg.app === 'shop');
+  const bad = parseServerMessage(JSON.stringify({ type: 'volumes.remove', app: '../x' }));
+  assert.ok(!bad.ok && bad.path === 'app');
+  const logs = parseServerMessage(JSON.stringify({ type: 'logs', reqId: 'r', replicaId: 'shop-0-1', follow: false, tail: 10, container: 'db' }));
+  assert.ok(logs.ok && logs.msg.type === 'logs' && logs.msg.container === 'db');
 });

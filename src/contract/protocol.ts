@@ -100,7 +100,8 @@ const perItemUs = z.object({ process: ms, storage: ms, compute: ms });
 const windowDoc = boundedRecord(z.union([num, str(256), z.null()]), 64, str(64));
 
 export const agentToServerSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('register'), node: nodeInfoSchema }),
+  /** `features`: the control-plane messages added within this major that this agent takes (none is sent to an agent that does not list it) */
+  z.object({ type: z.literal('register'), node: nodeInfoSchema, features: z.array(str(64)).max(64).optional() }),
   z.object({ type: z.literal('status'), replicas: z.array(replicaStatusSchema).max(MAX_LIST), pulled: z.object({ bytes: ms, ms }).nullable().optional() }),
   z.object({ type: z.literal('images'), images: nodeInfoSchema.shape.images, layers, imageLayers: nodeInfoSchema.shape.imageLayers }),
   z.object({ type: z.literal('rtt'), rttMs: boundedRecord(ms, 1000, str(63)) }),
@@ -144,7 +145,8 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   /** the node's whole assignment set; `version` changes whenever the set does, so an agent can skip one it holds */
   z.object({ type: z.literal('assign'), replicas: z.array(assignmentSchema).max(MAX_LIST), version: str(128).optional() }),
   z.object({ type: z.literal('sites'), sites: z.array(siteSchema).max(MAX_LIST) }),
-  z.object({ type: z.literal('logs'), reqId: str(64), replicaId: str(128), follow: z.boolean(), tail: z.number().int().nonnegative() }),
+  /** `container`: one of a group's containers by name (default: the first) */
+  z.object({ type: z.literal('logs'), reqId: str(64), replicaId: str(128), follow: z.boolean(), tail: z.number().int().nonnegative(), container: z.string().regex(NAME_RE).optional() }),
   z.object({ type: z.literal('logs.cancel'), reqId: str(64) }),
   z.object({ type: z.literal('error'), code: str(64), message: str(4096) }),
   /** the sequence numbers now stored (or already held: a re-send) */
@@ -159,7 +161,12 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
     /** replicas asked for that the control plane no longer has (removed meanwhile): no token will come */
     gone: z.array(str(128)).max(MAX_LIST).optional(),
   }),
+  /** `outpost rm APP --volumes`: remove the app's named volumes on this node (sent after the assignment set without the app; only to agents whose register lists the feature) */
+  z.object({ type: z.literal('volumes.remove'), app: z.string().regex(NAME_RE) }),
 ]);
+
+/** The messages an agent of this version takes beyond the major's first ones (its register lists them). */
+export const AGENT_FEATURES = ['volumes.remove'] as const;
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;
 

@@ -27,6 +27,7 @@ export const ERRORS = {
   E_IMAGE_NOT_FOUND: { status: 500, seen: 'replica', meaning: 'the image is not in its registry' },
   E_PULL_FAILED: { status: 500, seen: 'replica', meaning: 'pulling or inspecting the image failed (registry unreachable, refused, interrupted)' },
   E_CREATE_FAILED: { status: 500, seen: 'replica', meaning: 'the engine could not create the container, or the process runtime got no `command`' },
+  E_UNSUPPORTED: { status: 500, seen: 'replica', meaning: 'the node\'s runtime cannot give what the app asks: the process runtime and several containers, volumes, devices, capAdd, privileged, user, readOnlyRootfs or entrypoint (the message names the fields; run the app where a container engine is)' },
   E_START_FAILED: { status: 500, seen: 'replica', meaning: 'the container or process could not be started' },
   E_EXITED: { status: 500, seen: 'replica, CLI', meaning: 'the replica exited, during start-up or later; the message has the exit code, signal or OOMKilled' },
   E_HEALTH_TIMEOUT: { status: 500, seen: 'replica, CLI', meaning: 'no passing health check within `health.startTimeoutMs` of the start; from `deploy --wait`, the rollout did not finish within `--timeout`' },

@@ -57,6 +57,14 @@ function checkDependencies(cs: ContainerSpec[], ctx: Ctx): void {
       else if (c.dependsOn[dep] === 'healthy' && !cs[names.get(dep)!]!.health) ctx.addIssue({ code: 'custom', path: ['containers', i, 'dependsOn', dep], message: `"${dep}" has no health check to be healthy by` });
     }
   });
+  // a container's own check is made on its own ports (or by exec in it)
+  cs.forEach((c, i) => {
+    const h = c.health;
+    if (!h) return;
+    const path = ['containers', i, 'health'];
+    if (h.port !== undefined && !c.ports.some((p) => p.name === h.port)) ctx.addIssue({ code: 'custom', path: [...path, 'port'], message: `no port named "${h.port}" in this container's ports` });
+    else if (!h.exec && c.ports.length === 0) ctx.addIssue({ code: 'custom', path, message: 'a health check without exec needs a port of this container' });
+  });
   const cycle = findCycle(cs);
   if (cycle) ctx.addIssue({ code: 'custom', path: ['containers', names.get(cycle[0]!)!, 'dependsOn'], message: `dependsOn has a cycle: ${cycle.join(' -> ')}` });
 }

@@ -33,6 +33,9 @@ export const appSchema = z.object({
   name: name.describe('the app\'s name, unique in the cluster'),
   image: imageSchema.optional().describe('the container image (container runtimes): `name[:tag]`, or pinned by digest as `name[:tag]@sha256:<64 hex>`, which the agent verifies (`E_DIGEST_MISMATCH`); pulled only when the node lacks it. An app needs `image`, `command` or `containers`'),
   ...runFields,
+  // an app that gives both image and command runs on either runtime: the command is the process runtime's
+  command: runFields.command.describe('the process runtime\'s program and its arguments; a container runs its image\'s command (to replace it, give the container in `containers`)'),
+  workdir: runFields.workdir.describe('the working directory: for the process runtime, relative to the agent\'s (the package root under `outpost up`); an absolute path is the container\'s too'),
   containers: z.array(containerSchema).min(1).max(16).optional().describe('several containers per replica, placed together on one node, started in `dependsOn` order, reaching each other by name; instead of the top-level `image`, `command`, `ports` and the other container fields (the top-level `env` goes to every container)'),
   configs: configsSchema,
   replicas: z.number().int().min(0).max(1000).default(1).describe('how many replicas run, each on a different node'),

@@ -31,6 +31,8 @@ interface Conn {
   registered: boolean;
   /** the version of the assignment set this connection last got */
   sent: string | null;
+  /** the messages added within the major that its agent takes (its register says) */
+  features?: Set<string>;
   /** its message and byte buckets, as of `last` */
   tokens: number;
   bytes: number;
@@ -271,6 +273,7 @@ export class AgentGateway {
       if (msg.node.name !== node) throw new OutpostError('E_FORBIDDEN', `this connection is node ${node}'s; it cannot register as ${msg.node.name}`, { path: 'node.name' });
       const id = cp.identities.get(node)!;
       c.registered = true;
+      c.features = new Set(msg.features ?? []);
       const old = this.conns.get(node);
       // the newest connection wins: an old one is a half-open socket from before a network drop (only the key's holder can open one)
       if (old && old !== c) old.ws.terminate();
@@ -391,13 +394,29 @@ export class AgentGateway {
     send(c.ws, { type: 'assign', replicas: set.replicas, version: set.version });
   }
 
+  /**
+   * Asks every approved agent connected here that takes the message to
+   * remove an app's named volumes, each after its assignment set without the
+   * app (so its containers are gone first). Answers the nodes told.
+   */
+  removeVolumes(app: string): string[] {
+    const told: string[] = [];
+    for (const [node, c] of this.conns) {
+      if (!c.registered || !c.features?.has('volumes.remove') || !this.cp.identities.get(node)?.approved) continue;
+      this.sendAssignments(node);
+      send(c.ws, { type: 'volumes.remove', app });
+      told.push(node);
+    }
+    return told.sort();
+  }
+
   /** Streams a replica's logs through its agent's connection; returns a cancel function. */
-  requestLogs(node: string, replicaId: string, opts: { follow: boolean; tail: number }, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {
+  requestLogs(node: string, replicaId: string, opts: { follow: boolean; tail: number; container?: string }, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {
     const c = this.conns.get(node);
     if (!c) throw new OutpostError('E_NODE_OFFLINE', `node ${node} is not connected; its logs cannot be fetched now`);
     const reqId = randomBytes(8).toString('hex');
     this.logSinks.set(reqId, { node, onData, onEnd });
-    send(c.ws, { type: 'logs', reqId, replicaId, follow: opts.follow, tail: opts.tail });
+    send(c.ws, { type: 'logs', reqId, replicaId, follow: opts.follow, tail: opts.tail, ...(opts.container ? { container: opts.container } : {}) });
     return () => {
       if (this.logSinks.delete(reqId)) send(c.ws, { type: 'logs.cancel', reqId });
     };

@@ -15,55 +15,17 @@ import { OutpostError, errorMessage } from '../../core/errors.js';
 import { pullRefusal } from '../../core/disk.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
-import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type PullProgress, type RunSpec, type RuntimeDriver } from './driver.js';
+import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type MemberInfo, type PullProgress, type RunSpec, type RuntimeDriver, type StartGate } from './driver.js';
+import { containersOf, imagesOf } from '../../core/containers.js';
+import { startOrder } from '../../core/groups.js';
+import { containerName, containerOptions, networkName, volumeName } from './containerconfig.js';
 import { readEnv } from '../../env.js';
 import type { SecretOwner } from '../secrets.js';
-import { IDENTITY_MOUNT, TOKEN_FILE } from '../workload.js';
 import { DISK_RESERVE_MB } from '../../core/settings.js';
 import { carriesPin, parseImageRef, pullRef } from '../../core/imageref.js';
 import { readRegistryAuth } from '../../registry/auth.js';
 
-export const CPU_PERIOD_US = 10_000;
-
-/**
- * `cpu` is a reservation: a relative share (1024 per core, as Docker's
- * --cpu-shares) that only matters when the node's CPUs are contended, so an
- * idle node starts a replica at full speed (a 0.1-core quota made the
- * example's Node.js start about 4x slower: ~800 ms of T_engine, not ~200). `cpuLimit`, when given, is a hard CFS quota over a 10 ms
- * period rather than the default 100 ms: a throttled start-up or request then
- * waits at most ~10 ms for its next slice (seen in the lab: T_engine of a
- * half-core container jumping by 100 ms steps).
- */
-export function cpuConfig(r: AppSpec['resources']): { CpuShares: number; CpuPeriod?: number; CpuQuota?: number } {
-  // the kernel takes 2..262144
-  const shares = Math.min(262_144, Math.max(2, Math.round(r.cpu * 1024)));
-  if (r.cpuLimit === undefined) return { CpuShares: shares };
-  return { CpuShares: shares, CpuPeriod: CPU_PERIOD_US, CpuQuota: Math.max(1000, Math.round(r.cpuLimit * CPU_PERIOD_US)) };
-}
-
-export const ULIMITS = [
-  { Name: 'nofile', Soft: 1024, Hard: 1024 },
-  { Name: 'nproc', Soft: 4096, Hard: 4096 },
-];
-
-/** A replica's processes and threads when its manifest gives no `resources.pids`: a fork bomb stops there. */
-export const DEFAULT_PIDS = 1024;
-
-/**
- * Capabilities taken from the engine's default set. Docker gives AUDIT_WRITE,
- * MKNOD and NET_RAW (raw sockets: spoofed packets on the node's network) that
- * Podman already leaves out; SETFCAP, SETPCAP and SYS_CHROOT serve image
- * builds and capability games, not apps. Kept: what common images need to
- * start as root and step down (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
- * SETUID, SETGID, NET_BIND_SERVICE).
- */
-export const CAP_DROP = ['AUDIT_WRITE', 'MKNOD', 'NET_RAW', 'SETFCAP', 'SETPCAP', 'SYS_CHROOT'];
-
-/** What every container gets: no privilege gain through setuid binaries or file capabilities, a pids limit, fewer capabilities. */
-export function hardening(r: AppSpec['resources']): { SecurityOpt: string[]; PidsLimit: number; CapDrop: string[] } {
-  // the spelling both Docker and Podman take (Podman also reads `:true` and `=true`)
-  return { SecurityOpt: ['no-new-privileges'], PidsLimit: r.pids ?? DEFAULT_PIDS, CapDrop: CAP_DROP };
-}
+export { CAP_DROP, CPU_PERIOD_US, DEFAULT_PIDS, ULIMITS, cpuConfig, hardening } from './containerconfig.js';
 
 /** Where an engine may answer, in order: DOCKER_HOST, Docker's socket, Podman's root socket. */
 export function engineCandidates(): Docker.DockerOptions[] {
@@ -138,20 +100,32 @@ export class DockerDriver implements RuntimeDriver {
 
   async list(): Promise<InstanceInfo[]> {
     const cs = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${this.node}`] } });
-    return cs.map((c) => ({
-      id: c.Id,
-      replicaId: c.Labels[LABELS.replica] ?? '',
-      app: c.Labels[LABELS.app] ?? '',
-      specHash: c.Labels[LABELS.specHash] ?? '',
-      running: c.State === 'running',
-      exitCode: null,
-      oomKilled: false,
-      hostPorts: parsePorts(c.Labels[LABELS.ports]),
-    }));
+    const byReplica = new Map<string, Docker.ContainerInfo[]>();
+    for (const c of cs) {
+      const rid = c.Labels[LABELS.replica] ?? '';
+      byReplica.set(rid, [...(byReplica.get(rid) ?? []), c]);
+    }
+    const out: InstanceInfo[] = [];
+    for (const [rid, members] of byReplica) {
+      // a group's first container (or a single one) stands for the replica; a group whose first is gone is listed by another, not running, to be removed
+      const heads = members.filter((c) => c.Labels[LABELS.group] !== undefined || c.Labels[LABELS.container] === undefined);
+      for (const c of heads.length ? heads : members.slice(0, 1)) {
+        const order = orderOf(c.Labels);
+        const running = heads.length > 0 && c.State === 'running'
+          && (order ?? []).every((n) => members.some((m) => m.Labels[LABELS.container] === n && m.State === 'running'));
+        out.push({
+          id: c.Id, replicaId: rid, app: c.Labels[LABELS.app] ?? '', specHash: c.Labels[LABELS.specHash] ?? '',
+          running, exitCode: null, oomKilled: false, hostPorts: parsePorts(c.Labels[LABELS.ports]),
+        });
+      }
+    }
+    return out;
   }
 
+  /** Every image the app runs is here. */
   async hasImage(spec: AppSpec): Promise<boolean> {
-    return (await this.localImage(spec.image!)) !== null;
+    for (const image of imagesOf(spec)) if ((await this.localImage(image)) === null) return false;
+    return true;
   }
 
   /**
@@ -170,16 +144,24 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
+  /** Pulls the app's images that are missing, one after another; the bytes are their sum. */
   async ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void, needBytes: number | null = null): Promise<EnsureResult> {
-    if (await this.hasImage(spec)) return { pulled: false, bytes: 0 };
+    const missing: string[] = [];
+    for (const image of imagesOf(spec)) if ((await this.localImage(image)) === null) missing.push(image);
+    if (missing.length === 0) return { pulled: false, bytes: 0 };
     // a pull that fills the disk breaks every workload on the node: refuse it
     // (the image's size is known when another node has reported it)
     const disk = await this.disk().catch(() => null);
     const refusal = disk ? pullRefusal(disk, needBytes, this.reserveBytes) : null;
-    if (refusal) throw new OutpostError('E_DISK_FULL', `${spec.image}: ${refusal}`);
-    const got = await this.pull(spec.image!, onProgress);
-    await this.imageToRun(spec.image!);
-    return got;
+    if (refusal) throw new OutpostError('E_DISK_FULL', `${missing.join(', ')}: ${refusal}`);
+    let bytes = 0;
+    for (const image of missing) {
+      const done = bytes;
+      const got = await this.pull(image, (p) => onProgress(missing.length > 1 ? { ...p, bytes: done + p.bytes, total: null } : p));
+      await this.imageToRun(image);
+      bytes += got.bytes;
+    }
+    return { pulled: true, bytes };
   }
 
   /**
@@ -276,92 +258,183 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
+  /**
+   * Creates the replica's containers: one, as always, or a group on a network
+   * of its own where each is reached by its name. Named volumes are made when
+   * missing (and kept: nothing here removes them). The instance's id is the
+   * first container's.
+   */
   async create(r: RunSpec): Promise<string> {
-    const s = r.spec;
-    const name = `outpost-${r.replicaId}`;
-    const exposed: Record<string, object> = {};
-    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-    for (const p of this.hostNetwork ? [] : s.ports) {
-      const key = `${p.container}/${p.protocol}`;
-      exposed[key] = {};
-      bindings[key] = [{ HostIp: r.bindHost, HostPort: String(r.hostPorts[p.name]) }];
+    const cs = containersOf(r.spec);
+    const grouped = cs.length > 1;
+    const order = grouped ? startOrder(cs).map((c) => c.name) : null;
+    const images = new Map<string, string>();
+    for (const c of cs) {
+      if (!c.image) throw new OutpostError('E_CREATE_FAILED', `${grouped ? `container "${c.name}"` : 'the app'} has no image: a container runtime needs one`, { path: grouped ? 'containers' : 'image' });
+      if (!images.has(c.image)) images.set(c.image, await this.imageToRun(c.image));
     }
-    const env = { ...s.env, ...r.env, ...r.secrets?.env, ...(r.identityDir ? { OUTPOST_IDENTITY_TOKEN_FILE: `${IDENTITY_MOUNT}/${TOKEN_FILE}` } : {}) };
-    // secret files, and the identity directory (mounted whole: the token is replaced by a rename, which a file mount would not see)
-    const binds = [...(r.secrets?.files ?? []).map((f) => `${f.source}:${f.target}:ro`), ...(r.identityDir ? [`${r.identityDir}:${IDENTITY_MOUNT}:ro`] : [])];
-    const image = await this.imageToRun(s.image!);
-    const opts: Docker.ContainerCreateOptions = {
-      name,
-      Image: image,
-      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      Labels: {
-        [LABELS.managed]: 'true', [LABELS.node]: r.node, [LABELS.app]: r.app,
-        [LABELS.replica]: r.replicaId, [LABELS.specHash]: r.specHash, [LABELS.ports]: JSON.stringify(r.hostPorts),
-      },
-      ExposedPorts: exposed,
-      HostConfig: {
-        ...(this.hostNetwork ? { NetworkMode: 'host' } : { PortBindings: bindings }),
-        Ulimits: ULIMITS,
-        Memory: s.resources.memoryMiB * 1024 * 1024,
-        ...cpuConfig(s.resources),
-        ...hardening(s.resources),
-        // the agent's supervisor restarts; the engine must not race it
-        RestartPolicy: { Name: 'no' },
-        // from the node's tmpfs, read-only where the manifest asks
-        ...(binds.length ? { Binds: binds } : {}),
-      },
-    };
+    for (const v of new Set(cs.flatMap((c) => c.volumes.flatMap((m) => (m.volume !== undefined ? [m.volume] : []))))) await this.ensureVolume(r.app, v);
+    const network = grouped && !this.hostNetwork && cs.some((c) => c.networkMode !== 'host') ? await this.ensureNetwork(r) : null;
+    const ids: string[] = [];
+    try {
+      for (const [i, c] of cs.entries()) {
+        const opts = containerOptions(r, c, { image: images.get(c.image!)!, hostNetwork: this.hostNetwork, network, group: order, first: i === 0, shorthand: !r.spec.containers?.length });
+        ids.push(await this.createContainer(opts, r.replicaId));
+      }
+    } catch (e) {
+      // a group is whole or not at all: what was made goes (a retry would replace it anyway)
+      if (ids.length) await this.remove(ids[0]!).catch(() => {});
+      else if (network) await this.removeNetwork(network);
+      throw e;
+    }
+    this.groups.set(ids[0]!, order ? { replicaId: r.replicaId, order } : null);
+    return ids[0]!;
+  }
+
+  private async createContainer(opts: Docker.ContainerCreateOptions, replicaId: string): Promise<string> {
     try {
       return (await this.docker.createContainer(opts)).id;
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 409) {
         // left over from a create whose answer we never saw: replace it
-        await this.remove(name);
+        await this.removeContainer(opts.name!);
         return (await this.docker.createContainer(opts)).id;
       }
-      throw new OutpostError('E_CREATE_FAILED', `cannot create container for ${r.replicaId}: ${errorMessage(e)}`, { cause: e });
+      throw new OutpostError('E_CREATE_FAILED', `cannot create container ${opts.name} for ${replicaId}: ${errorMessage(e)}`, { cause: e });
     }
   }
 
-  /** The image's user, when it is a number (or none: root); a named user cannot be resolved from here, so its files are readable by any user of the container. */
-  async secretOwner(spec: AppSpec): Promise<SecretOwner> {
-    const info = await this.docker.getImage(await this.imageToRun(spec.image!)).inspect().catch(() => null);
-    const user = (info?.Config?.User ?? '').trim();
-    if (user === '') return { uid: 0, gid: 0 };
-    const m = /^(\d+)(?::(\d+))?$/.exec(user);
-    return m ? { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) } : { uid: 0, gid: 0, shared: true };
+  private async ensureVolume(app: string, volume: string): Promise<void> {
+    // creating a volume that exists answers it unchanged (Docker and Podman): its data stays
+    try {
+      await this.docker.createVolume({ Name: volumeName(app, volume), Labels: { [LABELS.managed]: 'true', [LABELS.node]: this.node, [LABELS.app]: app, [LABELS.volume]: volume } });
+    } catch (e) {
+      throw new OutpostError('E_CREATE_FAILED', `cannot create volume ${volumeName(app, volume)}: ${errorMessage(e)}`, { cause: e });
+    }
   }
 
-  async start(id: string): Promise<void> {
+  private async ensureNetwork(r: RunSpec): Promise<string> {
+    const name = networkName(r.replicaId);
+    try {
+      await this.docker.createNetwork({ Name: name, Driver: 'bridge', Labels: { [LABELS.managed]: 'true', [LABELS.node]: r.node, [LABELS.app]: r.app, [LABELS.replica]: r.replicaId } });
+    } catch (e) {
+      // left from a group whose removal was cut short: it serves again (Podman says so with a 500)
+      if (!/already (exists|used)/i.test(errorMessage(e)) && (e as { statusCode?: number }).statusCode !== 409) {
+        throw new OutpostError('E_CREATE_FAILED', `cannot create network ${name}: ${errorMessage(e)}`, { cause: e });
+      }
+    }
+    return name;
+  }
+
+  private async removeNetwork(name: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(name).remove();
+    } catch (e) {
+      const code = (e as { statusCode?: number }).statusCode;
+      if (code !== 404 && !/not found|no such network/i.test(errorMessage(e))) throw e;
+    }
+  }
+
+  /** Removes this node's named volumes of an app; one still in use stays (and is not named). */
+  async removeVolumes(app: string): Promise<string[]> {
+    const list = await this.docker.listVolumes({ filters: { label: [`${LABELS.app}=${app}`, `${LABELS.node}=${this.node}`, `${LABELS.managed}=true`] } } as object);
+    const removed: string[] = [];
+    for (const v of list.Volumes ?? []) {
+      try {
+        await this.docker.getVolume(v.Name).remove();
+        removed.push(v.Name);
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) continue;
+        if ((e as { statusCode?: number }).statusCode !== 409) throw e;
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Who owns a replica's secret files. A container's `user`, or its image's
+   * user, when it is a number (or none: root); a named user cannot be resolved
+   * from here, and containers of a group running as different users all read
+   * them: then the files are readable by any user of the container.
+   */
+  async secretOwner(spec: AppSpec): Promise<SecretOwner> {
+    const owners = await Promise.all(containersOf(spec).map(async (c) => {
+      let user = c.user ?? '';
+      if (!user && c.image) user = ((await this.docker.getImage(await this.imageToRun(c.image)).inspect().catch(() => null))?.Config?.User ?? '').trim();
+      if (user === '') return { uid: 0, gid: 0 };
+      const m = /^(\d+)(?::(\d+))?$/.exec(user);
+      return m ? { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) } : { uid: 0, gid: 0, shared: true };
+    }));
+    const first = owners[0]!;
+    return owners.every((o) => o.uid === first.uid && o.gid === first.gid && !o.shared) ? first : { uid: first.uid, gid: first.gid, shared: true };
+  }
+
+  /** Starts a single container, or a group's in start order, each once `gate` lets it. */
+  async start(id: string, gate?: StartGate): Promise<void> {
+    const g = await this.groupOf(id);
+    if (!g) return this.startContainer(id, null);
+    for (const name of g.order) {
+      await gate?.(name);
+      await this.startContainer(containerName(g.replicaId, name, true), name);
+    }
+  }
+
+  private async startContainer(id: string, name: string | null): Promise<void> {
     try {
       await this.docker.getContainer(id).start();
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 304) return; // already running
-      throw new OutpostError('E_START_FAILED', `container failed to start: ${errorMessage(e)}`, { cause: e });
+      throw new OutpostError('E_START_FAILED', `${name ? `container "${name}"` : 'container'} failed to start: ${errorMessage(e)}`, { cause: e });
     }
   }
 
   async inspect(id: string): Promise<InstanceInfo | null> {
+    let c: Docker.ContainerInspectInfo;
     try {
-      const c = await this.docker.getContainer(id).inspect();
-      const l = c.Config.Labels ?? {};
-      return {
-        id: c.Id,
-        replicaId: l[LABELS.replica] ?? '',
-        app: l[LABELS.app] ?? '',
-        specHash: l[LABELS.specHash] ?? '',
-        running: c.State.Running,
-        exitCode: c.State.Running ? null : c.State.ExitCode,
-        oomKilled: c.State.OOMKilled,
-        hostPorts: parsePorts(l[LABELS.ports]),
-      };
+      c = await this.docker.getContainer(id).inspect();
     } catch (e) {
       if ((e as { statusCode?: number }).statusCode === 404) return null;
       throw e;
     }
+    const l = c.Config.Labels ?? {};
+    const base = { id: c.Id, replicaId: l[LABELS.replica] ?? '', app: l[LABELS.app] ?? '', specHash: l[LABELS.specHash] ?? '', hostPorts: parsePorts(l[LABELS.ports]) };
+    const order = orderOf(l);
+    if (!order) return { ...base, running: c.State.Running, exitCode: c.State.Running ? null : c.State.ExitCode, oomKilled: c.State.OOMKilled };
+    const containers = await this.members(base.replicaId, order, c);
+    // the one that stopped: one that failed before one that ended cleanly or never started
+    const down = containers.filter((m) => !m.running);
+    const stopped = down.find((m) => m.exitCode !== 0) ?? down[0];
+    return { ...base, running: !stopped, exitCode: stopped?.exitCode ?? null, oomKilled: stopped?.oomKilled ?? false, containers, ...(stopped ? { stopped: stopped.name } : {}) };
   }
 
+  /** A group's containers in start order (one that is gone: not running, exit code unknown). */
+  private async members(replicaId: string, order: string[], head: Docker.ContainerInspectInfo): Promise<MemberInfo[]> {
+    const headName = head.Config.Labels[LABELS.container];
+    return Promise.all(order.map(async (name) => {
+      const c = name === headName ? head : await this.docker.getContainer(containerName(replicaId, name, true)).inspect().catch(() => null);
+      if (!c) return { name, running: false, exitCode: null, oomKilled: false };
+      return { name, running: c.State.Running, exitCode: c.State.Running ? null : c.State.ExitCode, oomKilled: c.State.OOMKilled };
+    }));
+  }
+
+  /** Stops and removes a single container, or every container of a group and then its network. */
   async remove(id: string): Promise<void> {
+    const known = this.groups.get(id);
+    if (known === null) {
+      this.groups.delete(id);
+      return this.removeContainer(id);
+    }
+    const l = (await this.docker.getContainer(id).inspect().catch(() => null))?.Config.Labels ?? {};
+    // a group's first container, or (left by a cut-short create or removal) another of its containers
+    const rid = known?.replicaId ?? (l[LABELS.group] !== undefined || l[LABELS.container] !== undefined ? l[LABELS.replica] : undefined);
+    if (rid === undefined) return this.removeContainer(id);
+    const all = await this.docker.listContainers({ all: true, filters: { label: [`${LABELS.replica}=${rid}`, `${LABELS.node}=${this.node}`] } });
+    await Promise.all(all.map((c) => this.removeContainer(c.Id)));
+    await this.removeNetwork(networkName(rid));
+    this.groups.delete(id);
+  }
+
+  private async removeContainer(id: string): Promise<void> {
     const c = this.docker.getContainer(id);
     try {
       await c.stop({ t: 3 });
@@ -369,6 +442,7 @@ export class DockerDriver implements RuntimeDriver {
       // already stopped or gone; remove below decides
     }
     try {
+      // v: anonymous volumes only; named ones are kept
       await c.remove({ force: true, v: true });
     } catch (e) {
       const code = (e as { statusCode?: number }).statusCode;
@@ -376,12 +450,33 @@ export class DockerDriver implements RuntimeDriver {
     }
   }
 
+  /** instance id -> its group (replica id, containers in start order), or null for a single container: known without asking the engine again */
+  private readonly groups = new Map<string, { replicaId: string; order: string[] } | null>();
+
+  private async groupOf(id: string): Promise<{ replicaId: string; order: string[] } | null> {
+    const known = this.groups.get(id);
+    if (known !== undefined) return known;
+    const l = (await this.docker.getContainer(id).inspect().catch(() => null))?.Config.Labels;
+    if (!l) return null;
+    const order = orderOf(l);
+    const g = order ? { replicaId: l[LABELS.replica] ?? '', order } : null;
+    this.groups.set(id, g);
+    return g;
+  }
+
+  /** The container a call about `container` of the instance `id` goes to (a single container is its own). */
+  private async target(id: string, container: string | undefined): Promise<string> {
+    if (container === undefined) return id;
+    const g = await this.groupOf(id);
+    return g ? containerName(g.replicaId, container, true) : id;
+  }
+
   // Podman keeps each API exec session's conmon processes for its
   // exit_command_delay (300 s by default) so that a client can read the exit
   // code; we read it at once, so nodes set it to a few seconds
   // (docs/reliability.md)
-  async exec(id: string, cmd: string[], timeoutMs: number): Promise<number> {
-    const e = await this.docker.getContainer(id).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  async exec(id: string, cmd: string[], timeoutMs: number, container?: string): Promise<number> {
+    const e = await this.docker.getContainer(await this.target(id, container)).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
     const stream = await e.start({ hijack: true, stdin: false });
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => { stream.destroy(); resolve(); }, timeoutMs);
@@ -396,10 +491,10 @@ export class DockerDriver implements RuntimeDriver {
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {
     let cancelled = false;
     let raw: NodeJS.ReadableStream & { destroy?: () => void } | null = null;
-    const c = this.docker.getContainer(id);
     const tty = false;
     void (async () => {
       try {
+        const c = this.docker.getContainer(await this.target(id, o.container));
         if (!o.follow) {
           const buf = (await c.logs({ stdout: true, stderr: true, follow: false, tail: o.tail })) as unknown as Buffer;
           onData(demuxBuffer(buf, tty));
@@ -431,6 +526,18 @@ function demuxBuffer(buf: Buffer, tty: boolean): string {
     i += 8 + size;
   }
   return out;
+}
+
+/** A group's containers in start order, from its first container's labels; null for a single container. */
+function orderOf(labels: Record<string, string>): string[] | null {
+  const s = labels[LABELS.group];
+  if (s === undefined) return null;
+  try {
+    const v = JSON.parse(s) as unknown;
+    return Array.isArray(v) && v.every((x) => typeof x === 'string') ? v as string[] : null;
+  } catch {
+    return null;
+  }
 }
 
 function parsePorts(s: string | undefined): Record<string, number> {

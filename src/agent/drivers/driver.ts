@@ -13,6 +13,12 @@ export const LABELS = {
   replica: 'io.outpost.replica',
   specHash: 'io.outpost.spec-hash',
   ports: 'io.outpost.ports',
+  /** on every container of a group: its name in the app */
+  container: 'io.outpost.container',
+  /** on a group's first container only: its containers' names in start order (JSON) */
+  group: 'io.outpost.group',
+  /** on named volumes: the volume's name in the app (with `app`) */
+  volume: 'io.outpost.volume',
 } as const;
 
 export interface RunSpec {
@@ -31,6 +37,16 @@ export interface RunSpec {
   secrets?: Materialised;
   /** the directory on the node's tmpfs whose `token` file holds the replica's current identity token */
   identityDir?: string;
+  /** config name -> the file on the node holding its content (written by the agent, mounted read-only) */
+  configs?: Record<string, string>;
+}
+
+/** One container of a group, as inspect sees it. */
+export interface MemberInfo {
+  name: string;
+  running: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
 }
 
 export interface InstanceInfo {
@@ -42,6 +58,10 @@ export interface InstanceInfo {
   exitCode: number | null;
   oomKilled: boolean;
   hostPorts: Record<string, number>;
+  /** a group's containers (absent for a single container or process) */
+  containers?: MemberInfo[];
+  /** the container whose stop made the group not running (exitCode and oomKilled are its) */
+  stopped?: string;
 }
 
 export interface Inventory {
@@ -65,7 +85,12 @@ export interface EnsureResult {
 export interface LogOptions {
   follow: boolean;
   tail: number;
+  /** a group's container by name; default: the first */
+  container?: string;
 }
+
+/** Called before each container of a group starts, in start order: resolves once its dependencies are met. */
+export type StartGate = (container: string) => Promise<void>;
 
 export interface RuntimeDriver {
   readonly kind: Runtime;
@@ -75,24 +100,28 @@ export interface RuntimeDriver {
   inventory(): Promise<Inventory>;
   /** every instance labelled with this node's name, running or not */
   list(): Promise<InstanceInfo[]>;
-  /** whether the app's image is already on this node (a local check, no registry) */
+  /** whether every image of the app is already on this node (a local check, no registry) */
   hasImage(spec: AppSpec): Promise<boolean>;
-  /** makes the app's image present; never touches a registry when it already is; needBytes: the expected pull size, when known */
+  /** makes the app's images present; never touches a registry for one that already is; needBytes: the expected pull size, when known */
   ensureImage(spec: AppSpec, onProgress: (p: PullProgress) => void, needBytes?: number | null): Promise<EnsureResult>;
   create(r: RunSpec): Promise<string>;
   /** who owns a replica's secret files: the user its workload runs as */
   secretOwner?(spec: AppSpec): Promise<SecretOwner>;
-  start(id: string): Promise<void>;
+  /** starts the instance (a group: its containers in start order, each after `gate` resolves for it) */
+  start(id: string, gate?: StartGate): Promise<void>;
+  /** a group runs only while every container runs */
   inspect(id: string): Promise<InstanceInfo | null>;
-  /** stops and removes; removing what is already gone is not an error */
+  /** stops and removes (a group: every container and its network, never a named volume); removing what is already gone is not an error */
   remove(id: string): Promise<void>;
+  /** removes the app's named volumes on this node (none in use); answers their names */
+  removeVolumes?(app: string): Promise<string[]>;
   /** free and total bytes where images are stored; null when unknown (a remote engine) */
   disk?(): Promise<{ free: number; total: number } | null>;
   /** every image with its size and whether a container uses it, for garbage collection */
   imageUse?(): Promise<{ id: string; refs: string[]; bytes: number; created: number; inUse: boolean }[]>;
   removeImage?(id: string): Promise<void>;
-  /** runs a command inside the instance; resolves to its exit code (health checks) */
-  exec(id: string, cmd: string[], timeoutMs: number): Promise<number>;
+  /** runs a command inside the instance (a group's container by name, default the first); resolves to its exit code (health checks) */
+  exec(id: string, cmd: string[], timeoutMs: number, container?: string): Promise<number>;
   /** streams output; returns a cancel function */
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void;
 }

@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
+import { containersOf, hostNeeds } from '../../core/containers.js';
 import type { EnsureResult, Inventory, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
 import { readEnv } from '../../env.js';
 import { ensurePrivateDir } from '../../files/private.js';
@@ -128,22 +129,26 @@ export class ProcessDriver implements RuntimeDriver {
   }
 
   async create(r: RunSpec): Promise<string> {
-    const cmd = r.spec.command;
+    // what only a container engine gives is refused, not dropped
+    const only = hostNeeds(r.spec).containerOnly;
+    if (only.length) throw new OutpostError('E_UNSUPPORTED', `the process runtime cannot give ${only.join(', ')}: run this app on a node with a container engine`, { path: only[0], details: { fields: only } });
+    const c = containersOf(r.spec)[0]!;
+    const cmd = c.command;
     if (!cmd || cmd.length === 0) throw new OutpostError('E_CREATE_FAILED', 'the process runtime needs a command', { path: 'command' });
-    const firstPort = r.spec.ports[0];
-    const env: Record<string, string> = { ...r.spec.env, ...r.env };
+    const firstPort = c.ports[0];
+    const env: Record<string, string> = { ...c.env, ...r.env };
     for (const f of r.secrets?.files ?? []) env[secretFileVar(f.name)] = f.source;
     if (r.identityDir) env.OUTPOST_IDENTITY_TOKEN_FILE = path.join(r.identityDir, TOKEN_FILE);
     // secret values stay in memory: the state file below is on disk
     if (r.secrets && Object.keys(r.secrets.env).length > 0) this.secretEnv.set(r.replicaId, r.secrets.env); else this.secretEnv.delete(r.replicaId);
     // a process shares the host's network: the app learns its port from PORT
     // (and PORT_<NAME> for every declared port)
-    for (const p of r.spec.ports) env[`PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(r.hostPorts[p.name]);
+    for (const p of c.ports) env[`PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(r.hostPorts[p.name]);
     if (firstPort) env.PORT = String(r.hostPorts[firstPort.name]);
     env.HOST = r.bindHost;
     const st: ProcState = {
       replicaId: r.replicaId, app: r.app, specHash: r.specHash, node: r.node,
-      command: cmd, cwd: path.resolve(this.baseDir, r.spec.workdir ?? '.'), env, hostPorts: r.hostPorts,
+      command: cmd, cwd: path.resolve(this.baseDir, c.workdir ?? '.'), env, hostPorts: r.hostPorts,
       logPath: path.join(this.dir, `${r.replicaId}.log`), pid: null, startTicks: null,
       resources: r.spec.resources,
     };

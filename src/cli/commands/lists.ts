@@ -45,10 +45,15 @@ export async function replicas(client: ApiClient, app: string | undefined, json:
       ms(r.predicted.deployMs), r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null]);
 }
 
-export async function rm(client: ApiClient, app: string, json: boolean): Promise<void> {
-  const r = await client.remove(app);
+export async function rm(client: ApiClient, app: string, json: boolean, volumes = false): Promise<void> {
+  const r = await client.remove(app, { volumes });
   if (json) return printJson({ app, ...r });
   console.log(`removed ${app} (${r.removed.length} replica(s))`);
+  if (!volumes) return;
+  // a control plane from before --volumes answers without it: it removed nothing of the volumes
+  if (!r.volumes) return console.error('warning: this control plane does not remove volumes; they stay on the nodes');
+  console.log(`named volumes: removal sent to ${r.volumes.told.length} node(s)${r.volumes.told.length ? ` (${r.volumes.told.join(', ')})` : ''}`);
+  if (r.volumes.unreached.length) console.error(`warning: not reached, their volumes stay: ${r.volumes.unreached.join(', ')}; run \`outpost rm ${app} --volumes\` again once they are connected`);
 }
 
 /** outpost server status: the instances, which leads, how far each is behind the store. */

@@ -45,7 +45,16 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     return { app: r.app.name, revision: r.app.revision ?? null, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
   });
 
-  app.delete<{ Params: { name: string } }>('/v1/apps/:name', async (req): Promise<RemoveAnswer> => cp.apps.remove(req.params.name));
+  // ?volumes=true: the agents connected here also remove the app's named volumes
+  // (also for an app removed before: a node that was away then is reached now)
+  app.delete<{ Params: { name: string }; Querystring: { volumes?: string } }>('/v1/apps/:name', async (req): Promise<RemoveAnswer> => {
+    const name = req.params.name;
+    if (req.query.volumes !== '1' && req.query.volumes !== 'true') return cp.apps.remove(name);
+    const ranOn = new Set(s.appReplicas(name).map((r) => r.node));
+    const r = s.app(name) ? await cp.apps.remove(name) : { removed: [] };
+    const told = gateway.removeVolumes(name);
+    return { ...r, volumes: { told, unreached: [...ranOn].filter((n) => !told.includes(n)).sort() } };
+  });
   app.post<{ Params: { name: string } }>('/v1/apps/:name/undo', async (req): Promise<UndoAnswer> => {
     const r = await cp.apps.undo(req.params.name);
     return { app: r.app.name, revision: r.app.revision ?? 0, changed: r.changed, replicas: r.replicas };
@@ -74,12 +83,14 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
   });
 
   // Logs travel through each agent's own outbound connection, streamed as text.
-  app.get<{ Params: { name: string }; Querystring: { follow?: string; tail?: string } }>('/v1/apps/:name/logs', async (req, reply) => {
+  app.get<{ Params: { name: string }; Querystring: { follow?: string; tail?: string; container?: string } }>('/v1/apps/:name/logs', async (req, reply) => {
     const name = req.params.name;
     if (!NAME_RE.test(name) || !s.app(name)) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
     const follow = req.query.follow === '1' || req.query.follow === 'true';
     const tail = req.query.tail === undefined ? 200 : Number(req.query.tail);
     if (!Number.isInteger(tail) || tail < 0) throw new OutpostError('E_INVALID', 'tail must be a non-negative integer', { path: 'tail' });
+    const container = req.query.container;
+    if (container !== undefined && !NAME_RE.test(container)) throw new OutpostError('E_INVALID', 'container must be a container name of the app', { path: 'container' });
     const replicas = s.appReplicas(name);
     const prefix = replicas.length > 1;
     reply.hijack();
@@ -92,7 +103,7 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     for (const r of replicas) {
       const tag = prefix ? `[${r.id}] ` : '';
       try {
-        cancels.push(gateway.requestLogs(r.node, r.id, { follow, tail },
+        cancels.push(gateway.requestLogs(r.node, r.id, { follow, tail, container },
           (data) => res.write(prefix ? data.replace(/^(?=.)/gm, tag) : data),
           (err) => { if (err) res.write(`${tag}(logs ended: ${err})\n`); done(); }));
       } catch (e) {
