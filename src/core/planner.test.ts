@@ -190,6 +190,10 @@ test('with no spare node, an update swaps one replica at a time, each after the 
   const next = decide(spec, 'new', { nodes, replicas: [...rest, { ...starting, state: 'running' }], specs: new Map(), sites: [] });
   assert.equal(next.remove.length, 1);
   assert.equal(next.plan.placements.length, 1);
+  // a newer revision supersedes the starting successor: its node is free, so its successor goes there and no ready replica is retired
+  const newer = decide(spec, 'newer', { nodes, replicas: [...rest, starting], specs: new Map(), sites: [] });
+  assert.deepEqual(newer.remove.map((r) => r.id), ['n0'], 'only the superseded start goes');
+  assert.deepEqual(newer.plan.placements.map((p) => p.node), [gone.node]);
 });
 
 test('image references compare the way engines name them', () => {

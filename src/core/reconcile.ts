@@ -72,6 +72,15 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { pl
     return { keep, remove, plan: planFor(keep, remove, step.create) };
   } catch (e) {
     if (!(e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') || step.create === 0) throw e;
+    // room for fewer new replicas than the step wants (a node freed by a
+    // superseded start, say): place what fits
+    for (let n = step.create - 1; n >= 1; n--) {
+      try {
+        return { keep, remove, plan: planFor(keep, remove, n) };
+      } catch (again) {
+        if (!(again instanceof OutpostError && again.code === 'E_UNSCHEDULABLE')) throw again;
+      }
+    }
     // no room for a surge replica (one replica per node, e.g. a single node):
     // retire one old replica and place its successor in the room it frees,
     // one at a time: the next swap waits until every new replica is ready
@@ -82,7 +91,7 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { pl
     if (!victim) throw e;
     remove = [...remove, victim];
     keep = keep.filter((r) => r !== victim);
-    return { keep, remove, plan: planFor(keep, remove, step.create) };
+    return { keep, remove, plan: planFor(keep, remove, 1) };
   }
 }
 
