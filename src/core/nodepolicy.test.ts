@@ -9,6 +9,7 @@ import { specHash } from './manifest.js';
 import { OutpostError } from './errors.js';
 import { deviceAllowed, isUnder, needsOf, refusals, runtimeRefusals } from './nodepolicy.js';
 import { node, replica } from './testkit.js';
+import { effectiveSpec, specDiff } from './overrides.js';
 
 const mk = (name: string, over: object = {}) => ({ name, capacity: { cpu: 4, memoryMiB: 4096 }, ...over });
 const open = { devices: ['/dev/ttyUSB*', '/dev/video?'], hostPaths: ['/data', '/srv/cams/'], privileged: true };
@@ -138,4 +139,15 @@ test('a replica that moves to a node its app did not run on is told it starts wi
   assert.deepEqual(lost.plan.warnings, ['replica 0 goes to n2, where db did not run (it ran on n1): it starts with an empty volume data']);
   const first = decide(spec, hash, { nodes, replicas: [], specs: new Map(), sites: [] });
   assert.deepEqual(first.plan.warnings, [], 'a first deploy has no volume to lose');
+});
+
+test('a diff names a container\'s changed field by the container\'s name, not the whole list', () => {
+  const app = validateApp({
+    name: 'm', containers: [{ name: 'db', image: 'db:1' }, { name: 'adapter', image: 'ad:1', env: { A: '1' } }],
+    overrides: [{ match: { arch: ['arm64'] }, set: { containers: { adapter: { image: 'ad:1-arm64', env: { B: '2' } } } } }],
+  });
+  const eff = effectiveSpec(app, { name: 'n', site: null, labels: {}, arch: 'arm64' });
+  assert.deepEqual(eff.applied, [0]);
+  assert.deepEqual(specDiff(app, eff.spec), ['containers.adapter.env.B: undefined -> "2"', 'containers.adapter.image: "ad:1" -> "ad:1-arm64"']);
+  assert.deepEqual(effectiveSpec(app, { name: 'n', site: null, labels: {}, arch: 'amd64' }).applied, []);
 });

@@ -115,7 +115,14 @@ export function specDiff(base: object, eff: object, prefix = ''): string[] {
     if (JSON.stringify(a) === JSON.stringify(b)) continue;
     const path = prefix ? `${prefix}.${k}` : k;
     if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) out.push(...specDiff(a, b, path));
+    else if (byName(a) && byName(b)) out.push(...specDiff(byName(a)!, byName(b)!, path));
     else out.push(`${path}: ${JSON.stringify(a)} -> ${JSON.stringify(b)}`);
   }
   return out;
+}
+
+/** A list of named entries (containers) as an object by name, so a diff says `containers.adapter.image`; null for other values. */
+function byName(v: unknown): Record<string, unknown> | null {
+  if (!Array.isArray(v) || !v.every((x) => x && typeof x === 'object' && typeof (x as { name?: unknown }).name === 'string')) return null;
+  return Object.fromEntries(v.map((x) => [(x as { name: string }).name, x]));
 }
