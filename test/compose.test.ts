@@ -489,6 +489,28 @@ describe('the CLI', () => {
     assert.match(wrong.stderr, /^error E_USAGE: --name: for Compose files only/);
   });
 
+  test('outpost plan -f reads a file as deploy does: a Compose file converted (nothing built), configs\' files read', async () => {
+    const noServer = { OUTPOST_SERVER: 'http://127.0.0.1:1', OUTPOST_TOKEN: 'x' };
+    const snapshot = path.join(ROOT, 'examples/plan/snapshot.json');
+    const compose = composeFile('services:\n  web:\n    image: 127.0.0.1:5000/sensor-stats:1.0\n    container_name: front\n  cache:\n    image: redis:7\n');
+    const p = await cli(['plan', '-f', compose, '--snapshot', snapshot, '--name', 'shop', '--json'], noServer);
+    assert.equal(p.code, 0, p.stderr);
+    const plan = JSON.parse(p.stdout) as { app: string; placements: { node: string }[] };
+    assert.deepEqual([plan.app, plan.placements.map((x) => x.node)], ['shop', ['edge-1']]);
+    assert.match(p.stderr, /note .*docker-compose\.yml:4: services\.web\.container_name: changed: .*"front"/);
+    // built by deploy only: planned with the conversion's image name, and refused by the node's policy, not for want of a registry
+    const built = await cli(['plan', '-f', fixture('build'), '--snapshot', snapshot], { ...noServer, OUTPOST_REGISTRY: '' });
+    assert.match(built.stderr, /^note: collector is built by deploy, not by plan/m);
+    assert.match(built.stderr, /error E_UNSCHEDULABLE: .*edge-1: containers\[0\]\.devices\[0\]: device \/dev\/ttyUSB0 is not allowed/);
+    const dir = tmpDir();
+    const manifest = path.join(dir, 'app.yaml');
+    fs.writeFileSync(manifest, 'name: conf\nimage: x:1\nconfigs:\n  level: { file: nowhere.txt }\n');
+    const missing = await cli(['plan', '-f', manifest, '--snapshot', snapshot], noServer);
+    assert.match(missing.stderr, /^error E_INVALID: invalid app manifest: configs\.level\.file: cannot read nowhere\.txt/);
+    const wrong = await cli(['plan', '-f', manifest, '--snapshot', snapshot, '--env-file', manifest], noServer);
+    assert.match(wrong.stderr, /^error E_USAGE: --env-file: for Compose files only/);
+  });
+
   test('deploying an Outpost manifest with no config file loads no YAML parser and no converter', async () => {
     const dir = tmpDir();
     const manifest = path.join(dir, 'app.yaml');
