@@ -83,14 +83,19 @@ describe('the fixtures', () => {
     }
   });
 
-  test('EdgeX: one network is the app\'s; loopback-only ports are not published; other names for a service are named as not kept', () => {
+  test('EdgeX: one network is the app\'s; loopback-only ports are not published; container_name is an alias, hostname the container\'s', () => {
     const c = convert(fixture('edgex'));
     assert.equal(c.app.name, 'edgex');
     assert.equal(containers(c).length, 9);
     const ports = containers(c).flatMap((x) => x.ports ?? []);
     assert.deepEqual(ports, [{ name: 'ui-4000', container: 4000 }], 'only the UI is published beyond the host');
-    const dropped = c.notes.filter((n) => n.kind === 'dropped').map((n) => n.path);
-    assert.ok(dropped.includes('services.core-data.hostname') && dropped.includes('services.core-data.container_name'));
+    assert.deepEqual(c.notes.filter((n) => n.kind === 'dropped'), [], 'every field maps');
+    assert.deepEqual([byName(c, 'database').aliases, byName(c, 'database').hostname], [['edgex-redis'], 'edgex-redis']);
+    assert.deepEqual(byName(c, 'core-data').aliases, ['edgex-core-data']);
+    const named = c.notes.find((n) => n.path === 'services.database.container_name')!;
+    assert.equal(named.kind, 'changed');
+    assert.match(named.message, /reach this one as "edgex-redis" .* and as "database"/);
+    assert.equal(byName(c, 'core-common-config-bootstrapper').env!.ALL_SERVICES_DATABASE_HOST, 'edgex-redis', 'the name its environment uses is an alias');
     assert.equal(byName(c, 'core-data').readOnlyRootfs, true);
     assert.equal(byName(c, 'core-data').user, '2002:2001');
     assert.deepEqual(byName(c, 'database').volumes, [{ path: '/data', volume: 'db-data' }, { path: '/run', tmpfs: 64 }]);
@@ -176,7 +181,11 @@ describe('the fixtures', () => {
       labels: { 'org.opencontainers.image.source': 'https://example.com/plant/collector' }, target: 'runtime', noCache: false, pull: false, image: 'plant/collector:1.4',
     });
     assert.equal(byName(c, 'collector').image, 'localhost/plant/collector:latest');
-    assert.deepEqual(c.app.restart, { policy: 'always' }, 'on-failure and always: the app takes always');
+    assert.deepEqual(c.app.restart, { policy: 'always', maxRetries: 5 }, 'on-failure:5 and always: the app takes always, and the limit for the whole replica');
+    const limit = c.notes.find((n) => n.path === 'services.collector.restart' && /at most 5 restarts in a row/.test(n.message))!;
+    assert.equal(limit.kind, 'changed');
+    assert.match(limit.message, /starts over once the replica has stayed up 60 s/);
+    assert.ok(c.notes.some((n) => n.path === 'services.buffer.restart' && n.kind === 'changed' && /the app's, 5 restarts in a row \(from collector\)/.test(n.message)));
     assert.deepEqual(byName(c, 'buffer').command, ['redis-server', '--appendonly', 'yes', '--maxmemory', '64mb'], 'a command string split into words');
   });
 
@@ -223,7 +232,9 @@ describe('the fixtures', () => {
     assert.deepEqual(byName(c, 'worker').dependsOn, { api: 'healthy', db: 'healthy' });
     assert.deepEqual(byName(c, 'migrate').dependsOn, { db: 'started' });
     assert.deepEqual(c.app.restart, { policy: 'on-failure' });
-    assert.ok(c.notes.some((n) => n.path === 'services.api.depends_on.db.restart' && n.kind === 'dropped'));
+    const restart = c.notes.find((n) => n.path === 'services.api.depends_on.db.restart')!;
+    assert.equal(restart.kind, 'changed');
+    assert.match(restart.message, /honoured, as always in Outpost: when db stops or is updated, the whole replica/);
   });
 });
 
@@ -300,6 +311,18 @@ describe('bad input: a stable code, the Compose path and line, nothing converted
     ]);
   });
 
+  test('aliases: one name reaches one service; an alias that is another service\'s name, or not a DNS label, is refused where it is written', () => {
+    const e = refused([
+      'services:', '  a:', '    image: x', '    container_name: b', '  b:', '    image: y', '    networks:', '      default:', '        aliases: [shared, Bad_Name]',
+      '  c:', '    image: z', '    links: ["a:shared"]', '',
+    ].join('\n'));
+    assert.deepEqual(details(e).map((d) => [d.path, d.line, d.code]), [
+      ['services.a.container_name', 4, 'E_INVALID'], ['services.b.networks.default.aliases[1]', 9, 'E_COMPOSE_UNSUPPORTED'], ['services.c.links[0]', 12, 'E_COMPOSE_UNSUPPORTED'],
+    ]);
+    assert.match(details(e)[0]!.message, /"b" is the name of the service b: it cannot also reach a/);
+    assert.match(details(e)[2]!.message, /"shared" reaches b elsewhere in the file/);
+  });
+
   test('a YAML error names its line; a file without services is refused', () => {
     const e = refused('services:\n  a:\n    image: [x\n');
     assert.equal(e.code, 'E_BAD_YAML');
@@ -326,6 +349,38 @@ describe('bad input: a stable code, the Compose path and line, nothing converted
     const bad = refusal(() => convert(composeFile('services:\n  a:\n    image: x\nx-outpost:\n  replicas: -1\n')));
     assert.equal(bad.code, 'E_INVALID');
     assert.match(bad.message, /docker-compose\.yml:5: x-outpost\.replicas: the converted manifest is not valid: replicas/);
+  });
+
+  test('container_name, network aliases and link aliases are aliases of the service they name; hostname is the container\'s', () => {
+    const c = convert(composeFile([
+      'services:', '  broker:', '    image: x', '    container_name: mqtt', '    hostname: broker.plant.local', '    networks:', '      plant:', '        aliases: [mosquitto, broker]',
+      '  db:', '    image: y', '    container_name: db', '    networks: [plant]', '  app:', '    image: z', '    networks: [plant]', '    links: ["db:database", "broker"]',
+      'networks:', '  plant: {}', '',
+    ].join('\n')));
+    assert.deepEqual(byName(c, 'broker').aliases, ['mosquitto', 'mqtt'], 'its own service name is no alias');
+    assert.equal(byName(c, 'broker').hostname, 'broker.plant.local');
+    assert.deepEqual(byName(c, 'db').aliases, ['database'], 'a link alias is the linked service\'s');
+    assert.equal(byName(c, 'app').aliases, undefined);
+    assert.deepEqual(byName(c, 'app').dependsOn, { db: 'started', broker: 'started' });
+    assert.equal(c.notes.find((n) => n.path === 'services.db.container_name')!.kind, 'ignored');
+    assert.match(c.notes.find((n) => n.path === 'services.app.links[0]')!.message, /"database" reaches db from every container of the app/);
+    validateApp(c.app);
+  });
+
+  test('restart limits: on-failure:N and max_attempts, the smallest for the app; 0 is none; nothing to limit under none', () => {
+    const c = convert(composeFile([
+      'services:', '  a:', '    image: x', '    restart: on-failure:7', '  b:', '    image: y', '    deploy:', '      restart_policy: { condition: on-failure, max_attempts: 3, window: 2m }',
+      '  c:', '    image: z', '    restart: on-failure:0', '',
+    ].join('\n')));
+    assert.deepEqual(c.app.restart, { policy: 'on-failure', maxRetries: 3 });
+    assert.match(c.notes.find((n) => n.path === 'services.a.restart')!.message, /the app's limit is 3 restarts in a row, the smallest a service gives \(b\)/);
+    assert.equal(c.notes.find((n) => n.path === 'services.b.deploy.restart_policy.window')!.kind, 'dropped');
+    assert.match(c.notes.find((n) => n.path === 'services.c.restart')!.message, /no restart limit here: the app's, 3 restarts in a row \(from b\)/);
+    const none = convert(composeFile('services:\n  a:\n    image: x\n    deploy:\n      restart_policy: { condition: none, max_attempts: 2 }\n'));
+    assert.deepEqual(none.app.restart, { policy: 'never' });
+    assert.equal(none.notes.find((n) => n.path === 'services.a.deploy.restart_policy.max_attempts')!.kind, 'ignored');
+    assert.deepEqual(convert(composeFile('services:\n  a:\n    image: x\n    restart: on-failure:0\n')).app.restart, { policy: 'on-failure' });
+    assert.equal(refused('services:\n  a:\n    image: x\n    restart: on-failure:5000\n').path, 'services.a.restart');
   });
 
   test('restart: no unquoted (YAML 1.1 false) and quoted both read as never; the app name comes from the directory', () => {
@@ -432,6 +487,28 @@ describe('the CLI', () => {
     assert.match(ok.stderr, /^error E_UNSCHEDULABLE/, 'read, sent as content, valid: only the empty cluster stops it');
     const wrong = await cli(['deploy', '-f', manifest, '--name', 'x'], env);
     assert.match(wrong.stderr, /^error E_USAGE: --name: for Compose files only/);
+  });
+
+  test('outpost plan -f reads a file as deploy does: a Compose file converted (nothing built), configs\' files read', async () => {
+    const noServer = { OUTPOST_SERVER: 'http://127.0.0.1:1', OUTPOST_TOKEN: 'x' };
+    const snapshot = path.join(ROOT, 'examples/plan/snapshot.json');
+    const compose = composeFile('services:\n  web:\n    image: 127.0.0.1:5000/sensor-stats:1.0\n    container_name: front\n  cache:\n    image: redis:7\n');
+    const p = await cli(['plan', '-f', compose, '--snapshot', snapshot, '--name', 'shop', '--json'], noServer);
+    assert.equal(p.code, 0, p.stderr);
+    const plan = JSON.parse(p.stdout) as { app: string; placements: { node: string }[] };
+    assert.deepEqual([plan.app, plan.placements.map((x) => x.node)], ['shop', ['edge-1']]);
+    assert.match(p.stderr, /note .*docker-compose\.yml:4: services\.web\.container_name: changed: .*"front"/);
+    // built by deploy only: planned with the conversion's image name, and refused by the node's policy, not for want of a registry
+    const built = await cli(['plan', '-f', fixture('build'), '--snapshot', snapshot], { ...noServer, OUTPOST_REGISTRY: '' });
+    assert.match(built.stderr, /^note: collector is built by deploy, not by plan/m);
+    assert.match(built.stderr, /error E_UNSCHEDULABLE: .*edge-1: containers\[0\]\.devices\[0\]: device \/dev\/ttyUSB0 is not allowed/);
+    const dir = tmpDir();
+    const manifest = path.join(dir, 'app.yaml');
+    fs.writeFileSync(manifest, 'name: conf\nimage: x:1\nconfigs:\n  level: { file: nowhere.txt }\n');
+    const missing = await cli(['plan', '-f', manifest, '--snapshot', snapshot], noServer);
+    assert.match(missing.stderr, /^error E_INVALID: invalid app manifest: configs\.level\.file: cannot read nowhere\.txt/);
+    const wrong = await cli(['plan', '-f', manifest, '--snapshot', snapshot, '--env-file', manifest], noServer);
+    assert.match(wrong.stderr, /^error E_USAGE: --env-file: for Compose files only/);
   });
 
   test('deploying an Outpost manifest with no config file loads no YAML parser and no converter', async () => {

@@ -1,6 +1,6 @@
 // Apps of several containers on a real engine (Podman here): a replica is a
 // group on a network of its own, started in dependsOn order, reaching each
-// other by name; named volumes that outlive updates, agent restarts and plain
+// other by name and by alias, restarted as one; named volumes that outlive updates, agent restarts and plain
 // `rm`; config files, tmpfs, a read-only root and a device inside the
 // containers. Everything through a real control plane, agent and CLI.
 import { describe, test, before, after } from 'node:test';
@@ -24,6 +24,7 @@ const IMAGE = 'localhost/outpost-groups-probe:1';
 const PROBE = `
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 const role = process.argv[2];
 const t0 = Date.now();
 const json = (res, v) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(v)); };
@@ -32,6 +33,10 @@ if (role === 'check') {
   fetch(process.argv[3]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1));
 } else if (role === 'exit') {
   setTimeout(() => process.exit(3), 200);
+} else if (role === 'once') {
+  // exits the first time only: a marker on the shared volume remembers it
+  if (fs.existsSync('/data/once')) setInterval(() => {}, 1 << 30);
+  else { fs.writeFileSync('/data/once', 'x'); setTimeout(() => process.exit(3), 200); }
 } else if (role === 'back') {
   http.createServer((req, res) => {
     if (req.url === '/healthz') { res.statusCode = Date.now() - t0 >= Number(process.env.READY_AFTER_MS ?? 0) ? 200 : 503; return res.end(); }
@@ -44,6 +49,7 @@ if (role === 'check') {
   http.createServer(async (req, res) => {
     if (req.url === '/healthz') return res.end('ok');
     if (req.url === '/start') return json(res, { backendAtStart: atStart });
+    if (req.url === '/hostname') return res.end(os.hostname());
     if (req.url === '/volume') return res.end(fs.readFileSync('/data/boots', 'utf8'));
     if (req.url === '/config') return res.end(fs.readFileSync('/etc/app/settings.txt', 'utf8'));
     if (req.url === '/fs') return json(res, {
@@ -213,6 +219,45 @@ describe('apps of several containers on a container engine', { skip, timeout: 60
       assert.match(rep.error!.message, /container "sidecar": exit code 3/);
     } finally {
       await cli(['rm', name], env);
+    }
+  });
+
+  test('a container is reached by its aliases (container_name in Compose), and sees the hostname it was given', async () => {
+    const name = `${app}-n`;
+    const doc = {
+      name, placement: { nodes: [node] }, health: { http: '/healthz', port: 'http' },
+      containers: [
+        { ...web({ env: { BACKEND_URL: 'http://edgex-store:7000' }, hostname: 'web.plant.local' }), volumes: [], devices: [], readOnlyRootfs: false },
+        { ...backend, env: { MESSAGE: 'hello by alias' }, aliases: ['store', 'edgex-store'] },
+      ],
+    };
+    await deploy(doc);
+    try {
+      const rep = await running(name);
+      assert.deepEqual(await get(rep.endpoint!), { got: { service: 'backend', message: 'hello by alias' } });
+      assert.equal(await get(`${rep.endpoint}/hostname`), 'web.plant.local');
+    } finally {
+      await cli(['rm', name], env);
+    }
+  });
+
+  test('a container that stops restarts its whole group: the container that did not stop starts again too', async () => {
+    const name = `${app}-g`;
+    const data = [{ volume: 'data', path: '/data' }];
+    const doc = {
+      name, placement: { nodes: [node] }, health: { http: '/healthz', port: 'http' },
+      containers: [
+        { name: 'main', image: IMAGE, command: ['/usr/bin/node', '/app/probe.mjs', 'front'], ports: [{ name: 'http', container: 8080 }], env: { REV: 'g' }, volumes: data },
+        { name: 'sidecar', image: IMAGE, command: ['/usr/bin/node', '/app/probe.mjs', 'once'], volumes: data },
+      ],
+    };
+    await cli(['deploy', '-f', writeManifest(work, name, doc)], env);
+    try {
+      const rep = await waitFor('restarted once, running', async () => ((await cp.client.app(name)).replicas as ReplicaRecord[]).find((r) => r.restarts === 1 && r.state === 'running' && r.ready !== false && r.endpoint), 60_000);
+      assert.match(rep.lastExit!.message, /container "sidecar": exit code 3/);
+      assert.equal(await get(`${rep.endpoint}/volume`), 'g\ng\n', 'main, which never stopped by itself, was started twice');
+    } finally {
+      await cli(['rm', name, '--volumes'], env);
     }
   });
 

@@ -3,6 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { ReplicaRecord, NodeRecord } from '../src/core/types.js';
 import { cli, cliEnv, controlPlane, pidAlive, postJson, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, settleAgents } from './helpers.js';
@@ -113,6 +114,32 @@ test('a command that exits at once is reported failed with E_EXITED, and deploy 
   assert.equal(rep!.state, 'failed');
   assert.equal(rep!.error?.code, 'E_EXITED');
   await cli(['rm', 'crash'], env);
+});
+
+test('restart.maxRetries: a replica that keeps crashing is restarted that many times in a row, then left failed with E_RESTART_LIMIT', async () => {
+  // the replica runs as nobody (a root agent's default): it writes where anyone may
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-crashloop-'));
+  fs.chmodSync(dir, 0o777);
+  const starts = path.join(dir, 'starts');
+  const file = writeManifest(work, 'crashloop', {
+    name: 'crashloop', command: ['node', '-e', `require('fs').appendFileSync(${JSON.stringify(starts)}, 'x\\n'); process.exit(3)`],
+    ports: [{ name: 'http', container: 1 }], restart: { policy: 'on-failure', maxRetries: 2 },
+  });
+  assert.equal((await cli(['deploy', '-f', file], env)).code, 0);
+  try {
+    const rep = await waitFor('the restart limit', async () => {
+      const [r] = JSON.parse((await cli(['replicas', 'crashloop', '--json'], env)).stdout) as ReplicaRecord[];
+      return r?.error?.code === 'E_RESTART_LIMIT' ? r : null;
+    }, 30_000);
+    assert.equal(rep.state, 'failed');
+    assert.equal(rep.restarts, 2);
+    // reported once the runner gave up, so no later start can come
+    assert.equal(fs.readFileSync(starts, 'utf8'), 'x\nx\nx\n', 'the first start and two restarts');
+    assert.match(rep.error!.message, /restarted 2 times in a row without staying up 60 s \(restart\.maxRetries: 2\); not restarted again\. The last stop: E_EXITED: .*exit code 3/);
+  } finally {
+    await cli(['rm', 'crashloop'], env);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('rm stops the process and removes the replica', async () => {

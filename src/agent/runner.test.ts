@@ -41,8 +41,8 @@ class MemoryDriver implements RuntimeDriver {
   }
 }
 
-function setup(policy: 'always' | 'on-failure' | 'never', health: object = {}) {
-  const spec = validateApp({ name: 'job', command: ['x'], health: { intervalMs: 10, ...health }, restart: { policy } });
+function setup(policy: 'always' | 'on-failure' | 'never', health: object = {}, maxRetries?: number) {
+  const spec = validateApp({ name: 'job', command: ['x'], health: { intervalMs: 10, ...health }, restart: { policy, maxRetries } });
   const a: Assignment = { id: 'job-1', app: 'job', specHash: specHash(spec), spec };
   const driver = new MemoryDriver();
   const reports: ReplicaStatus[] = [];
@@ -113,6 +113,23 @@ test('on-failure: exit 0 stays stopped; an OOM kill is named and restarted', asy
   assert.match(oom.runner.status.error!.message, /OOMKilled/);
   await until('restarted', () => oom.runner.status.restarts === 1 && oom.runner.status.state === 'running');
   await oom.runner.stop();
+});
+
+test('maxRetries: after that many restarts in a row the replica stays failed with E_RESTART_LIMIT, its last instance kept for its logs', async () => {
+  const { driver, runner } = setup('on-failure', {}, 1);
+  runner.start();
+  await until('running', () => runner.status.state === 'running');
+  driver.exit(3);
+  await until('restarted', () => runner.status.restarts === 1 && runner.status.state === 'running');
+  driver.exit(3);
+  await until('the limit', () => runner.status.error?.code === 'E_RESTART_LIMIT');
+  assert.equal(runner.status.state, 'failed');
+  assert.equal(runner.status.restarts, 1);
+  assert.match(runner.status.error!.message, /^restarted 1 time in a row without staying up 60 s \(restart\.maxRetries: 1\); not restarted again\. The last stop: E_EXITED: the replica stopped \(exit code 3\)$/);
+  assert.equal(runner.status.lastExit!.code, 'E_EXITED');
+  assert.deepEqual([driver.created, driver.instances.size], [2, 1]);
+  await runner.stop();
+  assert.equal(driver.instances.size, 0);
 });
 
 test('never: a failure stays failed; a pull error carries its code', async () => {

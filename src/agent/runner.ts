@@ -1,5 +1,6 @@
 // One replica on this node: image, create, start, first healthy answer, then
-// watch it and restart it by its policy with capped exponential back-off.
+// watch it and restart it by its policy with capped exponential back-off
+// (at most `restart.maxRetries` times in a row: restarts.ts).
 // Each phase is timed: imageMs (pull, 0 when cached), containerMs (create),
 // engineMs (start until the health check first passes) -- the seed's
 // T_image, T_container and T_engine. A replica of several containers is one
@@ -16,6 +17,7 @@ import { CheckSet, buildCheck, freePort, type Check, type Watched } from './heal
 import type { ConfigFiles } from './configs.js';
 import type { SecretFiles, SecretOwner } from './secrets.js';
 import type { IdentityTokens } from './workload.js';
+import { STABLE_MS, nextRestart } from './restarts.js';
 
 export interface RunnerContext {
   driver: RuntimeDriver;
@@ -37,8 +39,6 @@ export interface RunnerContext {
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
-/** a replica that stayed up this long has its back-off reset */
-const STABLE_MS = 60_000;
 const START_POLL_MS = 10;
 
 export class ReplicaRunner {
@@ -109,6 +109,7 @@ export class ReplicaRunner {
 
   private async run(adopt?: InstanceInfo): Promise<void> {
     let backoff = BACKOFF_MIN_MS;
+    let inARow = 0;
     if (adopt && adopt.running && adopt.specHash === this.a.specHash) {
       this.instance = adopt.id;
       this.hostPorts = adopt.hostPorts;
@@ -139,9 +140,19 @@ export class ReplicaRunner {
         this.ctx.log.warn({ replica: this.a.id, code: err.code, msg: err.message }, 'replica failed');
         this.set({ state: 'failed', error: { code: err.code, message: err.message }, lastExit: { code: err.code, message: err.message }, progress: null });
       }
-      const policy = this.a.spec.restart.policy;
-      if (policy === 'never' || (policy === 'on-failure' && exitCode === 0)) return;
-      if (upSince > 0 && Date.now() - upSince > STABLE_MS) backoff = BACKOFF_MIN_MS;
+      const upMs = upSince > 0 ? Date.now() - upSince : 0;
+      const next = nextRestart(this.a.spec.restart, { exitCode, upMs }, inARow);
+      if (next.action === 'stop') return;
+      if (next.action === 'limit') {
+        // left as it is (its last instance stays for `outpost logs`), as a replica whose policy is never
+        const last = this.status.lastExit;
+        const error = { code: 'E_RESTART_LIMIT', message: `restarted ${next.inARow} time${next.inARow === 1 ? '' : 's'} in a row without staying up ${STABLE_MS / 1000} s (restart.maxRetries: ${this.a.spec.restart.maxRetries}); not restarted again. The last stop: ${last ? `${last.code}: ${last.message}` : 'unknown'}` };
+        this.ctx.log.warn({ replica: this.a.id, restarts: next.inARow }, 'restart limit reached');
+        this.set({ state: 'failed', error, progress: null });
+        return;
+      }
+      inARow = next.inARow;
+      if (upMs >= STABLE_MS) backoff = BACKOFF_MIN_MS;
       await this.sleep(backoff);
       backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
       if (this.stopped) return;

@@ -125,10 +125,13 @@ export function buildProgram(): Command {
     .action(async (o) => (await cmd.compose()).convertFile(o.file, { envFile: o.envFile, name: o.name, registry: o.registry, json: !!o.json }));
 
   program.command('plan').description('what deploy would do and what it predicts, without doing it')
-    .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON)')
+    .requiredOption('-f, --file <file>', 'app manifest (YAML or JSON), or a Compose file, read as deploy reads it (nothing is built)')
     .option('--snapshot <file>', 'plan against this cluster description (JSON) instead of the live cluster; no server needed')
+    .option('--env-file <file>', 'Compose: the variables for substitution, instead of the .env beside the file')
+    .option('--name <app>', 'Compose: the app\'s name (default: the file\'s name:, else its directory\'s name)')
+    .option('--registry <host:port>', 'Compose: the registry that build: images are named for (default: OUTPOST_REGISTRY)')
     .option('--json', 'print JSON')
-    .action(async (o) => (await cmd.plan()).plan(o.file, { snapshot: o.snapshot, json: !!o.json }));
+    .action(async (o) => (await cmd.plan()).plan(o.file, { snapshot: o.snapshot, json: !!o.json, envFile: o.envFile, name: o.name, registry: o.registry }));
 
   program.command('apps').description('list apps').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).apps(clientFromEnv(), !!o.json));
   program.command('nodes').description('list nodes').option('--json', 'print JSON').action(async (o) => (await cmd.lists()).nodes(clientFromEnv(), !!o.json));

@@ -14,7 +14,9 @@ import { Findings, problemsError, type Note } from './findings.js';
 import { interpolate, InterpolationError, type Lookup } from './interpolate.js';
 import { OUTPOST_KEYS, TOP_KEYS } from './keys.js';
 import { checkResourceName, secretName } from './mounts.js';
-import { convertService, type Policy, type ServiceOut } from './service.js';
+import { convertService, type ServiceOut } from './service.js';
+import { assignAliases } from './names.js';
+import { appRestart } from './restart.js';
 import { parseTree, type Path, type Tree } from './tree.js';
 
 export interface ComposeInput {
@@ -86,14 +88,15 @@ export function convertCompose(input: ComposeInput): Conversion {
   }
   checkNetworks(ctx, doc.networks, outs);
   checkDependencies(ctx, outs);
+  assignAliases(ctx, outs, outs.flatMap((o) => o.aliases));
 
   // resources first: they give each container its memory limit
   const resources = appResources(ctx, outs);
   const app: Record<string, unknown> = { name: ctx.app, containers: outs.map((o) => trimContainer(o.container)) };
   if (Object.keys(ctx.configs).length) app.configs = ctx.configs;
   Object.assign(app, resources);
-  const policy = restartPolicy(ctx, outs);
-  if (policy) app.restart = { policy };
+  const restart = appRestart(ctx, outs);
+  if (restart) app.restart = restart;
   const secrets = appSecrets(ctx, outs);
   if (secrets.length) app.secrets = secrets;
   const replicas = appReplicas(ctx, outs);
@@ -301,7 +304,7 @@ function trimContainer(c: ServiceOut['container']): Record<string, unknown> {
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0) && !(v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 0)));
 }
 
-const CONTAINER_ORDER = ['name', 'image', 'command', 'entrypoint', 'workdir', 'user', 'ports', 'env', 'volumes', 'devices', 'capAdd', 'privileged', 'networkMode', 'readOnlyRootfs', 'health', 'dependsOn', 'memoryMiB'] as const;
+const CONTAINER_ORDER = ['name', 'image', 'aliases', 'hostname', 'command', 'entrypoint', 'workdir', 'user', 'ports', 'env', 'volumes', 'devices', 'capAdd', 'privileged', 'networkMode', 'readOnlyRootfs', 'health', 'dependsOn', 'memoryMiB'] as const;
 // a field added to the container and not to the order would be lost: this does not compile then
 const complete: Exclude<keyof ServiceOut['container'], (typeof CONTAINER_ORDER)[number]> extends never ? true : never = true;
 void complete;
@@ -338,22 +341,6 @@ function appResources(ctx: Ctx, outs: ServiceOut[]): { resources?: Record<string
   const pids = outs.map((o) => o.pids).filter((p): p is number => p !== null);
   if (pids.length) resources.pids = Math.max(...pids);
   return { resources };
-}
-
-const STRENGTH: Record<Policy, number> = { never: 0, 'on-failure': 1, always: 2 };
-
-function restartPolicy(ctx: Ctx, outs: ServiceOut[]): Policy | null {
-  const given = outs.filter((o) => o.restart);
-  if (given.length === 0) {
-    ctx.f.note(['services'], 'changed', 'no service gives restart: Outpost restarts them always (Compose\'s default is no; balena\'s is always)');
-    return null;
-  }
-  const policy = given.map((o) => o.restart!.policy).reduce((a, b) => (STRENGTH[b] > STRENGTH[a] ? b : a));
-  for (const o of outs) {
-    if (!o.restart) ctx.f.note(['services', o.container.name], 'changed', `no restart given: the app's policy, ${policy}, applies (Outpost has one per app)`);
-    else if (o.restart.policy !== policy) ctx.f.note(o.restart.path, 'changed', `${o.restart.policy} is not applied: Outpost has one restart policy per app, here ${policy}`);
-  }
-  return policy;
 }
 
 function appSecrets(ctx: Ctx, outs: ServiceOut[]): { name: string; file: string }[] {

@@ -9,7 +9,7 @@ import type { Path, Tree } from './tree.js';
  * - ignored: obsolete or without effect here (`version`, `container_name`, `expose`)
  * - changed: honoured in Outpost's way (a fixed host port becomes a chosen one, a
  *   directory beside the file becomes a named volume)
- * - dropped: not honoured at all (`hostname`, `labels`, `stop_signal`): the
+ * - dropped: not honoured at all (`labels`, `stop_signal`, `tty`): the
  *   containers run without it
  * - warning: not about a field (a variable that is not set)
  */

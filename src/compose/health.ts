@@ -103,8 +103,12 @@ export function convertDependsOn(f: Findings, path: Path, raw: unknown): Record<
     const at = [...path, svc];
     const o = (v ?? {}) as Record<string, unknown>;
     for (const k of Object.keys(o)) if (!['condition', 'restart', 'required'].includes(k) && !k.startsWith('x-')) f.invalid([...at, k], `unknown field "${k}" of depends_on`);
-    if (o.restart !== undefined && parseBool(o.restart).ok && (parseBool(o.restart) as { value: boolean }).value) {
-      f.note([...at, 'restart'], 'dropped', '`restart: true` is not applied: this container is not restarted when the one it depends on is');
+    if (o.restart !== undefined) {
+      const r = parseBool(o.restart);
+      if (!r.ok) f.invalid([...at, 'restart'], r.why);
+      // a replica's containers stop, restart and update as one group (runner.ts, the Docker driver's remove)
+      else if (r.value) f.note([...at, 'restart'], 'changed', `honoured, as always in Outpost: when ${svc} stops or is updated, the whole replica (this container with it) is restarted or replaced`);
+      else f.note([...at, 'restart'], 'changed', `\`restart: false\` is not applied: when ${svc} stops or is updated, the whole replica (this container with it) is restarted or replaced`);
     }
     if (o.required !== undefined && !(parseBool(o.required) as { value?: boolean }).value) {
       f.note([...at, 'required'], 'changed', '`required: false` is not applied: the dependency is required');

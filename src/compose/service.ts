@@ -12,8 +12,8 @@ import { convertConfigRefs, convertSecretRefs, convertTmpfs, convertVolumes, shm
 import { convertPorts, type PortOut } from './ports.js';
 import type { Path, Tree } from './tree.js';
 import { listOrDict, mib, parseBool, parseBytes, parseNumber, splitWords, stringOrList } from './values.js';
-
-export type Policy = 'always' | 'on-failure' | 'never';
+import { containerName, hostName, links, networkAliases, type AliasOut } from './names.js';
+import { deployRestart, serviceRestart, type RestartOut } from './restart.js';
 
 export interface ServiceOut {
   container: {
@@ -31,11 +31,13 @@ export interface ServiceOut {
     networkMode?: 'host';
     user?: string;
     readOnlyRootfs?: boolean;
+    hostname?: string;
+    aliases?: string[];
     health?: HealthOut;
     dependsOn: Record<string, Condition>;
     memoryMiB?: number;
   };
-  restart: { policy: Policy; path: Path } | null;
+  restart: RestartOut | null;
   cpu: { reserve: number | null; limit: number | null; path: Path | null };
   memory: { reserveMiB: number | null; limitMiB: number | null };
   pids: number | null;
@@ -43,6 +45,8 @@ export interface ServiceOut {
   replicas: { n: number; path: Path } | null;
   /** the networks it joins (none with network_mode: host) */
   networks: { names: string[]; path: Path };
+  /** the names it gives (to itself, or with links to another service): the app hands them out once every service is read */
+  aliases: AliasOut[];
 }
 
 /** An image for a service that is built at deploy time: its name until then. */
@@ -63,7 +67,7 @@ export function convertService(ctx: Ctx, tree: Tree, name: string, raw: unknown,
   const out: ServiceOut = {
     container: { name, image: '', ports: [], env: {}, volumes: [], devices: [], capAdd: [], dependsOn: {} },
     restart: null, cpu: { reserve: null, limit: null, path: null }, memory: { reserveMiB: null, limitMiB: null }, pids: null, secrets: [], replicas: null,
-    networks: { names: ['default'], path: at('networks') },
+    networks: { names: ['default'], path: at('networks') }, aliases: [],
   };
   const c = out.container;
 
@@ -81,7 +85,7 @@ export function convertService(ctx: Ctx, tree: Tree, name: string, raw: unknown,
     c.networkMode = 'host';
     out.networks.names = [];
   }
-  if (s.networks !== undefined) out.networks.names = serviceNetworks(ctx, at('networks'), s.networks, hostNet);
+  if (s.networks !== undefined) out.networks.names = serviceNetworks(ctx, at('networks'), name, s.networks, hostNet, out.aliases);
 
   // image, or a build whose result is named at deploy time
   if (s.image !== undefined) {
@@ -132,16 +136,17 @@ export function convertService(ctx: Ctx, tree: Tree, name: string, raw: unknown,
     else c.workdir = s.working_dir;
   }
 
-  for (const k of ['container_name', 'hostname'] as const) if (s[k] !== undefined) ownName(ctx, at(k), k, name, String(s[k]));
+  if (s.container_name !== undefined) containerName(ctx, at('container_name'), name, s.container_name, out.aliases);
+  if (s.hostname !== undefined) c.hostname = hostName(ctx, at('hostname'), s.hostname);
   if (s.security_opt !== undefined) securityOpt(ctx, at('security_opt'), s.security_opt);
 
-  if (s.restart !== undefined) out.restart = restart(ctx, at('restart'), s.restart);
+  if (s.restart !== undefined) out.restart = serviceRestart(ctx, at('restart'), s.restart);
   if (s.healthcheck !== undefined) {
     const h = convertHealth(f, at('healthcheck'), s.healthcheck);
     if (h) c.health = h;
   }
   if (s.depends_on !== undefined) c.dependsOn = convertDependsOn(f, at('depends_on'), s.depends_on);
-  if (s.links !== undefined) links(ctx, at('links'), s.links, c.dependsOn);
+  if (s.links !== undefined) links(ctx, at('links'), s.links, c.dependsOn, out.aliases);
 
   resources(ctx, s, at, out);
   if (s.scale !== undefined) {
@@ -165,7 +170,7 @@ function networkMode(ctx: Ctx, at: Path, v: unknown): boolean {
 
 const SERVICE_NETWORK_KEYS = ['aliases', 'ipv4_address', 'ipv6_address', 'link_local_ips', 'mac_address', 'driver_opts', 'priority', 'gw_priority', 'interface_name'];
 
-function serviceNetworks(ctx: Ctx, at: Path, v: unknown, hostNet: boolean): string[] {
+function serviceNetworks(ctx: Ctx, at: Path, service: string, v: unknown, hostNet: boolean, aliases: AliasOut[]): string[] {
   if (hostNet) {
     ctx.f.invalid(at, 'networks cannot be given with network_mode: host');
     return [];
@@ -179,6 +184,7 @@ function serviceNetworks(ctx: Ctx, at: Path, v: unknown, hostNet: boolean): stri
     for (const k of Object.keys((opts ?? {}) as object)) {
       if (k.startsWith('x-')) continue;
       if (!SERVICE_NETWORK_KEYS.includes(k)) ctx.f.invalid([...at, net, k], `unknown field "${k}" of a service's network`);
+      else if (k === 'aliases') networkAliases(ctx, [...at, net, k], service, (opts as Record<string, unknown>)[k], aliases);
       else if (k === 'priority' || k === 'gw_priority' || k === 'interface_name') ctx.f.note([...at, net, k], 'ignored', `${k} is ignored: the app has one network`);
       else ctx.f.unsupported([...at, net, k], `${k} is not supported: containers are reached by their service name on the app's network`);
     }
@@ -422,12 +428,6 @@ function labels(ctx: Ctx, at: Path, v: unknown, c: ServiceOut['container']): voi
   if (plain.length) ctx.f.note(at, 'dropped', `labels ${plain.join(', ')} are not kept: Outpost sets its own labels on the containers it runs`);
 }
 
-/** Outpost names containers per replica; the others reach one by its service name, and by no other. */
-function ownName(ctx: Ctx, at: Path, key: 'container_name' | 'hostname', service: string, value: string): void {
-  if (value === service) return ctx.f.note(at, 'ignored', `\`${key}\` is ignored: the app's other containers reach this one by its service name, which is the same`);
-  ctx.f.note(at, 'dropped', `\`${key}\` is not applied: the app's other containers reach this one as "${service}" (its service name), not as "${value}"`);
-}
-
 function securityOpt(ctx: Ctx, at: Path, v: unknown): void {
   const r = stringOrList(v);
   if (!r.ok) return ctx.f.invalid(at, r.why);
@@ -435,35 +435,6 @@ function securityOpt(ctx: Ctx, at: Path, v: unknown): void {
     if (/^no-new-privileges([:=]true)?$/.test(o)) ctx.f.note([...at, i], 'ignored', 'Outpost runs every container with no-new-privileges');
     else ctx.f.unsupported([...at, i], `security_opt "${o}" is not supported: every container runs with no-new-privileges and the engine's default profiles`);
   });
-}
-
-function restart(ctx: Ctx, at: Path, v: unknown): { policy: Policy; path: Path } | null {
-  // `restart: no` unquoted is YAML 1.1's false, as some files are read
-  const s = v === false ? 'no' : String(v);
-  if (s === 'no') return { policy: 'never', path: at };
-  if (s === 'always') return { policy: 'always', path: at };
-  if (s === 'unless-stopped') {
-    ctx.f.note(at, 'changed', 'unless-stopped is Outpost\'s always: there is no stopping a container by hand');
-    return { policy: 'always', path: at };
-  }
-  const m = /^on-failure(?::(\d+))?$/.exec(s);
-  if (m) {
-    if (m[1] !== undefined) ctx.f.note(at, 'dropped', `the limit of ${m[1]} restarts is not applied: Outpost restarts with exponential back-off, without a limit`);
-    return { policy: 'on-failure', path: at };
-  }
-  ctx.f.invalid(at, `restart is no, always, on-failure[:N] or unless-stopped (got ${JSON.stringify(v)})`);
-  return null;
-}
-
-function links(ctx: Ctx, at: Path, v: unknown, deps: Record<string, Condition>): void {
-  const r = stringOrList(v);
-  if (!r.ok) return ctx.f.invalid(at, r.why);
-  r.value.forEach((l, i) => {
-    const [svc, alias] = l.split(':') as [string, string?];
-    if (alias !== undefined && alias !== svc) return ctx.f.unsupported([...at, i], `a link alias (${alias} for ${svc}) is not supported: the app's containers reach each other by service name`);
-    deps[svc] ??= 'started';
-  });
-  ctx.f.note(at, 'ignored', 'links are not needed: the app\'s containers reach each other by service name (each link still orders the start, as depends_on)');
 }
 
 function resources(ctx: Ctx, s: Record<string, unknown>, at: (...p: (string | number)[]) => Path, out: ServiceOut): void {
@@ -508,16 +479,8 @@ function deploy(ctx: Ctx, at: Path, v: unknown, out: ServiceOut): void {
     else out.replicas = { n: n.value, path: [...at, 'replicas'] };
   }
   if (d.restart_policy !== undefined) {
-    const rp = (d.restart_policy ?? {}) as Record<string, unknown>;
-    const cond = rp.condition ?? 'any';
-    const policy = ({ none: 'never', 'on-failure': 'on-failure', any: 'always' } as Record<string, Policy>)[String(cond)];
-    if (!policy) ctx.f.invalid([...at, 'restart_policy', 'condition'], 'condition is none, on-failure or any');
-    else out.restart ??= { policy, path: [...at, 'restart_policy'] };
-    for (const k of Object.keys(rp)) {
-      if (k === 'condition' || k.startsWith('x-')) continue;
-      if (['delay', 'max_attempts', 'window'].includes(k)) ctx.f.note([...at, 'restart_policy', k], 'dropped', `restart_policy.${k} is not applied: Outpost restarts with its own exponential back-off`);
-      else ctx.f.invalid([...at, 'restart_policy', k], `unknown field "${k}" of restart_policy`);
-    }
+    const r = deployRestart(ctx, [...at, 'restart_policy'], d.restart_policy);
+    if (r) out.restart ??= r;
   }
   const res = d.resources as Record<string, Record<string, unknown> | undefined> | undefined;
   if (res === undefined || res === null) return;

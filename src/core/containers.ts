@@ -78,10 +78,15 @@ export const runFields = {
 
 export const dependsOnSchema = z.record(name, z.enum(['started', 'healthy'])).default({}).describe('containers of the same app that must be started (or healthy: their `health` passes) before this one starts');
 
+/** A host name as Linux takes it (at most 63 characters here): DNS labels joined by dots. */
+export const HOSTNAME_RE = /^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
 export const containerSchema = z.object({
   name: name.describe('the container\'s name, unique in the app: the others reach it by this name'),
   image: imageSchema.describe('its image, as the app\'s `image`'),
   ...runFields,
+  aliases: z.array(name).max(16).optional().describe('more names the app\'s other containers reach this one by (DNS aliases on the replica\'s network); unique in the app together with the containers\' names'),
+  hostname: z.string().regex(HOSTNAME_RE, 'a host name: DNS labels of [A-Za-z0-9-] joined by dots, at most 63 characters').optional().describe('the host name the container sees (`hostname`); default: the engine\'s (its id)'),
   health: healthSchema.optional().describe('how this container is checked: `dependsOn: healthy` waits for it, and the replica is ready only once every container with a check passes'),
   dependsOn: dependsOnSchema,
   memoryMiB: z.number().int().positive().max(4_194_304).optional().describe('this container\'s memory limit; default: the app\'s `resources.memoryMiB`'),
@@ -89,8 +94,9 @@ export const containerSchema = z.object({
 export type ContainerSpec = z.infer<typeof containerSchema>;
 
 /** A container as the driver runs it: the shorthand app's one, or an entry of `containers`. */
-export interface RunContainer extends Omit<ContainerSpec, 'image'> {
+export interface RunContainer extends Omit<ContainerSpec, 'image' | 'aliases'> {
   image: string | undefined;
+  aliases: string[];
 }
 
 /** The fields of the normalised view that an app gives at its top level (shorthand). */
@@ -103,9 +109,9 @@ type Shorthand = { name: string; image?: string; health?: ContainerSpec['health'
  */
 export function containersOf(app: Shorthand): RunContainer[] {
   const appEnv = app.env ?? {};
-  if (app.containers?.length) return app.containers.map((c) => ({ ...c, ...withDefaults(c), env: { ...appEnv, ...c.env } }));
+  if (app.containers?.length) return app.containers.map((c) => ({ ...c, ...withDefaults(c), env: { ...appEnv, ...c.env }, aliases: c.aliases ?? [] }));
   const { name: appName, image, health, command, entrypoint, workdir, user } = app;
-  return [{ ...withDefaults(app), name: appName, image, command, entrypoint, workdir, user, health, dependsOn: {} }];
+  return [{ ...withDefaults(app), name: appName, image, command, entrypoint, workdir, user, health, dependsOn: {}, aliases: [] }];
 }
 
 function withDefaults<T extends Partial<Pick<ContainerSpec, keyof typeof runFields>>>(c: T) {
@@ -148,6 +154,7 @@ export function hostNeeds(app: Shorthand, cs = containersOf(app)): HostNeeds {
     if (c.user) containerOnly.push('user');
     if (c.readOnlyRootfs) containerOnly.push('readOnlyRootfs');
     if (c.entrypoint) containerOnly.push('entrypoint');
+    if (c.hostname) containerOnly.push('hostname');
   }
   return { devices, hostPaths, privileged, containerOnly: [...new Set(containerOnly)] };
 }

@@ -1,4 +1,5 @@
-// The rules that tie an app's containers together: unique names, dependsOn
+// The rules that tie an app's containers together: unique names (aliases
+// included), dependsOn
 // naming real containers without cycles, ports unique in the app, mounts that
 // name declared configs; and the configs themselves (text mounted read-only).
 import { z } from 'zod';
@@ -50,6 +51,7 @@ function checkDependencies(cs: ContainerSpec[], ctx: Ctx): void {
     if (names.has(c.name)) ctx.addIssue({ code: 'custom', path: ['containers', i, 'name'], message: `duplicate container name "${c.name}"` });
     names.set(c.name, i);
   });
+  checkAliases(cs, names, ctx);
   cs.forEach((c, i) => {
     for (const dep of Object.keys(c.dependsOn)) {
       if (dep === c.name) ctx.addIssue({ code: 'custom', path: ['containers', i, 'dependsOn', dep], message: 'a container cannot depend on itself' });
@@ -67,6 +69,18 @@ function checkDependencies(cs: ContainerSpec[], ctx: Ctx): void {
   });
   const cycle = findCycle(cs);
   if (cycle) ctx.addIssue({ code: 'custom', path: ['containers', names.get(cycle[0]!)!, 'dependsOn'], message: `dependsOn has a cycle: ${cycle.join(' -> ')}` });
+}
+
+/** Every name a container is reached by (its own and its aliases) means one container of the app. */
+function checkAliases(cs: ContainerSpec[], names: Map<string, number>, ctx: Ctx): void {
+  const aliasOf = new Map<string, number>();
+  cs.forEach((c, i) => (c.aliases ?? []).forEach((a, j) => {
+    const path = ['containers', i, 'aliases', j];
+    if (a === c.name) ctx.addIssue({ code: 'custom', path, message: `"${a}" is this container's own name` });
+    else if (names.has(a)) ctx.addIssue({ code: 'custom', path, message: `"${a}" is the name of another container (containers[${names.get(a)}])` });
+    else if (aliasOf.has(a)) ctx.addIssue({ code: 'custom', path, message: aliasOf.get(a) === i ? `"${a}" is listed twice` : `"${a}" is already an alias of "${cs[aliasOf.get(a)!]!.name}"` });
+    else aliasOf.set(a, i);
+  }));
 }
 
 /** A dependency cycle as the names along it (first repeated last), or null. */

@@ -38,6 +38,14 @@ test('bad fields are named by their path', () => {
   rejects({ image: 'x' }, 'E_INVALID', 'name');
 });
 
+test('restart.maxRetries: a whole number, and nothing to limit with policy never', () => {
+  assert.equal(validateApp({ name: 'a', image: 'x' }).restart.maxRetries, undefined);
+  assert.deepEqual(validateApp({ name: 'a', image: 'x', restart: { policy: 'on-failure', maxRetries: 5 } }).restart, { policy: 'on-failure', maxRetries: 5 });
+  rejects({ name: 'a', image: 'x', restart: { maxRetries: 0 } }, 'E_INVALID', 'restart.maxRetries');
+  rejects({ name: 'a', image: 'x', restart: { maxRetries: 1.5 } }, 'E_INVALID', 'restart.maxRetries');
+  rejects({ name: 'a', image: 'x', restart: { policy: 'never', maxRetries: 3 } }, 'E_INVALID', 'restart.maxRetries');
+});
+
 test('unknown fields are refused, with their path', () => {
   rejects({ name: 'a', image: 'x', replica: 2 }, 'E_INVALID', 'replica');
   rejects({ name: 'a', image: 'x', resources: { cpus: 1 } }, 'E_INVALID', 'resources.cpus');

@@ -54,6 +54,7 @@ export const appSchema = z.object({
   onNodeLoss: z.enum(['reschedule', 'wait']).default('reschedule').describe('when a node stays unreachable longer than the node timeout: move its replicas, or wait for it'),
   restart: z.object({
     policy: z.enum(['always', 'on-failure', 'never']).default('always').describe('restart a replica that stopped: always, only after a non-zero exit or a failed health check, or never'),
+    maxRetries: z.number().int().min(1).max(1000).optional().describe('after this many restarts in a row, the replica stays failed (`E_RESTART_LIMIT`); a replica that stayed up 60 s after it was ready starts counting afresh. Default: no limit'),
   }).strict().default({}).describe('what happens when a replica stops: the agent restarts it in place, with exponential back-off'),
   placement: z.object({
     constraints: z.record(z.string().min(1), z.string()).default({}).describe('node labels that must match (`outpost agent --labels`)'),
@@ -73,6 +74,9 @@ export const appSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes), a command (process runtime) or containers' });
   }
   checkContainers(app, ctx);
+  if (app.restart.maxRetries !== undefined && app.restart.policy === 'never') {
+    ctx.addIssue({ code: 'custom', path: ['restart', 'maxRetries'], message: 'policy never restarts: there is nothing to limit' });
+  }
   if (app.resources.cpuLimit !== undefined && app.resources.cpuLimit < app.resources.cpu) {
     ctx.addIssue({ code: 'custom', path: ['resources', 'cpuLimit'], message: `must be at least resources.cpu (${app.resources.cpu}): the cap cannot be below the reservation` });
   }

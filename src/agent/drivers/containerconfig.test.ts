@@ -98,3 +98,18 @@ test('a container\'s memoryMiB wins over the app\'s; containers of a group on th
   const [probe] = containersOf(mixed.spec);
   assert.deepEqual(containerOptions(mixed, probe!, { ...at, hostNetwork: false, network: 'outpost-a-0-1', group: ['probe', 'agent', 'db'] }).HostConfig!.ExtraHosts, ['agent:127.0.0.1']);
 });
+
+test('aliases are more DNS names on the replica network; on the host network they are the other containers\' localhost names; hostname is the container\'s', () => {
+  const r = runSpec({ name: 'a', containers: [
+    { name: 'web', image: 'w', hostname: 'edgex-web' }, { name: 'db', image: 'd', aliases: ['edgex-redis', 'redis'] },
+  ] });
+  const [web, db] = containersOf(r.spec);
+  const at = { ...place, network: 'outpost-a-0-1', group: ['db', 'web'], shorthand: false };
+  assert.deepEqual(containerOptions(r, db!, at).NetworkingConfig, { EndpointsConfig: { 'outpost-a-0-1': { Aliases: ['db', 'edgex-redis', 'redis'] } } });
+  const o = containerOptions(r, web!, at);
+  assert.equal(o.Hostname, 'edgex-web');
+  assert.equal(containerOptions(r, db!, at).Hostname, undefined, 'the engine\'s own host name by default');
+  const host = { ...at, hostNetwork: true, network: null };
+  assert.deepEqual(containerOptions(r, web!, host).HostConfig!.ExtraHosts, ['db:127.0.0.1', 'edgex-redis:127.0.0.1', 'redis:127.0.0.1']);
+  assert.deepEqual(containerOptions(r, db!, host).HostConfig!.ExtraHosts, ['web:127.0.0.1'], 'not its own names');
+});

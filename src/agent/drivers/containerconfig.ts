@@ -1,7 +1,7 @@
 // What each container of a replica is created with through the Docker Engine
 // API: limits and hardening, ports, mounts (named volumes, host paths, tmpfs,
 // configs, secrets), devices and host access, and its place in the replica's
-// group (network, DNS alias, labels). Pure: docker.ts does the calls.
+// group (network, DNS aliases, labels). Pure: docker.ts does the calls.
 import type Docker from 'dockerode';
 import { OutpostError } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
@@ -109,9 +109,9 @@ export function containerOptions(r: RunSpec, c: RunContainer, at: MemberPlace): 
   const env = { ...c.env, ...r.env, ...r.secrets?.env, ...(r.identityDir ? { OUTPOST_IDENTITY_TOKEN_FILE: `${IDENTITY_MOUNT}/${TOKEN_FILE}` } : {}) };
   const m = mounts(r, c);
   const network = host ? { NetworkMode: 'host' } : at.network ? { NetworkMode: at.network } : {};
-  // containers that share the node's network reach each other on localhost, by the same names
-  const onHost = new Set(containersOf(s).filter((x) => at.hostNetwork || x.networkMode === 'host').map((x) => x.name));
-  const extraHosts = host && at.group ? at.group.filter((n) => n !== c.name && onHost.has(n)).map((n) => `${n}:127.0.0.1`) : [];
+  // containers that share the node's network reach each other on localhost, by the same names and aliases
+  const onHost = containersOf(s).filter((x) => x.name !== c.name && (at.hostNetwork || x.networkMode === 'host'));
+  const extraHosts = host && at.group ? onHost.flatMap((x) => [x.name, ...x.aliases]).map((n) => `${n}:127.0.0.1`) : [];
   return {
     name: containerName(r.replicaId, c.name, at.group !== null),
     Image: at.image,
@@ -120,6 +120,7 @@ export function containerOptions(r: RunSpec, c: RunContainer, at: MemberPlace): 
     ...(c.entrypoint ? { Entrypoint: c.entrypoint } : {}),
     ...(c.workdir && (!at.shorthand || c.workdir.startsWith('/')) ? { WorkingDir: c.workdir } : {}),
     ...(c.user ? { User: c.user } : {}),
+    ...(c.hostname ? { Hostname: c.hostname } : {}),
     Labels: {
       [LABELS.managed]: 'true', [LABELS.node]: r.node, [LABELS.app]: r.app,
       [LABELS.replica]: r.replicaId, [LABELS.specHash]: r.specHash, [LABELS.ports]: JSON.stringify(r.hostPorts),
@@ -142,7 +143,7 @@ export function containerOptions(r: RunSpec, c: RunContainer, at: MemberPlace): 
       ...(c.readOnlyRootfs ? { ReadonlyRootfs: true } : {}),
       ...(extraHosts.length ? { ExtraHosts: extraHosts } : {}),
     },
-    ...(at.network && !host ? { NetworkingConfig: { EndpointsConfig: { [at.network]: { Aliases: [c.name] } } } } : {}),
+    ...(at.network && !host ? { NetworkingConfig: { EndpointsConfig: { [at.network]: { Aliases: [c.name, ...c.aliases] } } } } : {}),
   };
 }
 

@@ -40,12 +40,20 @@ export function manifestYaml(file: string, conv: Conversion): string {
   return `${head.join('\n')}\n${YAML.stringify(conv.app, { lineWidth: 0 })}`;
 }
 
-/** The app to deploy: converted, with every `build:` built and pushed and its image named. */
-export async function composeApp(file: string, o: ComposeOptions & { quiet?: boolean; say: (s: string) => void }): Promise<Record<string, unknown>> {
+/**
+ * The app to deploy: converted, with every `build:` built and pushed and its
+ * image named. Without `build` (plan), a built service keeps the placeholder
+ * image the conversion names, and a note says so.
+ */
+export async function composeApp(file: string, o: ComposeOptions & { quiet?: boolean; say: (s: string) => void; build: boolean }): Promise<Record<string, unknown>> {
   const registry = registryOf(o);
   const conv = loadCompose({ file, envFile: o.envFile, name: o.name, registry });
   if (!o.quiet) printNotes(file, conv.notes);
   if (conv.builds.length === 0) return conv.app;
+  if (!o.build) {
+    if (!o.quiet) process.stderr.write(`note: ${conv.builds.map((b) => b.service).join(', ')} ${conv.builds.length > 1 ? 'are' : 'is'} built by deploy, not by plan: planned with the image named in the manifest, which no node has yet\n`);
+    return conv.app;
+  }
   const { buildAndPush } = await import('../../compose/build.js');
   const refs = await buildAndPush(conv.builds, { app: String(conv.app.name), registry, registryAuth: o.registryAuth ?? readEnv('OUTPOST_REGISTRY_AUTH'), say: o.say });
   const containers = (conv.app.containers as { name: string; image: string }[]).map((c) => (refs.has(c.name) ? { ...c, image: refs.get(c.name)! } : c));

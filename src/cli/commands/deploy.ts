@@ -40,23 +40,16 @@ export interface DeployOptions {
 export async function deploy(client: ApiClient, file: string, opts: DeployOptions): Promise<ReplicaRecord[]> {
   const say = (s: string) => { if (!opts.json && !opts.quiet) process.stdout.write(s + '\n'); };
   let text = readManifestText(file);
-  let body: string | object = text;
   let pinned: { from: string; to: string } | undefined;
-  if (isComposeText(text)) {
-    if (opts.pin) throw new OutpostError('E_USAGE', '--pin pins a single-image manifest; for a Compose file, pin each image in the file (image: name:tag@sha256:...)');
-    body = await (await import('./compose.js')).composeApp(file, { ...opts, say });
-  } else {
-    const composeOnly = (['envFile', 'name', 'registry'] as const).filter((k) => opts[k] !== undefined);
-    if (composeOnly.length) throw new OutpostError('E_USAGE', `${composeOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: for Compose files only, and ${file} is an Outpost manifest (no top-level services:)`);
-    if (opts.pin) {
-      const p = await (await import('./pin.js')).pinManifest(text, { registryAuth: opts.registryAuth });
-      text = p.text;
-      body = text;
-      pinned = { from: p.from, to: p.to };
-      say(p.from === p.to ? `${p.from} is pinned already` : `pinned ${p.from} to ${p.to}`);
-    }
-    if (mayHaveConfigFiles(text)) body = (await import('./configfiles.js')).withConfigFiles(text, file) ?? text;
+  if (opts.pin) {
+    if (isComposeText(text)) throw new OutpostError('E_USAGE', '--pin pins a single-image manifest; for a Compose file, pin each image in the file (image: name:tag@sha256:...)');
+    refuseComposeFlags(file, opts);
+    const p = await (await import('./pin.js')).pinManifest(text, { registryAuth: opts.registryAuth });
+    text = p.text;
+    pinned = { from: p.from, to: p.to };
+    say(p.from === p.to ? `${p.from} is pinned already` : `pinned ${p.from} to ${p.to}`);
   }
+  const body = await manifestBody(file, text, { ...opts, say, build: true });
   const ans = typeof body === 'string' ? await client.deploy(body, { contentType: 'application/yaml' }) : await client.deploy(body);
   say(ans.changed ? `deployed ${ans.app}: ${ans.replicas.length} replica(s)${ans.removed.length ? `, replacing ${ans.removed.length}` : ''}` : `${ans.app} is unchanged`);
   // what does not stop a deploy (an override matching no node, a volume left behind on another node)
@@ -65,6 +58,23 @@ export async function deploy(client: ApiClient, file: string, opts: DeployOption
   if (opts.wait) final = await waitRollout(client, ans.app, (opts.timeout ?? 300) * 1000, opts.json || opts.quiet ? () => {} : say);
   if (opts.json) printJson({ ...ans, replicas: final, ...(pinned ? { pinned } : {}) });
   return final;
+}
+
+/**
+ * What a file becomes for the control plane (deploy sends it, plan plans it):
+ * a Compose file converted (with `build`, its images built and pushed), an
+ * Outpost manifest as its text, or with its configs' files read into their
+ * content.
+ */
+export async function manifestBody(file: string, text: string, opts: DeployOptions & { say: (s: string) => void; build: boolean }): Promise<string | object> {
+  if (isComposeText(text)) return (await import('./compose.js')).composeApp(file, opts);
+  refuseComposeFlags(file, opts);
+  return mayHaveConfigFiles(text) ? (await import('./configfiles.js')).withConfigFiles(text, file) ?? text : text;
+}
+
+function refuseComposeFlags(file: string, opts: DeployOptions): void {
+  const composeOnly = (['envFile', 'name', 'registry'] as const).filter((k) => opts[k] !== undefined);
+  if (composeOnly.length) throw new OutpostError('E_USAGE', `${composeOnly.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}: for Compose files only, and ${file} is an Outpost manifest (no top-level services:)`);
 }
 
 /** A cheap look at the text: most manifests have no config file to read, and go as they are. */

@@ -1,8 +1,10 @@
 // outpost plan -f APP.yaml [--snapshot SNAP.json]: what deploy would do and
-// what it predicts. With --snapshot the planner runs here, against that file;
-// without, the control plane plans against the live cluster (a dry run).
-// Either way it shows why each node was ruled out (its policy, its devices,
-// its runtime, its room), each node's overrides, and warnings.
+// what it predicts. The file is read as deploy reads it (a Compose file
+// converted, configs' files read), but nothing is built. With --snapshot the
+// planner runs here, against that file; without, the control plane plans
+// against the live cluster (a dry run). Either way it shows why each node was
+// ruled out (its policy, its devices, its runtime, its room), each node's
+// overrides, and warnings.
 import fs from 'node:fs';
 import { OutpostError } from '../../core/errors.js';
 import { parseManifestText, validateApp } from '../../core/manifest.js';
@@ -10,11 +12,14 @@ import { validateSnapshot } from '../../core/snapshot.js';
 import { Cluster } from '../../core/cluster.js';
 import { plan as planCore, type Plan } from '../../core/planner.js';
 import { clientFromEnv } from '../client.js';
-import { readManifestText } from './deploy.js';
+import { manifestBody, readManifestText } from './deploy.js';
+import type { ComposeOptions } from './compose.js';
 import { ms, printJson, table } from '../output.js';
 
-export async function plan(file: string, opts: { snapshot?: string; json?: boolean }): Promise<void> {
-  const manifest = parseManifestText(readManifestText(file));
+export async function plan(file: string, opts: { snapshot?: string; json?: boolean } & Omit<ComposeOptions, 'registryAuth'>): Promise<void> {
+  const { snapshot: _s, json: _j, ...compose } = opts;
+  const body = await manifestBody(file, readManifestText(file), { ...compose, say: () => {}, build: false });
+  const manifest = typeof body === 'string' ? parseManifestText(body) : body;
   // validated here too, so a bad file fails before any network call, with its path
   validateApp(manifest);
   let p: Plan;
