@@ -57,6 +57,10 @@ if (role === 'check') {
       rootfs: attempt(() => { fs.writeFileSync('/app/x', 'x'); return 'written'; }),
       config: attempt(() => { fs.writeFileSync('/etc/app/settings.txt', 'x'); return 'written'; }),
     });
+    if (req.url === '/host') return json(res, {
+      read: attempt(() => fs.readFileSync('/host/host.txt', 'utf8')),
+      write: attempt(() => { fs.writeFileSync('/host/x', 'x'); return 'written'; }),
+    });
     if (req.url === '/device') return json(res, {
       char: attempt(() => fs.statSync('/dev/outpost-null').isCharacterDevice()),
       write: attempt(() => { fs.writeFileSync('/dev/outpost-null', 'x'); return 'ok'; }),
@@ -72,12 +76,16 @@ describe('apps of several containers on a container engine', { skip, timeout: 60
   const volume = `outpost-${app}-data`;
   const agentDir = tmpDir();
   const work = tmpDir();
+  // a host directory the node allows (--allow-host-paths), readable by the container's user
+  const hostDir = tmpDir();
+  fs.chmodSync(hostDir, 0o755);
+  fs.writeFileSync(path.join(hostDir, 'host.txt'), 'from the node', { mode: 0o644 });
   const agents: AgentProc[] = [];
   let cp: Awaited<ReturnType<typeof controlPlane>>;
   let env: NodeJS.ProcessEnv;
   let agent: AgentProc;
   const startAgent = () => {
-    const a = spawnAgent(cp, ['--name', node, '--runtime', 'docker', '--data-dir', agentDir, '--no-hub', '--allow-devices', '/dev/null']);
+    const a = spawnAgent(cp, ['--name', node, '--runtime', 'docker', '--data-dir', agentDir, '--no-hub', '--allow-devices', '/dev/null', '--allow-host-paths', hostDir]);
     agents.push(a);
     return a;
   };
@@ -98,7 +106,7 @@ describe('apps of several containers on a container engine', { skip, timeout: 60
     ports: [{ name: 'http', container: 8080 }],
     env: { BACKEND_URL: 'http://backend:7000', REV: '1' },
     dependsOn: { backend: 'healthy' },
-    volumes: [{ volume: 'data', path: '/data' }, { config: 'settings', path: '/etc/app/settings.txt' }, { tmpfs: 8, path: '/scratch' }],
+    volumes: [{ volume: 'data', path: '/data' }, { config: 'settings', path: '/etc/app/settings.txt' }, { tmpfs: 8, path: '/scratch' }, { hostPath: hostDir, path: '/host', readOnly: true }],
     readOnlyRootfs: true,
     devices: ['/dev/null:/dev/outpost-null'],
     ...over,
@@ -172,6 +180,11 @@ describe('apps of several containers on a container engine', { skip, timeout: 60
     assert.deepEqual(await get(`${rep.endpoint}/fs`), { tmpfs: 'x', rootfs: 'EROFS', config: 'EROFS' });
     const file = path.join(agentDir, 'agent', 'configs', rep.id, 'settings');
     assert.equal(fs.statSync(file).mode & 0o777, 0o444);
+  });
+
+  test('a host path the node allows is bind-mounted, read-only as asked', async () => {
+    const r = await running(app);
+    assert.deepEqual(await get(`${r.endpoint}/host`), { read: 'from the node', write: 'EROFS' });
   });
 
   test('a device given to a container is there: /dev/null as /dev/outpost-null', async () => {
