@@ -42,6 +42,24 @@ test('an operation that loses a race to another writer is decided again from wha
   assert.equal(w.stats.conflicts, 1);
 });
 
+test('commit listeners hear of each committed change once, with what it replaced: a retried operation\'s last decision, nothing of a failed commit', async () => {
+  const store = openSqliteStore(':memory:');
+  await store.commit([{ kind: 'sites', key: 'line', doc: site('line', 1) }]);
+  const w = new Writer(store, await State.load(store), log);
+  const heard: { key: string; prev: number | null; doc: number | null }[] = [];
+  w.onCommit((changes) => { for (const c of changes) heard.push({ key: c.key, prev: (c.prev as SiteRecord | null)?.createdAt ?? null, doc: (c.doc as SiteRecord | null)?.createdAt ?? null }); });
+  // another instance's write: this operation loses its first commit and is decided again
+  await store.commit([{ kind: 'sites', key: 'line', doc: site('line', 10) }]);
+  await w.run((s) => ({ changes: [{ kind: 'sites', key: 'line', doc: { ...s.site('line')!, createdAt: s.site('line')!.createdAt + 1 } }], result: null }));
+  assert.deepEqual(heard, [{ key: 'line', prev: 10, doc: 11 }]);
+  const real = store.commit;
+  store.commit = async () => { throw new Error('disk I/O error'); };
+  await assert.rejects(w.run(() => ({ changes: [{ kind: 'sites', key: 'gone', doc: site('gone', 1) }], result: null })));
+  store.commit = real;
+  await w.run(() => ({ changes: [{ kind: 'sites', key: 'line', doc: null }], result: null }));
+  assert.deepEqual(heard.slice(1), [{ key: 'line', prev: 11, doc: null }]);
+});
+
 test('a commit that fails drops its changes from the state too, and says so', async () => {
   const store = openSqliteStore(':memory:');
   const w = new Writer(store, await State.load(store), log);

@@ -50,6 +50,14 @@ export interface Learnt {
   doc: unknown | null;
 }
 
+/** A change one of this writer's operations committed: the record as the operation found it, and as it left it. */
+export interface Committed {
+  kind: Kind;
+  key: string;
+  prev: unknown | null;
+  doc: unknown | null;
+}
+
 export interface RunOptions {
   /** only the leader may decide it: its commit carries the leader's lease (fencing) */
   leader?: boolean;
@@ -62,6 +70,8 @@ interface Pending {
   op: Op<unknown>;
   writes: Map<string, Staged>;
   samples: ModelSample[];
+  /** its changes with what they replaced, for those who hear of commits */
+  seen: Committed[];
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   result: unknown;
@@ -87,6 +97,7 @@ export class Writer {
   /** records whose store copy could not be read after a failed commit (the store away): read at the next catch-up */
   private readonly stale = new Map<string, { kind: Kind; key: string }>();
   private readonly listeners: ((l: Learnt[]) => void)[] = [];
+  private readonly committers: ((c: Committed[], samples: ModelSample[]) => void)[] = [];
   /** records with writes in flight: the revision the last settled one left them at (0: deleted) */
   private readonly based = new Map<string, number>();
   /** operations that arrived while a lost batch is decided again: they run after it, in order */
@@ -117,6 +128,23 @@ export class Writer {
   }
 
   /**
+   * `f` hears of what this writer's own operations committed, once each,
+   * after the commit (an operation decided again after a lost race: its last
+   * decision); the metrics count replica restarts and rollout outcomes so
+   */
+  onCommit(f: (c: Committed[], samples: ModelSample[]) => void): void {
+    this.committers.push(f);
+  }
+
+  private told(ops: { seen: Committed[]; samples: ModelSample[] }[]): void {
+    for (const f of this.committers) {
+      for (const o of ops) {
+        try { f(o.seen, o.samples); } catch (err) { this.log.error({ err }, 'a commit listener failed'); }
+      }
+    }
+  }
+
+  /**
    * Runs `op` now and applies its changes to the state; the promise settles
    * when they are committed (with the op's result), or fails with E_CONFLICT
    * when even fresh state kept losing races.
@@ -139,7 +167,8 @@ export class Writer {
     // status, a socket that finishes closing) is dropped rather than failing in the background
     if (this.closed) return Promise.resolve(d.result);
     return new Promise<T>((resolve, reject) => {
-      const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes), samples: d.samples ?? [], resolve: resolve as (v: unknown) => void, reject, result: d.result, leader: o.leader ?? false };
+      const seen: Committed[] = [];
+      const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes, seen), samples: d.samples ?? [], seen, resolve: resolve as (v: unknown) => void, reject, result: d.result, leader: o.leader ?? false };
       this.queue.push(p);
       this.schedule();
     });
@@ -169,9 +198,10 @@ export class Writer {
   }
 
   /** Applies changes to the state, remembering for each record the revision it was read at. */
-  private stage(changes: Change[]): Map<string, Staged> {
+  private stage(changes: Change[], seen: Committed[]): Map<string, Staged> {
     const writes = new Map<string, Staged>();
     for (const c of changes) {
+      if (this.committers.length) seen.push({ kind: c.kind, key: c.key, prev: this.state.get(c.kind, c.key) ?? null, doc: c.doc });
       const id = `${c.kind}/${c.key}`;
       const w = writes.get(id);
       if (w) w.doc = c.doc;
@@ -293,6 +323,7 @@ export class Writer {
       const rev = await this.store.commit(this.resolve(merged), batch.flatMap((p) => p.samples), batch.some((p) => p.leader) ? fence ?? undefined : undefined);
       this.settle(merged, rev);
       for (const p of batch) { this.done(p.writes); p.resolve(p.result); }
+      this.told(batch);
     } catch (err) {
       this.held ??= [];
       await this.reload(merged);
@@ -341,11 +372,12 @@ export class Writer {
       }
       const fence = this.fence();
       if (!fence) left = left.filter((p) => !p.leader || void p.reject(notLeader()));
-      const decided: { p: Pending; d: Decision<unknown>; writes: Map<string, Staged> }[] = [];
+      const decided: { p: Pending; d: Decision<unknown>; writes: Map<string, Staged>; seen: Committed[]; samples: ModelSample[] }[] = [];
       for (const p of left) {
         try {
           const d = p.op(this.state);
-          decided.push({ p, d, writes: this.stage(d.changes) });
+          const seen: Committed[] = [];
+          decided.push({ p, d, writes: this.stage(d.changes, seen), seen, samples: d.samples ?? [] });
         } catch (e) {
           p.reject(e);
         }
@@ -356,6 +388,7 @@ export class Writer {
         const rev = await this.store.commit(this.resolve(merged), decided.flatMap((x) => x.d.samples ?? []), decided.some((x) => x.p.leader) ? fence ?? undefined : undefined);
         this.settle(merged, rev);
         for (const x of decided) { this.done(x.writes); x.p.resolve(x.d.result); }
+        this.told(decided);
         return;
       } catch (err) {
         await this.reload(merged);
