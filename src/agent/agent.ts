@@ -500,7 +500,11 @@ export class Agent extends EventEmitter {
       if (this.runners.has(a.id)) continue;
       const runner = new ReplicaRunner(a, {
         driver: this.o.driver, secretFiles: this.secretFiles, configFiles: this.configFiles, identity: this.workload, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
-        report: (s, pulled) => this.send({ type: 'status', replicas: [s], pulled: pulled ?? null }),
+        report: (s, pulled) => {
+          this.send({ type: 'status', replicas: [s], pulled: pulled ?? null });
+          // the metrics (src/agent/metrics.ts) hear every status as the runner sets it
+          this.emit('status', a.app, s, pulled ?? null);
+        },
         ensureImage: (r, onProgress) => this.ensureImage(r, onProgress),
       });
       this.runners.set(a.id, runner);
@@ -639,5 +643,10 @@ export class Agent extends EventEmitter {
 
   statuses(): ReplicaStatus[] {
     return [...this.runners.values()].map((r) => r.status);
+  }
+
+  /** Each replica this agent runs with its app (the metrics count them). */
+  replicas(): { app: string; status: ReplicaStatus }[] {
+    return [...this.runners.values()].map((r) => ({ app: r.a.app, status: r.status }));
   }
 }

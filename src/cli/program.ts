@@ -26,6 +26,7 @@ const cmd = {
   serve: () => import('./commands/serve.js'),
   backup: () => import('./commands/backup.js'),
   audit: () => import('./commands/audit.js'),
+  metrics: () => import('./commands/metrics.js'),
   lab: () => import('../lab/lab.js'),
 };
 
@@ -193,6 +194,8 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON').action(async (app, o) => (await cmd.sites()).endpoints(clientFromEnv(), app, o.site, o.items, !!o.json));
   program.command('model').description('how well predicted deploy times match measured ones').option('--json', 'print JSON')
     .action(async (o) => (await cmd.sites()).model(clientFromEnv(), !!o.json));
+  program.command('metrics [prefixes...]').description('the control plane\'s Prometheus metrics as a scrape gets them (docs/observability.md); only the metrics whose names start with a prefix given')
+    .action(async (prefixes: string[]) => (await cmd.metrics()).metrics(clientFromEnv(), prefixes));
 
   const rollout = program.command('rollout').description('an app\'s revisions: history, and going back');
   rollout.command('history <app>').description('revisions and their status').option('--json', 'print JSON')

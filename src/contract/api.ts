@@ -337,6 +337,8 @@ export interface AuditQuery {
 export interface ApiRoutes {
   /** no token needed */
   'GET /healthz': { answer: HealthAnswer };
+  /** the Prometheus text format (docs/observability.md lists every metric) */
+  'GET /metrics': { answer: string };
   /** every node */
   'GET /v1/nodes': { query: NodeQuery; answer: NodeView[] };
   /** one node (E_NOT_FOUND) */

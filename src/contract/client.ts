@@ -190,6 +190,11 @@ export class ApiClient {
     return readAll(await this.succeeded(await this.raw('GET', '/v1/hub-ca', undefined, { timeoutMs: DEFAULT_TIMEOUT_MS })));
   }
 
+  /** GET /metrics: the Prometheus text format. */
+  async metrics(): Promise<string> {
+    return readAll(await this.succeeded(await this.raw('GET', '/metrics', undefined, { timeoutMs: DEFAULT_TIMEOUT_MS })));
+  }
+
   /** GET /v1/tokens */
   tokens(): Promise<JoinTokenView[]> {
     return this.request('GET', '/v1/tokens');

@@ -9,13 +9,13 @@ export const CAPABILITIES = [
   'app:read', 'app:deploy', 'app:remove', 'app:logs', 'app:exec',
   'node:read', 'node:write', 'site:read', 'site:write', 'stream:read', 'cluster:read',
   'device:read', 'device:write', 'token:read', 'token:write',
-  'secret:read', 'secret:write', 'audit:read', 'backup:read', 'self:read',
+  'secret:read', 'secret:write', 'audit:read', 'backup:read', 'self:read', 'metrics:read',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 export const ROLE_NAMES: readonly Role[] = ['admin', 'operator', 'deployer', 'viewer', 'device-admin'];
 
-const READ: Capability[] = ['app:read', 'node:read', 'site:read', 'stream:read', 'cluster:read', 'self:read'];
+const READ: Capability[] = ['app:read', 'node:read', 'site:read', 'stream:read', 'cluster:read', 'self:read', 'metrics:read'];
 
 /** Each role's capabilities. Join tokens are `token:*` too: one lets a node enrol and receive workloads (and their secrets), so only admins make them. */
 export const ROLES: Record<Role, readonly Capability[]> = {
@@ -54,6 +54,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/identity/keys': { cap: null },
   'POST /v1/enroll': { cap: null },
   'GET /v1/whoami': { cap: 'self:read' },
+  'GET /metrics': { cap: 'metrics:read' },
 
   'GET /v1/apps': { cap: 'app:read' },
   'POST /v1/apps': { cap: 'app:deploy', target: on('app', 'body') },

@@ -222,6 +222,14 @@ const replicaIdentity = {
   replicaUser: withDefault(str(), 'nobody', { flag: '--replica-user <user>', meaning: 'process runtime: the user (name, or uid[:gid]) a root agent runs replicas as; never root (see allowRoot). An agent that is not root runs them as itself' }),
 };
 
+/** Prometheus metrics in plain HTTP (docs/observability.md); loopback unless the operator says the network is private. */
+function metricsSettings(note: string) {
+  return {
+    metricsListen: optional(listenKind, { flag: '--metrics-listen <host:port>', meaning: `serve Prometheus metrics (docs/observability.md) at GET /metrics of this address, in plain HTTP, without a token: ${note}. An address other than loopback needs \`metricsPublic\` (\`--metrics-public\`)` }),
+    metricsPublic: withDefault(bool, false, { flag: '--metrics-public', meaning: '`metricsListen` may be an address other than loopback: anyone who reaches it reads the metrics (app, node and site names, RTTs), so only on a private network' }),
+  };
+}
+
 // ---- one table per process; the order is the flags' order in `--help` ----
 
 export const SERVER_SETTINGS = {
@@ -242,6 +250,7 @@ export const SERVER_SETTINGS = {
   nodeCertTtlMs: withDefault(ms({ min: 600_000 }), 86_400_000, { flag: '--node-cert-ttl <ms>', meaning: 'lifetime of node certificates; agents renew at half-life over their live connection' }),
   secretsKeyFile: optional(pathKind, { flag: '--secrets-key-file <file>', defaultText: '`secrets.key` in the data dir, made at the first start', meaning: 'the envelope key secrets are encrypted with (32 bytes, mode 0600): a file the operator keeps, e.g. on another disk than the store; `outpost secret rotate-key` replaces it' }),
   sharedJoinToken: withDefault(bool, false, { flag: '--shared-join-token', meaning: 'also keep one join token with no TTL and no use limit in `join.token` (the old single token): only if you accept that anyone holding it can enrol nodes' }),
+  ...metricsSettings('the same metrics as the API\'s GET /metrics, which needs a token with `metrics:read`'),
   logLevel,
 };
 
@@ -270,6 +279,7 @@ export const AGENT_SETTINGS = {
   ...replicaIdentity,
   hubAnonymous,
   ...agentTuning,
+  ...metricsSettings('the agent\'s own metrics; none are served without it'),
   logLevel,
 };
 

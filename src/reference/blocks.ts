@@ -21,6 +21,7 @@ import { commandDocs } from './commands.js';
 import { Declarations, routesOf } from './declarations.js';
 import { CONTROL_PLANE_ROUTES, HUB_ROUTES, OPERATORS, type RouteNote } from './notes.js';
 import { code, fence, table } from './markdown.js';
+import { AGENT_METRICS, SERVER_METRICS, type MetricTable } from '../core/metrics.js';
 
 /** The schemas a page may show, with where their fields' paths start and what they stop at. */
 const SCHEMAS: Record<string, { schema: ZodTypeAny; prefix?: string; stop?: string[]; key?: Record<string, string> }> = {
@@ -34,7 +35,7 @@ const SCHEMAS: Record<string, { schema: ZodTypeAny; prefix?: string; stop?: stri
 const DECLARATION_FILES = ['src/core/types.ts', 'src/core/planner.ts', 'src/core/accuracy.ts', 'src/core/routing.ts', 'src/server/streams.ts', 'src/contract/api.ts'];
 
 const ROUTE_FILES: Record<string, { files: string[]; notes: Record<string, RouteNote> }> = {
-  'control-plane': { files: ['src/server/http.ts', ...['nodes', 'apps', 'sites', 'secrets', 'streams', 'trust', 'backup', 'cluster', 'apitokens', 'audit'].map((r) => `src/server/routes/${r}.ts`)], notes: CONTROL_PLANE_ROUTES },
+  'control-plane': { files: ['src/server/http.ts', 'src/server/metrics-route.ts', ...['nodes', 'apps', 'sites', 'secrets', 'streams', 'trust', 'backup', 'cluster', 'apitokens', 'audit'].map((r) => `src/server/routes/${r}.ts`)], notes: CONTROL_PLANE_ROUTES },
   hub: { files: ['src/hub/http.ts'], notes: HUB_ROUTES },
 };
 
@@ -143,6 +144,13 @@ function planBlock(root: string, app: string, snapshot: string): string {
   return fence('json', JSON.stringify(plan(new Cluster(snap), spec, { requireRtt: true }), null, 2));
 }
 
+/** The metrics of the control plane (`server`) or the agent (`agent`). */
+function metricsBlock(which: string): string {
+  const t: MetricTable | undefined = ({ server: SERVER_METRICS, agent: AGENT_METRICS } as Record<string, MetricTable>)[which];
+  if (!t) throw new Error(`no metric table "${which}" (known: server, agent)`);
+  return table(['metric', 'type', 'labels', 'meaning'], Object.entries(t).map(([name, d]) => [code(name), d.type, d.labels.map(code).join(', '), d.help]));
+}
+
 /** Renders one block, `spec` being "KIND ARGS...". */
 export function renderer(root: string): (spec: string) => string {
   let decl: Declarations | null = null;
@@ -161,6 +169,7 @@ export function renderer(root: string): (spec: string) => string {
       case 'interface': return interfaceBlock(args[0]!, declarations());
       case 'file': return fence(args[1] ?? '', fs.readFileSync(path.join(root, args[0]!), 'utf8'));
       case 'plan': return planBlock(root, args[0]!, args[1]!);
+      case 'metrics': return metricsBlock(args[0]!);
       default: throw new Error(`unknown generated block "${spec}"`);
     }
   };

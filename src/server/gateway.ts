@@ -93,6 +93,8 @@ export class AgentGateway {
   readonly refusals: Record<string, number> = {};
   /** agent connections that resumed a TLS session (no certificate handshake) */
   private resumed = 0;
+  /** registrations (of nodes known before: reconnects) and registered connections lost, for the metrics */
+  readonly links = { connects: 0, reconnects: 0, disconnects: 0 };
 
   constructor(private readonly cp: ControlPlane, private readonly log: Logger, private readonly o: GatewayOptions = {}) {
     this.admission = new Admission(o.admission);
@@ -253,6 +255,7 @@ export class AgentGateway {
       // after close() the store is gone: sockets that finish closing later change nothing
       if (this.closing || !c.registered || this.conns.get(c.node) !== c) return;
       this.conns.delete(c.node);
+      this.links.disconnects++;
       this.cp.nodes.disconnected(c.node);
       for (const [id, sink] of this.logSinks) {
         if (sink.node === c.node) { sink.onEnd('agent disconnected'); this.logSinks.delete(id); }
@@ -280,6 +283,8 @@ export class AgentGateway {
       this.conns.set(node, c);
       // a join token's site and labels win over what the node says of itself
       const info = { ...msg.node, site: id.site ?? msg.node.site, labels: { ...msg.node.labels, ...id.labels } };
+      this.links.connects++;
+      if (cp.state.node(node)) this.links.reconnects++;
       cp.nodes.register(info, !id.approved).catch(loggedByWriter);
       this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
       send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL, features: ['identity'] });

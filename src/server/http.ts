@@ -23,6 +23,8 @@ import { clusterRoutes } from './routes/cluster.js';
 import type { ClusterStatus } from './cluster.js';
 import { backupRoutes, type BackupSource } from './routes/backup.js';
 import type { TlsMaterial } from './trust/authority.js';
+import type { ServerMetrics } from './metrics.js';
+import { metricsRoutes } from './metrics-route.js';
 
 export interface RouteDeps {
   cp: ControlPlane;
@@ -59,7 +61,7 @@ export function caller(req: FastifyRequest): Principal {
   return p;
 }
 
-export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, tls: TlsMaterial | null, cluster: RouteDeps['cluster'], backup: BackupSource | null = null, routes: string[] = []): FastifyInstance {
+export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, tls: TlsMaterial | null, cluster: RouteDeps['cluster'], backup: BackupSource | null = null, routes: string[] = [], metrics: ServerMetrics | null = null): FastifyInstance {
   // fastify's own per-request logging stays off; errors are logged by the handler below.
   // With TLS, a client may present a certificate (agents do: it is their
   // identity at the agent gateway); API clients authenticate with a token.
@@ -70,6 +72,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, t
   // every route, as declared: src/core/capabilities.ts must name each (test/roles.test.ts checks)
   app.addHook('onRoute', (r) => { for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`); });
   authHooks(app, cp);
+  if (metrics) metricsRoutes(app, metrics);
 
   // a manifest may come as YAML (or JSON) text, parsed here with the same line
   // and column errors as `outpost plan`: the CLI sends its file as it is, so

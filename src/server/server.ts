@@ -25,6 +25,8 @@ import type { TokenRequest } from './services/tokens.js';
 import { parseJoinToken } from '../core/jointoken.js';
 import { ensurePrivateDir } from '../files/private.js';
 import { KeyFile, SECRETS_KEY_FILE, type SharedKey } from './trust/secretkey.js';
+import { ServerMetrics } from './metrics.js';
+import { serveMetrics, type MetricsListener } from '../metrics/registry.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -57,6 +59,8 @@ export interface ServerOptions {
   secretsKeyFile?: string;
   /** audit entries older than this are deleted (default 90 days) */
   auditRetentionMs?: number;
+  /** GET /metrics in plain HTTP without a token here too (checked by the caller: checkMetricsListen) */
+  metricsListen?: { host: string; port: number } | null;
 }
 
 export interface RunningServer {
@@ -74,6 +78,8 @@ export interface RunningServer {
   gateway: AgentGateway;
   /** every API route, `METHOD /path` as declared (the capability table must name each) */
   routes: string[];
+  /** the plain metrics listener's URL (--metrics-listen), or null */
+  metricsUrl: string | null;
   close(): Promise<void>;
 }
 
@@ -123,12 +129,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const startedAt = new Date().toISOString();
   const status = async () => (cluster ? cluster.status() : soloStatus(await store.revision(), { url, agents: gateway.connected, startedAt }));
   const routes: string[] = [];
-  const api = buildApi(cp, gateway, o.log, tls, status, { dataDir: o.dataDir, store: o.store ? 'postgres' : 'sqlite' }, routes);
+  const metrics = new ServerMetrics(cp, gateway);
+  const api = buildApi(cp, gateway, o.log, tls, status, { dataDir: o.dataDir, store: o.store ? 'postgres' : 'sqlite' }, routes, metrics);
   gateway.attach(api.server);
   await api.listen({ host: o.host, port: o.port });
   const addr = api.server.address() as AddressInfo;
   const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
   url = `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+  let metricsListener: MetricsListener | null = null;
+  if (o.metricsListen) {
+    metricsListener = await serveMetrics(() => metrics.render(), o.metricsListen).catch(async (e) => { await api.close(); throw e; });
+    o.log.info({ url: metricsListener.url }, 'metrics listening (plain HTTP, no token)');
+  }
   cluster?.run(cp, gateway, loadedAt);
   const leading = () => !cluster || cluster.leading;
   const timer = setInterval(() => {
@@ -157,7 +169,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   }, 86_400_000) : null;
   o.log.info({ url, dataDir: o.dataDir, store: o.store ? redactUrl(o.store) : 'sqlite', schema: store.schemaVersion }, 'control plane listening');
   return {
-    url, adminToken, joinToken, cp, gateway, cluster, routes, caPem: tls?.trustPem ?? null,
+    url, adminToken, joinToken, cp, gateway, cluster, routes, caPem: tls?.trustPem ?? null, metricsUrl: metricsListener?.url ?? null,
     async createJoinToken(r = {}) {
       return (await cp.tokens.create({ ttlMs: 3_600_000, uses: null, ...r })).token;
     },
@@ -166,6 +178,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(pruneTimer);
       if (certTimer) clearInterval(certTimer);
       gateway.close();
+      await metricsListener?.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       await api.close();
       await cp.audit.flush();

@@ -23,6 +23,8 @@ import { NodeIdentityStore } from '../../agent/identity.js';
 import type { RunningHub } from '../../hub/start.js';
 import { AGENT_SETTINGS, HUB_SETTINGS, SERVER_SETTINGS, UP_SETTINGS } from '../../core/settings.js';
 import { processSettings, type GivenSettings } from '../../config/load.js';
+import { checkMetricsListen, serveMetrics } from '../../metrics/registry.js';
+import { AgentMetrics } from '../../agent/metrics.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -63,11 +65,12 @@ export async function runServer(given: GivenSettings): Promise<void> {
   if (!c) return;
   const log = makeLogger(c.logLevel);
   keepRunningOnRejections(log);
+  const metricsListen = checkMetricsListen(c.metricsListen, c.metricsPublic);
   const s = await startServer({
     dataDir: c.dataDir, store: c.store, host: c.listen.host, port: c.listen.port, log,
     nodeTimeoutMs: c.nodeTimeoutMs, streamRetentionMs: c.streamRetentionDays * 86_400_000, auditRetentionMs: c.auditRetentionDays * 86_400_000, admission: { rate: c.admitRate, burst: c.admitBurst },
     tls: c.insecure ? false : { certFile: c.tlsCert, keyFile: c.tlsKey, caFile: c.tlsCa, sans: (c.tlsSan ?? '').split(',').map((x) => x.trim()).filter(Boolean) },
-    trust: { approveNodes: c.approveNodes, certTtlMs: c.nodeCertTtlMs }, sharedJoinToken: c.sharedJoinToken, secretsKeyFile: c.secretsKeyFile,
+    trust: { approveNodes: c.approveNodes, certTtlMs: c.nodeCertTtlMs }, sharedJoinToken: c.sharedJoinToken, secretsKeyFile: c.secretsKeyFile, metricsListen,
   });
   if (c.insecure) console.error('warning: --insecure: the API and the agent gateway speak plain HTTP; tokens and assignments cross the network readable');
   onSignals(() => s.close());
@@ -104,6 +107,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const c = processSettings(AGENT_SETTINGS, 'outpost agent', given);
   if (!c) return;
   const log = makeLogger(c.logLevel);
+  const metricsListen = checkMetricsListen(c.metricsListen, c.metricsPublic);
   const name = c.name ?? defaultNodeName();
   const joinToken = readJoinToken(c.joinTokenFile, c.joinToken);
   const dir = path.join(c.dataDir, 'agent');
@@ -127,10 +131,13 @@ export async function runAgent(given: GivenSettings): Promise<void> {
     process.stderr.write(`error ${e.code}: ${e.message}\n`);
     process.exit(1);
   });
+  const metrics = metricsListen ? new AgentMetrics(agent, hub.hub?.hub ?? null) : null;
+  const listener = metrics && metricsListen ? await serveMetrics(() => metrics.render(), metricsListen) : null;
+  if (listener) log.info({ url: listener.url }, 'metrics listening (plain HTTP, no token)');
   agent.start();
   log.info({ name, runtime: driver.kind, servers: c.server }, 'agent started');
   // the agent leaves its workloads running when it stops: they serve on without it
-  onSignals(async () => { await agent.stop(); await hub.hub?.close(); });
+  onSignals(async () => { await agent.stop(); await listener?.close(); await hub.hub?.close(); });
 }
 
 export async function runUp(given: GivenSettings): Promise<void> {
