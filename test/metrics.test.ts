@@ -16,6 +16,8 @@ import { AGENT_METRICS, SERVER_METRICS } from '../src/core/metrics.js';
 import { call, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, ROOT, type AgentProc } from './helpers.js';
 
 const hasPrometheus = spawnSync('prometheus', ['--version']).status === 0;
+/** a root agent puts each replica in a cgroup with its memory limit: an OOM kill to count */
+const isRoot = process.getuid?.() === 0;
 const noPrometheus = hasPrometheus ? false : 'Debian\'s prometheus is not installed (apt-get install prometheus)';
 
 const cp = await controlPlane(tmpDir(), { metricsListen: { host: '127.0.0.1', port: 0 } });
@@ -24,7 +26,7 @@ const agents: AgentProc[] = [];
 let prometheus: ChildProcess | null = null;
 let promLog = '';
 after(async () => {
-  for (const app of ['mstats', 'mecho', 'crashy']) await cp.client.remove(app).catch(() => {});
+  for (const app of ['mstats', 'mecho', 'crashy', 'hog']) await cp.client.remove(app).catch(() => {});
   await settleAgents();
   for (const a of agents) a.child.kill('SIGKILL');
   prometheus?.kill('SIGKILL');
@@ -120,13 +122,14 @@ async function runningByApp(): Promise<Record<string, number>> {
 }
 
 test('a real Prometheus scrapes the control plane (TLS, bearer token) and the agent; PromQL answers match the CLI', { skip: noPrometheus, timeout: 120_000 }, async () => {
-  // a site the agent can time connects to (the control plane's own port), and three apps: two that run (one replica per node), one that keeps exiting
+  // a site the agent can time connects to (the control plane's own port), and apps: two that run (one replica per node), one that keeps exiting, one that runs out of memory
   await cli(['site', 'add', 'here', '--probe', new URL(cp.url).host], env);
   await waitFor('node ready', async () => (await cp.client.nodes()).some((n) => n.name === 'edge-m1' && n.state === 'ready'));
   const stats = { command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz', port: 'http', intervalMs: 500 } };
   await cp.client.deploy({ name: 'mstats', ...stats, streams: { readings: { windowMs: 1000, lateMs: 300, ops: ['count', 'mean'] } } });
   await cp.client.deploy({ name: 'mecho', ...stats });
   await cp.client.deploy({ name: 'crashy', command: ['node', '-e', 'setTimeout(() => process.exit(3), 200)'], restart: { policy: 'always' } });
+  if (isRoot) await cp.client.deploy({ name: 'hog', command: ['node', '-e', 'const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1))'], resources: { memoryMiB: 64 }, restart: { policy: 'never' } });
 
   const dir = tmpDir('outpost-prom-');
   const tokenFile = path.join(dir, 'token');
@@ -165,7 +168,7 @@ test('a real Prometheus scrapes the control plane (TLS, bearer token) and the ag
       const cliCounts = await runningByApp();
       const r = await promql(base, 'outpost_replicas{job="outpost",state="running"}');
       const prom = Object.fromEntries(r.map((x) => [x.metric.app!, x.value]));
-      return JSON.stringify(prom, Object.keys(prom).sort()) === JSON.stringify(cliCounts, Object.keys(cliCounts).sort()) && Object.keys(prom).length === 3 ? prom : null;
+      return Object.keys(prom).length && JSON.stringify(prom, Object.keys(prom).sort()) === JSON.stringify(cliCounts, Object.keys(cliCounts).sort()) ? prom : null;
     }, 30_000, 500);
     assert.equal(matched.mstats, 1);
     // the plain listener holds the same metrics; the agent counts its own replicas
@@ -187,9 +190,15 @@ test('a real Prometheus scrapes the control plane (TLS, bearer token) and the ag
     assert.ok((await count('outpost_replica_failures_total{job="outpost",code="E_EXITED"}')) >= 1);
     const crashy = (await cp.client.appReplicas('crashy'))[0]!;
     assert.ok((await count('outpost_replica_restarts_total{job="outpost",app="crashy"}')) <= crashy.restarts);
+    assert.equal(await count('outpost_replica_oom_kills_total{job="outpost",app="crashy"}'), 0);
+    if (isRoot) {
+      // a replica past its memory limit: killed by the kernel, counted as an OOM kill on both sides
+      await waitFor('an OOM kill', async () => (await count('outpost_replica_oom_kills_total{job="outpost",app="hog"}')) === 1 && (await count('outpost_agent_replica_oom_kills_total{job="agent",app="hog"}')) === 1, 60_000, 500);
+      assert.match((await cp.client.appReplicas('hog'))[0]!.lastExit!.message, /OOMKilled/);
+    }
     // three rollouts started; mstats' and mecho's completed (crashy's too, if it was up when its rollout was looked at)
     await waitFor('rollout outcomes', async () => (await count('outpost_rollouts_total{job="outpost",outcome="complete"}')) >= 2);
-    assert.equal(await count('outpost_rollouts_started_total{job="outpost"}'), 3);
+    assert.equal(await count('outpost_rollouts_started_total{job="outpost"}'), isRoot ? 4 : 3);
     assert.equal(await count('outpost_rollout_duration_seconds_count{job="outpost",outcome="complete"}'), await count('outpost_rollouts_total{job="outpost",outcome="complete"}'));
 
     // RTT and the route: the site's requests for mstats go where `outpost endpoints` says, as fast as it predicts
