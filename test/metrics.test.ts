@@ -219,6 +219,10 @@ test('a real Prometheus scrapes the control plane (TLS, bearer token) and the ag
     await waitFor('hub metrics', async () => (await count('outpost_hub_points_received_total{job="agent",stream="readings"}')) === 5 && (await count('outpost_hub_rejected_total{job="agent",code="E_BAD_JSON"}')) === 1, 30_000, 500);
     await waitFor('the node\'s hub at the control plane', async () => (await count('outpost_node_hub_points_received_total{job="outpost",node="edge-m1"}')) === 5, 30_000, 500);
     await waitFor('windows forwarded', async () => (await count('outpost_node_hub_windows_total{job="outpost",node="edge-m1"}')) >= 1 && (await count('outpost_hub_forwarded_bytes_total{job="agent"}')) > 0, 30_000, 500);
+
+    // a removed app's series go with it (its counters included): names come and go, series must not pile up
+    await cp.client.remove('crashy');
+    assert.doesNotMatch(await cp.client.metrics(), /app="crashy"/);
   } catch (e) {
     const now = (await cp.client.metrics()).split('\n').filter((l) => /^outpost_(rollout|apps|replica)/.test(l)).join('\n');
     throw new Error(`${(e as Error).message}\nthe control plane's metrics now:\n${now}\nprometheus said:\n${promLog.slice(-3000)}`, { cause: e });
