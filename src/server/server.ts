@@ -57,6 +57,8 @@ export interface ServerOptions {
   secretsKeyFile?: string;
   /** audit entries older than this are deleted (default 90 days) */
   auditRetentionMs?: number;
+  /** events older than this are deleted (default 30 days; the newest is always kept) */
+  eventRetentionMs?: number;
 }
 
 export interface RunningServer {
@@ -140,7 +142,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     try {
       const n = await streams.prune(Date.now() - (o.streamRetentionMs ?? 30 * 86_400_000));
       if (n) o.log.info({ windows: n }, 'old window results deleted');
-      const c = await store.compact({ auditBefore: Date.now() - (o.auditRetentionMs ?? 90 * 86_400_000) });
+      const c = await store.compact({ auditBefore: Date.now() - (o.auditRetentionMs ?? 90 * 86_400_000), eventsBefore: Date.now() - (o.eventRetentionMs ?? 30 * 86_400_000) });
       if (c) o.log.info({ rows: c }, 'store history compacted');
     } catch (err) { o.log.error({ err }, 'pruning window results or compacting the store failed'); }
   };
@@ -167,6 +169,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       if (certTimer) clearInterval(certTimer);
       gateway.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
+      cp.events.close(); // so do event streams (their clients come back with their last seq)
       await api.close();
       await cp.audit.flush();
       await cp.writer.close();
