@@ -27,6 +27,7 @@ const cmd = {
   backup: () => import('./commands/backup.js'),
   audit: () => import('./commands/audit.js'),
   metrics: () => import('./commands/metrics.js'),
+  events: () => import('./commands/events.js'),
   lab: () => import('../lab/lab.js'),
 };
 
@@ -166,6 +167,12 @@ export function buildProgram(): Command {
   program.command('audit').description('the audit log: every mutating call (and reads of logs and backups), refused ones too, oldest first')
     .option('--since <when>', 'from this long ago (1h, 7d) or this ISO time', '24h').option('--limit <n>', 'at most this many (default 1000)').option('--json', 'print JSON')
     .action(async (o) => (await cmd.audit()).audit(clientFromEnv(), o));
+  program.command('events').description('what happened, in order: deploys, rollouts, replicas starting, ready, restarting (and why), nodes joining, lost and back (docs/observability.md)')
+    .option('-f, --follow', 'keep streaming new events; a dropped connection resumes after the last one seen')
+    .option('--app <app>', 'only this app\'s events').option('--node <node>', 'only this node\'s events')
+    .option('--since <when>', 'from a seq, this long ago (10m, 2h, 7d) or an RFC 3339 time (default: 1h; with --follow, only new events)')
+    .option('--limit <n>', 'at most this many (default 1000; not with --follow)').option('--json', 'print JSON (with --follow: one event per line)')
+    .action(async (o) => (await cmd.events()).events(clientFromEnv(), o));
   const secret = program.command('secret').description('secrets: encrypted at the control plane, sent only to the nodes whose replicas use them');
   secret.command('set <name>').description('a secret\'s new value (a new version): the apps that use it roll; the value from --from-file, --from-literal or stdin')
     .option('--from-file <file>', 'the file\'s bytes').option('--from-literal <value>', 'this text (it shows in the shell\'s history and the process list: prefer a file or stdin)').option('--json', 'print JSON')

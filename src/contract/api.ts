@@ -12,6 +12,7 @@ import type { RankedEndpoint } from '../core/routing.js';
 import type { HeldWindow } from '../server/streams.js';
 import type { IdentityJwk } from '../core/jwt.js';
 import type { ErrorBody } from '../core/errors.js';
+import type { OutpostEvent } from '../core/events.js';
 
 export type {
   AppView, DeployAnswer, DeviceView, HubStats, JoinTokenView, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
@@ -23,6 +24,7 @@ export type { Plan } from '../core/planner.js';
 export type { AppSpec } from '../core/manifest.js';
 export type { HeldWindow } from '../server/streams.js';
 export type { ErrorBody, ErrorCode } from '../core/errors.js';
+export type { EventType, OutpostEvent } from '../core/events.js';
 
 /** Every answer that is not 2xx: `{"error": {"code", "message", "path"?, "details"?}}`. */
 export interface ApiErrorAnswer {
@@ -331,6 +333,30 @@ export interface AuditQuery {
   limit?: number;
 }
 
+// ---- the event log ----------------------------------------------------------
+
+/** GET /v1/events and GET /v1/events/stream */
+export interface EventsQuery {
+  /** a seq (events after it), a duration back from now (`90s`, `10m`, `2h`, `7d`) or an RFC 3339 time with its zone; else E_INVALID at `since`. Default: the whole log (a list), now (a stream) */
+  since?: string;
+  /** only this app's events */
+  app?: string;
+  /** only this node's events */
+  node?: string;
+  /** a list: at most this many, in seq order (default 1,000; at most 10,000; 0: none, only `last`) */
+  limit?: number;
+}
+
+/** GET /v1/events: a page of the log. */
+export interface EventsAnswer {
+  /** in seq order (the store's order, the same for every instance) */
+  events: OutpostEvent[];
+  /** pass it as `since` for the next page: the last event's seq when the page is full, else the newest seq in the log (every event up to it was considered) */
+  last: number;
+  /** the page is full: more may follow after `last` (false: `last` is the newest) */
+  more: boolean;
+}
+
 // ---- every route ------------------------------------------------------------
 
 /** Each route of the control plane's API: its query, its body and its answer. */
@@ -423,6 +449,10 @@ export interface ApiRoutes {
   'DELETE /v1/apitokens/:id': { answer: ApiTokenView };
   /** the audit log, oldest first */
   'GET /v1/audit': { query: AuditQuery; answer: AuditEntry[] };
+  /** a page of the event log */
+  'GET /v1/events': { query: EventsQuery; answer: EventsAnswer };
+  /** the event log followed: text/event-stream, each event's seq its `id`; `Last-Event-ID` resumes after it */
+  'GET /v1/events/stream': { query: EventsQuery; answer: string };
 }
 
 /** One secret as listed: never its value. */

@@ -18,6 +18,7 @@ import type {
   AddSiteBody, ApiErrorAnswer, ApiTokenBody, ApiTokenView, AuditEntry, AuditQuery, CreatedApiToken, WhoAmI, CreatedDevice, CreatedToken, DeviceBody, DeviceView, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
   ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveQuery, RemoveSiteAnswer, ReplicaQuery,
   ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer, SecretView, SecretBody, SetSecretAnswer, RotateKeyAnswer,
+  EventsAnswer, EventsQuery,
 } from './api.js';
 
 export interface RequestOptions {
@@ -233,6 +234,20 @@ export class ApiClient {
   /** GET /v1/audit: entries from `since` (epoch ms), oldest first. */
   audit(q: AuditQuery = {}): Promise<AuditEntry[]> {
     return this.request('GET', `/v1/audit${queryString(q)}`);
+  }
+
+  /** GET /v1/events: a page of the event log, in seq order. */
+  events(q: EventsQuery = {}): Promise<EventsAnswer> {
+    return this.request('GET', `/v1/events${queryString(q)}`);
+  }
+
+  /**
+   * GET /v1/events/stream: the response, its server-sent events unread (no
+   * timeout: the server sends a comment every 15 s). A client that lost the
+   * stream resumes with `since` set to the last seq it got.
+   */
+  async eventStream(q: Omit<EventsQuery, 'limit'> = {}): Promise<http.IncomingMessage> {
+    return this.succeeded(await this.raw('GET', `/v1/events/stream${queryString(q)}`));
   }
 
   /** PUT /v1/nodes/NAME/rtt: RTTs from sites to a node that cannot probe; null removes one. */

@@ -9,13 +9,13 @@ export const CAPABILITIES = [
   'app:read', 'app:deploy', 'app:remove', 'app:logs', 'app:exec',
   'node:read', 'node:write', 'site:read', 'site:write', 'stream:read', 'cluster:read',
   'device:read', 'device:write', 'token:read', 'token:write',
-  'secret:read', 'secret:write', 'audit:read', 'backup:read', 'self:read', 'metrics:read',
+  'secret:read', 'secret:write', 'audit:read', 'backup:read', 'self:read', 'metrics:read', 'event:read',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 export const ROLE_NAMES: readonly Role[] = ['admin', 'operator', 'deployer', 'viewer', 'device-admin'];
 
-const READ: Capability[] = ['app:read', 'node:read', 'site:read', 'stream:read', 'cluster:read', 'self:read', 'metrics:read'];
+const READ: Capability[] = ['app:read', 'node:read', 'site:read', 'stream:read', 'cluster:read', 'self:read', 'metrics:read', 'event:read'];
 
 /** Each role's capabilities. Join tokens are `token:*` too: one lets a node enrol and receive workloads (and their secrets), so only admins make them. */
 export const ROLES: Record<Role, readonly Capability[]> = {
@@ -99,6 +99,9 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'POST /v1/secrets/rotate-key': { cap: 'secret:write' },
 
   'GET /v1/audit': { cap: 'audit:read' },
+  // scoped tokens see node events and their own apps' events only (routes/events.ts)
+  'GET /v1/events': { cap: 'event:read' },
+  'GET /v1/events/stream': { cap: 'event:read' },
   'GET /v1/backup': { cap: 'backup:read', audit: true },
 };
 

@@ -239,6 +239,7 @@ export const SERVER_SETTINGS = {
   nodeTimeoutMs,
   streamRetentionDays: withDefault(num({ above: 0, unit: 'days' }), 30, { flag: '--stream-retention-days <days>', meaning: 'window results from the data hubs older than this are deleted' }),
   auditRetentionDays: withDefault(num({ above: 0, unit: 'days' }), 90, { flag: '--audit-retention-days <days>', meaning: 'audit log entries older than this are deleted (by the leader, every 10 minutes)' }),
+  eventRetentionDays: withDefault(num({ above: 0, unit: 'days' }), 30, { flag: '--event-retention-days <days>', meaning: 'events older than this are deleted (by the leader, every 10 minutes; the newest is always kept)' }),
   admitRate: withDefault(num({ above: 0, unit: 'handshakes per second' }), 2000, { flag: '--admit-rate <n>', env: 'OUTPOST_ADMIT_RATE', meaning: 'agent handshakes admitted per second; those over it are told when to come back (503, Retry-After)' }),
   admitBurst: withDefault(num({ min: 1, integer: true }), 500, { flag: '--admit-burst <n>', env: 'OUTPOST_ADMIT_BURST', meaning: 'agent handshakes admitted at once after a quiet spell' }),
   insecure: withDefault(bool, false, { flag: '--insecure', meaning: 'plain HTTP instead of TLS (a warning is logged): tokens and assignments cross the network readable; only for a closed network or behind a TLS proxy' }),

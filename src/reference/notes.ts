@@ -60,6 +60,8 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'POST /v1/apitokens': { takes: '`{"name", "role", "apps"?, "sites"?, "ttl"?}` (globs such as `shop-*`; a duration such as `90d`)', answers: `${T('ApiTokenRecord')} without \`secretHash\`, with \`token\` (\`opt_ID.SECRET\`), 201: the token, once; \`E_FORBIDDEN\` for a token with more rights than the caller's`, cli: 'outpost token create --role' },
   'DELETE /v1/apitokens/:id': { takes: '', answers: `${T('ApiTokenRecord')} without \`secretHash\`; \`E_CONFLICT\` for \`opt_admin\``, cli: 'outpost token revoke' },
   'GET /v1/audit': { takes: '`since` (epoch ms, 0), `limit` (1,000; at most 10,000)', answers: `${T('AuditEntry', true)}, oldest first`, cli: 'outpost audit' },
+  'GET /v1/events': { takes: '`since` (a seq, a duration such as `10m`, or an RFC 3339 time; default: the whole log), `app`, `node` (filters), `limit` (1,000; at most 10,000; 0: only `last`)', answers: `${T('EventsAnswer')}: \`events\` (${T('OutpostEvent', true)}, in seq order), \`last\`, \`more\``, cli: 'outpost events' },
+  'GET /v1/events/stream': { takes: 'as `GET /v1/events` without `limit` (default `since`: now); `Last-Event-ID` (a seq) wins over `since`', answers: 'text/event-stream: each event as `id: SEQ` and `data: JSON`; a comment with the cursor as `id` every 15 s ([events](../observability.md#events))', cli: 'outpost events --follow' },
 };
 
 export const HUB_ROUTES: Record<string, RouteNote> = {

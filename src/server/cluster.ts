@@ -110,6 +110,8 @@ export class Cluster implements Leadership {
         this.applied = Math.max(this.applied, cs.revision);
         cp.writer.forget(this.applied);
         await cp.writer.repair();
+        // others' commits may have carried events: this instance's followers read them
+        cp.events.wake();
       } while (this.again && !this.stopped);
     })().catch((err) => this.log.warn({ err }, 'reading the store\'s changes failed; trying again at the next beat'))
       .finally(() => { this.catching = null; });

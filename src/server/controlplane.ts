@@ -23,6 +23,7 @@ import { Secrets } from './services/secrets.js';
 import type { KeyFile } from './trust/secretkey.js';
 import { ApiTokens } from './services/apitokens.js';
 import { AuditLog } from './services/audit.js';
+import { EventLog } from './services/events.js';
 
 export interface ControlPlane {
   store: Store;
@@ -42,6 +43,8 @@ export interface ControlPlane {
   /** who may call the API (the admin token among them) */
   apitokens: ApiTokens;
   audit: AuditLog;
+  /** what happened, in the store's order: read and followed */
+  events: EventLog;
   /** signs the replicas' identity tokens (null: no key, e.g. tests of the services alone) */
   workload: WorkloadSigner | null;
 }
@@ -69,7 +72,9 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const now = o.now ?? Date.now;
   const state = await State.load(o.store);
   const cluster = o.cluster ?? SOLO;
-  const writer = new Writer(o.store, state, o.log, () => cluster.fence(), () => cluster.catchUp());
+  const events = new EventLog(o.store, o.log);
+  // a commit that carried events wakes the event log's followers
+  const writer = new Writer(o.store, state, o.log, () => cluster.fence(), () => cluster.catchUp(), () => events.wake());
   const changes = new AppChanges();
   const assignments = new Assignments(state);
   const nodes = new Nodes(writer, now, { ...DEFAULT_LOSS, ...o.loss }, cluster === SOLO ? null : cluster.id);
@@ -80,7 +85,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const secrets = wireSecrets(new Secrets(writer, o.secretsKey ?? null, o.log, now), apps, assignments, state);
   return {
     secrets, tokens, identities, devices: new Devices(writer, now),
-    apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log),
+    apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log), events,
     store: o.store, state, writer, nodes, apps, changes, assignments,
     statuses: new Statuses(writer, o.store, now),
     sites: new Sites(writer, nodes, now),
@@ -92,7 +97,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
 /** Secrets open in the nodes' assignments; a new value re-deploys the apps that use it; a key another instance rotated to re-sends held sets. */
 function wireSecrets(secrets: Secrets, apps: Apps, assignments: Assignments, state: State): Secrets {
   assignments.secrets = secrets;
-  secrets.redeploy = (spec) => apps.deploy(spec);
+  secrets.redeploy = (spec, cause) => apps.deploy(spec, { cause });
   secrets.onKeys = () => assignments.touch(state.list('nodes').map((n) => n.name));
   return secrets;
 }

@@ -13,6 +13,7 @@ import { parseJoinToken } from '../core/jointoken.js';
 import { claimedId } from './services/apitokens.js';
 import { apiTokenRoutes } from './routes/apitokens.js';
 import { auditRoutes } from './routes/audit.js';
+import { eventRoutes } from './routes/events.js';
 import { appRoutes } from './routes/apps.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { siteRoutes } from './routes/sites.js';
@@ -108,6 +109,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, t
   backupRoutes(app, deps, backup);
   apiTokenRoutes(app, deps);
   auditRoutes(app, deps);
+  eventRoutes(app, deps);
   return app;
 }
 

@@ -61,6 +61,8 @@ export interface ServerOptions {
   auditRetentionMs?: number;
   /** GET /metrics in plain HTTP without a token here too (checked by the caller: checkMetricsListen) */
   metricsListen?: { host: string; port: number } | null;
+  /** events older than this are deleted (default 30 days; the newest is always kept) */
+  eventRetentionMs?: number;
 }
 
 export interface RunningServer {
@@ -152,7 +154,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     try {
       const n = await streams.prune(Date.now() - (o.streamRetentionMs ?? 30 * 86_400_000));
       if (n) o.log.info({ windows: n }, 'old window results deleted');
-      const c = await store.compact({ auditBefore: Date.now() - (o.auditRetentionMs ?? 90 * 86_400_000) });
+      const c = await store.compact({ auditBefore: Date.now() - (o.auditRetentionMs ?? 90 * 86_400_000), eventsBefore: Date.now() - (o.eventRetentionMs ?? 30 * 86_400_000) });
       if (c) o.log.info({ rows: c }, 'store history compacted');
     } catch (err) { o.log.error({ err }, 'pruning window results or compacting the store failed'); }
   };
@@ -180,6 +182,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       gateway.close();
       await metricsListener?.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
+      cp.events.close(); // so do event streams (their clients come back with their last seq)
       await api.close();
       await cp.audit.flush();
       await cp.writer.close();

@@ -127,3 +127,27 @@ test('a record created and then deleted while its creation is still being commit
   assert.equal(await store.get('sites', 'tmp'), undefined);
   assert.equal(w.stats.conflicts, 0, 'no race lost against itself');
 });
+
+test('an operation\'s events ride its commit: a lost race commits only the events of its second decision, and a failed commit none', async () => {
+  const store = openSqliteStore(':memory:');
+  await store.commit([{ kind: 'sites', key: 'line', doc: site('line', 1) }]);
+  let heard = 0;
+  const w = new Writer(store, await State.load(store), log, () => null, async () => {}, () => heard++);
+  await store.commit([{ kind: 'sites', key: 'line', doc: site('line', 10) }]);
+  const op = (s: State) => {
+    const cur = s.site('line')!;
+    const ev = { type: 'app.deployed' as const, at: 1, app: null, node: null, replica: null, revision: null, message: `from ${cur.createdAt}`, reason: null, data: {} };
+    return { changes: [{ kind: 'sites' as const, key: 'line', doc: { ...cur, createdAt: cur.createdAt + 1 } }], events: [ev], result: 0 };
+  };
+  await w.run(op);
+  assert.deepEqual((await store.listEvents()).events.map((e) => e.message), ['from 10'], 'the stale decision\'s event is not in the log');
+  assert.equal(heard, 1, 'followers were woken once');
+  // events alone are a commit of their own
+  const { seq: _seq, ...first } = (await store.listEvents()).events[0]!;
+  await w.run(() => ({ changes: [], events: [{ ...first, message: 'alone' }], result: 0 }));
+  const real = store.commit;
+  store.commit = async () => { throw new Error('disk I/O error'); };
+  await assert.rejects(w.run(op));
+  store.commit = real;
+  assert.deepEqual((await store.listEvents()).events.map((e) => e.message), ['from 10', 'alone']);
+});

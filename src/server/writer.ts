@@ -23,6 +23,7 @@
 // decided again.
 import type { Logger } from 'pino';
 import type { ModelSample } from '../core/types.js';
+import type { EventDraft } from '../core/events.js';
 import { OutpostError } from '../core/errors.js';
 import type { Docs, State } from './state.js';
 import { KEY_FIELD, KINDS, StoreConflict, StoreFenced, type Changed, type Fence, type Kind, type Store, type Write } from './store/store.js';
@@ -37,6 +38,8 @@ export interface Change<K extends Kind = Kind> {
 export interface Decision<T> {
   changes: Change[];
   samples?: ModelSample[];
+  /** what happened, for the event log: committed with the changes, or not at all */
+  events?: EventDraft[];
   result: T;
 }
 
@@ -72,6 +75,7 @@ interface Pending {
   samples: ModelSample[];
   /** its changes with what they replaced, for those who hear of commits */
   seen: Committed[];
+  events: EventDraft[];
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
   result: unknown;
@@ -111,10 +115,13 @@ export class Writer {
    * revision (others' commits): a lost race is decided again only after it,
    * or the retry would build on records the winner changed but this one has
    * not heard of yet (an app's replicas, as another instance placed them).
+   * `logged` hears that a commit carrying events landed (followers of the
+   * event log read them).
    */
   constructor(
     private readonly store: Store, readonly state: State, private readonly log: Logger,
     private readonly fence: () => Fence | null = () => null, private readonly sync: () => Promise<void> = async () => {},
+    private readonly logged: () => void = () => {},
   ) {}
 
   /** Brings the state up to what others committed (several instances; nothing to do alone). */
@@ -162,13 +169,13 @@ export class Writer {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (d.changes.length === 0 && !d.samples?.length) return Promise.resolve(d.result);
+    if (d.changes.length === 0 && !d.samples?.length && !d.events?.length) return Promise.resolve(d.result);
     // a closed store takes nothing more: what arrives while the process stops (a last
     // status, a socket that finishes closing) is dropped rather than failing in the background
     if (this.closed) return Promise.resolve(d.result);
     return new Promise<T>((resolve, reject) => {
       const seen: Committed[] = [];
-      const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes, seen), samples: d.samples ?? [], seen, resolve: resolve as (v: unknown) => void, reject, result: d.result, leader: o.leader ?? false };
+      const p: Pending = { op: op as Op<unknown>, writes: this.stage(d.changes, seen), samples: d.samples ?? [], seen, events: d.events ?? [], resolve: resolve as (v: unknown) => void, reject, result: d.result, leader: o.leader ?? false };
       this.queue.push(p);
       this.schedule();
     });
@@ -320,8 +327,10 @@ export class Writer {
     if (batch.length === 0) return;
     const merged = merge(batch.map((p) => p.writes));
     try {
-      const rev = await this.store.commit(this.resolve(merged), batch.flatMap((p) => p.samples), batch.some((p) => p.leader) ? fence ?? undefined : undefined);
+      const events = batch.flatMap((p) => p.events);
+      const rev = await this.store.commit(this.resolve(merged), batch.flatMap((p) => p.samples), batch.some((p) => p.leader) ? fence ?? undefined : undefined, events);
       this.settle(merged, rev);
+      if (events.length) this.logged();
       for (const p of batch) { this.done(p.writes); p.resolve(p.result); }
       this.told(batch);
     } catch (err) {
@@ -385,8 +394,10 @@ export class Writer {
       if (decided.length === 0) return;
       const merged = merge(decided.map((x) => x.writes));
       try {
-        const rev = await this.store.commit(this.resolve(merged), decided.flatMap((x) => x.d.samples ?? []), decided.some((x) => x.p.leader) ? fence ?? undefined : undefined);
+        const events = decided.flatMap((x) => x.d.events ?? []);
+        const rev = await this.store.commit(this.resolve(merged), decided.flatMap((x) => x.d.samples ?? []), decided.some((x) => x.p.leader) ? fence ?? undefined : undefined, events);
         this.settle(merged, rev);
+        if (events.length) this.logged();
         for (const x of decided) { this.done(x.writes); x.p.resolve(x.d.result); }
         this.told(decided);
         return;

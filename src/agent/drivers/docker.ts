@@ -24,6 +24,7 @@ import type { SecretOwner } from '../secrets.js';
 import { DISK_RESERVE_MB } from '../../core/settings.js';
 import { carriesPin, parseImageRef, pullRef } from '../../core/imageref.js';
 import { readRegistryAuth } from '../../registry/auth.js';
+import { kernelOomKilled } from './oomlog.js';
 
 export { CAP_DROP, CPU_PERIOD_US, DEFAULT_PIDS, ULIMITS, cpuConfig, hardening } from './containerconfig.js';
 
@@ -399,7 +400,7 @@ export class DockerDriver implements RuntimeDriver {
     const l = c.Config.Labels ?? {};
     const base = { id: c.Id, replicaId: l[LABELS.replica] ?? '', app: l[LABELS.app] ?? '', specHash: l[LABELS.specHash] ?? '', hostPorts: parsePorts(l[LABELS.ports]) };
     const order = orderOf(l);
-    if (!order) return { ...base, running: c.State.Running, exitCode: c.State.Running ? null : c.State.ExitCode, oomKilled: c.State.OOMKilled };
+    if (!order) return { ...base, running: c.State.Running, exitCode: c.State.Running ? null : c.State.ExitCode, oomKilled: oomKilled(c) };
     const containers = await this.members(base.replicaId, order, c);
     // the one that stopped: one that failed before one that ended cleanly or never started
     const down = containers.filter((m) => !m.running);
@@ -413,7 +414,7 @@ export class DockerDriver implements RuntimeDriver {
     return Promise.all(order.map(async (name) => {
       const c = name === headName ? head : await this.docker.getContainer(containerName(replicaId, name, true)).inspect().catch(() => null);
       if (!c) return { name, running: false, exitCode: null, oomKilled: false };
-      return { name, running: c.State.Running, exitCode: c.State.Running ? null : c.State.ExitCode, oomKilled: c.State.OOMKilled };
+      return { name, running: c.State.Running, exitCode: c.State.Running ? null : c.State.ExitCode, oomKilled: oomKilled(c) };
     }));
   }
 
@@ -529,6 +530,15 @@ function demuxBuffer(buf: Buffer, tty: boolean): string {
 }
 
 /** A group's containers in start order, from its first container's labels; null for a single container. */
+/**
+ * Whether a stopped container was OOM-killed: the engine's flag, or, for a
+ * SIGKILL (137) the engine does not explain, the kernel's log of the kill.
+ */
+function oomKilled(c: Docker.ContainerInspectInfo): boolean {
+  if (c.State.Running) return false;
+  return c.State.OOMKilled || (c.State.ExitCode === 137 && kernelOomKilled(c.Id));
+}
+
 function orderOf(labels: Record<string, string>): string[] | null {
   const s = labels[LABELS.group];
   if (s === undefined) return null;

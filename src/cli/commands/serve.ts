@@ -68,7 +68,7 @@ export async function runServer(given: GivenSettings): Promise<void> {
   const metricsListen = checkMetricsListen(c.metricsListen, c.metricsPublic);
   const s = await startServer({
     dataDir: c.dataDir, store: c.store, host: c.listen.host, port: c.listen.port, log,
-    nodeTimeoutMs: c.nodeTimeoutMs, streamRetentionMs: c.streamRetentionDays * 86_400_000, auditRetentionMs: c.auditRetentionDays * 86_400_000, admission: { rate: c.admitRate, burst: c.admitBurst },
+    nodeTimeoutMs: c.nodeTimeoutMs, streamRetentionMs: c.streamRetentionDays * 86_400_000, auditRetentionMs: c.auditRetentionDays * 86_400_000, eventRetentionMs: c.eventRetentionDays * 86_400_000, admission: { rate: c.admitRate, burst: c.admitBurst },
     tls: c.insecure ? false : { certFile: c.tlsCert, keyFile: c.tlsKey, caFile: c.tlsCa, sans: (c.tlsSan ?? '').split(',').map((x) => x.trim()).filter(Boolean) },
     trust: { approveNodes: c.approveNodes, certTtlMs: c.nodeCertTtlMs }, sharedJoinToken: c.sharedJoinToken, secretsKeyFile: c.secretsKeyFile, metricsListen,
   });

@@ -5,7 +5,7 @@ import { OutpostError } from '../../core/errors.js';
 import { NAME_RE, validateApp } from '../../core/manifest.js';
 import { numberParam } from '../../core/query.js';
 import type { AppRecord, AppView, DeployAnswer, ReplicaRecord } from '../../core/types.js';
-import type { RouteDeps } from '../http.js';
+import { caller, type RouteDeps } from '../http.js';
 import type { RemoveAnswer, UndoAnswer } from '../../contract/api.js';
 import { page, type PageQuery } from './page.js';
 
@@ -40,7 +40,7 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     const spec = validateApp(req.body);
     const existed = s.app(spec.name) !== undefined;
     const dry = req.query.dryRun === '1' || req.query.dryRun === 'true';
-    const r = dry ? cp.apps.plan(spec) : await cp.apps.deploy(spec);
+    const r = dry ? cp.apps.plan(spec) : await cp.apps.deploy(spec, { cause: 'api', by: who(req) });
     void reply.status(existed || dry ? 200 : 201);
     return { app: r.app.name, revision: r.app.revision ?? null, changed: r.changed, plan: r.plan, removed: r.removed, replicas: r.replicas };
   });
@@ -56,7 +56,7 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     return { ...r, volumes: { told, unreached: [...ranOn].filter((n) => !told.includes(n)).sort() } };
   });
   app.post<{ Params: { name: string } }>('/v1/apps/:name/undo', async (req): Promise<UndoAnswer> => {
-    const r = await cp.apps.undo(req.params.name);
+    const r = await cp.apps.undo(req.params.name, who(req));
     return { app: r.app.name, revision: r.app.revision ?? 0, changed: r.changed, replicas: r.replicas };
   });
 
@@ -113,6 +113,12 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     }
     req.raw.on('close', () => cancels.forEach((c) => c()));
   });
+}
+
+/** The caller, as an event names who deployed: the token's name and id. */
+function who(req: Parameters<typeof caller>[0]): string {
+  const p = caller(req);
+  return p.name ? `${p.name} (${p.id})` : p.id;
 }
 
 function appView(a: AppRecord, replicas: { state: string }[]): AppView {

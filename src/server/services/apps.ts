@@ -13,6 +13,7 @@ import type { Plan } from '../../core/planner.js';
 import { freeSlots, replicaId } from '../../core/slots.js';
 import { isReady } from '../../core/rollout.js';
 import type { AppRecord, ReplicaRecord } from '../../core/types.js';
+import { draft, type EventDraft } from '../../core/events.js';
 import type { Change, Decision, Writer } from '../writer.js';
 import type { State } from '../state.js';
 import type { AppChanges } from '../changes.js';
@@ -32,10 +33,18 @@ export interface DeployResult {
 
 const HISTORY = 10;
 
+/** Who asked for a deploy, for its event: `api` (and the token's name), `undo`, `secret NAME version N`. */
+export interface DeployCause {
+  cause: string;
+  by?: string;
+}
+
 export class Apps {
   private readonly dirty = new Set<string>();
   /** apps that could not place every replica: tried again when room appears, not every pass */
   private readonly unsatisfied = new Set<string>();
+  /** why each unsatisfied app could not be placed, as its last event said (the same reason is not told again) */
+  private readonly told = new Map<string, string>();
   private scheduled = false;
 
   constructor(
@@ -47,7 +56,7 @@ export class Apps {
     private readonly now: () => number,
   ) {}
 
-  async deploy(spec: AppSpec): Promise<DeployResult> {
+  async deploy(spec: AppSpec, why: DeployCause = { cause: 'api' }): Promise<DeployResult> {
     // a secret set through another instance a moment ago may not have reached this one yet
     if (spec.secrets?.some((x) => !this.w.state.get('secrets', x.name))) await this.w.catchUp();
     const r = await this.w.run((s) => {
@@ -55,8 +64,16 @@ export class Apps {
       const existing = s.app(spec.name);
       const t = this.now();
       let app: AppRecord = { ...existing, name: spec.name, spec, specHash: hash, createdAt: existing?.createdAt ?? t, updatedAt: t };
-      if (!existing || existing.specHash !== hash) app = withRevision(app, spec, hash, t);
-      return this.reconcile(s, app, false);
+      const fresh = !existing || existing.specHash !== hash;
+      if (fresh) app = withRevision(app, spec, hash, t);
+      const d = this.reconcile(s, app, false);
+      if (!d.result.changed) return d;
+      const what = fresh ? `revision ${app.revision}` : `revision ${app.revision ?? '-'} again (${spec.replicas} replica${spec.replicas === 1 ? '' : 's'})`;
+      const deployed = draft('app.deployed', t, {
+        app: app.name, revision: app.revision ?? null, message: `${app.name}: ${what}, ${why.cause}${why.by ? ` by ${why.by}` : ''}`,
+        data: { cause: why.cause, by: why.by ?? null, newRevision: fresh, replicas: spec.replicas, image: spec.image ?? null },
+      });
+      return { ...d, events: [deployed, ...(d.events ?? [])] };
     });
     this.announce(r);
     return r;
@@ -69,22 +86,24 @@ export class Apps {
   }
 
   /** Deploys the last good revision before the current one again. */
-  undo(name: string): Promise<DeployResult> {
+  undo(name: string, by?: string): Promise<DeployResult> {
     const app = this.w.state.app(name);
     if (!app) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
     const prev = [...(app.history ?? [])].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
     if (!prev) throw new OutpostError('E_CONFLICT', `${name} has no earlier good revision to go back to`);
-    return this.deploy({ ...prev.spec, replicas: app.spec.replicas, placement: app.spec.placement });
+    return this.deploy({ ...prev.spec, replicas: app.spec.replicas, placement: app.spec.placement }, { cause: `undo to revision ${prev.revision}`, by });
   }
 
   async remove(name: string): Promise<{ removed: string[] }> {
     const reps = await this.w.run((s) => {
       if (!s.app(name)) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`, { path: 'name' });
       const replicas = s.appReplicas(name);
-      return { changes: [{ kind: 'apps', key: name, doc: null }, ...replicas.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: null }))], result: replicas };
+      const removed = draft('app.removed', this.now(), { app: name, revision: s.app(name)!.revision ?? null, message: `${name} removed with its ${replicas.length} replica${replicas.length === 1 ? '' : 's'}`, data: { replicas: replicas.length } });
+      return { changes: [{ kind: 'apps', key: name, doc: null }, ...replicas.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: null }))], events: [removed], result: replicas };
     });
     this.changes.removed(name);
     this.unsatisfied.delete(name);
+    this.told.delete(name);
     this.assignments.touch(reps.map((r) => r.node));
     this.roomFreed();
     return { removed: reps.map((r) => r.id) };
@@ -128,13 +147,27 @@ export class Apps {
     for (const name of names) {
       // the leader's decision: with several instances, only the lease holder commits it
       this.w.run((s) => this.check(s, name), { leader: true })
-        .then((r) => { if (r === 'status') this.changes.changed(name); else if (r) this.announce(r); })
+        .then((r) => {
+          if (r && r !== 'status') this.told.delete(name);
+          if (r === 'status') this.changes.changed(name); else if (r) this.announce(r);
+        })
         .catch((e) => {
-          if (e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') this.unsatisfied.add(name);
+          if (e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE') { this.unsatisfied.add(name); this.unschedulable(name, e); }
           else if (e instanceof OutpostError && e.code === 'E_NOT_LEADER') return;
           else this.log.warn({ err: e, app: name }, 'reconcile failed; the next change or tick tries again');
         });
     }
+  }
+
+  /** The event of an app the reconciler could not place, once per reason (a node that comes and goes does not repeat it). */
+  private unschedulable(name: string, e: OutpostError): void {
+    if (this.told.get(name) === e.message) return;
+    this.told.set(name, e.message);
+    const t = this.now();
+    this.w.run((s) => ({
+      changes: [], result: undefined,
+      events: s.app(name) ? [draft('app.unschedulable', t, { app: name, revision: s.app(name)!.revision ?? null, message: `${name}: not every replica can be placed`, reason: { code: e.code, message: e.message } })] : [],
+    }), { leader: true }).catch(() => this.told.delete(name));
   }
 
   /**
@@ -151,14 +184,16 @@ export class Apps {
     if (next && next.specHash !== app.specHash) this.log.warn({ app: name, message: next.rollout?.message }, 'rolling back');
     const lost = this.nodes.lost();
     const inLine = reps.length === app.spec.replicas && reps.every((r) => r.specHash === app.specHash && !lost.has(r.node));
+    const events = next ? rolloutEvents(app, next, this.now()) : [];
     if (inLine && (!next || next.specHash === app.specHash)) {
-      return next ? { changes: [{ kind: 'apps', key: name, doc: next }], result: 'status' } : { changes: [], result: null };
+      return next ? { changes: [{ kind: 'apps', key: name, doc: next }], events, result: 'status' } : { changes: [], result: null };
     }
     try {
-      return this.reconcile(s, next ?? app, next !== null, false);
+      const d = this.reconcile(s, next ?? app, next !== null, false);
+      return { ...d, events: [...events, ...(d.events ?? [])] };
     } catch (e) {
       // an unplaceable rollback still records why the rollout stopped
-      if (next && next.specHash === app.specHash) return { changes: [{ kind: 'apps', key: name, doc: next }], result: 'status' };
+      if (next && next.specHash === app.specHash) return { changes: [{ kind: 'apps', key: name, doc: next }], events, result: 'status' };
       throw e;
     }
   }
@@ -198,7 +233,7 @@ export class Apps {
       ...d.remove.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: null })),
       ...created.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: r })),
     ];
-    return { changes, result };
+    return { changes, result, events: placementEvents(app, d.remove, created, this.nodes.lost(), t) };
   }
 
   /** After a commit: long polls hear of it, agents get their new sets, freed room is offered. */
@@ -255,6 +290,33 @@ export function rolloutStatus(app: AppRecord, reps: ReplicaRecord[], t: number):
     ...app, spec: { ...good.spec, replicas: app.spec.replicas, placement: app.spec.placement }, specHash: good.specHash, updatedAt: t, history,
     rollout: { revision: good.revision, status: 'rolled-back', startedAt: t, message: `revision ${ro.revision} rolled back to ${good.revision}: ${why}` },
   };
+}
+
+/** A rollout's change of status, as its event (none when the status stayed). */
+function rolloutEvents(app: AppRecord, next: AppRecord, t: number): EventDraft[] {
+  const was = app.rollout;
+  const ro = next.rollout;
+  if (!ro || (was && was.status === ro.status && was.revision === ro.revision)) return [];
+  const on = { app: app.name, revision: ro.revision };
+  if (ro.status === 'complete') return [draft('rollout.complete', t, { ...on, message: `${app.name}: revision ${ro.revision} rolled out, every replica ready` })];
+  if (ro.status === 'rolled-back') return [draft('rollout.rolled-back', t, { ...on, message: ro.message ?? `${app.name} rolled back to revision ${ro.revision}`, reason: { code: 'E_ROLLED_BACK', message: ro.message ?? '' }, data: { from: was?.revision ?? null } })];
+  if (ro.status === 'failed') return [draft('rollout.failed', t, { ...on, message: `${app.name}: revision ${ro.revision} failed, with no earlier good revision to go back to${ro.message ? `: ${ro.message}` : ''}`, data: { why: ro.message ?? null } })];
+  return [];
+}
+
+/** The replicas a reconcile placed and retired, as events. */
+function placementEvents(app: AppRecord, removed: ReplicaRecord[], created: ReplicaRecord[], lost: Set<string>, t: number): EventDraft[] {
+  const revisionOf = (hash: string) => app.history?.find((h) => h.specHash === hash)?.revision ?? null;
+  return [
+    ...removed.map((r) => {
+      const why = lost.has(r.node) ? 'node lost' : r.specHash !== app.specHash ? 'older revision' : 'scaled down';
+      return draft('replica.removed', t, { app: app.name, node: r.node, replica: r.id, revision: revisionOf(r.specHash), message: `${r.id} on ${r.node} retired (${why})`, data: { why } });
+    }),
+    ...created.map((r) => draft('replica.scheduled', t, {
+      app: app.name, node: r.node, replica: r.id, revision: app.revision ?? null,
+      message: `${r.id} placed on ${r.node}${r.predicted.deployMs !== null ? ` (predicted ${Math.round(r.predicted.deployMs)} ms to ready)` : ''}`, data: { predictedMs: r.predicted.deployMs },
+    })),
+  ];
 }
 
 /** What a replica runs: the spec, and the versions of the secrets it uses (a new value is a new revision, so its replicas roll). */

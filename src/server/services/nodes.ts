@@ -2,6 +2,7 @@
 // machine, and the node-loss clock. A record is written only when something
 // in it changed: an idle fleet writes nothing.
 import type { HubStats, NodeInfo, NodeRecord, PerItemUs } from '../../core/types.js';
+import { draft, type EventDraft } from '../../core/events.js';
 import { loggedByWriter, type Writer } from '../writer.js';
 import type { State } from '../state.js';
 
@@ -71,7 +72,12 @@ export class Nodes {
     return this.update(name, (n) => {
       if ((n.state !== 'ready' && n.state !== 'pending') || (n.via !== undefined && (n.via === self || alive.has(n.via)))) return null;
       return { ...n, state: 'unreachable', lastSeen: this.now() };
-    });
+    }, (n) => this.away(n, `${n.name}: the control-plane instance its agent was connected to stopped`));
+  }
+
+  /** A node's unreachable event. */
+  private away(n: NodeRecord, message: string): EventDraft {
+    return draft('node.unreachable', this.now(), { node: n.name, message, data: { site: n.site } });
   }
 
   private get s(): State {
@@ -82,8 +88,16 @@ export class Nodes {
   register(info: NodeInfo, pending = false): Promise<NodeRecord> {
     this.down.delete(info.name);
     this.queued.delete(info.name);
+    const wasLost = this.lostNow.has(info.name);
     return this.w.run((s) => {
       const prev = s.node(info.name);
+      const t = this.now();
+      const events: EventDraft[] = [];
+      if (!prev) events.push(draft('node.joined', t, { node: info.name, message: `${info.name} joined (${info.runtime}, ${info.cpus} CPUs, ${info.memoryMiB} MiB${info.site ? `, site ${info.site}` : ''})`, data: { runtime: info.runtime, site: info.site } }));
+      else if (prev.state === 'unreachable') {
+        const awayMs = Math.max(0, t - prev.lastSeen);
+        events.push(draft('node.returned', t, { node: info.name, message: `${info.name} is back after ${Math.round(awayMs / 1000)} s${wasLost ? ' (it had been lost)' : ''}`, data: { awayMs, lost: wasLost } }));
+      }
       const node: NodeRecord = {
         ...info,
         state: pending ? 'pending' : 'ready',
@@ -96,7 +110,7 @@ export class Nodes {
         hubStats: prev?.hubStats ?? null,
         ...(this.instance ? { via: this.instance } : {}),
       };
-      return { changes: [{ kind: 'nodes', key: node.name, doc: node }], result: node };
+      return { changes: [{ kind: 'nodes', key: node.name, doc: node }], events, result: node };
     });
   }
 
@@ -104,7 +118,8 @@ export class Nodes {
     // with several instances, an agent that left this one may be registered with another already
     const elsewhere = (n: NodeRecord | undefined) => this.instance !== null && n?.via !== undefined && n.via !== this.instance;
     if (!elsewhere(this.s.node(name))) this.down.set(name, this.now());
-    this.update(name, (n) => (n.state === 'unreachable' || n.state === 'revoked' || elsewhere(n) ? null : { ...n, state: 'unreachable', lastSeen: this.now() })).catch(loggedByWriter);
+    this.update(name, (n) => (n.state === 'unreachable' || n.state === 'revoked' || elsewhere(n) ? null : { ...n, state: 'unreachable', lastSeen: this.now() }),
+      (n) => this.away(n, `${n.name}: its agent's connection closed`)).catch(loggedByWriter);
   }
 
   /** A revoked node is lost at the next tick, storm or not: its replicas move at once. */
@@ -159,6 +174,16 @@ export class Nodes {
     }
     const fresh = [...lost].filter((n) => !this.lostNow.has(n));
     this.lostNow = lost;
+    if (fresh.length) {
+      // the leader's decision (ticks run on the leader): its event is the leader's too
+      this.w.run(() => ({
+        changes: [], result: undefined,
+        events: fresh.map((n) => draft('node.lost', t, {
+          node: n, message: this.revokedNodes.has(n) ? `${n} is lost: it was revoked` : `${n} is lost: unreachable for more than ${Math.round(this.loss.timeoutMs / 1000)} s`,
+          data: { revoked: this.revokedNodes.has(n), replicas: this.s.nodeReplicas(n).length },
+        })),
+      }), { leader: true }).catch(loggedByWriter);
+    }
     return fresh;
   }
 
@@ -184,19 +209,24 @@ export class Nodes {
     }).catch(loggedByWriter);
   }
 
-  /** Applies `f` to a node's record; f answers null for "unchanged" (nothing is written). */
-  update(name: string, f: (n: NodeRecord) => NodeRecord | null): Promise<NodeRecord | null> {
+  /** Applies `f` to a node's record; f answers null for "unchanged" (nothing is written); `event` tells of a change f made. */
+  update(name: string, f: (n: NodeRecord) => NodeRecord | null, event?: (n: NodeRecord) => EventDraft): Promise<NodeRecord | null> {
     return this.w.run((s) => {
       const n = s.node(name);
       const next = n ? f(n) : null;
-      return { changes: next ? [{ kind: 'nodes', key: name, doc: next }] : [], result: next };
+      return { changes: next ? [{ kind: 'nodes', key: name, doc: next }] : [], events: next && event ? [event(next)] : [], result: next };
     });
   }
 
+  /** At the start of a control plane of one process: every node is unreachable until its agent connects. */
   private markAll(state: NodeRecord['state']): Promise<void> {
-    return this.w.run((s) => ({
-      changes: s.list('nodes').filter((n) => n.state !== state && n.state !== 'revoked').map((n) => ({ kind: 'nodes' as const, key: n.name, doc: { ...n, state, lastSeen: this.now() } })),
-      result: undefined,
-    }));
+    return this.w.run((s) => {
+      const nodes = s.list('nodes').filter((n) => n.state !== state && n.state !== 'revoked');
+      return {
+        changes: nodes.map((n) => ({ kind: 'nodes' as const, key: n.name, doc: { ...n, state, lastSeen: this.now() } })),
+        events: nodes.map((n) => this.away(n, `${n.name}: the control plane started; its agent has not connected yet`)),
+        result: undefined,
+      };
+    });
   }
 }

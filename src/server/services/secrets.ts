@@ -42,7 +42,7 @@ export class Secrets {
   private rotating: Promise<unknown> = Promise.resolve();
   private refreshing: Promise<void> | null = null;
   /** an app to deploy again with the secrets' new versions */
-  redeploy: (spec: AppSpec) => Promise<unknown> = async () => {};
+  redeploy: (spec: AppSpec, cause: string) => Promise<unknown> = async () => {};
   /** heard after another instance's key arrived: the assignments held back can go out */
   onKeys: () => void = () => {};
 
@@ -79,8 +79,9 @@ export class Secrets {
       const app = this.w.state.app(a);
       if (!app) continue;
       // a failed re-deploy (no room for the surge, say) leaves the app on its
-      // old version; the answer names the apps that did roll
-      await this.redeploy(app.spec).then(() => redeployed.push(a), (err: Error) => this.log.warn({ app: a, secret: name, code: (err as OutpostError).code }, 'rolling an app for its new secret failed'));
+      // old version; the answer names the apps that did roll, and their
+      // deploy event the secret and version that rolled them (never the value)
+      await this.redeploy(app.spec, `secret ${name} version ${rec.version}`).then(() => redeployed.push(a), (err: Error) => this.log.warn({ app: a, secret: name, code: (err as OutpostError).code }, 'rolling an app for its new secret failed'));
     }
     return { secret: { name, version: rec.version, createdAt: rec.createdAt, updatedAt: rec.updatedAt, apps }, redeployed };
   }

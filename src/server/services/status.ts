@@ -7,6 +7,7 @@ import { hostKey, meanConcurrency, type Window } from '../../core/contention.js'
 import { modelError } from '../../core/accuracy.js';
 import type { ModelAnswer } from '../../contract/api.js';
 import type { ModelSample, NodeRecord, ReplicaRecord, ReplicaStatus } from '../../core/types.js';
+import { replicaEvents, type EventDraft } from '../../core/events.js';
 import type { Change, Writer } from '../writer.js';
 import type { State } from '../state.js';
 import type { Store } from '../store/store.js';
@@ -28,6 +29,7 @@ export class Statuses {
     return this.w.run((s) => {
       const changes: Change[] = [];
       const samples: ModelSample[] = [];
+      const events: EventDraft[] = [];
       const touched = new Set<string>();
       const progressed = new Set<string>();
       let node = s.node(nodeName);
@@ -51,11 +53,15 @@ export class Statuses {
           if (sample) samples.push(sample);
         }
         changes.push({ kind: 'replicas', key: r.id, doc: next });
+        const app = s.app(r.app);
+        events.push(...replicaEvents(r, next, this.now(), {
+          image: app?.spec.image ?? null, revision: app?.history?.find((h) => h.specHash === r.specHash)?.revision ?? null, pulledBytes: pulled?.bytes ?? null,
+        }));
         touched.add(r.app);
         if (progress) progressed.add(r.app);
       }
       if (node && node !== node0) changes.push({ kind: 'nodes', key: nodeName, doc: node });
-      return { changes, samples, result: { touched: [...touched], progressed: [...progressed] } };
+      return { changes, samples, events, result: { touched: [...touched], progressed: [...progressed] } };
     });
   }
 

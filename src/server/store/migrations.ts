@@ -54,6 +54,12 @@ CREATE TABLE apitokens (id TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT 
 CREATE TABLE secrets (name TEXT PRIMARY KEY, doc TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 1);
 CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX audit_at ON audit(at);`),
+  // 6: the event log (append-only; AUTOINCREMENT: a seq is never used twice, even once compaction emptied the table)
+  (db) => db.exec(`
+CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, app TEXT, node TEXT, doc TEXT NOT NULL);
+CREATE INDEX events_at ON events(at);
+CREATE INDEX events_app ON events(app, seq);
+CREATE INDEX events_node ON events(node, seq);`),
 ];
 
 export function migrate(db: Database.Database): number {

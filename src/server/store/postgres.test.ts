@@ -24,7 +24,7 @@ test('an empty database gets the whole schema, once, even when two stores open i
   assert.equal(a.schemaVersion, PG_MIGRATIONS.length);
   assert.deepEqual(await sql(url, 'SELECT version FROM outpost_schema'), [{ version: PG_MIGRATIONS.length }], 'one version row');
   const tables = (await sql<{ t: string }>(url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).map((r) => r.t);
-  assert.deepEqual(tables, ['apitokens', 'apps', 'audit', 'devices', 'identities', 'instances', 'lease', 'meta', 'nodes', 'outpost_schema', 'replicas', 'samples', 'secrets', 'shared_files', 'sites', 'tokens', 'tombstones', 'windows']);
+  assert.deepEqual(tables, ['apitokens', 'apps', 'audit', 'devices', 'events', 'identities', 'instances', 'lease', 'meta', 'nodes', 'outpost_schema', 'replicas', 'samples', 'secrets', 'shared_files', 'sites', 'tokens', 'tombstones', 'windows']);
   const idx = (await sql<{ i: string }>(url, "SELECT indexdef AS i FROM pg_indexes WHERE tablename = 'replicas' ORDER BY 1")).map((r) => r.i);
   assert.ok(idx.some((i) => /\(app, key\)/.test(i)) && idx.some((i) => /\(node, key\)/.test(i)), 'replicas are indexed by app and by node, in key order');
   // what one wrote the other reads; after a reopen it is all still there
@@ -158,4 +158,39 @@ test('a commit fenced by a lease epoch fails once the lease passed to another in
   assert.equal(await s.get('apps', 'c'), undefined, 'nothing of it was written');
   await s.commit([{ kind: 'apps', key: 'd', doc: {} }], [], { holder: 'two', epoch: 2 });
   await s.close();
+});
+
+test('events from two stores at once: the seq order is the commit order, and a reader following by seq misses none', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await openPostgresStore(url);
+  const b = await openPostgresStore(url);
+  const ev = (tag: string) => ({ type: 'app.deployed' as const, at: Date.now(), app: 'web', node: null, replica: null, revision: null, message: tag, reason: null, data: {} });
+  const revOf = new Map<string, number>();
+  const seen: string[] = [];
+  let writing = true;
+  // a follower reading while both write: each read resumes after the `last` of the one before
+  const follower = (async () => {
+    let after = 0;
+    while (writing || after < (await a.listEvents({ limit: 0 })).last) {
+      const page = await b.listEvents({ after, limit: 50 });
+      seen.push(...page.events.map((e) => e.message));
+      after = page.last;
+    }
+  })();
+  await Promise.all([a, b].map(async (s, w) => {
+    for (let i = 0; i < 40; i++) {
+      const tags = [`${w}-${i}-x`, `${w}-${i}-y`];
+      const rev = await s.commit(i % 3 ? [{ kind: 'sites', key: `s${w}-${i}`, doc: {} }] : [], [], undefined, tags.map(ev));
+      for (const t of tags) revOf.set(t, rev);
+    }
+  }));
+  writing = false;
+  await follower;
+  const all = (await a.listEvents({ limit: 10_000 })).events.map((e) => e.message);
+  assert.equal(all.length, 160);
+  const revs = all.map((t) => revOf.get(t)!);
+  assert.ok(revs.every((r, i) => i === 0 || r >= revs[i - 1]!), 'ordered by seq, the events are ordered by their commits');
+  assert.deepEqual(seen, all, 'the follower got every event, once, in the same order');
+  await a.close();
+  await b.close();
 });

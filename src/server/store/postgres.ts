@@ -19,8 +19,9 @@
 // as in SQLite, whatever the database's locale.
 import pg from 'pg';
 import type { AuditEntry, ModelSample } from '../../core/types.js';
+import type { EventDraft, OutpostEvent } from '../../core/events.js';
 import { OutpostError } from '../../core/errors.js';
-import { KINDS, SAMPLES_KEPT, StoreConflict, StoreFenced, type Changed, type Fence, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
+import { KINDS, SAMPLES_KEPT, StoreConflict, StoreFenced, type Changed, type EventQuery, type Fence, type Kind, type ListQuery, type Row, type Store, type Write } from './store.js';
 
 /** the kinds the first migrations made tables for (frozen: a migration never changes once released) */
 const V1_KINDS = ['nodes', 'apps', 'sites', 'replicas', 'tokens', 'identities', 'devices'];
@@ -63,6 +64,13 @@ CREATE INDEX windows_end ON windows ("end");`,
 
   // 3: API tokens with roles (hashed), secrets (encrypted), the audit log (append-only)
 PG_V3,
+  // 4: the event log. Its seq is taken inside the commit, after the revision
+  // counter's lock (apply()), so seqs are handed out in commit order: what a
+  // reader sees is always every event up to the highest seq it sees
+  `CREATE TABLE events (seq bigserial PRIMARY KEY, at double precision NOT NULL, app text COLLATE "C", node text COLLATE "C", doc json NOT NULL);
+CREATE INDEX events_at ON events (at);
+CREATE INDEX events_app ON events (app, seq);
+CREATE INDEX events_node ON events (node, seq);`,
 ];
 
 /** the channel every commit notifies with its revision */
@@ -153,7 +161,7 @@ export async function openPostgresStore(url: string, o: PostgresStoreOptions = {
 
   const revision = async () => Number((await pool.query<{ value: string }>("SELECT value FROM meta WHERE key = 'revision'")).rows[0]!.value);
 
-  async function apply(c: pg.PoolClient, writes: Write[], samples: ModelSample[], fence?: Fence): Promise<number> {
+  async function apply(c: pg.PoolClient, writes: Write[], samples: ModelSample[], fence?: Fence, events: EventDraft[] = []): Promise<number> {
     const cur = Number((await c.query<{ value: string }>("SELECT value FROM meta WHERE key = 'revision' FOR UPDATE")).rows[0]!.value);
     if (fence) {
       // FOR SHARE: a successor's takeover (an UPDATE of this row) waits for this commit, so the
@@ -218,6 +226,12 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
         [samples.map((s) => s.replica), samples.map((s) => JSON.stringify(s))],
       );
     }
+    if (events.length) {
+      await c.query(
+        `INSERT INTO events (at, app, node, doc) SELECT a, p, n, d::json FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(a, p, n, d, i) ORDER BY i`,
+        [events.map((e) => e.at), events.map((e) => e.app), events.map((e) => e.node), events.map((e) => JSON.stringify(e))],
+      );
+    }
     // delivered to every listening instance when (and only if) this commits
     await c.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(rev)]);
     return rev;
@@ -276,15 +290,17 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
       if (gone.rev !== null) await pool.query("UPDATE meta SET value = greatest(value, $1) WHERE key = 'compacted'", [gone.rev]);
       const s = await pool.query('DELETE FROM samples WHERE id <= (SELECT id FROM samples ORDER BY id DESC LIMIT 1 OFFSET $1)', [SAMPLES_KEPT]);
       const a = o.auditBefore !== undefined ? await pool.query('DELETE FROM audit WHERE at < $1', [o.auditBefore]) : null;
-      return Number(gone.n) + (s.rowCount ?? 0) + (a?.rowCount ?? 0);
+      // the newest event stays: it holds the log's place (its seq), which readers resume from
+      const e = o.eventsBefore !== undefined ? await pool.query('DELETE FROM events WHERE at < $1 AND seq < (SELECT max(seq) FROM events)', [o.eventsBefore]) : null;
+      return Number(gone.n) + (s.rowCount ?? 0) + (a?.rowCount ?? 0) + (e?.rowCount ?? 0);
     },
-    commit: async (writes, samples = [], fence) => {
-      if (writes.length === 0 && samples.length === 0) return revision();
+    commit: async (writes, samples = [], fence, events = []) => {
+      if (writes.length === 0 && samples.length === 0 && events.length === 0) return revision();
       const c = await pool.connect();
       let broken: Error | undefined;
       try {
         await c.query('BEGIN');
-        const rev = await apply(c, writes, samples, fence);
+        const rev = await apply(c, writes, samples, fence, events);
         await c.query('COMMIT');
         return rev;
       } catch (e) {
@@ -300,6 +316,32 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
       await pool.query('INSERT INTO audit (at, doc) SELECT a, d::json FROM unnest($1::float8[], $2::text[]) WITH ORDINALITY AS t(a, d, i) ORDER BY i', [entries.map((e) => e.at), entries.map((e) => JSON.stringify(e))]);
     },
     listAudit: async (q = {}) => (await pool.query<{ doc: AuditEntry }>('SELECT doc FROM audit WHERE at >= $1 ORDER BY id LIMIT $2', [q.since ?? 0, q.limit ?? 1000])).rows.map((r) => r.doc),
+    listEvents: async (q: EventQuery = {}) => {
+      const where: string[] = [];
+      const args: unknown[] = [];
+      if (q.after !== undefined) { args.push(q.after); where.push(`seq > $${args.length}`); }
+      if (q.from !== undefined) { args.push(q.from); where.push(`at >= $${args.length}`); }
+      if (q.app !== undefined) { args.push(q.app); where.push(`app = $${args.length}`); }
+      if (q.node !== undefined) { args.push(q.node); where.push(`node = $${args.length}`); }
+      const limit = q.limit ?? 1000;
+      args.push(limit);
+      const c = await pool.connect();
+      try {
+        // one snapshot: the newest seq and the page agree. Seqs are given in commit
+        // order (apply()), so none below the newest visible one can still appear
+        await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const head = Number((await c.query<{ s: string | null }>('SELECT max(seq) AS s FROM events')).rows[0]!.s ?? 0);
+        const rows = (await c.query<{ seq: string; doc: EventDraft }>(`SELECT seq, doc FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT $${args.length}`, args)).rows;
+        await c.query('COMMIT');
+        const events = rows.map((r) => ({ seq: Number(r.seq), ...r.doc }) as OutpostEvent);
+        return { events, last: limit > 0 && events.length === limit ? events[events.length - 1]!.seq : head };
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        c.release();
+      }
+    },
     listSamples: async (limit = 1000) => (await pool.query<{ doc: ModelSample }>('SELECT doc FROM samples ORDER BY id DESC LIMIT $1', [limit])).rows.map((r) => r.doc),
     close: async () => { await pool.end(); },
   };

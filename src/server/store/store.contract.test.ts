@@ -92,6 +92,41 @@ export function storeContract(name: string, open: () => Promise<Store>, skip?: s
     await s.close();
   });
 
+  test(`${name}: events get seqs in commit order, read back by seq, time, app and node, and ride the commit they were decided in`, async () => {
+    const s = await open();
+    const ev = (at: number, app: string | null, node: string | null, message: string) => ({ type: 'app.deployed' as const, at, app, node, replica: null, revision: null, message, reason: null, data: { n: at } });
+    assert.deepEqual(await s.listEvents(), { events: [], last: 0 });
+    const r1 = await s.commit([{ kind: 'apps', key: 'web', doc: { name: 'web' } }], [], undefined, [ev(10, 'web', 'n1', 'a'), ev(20, 'web', 'n2', 'b')]);
+    const r2 = await s.commit([], [], undefined, [ev(30, null, 'n1', 'c')]);
+    assert.equal(r2, r1 + 1, 'a commit of events alone is a commit');
+    // a commit that loses its race writes none of its events
+    await assert.rejects(s.commit([{ kind: 'apps', key: 'web', doc: {}, expect: 0 }], [], undefined, [ev(40, 'web', null, 'lost')]), StoreConflict);
+    await s.commit([], [], undefined, [ev(50, 'db', 'n2', 'd')]);
+    const all = await s.listEvents();
+    assert.deepEqual(all.events.map((e) => e.message), ['a', 'b', 'c', 'd']);
+    const seqs = all.events.map((e) => e.seq);
+    assert.ok(seqs.every((q, i) => i === 0 || q > seqs[i - 1]!), `increasing: ${seqs}`);
+    assert.equal(all.last, seqs[3]);
+    assert.deepEqual(all.events[0], { seq: seqs[0], type: 'app.deployed', at: 10, app: 'web', node: 'n1', replica: null, revision: null, message: 'a', reason: null, data: { n: 10 } });
+    assert.deepEqual((await s.listEvents({ after: seqs[1] })).events.map((e) => e.message), ['c', 'd']);
+    assert.deepEqual((await s.listEvents({ from: 30 })).events.map((e) => e.message), ['c', 'd']);
+    assert.deepEqual((await s.listEvents({ app: 'web' })).events.map((e) => e.message), ['a', 'b']);
+    assert.deepEqual((await s.listEvents({ node: 'n1' })).events.map((e) => e.message), ['a', 'c']);
+    assert.deepEqual((await s.listEvents({ node: 'n2', app: 'db' })).events.map((e) => e.message), ['d']);
+    // a full page ends at its last event; a short one at the newest seq, even when a filter kept none
+    assert.deepEqual(await s.listEvents({ limit: 2 }).then((p) => [p.events.length, p.last]), [2, seqs[1]]);
+    assert.deepEqual(await s.listEvents({ app: 'nope' }), { events: [], last: seqs[3] });
+    assert.deepEqual(await s.listEvents({ limit: 0 }), { events: [], last: seqs[3] }, 'limit 0: only where the log is');
+    // retention: older events go, the newest always stays (its seq is where readers resume)
+    assert.equal(await s.compact({ eventsBefore: 35 }), 3);
+    assert.deepEqual((await s.listEvents()).events.map((e) => e.message), ['d']);
+    assert.equal(await s.compact({ eventsBefore: 1e15 }), 0, 'the newest is kept');
+    await s.commit([], [], undefined, [ev(60, null, null, 'e')]);
+    const after = await s.listEvents({ after: seqs[3] });
+    assert.ok(after.events[0]!.seq > seqs[3]!, 'no seq is given twice');
+    await s.close();
+  });
+
   test(`${name}: keys sort by their bytes, and a document reads back as written, key order included`, async () => {
     const s = await open();
     // byte order, not a locale's: upper case before '_' before lower case, '-' before letters

@@ -9,6 +9,7 @@
 // Any backend (SQLite here; PostgreSQL on the same seam) passes
 // store.contract.test.ts.
 import type { AuditEntry, ModelSample } from '../../core/types.js';
+import type { EventDraft, OutpostEvent } from '../../core/events.js';
 
 export type Kind = 'nodes' | 'apps' | 'sites' | 'replicas' | 'tokens' | 'identities' | 'devices' | 'apitokens' | 'secrets';
 export const KINDS: readonly Kind[] = ['nodes', 'apps', 'sites', 'replicas', 'tokens', 'identities', 'devices', 'apitokens', 'secrets'];
@@ -54,22 +55,27 @@ export interface Store {
    * Applies every write or none; returns the new revision (the old one for an
    * empty commit). Throws StoreConflict; with a fence, StoreFenced when the
    * fence's lease is no longer held (a leader that lost its lease decides nothing).
+   * `events` are appended in the same transaction, in the order given, each
+   * given the next seq: commits are serialised (the revision counter), so the
+   * seq order is the commit order, for every reader.
    */
-  commit(writes: Write[], samples?: ModelSample[], fence?: Fence): Promise<number>;
+  commit(writes: Write[], samples?: ModelSample[], fence?: Fence, events?: EventDraft[]): Promise<number>;
   /**
    * Stores that several control-plane instances share (PostgreSQL): what was
    * committed after revision `since`, by anyone. Absent on a store only one
    * process opens (SQLite): there is nobody else's change to hear of.
    */
   changes?(since: number): Promise<ChangeSet>;
-  /** Drops history no reader needs any more (old samples, old deletions, audit entries before `auditBefore`); returns rows removed. */
-  compact(o?: { auditBefore?: number }): Promise<number>;
+  /** Drops history no reader needs any more (old samples, old deletions, audit entries before `auditBefore`, events before `eventsBefore`); returns rows removed. */
+  compact(o?: { auditBefore?: number; eventsBefore?: number }): Promise<number>;
   /** newest first */
   listSamples(limit?: number): Promise<ModelSample[]>;
   /** Appends to the audit log (append-only: nothing updates or deletes an entry but compaction's retention). */
   audit(entries: AuditEntry[]): Promise<void>;
   /** entries at or after `since` (epoch ms), oldest first, at most `limit` (default 1,000) */
   listAudit(q?: { since?: number; limit?: number }): Promise<AuditEntry[]>;
+  /** events in seq order: after a seq, or at or after a time; of one app and/or node; at most `limit` (default 1,000; 0: none, only `last`) */
+  listEvents(q?: EventQuery): Promise<EventPage>;
   close(): Promise<void>;
 }
 
@@ -94,6 +100,27 @@ export interface ChangeSet {
   changes: Changed[];
   /** `since` is older than the history the store still keeps: read everything again */
   reset?: boolean;
+}
+
+export interface EventQuery {
+  /** events with a greater seq */
+  after?: number;
+  /** events at or after this time (epoch ms) */
+  from?: number;
+  app?: string;
+  node?: string;
+  limit?: number;
+}
+
+export interface EventPage {
+  events: OutpostEvent[];
+  /**
+   * Where the next read starts (its `after`): the last event's seq when the
+   * page is full, else the newest seq in the log when it was read (every
+   * event up to it has been considered, matching or not). Compaction keeps
+   * the newest event, so the newest seq never goes back.
+   */
+  last: number;
 }
 
 /** Samples kept for the start-time model (newest first); older ones are compacted away. */

@@ -1,0 +1,146 @@
+// The event log's vocabulary: what happened, as the control plane decided it.
+// Pure: the services (src/server/services/*) call these where they decide a
+// fact, and the event rides the same store commit as the state change it
+// describes (src/server/writer.ts): it is recorded if and only if the change
+// is. The store gives each event its place in one order (`seq`), the same for
+// every instance.
+import { OutpostError } from './errors.js';
+import type { ReplicaError, ReplicaRecord } from './types.js';
+
+/** Every event type and what it means (docs/observability.md lists them from here). */
+export const EVENT_TYPES = {
+  'app.deployed': 'a deploy changed an app: a new revision (`data.newRevision`), or the same one with another replica count or placement; `data.cause` says who asked (`api`, `undo`, `secret NAME version N`)',
+  'app.removed': 'the app and its replicas were removed (`data.replicas`: how many)',
+  'app.unschedulable': 'the reconciler could not place every replica the app asks for (`reason`: why each node was ruled out); tried again when room appears',
+  'rollout.complete': 'every replica runs the revision and is ready',
+  'rollout.rolled-back': 'a new replica failed or the progress deadline passed: the app went back to its last good revision (`revision`: the one it went back to; `reason`: why)',
+  'rollout.failed': 'the revision failed and there was no good one to go back to',
+  'replica.scheduled': 'the planner placed a new replica on the node (`data.predictedMs`: the deploy time it predicts)',
+  'replica.removed': 'the replica was retired (`data.why`: `older revision`, `node lost` or `scaled down`)',
+  'pull.started': 'the node began pulling the replica\'s image (`data.image`)',
+  'pull.finished': 'the image is on the node (`data.bytes` pulled, `data.ms` it took)',
+  'replica.started': 'the container or process was created and its start began (`data.containerMs`)',
+  'replica.ready': 'its health check passed: it gets clients (`data.engineMs` at the first start; again after it was unhealthy)',
+  'replica.unhealthy': 'its health check fails: it gets no clients until it passes (`reason`)',
+  'replica.exited': 'it stopped (`reason`: exit code or signal)',
+  'replica.oom': 'the kernel killed it at its memory limit (`reason`)',
+  'replica.restarted': 'the agent started it again after it stopped (`reason`: why it stopped; `data.restarts`: how often so far)',
+  'replica.failed': 'it could not be started, or the agent gave up restarting it (`reason`: the error, e.g. `E_PULL_FAILED`, `E_HEALTH_TIMEOUT`, `E_RESTART_LIMIT`)',
+  'disk.refused': 'the node refused to pull: the image would not leave its disk reserve free (`reason`: `E_DISK_FULL`)',
+  'policy.refused': 'the node\'s agent refused what the replica asks (a device, a host path, privileges: `reason`: `E_POLICY`)',
+  'node.joined': 'a node registered for the first time',
+  'node.unreachable': 'the node\'s agent connection closed (or the control plane started and it has not connected yet): its loss clock runs',
+  'node.lost': 'the node stayed unreachable past the node timeout: its replicas are rescheduled (apps with `onNodeLoss: reschedule`)',
+  'node.returned': 'an unreachable or lost node\'s agent registered again (`data.awayMs`)',
+} as const;
+
+export type EventType = keyof typeof EVENT_TYPES;
+
+/** One thing that happened, as an operator reads it. */
+export interface EventDraft {
+  /** what happened (EVENT_TYPES) */
+  type: EventType;
+  /** epoch ms, by the clock of the control-plane instance that decided it (order by `seq`, not by this) */
+  at: number;
+  /** the app it concerns, or null */
+  app: string | null;
+  /** the node it concerns, or null */
+  node: string | null;
+  /** the replica it concerns, or null */
+  replica: string | null;
+  /** the app's revision it concerns, when known */
+  revision: number | null;
+  /** one line for people */
+  message: string;
+  /** why, for failures, exits, restarts and refusals: an error code and message (as the replica's `error` or `lastExit`) */
+  reason: ReplicaError | null;
+  /** figures and names by type (`bytes`, `ms`, `restarts`, `cause`, ...) */
+  data: Record<string, string | number | boolean | null>;
+}
+
+/** An event as the log keeps it: with its place in the order. */
+export interface OutpostEvent extends EventDraft {
+  /** its position in the log: every instance sees the same order; increasing, with gaps */
+  seq: number;
+}
+
+/** An event, its unknown fields null. */
+export function draft(type: EventType, at: number, f: Partial<Omit<EventDraft, 'type' | 'at'>> & { message: string }): EventDraft {
+  return { type, at, app: f.app ?? null, node: f.node ?? null, replica: f.replica ?? null, revision: f.revision ?? null, message: f.message, reason: f.reason ?? null, data: f.data ?? {} };
+}
+
+/** Error codes a node refuses with before anything runs: each its own event type. */
+const REFUSALS: Record<string, EventType> = { E_DISK_FULL: 'disk.refused', E_POLICY: 'policy.refused' };
+
+/**
+ * The agent's exit reason names an OOM kill this way when the engine or the
+ * kernel says so (src/agent/runner.ts exitReason); a bare SIGKILL, which may
+ * be the OOM killer or a kill from outside, is not one.
+ */
+export const isOomExit = (e: ReplicaError | null | undefined): boolean => !!e && /\bOOMKilled\b/.test(e.message);
+
+/**
+ * What a status report changed about a replica, as events, in the order they
+ * happened: its stop, its restart, the pull, the start, readiness. A report
+ * that skipped states (an agent reconnecting re-sends only where it is) gives
+ * the events its fields show. `pulledBytes`: what the report says the pull
+ * took from the registry, when it carried that.
+ */
+export function replicaEvents(prev: ReplicaRecord, next: ReplicaRecord, at: number, o: { image: string | null; revision: number | null; pulledBytes?: number | null }): EventDraft[] {
+  const out: EventDraft[] = [];
+  const on = { app: next.app, node: next.node, replica: next.id, revision: o.revision };
+  const add = (type: EventType, message: string, reason: ReplicaError | null = null, data: EventDraft['data'] = {}) => out.push(draft(type, at, { ...on, message, reason, data }));
+  const down = (s: ReplicaRecord['state']) => s === 'failed' || s === 'stopped';
+  // it stopped (or failed to start): one event, by what the agent says of it
+  if (down(next.state) && !down(prev.state)) {
+    const why = next.error ?? next.lastExit ?? null;
+    const refusal = why ? REFUSALS[why.code] : undefined;
+    if (refusal) add(refusal, `${next.id} on ${next.node}: ${why!.message}`, why);
+    else if (isOomExit(why)) add('replica.oom', `${next.id} on ${next.node} was killed at its memory limit`, why);
+    else if (why?.code === 'E_EXITED' || (!why && next.state === 'stopped')) add('replica.exited', `${next.id} on ${next.node} stopped${why ? `: ${why.message}` : ''}`, why);
+    else add('replica.failed', `${next.id} on ${next.node} failed${why ? `: ${why.code}` : ''}`, why);
+  } else if (next.state === 'failed' && next.error?.code === 'E_RESTART_LIMIT' && prev.error?.code !== 'E_RESTART_LIMIT') {
+    add('replica.failed', `${next.id} on ${next.node}: not restarted again (restart limit)`, next.error);
+  }
+  if (next.restarts > prev.restarts) {
+    const why = next.lastExit ?? prev.lastExit ?? null;
+    add('replica.restarted', `${next.id} on ${next.node} restarted (${next.restarts} so far)${why ? `: ${why.message}` : ''}`, why, { restarts: next.restarts });
+  }
+  if (next.state === 'pulling' && prev.state !== 'pulling') add('pull.started', `${next.node} pulls ${o.image ?? 'the image'} for ${next.id}`, null, { image: o.image });
+  if (prev.state === 'pulling' && next.state !== 'pulling' && !down(next.state)) {
+    const bytes = o.pulledBytes ?? null;
+    add('pull.finished', `${next.node} pulled ${o.image ?? 'the image'}${bytes !== null ? ` (${bytes} bytes)` : ''}${next.measured.imageMs !== null ? ` in ${next.measured.imageMs} ms` : ''}`, null, { image: o.image, bytes, ms: next.measured.imageMs });
+  }
+  const started = (s: ReplicaRecord['state']) => s === 'starting' || s === 'running';
+  if (started(next.state) && (!started(prev.state) || next.restarts > prev.restarts || (next.startedAt ?? null) !== (prev.startedAt ?? null))) {
+    add('replica.started', `${next.id} started on ${next.node}`, null, { containerMs: next.measured.containerMs });
+  }
+  const ready = (r: ReplicaRecord) => r.state === 'running' && r.ready === true;
+  if (ready(next) && !ready(prev)) {
+    const first = prev.state !== 'running';
+    add('replica.ready', `${next.id} on ${next.node} is ready${first && next.measured.engineMs !== null ? ` (engine ${next.measured.engineMs} ms)` : ''}`, null, first ? { engineMs: next.measured.engineMs } : {});
+  } else if (next.state === 'running' && prev.state === 'running' && prev.ready !== false && next.ready === false) {
+    add('replica.unhealthy', `${next.id} on ${next.node} fails its health check`, next.error);
+  }
+  return out;
+}
+
+/** Where a list or a stream starts: after a seq, or from a time (epoch ms). */
+export type Since = { after: number } | { from: number };
+
+/**
+ * `since` as the API takes it: a seq (a whole number: events after it), a
+ * duration back from `now` (`90s`, `10m`, `2h`, `7d`), or an RFC 3339 time
+ * with its zone (`2024-05-01T12:00:00Z`). Anything else is E_INVALID at `since`.
+ */
+export function parseSince(s: string, now: number): Since {
+  const t = s.trim();
+  if (/^\d{1,15}$/.test(t)) return { after: Number(t) };
+  const d = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(t);
+  if (d) return { from: now - Number(d[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[d[2] as 'ms'] };
+  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(t)) {
+    const ms = Date.parse(t);
+    if (Number.isFinite(ms)) return { from: ms };
+  }
+  throw new OutpostError('E_INVALID', `since must be a seq (a whole number), a duration (90s, 10m, 2h, 7d) or an RFC 3339 time with its zone (2024-05-01T12:00:00Z); got ${JSON.stringify(s.slice(0, 64))}`, { path: 'since' });
+}
