@@ -12,8 +12,10 @@
 // starts it held: `sh` (already as the replica's user) waits on a line from
 // the agent, the agent writes its pid into the cgroup, then sends the line and
 // `sh` execs the command, same pid, same cgroup. If the agent dies before,
-// `read` sees end of file and the command never runs.
+// `read` sees end of file and the command never runs. (An exec with stdin
+// keeps stdin for the command: the line then comes on fd 3.)
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Writable } from 'node:stream';
 import fs from 'node:fs';
 import path from 'node:path';
 import { OutpostError, errorMessage } from '../../core/errors.js';
@@ -60,9 +62,11 @@ export interface LaunchOptions {
   env: Record<string, string>;
   identity: Identity | null;
   cgroup: ReplicaCgroup | null;
-  /** stdout and stderr */
-  out: 'ignore' | number;
+  /** stdout and stderr ('pipe': the caller reads them, as exec does) */
+  out: 'ignore' | 'pipe' | number;
   detached: boolean;
+  /** the command's stdin is a pipe the caller writes (exec -i); held, the go line then comes on fd 3 */
+  stdin?: boolean;
 }
 
 /** Starts `cmd` as the identity, inside the cgroup; resolves once it runs (E_START_FAILED when it cannot). */
@@ -70,8 +74,9 @@ export async function launch(cmd: string[], o: LaunchOptions): Promise<ChildProc
   const held = o.cgroup !== null;
   // held, the command is exec'd by sh: a missing one must still be refused here, as spawn would
   if (held) findCommand(cmd[0]!, o.cwd, o.env.PATH ?? '');
-  const stdio: StdioOptions = [held ? 'pipe' : 'ignore', o.out, o.out];
-  const [file, args] = held ? ['/bin/sh', ['-c', 'read -r _ && exec "$@" </dev/null', 'outpost-replica', ...cmd]] : [cmd[0]!, cmd.slice(1)];
+  const stdio: StdioOptions = o.stdin ? ['pipe', o.out, o.out, ...(held ? ['pipe' as const] : [])] : [held ? 'pipe' : 'ignore', o.out, o.out];
+  const hold = o.stdin ? 'read -r _ <&3 && exec "$@" 3<&-' : 'read -r _ && exec "$@" </dev/null';
+  const [file, args] = held ? ['/bin/sh', ['-c', hold, 'outpost-replica', ...cmd]] : [cmd[0]!, cmd.slice(1)];
   const child = spawn(file, args, {
     cwd: o.cwd, env: o.env, detached: o.detached, stdio,
     ...(o.identity ? { uid: o.identity.uid, gid: o.identity.gid } : {}),
@@ -87,7 +92,7 @@ export async function launch(cmd: string[], o: LaunchOptions): Promise<ChildProc
       child.kill('SIGKILL');
       throw new OutpostError('E_START_FAILED', `cannot put ${cmd[0]} into its cgroup: ${errorMessage(e)}`, { cause: e });
     }
-    child.stdin!.end('go\n');
+    (o.stdin ? child.stdio[3] as Writable : child.stdin!).end('go\n');
   }
   return child;
 }

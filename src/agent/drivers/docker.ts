@@ -15,7 +15,8 @@ import { OutpostError, errorMessage } from '../../core/errors.js';
 import { pullRefusal } from '../../core/disk.js';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer } from '../../core/types.js';
-import { LABELS, type EnsureResult, type InstanceInfo, type Inventory, type LogOptions, type MemberInfo, type PullProgress, type RunSpec, type RuntimeDriver, type StartGate } from './driver.js';
+import { dockerExec } from './exec-docker.js';
+import { LABELS, type EnsureResult, type ExecOptions, type ExecProcess, type InstanceInfo, type Inventory, type LogOptions, type MemberInfo, type PullProgress, type RunSpec, type RuntimeDriver, type StartGate } from './driver.js';
 import { containersOf, imagesOf } from '../../core/containers.js';
 import { startOrder } from '../../core/groups.js';
 import { containerName, containerOptions, networkName, volumeName } from './containerconfig.js';
@@ -487,6 +488,11 @@ export class DockerDriver implements RuntimeDriver {
     });
     const info = await e.inspect();
     return info.Running ? 124 : info.ExitCode ?? 1;
+  }
+
+  /** `outpost exec`: an exec instance in the container, its stream hijacked (exec-docker.ts). */
+  async openExec(id: string, o: ExecOptions): Promise<ExecProcess> {
+    return dockerExec(this.docker, await this.target(id, o.container), o);
   }
 
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {

@@ -1,6 +1,7 @@
 // The runtime driver contract. The agent's supervisor drives every runtime
 // through these few calls; Docker, Podman and plain processes all pass the same
 // contract tests (test/drivers.test.ts).
+import type { Readable, Writable } from 'node:stream';
 import type { AppSpec } from '../../core/manifest.js';
 import type { Layer, Runtime } from '../../core/types.js';
 import type { Materialised, SecretOwner } from '../secrets.js';
@@ -89,6 +90,34 @@ export interface LogOptions {
   container?: string;
 }
 
+/** An interactive command in an instance (`outpost exec`). */
+export interface ExecOptions {
+  cmd: string[];
+  /** a TTY (stdout and stderr then come merged on stdout) */
+  tty: boolean;
+  /** the command's stdin is attached (otherwise it reads end of file) */
+  stdin: boolean;
+  cols?: number;
+  rows?: number;
+  /** a group's container by name; default: the first */
+  container?: string;
+}
+
+/** A command started by openExec. */
+export interface ExecProcess {
+  stdout: Readable;
+  /** null with a TTY */
+  stderr: Readable | null;
+  /** null unless asked for */
+  stdin: Writable | null;
+  /** the TTY's new size (nothing without one) */
+  resize(cols: number, rows: number): Promise<void>;
+  /** kills the command and every process it started */
+  kill(): Promise<void>;
+  /** its exit status (128 + N for signal N) */
+  exited: Promise<number>;
+}
+
 /** Called before each container of a group starts, in start order: resolves once its dependencies are met. */
 export type StartGate = (container: string) => Promise<void>;
 
@@ -122,6 +151,13 @@ export interface RuntimeDriver {
   removeImage?(id: string): Promise<void>;
   /** runs a command inside the instance (a group's container by name, default the first); resolves to its exit code (health checks) */
   exec(id: string, cmd: string[], timeoutMs: number, container?: string): Promise<number>;
+  /**
+   * starts an interactive command in the instance, as the replica's user, in
+   * its working dir, with its environment; E_NOT_FOUND when the instance is
+   * gone, E_CONFLICT when it does not run. Absent: the runtime cannot (the
+   * agent refuses with E_UNSUPPORTED)
+   */
+  openExec?(id: string, o: ExecOptions): Promise<ExecProcess>;
   /** streams output; returns a cancel function */
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void;
 }

@@ -16,7 +16,8 @@ import type { Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import type { AppSpec } from '../../core/manifest.js';
 import { containersOf, hostNeeds } from '../../core/containers.js';
-import type { EnsureResult, Inventory, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
+import type { EnsureResult, ExecOptions, ExecProcess, Inventory, InstanceInfo, LogOptions, PullProgress, RunSpec, RuntimeDriver } from './driver.js';
+import { processExec } from './exec-process.js';
 import { readEnv } from '../../env.js';
 import { ensurePrivateDir } from '../../files/private.js';
 import { detectCgroups, oomKills, removeCgroup, type Cgroups, type ReplicaCgroup } from './cgroup.js';
@@ -218,6 +219,14 @@ export class ProcessDriver implements RuntimeDriver {
       const t = setTimeout(() => { child.kill('SIGKILL'); resolve(124); }, timeoutMs);
       child.on('exit', (code) => { clearTimeout(t); resolve(code ?? 1); });
     });
+  }
+
+  /** `outpost exec`: the command runs beside the replica's process, as its user, in its cgroup, working dir and environment (exec-process.ts). */
+  async openExec(id: string, o: ExecOptions): Promise<ExecProcess> {
+    const st = this.read(id);
+    if (!st) throw new OutpostError('E_NOT_FOUND', `no process instance ${id} on this node`);
+    if (!this.alive(st)) throw new OutpostError('E_CONFLICT', `the process of ${id} does not run`);
+    return processExec(o, { cwd: st.cwd, env: this.env(st), identity: this.identity, cgroup: st.cgroup ?? null });
   }
 
   logs(id: string, o: LogOptions, onData: (s: string) => void, onEnd: (err?: string) => void): () => void {
