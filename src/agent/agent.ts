@@ -33,6 +33,7 @@ import { hasImage } from '../core/images.js';
 import type { StreamSpec } from '../core/pipeline.js';
 import type { RunningHub } from '../hub/start.js';
 import { Uplink } from './uplink.js';
+import { ExecSessions } from './exec.js';
 import { NodeIdentityStore, type Credentials } from './identity.js';
 import type { ServerUrls } from '../contract/client.js';
 import { SessionCache } from '../trust/session.js';
@@ -129,11 +130,14 @@ export class Agent extends EventEmitter {
     this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
     this.servers = this.identity.servers;
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
+    this.execs = new ExecSessions({ driver: o.driver, node: o.name, instance: (id) => this.runners.get(id)?.instanceId ?? null, send: (m) => this.send(m), log: o.log });
     // the hub's own streams run before any assignment arrives
     if (o.hub) o.hub.hub.setStreams({ ...o.hubStreams });
   }
 
   private readonly uplink: Uplink | null;
+  /** `outpost exec` sessions running here */
+  private readonly execs: ExecSessions;
   private readonly identity: NodeIdentityStore;
   /** the control plane's URLs; `current` is the one dialled (and, once registered, connected to) */
   readonly servers: ServerUrls;
@@ -220,6 +224,7 @@ export class Agent extends EventEmitter {
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.workload.close();
     for (const c of this.logCancels.values()) c();
+    this.execs.cancelAll('the agent stops');
     this.ws?.terminate();
     await this.applying;
     if (opts.removeWorkloads) {
@@ -344,6 +349,8 @@ export class Agent extends EventEmitter {
       // a dropped connection is dialled again where it was; an attempt that never registered moves on
       else if (!this.closed) this.moveOn(failure);
       this.connected = false;
+      // their clients reached them through this connection: a command nobody can see or stop is killed
+      this.execs.cancelAll('the connection to the control plane closed');
       this.emit('disconnected');
       if (this.silenceTimer) clearTimeout(this.silenceTimer);
       this.retry(toldWait);
@@ -405,6 +412,12 @@ export class Agent extends EventEmitter {
         // after the assignment set that went before it: the app's containers are gone by then
         this.applying = this.applying.then(() => this.removeVolumes(msg.app)).catch((err) => this.o.log.warn({ err, app: msg.app }, 'removing volumes failed'));
         return;
+      case 'exec.start':
+      case 'exec.stdin':
+      case 'exec.resize':
+      case 'exec.ack':
+      case 'exec.cancel':
+        return this.execs.onMessage(msg);
       case 'logs.cancel':
         this.logCancels.get(msg.reqId)?.();
         this.logCancels.delete(msg.reqId);

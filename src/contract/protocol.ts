@@ -26,6 +26,8 @@ export const NODE_HEADER = 'x-outpost-node';
 export const RETRY_HEADER = 'x-retry-after-ms';
 /** the largest message either side sends (a status for every replica of a full node fits) */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+/** the most bytes of exec input or output one message carries (base64 in `data`) */
+export const EXEC_CHUNK_BYTES = 64 * 1024;
 
 const MAX_LIST = 10_000;
 const str = (max = 256) => z.string().max(max);
@@ -40,6 +42,11 @@ const layers = z.array(layer).max(MAX_LIST);
 /** the names a node's hub asks its serving certificate to cover (checked in full where it is issued) */
 export const hubNames = z.array(str(253)).max(8);
 const replicaError = z.object({ code: str(64), message: str(4096) });
+/** an exec session's id, chosen by the control plane */
+const sid = str(64);
+/** exec bytes, base64 */
+const execData = z.string().max(Math.ceil(EXEC_CHUNK_BYTES / 3) * 4);
+const termSize = z.number().int().min(1).max(10_000);
 
 export const nodeInfoSchema = z.object({
   name: z.string().regex(NAME_RE, 'node names are [a-z0-9-], 1-63 characters'),
@@ -115,6 +122,14 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('renew'), csr: str(8192), hub: hubNames.optional() }),
   /** identity tokens wanted for these replicas of the node's (at their start, and again at half a token's life) */
   z.object({ type: z.literal('identity'), replicas: z.array(str(128)).max(MAX_LIST) }),
+  /** an exec session's command runs (its output follows) */
+  z.object({ type: z.literal('exec.started'), sid }),
+  /** output of an exec session, within the window the control plane granted */
+  z.object({ type: z.literal('exec.data'), sid, stream: z.enum(['stdout', 'stderr']), data: execData }),
+  /** input bytes of an exec session handed to its command: the control plane may send that many more */
+  z.object({ type: z.literal('exec.ack'), sid, bytes: z.number().int().nonnegative() }),
+  /** an exec session ended: its command's exit code (128 + N for signal N), or null with why it could not run */
+  z.object({ type: z.literal('exec.exit'), sid, code: z.number().int().min(0).max(255).nullable(), error: replicaError.optional() }),
 ]);
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
@@ -163,10 +178,28 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   }),
   /** `outpost rm APP --volumes`: remove the app's named volumes on this node (sent after the assignment set without the app; only to agents whose register lists the feature) */
   z.object({ type: z.literal('volumes.remove'), app: z.string().regex(NAME_RE) }),
+  /**
+   * `outpost exec`: run `cmd` in a replica (`container`: one of a group's by
+   * name), with a TTY of cols x rows and/or its stdin attached. `window`: the
+   * output bytes the agent may send before an exec.ack returns some (only to
+   * agents whose register lists `exec`)
+   */
+  z.object({
+    type: z.literal('exec.start'), sid, replicaId: str(128), container: z.string().regex(NAME_RE).optional(),
+    cmd: z.array(str(4096)).min(1).max(256), tty: z.boolean(), stdin: z.boolean(), cols: termSize.optional(), rows: termSize.optional(),
+    window: z.number().int().positive().max(16 * 1024 * 1024),
+  }),
+  /** input for an exec session's command; `eof`: its stdin closes after this */
+  z.object({ type: z.literal('exec.stdin'), sid, data: execData, eof: z.boolean().optional() }),
+  z.object({ type: z.literal('exec.resize'), sid, cols: termSize, rows: termSize }),
+  /** output bytes of an exec session delivered: the agent may send that many more */
+  z.object({ type: z.literal('exec.ack'), sid, bytes: z.number().int().nonnegative() }),
+  /** the session's client is gone: kill its command and what it started */
+  z.object({ type: z.literal('exec.cancel'), sid }),
 ]);
 
 /** The messages an agent of this version takes beyond the major's first ones (its register lists them). */
-export const AGENT_FEATURES = ['volumes.remove'] as const;
+export const AGENT_FEATURES = ['volumes.remove', 'exec'] as const;
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;
 
