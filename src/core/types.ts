@@ -485,6 +485,30 @@ export interface AuditEntry {
   status: number;
   /** the error code of a call that failed (E_FORBIDDEN, ...), else null */
   error: string | null;
+  /** an exec session (`outpost exec`), recorded when it ends: what ran where and how it ended, never its input or output */
+  exec?: ExecAudit;
+}
+
+/** An exec session in the audit log. */
+export interface ExecAudit {
+  /** the replica it ran in */
+  replica: string;
+  /** that replica's node */
+  node: string;
+  /** the container it ran in (the app's first unless one was asked for) */
+  container: string | null;
+  /** the command as given, arguments included (so a secret belongs in a file, not in a command line) */
+  command: string[];
+  /** it had a TTY (-t) */
+  tty: boolean;
+  /** its stdin was attached (-i) */
+  stdin: boolean;
+  /** the command's exit status; null when it did not end by itself (the client left, the node went away, it could not start) */
+  exitCode: number | null;
+  /** `exit`, `client closed` (the command was killed), or the error code the session failed with (`E_NODE_OFFLINE`, ...) */
+  ended: string;
+  /** from the upgrade to the end, ms */
+  durationMs: number;
 }
 
 /** Why a node could not connect the last time it tried, for `outpost nodes` and the log. */

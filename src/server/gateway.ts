@@ -16,6 +16,7 @@ import { reportStatus, type ControlPlane } from './controlplane.js';
 import { loggedByWriter } from './writer.js';
 import { secretMatches } from '../core/secret.js';
 import { Admission, type AdmissionOptions } from './admission.js';
+import { ExecRelay } from './exec-relay.js';
 
 interface LogSink {
   node: string;
@@ -62,6 +63,10 @@ export const AGENT_MESSAGES: Record<AgentToServer['type'], { needs: 'connection'
   'logs.data': { needs: 'approved', own: 'a log request made to this node (else dropped)' },
   'logs.end': { needs: 'approved', own: 'a log request made to this node (else dropped)' },
   identity: { needs: 'approved', own: 'every replica it names is on this node (E_FORBIDDEN; one removed meanwhile gets no token)' },
+  'exec.started': { needs: 'approved', own: 'an exec session opened on this node (else dropped)' },
+  'exec.data': { needs: 'approved', own: 'an exec session opened on this node, within its window (else dropped; past the window the session ends)' },
+  'exec.ack': { needs: 'approved', own: 'an exec session opened on this node (else dropped)' },
+  'exec.exit': { needs: 'approved', own: 'an exec session opened on this node (else dropped)' },
 };
 
 /** Bytes per second one connection may send, and at once (a full register or status is at most 4 MiB). */
@@ -95,10 +100,13 @@ export class AgentGateway {
   private resumed = 0;
   /** registrations (of nodes known before: reconnects) and registered connections lost, for the metrics */
   readonly links = { connects: 0, reconnects: 0, disconnects: 0 };
+  /** `outpost exec` sessions, relayed over the agents' connections */
+  readonly exec: ExecRelay;
 
   constructor(private readonly cp: ControlPlane, private readonly log: Logger, private readonly o: GatewayOptions = {}) {
     this.admission = new Admission(o.admission);
     this.rate = o.messageRate ?? DEFAULT_MESSAGE_RATE;
+    this.exec = new ExecRelay({ sendTo: (node, msg) => this.sendTo(node, msg) }, log);
     cp.assignments.subscribe((nodes) => nodes.forEach((n) => this.sendAssignments(n)));
     cp.sites.subscribe((sites) => {
       for (const c of this.conns.values()) send(c.ws, { type: 'sites', sites });
@@ -139,10 +147,11 @@ export class AgentGateway {
     this.refusals[code] = (this.refusals[code] ?? 0) + 1;
   }
 
-  attach(server: Server): void {
+  /** Takes the agents' upgrades; `others` may take an upgrade to another path (exec), answering whether it did. */
+  attach(server: Server, others?: (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname !== AGENT_PATH) return void reject(socket, 404, 'E_NOT_FOUND', 'not found');
+      if (url.pathname !== AGENT_PATH) return void (others?.(req, socket, head) || reject(socket, 404, 'E_NOT_FOUND', 'not found'));
       const who = this.identify(req);
       if (who instanceof OutpostError) {
         this.count(who.code);
@@ -216,6 +225,19 @@ export class AgentGateway {
     return this.conns.has(node);
   }
 
+  /** Whether the node's agent, connected here, takes a message added within the major (its register lists it). */
+  takes(node: string, feature: string): boolean {
+    return this.conns.get(node)?.features?.has(feature) ?? false;
+  }
+
+  /** Sends to the node's agent; false when it is not connected here. */
+  sendTo(node: string, msg: ServerToAgent): boolean {
+    const c = this.conns.get(node);
+    if (!c || c.ws.readyState !== c.ws.OPEN) return false;
+    send(c.ws, msg);
+    return true;
+  }
+
   /** Closes one connection for what it sent, counted and logged with its code. */
   private refuse(c: Conn, close: number, code: string, message: string): void {
     this.count(code);
@@ -243,6 +265,12 @@ export class AgentGateway {
       if (gone) return this.refuse(c, CLOSE.forbidden, gone.code, gone.message);
       const parsed = parseAgentMessage(raw.toString());
       if (!parsed.ok) return this.refuse(c, CLOSE.invalid, parsed.code, parsed.message);
+      // exec traffic of a session open on this node is bounded by its window (exec-relay.ts), not by these buckets:
+      // a command's output may come faster than the rate an agent's own messages keep to
+      if ('sid' in parsed.msg && this.exec.owns(c.node, parsed.msg.sid)) {
+        c.tokens += 1;
+        c.bytes += (raw as Buffer).length;
+      }
       try {
         this.onMessage(c, parsed.msg);
       } catch (e) {
@@ -257,6 +285,7 @@ export class AgentGateway {
       this.conns.delete(c.node);
       this.links.disconnects++;
       this.cp.nodes.disconnected(c.node);
+      this.exec.nodeGone(c.node);
       for (const [id, sink] of this.logSinks) {
         if (sink.node === c.node) { sink.onEnd('agent disconnected'); this.logSinks.delete(id); }
       }
@@ -325,6 +354,11 @@ export class AgentGateway {
         return;
       }
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);
+      case 'exec.started':
+      case 'exec.data':
+      case 'exec.ack':
+      case 'exec.exit':
+        return this.exec.onAgent(node, msg);
       case 'identity': return this.sendIdentity(c, msg.replicas);
       case 'renew':
         cp.identities.renew(node, msg.csr, c.keyId, msg.hub).then(
@@ -429,6 +463,7 @@ export class AgentGateway {
 
   close(): void {
     clearInterval(this.heartbeat);
+    this.exec.closeAll();
     this.closing = true;
     for (const ws of this.wss.clients) ws.terminate();
     this.wss.close();

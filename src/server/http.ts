@@ -21,6 +21,7 @@ import { secretRoutes } from './routes/secrets.js';
 import { streamRoutes } from './routes/streams.js';
 import { trustRoutes } from './routes/trust.js';
 import { clusterRoutes } from './routes/cluster.js';
+import { execRoutes } from './exec.js';
 import type { ClusterStatus } from './cluster.js';
 import { backupRoutes, type BackupSource } from './routes/backup.js';
 import type { TlsMaterial } from './trust/authority.js';
@@ -110,6 +111,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, t
   apiTokenRoutes(app, deps);
   auditRoutes(app, deps);
   eventRoutes(app, deps);
+  execRoutes(app, deps);
   return app;
 }
 

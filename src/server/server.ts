@@ -17,6 +17,7 @@ import { WorkloadSigner, ensureIdentityKey } from './trust/workload.js';
 import { openControlPlane, type ControlPlane } from './controlplane.js';
 import { AgentGateway, type GatewayOptions } from './gateway.js';
 import { buildApi } from './http.js';
+import { execUpgrades } from './exec.js';
 import { loadOrCreateToken } from './tokens.js';
 import type { AdmissionOptions } from './admission.js';
 import { openTls, type TlsMaterial, type TlsOptions } from './trust/authority.js';
@@ -133,7 +134,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const routes: string[] = [];
   const metrics = new ServerMetrics(cp, gateway);
   const api = buildApi(cp, gateway, o.log, tls, status, { dataDir: o.dataDir, store: o.store ? 'postgres' : 'sqlite' }, routes, metrics);
-  gateway.attach(api.server);
+  gateway.attach(api.server, execUpgrades(api));
   await api.listen({ host: o.host, port: o.port });
   const addr = api.server.address() as AddressInfo;
   const host = o.host === '0.0.0.0' || o.host === '::' ? '127.0.0.1' : o.host;
