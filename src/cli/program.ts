@@ -17,6 +17,7 @@ const cmd = {
   compose: () => import('./commands/compose.js'),
   lists: () => import('./commands/lists.js'),
   logs: () => import('./commands/logs.js'),
+  exec: () => import('./commands/exec.js'),
   plan: () => import('./commands/plan.js'),
   rollout: () => import('./commands/rollout.js'),
   sites: () => import('./commands/sites.js'),
@@ -188,6 +189,13 @@ export function buildProgram(): Command {
     .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
     .option('--container <name>', 'one of the app\'s containers (default: the first)')
     .action(async (app, o) => (await cmd.logs()).logs(clientFromEnv(), app, !!o.follow, Number(o.tail), o.container));
+  program.command('exec <app> [cmd...]').usage('[options] <app> -- <cmd...>')
+    .description('run a command in one of an app\'s replicas through its agent\'s connection, like docker exec; exits with the command\'s status (255: Outpost itself failed)')
+    .option('--replica <id>', 'this replica (default: the app\'s first running one, ready ones first)')
+    .option('--container <name>', 'one of the app\'s containers (default: the first)')
+    .option('-i, --interactive', 'send this process\'s stdin to the command')
+    .option('-t, --tty', 'give the command a TTY (with -i on a terminal, this one goes raw; its size and resizes follow)')
+    .action(async (app, args, o) => (await cmd.exec()).exec(clientFromEnv(), app, args, o));
   program.command('sites').description('sites, with each node\'s RTT to them').option('--json', 'print JSON')
     .action(async (o) => (await cmd.sites()).sites(clientFromEnv(), !!o.json));
   const site = program.command('site').description('manage sites: places where requests and data come from');

@@ -20,6 +20,7 @@ import type {
   ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer, SecretView, SecretBody, SetSecretAnswer, RotateKeyAnswer,
   EventsAnswer, EventsQuery,
 } from './api.js';
+import type { ExecConnection, ExecRequest } from './exec-client.js';
 
 export interface RequestOptions {
   /** a string body goes as it is with this type (default application/json: the body is sent as JSON) */
@@ -129,7 +130,7 @@ export class ApiClient {
    * `ca`: PEM of the CA to trust for an https:// server (the control plane's
    * own; the system's CAs when absent).
    */
-  constructor(server: string | readonly string[], private readonly token: string, ca?: string | null) {
+  constructor(server: string | readonly string[], private readonly token: string, private readonly ca: string | null = null) {
     this.servers = new ServerUrls(server);
     this.httpsAgent = ca ? new https.Agent({ keepAlive: true, maxSockets: 4, ca }) : agents.https;
   }
@@ -307,6 +308,21 @@ export class ApiClient {
    */
   async logs(app: string, q: LogsQuery = {}): Promise<http.IncomingMessage> {
     return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200, container: q.container })}`));
+  }
+
+  /**
+   * GET /v1/apps/NAME/exec, upgraded to a WebSocket: runs `r.cmd` in one of
+   * the app's replicas (`r.replica`, or its first running one) through its
+   * agent's connection. Answers once the control plane took the session (a
+   * refusal is thrown as its OutpostError); the connection's `exited` is the
+   * command's exit status. The ws module is loaded here, by what execs only.
+   */
+  async exec(app: string, r: ExecRequest): Promise<ExecConnection> {
+    const { openExec } = await import('./exec-client.js');
+    const path = `/v1/apps/${seg(app)}/exec${queryString({ replica: r.replica, container: r.container })}`;
+    const { conn, server } = await openExec(this.servers.order(), this.token, this.ca, path, r);
+    this.servers.answered(server);
+    return conn;
   }
 
   /** GET /v1/backup: the response, its gzip'd body unread (it streams; silence for 60 s gives up). */

@@ -17,7 +17,13 @@ export async function audit(client: ApiClient, o: { since: string; limit?: strin
   const list = await client.audit({ since, limit });
   if (o.json) return printJson(list);
   console.log(table(['TIME', 'WHO', 'ACTION', 'REQUEST', 'TARGET', 'FROM', 'STATUS'], list.map((e) => [
-    new Date(e.at).toISOString().replace(/\.\d+Z$/, 'Z'), `${e.principal.id}${e.principal.name ? ` (${e.principal.name})` : ''}`, e.action, e.request, e.target, e.from,
-    e.error ? `${e.status} ${e.error}` : String(e.status),
+    new Date(e.at).toISOString().replace(/\.\d+Z$/, 'Z'), `${e.principal.id}${e.principal.name ? ` (${e.principal.name})` : ''}`, e.action,
+    // an exec session: where and what ran, and how it ended
+    e.exec ? `exec ${e.exec.replica} -- ${clip(e.exec.command.join(' '), 60)}` : e.request, e.target, e.from,
+    e.exec ? `${e.status} ${e.exec.exitCode !== null ? `exit ${e.exec.exitCode}` : e.exec.ended}` : e.error ? `${e.status} ${e.error}` : String(e.status),
   ])));
+}
+
+function clip(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n - 1)}…` : s;
 }
