@@ -1,0 +1,270 @@
+// outpost exec end to end: a real control plane, real agents (the process
+// runtime, and Podman through its Docker API), the real CLI. Each runtime runs
+// the same checks: output streams with stdout and stderr apart, exit codes,
+// stdin, a TTY, output held back for a client that does not read, a client
+// that leaves mid-command (its command is killed: looked for in /proc), and
+// the refusals (a viewer's token, a missing replica or container, an offline node).
+import { describe, test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AuditEntry, ReplicaRecord } from '../src/core/types.js';
+import { LABELS } from '../src/agent/drivers/driver.js';
+import { EXEC_WINDOW } from '../src/contract/exec.js';
+import type { ExecConnection } from '../src/contract/exec-client.js';
+import { OutpostError } from '../src/core/errors.js';
+import { engineOrSkip, EXAMPLE_IMAGE } from './engine.js';
+import { CLI, ROOT, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { spawn } from 'node:child_process';
+
+const { docker, skip } = await engineOrSkip();
+const cp = await controlPlane();
+const env = cliEnv(cp);
+const work = tmpDir();
+const agents: AgentProc[] = [];
+const groups: string[] = [];
+const tag = process.pid.toString(36);
+/** the example image with a shell and a few coreutils beside node (they need only libc, which it has) */
+const PROBE_IMAGE = 'localhost/outpost-exec-probe:1';
+
+interface Runtime { name: 'process' | 'docker'; node: string; app: string; manifest: object; skip: string | false }
+const runtimes: Runtime[] = [
+  {
+    name: 'process', node: `exec-p${tag}`, app: `xp${tag}`, skip: false,
+    manifest: { command: ['node', 'examples/sensor-stats/server.mjs'], ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz', port: 'http' } },
+  },
+  {
+    name: 'docker', node: `exec-c${tag}`, app: `xc${tag}`, skip,
+    manifest: { image: PROBE_IMAGE, ports: [{ name: 'http', container: 5000 }], health: { http: '/healthz', port: 'http' } },
+  },
+];
+
+after(async () => {
+  for (const app of [...runtimes.map((r) => r.app), ...groups]) await cli(['rm', app], env).catch(() => {});
+  await settleAgents();
+  if (docker) {
+    await waitFor('containers removed', async () => (await docker.listContainers({ all: true, filters: { label: [`${LABELS.node}=${runtimes[1]!.node}`] } })).length === 0, 15_000).catch(() => {});
+  }
+  for (const a of agents) a.child.kill('SIGKILL');
+  await cp.close();
+});
+
+/** pids whose command line is exactly `argv` */
+function processesRunning(argv: string[]): number[] {
+  const want = argv.join('\0') + '\0';
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).flatMap((p) => {
+    try {
+      return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8') === want ? [Number(p)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Runs the CLI as a child we can kill, collecting its output. */
+function cliChild(args: string[], e: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...e }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+/** Everything a session wrote, and its exit status. */
+async function collect(conn: ExecConnection): Promise<{ stdout: Buffer; stderr: Buffer; code: number }> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  conn.on('stdout', (b) => out.push(b));
+  conn.on('stderr', (b) => err.push(b));
+  const code = await conn.exited;
+  return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), code };
+}
+
+for (const rt of runtimes) {
+  describe(`exec in a ${rt.name} replica`, { skip: rt.skip }, () => {
+    let replica: ReplicaRecord;
+    const exec = (args: string[], stdin?: string, e = env) => cli(['exec', ...args], e, stdin);
+
+    before(async () => {
+      if (rt.name === 'docker') {
+        const ctx = path.join(work, 'probe');
+        fs.mkdirSync(ctx, { recursive: true });
+        // dash as sh; coreutils' own binaries
+        for (const [from, to] of [['/bin/dash', 'sh'], ['/usr/bin/true', 'true'], ['/usr/bin/cat', 'cat'], ['/usr/bin/sleep', 'sleep'], ['/usr/bin/tty', 'tty'], ['/usr/bin/stty', 'stty'], ['/usr/bin/head', 'head']] as const) fs.copyFileSync(from, path.join(ctx, to));
+        fs.writeFileSync(path.join(ctx, 'Containerfile'), `FROM ${EXAMPLE_IMAGE}\nCOPY sh true cat sleep tty stty head /usr/bin/\n`);
+        execFileSync('podman', ['build', '--pull=never', '-q', '-t', PROBE_IMAGE, ctx]);
+      }
+      const a = spawnAgent(cp, ['--name', rt.node, '--runtime', rt.name, '--data-dir', tmpDir(), '--no-hub']);
+      agents.push(a);
+      await waitFor('agent registered', () => a.output().includes('registered with the control plane'));
+      const r = await cli(['deploy', '-f', writeManifest(work, rt.app, { name: rt.app, ...rt.manifest, placement: { nodes: [rt.node] } }), '--wait', '--timeout', '120'], env);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      replica = (await cp.client.appReplicas(rt.app))[0]!;
+      assert.equal(replica.state, 'running');
+    });
+
+    test('output streams with stdout and stderr apart; the exit status is the CLI\'s', async () => {
+      const r = await exec([rt.app, '--', 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+      assert.equal(r.code, 3, r.stderr);
+      assert.equal(r.stdout, 'out\n');
+      assert.equal(r.stderr, 'err\n');
+      const t = await exec([rt.app, '--', 'true']);
+      assert.equal(t.code, 0, t.stderr);
+      assert.equal(t.stdout + t.stderr, '');
+      // a command that is not there: why on stderr, and 127 as a shell says it
+      const missing = await exec([rt.app, '--', 'no-such-command-here']);
+      assert.equal(missing.code, 127);
+      assert.match(missing.stderr, /no-such-command-here/);
+    });
+
+    test('the session is audited: who, the replica, the command and its exit status; never the output', async () => {
+      const marker = `audit-${randomBytes(4).toString('hex')}`;
+      const r = await exec(['--replica', replica.id, rt.app, '--', 'sh', '-c', `echo ${marker}-output; exit 3`]);
+      assert.equal(r.code, 3, r.stderr);
+      const entry = await waitFor('the exec audit entry', async () => (await cp.client.audit({ since: 0 })).find((e: AuditEntry) => e.exec?.command.join(' ').includes(marker)));
+      assert.equal(entry.action, 'app:exec');
+      assert.equal(entry.principal.id, 'opt_admin');
+      assert.equal(entry.target, rt.app);
+      assert.deepEqual({ ...entry.exec, durationMs: 0 }, {
+        replica: replica.id, node: rt.node, container: rt.app, command: ['sh', '-c', `echo ${marker}-output; exit 3`], tty: false, stdin: false, exitCode: 3, ended: 'exit', durationMs: 0,
+      });
+      const log = await cp.client.audit({ since: 0 });
+      assert.ok(!JSON.stringify(log).includes(`${marker}-output\n`), 'no output in the audit log');
+      assert.equal(log.filter((e) => e.exec?.command.join(' ').includes(marker)).length, 1, 'one entry per session');
+      assert.deepEqual(log.filter((e) => e.request === `GET /v1/apps/${rt.app}/exec` && !e.exec && e.status < 400), [], 'a session is not audited again as an answer');
+    });
+
+    test('-i sends stdin; a megabyte goes through cat both ways, within the windows', async () => {
+      const r = await exec(['-i', rt.app, '--', 'cat'], 'hello\nworld\n');
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'hello\nworld\n');
+      const big = randomBytes(1024 * 1024);
+      const conn = await cp.client.exec(rt.app, { cmd: ['cat'], stdin: true });
+      const done = collect(conn);
+      for (let at = 0; at < big.length; at += 50_000) {
+        if (!conn.write(big.subarray(at, at + 50_000))) await new Promise((resolve) => conn.once('drain', resolve));
+      }
+      conn.end();
+      const got = await done;
+      assert.equal(got.code, 0);
+      assert.equal(createHash('sha256').update(got.stdout).digest('hex'), createHash('sha256').update(big).digest('hex'));
+      // without -i the command reads end of file at once
+      const noIn = await exec([rt.app, '--', 'cat'], 'ignored');
+      assert.equal(noIn.code, 0);
+      assert.equal(noIn.stdout, '');
+    });
+
+    test('-t gives the command a TTY of the size asked; its resizes follow', async () => {
+      const r = await exec(['-t', rt.app, '--', 'tty']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^\/dev\/pts\/\d+\r?\n$/);
+      const sized = await collect(await cp.client.exec(rt.app, { cmd: ['stty', 'size'], tty: true, cols: 100, rows: 40 }));
+      assert.equal(sized.stdout.toString().trim(), '40 100');
+      // a resize mid-command: the command reads the new size after it
+      const conn = await cp.client.exec(rt.app, { cmd: ['sh', '-c', 'read x; stty size'], tty: true, stdin: true, cols: 80, rows: 24 });
+      const out = collect(conn);
+      await new Promise((resolve) => conn.once('started', resolve));
+      conn.resize(132, 50);
+      // a resize after its start is applied before the line that follows it arrives (one connection, in order)
+      conn.write(Buffer.from('go\r'));
+      const got = await out;
+      assert.equal(got.code, 0);
+      assert.match(got.stdout.toString(), /50 132/);
+    });
+
+    test('a client that does not read holds the output back: the command waits, the control plane holds at most a window', async () => {
+      const conn = await cp.client.exec(rt.app, { cmd: ['head', '-c', '67108864', '/dev/zero'] });
+      let got = 0;
+      conn.on('stdout', (b) => { got += b.length; });
+      // from its start on, it reads nothing (a paused socket delivers no message, 'started' included: so pause after it)
+      await new Promise((resolve) => conn.once('started', () => { conn.pause(); resolve(null); }));
+      const argv = ['head', '-c', '67108864', '/dev/zero'];
+      await waitFor('the command to run', () => processesRunning(argv).length === 1);
+      // the pipes and sockets between fill, then the command blocks on its pipe: still there, most of its output unread
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(processesRunning(argv).length, 1, 'the command waits for its reader');
+      assert.ok(cp.gateway.exec.stats().outstandingBytes <= EXEC_WINDOW, `at most a window held (${cp.gateway.exec.stats().outstandingBytes})`);
+      conn.resume();
+      assert.equal(await conn.exited, 0);
+      await waitFor('all output', () => got === 67108864);
+    });
+
+    test('a client that leaves mid-command: the command and what it started are killed', async () => {
+      // a marker in the arguments finds the process in /proc, whatever runs it
+      const secs = `${4000 + Math.floor(Math.random() * 1000)}.${Math.floor(Math.random() * 1000)}`;
+      const c = cliChild(['exec', rt.app, '--', 'sh', '-c', `echo started; sleep ${secs}; echo never`], env);
+      await waitFor('the command to start', () => c.out().includes('started'));
+      const pids = await waitFor('the sleep to run', () => { const p = processesRunning(['sleep', secs]); return p.length ? p : null; });
+      c.child.kill('SIGKILL');
+      await waitFor('the command killed', () => processesRunning(['sleep', secs]).length === 0, 15_000);
+      assert.ok(pids.length === 1);
+      // through the client library too, with a TTY (the command is in a session of its own there)
+      const secs2 = `${5000 + Math.floor(Math.random() * 1000)}.5`;
+      const conn = await cp.client.exec(rt.app, { cmd: ['sleep', secs2], tty: true });
+      await new Promise((resolve) => conn.once('started', resolve));
+      await waitFor('the sleep to run', () => processesRunning(['sleep', secs2]).length === 1);
+      conn.close();
+      await assert.rejects(conn.exited, (e: OutpostError) => e.code === 'E_NO_SERVER');
+      await waitFor('the command killed', () => processesRunning(['sleep', secs2]).length === 0, 15_000);
+      const entry = await waitFor('its audit entry', async () => (await cp.client.audit({ since: 0 })).find((e) => e.exec?.command.includes(secs2)));
+      assert.equal(entry.exec!.ended, 'client closed');
+      assert.equal(entry.exec!.exitCode, null);
+    });
+
+    if (rt.name === 'docker') {
+      test('--container picks one of a group\'s containers (default: the first)', async () => {
+        const group = `xg${tag}`;
+        groups.push(group);
+        const r = await cli(['deploy', '-f', writeManifest(work, group, {
+          name: group, placement: { nodes: [rt.node] },
+          containers: [{ name: 'first', image: PROBE_IMAGE, command: ['sleep', '100000'] }, { name: 'second', image: PROBE_IMAGE }],
+        }), '--wait', '--timeout', '120'], env);
+        assert.equal(r.code, 0, r.stderr + r.stdout);
+        const pid1 = async (args: string[]) => (await exec([...args, group, '--', 'cat', '/proc/1/cmdline'])).stdout.split('\0').filter(Boolean).join(' ');
+        assert.equal(await pid1(['--container', 'first']), 'sleep 100000');
+        assert.match(await pid1(['--container', 'second']), /node .*server\.mjs/);
+        assert.equal(await pid1([]), 'sleep 100000');
+      });
+    }
+
+    test('refused: a viewer\'s token (E_FORBIDDEN naming app:exec), a missing replica or container, a missing app', async () => {
+      const viewer = await cp.client.createApiToken({ name: `viewer-${rt.name}`, role: 'viewer' });
+      const v = await exec([rt.app, '--', 'true'], undefined, { ...env, OUTPOST_TOKEN: viewer.token });
+      assert.equal(v.code, 255);
+      assert.match(v.stderr, /E_FORBIDDEN.*app:exec/);
+      const r = await exec(['--replica', `${rt.app}-9-9`, rt.app, '--', 'true']);
+      assert.equal(r.code, 255);
+      assert.match(r.stderr, new RegExp(`E_NOT_FOUND: app ${rt.app} has no replica "${rt.app}-9-9" \\(its replicas: ${replica.id}\\)`));
+      const c = await exec(['--container', 'nope', rt.app, '--', 'true']);
+      assert.match(c.stderr, /E_NOT_FOUND: .*no container "nope"/);
+      const a = await exec(['no-such-app', '--', 'true']);
+      assert.equal(a.code, 255);
+      assert.match(a.stderr, /E_NOT_FOUND: no app named "no-such-app"/);
+      const log = await cp.client.audit({ since: 0 });
+      assert.ok(log.some((e) => e.principal.id === viewer.id && e.status === 403 && e.action === 'app:exec'), 'the refusal is audited');
+      assert.ok(log.some((e) => e.request === `GET /v1/apps/${rt.app}/exec` && e.status === 404 && e.error === 'E_NOT_FOUND'), 'so is the missing replica');
+    });
+  });
+}
+
+test('a node that is not connected: E_NODE_OFFLINE', { skip: runtimes[0]!.skip }, async () => {
+  const rt = runtimes[0]!;
+  const a = agents[0]!;
+  a.child.kill('SIGKILL');
+  await waitFor('the node to be seen gone', () => !cp.gateway.isConnected(rt.node));
+  const r = await cli(['exec', rt.app, '--', 'true'], env);
+  assert.equal(r.code, 255);
+  assert.match(r.stderr, new RegExp(`E_NODE_OFFLINE: node ${rt.node}, where replica \\S+ runs, is not connected`));
+});
+
+test('every session is over: none is left open at the control plane', () => {
+  assert.deepEqual(cp.gateway.exec.stats(), { sessions: 0, outstandingBytes: 0 });
+});
+
+test('a plain GET (no upgrade) says what the route is', async () => {
+  await assert.rejects(cp.client.request('GET', `/v1/apps/${runtimes[0]!.app}/exec`), (e: OutpostError) => e.code === 'E_INVALID' && /WebSocket/.test(e.message));
+});
