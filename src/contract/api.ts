@@ -13,10 +13,11 @@ import type { HeldWindow } from '../server/streams.js';
 import type { IdentityJwk } from '../core/jwt.js';
 import type { ErrorBody } from '../core/errors.js';
 import type { OutpostEvent } from '../core/events.js';
+import type { ExecQuery } from './exec.js';
 
 export type {
   AppView, DeployAnswer, DeviceView, HubStats, JoinTokenView, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
-  JoinTokenRecord, Refusal, Revision, ApiTokenRecord, AuditEntry, Role, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
+  JoinTokenRecord, Refusal, Revision, ApiTokenRecord, AuditEntry, ExecAudit, Role, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
 } from '../core/types.js';
 export type { ModelError, TermError } from '../core/accuracy.js';
 export type { RankedEndpoint } from '../core/routing.js';
@@ -25,6 +26,7 @@ export type { AppSpec } from '../core/manifest.js';
 export type { HeldWindow } from '../server/streams.js';
 export type { ErrorBody, ErrorCode } from '../core/errors.js';
 export type { EventType, OutpostEvent } from '../core/events.js';
+export type { ExecQuery, ExecStart, ExecClientMessage, ExecServerMessage } from './exec.js';
 
 /** Every answer that is not 2xx: `{"error": {"code", "message", "path"?, "details"?}}`. */
 export interface ApiErrorAnswer {
@@ -413,6 +415,8 @@ export interface ApiRoutes {
   'GET /v1/apps/:name/endpoints': { query: EndpointsQuery; answer: RankedEndpoint[] };
   /** text, streamed */
   'GET /v1/apps/:name/logs': { query: LogsQuery; answer: string };
+  /** a WebSocket (`Upgrade: websocket`, subprotocol `outpost.exec.v1`): a command in a replica, see ./exec.ts */
+  'GET /v1/apps/:name/exec': { query: ExecQuery; answer: never };
   /** every replica */
   'GET /v1/replicas': { query: ReplicaQuery; answer: ReplicaRecord[] };
   /** sites with RTTs */
