@@ -40,9 +40,13 @@ export async function dockerExec(docker: Docker, container: string, o: ExecOptio
     sock.pipe(stdout);
     sock.once('close', () => stdout.end());
   }
-  const resize = async (cols: number, rows: number) => {
+  // one resize at a time, in order: two calls in flight could land the other way round
+  let sizing: Promise<void> = Promise.resolve();
+  const resize = (cols: number, rows: number): Promise<void> => {
     // dockerode reads Podman's 201 as a failure; the size is set all the same
-    await e.resize({ w: cols, h: rows }).catch((err: { statusCode?: number }) => { if (err.statusCode !== 201) throw err; });
+    const next = sizing.then(() => e.resize({ w: cols, h: rows }).catch((err: { statusCode?: number }) => { if (err.statusCode !== 201) throw err; }));
+    sizing = next.catch(() => {});
+    return next;
   };
   if (o.tty && o.cols && o.rows) void resize(o.cols, o.rows).catch(() => {});
   const pid = e.inspect().then((i) => i.Pid ?? 0, () => 0);

@@ -47,7 +47,7 @@ export async function processExec(o: ExecOptions, r: ReplicaPlace): Promise<Exec
     stdin: o.stdin ? child.stdin! : null,
     resize: async (cols, rows) => {
       if (!o.tty) return;
-      terminal ??= terminalOf(child.pid!);
+      terminal ??= await terminalOf(child.pid!);
       if (terminal) await run('stty', ['-F', terminal, 'rows', String(rows), 'cols', String(cols)]);
     },
     kill: async () => { killTree(child.pid!); },
@@ -68,13 +68,18 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The terminal of the first process under `script` (the command's). */
-function terminalOf(scriptPid: number): string | null {
-  for (const pid of processTree(scriptPid).slice(1)) {
-    try {
-      const t = fs.readlinkSync(`/proc/${pid}/fd/0`);
-      if (t.startsWith('/dev/pts/')) return t;
-    } catch { /* gone, or not ours to read */ }
+/** The terminal of the first process under `script` (the command's), once script has made it (null: it never did, or is gone). */
+async function terminalOf(scriptPid: number): Promise<string | null> {
+  for (let i = 0; i < 200; i++) {
+    const tree = processTree(scriptPid);
+    if (tree.length === 0) return null;
+    for (const pid of tree.slice(1)) {
+      try {
+        const t = fs.readlinkSync(`/proc/${pid}/fd/0`);
+        if (t.startsWith('/dev/pts/')) return t;
+      } catch { /* gone, or not ours to read */ }
+    }
+    await new Promise((r) => setTimeout(r, 10));
   }
   return null;
 }
