@@ -12,7 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AuditEntry, ReplicaRecord } from '../src/core/types.js';
 import { LABELS } from '../src/agent/drivers/driver.js';
-import { EXEC_WINDOW } from '../src/contract/exec.js';
+import WebSocket from 'ws';
+import { EXEC_BEARER_PREFIX, EXEC_SUBPROTOCOL, EXEC_WINDOW } from '../src/contract/exec.js';
 import type { ExecConnection } from '../src/contract/exec-client.js';
 import { OutpostError } from '../src/core/errors.js';
 import { engineOrSkip, EXAMPLE_IMAGE } from './engine.js';
@@ -250,6 +251,26 @@ for (const rt of runtimes) {
     });
   });
 }
+
+test('a browser\'s WebSocket: the token as a subprotocol, never in the URL nor echoed back', async () => {
+  const rt = runtimes[0]!;
+  const url = `${cp.url.replace(/^http/, 'ws')}/v1/apps/${rt.app}/exec`;
+  const bearer = `${EXEC_BEARER_PREFIX}${Buffer.from(cp.adminToken).toString('base64url')}`;
+  const ws = new WebSocket(url, [EXEC_SUBPROTOCOL, bearer], { ca: cp.caPem ?? undefined });
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  assert.equal(ws.protocol, EXEC_SUBPROTOCOL);
+  const frames: string[] = [];
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.on('message', (d: Buffer, binary: boolean) => frames.push(binary ? `${d[0]}:${d.subarray(1).toString()}` : d.toString()));
+  ws.send(JSON.stringify({ type: 'start', cmd: ['sh', '-c', 'echo from-the-page'] }));
+  assert.equal(await closed, 1000);
+  assert.ok(frames.includes('1:from-the-page\n'), frames.join(' | '));
+  assert.deepEqual(JSON.parse(frames[frames.length - 1]!), { type: 'exit', code: 0 });
+  // a bad one is refused at the upgrade, as the API refuses it
+  const bad = new WebSocket(url, [EXEC_SUBPROTOCOL, `${EXEC_BEARER_PREFIX}${Buffer.from('opt_x.nope').toString('base64url')}`], { ca: cp.caPem ?? undefined });
+  const status = await new Promise<number>((resolve) => bad.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+  assert.equal(status, 401);
+});
 
 test('a node that is not connected: E_NODE_OFFLINE', { skip: runtimes[0]!.skip }, async () => {
   const rt = runtimes[0]!;
