@@ -6,7 +6,8 @@
 // with the OutpostError the session failed with. Loaded only by what execs
 // (the ws module is not the typed client's to pay for).
 import { EventEmitter } from 'node:events';
-import WebSocket from 'ws';
+import { createRequire } from 'node:module';
+import type WebSocketType from 'ws';
 import { OutpostError, type ErrorCode } from '../core/errors.js';
 import { EXEC_CHANNEL, EXEC_SUBPROTOCOL, EXEC_WINDOW, type ExecClientMessage, type ExecQuery, type ExecServerMessage } from './exec.js';
 
@@ -128,6 +129,11 @@ export class ExecConnection extends EventEmitter {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(b, { binary: true });
   }
 }
+
+// loaded as CommonJS, which it is: its ES module wrapper costs ~20 ms more
+// at a cold start (~30 ms against ~14 ms here), a tenth of `outpost exec true`
+const WebSocket = createRequire(import.meta.url)('ws') as typeof WebSocketType;
+type WebSocket = WebSocketType;
 
 const TLS_ERRORS = /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_VERIFY|SSL|TLS/;
 
