@@ -309,6 +309,8 @@ export class AgentGateway {
       const old = this.conns.get(node);
       // the newest connection wins: an old one is a half-open socket from before a network drop (only the key's holder can open one)
       if (old && old !== c) old.ws.terminate();
+      // an agent registers only after its previous connection closed, and killed that connection's exec commands then
+      this.exec.nodeGone(node);
       this.conns.set(node, c);
       // a join token's site and labels win over what the node says of itself
       const info = { ...msg.node, site: id.site ?? msg.node.site, labels: { ...msg.node.labels, ...id.labels } };
