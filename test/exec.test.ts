@@ -216,6 +216,18 @@ for (const rt of runtimes) {
       assert.equal(entry.exec!.exitCode, null);
     });
 
+    test('the node\'s connection drops mid-command: its agent kills the command, the CLI exits 255 with E_NODE_OFFLINE', async () => {
+      const secs = `${6000 + Math.floor(Math.random() * 1000)}.25`;
+      const c = cliChild(['exec', rt.app, '--', 'sh', '-c', `echo started; sleep ${secs}`], env);
+      await waitFor('the command to start', () => c.out().includes('started'));
+      await waitFor('the sleep to run', () => processesRunning(['sleep', secs]).length === 1);
+      cp.gateway.disconnect(rt.node, 'E_PROTOCOL');
+      assert.equal(await c.exited, 255);
+      assert.match(c.err(), new RegExp(`E_NODE_OFFLINE: node ${rt.node} disconnected while the command ran`));
+      await waitFor('the command killed', () => processesRunning(['sleep', secs]).length === 0, 15_000);
+      await waitFor('the agent back', () => cp.gateway.isConnected(rt.node), 30_000);
+    });
+
     if (rt.name === 'docker') {
       test('--container picks one of a group\'s containers (default: the first)', async () => {
         const group = `xg${tag}`;
