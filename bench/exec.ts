@@ -9,7 +9,9 @@
 //     call to the exit status, split at the upgrade and at `started`;
 //   - the floor: the engine's own exec through its API from this process
 //     (what the agent does), and `podman exec` / spawning `true` directly;
-//     and `outpost apps --json` (the CLI's start and one request) beside it.
+//     and `outpost apps --json` (the CLI's start and one request) beside it;
+//   - throughput: 64 MiB of output (`head -c 64M /dev/zero`) through the
+//     relay, windows and all, read as fast as the client can.
 //   npm run bench:exec -- [--runs N]
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -48,11 +50,11 @@ function spawnExit(file: string, args: string[], env: NodeJS.ProcessEnv): Promis
   });
 }
 
-/** The example image with /usr/bin/true (it has only node): `true` needs nothing but the libc the image holds. */
+/** The example image with /usr/bin/true and head (it has only node): they need nothing but the libc the image holds. */
 async function buildImage(): Promise<void> {
   const ctx = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-bench-exec-'));
-  fs.copyFileSync('/usr/bin/true', path.join(ctx, 'true'));
-  fs.writeFileSync(path.join(ctx, 'Containerfile'), 'FROM localhost/sensor-stats:0.1\nCOPY true /usr/bin/\n');
+  for (const b of ['true', 'head']) fs.copyFileSync(`/usr/bin/${b}`, path.join(ctx, b));
+  fs.writeFileSync(path.join(ctx, 'Containerfile'), 'FROM localhost/sensor-stats:0.1\nCOPY true head /usr/bin/\n');
   await run('podman', ['build', '--pull=never', '-q', '-t', IMAGE, ctx]);
 }
 
@@ -99,6 +101,19 @@ async function measure(runtime: 'process' | 'docker', rows: Row[], engine: Docke
     }));
     add('  of which: to the upgrade (TLS, token, checks)', upgrade.slice(WARMUP));
     add('  of which: to started (the agent ran it)', started.slice(WARMUP));
+    // throughput: output through the agent's connection and the control plane, as fast as the windows allow
+    const BYTES = 64 * 1024 * 1024;
+    const mbps: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const t0 = performance.now();
+      const conn = await local.client.exec(app, { cmd: ['head', '-c', String(BYTES), '/dev/zero'] });
+      let got = 0;
+      conn.on('stdout', (b) => { got += b.length; });
+      if (await conn.exited !== 0 || got !== BYTES) throw new Error(`64 MiB: got ${got} bytes`);
+      if (i > 0) mbps.push(BYTES / 1048576 / ((performance.now() - t0) / 1000));
+    }
+    rows.push({ runtime, what: 'output throughput, MiB/s (64 MiB, 5 runs)', ...summarize(mbps) });
+    console.log(`${runtime.padEnd(8)} ${'output throughput (64 MiB)'.padEnd(44)} ${''.padEnd(24)} median ${median(mbps).toFixed(1).padStart(6)} MiB/s`);
     // the floor: the runtime's own exec, with no Outpost in between
     if (runtime === 'docker' && engine) {
       const name = (await engine.listContainers({ filters: { label: [`io.outpost.app=${app}`] } }))[0]!.Id;
