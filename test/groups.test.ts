@@ -136,7 +136,7 @@ describe('apps of several containers on a container engine', { skip, timeout: 60
     cp = await controlPlane();
     env = cliEnv(cp);
     agent = startAgent();
-    await waitFor('agent registered', () => agent.output().includes('registered with the control plane'));
+    await waitFor('agent registered', () => agent.output().includes('registered with the control plane'), 60_000); // an agent's start on a loaded 2-core machine took over 20 s once
   });
   after(async () => {
     await cli(['rm', app, '--volumes'], env);
