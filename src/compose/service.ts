@@ -49,8 +49,8 @@ export interface ServiceOut {
   aliases: AliasOut[];
 }
 
-/** An image for a service that is built at deploy time: its name until then. */
-export function buildPlaceholder(ctx: Ctx, service: string, image: string | undefined, registry: string | undefined): string {
+/** The image name a service with `build:` carries until deploy builds and pushes it (then its tag is the image id); `plan` shows this one. */
+export function imageBeforeBuild(ctx: Ctx, service: string, image: string | undefined, registry: string | undefined): string {
   const repo = image ? parseImageRef(image).path : `${ctx.app}-${service}`;
   return `${registry || 'localhost'}/${repo}:latest`;
 }
@@ -94,7 +94,7 @@ export function convertService(ctx: Ctx, tree: Tree, name: string, raw: unknown,
     else c.image = s.image as string;
   }
   if (s.build !== undefined) build(ctx, at('build'), name, s.build, c.image || undefined);
-  if (s.build !== undefined) c.image = buildPlaceholder(ctx, name, c.image || undefined, registry);
+  if (s.build !== undefined) c.image = imageBeforeBuild(ctx, name, c.image || undefined, registry);
   else if (s.image === undefined) f.invalid(base, 'a service needs an image (or a build)');
   if (s.pull_policy !== undefined) pullPolicy(ctx, at('pull_policy'), s.pull_policy, s.build !== undefined);
 

@@ -42,7 +42,7 @@ export function manifestYaml(file: string, conv: Conversion): string {
 
 /**
  * The app to deploy: converted, with every `build:` built and pushed and its
- * image named. Without `build` (plan), a built service keeps the placeholder
+ * image named. Without `build` (plan), a built service keeps the provisional
  * image the conversion names, and a note says so.
  */
 export async function composeApp(file: string, o: ComposeOptions & { quiet?: boolean; say: (s: string) => void; build: boolean }): Promise<Record<string, unknown>> {
