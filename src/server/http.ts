@@ -27,6 +27,7 @@ import { backupRoutes, type BackupSource } from './routes/backup.js';
 import type { TlsMaterial } from './trust/authority.js';
 import type { ServerMetrics } from './metrics.js';
 import { metricsRoutes } from './metrics-route.js';
+import { uiRoutes } from './ui-route.js';
 
 export interface RouteDeps {
   cp: ControlPlane;
@@ -112,6 +113,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, t
   auditRoutes(app, deps);
   eventRoutes(app, deps);
   execRoutes(app, deps);
+  void app.register(uiRoutes);
   return app;
 }
 
