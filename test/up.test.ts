@@ -4,13 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { CLI, ROOT, tmpDir, waitFor } from './helpers.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { call, CLI, ROOT, tmpDir, waitFor } from './helpers.js';
 import { engineOrSkip } from './engine.js';
 
 const engine = await engineOrSkip();
 
 async function upThenSignal(runtime: 'process' | 'docker', signal: NodeJS.Signals): Promise<{ endpoint: string; code: number | null; out: string }> {
-  const child = spawn(process.execPath, [CLI, 'up', '--port', '0', '--data-dir', tmpDir(), '--runtime', runtime], {
+  const dataDir = tmpDir();
+  const child = spawn(process.execPath, [CLI, 'up', '--port', '0', '--data-dir', dataDir, '--runtime', runtime], {
     cwd: ROOT, env: { ...process.env, OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -19,6 +22,12 @@ async function upThenSignal(runtime: 'process' | 'docker', signal: NodeJS.Signal
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   const endpoint = await waitFor('the demo answering', () => /sensor-stats answers at (\S+)/.exec(out)?.[1], 60_000);
   assert.equal((await fetch(`${endpoint}/healthz`)).status, 200);
+  // the dashboard's address, printed for `npm start` users, serves the dashboard
+  const ui = /dashboard\s+(https:\/\/\S+)\/ui\//.exec(out)?.[1];
+  assert.ok(ui, out);
+  const page = await call({ url: ui, caPem: fs.readFileSync(path.join(dataDir, 'ca.crt'), 'utf8') }, 'GET', '/ui/');
+  assert.equal(page.status, 200);
+  assert.match(String(page.body), /<script type="module" src="app.js">/);
   child.kill(signal);
   const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
   if (child.exitCode === null) child.kill('SIGKILL');

@@ -171,6 +171,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     }).catch((err) => o.log.error({ err }, 'renewing the serving certificate failed'));
   }, 86_400_000) : null;
   o.log.info({ url, dataDir: o.dataDir, store: o.store ? redactUrl(o.store) : 'sqlite', schema: store.schemaVersion }, 'control plane listening');
+  o.log.info({ url: `${url}/ui/` }, 'dashboard (sign in with an API token)');
   return {
     url, adminToken, joinToken, cp, gateway, cluster, routes, caPem: tls?.trustPem ?? null, metricsUrl: metricsListener?.url ?? null,
     async createJoinToken(r = {}) {

@@ -186,6 +186,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   agent.start();
   await connected;
   console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
+  console.log(`dashboard      ${server.url}/ui/   (sign in with the admin token; the browser must trust ${path.join(dir, 'ca.crt')} or be told to go on)`);
   console.log(`agent          ${name}, runtime ${driver.kind}`);
   console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT); anonymous, on 127.0.0.1 only (the local demo; an agent's hub asks devices for credentials)` : 'off (could not start; see the log)'}`);
   if (!c.demo) return;
