@@ -17,6 +17,8 @@ const T = (name: string, list = false) => `[\`${name}\`](#${name.toLowerCase()})
 
 export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'GET /healthz': { takes: 'no token', answers: '`{"ok": true}`' },
+  'GET /': { takes: 'no token', answers: 'a redirect to `/ui/`' },
+  'GET /ui/*': { takes: 'no token (the page signs in with an API token and sends it on its API calls)', answers: 'the dashboard\'s files ([observability.md](../observability.md#dashboard)); 503 with a hint when it was not built' },
   'GET /metrics': { takes: 'a token with `metrics:read` (admin, operator, viewer)', answers: 'the Prometheus text format (`text/plain; version=0.0.4`): every metric of [observability.md](../observability.md#metrics)', cli: 'outpost metrics' },
   'GET /v1/nodes': { takes: '`state`, `site` (filters); `limit`, `after` (pages, below)', answers: `${T('NodeView', true)}, by name`, cli: 'outpost nodes' },
   'GET /v1/nodes/:name': { takes: '', answers: T('NodeView') },
