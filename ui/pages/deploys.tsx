@@ -28,7 +28,7 @@ const MAX_BARS = 60;
 const SLOTS = TERMS.length * 2 + 1;
 
 /** (predicted - measured) / measured in percent: above 0 the model was slow, below fast; null without a measurement above 0. */
-export function relError(predicted: number | null | undefined, measured: number | null | undefined): number | null {
+function relError(predicted: number | null | undefined, measured: number | null | undefined): number | null {
   if (predicted == null || measured == null || measured <= 0) return null;
   return ((predicted - measured) / measured) * 100;
 }
@@ -188,14 +188,14 @@ export default function Deploys({ route }: PageProps) {
   const replicas = useLoad((s) => (app ? api<ReplicaRecord[]>(`/v1/apps/${enc(app)}/replicas`, { signal: s }) : Promise.resolve([])), [app], {
     on: (e) => e.app === app && (e.type.startsWith('replica.') || e.type.startsWith('pull.') || e.type === 'app.deployed'),
   });
-  const model = useLoad((s) => api<ModelAnswer>(`/v1/model?samples=${SAMPLES}`, { signal: s }), [], { on: (e) => e.type === 'replica.ready' || e.type === 'replica.scheduled' });
+  const model = useLoad((s) => api<ModelAnswer>(`/v1/model?samples=${SAMPLES}`, { signal: s }), [], { on: (e) => e.type === 'replica.ready' });
   const [log, setLog] = useState(true);
   const [onlyApp, setOnlyApp] = useState(false);
   const [hover, setHover] = useState<number | null>(null);
 
   const rows = replicas.data ?? [];
   // the newest replicas when there are more than the chart has room for
-  const charted = useMemo(() => (rows.length > MAX_BARS ? [...rows].sort((a, b) => b.createdAt - a.createdAt).slice(0, MAX_BARS).sort((a, b) => a.id.localeCompare(b.id)) : rows), [rows]);
+  const charted = useMemo(() => (rows.length > MAX_BARS ? [...rows].sort((a, b) => b.createdAt - a.createdAt).slice(0, MAX_BARS).sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true })) : rows), [rows]);
   const bars = useMemo(() => barData(charted, log), [charted, log]);
   const shown = useRef(charted);
   shown.current = charted;

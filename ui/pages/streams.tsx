@@ -7,7 +7,7 @@ import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { HeldWindow, StreamRow } from '../../src/contract/api.js';
 import { api, enc } from '../api.js';
 import { href, useLoad } from '../hooks.js';
-import { Chart, timeAxis, type ChartData, type ChartOptions } from '../parts/chart.js';
+import { Chart, timeAxis, type ChartData, type ChartOptions, type uPlot } from '../parts/chart.js';
 import { ago, bytes, ErrorBox, Section, time } from '../parts/common.js';
 import { Table, type Column } from '../parts/table.js';
 import type { PageProps } from '../main.js';
@@ -39,7 +39,7 @@ const columns: Column<StreamRow>[] = [
 ];
 
 /** Where the chart starts: a span before the newest window, shortened so that it holds about MAX_WINDOWS at the pair's rate. */
-export function startOf(r: StreamRow, spanMs: number, now = Date.now()): number {
+function startOf(r: StreamRow, spanMs: number, now = Date.now()): number {
   const end = r.lastEnd ?? now;
   let from = end - spanMs;
   if (r.windows > 1 && r.firstStart !== null && r.lastEnd !== null && r.lastEnd > r.firstStart) {
@@ -49,7 +49,7 @@ export function startOf(r: StreamRow, spanMs: number, now = Date.now()): number 
 }
 
 /** `held` with what a query from `from` on answered: the windows it held from there are replaced (the answer has them again, and any late ones). */
-export function merge(held: HeldWindow[], from: number, got: HeldWindow[]): HeldWindow[] {
+function merge(held: HeldWindow[], from: number, got: HeldWindow[]): HeldWindow[] {
   let keep = held.length;
   while (keep > 0 && held[keep - 1]!.start >= from) keep--;
   const out = held.slice(0, keep).concat(got);
@@ -71,7 +71,7 @@ type Band = 'min/max' | 'stddev' | null;
  * one ends more than three usual window lengths later: the line breaks where
  * no point came rather than drawing a straight line across the silence.
  */
-export function withGaps(ws: HeldWindow[]): { x: number; w: HeldWindow | null }[] {
+function withGaps(ws: HeldWindow[]): { x: number; w: HeldWindow | null }[] {
   const steps = ws.slice(1).map((w, i) => w.end - ws[i]!.end).filter((d) => d > 0).sort((a, b) => a - b);
   const usual = steps[Math.floor(steps.length / 2)];
   const out: { x: number; w: HeldWindow | null }[] = [];
@@ -94,14 +94,23 @@ function chartData(ws: HeldWindow[], field: string, band: Band): ChartData {
   return [x, y, y.map((v, i) => (v === null || sd[i] === null ? null : v + sd[i]!)), y.map((v, i) => (v === null || sd[i] === null ? null : v - sd[i]!))];
 }
 
+/** uPlot hides the points of a dense line: a window alone between two gaps would then not show at all, so its point stays. */
+function lonePoints(u: uPlot, series: number, show: boolean): number[] | null {
+  if (show) return null;
+  const y = u.data[series]!;
+  const out: number[] = [];
+  for (let i = 0; i < y.length; i++) if (y[i] != null && y[i - 1] == null && y[i + 1] == null) out.push(i);
+  return out;
+}
+
 function chartOptions(field: string, band: Band): ChartOptions {
-  const edge = { stroke: `${LINE}66`, width: 1, dash: [4, 3], points: { show: false } };
+  const edge = { stroke: `${LINE}55`, width: 1, points: { show: false } };
   return {
     cursor: { drag: { x: true, y: false } },
     axes: [timeAxis, { size: 60 }],
     series: [
       { value: (_u, v) => (v == null ? '-' : time(v * 1000)) },
-      { label: field, stroke: LINE, width: 2, spanGaps: false },
+      { label: field, stroke: LINE, width: 2, points: { filter: lonePoints } },
       ...(band ? [
         { label: band === 'min/max' ? 'max' : `${field} + stddev`, ...edge },
         { label: band === 'min/max' ? 'min' : `${field} - stddev`, ...edge },
@@ -169,8 +178,8 @@ function StreamChart({ row }: { row: StreamRow }) {
     }>
       <ErrorBox error={windows.error} />
       <div class="stats stream-stats" data-testid="stream-stats">
-        <div class="stat"><b data-testid="stream-points-in">{row.pointsIn ?? '-'}</b><span>points in ({bytes(row.bytesIn)})</span></div>
-        <div class="stat"><b>{row.windowsEmitted ?? '-'}</b><span>windows emitted</span></div>
+        <div class="stat"><b data-testid="stream-points-in">{row.pointsIn?.toLocaleString() ?? '-'}</b><span>points in ({bytes(row.bytesIn)})</span></div>
+        <div class="stat"><b>{row.windowsEmitted?.toLocaleString() ?? '-'}</b><span>windows emitted</span></div>
         <div class="stat"><b data-testid="stream-reduction">{fixed(perWindow(row))}</b><span>points per window</span></div>
         <div class="stat"><b>{row.hub?.reduction != null ? `${fixed(row.hub.reduction)}x` : '-'}</b><span>hub: bytes in per byte forwarded</span></div>
         <div class="stat"><b data-testid="stream-queue">{row.hub?.queueDepth ?? '-'}</b><span>hub queue{row.hub?.oldestUnsentMs ? `, oldest ${Math.round(row.hub.oldestUnsentMs / 1000)} s` : ''}</span></div>
