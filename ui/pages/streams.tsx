@@ -199,9 +199,10 @@ export default function Streams({ route }: PageProps) {
   const rows = useLoad((s) => api<StreamRow[]>('/v1/streams', { signal: s }), [], { everyMs: 5000, on: (e) => e.type.startsWith('node.') });
   const [stream, node] = route;
   const all = rows.data ?? [];
-  // #/streams/NAME: the node holding most of its windows; #/streams/NAME/NODE: that pair
+  // #/streams/NAME/NODE: that pair; #/streams/NAME: the first node (by name, as listed) that holds its windows
   const row = stream === undefined ? null
-    : all.find((r) => r.stream === stream && r.node === node) ?? (node === undefined ? [...all].filter((r) => r.stream === stream).sort((a, b) => b.windows - a.windows)[0] ?? null : null);
+    : node !== undefined ? all.find((r) => r.stream === stream && r.node === node) ?? null
+    : all.find((r) => r.stream === stream && r.windows > 0) ?? all.find((r) => r.stream === stream) ?? null;
   return (
     <>
       <ErrorBox error={rows.error} />
