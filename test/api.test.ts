@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { call as callApi, controlPlane } from './helpers.js';
+import type { ModelAnswer, ModelSample } from '../src/contract/api.js';
 
 const cp = await controlPlane();
 after(() => cp.close());
@@ -100,5 +101,36 @@ test('a long poll on an app answers at its next change, at its wait otherwise, a
     assert.equal(await pending, 'answered');
   } finally {
     await own.close().catch(() => {});
+  }
+});
+
+test('GET /v1/model?samples=N answers the newest N samples, oldest first, and refuses a bad N with E_INVALID at samples', async () => {
+  const own = await controlPlane();
+  try {
+    const sample = (i: number): ModelSample => ({
+      replica: `m-0-${i}`, app: 'm', node: 'n1', image: 'x:1', cached: i % 2 === 1, at: 1_000 + i,
+      predicted: { imageMs: 100, containerMs: 20, engineMs: 300, deployMs: 420 },
+      measured: { imageMs: i % 2 ? 0 : 80, containerMs: 25, engineMs: 330 + i, deployMs: 355 + i + (i % 2 ? 0 : 80) },
+    });
+    // one commit per sample, as each start is recorded
+    for (let i = 0; i < 5; i++) await own.cp.writer.run(() => ({ changes: [], samples: [sample(i)], result: null }));
+    const q = (s: string) => callApi(own, 'GET', `/v1/model${s}`, { token: own.adminToken });
+    const model = async (s: string) => (await q(s)).body as unknown as ModelAnswer;
+    const plain = await model('');
+    assert.equal(plain.samples, 5);
+    assert.equal('recent' in plain, false, 'without samples the answer is as it was');
+    assert.equal('recent' in (await model('?samples=0')), false);
+    const two = await model('?samples=2');
+    assert.deepEqual(two.recent, [sample(3), sample(4)], 'the newest two, oldest first');
+    assert.deepEqual({ ...two, recent: undefined }, { ...plain, recent: undefined }, 'the aggregate does not change');
+    assert.equal((await model('?samples=1000')).recent?.length, 5);
+    for (const bad of ['x', '-1', '1.5', '1001']) {
+      const r = await q(`?samples=${bad}`);
+      assert.equal(r.status, 400, bad);
+      assert.equal(r.body.error?.code, 'E_INVALID', bad);
+      assert.equal(r.body.error?.path, 'samples', bad);
+    }
+  } finally {
+    await own.close();
   }
 });

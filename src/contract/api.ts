@@ -5,7 +5,7 @@
 //
 // Types only: nothing here exists at run time, so the CLI, which imports the
 // client built on these (./client.ts), loads no schema, server or parser.
-import type { ApiTokenRecord, AuditEntry, AppView, DeployAnswer, DeviceView, JoinTokenView, NodeRecord, Role, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
+import type { ApiTokenRecord, AuditEntry, AppView, DeployAnswer, DeviceView, JoinTokenView, ModelSample, NodeRecord, Role, NodeState, Refusal, ReplicaRecord, ReplicaState, SiteRecord, StreamRow } from '../core/types.js';
 import type { ModelError } from '../core/accuracy.js';
 import type { Principal } from '../core/capabilities.js';
 import type { RankedEndpoint } from '../core/routing.js';
@@ -17,7 +17,7 @@ import type { ExecQuery } from './exec.js';
 
 export type {
   AppView, DeployAnswer, DeviceView, HubStats, JoinTokenView, Layer, NodeInfo, NodeRecord, NodeState, NodeTimings, PerItemUs, ReplicaError, ReplicaRecord, ReplicaState,
-  JoinTokenRecord, Refusal, Revision, ApiTokenRecord, AuditEntry, ExecAudit, Role, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
+  JoinTokenRecord, ModelSample, Refusal, Revision, ApiTokenRecord, AuditEntry, ExecAudit, Role, RolloutState, Runtime, SiteRecord, StreamRow, StreamStats, Timings,
 } from '../core/types.js';
 export type { ModelError, TermError } from '../core/accuracy.js';
 export type { RankedEndpoint } from '../core/routing.js';
@@ -199,6 +199,14 @@ export interface ModelAnswer extends ModelError {
   cold: ModelError;
   /** deployments whose image was already on the node */
   warm: ModelError;
+  /** with `?samples=N`: the newest N deployments measured, oldest first (absent without it) */
+  recent?: ModelSample[];
+}
+
+/** GET /v1/model */
+export interface ModelQuery {
+  /** also answer the newest this many samples as `recent` (0 to 1,000; default 0: none) */
+  samples?: number;
 }
 
 // ---- data hub streams -------------------------------------------------------------
@@ -426,7 +434,7 @@ export interface ApiRoutes {
   /** remove a site */
   'DELETE /v1/sites/:name': { answer: RemoveSiteAnswer };
   /** the model's error */
-  'GET /v1/model': { answer: ModelAnswer };
+  'GET /v1/model': { query: ModelQuery; answer: ModelAnswer };
   /** per (node, stream) */
   'GET /v1/streams': { answer: StreamRow[] };
   /** window results held */

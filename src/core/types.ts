@@ -243,14 +243,21 @@ export interface ReplicaRecord {
 
 /** One deployment's predicted and measured deploy terms, kept after the replica is gone. */
 export interface ModelSample {
+  /** the replica deployed */
   replica: string;
+  /** its app */
   app: string;
+  /** its node */
   node: string;
+  /** the app's image, or null (a process) */
   image: string | null;
   /** whether the image was already on the node */
   cached: boolean;
+  /** what the plan predicted, ms */
   predicted: { imageMs: number; containerMs: number; engineMs: number; deployMs: number };
+  /** what the agent measured, ms */
   measured: { imageMs: number; containerMs: number; engineMs: number; deployMs: number };
+  /** when it was recorded (the replica became ready), epoch ms */
   at: number;
 }
 

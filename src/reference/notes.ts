@@ -47,7 +47,7 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'POST /v1/nodes/:name/approve': { takes: '', answers: T('NodeTrust'), cli: 'outpost node approve' },
   'POST /v1/nodes/:name/revoke': { takes: '', answers: `${T('NodeTrust')}; the node's connection closes (4403 \`E_NODE_REVOKED\`) and its replicas move`, cli: 'outpost node revoke' },
   'DELETE /v1/nodes/:name': { takes: '', answers: '`{"removed": name}`; `E_CONFLICT` while it is connected or has replicas', cli: 'outpost node rm' },
-  'GET /v1/model': { takes: '', answers: `${T('ModelError')} over every recorded deployment, with \`cold\` and \`warm\` (image pulled or cached), each a ${T('ModelError')}`, cli: 'outpost model' },
+  'GET /v1/model': { takes: '`samples` (0 to 1,000; default 0)', answers: `${T('ModelError')} over every recorded deployment, with \`cold\` and \`warm\` (image pulled or cached), each a ${T('ModelError')}; with \`samples=N\`, \`recent\`: the newest N ${T('ModelSample', true)}, oldest first`, cli: 'outpost model' },
   'GET /v1/replicas': { takes: '`app`, `node`, `state` (filters); `limit`, `after` (pages, below)', answers: `${T('ReplicaRecord', true)}, by id`, cli: 'outpost replicas' },
   'GET /v1/apps/:name/replicas': { takes: '', answers: T('ReplicaRecord', true), cli: 'outpost replicas APP' },
   'GET /v1/backup': { takes: '', answers: 'application/gzip: the backup (JSON lines: header, trust files, every record, the model\'s samples, an end line; [operations](../operations.md#backup-and-restore)), streamed', cli: 'outpost backup' },

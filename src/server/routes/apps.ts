@@ -11,6 +11,9 @@ import { page, type PageQuery } from './page.js';
 
 type ReplicaQuery = PageQuery & { app?: string; node?: string; state?: string };
 
+/** GET /v1/model?samples=N answers at most this many samples: a chart's worth, not a backup */
+const MAX_MODEL_SAMPLES = 1000;
+
 export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): void {
   const s = cp.state;
 
@@ -67,7 +70,12 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     return cp.sites.endpoints(req.params.name, req.query.site, items);
   });
 
-  app.get('/v1/model', async () => cp.statuses.modelError());
+  // ?samples=N: the newest N samples as well, for the dashboard's error-over-time chart
+  app.get<{ Querystring: { samples?: string } }>('/v1/model', async (req) => {
+    const n = numberParam(req.query.samples, 'samples') ?? 0;
+    if (!Number.isInteger(n) || n < 0 || n > MAX_MODEL_SAMPLES) throw new OutpostError('E_INVALID', `samples must be an integer from 0 to ${MAX_MODEL_SAMPLES}`, { path: 'samples' });
+    return cp.statuses.modelError(n);
+  });
 
   // ?app=&node=&state= filter; ?limit=&after= pages (by replica id)
   app.get<{ Querystring: ReplicaQuery }>('/v1/replicas', async (req, reply) => {

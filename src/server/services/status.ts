@@ -65,10 +65,14 @@ export class Statuses {
     });
   }
 
-  async modelError(): Promise<ModelAnswer> {
+  /** The model's error over the newest 10,000 samples; with `recent` > 0, that many of them too, oldest first (for a chart over time). */
+  async modelError(recent = 0): Promise<ModelAnswer> {
     await this.w.flush();
     const samples = await this.store.listSamples(10_000);
-    return { ...modelError(samples), cold: modelError(samples, (x) => !x.cached), warm: modelError(samples, (x) => x.cached) };
+    const answer: ModelAnswer = { ...modelError(samples), cold: modelError(samples, (x) => !x.cached), warm: modelError(samples, (x) => x.cached) };
+    // the store lists newest first
+    if (recent > 0) answer.recent = samples.slice(0, recent).reverse();
+    return answer;
   }
 }
 
