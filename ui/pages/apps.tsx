@@ -6,5 +6,5 @@ import { AppDetail } from '../parts/apps-detail.js';
 
 export default function Apps({ route, me }: PageProps) {
   const [name, ...rest] = route;
-  return name ? <AppDetail key={name} name={name} route={rest} me={me} /> : <AppsList />;
+  return name ? <AppDetail key={name} name={name} route={rest} me={me} /> : <AppsList me={me} />;
 }

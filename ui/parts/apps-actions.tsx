@@ -10,14 +10,18 @@ import { href } from '../hooks.js';
 import { Confirm } from './common.js';
 import { ManifestInput, sendManifest, specYaml } from './manifest.js';
 import { PlanView } from './apps-plan.js';
+import { undoTarget } from './apps-revision.js';
 
 /** Why this token may not use a capability, or null when it may. */
 export const lacks = (me: WhoAmI, cap: string): string | null =>
   me.capabilities.includes(cap) ? null : `your token (${me.name}, role ${me.role}) lacks ${cap}`;
 
-/** The revision an undo goes back to, as the control plane picks it: the last complete one that runs something else. */
-export const undoTarget = (app: AppDetail): AppDetail['history'][number] | undefined =>
-  [...app.history].reverse().find((h) => h.status === 'complete' && h.specHash !== app.specHash);
+/**
+ * How often to reload without events: never for a token that reads the event
+ * stream; every 3 s for one whose role lacks event:read (a deployer), which
+ * would otherwise see nothing change.
+ */
+export const pollWithout = (me: WhoAmI): number | undefined => (me.capabilities.includes('event:read') ? undefined : 3000);
 
 /** A button that cannot be used now, with the reason on hover and for screen readers. */
 const Off = ({ label, why }: { label: string; why: string }) => <button disabled title={why} aria-label={`${label}: ${why}`}>{label}</button>;
@@ -45,7 +49,7 @@ export function Actions({ app, me, onDeploy, editing, say }: { app: AppDetail; m
       </span>
       <span data-testid="remove-button">
         {removeWhy ? <Off label="Remove" why={removeWhy} />
-          : <Confirm danger label="Remove" question={`Remove ${app.name} and its ${app.replicas.length} replica(s)? Named volumes stay on the nodes (outpost rm --volumes removes them).`} act={remove} />}
+          : <Confirm danger label="Remove" question={`Remove ${app.name} and its ${app.replicas.length} replica(s)? Its named volumes stay on the nodes.`} act={remove} />}
       </span>
     </div>
   );

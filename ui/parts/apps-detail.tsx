@@ -8,7 +8,8 @@ import type { AppDetail as App, WhoAmI } from '../../src/contract/api.js';
 import { api, enc } from '../api.js';
 import { href, useLoad } from '../hooks.js';
 import { ago, Badge, ErrorBox } from './common.js';
-import { Actions, DeployEditor } from './apps-actions.js';
+import { Actions, DeployEditor, pollWithout } from './apps-actions.js';
+import { rolloutProgress, runningRevision } from './apps-revision.js';
 import { imagesOf } from './apps-list.js';
 import { Replicas } from './apps-replicas.js';
 import { Endpoints } from './apps-endpoints.js';
@@ -17,15 +18,6 @@ import { Console } from './apps-console.js';
 
 export const TABS = ['replicas', 'endpoints', 'history', 'logs', 'terminal'] as const;
 type Tab = (typeof TABS)[number];
-
-/** The current rollout's progress: replicas that run its revision and are ready, of those the spec asks for. */
-export function rolloutProgress(app: App): { done: number; want: number; hash: string } | null {
-  const ro = app.rollout;
-  if (!ro) return null;
-  const hash = app.history.find((h) => h.revision === ro.revision)?.specHash ?? app.specHash;
-  const done = app.replicas.filter((r) => r.specHash === hash && r.state === 'running' && r.ready !== false).length;
-  return { done, want: app.spec.replicas, hash };
-}
 
 interface HeaderProps {
   app: App;
@@ -40,15 +32,17 @@ interface HeaderProps {
 function Header({ app, me, onDeploy, editing, notice, say }: HeaderProps) {
   const ro = app.rollout;
   const p = rolloutProgress(app);
+  const at = runningRevision(app);
   return (
     <section class="card app-head" data-testid="app-detail" data-app={app.name}>
       <header>
         <div class="row">
           <h1>{app.name}</h1>
-          <span class="rev" data-testid="app-revision" title="the app's revision: every change to what its replicas run is a new one">revision {app.revision ?? '-'}</span>
+          <span class="rev" data-testid="app-revision" data-revision={app.revision ?? ''} title="the app's revision: every change to what its replicas run is a new one (an undo too)">revision {app.revision ?? '-'}</span>
+          {at !== null && at !== app.revision && <span class="muted">runs revision {at}'s spec</span>}
           {ro && (
             <span class="row" data-testid="app-rollout" data-state={ro.status}>
-              rollout of revision {ro.revision} <Badge state={ro.status} />
+              {ro.status === 'rolled-back' ? `rolled back to revision ${ro.revision}` : `rollout of revision ${ro.revision}`} <Badge state={ro.status} />
               {p && (
                 <span class="progress" title={`${p.done} of ${p.want} replicas run revision ${ro.revision} and are ready`}>
                   <span class="bar"><span style={{ width: `${p.want ? Math.min(100, (100 * p.done) / p.want) : 100}%` }} /></span>
@@ -70,7 +64,7 @@ function Header({ app, me, onDeploy, editing, notice, say }: HeaderProps) {
 }
 
 export function AppDetail({ name, route, me }: { name: string; route: string[]; me: WhoAmI }) {
-  const app = useLoad((s) => api<App>(`/v1/apps/${enc(name)}`, { signal: s }), [name], { on: (e) => e.app === name });
+  const app = useLoad((s) => api<App>(`/v1/apps/${enc(name)}`, { signal: s }), [name], { on: (e) => e.app === name, everyMs: pollWithout(me) });
   const [editing, setEditing] = useState(false);
   const [notice, say] = useState<string | null>(null);
   const tab: Tab = (TABS as readonly string[]).includes(route[0] ?? '') ? (route[0] as Tab) : 'replicas';
@@ -78,7 +72,7 @@ export function AppDetail({ name, route, me }: { name: string; route: string[]; 
   if (!a) {
     return (
       <>
-        <p><a href={href('apps')}>← all apps</a></p>
+        <p class="crumbs"><a href={href('apps')}>← all apps</a></p>
         {app.error ? <ErrorBox error={app.error} /> : <p class="muted">loading {name} ...</p>}
       </>
     );
@@ -95,7 +89,7 @@ export function AppDetail({ name, route, me }: { name: string; route: string[]; 
           {TABS.map((t) => <a href={href('apps', name, t)} class={t === tab ? 'here' : ''} role="tab" aria-selected={t === tab} data-testid={`tab-${t}`}>{t[0]!.toUpperCase() + t.slice(1)}</a>)}
         </div>
         {tab === 'replicas' && <Replicas app={a} />}
-        {tab === 'endpoints' && <Endpoints app={a} />}
+        {tab === 'endpoints' && <Endpoints app={a} me={me} />}
         {tab === 'history' && <History app={a} />}
         {(tab === 'logs' || tab === 'terminal') && <Console key={tab} kind={tab} app={a} me={me} replica={route[1]} container={route[2]} />}
       </section>

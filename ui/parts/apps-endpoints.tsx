@@ -3,11 +3,12 @@
 // site, not per replica), with the predicted request time and the RTT. Made
 // again when an event names the app or a node, and every 5 s for the RTTs,
 // which no event announces.
-import type { AppDetail, RankedEndpoint, SiteView } from '../../src/contract/api.js';
+import type { AppDetail, RankedEndpoint, SiteView, WhoAmI } from '../../src/contract/api.js';
 import { api, enc } from '../api.js';
 import { useLoad } from '../hooks.js';
 import { ErrorBox, ms } from './common.js';
 import { Table, type Column } from './table.js';
+import { pollWithout } from './apps-actions.js';
 import { filterOver, rowsHeight } from './apps-table.js';
 
 interface Row {
@@ -28,13 +29,13 @@ const columns: Column<Row>[] = [
   { title: 'RTT', cell: (r) => (r.ep ? ms(r.ep.rttMs) : ''), sort: (r) => r.ep?.rttMs ?? Infinity, num: true, width: '5rem' },
 ];
 
-export function Endpoints({ app }: { app: AppDetail }) {
+export function Endpoints({ app, me }: { app: AppDetail; me: WhoAmI }) {
   const name = app.name;
   const data = useLoad(async (signal) => {
     const sites = await api<SiteView[]>('/v1/sites', { signal });
     const per = await Promise.all(sites.map((s) => api<RankedEndpoint[]>(`/v1/apps/${enc(name)}/endpoints?site=${enc(s.name)}`, { signal })));
     return sites.flatMap((s, i): Row[] => (per[i]!.length ? per[i]!.map((ep, k) => ({ site: s.name, rank: k + 1, ep })) : [{ site: s.name, rank: 1, ep: null }]));
-  }, [name], { on: (e) => e.app === name || e.type.startsWith('node.'), everyMs: 5000 });
+  }, [name], { on: (e) => e.app === name || e.type.startsWith('node.'), everyMs: Math.min(5000, pollWithout(me) ?? 5000) });
   const rows = data.data ?? [];
   const sites = new Set(rows.map((r) => r.site)).size;
   return (

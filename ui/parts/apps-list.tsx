@@ -1,11 +1,12 @@
 // The apps list: one row per app, from one list request (paged by 5,000),
 // reloaded when an event names an app (a deploy, a rollout, a replica that
 // started or stopped changes a row), at most once a second.
-import type { AppView } from '../../src/contract/api.js';
+import type { AppView, WhoAmI } from '../../src/contract/api.js';
 import { list } from '../api.js';
 import { href, useLoad } from '../hooks.js';
 import { ago, Badge, ErrorBox, Section } from './common.js';
 import { Table, type Column } from './table.js';
+import { pollWithout } from './apps-actions.js';
 
 /** The images an app runs: its own, or each container's; a process app shows its command. */
 export function imagesOf(a: Pick<AppView, 'image' | 'command' | 'spec'>): string {
@@ -28,8 +29,8 @@ const columns: Column<AppView>[] = [
   { title: 'updated', cell: (a) => <span title={new Date(a.updatedAt).toLocaleString()}>{ago(a.updatedAt)}</span>, sort: (a) => a.updatedAt, width: '6.5rem' },
 ];
 
-export function AppsList() {
-  const apps = useLoad((s) => list('/v1/apps', {}, s), [], { on: (e) => e.app !== null });
+export function AppsList({ me }: { me: WhoAmI }) {
+  const apps = useLoad((s) => list('/v1/apps', {}, s), [], { on: (e) => e.app !== null, everyMs: pollWithout(me) });
   const rows = apps.data ?? [];
   return (
     <>
