@@ -1,6 +1,7 @@
 // An app's replicas, one row each: where it runs, its state and health, its
 // restarts and last exit (an OOM kill stands out), its error, and the deploy
 // time the plan predicted against the one its agent measured.
+import { useMemo } from 'preact/hooks';
 import type { AppDetail, ReplicaError, ReplicaRecord } from '../../src/contract/api.js';
 import { href } from '../hooks.js';
 import { Badge, ms } from './common.js';
@@ -51,11 +52,14 @@ function Deploy({ r }: { r: ReplicaRecord }) {
   );
 }
 
+/** Replicas in slot order (the API lists them by id, where 59 comes after 589), then by id. */
+const bySlot = (r: ReplicaRecord): string => `${String(r.slot ?? 0).padStart(7, '0')} ${r.id}`;
+
 function columns(app: AppDetail): Column<ReplicaRecord>[] {
   const revOf = new Map(app.history.map((h) => [h.specHash, h.revision]));
   const containers = (app.spec.containers ?? []).map((c) => c.name);
   const cols: Column<ReplicaRecord>[] = [
-    { title: 'replica', cell: (r) => <span class="mono" title={r.id}>{r.id}</span>, sort: (r) => r.id, width: '1.4fr' },
+    { title: 'replica', cell: (r) => <span class="mono" title={r.id}>{r.id}</span>, sort: bySlot, width: '1.4fr' },
     { title: 'node', cell: (r) => r.node, sort: (r) => r.node, width: '1fr' },
     { title: 'rev', cell: (r) => revOf.get(r.specHash) ?? '?', sort: (r) => revOf.get(r.specHash) ?? 0, num: true, width: '3rem' },
     { title: 'state', cell: (r) => <State r={r} />, sort: (r) => r.state, width: '7.5rem' },
@@ -75,7 +79,7 @@ function columns(app: AppDetail): Column<ReplicaRecord>[] {
 }
 
 export function Replicas({ app }: { app: AppDetail }) {
-  const rs = app.replicas;
+  const rs = useMemo(() => [...app.replicas].sort((a, b) => (bySlot(a) < bySlot(b) ? -1 : 1)), [app.replicas]);
   const by = (f: (r: ReplicaRecord) => boolean): number => rs.filter(f).length;
   return (
     <>

@@ -52,6 +52,40 @@ export function sendManifest(text: string, dryRun: boolean): Promise<DeployAnswe
 
 const COMPOSE = /^services\s*:/m;
 
+/**
+ * An E_UNSCHEDULABLE message names every node and why it was ruled out
+ * (src/core/planner.ts: `... N node(s) fit (node: reasons | node: reasons)`),
+ * which at 1,000 nodes is a page of text: its head, and the nodes grouped by
+ * their reasons.
+ */
+export function unplaceable(e: ApiError): { head: ApiError; groups: { why: string; nodes: string[] }[] } | null {
+  const m = e.code === 'E_UNSCHEDULABLE' ? /^(.*? node\(s\) fit) \((.*)\)$/s.exec(e.message) : null;
+  if (!m) return null;
+  const by = new Map<string, string[]>();
+  for (const part of m[2]!.split(' | ')) {
+    const i = part.indexOf(': ');
+    const why = part.slice(i + 2);
+    by.set(why, [...(by.get(why) ?? []), part.slice(0, i)]);
+  }
+  const groups = [...by].map(([why, nodes]) => ({ why, nodes })).sort((a, b) => b.nodes.length - a.nodes.length);
+  return { head: new ApiError(e.status, e.code, `${m[1]}:`, e.path), groups };
+}
+
+const MAX_NAMES = 12;
+
+function Unplaceable({ u }: { u: NonNullable<ReturnType<typeof unplaceable>> }) {
+  return (
+    <>
+      <ErrorBox error={u.head} />
+      <ul class="reasons" data-testid="unplaceable">
+        {u.groups.map((g) => (
+          <li><b>{g.why}</b>: {g.nodes.length} node{g.nodes.length === 1 ? '' : 's'} ({g.nodes.slice(0, MAX_NAMES).join(', ')}{g.nodes.length > MAX_NAMES ? ', ...' : ''})</li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
 export interface ManifestInputProps {
   text: string;
   onText: (t: string) => void;
@@ -65,6 +99,7 @@ export function ManifestInput({ text, onText, error, testid, rows = 18 }: Manife
   const area = useRef<HTMLTextAreaElement>(null);
   const [line, setLine] = useState<number | null>(null);
   const [fileErr, setFileErr] = useState<ApiError | null>(null);
+  const unplaced = error && !fileErr ? unplaceable(error) : null;
   useEffect(() => {
     setLine(null);
     if (error?.path) void lineOf(text, error.path).then(setLine, () => setLine(null));
@@ -99,7 +134,7 @@ export function ManifestInput({ text, onText, error, testid, rows = 18 }: Manife
       <textarea ref={area} data-testid={testid} rows={rows} spellcheck={false} value={text} aria-label="manifest (YAML or JSON)"
         placeholder={'name: my-app\nimage: registry.example/my-app:1.0\nreplicas: 2\nports:\n  - { name: http, container: 8080 }'}
         onInput={(e) => onText((e.target as HTMLTextAreaElement).value)} />
-      <ErrorBox error={fileErr ?? error} />
+      {unplaced ? <Unplaceable u={unplaced} /> : <ErrorBox error={fileErr ?? error} />}
       {error && line !== null && <p class="manifest-at">{error.path} is at line {line} <button type="button" onClick={show}>show</button></p>}
       {error && COMPOSE.test(text) && <p class="muted">This looks like a Compose file. The API takes Outpost manifests only: <code>outpost plan -f FILE</code> and <code>outpost deploy -f FILE</code> convert a Compose file on your machine.</p>}
     </div>
