@@ -9,7 +9,7 @@ import { api, enc } from '../api.js';
 import { href, useLoad } from '../hooks.js';
 import { ago, Badge, ErrorBox } from './common.js';
 import { Actions, DeployEditor, pollWithout } from './apps-actions.js';
-import { rolloutProgress, runningRevision } from './apps-revision.js';
+import { rolloutProgress, runningRevision, useRollout } from './apps-revision.js';
 import { imagesOf } from './apps-list.js';
 import { Replicas } from './apps-replicas.js';
 import { Endpoints } from './apps-endpoints.js';
@@ -68,7 +68,8 @@ export function AppDetail({ name, route, me }: { name: string; route: string[]; 
   const [editing, setEditing] = useState(false);
   const [notice, say] = useState<string | null>(null);
   const tab: Tab = (TABS as readonly string[]).includes(route[0] ?? '') ? (route[0] as Tab) : 'replicas';
-  const a = app.data;
+  const rollout = useRollout(name, app.data?.rollout ?? null);
+  const a = app.data && { ...app.data, rollout };
   if (!a) {
     return (
       <>

@@ -12,7 +12,7 @@ import { pollWithout } from './apps-actions.js';
 export function imagesOf(a: Pick<AppView, 'image' | 'command' | 'spec'>): string {
   if (a.image) return a.image;
   const cs = a.spec.containers ?? [];
-  if (cs.length) return cs.map((c) => c.image).join(', ');
+  if (cs.length) return [...new Set(cs.map((c) => c.image))].join(', ');
   return a.command ? a.command.join(' ') : '-';
 }
 
