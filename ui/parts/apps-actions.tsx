@@ -10,7 +10,7 @@ import { href } from '../hooks.js';
 import { Confirm } from './common.js';
 import { ManifestInput, sendManifest, specYaml } from './manifest.js';
 import { PlanView } from './apps-plan.js';
-import { undoTarget } from './apps-revision.js';
+import { runningRevision, undoTarget } from './apps-revision.js';
 
 /** Why this token may not use a capability, or null when it may. */
 export const lacks = (me: WhoAmI, cap: string): string | null =>
@@ -94,14 +94,14 @@ export function DeployEditor({ app, onClose, say }: { app: AppDetail; onClose: (
     <section class="card" data-testid="deploy-editor">
       <header><h2>Deploy {app.name}</h2><button onClick={onClose}>Close</button></header>
       <p class="muted">
-        The spec revision {app.revision ?? '-'} runs, as YAML (empty lists and maps left out; every other default filled in). A change to what
+        The spec the app is at (revision {runningRevision(app) ?? app.revision ?? '-'}'s), as YAML: empty lists and maps left out, every other default filled in. A change to what
         the replicas run is a new revision, rolled out a step at a time and rolled back if a new replica fails; a change of replicas or
         placement only starts or stops replicas.
       </p>
       {text === null ? <p class="muted">loading the spec ...</p> : <ManifestInput text={text} onText={edit} error={error} testid="deploy-input" />}
       <div class="row dialogs-right">
         <button onClick={preview} disabled={busy || text === null} data-testid="deploy-plan">{busy ? 'planning ...' : 'Plan first'}</button>
-        <span data-testid="deploy-submit"><Confirm label="Deploy" question="Deploy this manifest now? A new revision rolls out at once." act={deploy} /></span>
+        <span data-testid="deploy-submit"><Confirm label="Deploy" question="Deploy this manifest now? A changed spec rolls out at once." act={deploy} /></span>
       </div>
       {plan && <PlanView answer={plan} />}
     </section>

@@ -32,7 +32,8 @@ export function Console({ kind, app, me, replica, container }: { kind: Kind; app
   }, [kind]);
   const rep = replica && replica !== ANY ? replica : undefined;
   const containers = (app.spec.containers ?? []).map((c) => c.name);
-  const go = (r: string | undefined, c: string | undefined): void => {
+  const go = (picked: string | undefined, c: string | undefined): void => {
+    const r = picked === ANY ? undefined : picked;
     location.hash = href('apps', app.name, kind, ...(r || c ? [r ?? ANY] : []), ...(c ? [c] : []));
   };
   const known = app.replicas.some((r) => r.id === rep);

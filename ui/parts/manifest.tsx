@@ -65,22 +65,26 @@ export function unplaceable(e: ApiError): { head: ApiError; groups: { why: strin
   for (const part of m[2]!.split(' | ')) {
     const i = part.indexOf(': ');
     const why = part.slice(i + 2);
-    by.set(why, [...(by.get(why) ?? []), part.slice(0, i)]);
+    const nodes = by.get(why) ?? [];
+    if (!nodes.length) by.set(why, nodes);
+    nodes.push(part.slice(0, i));
   }
   const groups = [...by].map(([why, nodes]) => ({ why, nodes })).sort((a, b) => b.nodes.length - a.nodes.length);
   return { head: new ApiError(e.status, e.code, `${m[1]}:`, e.path), groups };
 }
 
 const MAX_NAMES = 12;
+const MAX_GROUPS = 20;
 
 function Unplaceable({ u }: { u: NonNullable<ReturnType<typeof unplaceable>> }) {
   return (
     <>
       <ErrorBox error={u.head} />
       <ul class="reasons" data-testid="unplaceable">
-        {u.groups.map((g) => (
+        {u.groups.slice(0, MAX_GROUPS).map((g) => (
           <li><b>{g.why}</b>: {g.nodes.length} node{g.nodes.length === 1 ? '' : 's'} ({g.nodes.slice(0, MAX_NAMES).join(', ')}{g.nodes.length > MAX_NAMES ? ', ...' : ''})</li>
         ))}
+        {u.groups.length > MAX_GROUPS && <li>and {u.groups.length - MAX_GROUPS} more reasons, for {u.groups.slice(MAX_GROUPS).reduce((n, g) => n + g.nodes.length, 0)} nodes</li>}
       </ul>
     </>
   );
