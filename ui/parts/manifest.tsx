@@ -138,9 +138,11 @@ export function ManifestInput({ text, onText, error, testid, rows = 18 }: Manife
       <textarea ref={area} data-testid={testid} rows={rows} spellcheck={false} value={text} aria-label="manifest (YAML or JSON)"
         placeholder={'name: my-app\nimage: registry.example/my-app:1.0\nreplicas: 2\nports:\n  - { name: http, container: 8080 }'}
         onInput={(e) => onText((e.target as HTMLTextAreaElement).value)} />
-      {unplaced ? <Unplaceable u={unplaced} /> : <ErrorBox error={fileErr ?? error} />}
-      {error && line !== null && <p class="manifest-at">{error.path} is at line {line} <button type="button" onClick={show}>show</button></p>}
-      {error && COMPOSE.test(text) && <p class="muted">This looks like a Compose file. The API takes Outpost manifests only: <code>outpost plan -f FILE</code> and <code>outpost deploy -f FILE</code> convert a Compose file on your machine.</p>}
+      <div data-testid={`${testid}-error`}>
+        {unplaced ? <Unplaceable u={unplaced} /> : <ErrorBox error={fileErr ?? error} />}
+        {error && line !== null && <p>{error.path} is at line {line} <button type="button" onClick={show}>show</button></p>}
+        {error && COMPOSE.test(text) && <p class="muted">This looks like a Compose file. The API takes Outpost manifests only: <code>outpost plan -f FILE</code> and <code>outpost deploy -f FILE</code> convert a Compose file on your machine.</p>}
+      </div>
     </div>
   );
 }
