@@ -38,7 +38,9 @@ function Ready({ r }: { r: ReplicaRecord }) {
 function Exit({ e }: { e: ReplicaError | null | undefined }) {
   if (!e) return <span class="muted">-</span>;
   const oom = isOom(e);
-  return <span class={oom ? 'oom' : ''} data-oom={oom ? 'true' : undefined} title={`${e.code}: ${e.message}`}>{oom && <b>OOM </b>}{e.message}</span>;
+  // the agent says `the replica stopped (WHY)`: the column says it stopped, WHY is the news
+  const why = e.message.replace(/^the replica stopped \((.*)\)$/, '$1');
+  return <span class={oom ? 'oom' : ''} data-oom={oom ? 'true' : undefined} title={`${e.code}: ${e.message}`}>{oom && <b>OOM</b>}{why}</span>;
 }
 
 function Deploy({ r }: { r: ReplicaRecord }) {
@@ -59,14 +61,14 @@ function columns(app: AppDetail): Column<ReplicaRecord>[] {
   const revOf = new Map(app.history.map((h) => [h.specHash, h.revision]));
   const containers = (app.spec.containers ?? []).map((c) => c.name);
   const cols: Column<ReplicaRecord>[] = [
-    { title: 'replica', cell: (r) => <span class="mono" title={r.id}>{r.id}</span>, sort: bySlot, width: '1.4fr' },
-    { title: 'node', cell: (r) => r.node, sort: (r) => r.node, width: '1fr' },
+    { title: 'replica', cell: (r) => <span class="mono" title={r.id}>{r.id}</span>, sort: bySlot, width: 'minmax(7rem, 1.4fr)' },
+    { title: 'node', cell: (r) => r.node, sort: (r) => r.node, width: 'minmax(5rem, 1fr)' },
     { title: 'rev', cell: (r) => revOf.get(r.specHash) ?? '?', sort: (r) => revOf.get(r.specHash) ?? 0, num: true, width: '3rem' },
     { title: 'state', cell: (r) => <State r={r} />, sort: (r) => r.state, width: '7.5rem' },
     { title: 'ready', cell: (r) => <Ready r={r} />, sort: (r) => (r.state === 'running' ? (r.ready === false ? 1 : 2) : 0), width: '3.5rem' },
     { title: 'restarts', cell: (r) => r.restarts, sort: (r) => r.restarts, num: true, width: '4.5rem' },
     { title: 'last exit', cell: (r) => <Exit e={r.lastExit} />, sort: (r) => (isOom(r.lastExit) ? 2 : r.lastExit ? 1 : 0), width: '2fr' },
-    { title: 'error', cell: (r) => (r.error ? <span class="bad-text" title={r.error.message}>{r.error.code}: {r.error.message}</span> : <span class="muted">-</span>), sort: (r) => r.error?.code ?? '', width: '1.2fr' },
+    { title: 'error', cell: (r) => (r.error ? <span class="bad-text" title={r.error.message}>{r.error.code}: {r.error.message}</span> : <span class="muted">-</span>), sort: (r) => r.error?.code ?? '', width: '1fr' },
     { title: 'deploy pred. / meas.', cell: (r) => <Deploy r={r} />, sort: (r) => measuredDeploy(r) ?? -1, num: true, width: '11rem' },
   ];
   if (containers.length > 1) cols.push({ title: 'containers', cell: () => <span title={containers.join(', ')}>{containers.join(', ')}</span>, width: '1fr' });
