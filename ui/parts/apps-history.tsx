@@ -37,7 +37,7 @@ function columns(app: AppDetail): Column<Rev>[] {
   return [
     {
       title: 'revision',
-      cell: (h) => <span data-testid="history-row" data-revision={h.revision}><b>{h.revision}</b>{h.revision === at && <span class="badge good" title="the app is at this revision's spec">current</span>}{h.revision === app.revision && h.revision !== at && <span class="badge warn" title="the newest revision: it did not stay">latest</span>}{h.revision === back && <span class="badge" title="Roll back deploys this one's spec again">roll-back target</span>}</span>,
+      cell: (h) => <span class="revtags" data-testid="history-row" data-revision={h.revision}><b>{h.revision}</b>{h.revision === at && <span class="badge good" title="the app is at this revision's spec">current</span>}{h.revision === app.revision && h.revision !== at && <span class="badge warn" title="the newest revision: it did not stay">latest</span>}{h.revision === back && <span class="badge" title="Roll back deploys this one's spec again">roll-back target</span>}</span>,
       sort: (h) => h.revision, width: '15rem',
     },
     { title: 'deployed', cell: (h) => <span title={new Date(h.at).toLocaleString()}>{time(h.at)} ({ago(h.at)})</span>, sort: (h) => h.at, width: '11rem' },
