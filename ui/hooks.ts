@@ -8,7 +8,12 @@ import type { OutpostEvent } from '../src/contract/api.js';
 import { ApiError } from './api.js';
 import { live } from './live.js';
 
+/** timed reloads: never more often than this */
 export const MIN_RELOAD_MS = 1000;
+/** reloads an event asks for: at most one per this */
+export const EVENT_RELOAD_MS = 400;
+/** how often a page that follows events reloads when there are none to follow */
+export const POLL_MS = 3000;
 
 export interface Loaded<T> {
   data: T | null;
@@ -55,7 +60,7 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
         return;
       }
       if (timer) return;
-      const wait = Math.max(0, last + MIN_RELOAD_MS - Date.now());
+      const wait = Math.max(0, last + EVENT_RELOAD_MS - Date.now());
       timer = setTimeout(() => {
         timer = undefined;
         void fetchNow();
@@ -64,7 +69,8 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
     kick.current = request;
     void fetchNow();
     const off = o.on ? live.on((e) => o.on!(e) && request()) : () => {};
-    const every = o.everyMs ? setInterval(request, Math.max(MIN_RELOAD_MS, o.everyMs)) : undefined;
+    const everyMs = o.on && !live.streaming() ? Math.min(o.everyMs ?? POLL_MS, POLL_MS) : o.everyMs;
+    const every = everyMs ? setInterval(request, Math.max(MIN_RELOAD_MS, everyMs)) : undefined;
     return () => {
       ctl.abort();
       off();

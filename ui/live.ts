@@ -7,7 +7,8 @@ import { ApiError, stream } from './api.js';
 
 type Listener = (e: OutpostEvent) => void;
 type StateListener = (s: LiveState) => void;
-export type LiveState = 'connecting' | 'live' | 'reconnecting';
+/** off: this token may not read the event log (no event:read): pages poll instead */
+export type LiveState = 'connecting' | 'live' | 'reconnecting' | 'off';
 
 const listeners = new Set<Listener>();
 const stateListeners = new Set<StateListener>();
@@ -54,7 +55,7 @@ async function run(signal: AbortSignal): Promise<void> {
       await stream('/v1/events/stream', onChunk, signal, lastSeq ? { 'last-event-id': lastSeq } : {});
     } catch (e) {
       if (signal.aborted) return;
-      if (e instanceof ApiError && (e.code === 'E_UNAUTHORIZED' || e.code === 'E_FORBIDDEN')) return setState('reconnecting');
+      if (e instanceof ApiError && (e.code === 'E_UNAUTHORIZED' || e.code === 'E_FORBIDDEN')) return setState('off');
     }
     if (signal.aborted) return;
     setState('reconnecting');
@@ -63,7 +64,9 @@ async function run(signal: AbortSignal): Promise<void> {
 }
 
 export const live = {
-  start(): void {
+  /** follow the event log; a token without event:read gets no stream, and pages poll */
+  start(canRead: boolean): void {
+    if (!canRead) return setState('off');
     if (abort) return;
     abort = new AbortController();
     void run(abort.signal);
@@ -73,6 +76,10 @@ export const live = {
     abort = null;
     lastSeq = null;
     setState('connecting');
+  },
+  /** false when no events will come: pages must poll */
+  streaming(): boolean {
+    return state !== 'off';
   },
   on(l: Listener): () => void {
     listeners.add(l);

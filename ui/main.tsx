@@ -68,7 +68,8 @@ function SignIn({ onIn, reason }: { onIn: (me: WhoAmI) => void; reason: string |
 function LiveDot() {
   const [s, set] = useState<LiveState>('connecting');
   useEffect(() => live.onState(set), []);
-  return <span class={`live ${s}`} data-live={s} title="the event stream">{s}</span>;
+  const title = s === 'off' ? 'this token may not read the event log (event:read): pages reload every 3 s' : 'the event stream';
+  return <span class={`live ${s}`} data-live={s} title={title}>{s === 'off' ? 'polling' : s}</span>;
 }
 
 function App() {
@@ -88,7 +89,7 @@ function App() {
     return () => window.removeEventListener('outpost:signed-out', out);
   }, []);
   useEffect(() => {
-    if (me) live.start();
+    if (me) live.start(me.capabilities.includes('event:read'));
   }, [me]);
   if (checking) return <p class="boot">checking the token ...</p>;
   if (!me) return <SignIn onIn={setMe} reason={reason} />;

@@ -16,13 +16,6 @@ import { runningRevision, undoTarget } from './apps-revision.js';
 export const lacks = (me: WhoAmI, cap: string): string | null =>
   me.capabilities.includes(cap) ? null : `your token (${me.name}, role ${me.role}) lacks ${cap}`;
 
-/**
- * How often to reload without events: never for a token that reads the event
- * stream; every 3 s for one whose role lacks event:read (a deployer), which
- * would otherwise see nothing change.
- */
-export const pollWithout = (me: WhoAmI): number | undefined => (me.capabilities.includes('event:read') ? undefined : 3000);
-
 /** A button that cannot be used now, with the reason on hover and for screen readers. */
 const Off = ({ label, why }: { label: string; why: string }) => <button disabled title={why} aria-label={`${label}: ${why}`}>{label}</button>;
 

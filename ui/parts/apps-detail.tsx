@@ -8,7 +8,7 @@ import type { AppDetail as App, WhoAmI } from '../../src/contract/api.js';
 import { api, enc } from '../api.js';
 import { href, useLoad } from '../hooks.js';
 import { ago, Badge, ErrorBox } from './common.js';
-import { Actions, DeployEditor, pollWithout } from './apps-actions.js';
+import { Actions, DeployEditor } from './apps-actions.js';
 import { rolloutProgress, runningRevision, useRollout } from './apps-revision.js';
 import { imagesOf } from './apps-list.js';
 import { Replicas } from './apps-replicas.js';
@@ -64,7 +64,7 @@ function Header({ app, me, onDeploy, editing, notice, say }: HeaderProps) {
 }
 
 export function AppDetail({ name, route, me }: { name: string; route: string[]; me: WhoAmI }) {
-  const app = useLoad((s) => api<App>(`/v1/apps/${enc(name)}`, { signal: s }), [name], { on: (e) => e.app === name, everyMs: pollWithout(me) });
+  const app = useLoad((s) => api<App>(`/v1/apps/${enc(name)}`, { signal: s }), [name], { on: (e) => e.app === name });
   const [editing, setEditing] = useState(false);
   const [notice, say] = useState<string | null>(null);
   const tab: Tab = (TABS as readonly string[]).includes(route[0] ?? '') ? (route[0] as Tab) : 'replicas';

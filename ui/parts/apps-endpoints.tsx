@@ -8,7 +8,6 @@ import { api, enc } from '../api.js';
 import { useLoad } from '../hooks.js';
 import { ErrorBox, ms } from './common.js';
 import { Table, type Column } from './table.js';
-import { pollWithout } from './apps-actions.js';
 import { filterOver, rowsHeight } from './apps-table.js';
 
 interface Row {
@@ -35,7 +34,7 @@ export function Endpoints({ app, me }: { app: AppDetail; me: WhoAmI }) {
     const sites = await api<SiteView[]>('/v1/sites', { signal });
     const per = await Promise.all(sites.map((s) => api<RankedEndpoint[]>(`/v1/apps/${enc(name)}/endpoints?site=${enc(s.name)}`, { signal })));
     return sites.flatMap((s, i): Row[] => (per[i]!.length ? per[i]!.map((ep, k) => ({ site: s.name, rank: k + 1, ep })) : [{ site: s.name, rank: 1, ep: null }]));
-  }, [name], { on: (e) => e.app === name || e.type.startsWith('node.'), everyMs: Math.min(5000, pollWithout(me) ?? 5000) });
+  }, [name], { on: (e) => e.app === name || e.type.startsWith('node.'), everyMs: 5000 });
   const rows = data.data ?? [];
   const sites = new Set(rows.map((r) => r.site)).size;
   return (

@@ -6,7 +6,6 @@ import { list } from '../api.js';
 import { href, useLoad } from '../hooks.js';
 import { ago, Badge, ErrorBox, Section } from './common.js';
 import { Table, type Column } from './table.js';
-import { pollWithout } from './apps-actions.js';
 
 /** The images an app runs: its own, or each container's; a process app shows its command. */
 export function imagesOf(a: Pick<AppView, 'image' | 'command' | 'spec'>): string {
@@ -30,7 +29,7 @@ const columns: Column<AppView>[] = [
 ];
 
 export function AppsList({ me }: { me: WhoAmI }) {
-  const apps = useLoad((s) => list('/v1/apps', {}, s), [], { on: (e) => e.app !== null, everyMs: pollWithout(me) });
+  const apps = useLoad((s) => list('/v1/apps', {}, s), [], { on: (e) => e.app !== null });
   const rows = apps.data ?? [];
   return (
     <>
