@@ -164,6 +164,8 @@ export interface LogsQuery {
   tail?: number;
   /** one of the app's containers by name (default: each replica's first) */
   container?: string;
+  /** only this replica's output, by its id (default: every replica's, each line prefixed with its id when there are several) */
+  replica?: string;
 }
 
 // ---- sites and routing ----------------------------------------------------------

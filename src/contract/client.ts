@@ -307,7 +307,7 @@ export class ApiClient {
    * is thrown as its OutpostError.
    */
   async logs(app: string, q: LogsQuery = {}): Promise<http.IncomingMessage> {
-    return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200, container: q.container })}`));
+    return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200, container: q.container, replica: q.replica })}`));
   }
 
   /**
