@@ -349,6 +349,8 @@ export interface EventsQuery {
   node?: string;
   /** a list: at most this many, in seq order (default 1,000; at most 10,000; 0: none, only `last`) */
   limit?: number;
+  /** a list: the newest `limit` events that match rather than the oldest (still in seq order): `last` is then the newest seq and `more` false */
+  newest?: boolean;
 }
 
 /** GET /v1/events: a page of the log. */
