@@ -342,6 +342,11 @@ test('every session is over: none is left open at the control plane', () => {
   assert.deepEqual(cp.gateway.exec.stats(), { sessions: 0, outstandingBytes: 0 });
 });
 
-test('a plain GET (no upgrade) says what the route is', async () => {
-  await assert.rejects(cp.client.request('GET', `/v1/apps/${runtimes[0]!.app}/exec`), (e: OutpostError) => e.code === 'E_INVALID' && /WebSocket/.test(e.message));
+test('a plain GET (no upgrade) is refused as the upgrade would be (how a browser learns why), else says what the route is', async () => {
+  const get = (app: string) => cp.client.request('GET', `/v1/apps/${app}/exec`);
+  await assert.rejects(get('no-such-app'), (e: OutpostError) => e.code === 'E_NOT_FOUND');
+  // the process node was killed above
+  await assert.rejects(get(runtimes[0]!.app), (e: OutpostError) => e.code === 'E_NODE_OFFLINE');
+  const up = runtimes.find((r) => !r.skip && r.name === 'docker');
+  if (up) await assert.rejects(get(up.app), (e: OutpostError) => e.code === 'E_INVALID' && /WebSocket/.test(e.message));
 });

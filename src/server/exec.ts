@@ -67,9 +67,11 @@ export function execRoutes(app: FastifyInstance, { cp, gateway, metrics, log }: 
   app.addHook('onClose', async () => { for (const ws of wss.clients) ws.terminate(); });
 
   app.get<{ Params: { name: string }; Querystring: ExecQuery }>('/v1/apps/:name/exec', async (req, reply) => {
+    // a plain GET is refused as the upgrade would be: a browser, whose WebSocket
+    // cannot read a refused upgrade's answer, asks this way to learn why
+    const target = execTarget(cp, gateway, req.params.name, req.query);
     const up = upgrades.get(req.raw);
     if (!up) throw new OutpostError('E_INVALID', `exec is a WebSocket: GET with Upgrade: websocket and Sec-WebSocket-Protocol ${EXEC_SUBPROTOCOL} (outpost exec does)`);
-    const target = execTarget(cp, gateway, req.params.name, req.query);
     const principal = caller(req);
     reply.hijack();
     (up.socket as Socket).setKeepAlive?.(true, KEEPALIVE_MS);
