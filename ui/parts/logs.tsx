@@ -127,6 +127,9 @@ export function Logs({ app, replica, container }: { app: string; replica?: strin
     const v = new LogView(box.current!, partial.current!);
     v.onQueue = setWaiting;
     view.current = v;
+    // another log (or Try again): it starts unpaused, at the bottom
+    setPaused(false);
+    setStick(true);
     const ctl = new AbortController();
     const q = new URLSearchParams({ follow: 'true', tail: String(TAIL), ...(replica ? { replica } : {}), ...(container ? { container } : {}) });
     const path = `/v1/apps/${enc(app)}/logs?${q}`;
