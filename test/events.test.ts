@@ -238,9 +238,9 @@ test('--follow prints a new event as it is committed; a stream dropped and resum
 });
 
 test('a bad since, limit, filter or Last-Event-ID is E_INVALID with its path, from the API and the CLI', async () => {
-  for (const [q, p] of [['?since=yesterday', 'since'], ['?since=-5', 'since'], ['?since=2024-05-01', 'since'], ['?limit=0.5', 'limit'], ['?limit=10001', 'limit'], ['?app=Not_A_Name', 'app'], ['?node=a%20b', 'node']]) {
+  for (const [q, p] of [['?since=yesterday', 'since'], ['?since=-5', 'since'], ['?since=2024-05-01', 'since'], ['?limit=0.5', 'limit'], ['?limit=10001', 'limit'], ['?app=Not_A_Name', 'app'], ['?node=a%20b', 'node'], ['?newest=maybe', 'newest']]) {
     for (const route of ['/v1/events', '/v1/events/stream']) {
-      if (route.endsWith('stream') && p === 'limit') continue;
+      if (route.endsWith('stream') && (p === 'limit' || p === 'newest')) continue;
       const r = await call(cp, 'GET', `${route}${q}`, { token: cp.adminToken });
       assert.equal(r.status, 400, `${route}${q}`);
       assert.deepEqual([r.body.error!.code, r.body.error!.path], ['E_INVALID', p], `${route}${q}`);
@@ -261,6 +261,13 @@ test('a bad since, limit, filter or Last-Event-ID is E_INVALID with its path, fr
   assert.ok(page.last > 0);
   assert.equal((await call(cp, 'GET', `/v1/events?since=${encodeURIComponent(new Date(Date.now() - 60_000).toISOString())}`, { token: cp.adminToken })).status, 200);
   assert.equal((await cli(['events', '--since', '90s'], env)).code, 0);
+  // the newest page (the dashboard's first view): the last events, in seq order, ending at the newest
+  const newest = await cp.client.events({ since: '1h', limit: 2, newest: true });
+  const all = await cp.client.events({ since: '1h', limit: 10_000 });
+  // (what was committed between the two reads is after the newest page's last)
+  assert.deepEqual(newest.events.map((e) => e.seq), all.events.filter((e) => e.seq <= newest.last).slice(-2).map((e) => e.seq));
+  assert.equal(newest.events.at(-1)!.seq, newest.last);
+  assert.equal(newest.more, false);
 });
 
 test('a secret\'s new value rolls its app with an event that names the secret and version, and no event holds the value', async () => {

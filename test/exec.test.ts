@@ -2,8 +2,9 @@
 // runtime, and Podman through its Docker API), the real CLI. Each runtime runs
 // the same checks: output streams with stdout and stderr apart, exit codes,
 // stdin, a TTY, output held back for a client that does not read, a client
-// that leaves mid-command (its command is killed: looked for in /proc), and
-// the refusals (a viewer's token, a missing replica or container, an offline node).
+// that leaves mid-command (its command is killed: looked for in /proc), the
+// refusals (a viewer's token, a missing replica or container, an offline node),
+// and each session's exec.started and exec.ended events and its count.
 import { describe, test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -11,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AuditEntry, ReplicaRecord } from '../src/core/types.js';
+import type { OutpostEvent } from '../src/core/events.js';
 import { LABELS } from '../src/agent/drivers/driver.js';
 import WebSocket from 'ws';
 import { EXEC_BEARER_PREFIX, EXEC_SUBPROTOCOL, EXEC_WINDOW } from '../src/contract/exec.js';
@@ -75,6 +77,14 @@ function cliChild(args: string[], e: NodeJS.ProcessEnv) {
   return { child, exited, out: () => stdout, err: () => stderr };
 }
 
+/** A series' value at the control plane's GET /metrics (NaN: not there). */
+async function metric(series: string): Promise<number> {
+  const text = await cp.client.metrics();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : NaN;
+}
+const sessions = (outcome: string) => metric(`outpost_exec_sessions_total{outcome="${outcome}"}`);
+
 /** Everything a session wrote, and its exit status. */
 async function collect(conn: ExecConnection): Promise<{ stdout: Buffer; stderr: Buffer; code: number }> {
   const out: Buffer[] = [];
@@ -137,6 +147,40 @@ for (const rt of runtimes) {
       assert.ok(!JSON.stringify(log).includes(`${marker}-output\n`), 'no output in the audit log');
       assert.equal(log.filter((e) => e.exec?.command.join(' ').includes(marker)).length, 1, 'one entry per session');
       assert.deepEqual(log.filter((e) => e.request === `GET /v1/apps/${rt.app}/exec` && !e.exec && e.status < 400), [], 'a session is not audited again as an answer');
+    });
+
+    test('each session is in the event log (exec.started, then exec.ended with its exit status; never the output) and in the metrics', async () => {
+      const before = { exited: await sessions('exited'), closed: await sessions('closed') };
+      const { last } = await cp.client.events({ limit: 0 });
+      const marker = `event-${randomBytes(4).toString('hex')}`;
+      const ofMarker = async (n: number) => {
+        const ev = (await cp.client.events({ since: String(last), app: rt.app })).events.filter((e) => String(e.data.command).includes(marker));
+        return ev.length === n ? ev : null;
+      };
+      // the output (MARKER-out) is not in the command line, so it can be looked for
+      const r = await exec(['--replica', replica.id, rt.app, '--', 'sh', '-c', `printf '%s-%s\\n' ${marker} out; exit 5`]);
+      assert.equal(r.code, 5, r.stderr);
+      assert.equal(r.stdout, `${marker}-out\n`);
+      const [started, ended] = await waitFor('exec.started and exec.ended', () => ofMarker(2));
+      const where = (e: OutpostEvent) => [e.app, e.node, e.replica, e.revision, e.data.by, e.data.command, e.data.container, e.data.tty, e.data.stdin];
+      const expected = [rt.app, rt.node, replica.id, 1, 'admin (opt_admin)', `sh -c 'printf '\\''%s-%s\\n'\\'' ${marker} out; exit 5'`, rt.app, false, false];
+      assert.deepEqual([started!.type, ...where(started!)], ['exec.started', ...expected]);
+      assert.deepEqual([ended!.type, ...where(ended!)], ['exec.ended', ...expected]);
+      assert.ok(ended!.seq > started!.seq);
+      assert.deepEqual([ended!.data.exitCode, ended!.data.ended, ended!.reason, typeof ended!.data.durationMs], [5, 'exit', null, 'number']);
+      assert.ok(!JSON.stringify([started, ended]).includes(`${marker}-out`), 'no output in the events');
+      assert.equal(await sessions('exited'), before.exited + 1);
+
+      // a session whose client leaves: counted as closed, its command killed (no exit status), and active while it ran
+      const conn = await cp.client.exec(rt.app, { cmd: ['sleep', '171.5'] });
+      await new Promise((resolve) => conn.once('started', resolve));
+      assert.equal(await metric('outpost_exec_sessions_active'), 1);
+      conn.close();
+      await assert.rejects(conn.exited);
+      await waitFor('the session over', async () => (await metric('outpost_exec_sessions_active')) === 0);
+      const closed = await waitFor('its exec.ended', async () => (await cp.client.events({ since: String(ended!.seq), app: rt.app })).events.find((e) => e.type === 'exec.ended' && e.data.command === 'sleep 171.5'));
+      assert.deepEqual([closed.data.exitCode, closed.data.ended], [null, 'client closed']);
+      assert.equal(await sessions('closed'), before.closed + 1);
     });
 
     test('-i sends stdin; a megabyte goes through cat both ways, within the windows', async () => {
@@ -298,6 +342,11 @@ test('every session is over: none is left open at the control plane', () => {
   assert.deepEqual(cp.gateway.exec.stats(), { sessions: 0, outstandingBytes: 0 });
 });
 
-test('a plain GET (no upgrade) says what the route is', async () => {
-  await assert.rejects(cp.client.request('GET', `/v1/apps/${runtimes[0]!.app}/exec`), (e: OutpostError) => e.code === 'E_INVALID' && /WebSocket/.test(e.message));
+test('a plain GET (no upgrade) is refused as the upgrade would be (how a browser learns why), else says what the route is', async () => {
+  const get = (app: string) => cp.client.request('GET', `/v1/apps/${app}/exec`);
+  await assert.rejects(get('no-such-app'), (e: OutpostError) => e.code === 'E_NOT_FOUND');
+  // the process node was killed above
+  await assert.rejects(get(runtimes[0]!.app), (e: OutpostError) => e.code === 'E_NODE_OFFLINE');
+  const up = runtimes.find((r) => !r.skip && r.name === 'docker');
+  if (up) await assert.rejects(get(up.app), (e: OutpostError) => e.code === 'E_INVALID' && /WebSocket/.test(e.message));
 });

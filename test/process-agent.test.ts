@@ -81,6 +81,14 @@ test('logs come through the agent connection', async () => {
   const r = await cli(['logs', 'stats'], env);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /sensor-stats listening on 127\.0\.0\.1:\d+/);
+  // one replica by its id (the dashboard's log view asks so), and one that is not there
+  const [rep] = JSON.parse((await cli(['replicas', 'stats', '--json'], env)).stdout) as ReplicaRecord[];
+  const one = await cli(['logs', 'stats', '--replica', rep!.id], env);
+  assert.equal(one.code, 0, one.stderr);
+  assert.equal(one.stdout, r.stdout);
+  const none = await cli(['logs', 'stats', '--replica', 'stats-9-9'], env);
+  assert.notEqual(none.code, 0);
+  assert.match(none.stderr, new RegExp(`E_NOT_FOUND: app stats has no replica "stats-9-9" \\(its replicas: ${rep!.id}\\)`));
 });
 
 test('SIGKILL of the agent, then a restart: the running process is adopted, not restarted or duplicated', async () => {

@@ -71,10 +71,15 @@ export async function list<P extends ListPath>(path: P, query: Record<string, st
   return items;
 }
 
-/** A streamed text answer (logs), handed over a chunk at a time until it ends or the signal aborts. */
-export async function stream(path: string, onText: (s: string) => void, signal: AbortSignal, headers: Record<string, string> = {}): Promise<void> {
+/**
+ * A streamed text answer (logs), handed over a chunk at a time until it ends or
+ * the signal aborts; `onOpen` hears that it was answered (a quiet stream may
+ * send nothing for a long time).
+ */
+export async function stream(path: string, onText: (s: string) => void, signal: AbortSignal, headers: Record<string, string> = {}, onOpen?: () => void): Promise<void> {
   const res = await fetch(path, { headers: { ...authHeaders(), ...headers }, signal });
   if (!res.ok) throw await failure(res);
+  onOpen?.();
   if (!res.body) return;
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   for (;;) {

@@ -34,6 +34,7 @@ import type { StreamSpec } from '../core/pipeline.js';
 import type { RunningHub } from '../hub/start.js';
 import { Uplink } from './uplink.js';
 import { ExecSessions } from './exec.js';
+import { LogPacer } from './log-pacer.js';
 import { NodeIdentityStore, type Credentials } from './identity.js';
 import type { ServerUrls } from '../contract/client.js';
 import { SessionCache } from '../trust/session.js';
@@ -93,6 +94,7 @@ export class Agent extends EventEmitter {
   private readonly runners = new Map<string, ReplicaRunner>();
   private readonly pulls = new Map<string, Promise<EnsureResult>>();
   private readonly logCancels = new Map<string, () => void>();
+  private readonly logPacer = new LogPacer();
   private applying: Promise<void> = Promise.resolve();
   private reconnectTimer: NodeJS.Timeout | null = null;
   private silenceTimer: NodeJS.Timeout | null = null;
@@ -351,6 +353,9 @@ export class Agent extends EventEmitter {
       this.connected = false;
       // their clients reached them through this connection: a command nobody can see or stop is killed
       this.execs.cancelAll('the connection to the control plane closed');
+      // and nobody reads a followed log any more (the control plane ended its streams)
+      for (const c of this.logCancels.values()) c();
+      this.logCancels.clear();
       this.emit('disconnected');
       if (this.silenceTimer) clearTimeout(this.silenceTimer);
       this.retry(toldWait);
@@ -606,13 +611,19 @@ export class Agent extends EventEmitter {
       this.send({ type: 'logs.end', reqId, error: `replica ${replicaId} has no running instance on this node` });
       return;
     }
-    const cancel = this.o.driver.logs(id, { follow, tail, ...(container ? { container } : {}) },
-      (data) => this.send({ type: 'logs.data', reqId, data }),
+    // the request came over this connection, and its answer goes only there: on the
+    // next one (not registered yet) it would be refused and cost that connection too
+    const link = this.ws;
+    const here = (m: AgentToServer): void => { if (this.ws === link) this.send(m); };
+    const out = this.logPacer.stream((data) => here({ type: 'logs.data', reqId, data }));
+    const stop = this.o.driver.logs(id, { follow, tail, ...(container ? { container } : {}) },
+      (data) => out.data(data),
       (error) => {
         this.logCancels.delete(reqId);
-        this.send(error ? { type: 'logs.end', reqId, error } : { type: 'logs.end', reqId });
+        out.flush();
+        here(error ? { type: 'logs.end', reqId, error } : { type: 'logs.end', reqId });
       });
-    this.logCancels.set(reqId, cancel);
+    this.logCancels.set(reqId, () => { out.cancel(); stop(); });
   }
 
   private send(msg: AgentToServer): boolean {

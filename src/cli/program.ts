@@ -188,7 +188,8 @@ export function buildProgram(): Command {
   program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')
     .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
     .option('--container <name>', 'one of the app\'s containers (default: the first)')
-    .action(async (app, o) => (await cmd.logs()).logs(clientFromEnv(), app, !!o.follow, Number(o.tail), o.container));
+    .option('--replica <id>', 'only this replica (an id from `outpost replicas APP`; default: every replica, each line prefixed with its id)')
+    .action(async (app, o) => (await cmd.logs()).logs(clientFromEnv(), app, !!o.follow, Number(o.tail), o.container, o.replica));
   program.command('exec <app> [cmd...]').usage('[options] <app> -- <cmd...>')
     .description('run a command in one of an app\'s replicas through its agent\'s connection, like docker exec; exits with the command\'s status (255: Outpost itself failed)')
     .option('--replica <id>', 'this replica (default: the app\'s first running one, ready ones first)')

@@ -164,6 +164,8 @@ export interface LogsQuery {
   tail?: number;
   /** one of the app's containers by name (default: each replica's first) */
   container?: string;
+  /** only this replica's output, by its id (default: every replica's, each line prefixed with its id when there are several) */
+  replica?: string;
 }
 
 // ---- sites and routing ----------------------------------------------------------
@@ -355,6 +357,8 @@ export interface EventsQuery {
   node?: string;
   /** a list: at most this many, in seq order (default 1,000; at most 10,000; 0: none, only `last`) */
   limit?: number;
+  /** a list: the newest `limit` events that match rather than the oldest (still in seq order): `last` is then the newest seq and `more` false */
+  newest?: boolean;
 }
 
 /** GET /v1/events: a page of the log. */

@@ -247,7 +247,7 @@ export class ApiClient {
    * timeout: the server sends a comment every 15 s). A client that lost the
    * stream resumes with `since` set to the last seq it got.
    */
-  async eventStream(q: Omit<EventsQuery, 'limit'> = {}): Promise<http.IncomingMessage> {
+  async eventStream(q: Omit<EventsQuery, 'limit' | 'newest'> = {}): Promise<http.IncomingMessage> {
     return this.succeeded(await this.raw('GET', `/v1/events/stream${queryString(q)}`));
   }
 
@@ -307,7 +307,7 @@ export class ApiClient {
    * is thrown as its OutpostError.
    */
   async logs(app: string, q: LogsQuery = {}): Promise<http.IncomingMessage> {
-    return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200, container: q.container })}`));
+    return this.succeeded(await this.raw('GET', `/v1/apps/${seg(app)}/logs${queryString({ follow: q.follow ?? false, tail: q.tail ?? 200, container: q.container, replica: q.replica })}`));
   }
 
   /**

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { OutpostError } from './errors.js';
-import { EVENT_TYPES, parseSince, replicaEvents } from './events.js';
+import { EVENT_TYPES, commandLine, execEvent, parseSince, replicaEvents } from './events.js';
 import { replica } from './testkit.js';
 import type { ReplicaRecord } from './types.js';
 
@@ -74,6 +74,22 @@ test('a report that changes nothing a person would call an event gives none', ()
   const r = replica('a-0-0', 'a', 'n', { state: 'running', ready: true });
   assert.deepEqual(replicaEvents(r, { ...r, endpoint: 'http://x:1' }, 1, o), []);
   assert.deepEqual(replicaEvents(r, { ...r }, 1, o), []);
+});
+
+test('an exec session: its command as a shell would read it back, cut; how it ended in words', () => {
+  assert.equal(commandLine(['sh', '-c', "echo 'hi'; exit 3", '']), `sh -c 'echo '\\''hi'\\''; exit 3' ''`);
+  assert.equal(commandLine(['cat', '/etc/app.conf', 'a=b,c@d:1']), 'cat /etc/app.conf a=b,c@d:1');
+  const long = commandLine(['echo', 'x'.repeat(500)]);
+  assert.equal(long.length, 200);
+  assert.ok(long.endsWith('…'));
+  const f = { app: 'shop', node: 'edge-3', replica: 'shop-0-1', revision: 2, container: 'shop', by: 'admin (opt_admin)', cmd: ['sh'], tty: true, stdin: true };
+  const s = execEvent(1, f);
+  assert.deepEqual([s.type, s.message, s.reason, s.data], ['exec.started', 'admin (opt_admin) runs sh in shop-0-1 on edge-3', null, { by: 'admin (opt_admin)', command: 'sh', container: 'shop', tty: true, stdin: true }]);
+  const end = (exitCode: number | null, ended: string, error: { code: string; message: string } | null = null) => execEvent(2, f, { exitCode, ended, durationMs: 41, error });
+  assert.equal(end(3, 'exit').message, 'sh in shop-0-1 exited 3 after 41 ms');
+  assert.equal(end(null, 'client closed').message, 'sh in shop-0-1 was killed: its client left after 41 ms');
+  const failed = end(null, 'E_NODE_OFFLINE', { code: 'E_NODE_OFFLINE', message: 'node edge-3 disconnected' });
+  assert.deepEqual([failed.type, failed.message, failed.reason?.code, failed.data.ended, failed.data.exitCode], ['exec.ended', 'sh in shop-0-1 failed: E_NODE_OFFLINE after 41 ms', 'E_NODE_OFFLINE', 'E_NODE_OFFLINE', null]);
 });
 
 test('every type has a meaning for the docs', () => {

@@ -32,6 +32,8 @@ export const EVENT_TYPES = {
   'node.unreachable': 'the node\'s agent connection closed (or the control plane started and it has not connected yet): its loss clock runs',
   'node.lost': 'the node stayed unreachable past the node timeout: its replicas are rescheduled (apps with `onNodeLoss: reschedule`)',
   'node.returned': 'an unreachable or lost node\'s agent registered again (`data.awayMs`)',
+  'exec.started': 'a command began in a replica (`outpost exec`, the dashboard\'s terminal): `data.by` the API token\'s name and id, `data.command` its arguments (cut at 200 characters); never its input or output',
+  'exec.ended': 'that command ended: `data.exitCode` (null when it was killed or never ran), `data.ended` (`exit`, `client closed` or the error code), `data.durationMs`; `reason` when the session failed',
 } as const;
 
 export type EventType = keyof typeof EVENT_TYPES;
@@ -143,4 +145,48 @@ export function parseSince(s: string, now: number): Since {
     if (Number.isFinite(ms)) return { from: ms };
   }
   throw new OutpostError('E_INVALID', `since must be a seq (a whole number), a duration (90s, 10m, 2h, 7d) or an RFC 3339 time with its zone (2024-05-01T12:00:00Z); got ${JSON.stringify(s.slice(0, 64))}`, { path: 'since' });
+}
+
+/** What an exec session's events say of it: where the command ran, who ran it, what. */
+export interface ExecFacts {
+  app: string;
+  node: string;
+  replica: string;
+  revision: number | null;
+  container: string;
+  /** the API token's name and id, as `data.by` of app.deployed */
+  by: string;
+  cmd: readonly string[];
+  tty: boolean;
+  stdin: boolean;
+}
+
+/** How it ended: the exit status (null: killed or never run), `exit`, `client closed` or the error code, and the error. */
+export interface ExecEnd {
+  exitCode: number | null;
+  ended: string;
+  durationMs: number;
+  error: ReplicaError | null;
+}
+
+/** a command line in an event: enough to tell what ran, never a whole script */
+export const EXEC_COMMAND_CHARS = 200;
+
+/** argv as one line a shell would read back (arguments quoted where they need it), cut at `max` characters. */
+export function commandLine(argv: readonly string[], max = EXEC_COMMAND_CHARS): string {
+  const line = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** An exec session's exec.started (no `end`) or exec.ended event. */
+export function execEvent(at: number, f: ExecFacts, end?: ExecEnd): EventDraft {
+  const line = commandLine(f.cmd);
+  const on = { app: f.app, node: f.node, replica: f.replica, revision: f.revision };
+  const data = { by: f.by, command: line, container: f.container, tty: f.tty, stdin: f.stdin };
+  if (!end) return draft('exec.started', at, { ...on, message: `${f.by} runs ${line} in ${f.replica} on ${f.node}`, data });
+  const how = end.ended === 'exit' ? `exited ${end.exitCode}` : end.ended === 'client closed' ? 'was killed: its client left' : `failed: ${end.ended}`;
+  return draft('exec.ended', at, {
+    ...on, message: `${line} in ${f.replica} ${how} after ${end.durationMs} ms`, reason: end.error,
+    data: { ...data, exitCode: end.exitCode, ended: end.ended, durationMs: end.durationMs },
+  });
 }

@@ -64,6 +64,8 @@ export const SERVER_METRICS = {
   outpost_agent_refusals_total: { type: 'counter', labels: ['code'], help: 'what the agent gateway refused, by error code: handshakes with bad credentials, messages failing the protocol\'s schemas, floods, acts for another node, enrolments' },
   outpost_api_request_duration_seconds: { type: 'histogram', labels: ['method', 'route', 'status'], buckets: API_BUCKETS, help: 'API requests, by method, route as declared (`/v1/apps/:name`; `none` for no route) and HTTP status, from arrival to the answer\'s end (a followed log stream: its whole life)' },
   outpost_api_errors_total: { type: 'counter', labels: ['code'], help: 'API requests answered with an error, by its code (E_UNAUTHORIZED, E_FORBIDDEN, E_INVALID, E_NOT_FOUND, ...)' },
+  outpost_exec_sessions_total: { type: 'counter', labels: ['outcome'], help: 'exec sessions (`outpost exec`, the dashboard\'s terminal) this instance ended, by outcome: exited (the command exited, with any status), closed (its client left first: the command was killed), failed (the session failed: the node went away, a bad message, no start in time)' },
+  outpost_exec_sessions_active: { type: 'gauge', labels: [], help: 'exec sessions whose command runs now through this instance' },
   outpost_store_commits_total: { type: 'counter', labels: [], help: 'group commits this instance made to its store' },
   outpost_store_conflicts_total: { type: 'counter', labels: [], help: 'commits that lost a race to another instance and were decided again (PostgreSQL)' },
 } as const satisfies MetricTable;
@@ -138,6 +140,12 @@ export function replicaEvents(prev: ReplicaFacts | null, next: ReplicaFacts): Re
 }
 
 export type RolloutOutcome = 'complete' | 'rolled-back' | 'failed' | 'superseded';
+
+export const EXEC_OUTCOMES = ['exited', 'closed', 'failed'] as const;
+export type ExecOutcome = (typeof EXEC_OUTCOMES)[number];
+
+/** An exec session's outcome, by how it ended (`exit`, `client closed`, or the error code it failed with). */
+export const execOutcome = (ended: string): ExecOutcome => (ended === 'exit' ? 'exited' : ended === 'client closed' ? 'closed' : 'failed');
 
 /** A rollout that began, ended (and how), or neither, between two states of one app. */
 export function rolloutEvent(prev: RolloutState | undefined, next: RolloutState | undefined): { started: boolean; ended: RolloutOutcome | null } {

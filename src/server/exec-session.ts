@@ -3,36 +3,27 @@
 // stdin is bounded by the window (it may have EXEC_WINDOW bytes out that the
 // command has not taken; more ends the session with E_RATE_LIMITED), its
 // output by the relay's. Closing the socket before the command ends kills
-// the command. Each session is audited once, when it ends.
+// the command. What a session leaves behind (its events, audit entry and
+// count) is exec-record.ts's.
 import type { WebSocket, RawData } from 'ws';
 import { z } from 'zod';
 import { EXEC_CHANNEL, EXEC_WINDOW, type ExecServerMessage, type ExecStart } from '../contract/exec.js';
 import { ERRORS, OutpostError, toOutpostError, type ErrorCode } from '../core/errors.js';
 import type { Principal } from '../core/capabilities.js';
-import type { AuditEntry } from '../core/types.js';
 import type { ExecHandle, ExecRelay, ExecSink } from './exec-relay.js';
-
-export interface ExecTarget {
-  app: string;
-  replica: string;
-  node: string;
-  /** the container asked for, or the app's first */
-  container: string;
-  /** the app has several containers (the agent is told which) */
-  group: boolean;
-}
+import type { ExecRecorder, ExecSessionInfo, ExecTarget } from './exec-record.js';
 
 export interface ExecSessionDeps {
   target: ExecTarget;
   principal: Principal;
   from: string;
   relay: ExecRelay;
-  audit(e: AuditEntry): void;
+  /** its events, audit entry and count */
+  record: ExecRecorder;
 }
 
 /** a client that says nothing this long after the upgrade is closed */
 const START_WAIT_MS = 10_000;
-
 
 const size = z.number().int().min(1).max(10_000);
 const clientMessage = z.discriminatedUnion('type', [
@@ -87,7 +78,7 @@ class ClientSession {
       if (this.over) return;
       this.over = true;
       this.handle?.cancel();
-      this.record(null, 'client closed');
+      this.record(null, 'client closed', null);
     });
     ws.on('error', () => { /* a broken client socket closes it */ });
   }
@@ -110,6 +101,8 @@ class ClientSession {
       clearTimeout(this.timer);
       this.start = msg;
       const t = this.d.target;
+      // before the command can run (or fail to): its exec.started comes before its exec.ended
+      this.d.record.started(this.info());
       this.handle = this.d.relay.open({
         node: t.node, replicaId: t.replica, ...(t.group ? { container: t.container } : {}),
         cmd: msg.cmd, tty: msg.tty, stdin: msg.stdin, cols: msg.cols, rows: msg.rows,
@@ -145,7 +138,7 @@ class ClientSession {
       this.over = true;
       this.send({ type: 'exit', code: code ?? 255 });
       this.ws.close(1000, 'exit');
-      this.record(code, 'exit');
+      this.record(code, 'exit', null);
     },
   };
 
@@ -161,20 +154,15 @@ class ClientSession {
     this.handle?.cancel();
     this.send({ type: 'error', code: e.code, message: e.message });
     this.ws.close(4000 + e.status, e.code);
-    this.record(null, e.code);
+    this.record(null, e.code, e);
   }
 
-  private record(exitCode: number | null, ended: string): void {
-    const { target: t, principal: p } = this.d;
-    const clean = ended === 'exit' || ended === 'client closed';
-    this.d.audit({
-      at: Date.now(), principal: { id: p.id, name: p.name }, action: 'app:exec', request: `GET /v1/apps/${t.app}/exec`, target: t.app, from: this.d.from,
-      status: 101, error: clean ? null : ended,
-      exec: {
-        replica: t.replica, node: t.node, container: t.container, command: this.start?.cmd ?? [], tty: this.start?.tty ?? false, stdin: this.start?.stdin ?? false,
-        exitCode, ended, durationMs: Date.now() - this.began,
-      },
-    });
+  private info(): ExecSessionInfo {
+    return { target: this.d.target, principal: this.d.principal, from: this.d.from, start: this.start };
+  }
+
+  private record(exitCode: number | null, ended: string, error: OutpostError | null): void {
+    this.d.record.ended(this.info(), exitCode, ended, error, Date.now() - this.began);
   }
 }
 

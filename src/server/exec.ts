@@ -3,8 +3,9 @@
 // request, so the token, the capability (`app:exec`), the app's scope and
 // the audit of a refusal are the API's own; a refused upgrade is an ordinary
 // HTTP error answer. The command then runs on the replica's node through its
-// agent's connection (exec-relay.ts), and the session's end is audited with
-// who, the replica, the command and its exit status (exec-session.ts).
+// agent's connection (exec-relay.ts); the session is in the event log, the
+// audit log and the metrics with who, the replica, the command and its exit
+// status (exec-record.ts).
 import type { IncomingMessage } from 'node:http';
 import { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -19,7 +20,8 @@ import type { ReplicaRecord } from '../core/types.js';
 import type { ControlPlane } from './controlplane.js';
 import type { AgentGateway } from './gateway.js';
 import { caller, type RouteDeps } from './http.js';
-import { runExecSession, type ExecTarget } from './exec-session.js';
+import { runExecSession } from './exec-session.js';
+import { execRecorder, type ExecTarget } from './exec-record.js';
 
 const EXEC_PATH = /^\/v1\/apps\/[^/?]+\/exec(?:\?|$)/;
 /**
@@ -59,19 +61,22 @@ function offered(req: IncomingMessage): string[] {
   return String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-export function execRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): void {
+export function execRoutes(app: FastifyInstance, { cp, gateway, metrics, log }: RouteDeps): void {
+  const record = execRecorder(cp, metrics, log);
   const wss = new WebSocketServer({ noServer: true, maxPayload: EXEC_WINDOW + 1024, handleProtocols: (ps) => (ps.has(EXEC_SUBPROTOCOL) ? EXEC_SUBPROTOCOL : false) });
   app.addHook('onClose', async () => { for (const ws of wss.clients) ws.terminate(); });
 
   app.get<{ Params: { name: string }; Querystring: ExecQuery }>('/v1/apps/:name/exec', async (req, reply) => {
+    // a plain GET is refused as the upgrade would be: a browser, whose WebSocket
+    // cannot read a refused upgrade's answer, asks this way to learn why
+    const target = execTarget(cp, gateway, req.params.name, req.query);
     const up = upgrades.get(req.raw);
     if (!up) throw new OutpostError('E_INVALID', `exec is a WebSocket: GET with Upgrade: websocket and Sec-WebSocket-Protocol ${EXEC_SUBPROTOCOL} (outpost exec does)`);
-    const target = execTarget(cp, gateway, req.params.name, req.query);
     const principal = caller(req);
     reply.hijack();
     (up.socket as Socket).setKeepAlive?.(true, KEEPALIVE_MS);
     wss.handleUpgrade(req.raw, up.socket, up.head, (ws) => runExecSession(ws, {
-      target, principal, from: req.ip, relay: gateway.exec, audit: (e) => cp.audit.record(e),
+      target, principal, from: req.ip, relay: gateway.exec, record,
     }));
   });
 }
@@ -102,5 +107,6 @@ export function execTarget(cp: ControlPlane, gateway: AgentGateway, app: string,
   if (!gateway.isConnected(r.node)) throw new OutpostError('E_NODE_OFFLINE', `node ${r.node}, where replica ${r.id} runs, is not connected to this control plane: nothing can run on it now`);
   if (!gateway.takes(r.node, 'exec')) throw new OutpostError('E_UNSUPPORTED', `the agent of node ${r.node} is from before exec: upgrade it to run commands in its replicas`);
   const container = q.container ?? names[0]!;
-  return { app, replica: r.id, node: r.node, container, group: names.length > 1 };
+  const revision = rec.history?.find((h) => h.specHash === r!.specHash)?.revision ?? null;
+  return { app, replica: r.id, node: r.node, revision, container, group: names.length > 1 };
 }

@@ -34,6 +34,9 @@ export interface RouteDeps {
   gateway: AgentGateway;
   /** the instances and the leader (one instance on SQLite) */
   cluster: () => Promise<ClusterStatus>;
+  /** what routes count beyond their requests (exec sessions); null in tests of the API alone */
+  metrics: ServerMetrics | null;
+  log: Logger;
 }
 
 /** What the auth hooks learnt of a request, for its route (the caller) and the audit log. */
@@ -100,7 +103,7 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, t
   });
 
   app.get('/healthz', async () => ({ ok: true }));
-  const deps: RouteDeps = { cp, gateway, cluster };
+  const deps: RouteDeps = { cp, gateway, cluster, metrics, log };
   appRoutes(app, deps);
   nodeRoutes(app, deps);
   siteRoutes(app, deps);

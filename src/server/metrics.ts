@@ -5,7 +5,7 @@
 // deploy terms, rollouts, API requests) is counted as this instance commits
 // it or answers it.
 import type { Registry } from 'prom-client';
-import { SERVER_METRICS, PHASES, REPLICA_STATES, replicaEvents, rolloutEvent } from '../core/metrics.js';
+import { SERVER_METRICS, PHASES, REPLICA_STATES, EXEC_OUTCOMES, execOutcome, replicaEvents, rolloutEvent } from '../core/metrics.js';
 import type { AppRecord, HubStats, ModelSample, NodeState, ReplicaRecord } from '../core/types.js';
 import { effectiveRtt } from '../core/live.js';
 import { DEFAULTS, requestMs } from '../core/model.js';
@@ -66,6 +66,7 @@ export class ServerMetrics {
       outpost_agent_disconnects_total: (set) => set({}, gateway.links.disconnects),
       outpost_agent_handshakes_deferred_total: (set) => set({}, gateway.stats.deferred),
       outpost_agent_refusals_total: (set) => { for (const [code, v] of Object.entries(gateway.refusals)) set({ code }, v); },
+      outpost_exec_sessions_active: (set) => set({}, gateway.exec.stats().sessions),
       outpost_store_commits_total: (set) => set({}, cp.writer.stats.commits),
       outpost_store_conflicts_total: (set) => set({}, cp.writer.stats.conflicts),
     };
@@ -73,6 +74,8 @@ export class ServerMetrics {
     this.registry = built.registry;
     this.m = built.m;
     cp.writer.onCommit((changes, samples) => this.committed(changes, samples));
+    // every outcome from 0, so a rate over them means something from the first session on
+    for (const outcome of EXEC_OUTCOMES) this.m.outpost_exec_sessions_total.inc({ outcome }, 0);
   }
 
   /** The exposition text, for GET /metrics and the plain listener. */
@@ -84,6 +87,11 @@ export class ServerMetrics {
   request(method: string, route: string | undefined, status: number, seconds: number, error: string | null): void {
     this.m.outpost_api_request_duration_seconds.observe({ method, route: route ?? 'none', status }, seconds);
     if (error) this.m.outpost_api_errors_total.inc({ code: error });
+  }
+
+  /** An exec session ended: `exit`, `client closed` or the error code it failed with. */
+  execEnded(ended: string): void {
+    this.m.outpost_exec_sessions_total.inc({ outcome: execOutcome(ended) });
   }
 
   /** Replicas counted by app and state once per scrape (several metrics read it; the next turn of the event loop forgets it). */

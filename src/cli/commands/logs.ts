@@ -5,8 +5,8 @@ import { StringDecoder } from 'node:string_decoder';
 import type { ApiClient } from '../../contract/client.js';
 import { neutraliseControls } from '../../core/text.js';
 
-export async function logs(client: ApiClient, app: string, follow: boolean, tail: number, container?: string): Promise<void> {
-  const res = await client.logs(app, { follow, tail, container });
+export async function logs(client: ApiClient, app: string, follow: boolean, tail: number, container?: string, replica?: string): Promise<void> {
+  const res = await client.logs(app, { follow, tail, container, replica });
   // a character split across two chunks is decoded whole, and a \r that ends
   // a chunk waits for the next one (it may be half of a \r\n)
   const utf8 = new StringDecoder('utf8');

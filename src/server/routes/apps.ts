@@ -91,7 +91,7 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
   });
 
   // Logs travel through each agent's own outbound connection, streamed as text.
-  app.get<{ Params: { name: string }; Querystring: { follow?: string; tail?: string; container?: string } }>('/v1/apps/:name/logs', async (req, reply) => {
+  app.get<{ Params: { name: string }; Querystring: { follow?: string; tail?: string; container?: string; replica?: string } }>('/v1/apps/:name/logs', async (req, reply) => {
     const name = req.params.name;
     if (!NAME_RE.test(name) || !s.app(name)) throw new OutpostError('E_NOT_FOUND', `no app named "${name}"`);
     const follow = req.query.follow === '1' || req.query.follow === 'true';
@@ -99,7 +99,13 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
     if (!Number.isInteger(tail) || tail < 0) throw new OutpostError('E_INVALID', 'tail must be a non-negative integer', { path: 'tail' });
     const container = req.query.container;
     if (container !== undefined && !NAME_RE.test(container)) throw new OutpostError('E_INVALID', 'container must be a container name of the app', { path: 'container' });
-    const replicas = s.appReplicas(name);
+    let replicas = s.appReplicas(name);
+    const one = req.query.replica;
+    if (one !== undefined) {
+      const r = replicas.find((x) => x.id === one);
+      if (!r) throw new OutpostError('E_NOT_FOUND', `app ${name} has no replica "${one}" (its replicas: ${replicas.map((x) => x.id).join(', ') || 'none'})`, { path: 'replica' });
+      replicas = [r];
+    }
     const prefix = replicas.length > 1;
     reply.hijack();
     const res = reply.raw;

@@ -18,17 +18,18 @@ const HEARTBEAT_MS = 15_000;
 /** a client this far behind (bytes not yet taken by its connection) is cut off; it reconnects with its last seq and reads the rest from the store */
 const MAX_UNSENT_BYTES = 8 * 1024 * 1024;
 
-interface EventsQuery { since?: string; app?: string; node?: string; limit?: string }
+interface EventsQuery { since?: string; app?: string; node?: string; limit?: string; newest?: string }
 
 export function eventRoutes(app: FastifyInstance, { cp }: RouteDeps): void {
   app.get<{ Querystring: EventsQuery }>('/v1/events', async (req): Promise<EventsAnswer> => {
     const f = filters(req.query);
     const limit = limitOf(req.query.limit);
     const since = req.query.since === undefined ? { after: 0 } : parseSince(req.query.since, Date.now());
-    const page = await cp.events.list({ ...since, app: f.app, node: f.node, limit });
+    const newest = flag(req.query.newest, 'newest');
+    const page = await cp.events.list({ ...since, app: f.app, node: f.node, limit, newest });
     const visible = scope(req);
     // a scoped token's page may hold fewer events than the log's page did: `more` is the log's
-    return { events: visible ? page.events.filter(visible) : page.events, last: page.last, more: limit > 0 && page.events.length === limit };
+    return { events: visible ? page.events.filter(visible) : page.events, last: page.last, more: !newest && limit > 0 && page.events.length === limit };
   });
 
   app.get<{ Querystring: EventsQuery }>('/v1/events/stream', async (req, reply) => {
@@ -68,6 +69,12 @@ function filters(q: EventsQuery): { app?: string; node?: string } {
     if (v !== undefined && !NAME_RE.test(v)) throw new OutpostError('E_INVALID', `${k} must be a name of [a-z0-9-] (1-63 characters)`, { path: k });
   }
   return { app: q.app, node: q.node };
+}
+
+function flag(s: string | undefined, path: string): boolean {
+  if (s === undefined || s === 'false' || s === '0') return false;
+  if (s === 'true' || s === '1') return true;
+  throw new OutpostError('E_INVALID', `${path} must be true or false`, { path });
 }
 
 function limitOf(s: string | undefined): number {

@@ -331,10 +331,11 @@ ON CONFLICT (key) DO UPDATE SET rev = excluded.rev, doc = excluded.doc`,
         // order (apply()), so none below the newest visible one can still appear
         await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const head = Number((await c.query<{ s: string | null }>('SELECT max(seq) AS s FROM events')).rows[0]!.s ?? 0);
-        const rows = (await c.query<{ seq: string; doc: EventDraft }>(`SELECT seq, doc FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT $${args.length}`, args)).rows;
+        const rows = (await c.query<{ seq: string; doc: EventDraft }>(`SELECT seq, doc FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${q.newest ? ' DESC' : ''} LIMIT $${args.length}`, args)).rows;
         await c.query('COMMIT');
+        if (q.newest) rows.reverse();
         const events = rows.map((r) => ({ seq: Number(r.seq), ...r.doc }) as OutpostEvent);
-        return { events, last: limit > 0 && events.length === limit ? events[events.length - 1]!.seq : head };
+        return { events, last: !q.newest && limit > 0 && events.length === limit ? events[events.length - 1]!.seq : head };
       } catch (e) {
         await c.query('ROLLBACK').catch(() => {});
         throw e;

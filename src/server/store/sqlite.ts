@@ -63,9 +63,10 @@ export function openSqliteStore(file: string): Store {
     const limit = q.limit ?? 1000;
     // the newest seq (compaction keeps the newest event, so this never goes back)
     const head = (prep('SELECT max(seq) AS s FROM events').get() as { s: number | null }).s ?? 0;
-    const rows = prep(`SELECT seq, doc FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`).all(...args, limit) as { seq: number; doc: string }[];
+    const rows = prep(`SELECT seq, doc FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY seq${q.newest ? ' DESC' : ''} LIMIT ?`).all(...args, limit) as { seq: number; doc: string }[];
+    if (q.newest) rows.reverse();
     const events = rows.map((r) => ({ seq: r.seq, ...JSON.parse(r.doc) }) as OutpostEvent);
-    return { events, last: limit > 0 && events.length === limit ? events[events.length - 1]!.seq : head };
+    return { events, last: !q.newest && limit > 0 && events.length === limit ? events[events.length - 1]!.seq : head };
   };
 
   return {

@@ -117,6 +117,9 @@ export function storeContract(name: string, open: () => Promise<Store>, skip?: s
     assert.deepEqual(await s.listEvents({ limit: 2 }).then((p) => [p.events.length, p.last]), [2, seqs[1]]);
     assert.deepEqual(await s.listEvents({ app: 'nope' }), { events: [], last: seqs[3] });
     assert.deepEqual(await s.listEvents({ limit: 0 }), { events: [], last: seqs[3] }, 'limit 0: only where the log is');
+    // the newest page: the last that match, still in seq order, and it ends at the newest seq
+    assert.deepEqual(await s.listEvents({ limit: 2, newest: true }).then((p) => [p.events.map((e) => e.message), p.last]), [['c', 'd'], seqs[3]]);
+    assert.deepEqual(await s.listEvents({ limit: 1, newest: true, app: 'web', from: 5 }).then((p) => [p.events.map((e) => e.message), p.last]), [['b'], seqs[3]]);
     // retention: older events go, the newest always stays (its seq is where readers resume)
     assert.equal(await s.compact({ eventsBefore: 35 }), 3);
     assert.deepEqual((await s.listEvents()).events.map((e) => e.message), ['d']);

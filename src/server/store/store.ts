@@ -110,6 +110,8 @@ export interface EventQuery {
   app?: string;
   node?: string;
   limit?: number;
+  /** the newest `limit` that match rather than the oldest (still in seq order); `last` is then the newest seq */
+  newest?: boolean;
 }
 
 export interface EventPage {

@@ -1,0 +1,78 @@
+// What an agent sends of its replicas' logs (`outpost logs`, the dashboard's
+// log view). A followed log may be written faster than the agent's connection
+// may carry it: the gateway cuts an agent off past 500 messages or 1 MiB a
+// second, and the connection carries the node's status reports too. So each
+// stream's output is gathered for GATHER_MS into one message, and all streams
+// together keep within a budget of characters a second: what a log writes
+// beyond it is dropped at a line's end, and a line in its place says how
+// much. Logs are for reading; a replica that writes megabytes a second is
+// read on its node.
+export const LOG_GATHER_MS = 25;
+/** the most every stream together sends, per second (JSON may double a few characters: well within 1 MiB/s) */
+export const LOG_CHARS_PER_S = 256 * 1024;
+/** ... and at once, after a quiet while (a tail of long lines); under the protocol's 1 MiB per message */
+export const LOG_BURST_CHARS = 512 * 1024;
+
+export interface LogOut {
+  data(s: string): void;
+  /** sends what waits now (the stream ended) */
+  flush(): void;
+  /** drops what waits (the stream was cancelled) */
+  cancel(): void;
+}
+
+export class LogPacer {
+  private tokens = LOG_BURST_CHARS;
+  private last: number;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.last = now();
+  }
+
+  /** One stream's output, sent through `send` a gathered message at a time. */
+  stream(send: (data: string) => void): LogOut {
+    let held: string[] = [];
+    let timer: NodeJS.Timeout | null = null;
+    let dropped = 0;
+    const flush = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      let text = held.join('');
+      held = [];
+      if (!text) return;
+      const room = Math.floor(this.take(text.length));
+      if (room < text.length) {
+        // whole lines only: a line cut in two would read as two lines that never were
+        const cut = room > 0 ? text.lastIndexOf('\n', room - 1) + 1 : 0;
+        dropped += text.length - cut;
+        text = text.slice(0, cut);
+      }
+      this.tokens -= text.length;
+      if (dropped && text.length < room) {
+        text += `(outpost: ${dropped} characters of this log were dropped: it was written faster than the ${LOG_CHARS_PER_S / 1024} KiB a second logs may take of the node's connection)\n`;
+        dropped = 0;
+      }
+      if (text) send(text);
+    };
+    return {
+      data: (s) => {
+        held.push(s);
+        timer ??= setTimeout(flush, LOG_GATHER_MS);
+      },
+      flush,
+      cancel: () => {
+        if (timer) clearTimeout(timer);
+        timer = null;
+        held = [];
+      },
+    };
+  }
+
+  /** The budget now (refilled at LOG_CHARS_PER_S), at most what is asked. */
+  private take(want: number): number {
+    const t = this.now();
+    this.tokens = Math.min(LOG_BURST_CHARS, this.tokens + ((t - this.last) / 1000) * LOG_CHARS_PER_S);
+    this.last = t;
+    return Math.max(0, Math.min(want, this.tokens));
+  }
+}
