@@ -51,8 +51,8 @@ async function run(signal: AbortSignal): Promise<void> {
         if (typeof e.seq !== 'number') return; // an `event: error` frame: the stream ends and we resume
         for (const l of listeners) l(e);
       });
-      setState('live');
-      await stream('/v1/events/stream', onChunk, signal, lastSeq ? { 'last-event-id': lastSeq } : {});
+      // live once the stream has answered, not when it is asked for
+      await stream('/v1/events/stream', onChunk, signal, lastSeq ? { 'last-event-id': lastSeq } : {}, () => setState('live'));
     } catch (e) {
       if (signal.aborted) return;
       if (e instanceof ApiError && (e.code === 'E_UNAUTHORIZED' || e.code === 'E_FORBIDDEN')) return setState('off');
