@@ -332,6 +332,8 @@ async function main(): Promise<void> {
     const fleetPage = (await openLive(browser, cp.url, cp.adminToken, 'fleet'))!;
     const appsPage = await openLive(browser, cp.url, cp.adminToken, 'apps');
     if (!appsPage) say('  the apps page has no table rows: its live figure is not measured');
+    // a reload waits for a second after the one before: the pages' own first loads are not what is measured
+    await sleep(2000);
     const deploys = await liveDeploys(fleetPage, appsPage);
     say(`  live deploys: fleet ${JSON.stringify(deploys.fleet.map((c) => c.ms))}, apps ${JSON.stringify(deploys.apps.map((c) => c.ms))}`);
     const lost = await liveLosses(fleet, fleetPage);
