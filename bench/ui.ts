@@ -28,7 +28,7 @@ import { performance } from 'node:perf_hooks';
 import type { Browser, CDPSession, Page } from 'playwright-core';
 import { freePort } from '../src/agent/health.js';
 import { ServerProcess, sleep } from '../src/swarm/control.js';
-import { browserOrSkip, launch, newTab } from '../test/browser.js';
+import { browserOrSkip, launch, newTab, visit } from '../test/browser.js';
 import { numArg } from './args.js';
 import { ROOT } from './local.js';
 import { quantile } from './stats.js';
@@ -155,7 +155,7 @@ async function firstLoad(browser: Browser, url: string, token: string, page: 'fl
     const cdp = await t.context.newCDPSession(t.page);
     await cdp.send('Network.enable');
     const bytes = countBytes(cdp);
-    await t.page.goto(`${url}/ui/#/${page}`);
+    await visit(t.page, `${url}/ui/#/${page}`);
     const ms = await t.page.waitForFunction((p) => (window as unknown as { outpostReady: Watch }).outpostReady[p as keyof Watch], page, { timeout: WAIT_MS })
       .then((h) => h.jsonValue() as Promise<number>, () => null);
     // when each answer ended, ms from navigation (the last of a paged list), and the document's script had run
@@ -187,7 +187,7 @@ async function firstLoad(browser: Browser, url: string, token: string, page: 'fl
 async function openLive(browser: Browser, url: string, token: string, page: 'fleet' | 'apps'): Promise<Page | null> {
   const t = await newTab(browser, url, { token });
   await t.context.addInitScript(watchReady, NODES);
-  await t.page.goto(`${url}/ui/#/${page}`);
+  await visit(t.page, `${url}/ui/#/${page}`);
   const ok = await t.page.waitForFunction((p) => (window as unknown as { outpostReady: Watch }).outpostReady[p as keyof Watch], page, { timeout: WAIT_MS }).then(() => true, () => false);
   if (!ok) {
     await t.context.close();

@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fleetApp, SimFleet } from '../dist/bench/ui-fleet.js';
-import { launch, newTab, signIn } from '../dist/test/browser.js';
+import { launch, newTab, signIn, visit } from '../dist/test/browser.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const arg = (name, dflt) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : dflt);
@@ -138,7 +138,7 @@ async function main() {
     fs.mkdirSync(OUT, { recursive: true });
     const signin = await newTab(browser, cp.url, { viewport: { width: 1400, height: 700 } });
     if (!ONLY || ONLY.includes('signin')) {
-      await signin.page.goto(`${cp.url}/ui/`);
+      await visit(signin.page, `${cp.url}/ui/`);
       await signin.page.fill('form.signin input[name=token]', 'opt_expired.0000');
       await signin.page.click('form.signin button[type=submit]');
       await signin.page.waitForSelector('form.signin [role=alert]');
@@ -147,7 +147,7 @@ async function main() {
     }
     await signin.context.close();
     const t = await newTab(browser, cp.url, { viewport: { width: 1400, height: 900 } });
-    await t.page.goto(`${cp.url}/ui/`);
+    await visit(t.page, `${cp.url}/ui/`);
     await signIn(t.page, cp.adminToken);
     for (const s of SHOTS) {
       if (ONLY && !ONLY.includes(s.name)) continue;

@@ -6,7 +6,7 @@
 // ignoreHTTPSErrors.
 import fs from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Locator, type Page, type Request } from 'playwright-core';
 
 export const CHROMIUM = process.env.OUTPOST_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -72,6 +72,30 @@ export async function newTab(browser: Browser, base: string, o: { token?: string
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console: ${m.text()}`); });
   return { context, page, urls, errors, failed };
+}
+
+/**
+ * Opens the dashboard at `url` and waits until its shell has replaced the
+ * boot message (with the sign-in form, or the page when signed in). Again
+ * when Chromium aborted a request of it with ERR_NETWORK_CHANGED: it does
+ * when this machine's interfaces change (another test's containers or
+ * network namespaces coming and going), which says nothing about the page.
+ */
+export async function visit(page: Page, url: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    let changed = false;
+    const failed = (r: Request): void => { changed ||= /ERR_NETWORK_CHANGED/.test(r.failure()?.errorText ?? ''); };
+    page.on('requestfailed', failed);
+    try {
+      await page.goto(url);
+      await page.waitForSelector('#root > :not(.boot)', { timeout: 15_000 });
+      return;
+    } catch (e) {
+      if (i >= 3 || !(changed || /ERR_NETWORK_CHANGED/.test((e as Error).message))) throw e;
+    } finally {
+      page.off('requestfailed', failed);
+    }
+  }
 }
 
 /** Signs in through the form as a user does; resolves when the shell's navigation shows. */

@@ -17,7 +17,7 @@ import net from 'node:net';
 import Fastify from 'fastify';
 import type { Browser } from 'playwright-core';
 import { uiRoutes } from '../src/server/ui-route.js';
-import { browserOrSkip, launch, markPage, newTab, row, show, signIn, type Tab } from './browser.js';
+import { browserOrSkip, launch, markPage, newTab, row, show, signIn, visit, type Tab } from './browser.js';
 import { call, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, type TestControlPlane } from './helpers.js';
 
 const skip = browserOrSkip();
@@ -63,7 +63,7 @@ describe('the dashboard in Chromium', { skip }, () => {
   const tab = async (): Promise<Tab> => {
     const t = await newTab(browser, cp.url);
     tabs.push(t);
-    await t.page.goto(`${cp.url}/ui/`);
+    await visit(t.page, `${cp.url}/ui/`);
     return t;
   };
   /** Nothing in the tab's URLs gives a token away, nothing went wrong in its scripts, and no request failed but those `expected`. */
@@ -110,7 +110,7 @@ describe('the dashboard in Chromium', { skip }, () => {
       assert.match(csp, /connect-src 'self'/, p);
     }
     const t = await tab();
-    await t.page.goto(cp.url);
+    await visit(t.page, cp.url);
     assert.equal(new URL(t.page.url()).pathname, '/ui/');
     await t.page.waitForSelector('form.signin');
     clean(t);
