@@ -19,7 +19,7 @@
 // sites' distances (bench/ui-fleet.ts); the apps have two replicas each, most
 // with demand at one or two sites.
 //
-//   npm run bench:ui -- [--nodes 1000] [--apps 500] [--runs 7] [--live 7] [--out FILE] [--keep]
+//   npm run bench:ui -- [--nodes 1000] [--apps 500] [--runs 7] [--live 10] [--out FILE] [--keep]
 // Results: a markdown table on stdout, JSON in bench/results/ui-<time>.json.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -37,7 +37,7 @@ import { fleetApp, SimFleet, type SiteSpec } from './ui-fleet.js';
 const NODES = numArg('--nodes', 1000);
 const APPS = numArg('--apps', 500);
 const RUNS = numArg('--runs', 7);
-const LIVE = numArg('--live', 7);
+const LIVE = numArg('--live', 10);
 const KEEP = process.argv.includes('--keep');
 const STAMP = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
 const OUT = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1]! : path.join(ROOT, 'bench/results', `ui-${STAMP}.json`);
@@ -197,6 +197,13 @@ async function openLive(browser: Browser, url: string, token: string, page: 'fle
   return t.page;
 }
 
+/**
+ * Between two changes: 2 to 7 s, at random. The fleet page also reads its
+ * nodes every 5 s, and a reload waits for a second after the one before: a
+ * fixed spacing would meet that refresh at the same point every time.
+ */
+const pause = () => sleep(2000 + Math.random() * 5000);
+
 /** One change, ms from its cause: on screen, and when the page's reload of the list it shows began and how long it took. */
 interface Change { ms: number | null; reloadAtMs: number | null; reloadMs: number | null }
 
@@ -228,7 +235,7 @@ async function liveDeploys(fleetPage: Page, appsPage: Page | null): Promise<{ fl
     if (sent.status >= 300) throw new Error(`POST /v1/apps ${name} answered ${sent.status}`);
     out.fleet.push(await change(fleetPage, sent.sentAt, '/v1/apps?'));
     if (appsPage) out.apps.push(await change(appsPage, sent.sentAt, '/v1/apps?'));
-    await sleep(2000);
+    await pause();
   }
   return out;
 }
@@ -241,7 +248,7 @@ async function liveLosses(fleet: SimFleet, page: Page): Promise<Change[]> {
     const t0 = epoch();
     await fleet.lose(SITE_MAP[i % SITE_MAP.length]!.name);
     out.push(await change(page, t0, '/v1/nodes?'));
-    await sleep(2000);
+    await pause();
   }
   return out;
 }
