@@ -134,19 +134,23 @@ function deployFromPage(page: Page, manifest: object): Promise<{ sentAt: number;
 // ---------------------------------------------------------------- first loads
 
 /** Bytes each request received, from the browser's network log (what crossed the wire, headers included). */
-function countBytes(cdp: CDPSession): () => { ui: number; api: number; requests: number } {
+function countBytes(cdp: CDPSession): () => { ui: number; api: number; requests: number; byPath: Record<string, number> } {
   const reqs = new Map<string, { url: string; bytes: number; done: boolean }>();
   cdp.on('Network.requestWillBeSent', (e) => { reqs.set(e.requestId, { url: e.request.url, bytes: 0, done: false }); });
   cdp.on('Network.dataReceived', (e) => { const r = reqs.get(e.requestId); if (r && !r.done) r.bytes += e.encodedDataLength; });
   cdp.on('Network.loadingFinished', (e) => { const r = reqs.get(e.requestId); if (r) { r.bytes = e.encodedDataLength; r.done = true; } });
   return () => {
-    const out = { ui: 0, api: 0, requests: reqs.size };
-    for (const r of reqs.values()) out[new URL(r.url).pathname.startsWith('/v1/') ? 'api' : 'ui'] += r.bytes;
+    const out = { ui: 0, api: 0, requests: reqs.size, byPath: {} as Record<string, number> };
+    for (const r of reqs.values()) {
+      const p = new URL(r.url).pathname;
+      out[p.startsWith('/v1/') ? 'api' : 'ui'] += r.bytes;
+      out.byPath[p] = (out.byPath[p] ?? 0) + r.bytes;
+    }
     return out;
   };
 }
 
-interface Load { ms: number | null; uiBytes: number; apiBytes: number; requests: number; heapMiB: number; answers: Record<string, number> }
+interface Load { ms: number | null; uiBytes: number; apiBytes: number; requests: number; heapMiB: number; answers: Record<string, number>; bytesByPath: Record<string, number> }
 
 async function firstLoad(browser: Browser, url: string, token: string, page: 'fleet' | 'apps'): Promise<Load> {
   const t = await newTab(browser, url, { token });
@@ -175,7 +179,7 @@ async function firstLoad(browser: Browser, url: string, token: string, page: 'fl
     await cdp.send('HeapProfiler.collectGarbage');
     const heap = await cdp.send('Runtime.getHeapUsage');
     if (t.errors.length) say(`  ${page}: errors in the page: ${t.errors.join('; ')}`);
-    return { ms: ms === null ? null : r1(ms), uiBytes: b.ui, apiBytes: b.api, requests: b.requests, heapMiB: r1(heap.usedSize / 2 ** 20), answers: Object.fromEntries(Object.entries(answers).map(([k, v]) => [k, r1(v)])) };
+    return { ms: ms === null ? null : r1(ms), uiBytes: b.ui, apiBytes: b.api, requests: b.requests, heapMiB: r1(heap.usedSize / 2 ** 20), answers: Object.fromEntries(Object.entries(answers).map(([k, v]) => [k, r1(v)])), bytesByPath: b.byPath };
   } finally {
     await t.context.close();
   }
@@ -271,7 +275,9 @@ function loadSummary(loads: Load[]) {
   const med = (f: (l: Load) => number) => r1(quantile(loads.map(f), 0.5));
   const answers: Record<string, number> = {};
   for (const k of new Set(loads.flatMap((l) => Object.keys(l.answers)))) answers[k] = r1(quantile(loads.map((l) => l.answers[k]).filter((x): x is number => x !== undefined), 0.5));
-  return { interactiveMs: stats(loads.map((l) => l.ms)), uiKiB: med((l) => l.uiBytes / 1024), apiKiB: med((l) => l.apiBytes / 1024), requests: med((l) => l.requests), heapMiB: med((l) => l.heapMiB), answersEndMs: answers };
+  const apiKiBByPath: Record<string, number> = {};
+  for (const k of new Set(loads.flatMap((l) => Object.keys(l.bytesByPath)))) if (k.startsWith('/v1/')) apiKiBByPath[k] = med((l) => (l.bytesByPath[k] ?? 0) / 1024);
+  return { interactiveMs: stats(loads.map((l) => l.ms)), apiKiBByPath, uiKiB: med((l) => l.uiBytes / 1024), apiKiB: med((l) => l.apiBytes / 1024), requests: med((l) => l.requests), heapMiB: med((l) => l.heapMiB), answersEndMs: answers };
 }
 
 const fmt = (s: ReturnType<typeof stats>) => (s.median === null ? `not measured (${s.missed} of ${s.n} missed)` : `${s.median} ms (p90 ${s.p90}, max ${s.max}${s.missed ? `; ${s.missed} of ${s.n} missed` : ''})`);
@@ -285,6 +291,7 @@ function table(r: Record<string, any>): string {
     ['fleet page: navigation to interactive (table rows + map drawn), median of ' + RUNS, fmt(r.fleet.interactiveMs), '< 1500 ms'],
     ['fleet page: when each answer had arrived, ms from navigation (medians)', ends(r.fleet.answersEndMs), ''],
     ['fleet page: bytes received (dashboard files + API), first load', `${r.fleet.uiKiB} KiB + ${r.fleet.apiKiB} KiB`, ''],
+    ['fleet page: API KiB by route', Object.entries(r.fleet.apiKiBByPath).map(([k, v]) => `${k} ${v}`).join(', '), ''],
     ['fleet page: JS heap after GC', `${r.fleet.heapMiB} MiB`, ''],
     ['apps page: navigation to interactive (table rows), median of ' + RUNS, fmt(r.apps.interactiveMs), '< 1500 ms'],
     ['apps page: bytes received (dashboard files + API), first load', r.apps.interactiveMs.median === null ? '-' : `${r.apps.uiKiB} KiB + ${r.apps.apiKiB} KiB`, ''],
