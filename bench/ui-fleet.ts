@@ -28,10 +28,15 @@ export function siteRtt(a: SiteSpec, b: SiteSpec): number {
   return a === b ? 1.5 : Math.round(Math.hypot(a.at[0] - b.at[0], a.at[1] - b.at[1]) * 10) / 10;
 }
 
-/** An app of the fleet: `replicas` of a command (the swarm runs nothing), with demand at `demand` sites when given. */
-export function fleetApp(name: string, replicas: number, demand: { site: string; rps: number }[] = []): object {
+/**
+ * An app of the fleet: `replicas` of a command, or of `image` with an HTTP
+ * port (for nodes that say they run containers; the swarm runs nothing and
+ * pulls nothing), with demand at `demand` sites when given.
+ */
+export function fleetApp(name: string, replicas: number, demand: { site: string; rps: number }[] = [], image?: string): object {
   return {
-    name, command: ['sleep', 'infinity'], replicas, resources: { cpu: 0.05, memoryMiB: 32 },
+    name, replicas, resources: { cpu: 0.05, memoryMiB: 32 },
+    ...(image ? { image, ports: [{ name: 'http', container: 8080 }] } : { command: ['sleep', 'infinity'] }),
     ...(demand.length ? { placement: { demand } } : {}),
   };
 }
@@ -50,9 +55,10 @@ export class SimFleet {
 
   /**
    * The sites (their probe: any TCP address; simulated agents do not dial it)
-   * and their nodes, node names `SITE-NNNNN`; resolves when every agent is welcomed.
+   * and their nodes, node names `SITE-NNNNN`, of the process runtime unless
+   * `runtime` says docker; resolves when every agent is welcomed.
    */
-  async start(o: { probe: string; phaseMs?: [number, number]; nofile?: number }): Promise<void> {
+  async start(o: { probe: string; phaseMs?: [number, number]; nofile?: number; runtime?: 'process' | 'docker' }): Promise<void> {
     for (const s of this.sites) await this.client.addSite(s.name, o.probe);
     let from = 0;
     for (const s of this.sites) {
@@ -60,7 +66,7 @@ export class SimFleet {
       const swarm = await SwarmGroup.spawn(1, o.nofile ?? 65_536);
       this.swarms.set(s.name, swarm);
       const rttMs = Object.fromEntries(this.sites.map((b) => [b.name, siteRtt(s, b)]));
-      await swarm.start({ server: this.cp.url, joinToken, ca: this.cp.ca, count: s.nodes, from, prefix: `${s.name}-`, rttMs, phaseMs: o.phaseMs ?? [50, 300] });
+      await swarm.start({ server: this.cp.url, joinToken, ca: this.cp.ca, count: s.nodes, from, prefix: `${s.name}-`, rttMs, phaseMs: o.phaseMs ?? [50, 300], runtime: o.runtime });
       from += s.nodes;
     }
     await until(`${this.nodeCount} simulated agents welcomed`, async () => {

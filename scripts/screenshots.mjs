@@ -4,8 +4,9 @@
 //     app as a process, its data hub), with points posted to the hub's
 //     `readings` stream all along, and RTTs declared for vm (it has no site);
 //   - four sites on a map (two factories close together, a shop between, a
-//     far tower) with simulated nodes (src/swarm) whose RTTs follow the
-//     distances, and a dozen apps, most with demand at a site or two;
+//     far tower) with simulated container nodes (src/swarm) whose RTTs follow
+//     the distances, and ten image apps, most with demand at a site or two
+//     (the simulated nodes pull nothing: the images need not exist);
 //   - one tower node leaving, so the events and the map show a loss.
 // A page whose element is not there (not built yet) is skipped with a note.
 //
@@ -32,23 +33,25 @@ const SITES = [
   { name: 'shop-city', at: [18, 10], nodes: 5 },
   { name: 'tower-east', at: [90, 40], nodes: 3 },
 ];
+const REG = 'registry.example.net';
 const APPS = [
-  fleetApp('line-vision', 3, [{ site: 'factory-north', rps: 40 }, { site: 'factory-south', rps: 15 }]),
-  fleetApp('plc-gateway', 2, [{ site: 'factory-south', rps: 30 }]),
-  fleetApp('torque-monitor', 2, [{ site: 'factory-north', rps: 25 }]),
-  fleetApp('quality-check', 2, [{ site: 'factory-north', rps: 10 }, { site: 'shop-city', rps: 5 }]),
-  fleetApp('pos-sync', 2, [{ site: 'shop-city', rps: 20 }]),
-  fleetApp('shelf-camera', 1, [{ site: 'shop-city', rps: 8 }]),
-  fleetApp('tower-telemetry', 2, [{ site: 'tower-east', rps: 12 }]),
-  fleetApp('radio-stats', 1, [{ site: 'tower-east', rps: 4 }, { site: 'shop-city', rps: 2 }]),
-  fleetApp('fleet-agent-metrics', 3),
-  fleetApp('log-shipper', 2),
+  fleetApp('line-vision', 3, [{ site: 'factory-north', rps: 40 }, { site: 'factory-south', rps: 15 }], `${REG}/plant/line-vision:2.4`),
+  fleetApp('plc-gateway', 2, [{ site: 'factory-south', rps: 30 }], `${REG}/plant/plc-gateway:1.9.2`),
+  fleetApp('torque-monitor', 2, [{ site: 'factory-north', rps: 25 }], `${REG}/plant/torque-monitor:0.7`),
+  fleetApp('quality-check', 2, [{ site: 'factory-north', rps: 10 }, { site: 'shop-city', rps: 5 }], `${REG}/plant/quality-check:3.1`),
+  fleetApp('pos-sync', 2, [{ site: 'shop-city', rps: 20 }], `${REG}/retail/pos-sync:5.0.1`),
+  fleetApp('shelf-camera', 1, [{ site: 'shop-city', rps: 8 }], `${REG}/retail/shelf-camera:1.2`),
+  fleetApp('tower-telemetry', 2, [{ site: 'tower-east', rps: 12 }], `${REG}/radio/tower-telemetry:4.4`),
+  fleetApp('radio-stats', 1, [{ site: 'tower-east', rps: 4 }, { site: 'shop-city', rps: 2 }], `${REG}/radio/radio-stats:0.9`),
+  fleetApp('fleet-agent-metrics', 3, [], `${REG}/ops/metrics-agent:2.0`),
+  fleetApp('log-shipper', 2, [], `${REG}/ops/log-shipper:1.15`),
 ];
 /** the app whose routes the fleet page draws */
 const ROUTED = 'line-vision';
 const DEMO = 'sensor-stats';
 const PLAN = `name: line-vision-next
-command: [sleep, infinity]
+image: ${REG}/plant/line-vision:2.5
+ports: [{ name: http, container: 8080 }]
 replicas: 2
 resources: { cpu: 0.1, memoryMiB: 64 }
 placement:
@@ -67,7 +70,7 @@ const SHOTS = [
     await sleep(1500); // its routes are asked for after the choice
   } },
   { name: 'apps', route: 'apps', ready: '[data-testid="apps-table"]' },
-  { name: 'app', route: `apps/${DEMO}`, ready: '[data-testid="app-detail"]' },
+  { name: 'app', route: `apps/${ROUTED}`, ready: '[data-testid="app-detail"]' },
   { name: 'deploys', route: `deploys/${DEMO}`, ready: '[data-testid="deploys-chart"]' },
   { name: 'streams', route: 'streams/readings', ready: '[data-testid="stream-chart"]' },
   { name: 'events', route: 'events', ready: '[data-testid="events-table"]' },
@@ -128,7 +131,7 @@ async function main() {
   const fleet = new SimFleet(cp, SITES);
   let browser = null;
   try {
-    await fleet.start({ probe: `127.0.0.1:${probe.address().port}` });
+    await fleet.start({ probe: `127.0.0.1:${probe.address().port}`, runtime: 'docker' });
     await fleet.client.declareRtt('vm', { 'factory-north': 14, 'factory-south': 10, 'shop-city': 2.5, 'tower-east': 80 });
     await fleet.deploy(APPS);
     await fleet.lose('tower-east');
