@@ -22,14 +22,16 @@ const CSP = [
   "form-action 'none'",
 ].join('; ');
 
-export async function uiRoutes(app: FastifyInstance): Promise<void> {
+/** `dir`: where the built files are (a test points it elsewhere); UI_DIR by default */
+export async function uiRoutes(app: FastifyInstance, o: { dir?: string } = {}): Promise<void> {
+  const dir = o.dir ?? UI_DIR;
   app.get('/', async (_req, reply) => reply.redirect('/ui/'));
-  if (!existsSync(`${UI_DIR}index.html`)) {
+  if (!existsSync(`${dir}index.html`)) {
     app.get('/ui/*', async (_req, reply) => reply.status(503).type('text/plain').send('The dashboard is not built: run `npm run build` (npm install and npm start do).'));
     return;
   }
   await app.register(fastifyStatic, {
-    root: UI_DIR,
+    root: dir,
     prefix: '/ui/',
     redirect: true,
     // the bundle's names do not change between builds; revalidate with the ETag

@@ -32,6 +32,12 @@ export interface AgentConfig {
   handshakeTimeoutMs: number;
   /** no ping or message for this long: the link is dead even if the socket says otherwise (the real agent's 20 s) */
   silenceMs: number;
+  /**
+   * the RTT it reports to each site named here, ms, spread +-20% by its number
+   * (a fleet whose sites are near their own nodes and far from the others');
+   * other sites get 1 + its number mod 50
+   */
+  rttMs?: Record<string, number>;
 }
 
 /** What a simulated agent tells the swarm (counters, the start record, the per-app tallies). */
@@ -198,7 +204,7 @@ export class SimAgent {
       }
       case 'sites':
         // the real agent probes every site and reports (and re-probes every 30 s); here once, with made-up RTTs
-        if (msg.sites.length > 0) this.send({ type: 'rtt', rttMs: Object.fromEntries(msg.sites.map((s) => [s.name, 1 + (this.index % 50)])) });
+        if (msg.sites.length > 0) this.send({ type: 'rtt', rttMs: Object.fromEntries(msg.sites.map((s) => [s.name, this.madeUpRtt(s.name)])) });
         return;
       case 'assign':
         if ((msg as { version?: string }).version !== undefined) this.version = String((msg as { version?: string }).version);
@@ -211,6 +217,13 @@ export class SimAgent {
       default:
         return;
     }
+  }
+
+  private madeUpRtt(site: string): number {
+    const base = this.host.cfg.rttMs?.[site];
+    if (base === undefined) return 1 + (this.index % 50);
+    // a fixed spread per agent (its number scattered over [0.8, 1.2])
+    return r1(base * (0.8 + (0.4 * ((this.index * 7919) % 101)) / 100));
   }
 
   /** Level-triggered: the set is everything this node should run. */

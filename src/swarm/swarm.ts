@@ -119,6 +119,7 @@ export class Swarm implements AgentHost {
       server: o.server, joinToken: o.joinToken, ca: o.ca,
       runtime: o.runtime ?? 'process', cpus: o.cpus ?? 4, memoryMiB: o.memoryMiB ?? 8192, agentVersion: o.agentVersion ?? '0.1.0-swarm',
       phaseMs: o.phaseMs ?? [50, 300], handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000, silenceMs: o.silenceMs ?? 20_000,
+      rttMs: o.rttMs,
     };
     this.bases = o.server.split(',').map((u) => u.trim().replace(/\/+$/, '')).filter(Boolean);
     this.urls = this.bases.map((b) => b.replace(/^http/, 'ws') + AGENT_PATH);

@@ -86,9 +86,9 @@ export default function Fleet(_: PageProps) {
       <ErrorBox error={nodes.error ?? sites.error ?? apps.error ?? replicas.error ?? routes.error} />
       <section class="card stats" data-testid="fleet-summary">
         <div class="stat"><b data-testid="nodes-ready">{count('ready')}</b><span>nodes ready</span></div>
-        <div class="stat"><b>{count('unreachable')}</b><span>unreachable</span></div>
+        <div class="stat"><b data-testid="nodes-unreachable">{count('unreachable')}</b><span>unreachable</span></div>
         <div class="stat"><b>{count('pending')}</b><span>awaiting approval</span></div>
-        <div class="stat"><b>{siteNames.length}</b><span>sites</span></div>
+        <div class="stat"><b data-testid="sites-count">{siteNames.length}</b><span>sites</span></div>
         <div class="stat"><b data-testid="apps-count">{(apps.data ?? []).length}</b><span>apps</span></div>
         <div class="stat"><b data-testid="replicas-running">{running}</b><span>replicas running of {(replicas.data ?? []).length}</span></div>
       </section>
