@@ -3,7 +3,7 @@
 // fleet are loaded when first opened.
 import './style.css';
 import { render, type ComponentType } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { WhoAmI } from '../src/contract/api.js';
 import { api, ApiError, token } from './api.js';
 import { live, type LiveState } from './live.js';
@@ -77,9 +77,13 @@ function App() {
   const [checking, setChecking] = useState(!!token.get());
   const [reason, setReason] = useState<string | null>(null);
   const route = useRoute();
+  // a refused token while signing in is the sign-in form's to say, not a sign-out
+  const signedIn = useRef(false);
+  signedIn.current = me !== null;
   useEffect(() => {
     if (token.get()) api<WhoAmI>('/v1/whoami').then(setMe, () => token.clear()).finally(() => setChecking(false));
     const out = (e: Event): void => {
+      if (!signedIn.current) return;
       token.clear();
       live.stop();
       setMe(null);

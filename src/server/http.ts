@@ -28,6 +28,7 @@ import type { TlsMaterial } from './trust/authority.js';
 import type { ServerMetrics } from './metrics.js';
 import { metricsRoutes } from './metrics-route.js';
 import { uiRoutes } from './ui-route.js';
+import fastifyCompress from '@fastify/compress';
 
 export interface RouteDeps {
   cp: ControlPlane;
@@ -78,6 +79,10 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, t
   // every route, as declared: src/core/capabilities.ts must name each (test/roles.test.ts checks)
   app.addHook('onRoute', (r) => { for (const m of [r.method].flat()) if (m !== 'HEAD') routes.push(`${m} ${r.url}`); });
   authHooks(app, cp);
+  // JSON answers (a 1,000-node list is 700 KiB) and the dashboard's files go
+  // compressed to a client that asks (browsers do; the CLI does not). Streamed
+  // text (logs) is left alone: a compressor would hold its lines back.
+  void app.register(fastifyCompress, { global: true, threshold: 2048, customTypes: /^(application\/json|text\/html|text\/css|application\/javascript|text\/javascript)\b/ });
   if (metrics) metricsRoutes(app, metrics);
 
   // a manifest may come as YAML (or JSON) text, parsed here with the same line

@@ -37,6 +37,8 @@ export function Heatmap({ data }: { data: HeatData }) {
   const box = useRef<HTMLDivElement>(null);
   const [tip, setTip] = useState<{ x: number; y: number; text: string } | null>(null);
   const [width, setWidth] = useState(900);
+  // what the canvas shows now, for tests and benchmarks: "SITES x NODES" once drawn
+  const [drawn, setDrawn] = useState('');
   useEffect(() => {
     const el = box.current;
     if (!el) return;
@@ -100,6 +102,7 @@ export function Heatmap({ data }: { data: HeatData }) {
         g.fillText('◀', Math.min(w - 12, LABEL + (i + 1) * cell + 2), y + ROW / 2);
       }
     });
+    setDrawn(`${data.sites.length}x${n}`);
   }, [data, w, h, cell]);
   const move = (e: MouseEvent): void => {
     const r = ref.current!.getBoundingClientRect();
@@ -116,7 +119,7 @@ export function Heatmap({ data }: { data: HeatData }) {
   return (
     <div>
       <div class="heat" ref={box}>
-        <canvas ref={ref} data-testid="latency-map" aria-label={`RTT from ${data.sites.length} sites to ${n} nodes`} onMouseMove={move} onMouseLeave={() => setTip(null)} />
+        <canvas ref={ref} data-testid="latency-map" data-drawn={drawn} aria-label={`RTT from ${data.sites.length} sites to ${n} nodes`} onMouseMove={move} onMouseLeave={() => setTip(null)} />
       </div>
       <div class="legend">
         <span>RTT</span><span>0.1 ms</span>
