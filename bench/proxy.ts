@@ -8,26 +8,18 @@
 //   npm run bench:proxy -- [--requests N] [--block N]
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { numArg } from './args.js';
 import { quantile } from './stats.js';
 import { SiteProxy } from '../src/agent/proxy/proxy.js';
+import { freePort } from '../src/agent/health.js';
 
 const REQUESTS = numArg('--requests', 20_000);
 const BLOCK = numArg('--block', 500);
 const WARMUP = 2000;
 
 const UPSTREAM = `require('http').createServer((q,r)=>{r.setHeader('content-type','application/json');r.end('{"processed_data":2,"node":"edge-1","ok":1}')}).listen(+process.argv[1],'127.0.0.1',()=>console.log('up'))`;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 function child(args: string[]): Promise<ChildProcess> {
   const c = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -53,8 +45,8 @@ function get(agent: http.Agent, port: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const upPort = await freePort();
-  const proxyPort = await freePort();
+  const upPort = await freePort('127.0.0.1');
+  const proxyPort = await freePort('127.0.0.1');
   const up = await child(['-e', UPSTREAM, String(upPort)]);
   const proxy = await child([fileURLToPath(import.meta.url), '--child', String(proxyPort), String(upPort)]);
   // one kept-alive connection per path, as a client would hold one

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
+import { freePort as freePortOn } from '../src/agent/health.js';
 import { cli, cliEnv, controlPlane, pidAlive, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
 
 const cp = await controlPlane();
@@ -38,12 +39,7 @@ async function listen(host = '127.0.0.1', port = 0): Promise<net.Server> {
   return s;
 }
 const portOf = (s: net.Server) => (s.address() as net.AddressInfo).port;
-async function freePort(): Promise<number> {
-  const s = await listen();
-  const p = portOf(s);
-  await new Promise((r) => s.close(r));
-  return p;
-}
+const freePort = () => freePortOn('127.0.0.1');
 
 // each node on an address of its own, so that every proxy can take the same port
 const NODES = { e1: { site: 's1', addr: '127.0.0.2' }, e2: { site: 's2', addr: '127.0.0.3' }, e3: { site: 's3', addr: '127.0.0.4' } } as const;

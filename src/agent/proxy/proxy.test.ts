@@ -9,6 +9,7 @@ import pino from 'pino';
 import type { AppRoute } from '../../core/routes.js';
 import type { ProxyListener } from '../../core/types.js';
 import { SiteProxy } from './proxy.js';
+import { freePort as freePortOn } from '../health.js';
 
 const log = pino({ level: 'silent' });
 const servers: (http.Server | net.Server)[] = [];
@@ -27,13 +28,7 @@ async function upstream(name: string, port = 0, slow?: Promise<void>): Promise<{
   return { server, port: p, endpoint: `http://127.0.0.1:${p}` };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
+const freePort = () => freePortOn('127.0.0.1');
 
 function proxyAt() {
   const acks: { seq: number; busy: string[] }[] = [];
