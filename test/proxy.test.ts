@@ -23,6 +23,7 @@ fs.chmodSync(shared, 0o755);
 const DOWN = path.join(shared, 'down');
 const listeners: net.Server[] = [];
 const agents: AgentProc[] = [];
+const dirs: Record<string, string> = {};
 after(async () => {
   await cli(['rm', 'web'], env);
   await cli(['rm', 'other'], env);
@@ -55,6 +56,11 @@ const manifest = (o: { v?: string; replicas?: number } = {}) => ({
   ports: [{ name: 'http', container: 5000 }], health: { http: '/', intervalMs: 200 },
   expose: { port: PORT, drainS: 10 }, placement: { nodes: ['e2', 'e3'] },
 });
+
+function agentArgs(name: keyof typeof NODES): string[] {
+  dirs[name] ??= tmpDir();
+  return ['--name', name, '--site', NODES[name].site, '--runtime', 'process', '--data-dir', dirs[name]!, '--advertise', NODES[name].addr, '--bind', NODES[name].addr];
+}
 
 interface Answer { node: string; replica: string; pid: number; v: string; body: string; via: string; xff: string }
 const via = (node: keyof typeof NODES) => `http://${NODES[node].addr}:${PORT}`;
@@ -93,9 +99,7 @@ function steadyLoop(node: keyof typeof NODES = 'e1') {
 
 test('three agents at three sites, each with a proxy on its own address; the app exposed on one port everywhere', async () => {
   for (const s of ['s1', 's2', 's3']) assert.equal((await cli(['site', 'add', s, '--probe', `127.0.0.1:${portOf(await listen())}`], env)).code, 0);
-  for (const [name, n] of Object.entries(NODES)) {
-    agents.push(spawnAgent(cp, ['--name', name, '--site', n.site, '--runtime', 'process', '--data-dir', tmpDir(), '--advertise', n.addr, '--bind', n.addr]));
-  }
+  for (const [name, n] of Object.entries(NODES)) agents.push(spawnAgent(cp, agentArgs(name as keyof typeof NODES)));
   await waitFor('3 nodes', async () => (await cp.client.nodes()).filter((n) => n.state === 'ready').length === 3, 30_000);
   // one machine has no geography: declare it. From s1, e2 is nearer (5 ms) than e3 (20 ms)
   const rtt: Record<string, Record<string, number>> = { e1: { s1: 1, s2: 20, s3: 20 }, e2: { s1: 5, s2: 1, s3: 30 }, e3: { s1: 20, s2: 30, s3: 1 } };
@@ -217,4 +221,15 @@ test('a port another process holds on a node: refused there with E_PORT_IN_USE a
     const n = (await json<NodeRecord[]>(['nodes'])).find((x) => x.name === 'e3');
     return n?.proxy?.find((l) => l.app === 'other')?.state === 'listening';
   }, 20_000, 200);
+});
+
+test('an agent restarted with no control plane reachable serves its saved route table at once', async () => {
+  const e1 = agents[0]!;
+  e1.child.kill('SIGKILL');
+  await e1.exited;
+  // the same node, its control plane unreachable (nothing listens on port 1)
+  agents[0] = spawnAgent({ url: 'https://127.0.0.1:1', joinToken: cp.joinToken }, agentArgs('e1'));
+  const r = await waitFor('e1\'s proxy answers with no control plane', async () => { const x = await ask('e1').catch(() => null); return x?.status === 200 && x.json; }, 20_000, 100);
+  assert.equal(r.via, '1.1 e1');
+  assert.match(agents[0]!.output(), /serving the locally saved route table/);
 });

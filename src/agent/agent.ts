@@ -38,6 +38,7 @@ import { NodeIdentityStore, type Credentials } from './identity.js';
 import type { ServerUrls } from '../contract/client.js';
 import { SessionCache } from '../trust/session.js';
 import { SiteProxy } from './proxy/proxy.js';
+import { SavedRoutes } from './proxy/saved.js';
 import type { ProxyListener } from '../core/types.js';
 import { containersOf } from '../core/containers.js';
 
@@ -141,6 +142,7 @@ export class Agent extends EventEmitter {
       ack: (seq, busy) => { if (this.features.has('routes.ack')) this.send({ type: 'routes.ack', seq, busy }); },
       changed: (listeners) => this.reportProxy(listeners),
     }) : null;
+    this.savedRoutes = this.siteProxy && o.stateDir ? new SavedRoutes(o.stateDir) : null;
     this.execs = new ExecSessions({ driver: o.driver, node: o.name, instance: (id) => this.runners.get(id)?.instanceId ?? null, send: (m) => this.send(m), log: o.log });
     // the hub's own streams run before any assignment arrives
     if (o.hub) o.hub.hub.setStreams({ ...o.hubStreams });
@@ -149,6 +151,7 @@ export class Agent extends EventEmitter {
   private readonly uplink: Uplink | null;
   /** the site proxy for exposed apps (null: `--proxy off`); its per-window counts are in `siteProxy.counters` */
   readonly siteProxy: SiteProxy | null;
+  private readonly savedRoutes: SavedRoutes | null;
   private lastProxyReport = '';
   /** `outpost exec` sessions running here */
   private readonly execs: ExecSessions;
@@ -185,6 +188,12 @@ export class Agent extends EventEmitter {
       const grace = setTimeout(() => go('no answer from the control plane'), this.o.offlineGraceMs ?? 1500);
       this.once('disconnected', onDown);
       this.once('assigned', () => go('assigned'));
+    }
+    // the site proxy, likewise, serves the last table it was sent until the control plane sends one
+    const routes = this.savedRoutes?.load();
+    if (routes?.length) {
+      this.o.log.info({ apps: routes.length }, 'serving the locally saved route table');
+      this.siteProxy!.apply(null, routes);
     }
     this.connect();
     this.uplink?.start();
@@ -426,6 +435,7 @@ export class Agent extends EventEmitter {
         return;
       case 'routes':
         this.siteProxy?.apply(msg.seq, msg.apps);
+        try { this.savedRoutes?.save(msg.apps); } catch (err) { this.o.log.warn({ err }, 'saving the route table failed'); }
         return;
       case 'logs':
         return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail, msg.container);

@@ -107,7 +107,7 @@ const perItemUs = z.object({ process: ms, storage: ms, compute: ms });
 const appName = z.string().regex(NAME_RE);
 const listenerState = z.object({ app: appName, port: z.number().int().min(1).max(65535), protocol: z.enum(['http', 'tcp']), state: z.enum(['listening', 'refused']), error: replicaError.nullable().optional() });
 /** a site proxy's table: each exposed app with its endpoints, nearest first (src/core/routes.ts) */
-const appRoute = z.object({
+export const appRouteSchema = z.object({
   app: appName, port: z.number().int().min(1).max(65535), protocol: z.enum(['http', 'tcp']), drainMs: z.number().int().nonnegative().max(600_000),
   endpoints: z.array(z.object({ replica: str(128), node: appName, endpoint: str(512) })).max(64),
 });
@@ -217,7 +217,7 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
    * register lists `routes`); `seq` grows with every table this node is sent,
    * and the agent confirms it with routes.ack
    */
-  z.object({ type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRoute).max(1000) }),
+  z.object({ type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRouteSchema).max(1000) }),
 ]);
 
 /** The messages an agent of this version takes beyond the major's first ones (its register lists them; `routes` only with a proxy on). */

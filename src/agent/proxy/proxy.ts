@@ -52,8 +52,12 @@ export class SiteProxy {
 
   constructor(private readonly o: ProxyOptions) {}
 
-  /** Serves route table `seq`: listeners opened, changed or closed, endpoints replaced. */
-  apply(seq: number, apps: AppRoute[]): void {
+  /**
+   * Serves route table `seq`: listeners opened, changed or closed, endpoints
+   * replaced. `seq` null: a table saved on the node, served before the
+   * control plane sends one (nothing is confirmed for it).
+   */
+  apply(seq: number | null, apps: AppRoute[]): void {
     if (this.stopped) return;
     const want = new Map(apps.map((a) => [a.app, a]));
     for (const [app, l] of this.listeners) {
@@ -83,8 +87,13 @@ export class SiteProxy {
     return [...out].sort();
   }
 
-  /** A new connection to the control plane: it hears the listeners again (it sends a table afresh, which is confirmed as it comes). */
+  /**
+   * A new connection to the control plane: it hears the listeners again, and
+   * no confirmation goes to it before the table it sends (a control plane
+   * that restarted numbers tables afresh: an older number would confirm one of its own).
+   */
   reconnected(): void {
+    this.seq = null;
     this.report();
   }
 
