@@ -434,8 +434,9 @@ export class Agent extends EventEmitter {
         this.uplink?.onAck(msg.hubId, msg.seqs);
         return;
       case 'routes':
-        this.siteProxy?.apply(msg.seq, msg.apps);
-        try { this.savedRoutes?.save(msg.apps); } catch (err) { this.o.log.warn({ err }, 'saving the route table failed'); }
+        if (!this.siteProxy) return;
+        this.siteProxy.apply(msg.seq, msg.apps, { whole: msg.whole ?? false, removed: msg.removed });
+        try { this.savedRoutes?.save(this.siteProxy.table()); } catch (err) { this.o.log.warn({ err }, 'saving the route table failed'); }
         return;
       case 'logs':
         return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail, msg.container);

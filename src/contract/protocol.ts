@@ -213,11 +213,16 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   /** the session's client is gone: kill its command and what it started */
   z.object({ type: z.literal('exec.cancel'), sid }),
   /**
-   * the node's site proxy table, whole, when it changed (only to agents whose
-   * register lists `routes`); `seq` grows with every table this node is sent,
-   * and the agent confirms it with routes.ack
+   * the node's site proxy table when it changed (only to agents whose
+   * register lists `routes`): whole (`whole`) first on each connection, then
+   * the apps whose entry changed and those no longer served (`removed`).
+   * `seq` grows with every table this node is sent; the agent confirms it
+   * with routes.ack
    */
-  z.object({ type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRouteSchema).max(1000) }),
+  z.object({
+    type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRouteSchema).max(1000),
+    removed: z.array(appName).max(1000).optional(), whole: z.boolean().optional(),
+  }),
 ]);
 
 /** The messages an agent of this version takes beyond the major's first ones (its register lists them; `routes` only with a proxy on). */

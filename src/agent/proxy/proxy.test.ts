@@ -150,3 +150,23 @@ test('tcp: each connection is piped to the nearest endpoint that accepts one; no
   assert.equal(closed, 'closed');
   await p.stop();
 });
+
+test('a table that names only what changed keeps the other apps\' listeners; an app removed closes its own', async () => {
+  const [a, b] = [await upstream('a'), await upstream('b')];
+  const [p1, p2] = [await freePort(), await freePort()];
+  const { p, listeners } = proxyAt();
+  const two = (ea: string, eb: string): AppRoute[] => [
+    { app: 'one', port: p1, protocol: 'http', drainMs: 0, endpoints: [{ replica: 'a-0-0', node: 'a', endpoint: ea }] },
+    { app: 'two', port: p2, protocol: 'http', drainMs: 0, endpoints: [{ replica: 'b-0-0', node: 'b', endpoint: eb }] },
+  ];
+  p.apply(1, two(a.endpoint, b.endpoint));
+  await until(() => listeners().length === 2 && listeners().every((l) => l.state === 'listening'));
+  p.apply(2, [two(b.endpoint, b.endpoint)[0]!], { whole: false });
+  assert.equal((await get(p1)).json.name, 'b', 'one changed');
+  assert.equal((await get(p2)).json.name, 'b', 'two kept as it was');
+  assert.deepEqual(p.table().map((x) => x.app), ['one', 'two']);
+  p.apply(3, [], { whole: false, removed: ['two'] });
+  await assert.rejects(get(p2));
+  assert.deepEqual(p.table().map((x) => x.app), ['one']);
+  await p.stop();
+});

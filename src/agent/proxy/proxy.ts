@@ -43,6 +43,8 @@ interface Listener {
 
 export class SiteProxy {
   private readonly listeners = new Map<string, Listener>();
+  /** the entry each listener serves */
+  private readonly routes = new Map<string, AppRoute>();
   /** listeners closed while requests to their endpoints were in flight */
   private readonly closing = new Set<Upstreams>();
   private seq: number | null = null;
@@ -53,25 +55,34 @@ export class SiteProxy {
   constructor(private readonly o: ProxyOptions) {}
 
   /**
-   * Serves route table `seq`: listeners opened, changed or closed, endpoints
-   * replaced. `seq` null: a table saved on the node, served before the
-   * control plane sends one (nothing is confirmed for it).
+   * Serves route table `seq`: `apps` whole (`whole`), or the entries that
+   * changed and the apps no longer served (`removed`); listeners opened,
+   * changed or closed, endpoints replaced. `seq` null: a table saved on the
+   * node, served before the control plane sends one (nothing is confirmed).
    */
-  apply(seq: number | null, apps: AppRoute[]): void {
+  apply(seq: number | null, apps: AppRoute[], o: { whole: boolean; removed?: string[] } = { whole: true }): void {
     if (this.stopped) return;
     const want = new Map(apps.map((a) => [a.app, a]));
+    const gone = new Set(o.removed ?? []);
     for (const [app, l] of this.listeners) {
       const a = want.get(app);
-      if (!a || a.port !== l.state.port || a.protocol !== l.state.protocol) this.close(app, l);
+      if (a ? a.port !== l.state.port || a.protocol !== l.state.protocol : o.whole || gone.has(app)) this.close(app, l);
     }
     for (const a of apps) {
       const l = this.listeners.get(a.app) ?? this.open(a);
       l.upstreams.set(a.endpoints, a.drainMs);
+      this.routes.set(a.app, a);
     }
+    for (const app of [...this.routes.keys()]) if (!this.listeners.has(app)) this.routes.delete(app);
     this.seq = seq;
     this.lastAck = '';
     this.confirm();
     this.report();
+  }
+
+  /** The table served now, whole (what the agent keeps on disk). */
+  table(): AppRoute[] {
+    return [...this.routes.values()].sort((a, b) => (a.app < b.app ? -1 : 1));
   }
 
   /** The listeners as they stand (those whose first attempt to listen has not settled yet are left out). */

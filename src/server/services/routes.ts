@@ -8,11 +8,16 @@
 // moves); an exposed app's spec; the site list. An RTT report that keeps the
 // order recomputes one app's ranking and sends nothing.
 //
+// A node is sent its whole table when it connects, and after that only the
+// apps whose entry changed (and those it no longer serves): a replica that
+// turns unready costs each node one app's entry, not its whole table.
+//
 // Each node's tables are numbered (`seq`); its agent confirms the one it
 // serves with routes.ack, naming the dropped replicas it still has requests
-// in flight to. A replica is "held" by a node from the first table with it
-// until the node confirmed a later table without it and finished its
-// requests: a drain waits for no holder (src/core/drain.ts).
+// in flight to. A replica is "held" by a node while the table the node was
+// sent lists it, and after that until the node confirmed the table that
+// dropped it and finished its requests: a drain waits for no holder
+// (src/core/drain.ts).
 import type { AppRoute } from '../../core/routes.js';
 import { appRoute, routeKey, vantageOf } from '../../core/routes.js';
 import type { AppRecord, NodeRecord, ReplicaRecord } from '../../core/types.js';
@@ -21,16 +26,21 @@ import type { State } from '../state.js';
 
 interface Table {
   apps: Map<string, AppRoute>;
-  key: string;
+  /** each entry's routeKey */
+  keys: Map<string, string>;
 }
 
 interface Peer {
   /** the table numbers this node was sent (this process's count) */
   seq: number;
-  /** the key of the last table sent (null: send the next whole, a fresh connection) */
-  sentKey: string | null;
-  /** replica -> the last seq of a table with it that this node was sent */
-  held: Map<string, number>;
+  /** the next table goes whole (a new connection) */
+  whole: boolean;
+  /** what the node was sent, by app: the key of each entry */
+  sent: Map<string, string>;
+  /** the replicas in what it was sent */
+  has: Set<string>;
+  /** replicas its tables dropped -> the seq that dropped them, until it confirms that table with nothing in flight to them */
+  dropped: Map<string, number>;
 }
 
 /** A record as a commit or another instance changed it. */
@@ -114,10 +124,10 @@ export class Routes {
     if (!this.built) { this.all = false; this.dirtyApps.clear(); this.dirtyNodes.clear(); return; }
     const changed = new Set<string>();
     if (this.all) {
-      const before = new Map([...this.vantage].map(([n, v]) => [n, this.tables.get(v)?.key]));
+      // the site list changed (rare): every node is looked at; one whose entries are all as sent is sent nothing
+      const before = [...this.vantage.keys()];
       this.build();
-      for (const [n, v] of this.vantage) if (before.get(n) !== this.tables.get(v)?.key) changed.add(n);
-      for (const n of before.keys()) if (!this.vantage.has(n)) changed.add(n);
+      for (const n of [...before, ...this.vantage.keys()]) changed.add(n);
     } else {
       const apps = [...this.dirtyApps];
       const sites = this.siteNames();
@@ -133,7 +143,6 @@ export class Routes {
         let touched = false;
         for (const a of apps) touched = this.rank(t, v, a) || touched;
         if (!touched) continue;
-        t.key = tableKey(t);
         for (const n of this.members.get(v) ?? []) changed.add(n);
       }
     }
@@ -171,9 +180,8 @@ export class Routes {
     if (!m) this.members.set(v, (m = new Set()));
     m.add(node);
     if (!this.tables.has(v)) {
-      const t: Table = { apps: new Map(), key: '' };
+      const t: Table = { apps: new Map(), keys: new Map() };
       for (const a of this.state.list('apps')) if (a.spec.expose) this.rank(t, v, a.name);
-      t.key = tableKey(t);
       this.tables.set(v, t);
     }
   }
@@ -181,36 +189,44 @@ export class Routes {
   /** One app's entry in one vantage's table; answers whether it changed. */
   private rank(t: Table, v: string, app: string): boolean {
     const rec = this.state.app(app);
-    const was = t.apps.get(app);
-    if (!rec?.spec.expose) return t.apps.delete(app);
+    if (!rec?.spec.expose) { t.keys.delete(app); return t.apps.delete(app); }
     this.stats.rankings++;
     const next = appRoute(v, rec, this.state.appReplicas(app), (n) => this.state.node(n));
-    if (was && routeKey(was) === routeKey(next)) return false;
+    const key = routeKey(next);
+    if (t.keys.get(app) === key) return false;
     t.apps.set(app, next);
+    t.keys.set(app, key);
     return true;
   }
 
   /**
-   * The table to send a node, numbered, or null when it has the current one
-   * (unchanged since it was last sent on this connection). Records what the
-   * node holds from now on.
+   * What to send a node, numbered: its whole table (`whole`) after it
+   * connected, else the entries that changed since it was last sent one and
+   * the apps it no longer serves; null when nothing changed. Records what
+   * the node holds from now on.
    */
-  next(node: string): { seq: number; apps: AppRoute[] } | null {
+  next(node: string): { seq: number; apps: AppRoute[]; removed: string[]; whole: boolean } | null {
     if (!this.built) this.build();
     // a node that registered a moment ago: placed now, not after its record's commit
     const rec = this.state.node(node);
     if (!this.vantage.has(node) && rec) this.move(node, vantageOf(rec, this.siteNames()));
     const v = this.vantage.get(node);
-    const t = v === undefined ? undefined : this.tables.get(v);
+    const t = (v === undefined ? undefined : this.tables.get(v)) ?? { apps: new Map<string, AppRoute>(), keys: new Map<string, string>() };
     const peer = this.peer(node);
-    const key = t?.key ?? '';
-    if (peer.sentKey === key) return null;
-    peer.sentKey = key;
+    const whole = peer.whole;
+    const apps = [...t.apps.values()].filter((a) => whole || peer.sent.get(a.app) !== t.keys.get(a.app)).sort((a, b) => (a.app < b.app ? -1 : 1));
+    const removed = whole ? [] : [...peer.sent.keys()].filter((a) => !t.apps.has(a)).sort();
+    if (!whole && apps.length === 0 && removed.length === 0) return null;
     peer.seq++;
-    const apps = t ? [...t.apps.values()].sort((a, b) => (a.app < b.app ? -1 : 1)) : [];
-    for (const a of apps) for (const e of a.endpoints) peer.held.set(e.replica, peer.seq);
+    peer.whole = false;
+    peer.sent = new Map(t.keys);
+    const has = new Set<string>();
+    for (const a of t.apps.values()) for (const e of a.endpoints) has.add(e.replica);
+    for (const r of peer.has) if (!has.has(r)) peer.dropped.set(r, peer.seq);
+    for (const r of has) peer.dropped.delete(r);
+    peer.has = has;
     this.stats.sent++;
-    return { seq: peer.seq, apps };
+    return { seq: peer.seq, apps, removed, whole };
   }
 
   /** A node's proxy serves table `seq`, with requests still in flight to `busy` (replicas no longer in it). */
@@ -219,8 +235,8 @@ export class Routes {
     if (!peer || seq > peer.seq) return;
     const still = new Set(busy);
     const released: string[] = [];
-    for (const [r, last] of peer.held) {
-      if (last < seq && !still.has(r)) { peer.held.delete(r); released.push(r); }
+    for (const [r, at] of peer.dropped) {
+      if (at <= seq && !still.has(r)) { peer.dropped.delete(r); released.push(r); }
     }
     if (released.length) for (const f of this.releasers) f(released);
   }
@@ -228,7 +244,7 @@ export class Routes {
   /** A new connection from the node: its next table is sent whole (what it holds stays held until it confirms one). */
   connected(node: string): void {
     this.here.add(node);
-    this.peer(node).sentKey = null;
+    this.peer(node).whole = true;
   }
 
   disconnected(node: string): void {
@@ -248,7 +264,7 @@ export class Routes {
   /** The nodes that may still send `replica` requests, or have some in flight to it. */
   holders(replica: string): string[] {
     const out: string[] = [];
-    for (const [n, p] of this.peers) if (p.held.has(replica)) out.push(n);
+    for (const [n, p] of this.peers) if (p.has.has(replica) || p.dropped.has(replica)) out.push(n);
     return out;
   }
 
@@ -257,18 +273,15 @@ export class Routes {
     const p = this.peers.get(node);
     if (!p) return;
     this.peers.delete(node);
-    if (p.held.size) for (const f of this.releasers) f([...p.held.keys()]);
+    const held = [...p.has, ...p.dropped.keys()];
+    if (held.length) for (const f of this.releasers) f(held);
   }
 
   private peer(node: string): Peer {
     let p = this.peers.get(node);
-    if (!p) this.peers.set(node, (p = { seq: 0, sentKey: null, held: new Map() }));
+    if (!p) this.peers.set(node, (p = { seq: 0, whole: true, sent: new Map(), has: new Set(), dropped: new Map() }));
     return p;
   }
-}
-
-function tableKey(t: Table): string {
-  return [...t.apps.values()].map(routeKey).sort().join('\n');
 }
 
 /** what of a replica a table depends on */
