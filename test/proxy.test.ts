@@ -209,6 +209,7 @@ test('a port another process holds on a node: refused there with E_PORT_IN_USE a
   }, 20_000, 100);
   assert.equal(refused.error?.code, 'E_PORT_IN_USE');
   assert.match(refused.error!.message, new RegExp(`port ${port} on 127.0.0.4 is in use by another process`));
+  assert.match((await cli(['nodes'], env)).stdout, new RegExp(`e3 .*other:${port} E_PORT_IN_USE`), 'outpost nodes shows it');
   const ev = await waitFor('the event', async () => (await cp.cp.events.list({ app: 'other' })).events.find((e) => e.type === 'proxy.refused'));
   assert.equal(ev.node, 'e3');
   // e1 serves it (no replica: 503 E_NO_ENDPOINT, "none is ready"), and e3's agent kept running
