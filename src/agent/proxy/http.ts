@@ -92,9 +92,10 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
         if (over) return;
         over = true;
         release();
-        // the replica broke off mid-answer: the client's connection goes too (it cannot tell a cut body from a whole one)
-        if (broken) return fail('', u.node);
-        ctx.record({ node: u.node, status: ures.statusCode ?? null, error: false, connectMs, firstByteMs, totalMs: performance.now() - t0 });
+        // the replica broke off mid-answer: the client's connection goes too (it cannot tell a cut body from a whole one);
+        // a client that left mid-answer is no failure of the proxy's
+        if (broken && !clientGone) return fail('', u.node);
+        ctx.record({ node: u.node, status: broken ? null : ures.statusCode ?? null, error: false, connectMs, firstByteMs, totalMs: performance.now() - t0 });
       };
       ures.on('end', () => end(false));
       ures.on('aborted', () => end(true));
