@@ -11,7 +11,11 @@ const LOG_G = Math.log(GROWTH);
 /** values at or below this (1 us) count in the zero bucket */
 export const MIN_MS = 0.001;
 
-/** A sketch as it travels: its counts, sum and max, and its buckets as [index, count] pairs by index. */
+/**
+ * A sketch as it travels: its count, sum and max, and its buckets densely
+ * from the lowest used: `c[k]` counts bucket `o + k` (a window's latencies
+ * sit in a few dozen neighbouring buckets, so this is shorter than pairs).
+ */
 export interface SketchDoc {
   n: number;
   /** ms */
@@ -20,7 +24,9 @@ export interface SketchDoc {
   max: number;
   /** values <= MIN_MS */
   zero: number;
-  buckets: [number, number][];
+  /** the index of c[0] */
+  o: number;
+  c: number[];
 }
 
 export class LogHistogram {
@@ -41,7 +47,7 @@ export class LogHistogram {
   }
 
   merge(o: LogHistogram | SketchDoc): void {
-    const buckets = o instanceof LogHistogram ? o.counts : new Map(o.buckets);
+    const buckets = o instanceof LogHistogram ? o.counts : new Map(o.c.map((c, k) => [o.o + k, c] as [number, number]).filter(([, c]) => c > 0));
     for (const [i, c] of buckets) this.counts.set(i, (this.counts.get(i) ?? 0) + c);
     this.n += o.n;
     this.sum += o.sum;
@@ -69,7 +75,15 @@ export class LogHistogram {
   }
 
   toJSON(): SketchDoc {
-    return { n: this.n, sum: round3(this.sum), max: round3(this.max), zero: this.zero, buckets: [...this.counts].sort((a, b) => a[0] - b[0]) };
+    const idx = [...this.counts.keys()];
+    const o = idx.length ? Math.min(...idx) : 0;
+    const c = idx.length ? Array.from({ length: Math.max(...idx) - o + 1 }, (_, k) => this.counts.get(o + k) ?? 0) : [];
+    return { n: this.n, sum: round3(this.sum), max: round3(this.max), zero: this.zero, o, c };
+  }
+
+  /** buckets in use */
+  get buckets(): number {
+    return this.counts.size;
   }
 
   static from(doc: SketchDoc): LogHistogram {
