@@ -7,12 +7,14 @@
 // idempotent request whose kept-alive connection the replica closed before it
 // answered (it may have been closing it as the request left: RFC 9110 9.2.2).
 // When no endpoint answers: 503 with `{"error":{"code":"E_NO_ENDPOINT",...}}`.
+// An upgrade (WebSocket) goes to the nearest endpoint that accepts a
+// connection, its request head written as received (x-forwarded-for and via
+// added), and is then piped both ways.
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Outcome } from './counters.js';
 import type { Upstream, Upstreams } from './upstreams.js';
-
-export const CONNECT_TIMEOUT_MS = 1000;
+import { CONNECT_TIMEOUT_MS, connectFirst, splice } from './tcp.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1): never forwarded. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
@@ -28,6 +30,7 @@ export interface HttpContext {
 
 export function httpServer(ctx: HttpContext): http.Server {
   const server = http.createServer({ keepAliveTimeout: 5000, noDelay: true }, (req, res) => forward(ctx, req, res));
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => upgrade(ctx, req, socket, head));
   // a client that sends garbage gets 400 and its connection closed, as Node answers by default
   server.on('clientError', (_e, socket: Socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); else socket.destroy(); });
   return server;
@@ -52,7 +55,7 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
     ctx.record({ node, status: res.headersSent ? null : 503, error: true, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
     if (clientGone) return;
     if (res.headersSent) return void res.destroy();
-    const body = JSON.stringify({ error: { code: 'E_NO_ENDPOINT', message: `no endpoint of ${ctx.app} answered${why}` } });
+    const body = noEndpoint(ctx.app, why);
     res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), via: `1.1 ${ctx.node}` });
     res.end(body);
   };
@@ -118,9 +121,38 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
   attempt(0);
 }
 
-/** The client's headers less hop-by-hop ones, with x-forwarded-* and via added (raw: repeated headers stay as sent). */
-function requestHeaders(req: http.IncomingMessage, node: string): string[] {
-  const drop = hopByHop(req.headers.connection);
+/** An upgrade: piped to the nearest endpoint that accepts a connection once its request head is written; none: 503 E_NO_ENDPOINT. */
+function upgrade(ctx: HttpContext, req: http.IncomingMessage, client: Socket, head: Buffer): void {
+  const t0 = performance.now();
+  client.on('error', () => {});
+  // what the client sends after its head waits for the replica's connection
+  client.pause();
+  connectFirst(ctx.upstreams, client, (c, tried) => {
+    if (!c) {
+      ctx.record({ node: '', status: 503, error: true, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
+      const body = noEndpoint(ctx.app, tried.length ? ` (tried ${tried.join('; ')})` : ': none is ready');
+      return void client.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    }
+    const h = requestHeaders(req, ctx.node, true);
+    let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+    for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
+    c.sock.write(`${text}\r\n`);
+    if (head.length) c.sock.write(head);
+    splice(ctx, client, c, t0);
+  });
+}
+
+function noEndpoint(app: string, why: string): string {
+  return JSON.stringify({ error: { code: 'E_NO_ENDPOINT', message: `no endpoint of ${app} answered${why}` } });
+}
+
+/**
+ * The client's headers less hop-by-hop ones (an upgrade keeps its Connection
+ * and Upgrade: they are what it asks the replica), with x-forwarded-* and via
+ * added (raw: repeated headers stay as sent).
+ */
+function requestHeaders(req: http.IncomingMessage, node: string, upgrading = false): string[] {
+  const drop = upgrading ? new Set([...hopByHop(req.headers.connection)].filter((k) => k !== 'connection' && k !== 'upgrade')) : hopByHop(req.headers.connection);
   const out: string[] = [];
   const raw = req.rawHeaders;
   let xff: string | null = null;

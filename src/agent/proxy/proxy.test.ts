@@ -170,3 +170,27 @@ test('a table that names only what changed keeps the other apps\' listeners; an 
   assert.deepEqual(p.table().map((x) => x.app), ['one']);
   await p.stop();
 });
+
+test('http: an upgrade (WebSocket) is piped to the nearest endpoint that accepts one, its headers forwarded', async () => {
+  const { WebSocketServer, default: WebSocket } = await import('ws');
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((r) => wss.once('listening', r));
+  let via = '';
+  wss.on('connection', (ws, req) => { via = String(req.headers.via); ws.on('message', (m) => ws.send(`echo ${m}`)); });
+  const dead = await freePort();
+  const port = await freePort();
+  const { p, listeners } = proxyAt();
+  p.apply(1, route(port, [{ replica: 'x-0-0', endpoint: `http://127.0.0.1:${dead}` }, { replica: 'w-1-1', endpoint: `http://127.0.0.1:${(wss.address() as net.AddressInfo).port}` }]));
+  await until(() => listeners()[0]?.state === 'listening');
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/chat`);
+  const got = await new Promise<string>((resolve, reject) => {
+    ws.on('open', () => ws.send('hi'));
+    ws.on('message', (m) => resolve(String(m)));
+    ws.on('error', reject);
+  });
+  assert.equal(got, 'echo hi');
+  assert.equal(via, '1.1 edge-1');
+  ws.close();
+  wss.close();
+  await p.stop();
+});
