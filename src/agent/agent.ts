@@ -38,6 +38,10 @@ import { LogPacer } from './log-pacer.js';
 import { NodeIdentityStore, type Credentials } from './identity.js';
 import type { ServerUrls } from '../contract/client.js';
 import { SessionCache } from '../trust/session.js';
+import { SiteProxy } from './proxy/proxy.js';
+import { SavedRoutes } from './proxy/saved.js';
+import type { ProxyListener } from '../core/types.js';
+import { containersOf } from '../core/containers.js';
 
 export interface AgentOptions {
   /** the control plane's URL, or its instances' (all http:// or all https://) */
@@ -79,6 +83,8 @@ export interface AgentOptions {
   hubNames?: string[] | null;
   /** what replicas may reach of this node (devices, host paths, privileges); none: nothing */
   policy?: NodePolicy;
+  /** run the site proxy for exposed apps (`--proxy`; off: the control plane sends this node no route tables) */
+  proxy?: boolean;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -132,12 +138,23 @@ export class Agent extends EventEmitter {
     this.identity = new NodeIdentityStore(o.identityDir, o.name, o.server, o.joinToken, o.hub ? o.hubNames ?? null : null);
     this.servers = this.identity.servers;
     this.uplink = o.hub ? new Uplink(o.hub.hub, (m) => this.send(m), () => this.connected) : null;
+    this.siteProxy = o.proxy ? new SiteProxy({
+      host: o.bindHost, node: o.name, log: o.log,
+      // both only to a control plane that takes them (its welcome lists them)
+      ack: (seq, busy) => { if (this.features.has('routes.ack')) this.send({ type: 'routes.ack', seq, busy }); },
+      changed: (listeners) => this.reportProxy(listeners),
+    }) : null;
+    this.savedRoutes = this.siteProxy && o.stateDir ? new SavedRoutes(o.stateDir) : null;
     this.execs = new ExecSessions({ driver: o.driver, node: o.name, instance: (id) => this.runners.get(id)?.instanceId ?? null, send: (m) => this.send(m), log: o.log });
     // the hub's own streams run before any assignment arrives
     if (o.hub) o.hub.hub.setStreams({ ...o.hubStreams });
   }
 
   private readonly uplink: Uplink | null;
+  /** the site proxy for exposed apps (null: `--proxy off`); its per-window counts are in `siteProxy.counters` */
+  readonly siteProxy: SiteProxy | null;
+  private readonly savedRoutes: SavedRoutes | null;
+  private lastProxyReport = '';
   /** `outpost exec` sessions running here */
   private readonly execs: ExecSessions;
   private readonly identity: NodeIdentityStore;
@@ -173,6 +190,12 @@ export class Agent extends EventEmitter {
       const grace = setTimeout(() => go('no answer from the control plane'), this.o.offlineGraceMs ?? 1500);
       this.once('disconnected', onDown);
       this.once('assigned', () => go('assigned'));
+    }
+    // the site proxy, likewise, serves the last table it was sent until the control plane sends one
+    const routes = this.savedRoutes?.load();
+    if (routes?.length) {
+      this.o.log.info({ apps: routes.length }, 'serving the locally saved route table');
+      this.siteProxy!.apply(null, routes);
     }
     this.connect();
     this.uplink?.start();
@@ -228,6 +251,7 @@ export class Agent extends EventEmitter {
     for (const c of this.logCancels.values()) c();
     this.execs.cancelAll('the agent stops');
     this.ws?.terminate();
+    await this.siteProxy?.stop();
     await this.applying;
     if (opts.removeWorkloads) {
       await Promise.all([...this.runners.values()].map((r) => r.stop()));
@@ -377,7 +401,8 @@ export class Agent extends EventEmitter {
       // devices are found at each connection: one plugged in later counts from the next
       policy: this.o.policy ?? NO_POLICY, devices: allowedDevices((this.o.policy ?? NO_POLICY).devices),
     };
-    this.send({ type: 'register', node, features: [...AGENT_FEATURES] });
+    // route tables only to a node that runs a proxy
+    this.send({ type: 'register', node, features: AGENT_FEATURES.filter((f) => f !== 'routes' || this.siteProxy) });
   }
 
   private onMessage(msg: ServerToAgent): void {
@@ -396,6 +421,8 @@ export class Agent extends EventEmitter {
         const statuses = [...this.runners.values()].map((r) => r.status);
         if (statuses.length > 0) this.send({ type: 'status', replicas: statuses });
         this.uplink?.reset();
+        this.lastProxyReport = '';
+        this.siteProxy?.reconnected();
         this.emit('connected');
         return;
       }
@@ -410,6 +437,11 @@ export class Agent extends EventEmitter {
         return;
       case 'windows.ack':
         this.uplink?.onAck(msg.hubId, msg.seqs);
+        return;
+      case 'routes':
+        if (!this.siteProxy) return;
+        this.siteProxy.apply(msg.seq, msg.apps, { whole: msg.whole ?? false, removed: msg.removed });
+        try { this.savedRoutes?.save(this.siteProxy.table()); } catch (err) { this.o.log.warn({ err }, 'saving the route table failed'); }
         return;
       case 'logs':
         return this.startLogs(msg.reqId, msg.replicaId, msg.follow, msg.tail, msg.container);
@@ -516,6 +548,8 @@ export class Agent extends EventEmitter {
     }
     for (const a of want.values()) {
       if (this.runners.has(a.id)) continue;
+      // a replica of the same app draining here on the same fixed ports: this one starts once it is stopped (the next set)
+      if (this.portsCollide(a, want)) continue;
       const runner = new ReplicaRunner(a, {
         driver: this.o.driver, secretFiles: this.secretFiles, configFiles: this.configFiles, identity: this.workload, node: this.o.name, bindHost: this.o.bindHost, advertise: this.o.advertise, env: this.hubEnv(), log: this.o.log,
         report: (s, pulled) => {
@@ -538,6 +572,23 @@ export class Agent extends EventEmitter {
       }
     }
     this.emit('applied', assignments.length);
+  }
+
+  /**
+   * Whether a new replica would take the ports of a replica of its app that
+   * drains on this node: on the host's network a port is the container's
+   * own, so the two cannot both listen (elsewhere each gets a free port).
+   */
+  private portsCollide(a: Assignment, want: Map<string, Assignment>): boolean {
+    const fixed = this.o.driver.hostNetwork || containersOf(a.spec).some((c) => c.networkMode === 'host');
+    return fixed && [...this.runners.values()].some((r) => r.a.app === a.app && want.get(r.a.id)?.draining);
+  }
+
+  /** The site proxy's listeners to the control plane, when they changed (and after each reconnect). */
+  private reportProxy(listeners: ProxyListener[]): void {
+    const key = JSON.stringify(listeners);
+    if (key === this.lastProxyReport || !this.features.has('proxy')) return;
+    if (this.send({ type: 'proxy', listeners })) this.lastProxyReport = key;
   }
 
   /** Measures RTT to every site now, reports it, and schedules the next round. */

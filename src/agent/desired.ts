@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Assignment } from '../core/types.js';
 import { z } from 'zod';
-import { ensurePrivateDir } from '../files/private.js';
+import { ensurePrivateDir, writePrivateAtomic } from '../files/private.js';
 import { assignmentSchema } from '../contract/protocol.js';
 import { KEY_BYTES, open, seal } from '../core/secretbox.js';
 
@@ -96,14 +96,6 @@ export class DesiredStore {
     for (const a of assignments) if (a.secrets?.length) secrets[a.id] = a.secrets;
     const sealed = Object.keys(secrets).length > 0 ? seal(this.nodeKey(true)!, Buffer.from(JSON.stringify(secrets)), AAD) : undefined;
     const bare = assignments.map(({ secrets: _s, ...a }) => a);
-    const tmp = `${this.file}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify({ assignments: bare, savedAt: now, ...(sealed ? { sealed } : {}) }));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.file);
+    writePrivateAtomic(this.file, JSON.stringify({ assignments: bare, savedAt: now, ...(sealed ? { sealed } : {}) }));
   }
 }

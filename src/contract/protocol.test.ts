@@ -53,3 +53,28 @@ test('an agent says which newer messages it takes; volumes.remove and a log requ
   const logs = parseServerMessage(JSON.stringify({ type: 'logs', reqId: 'r', replicaId: 'shop-0-1', follow: false, tail: 10, container: 'db' }));
   assert.ok(logs.ok && logs.msg.type === 'logs' && logs.msg.container === 'db');
 });
+
+test('site proxy messages: tables and their confirmations are bounded and checked field by field', () => {
+  const ep = { replica: 'web-0-0', node: 'edge-a', endpoint: 'http://10.0.0.1:5000' };
+  const table = { type: 'routes', seq: 3, apps: [{ app: 'web', port: 8080, protocol: 'http', drainMs: 5000, endpoints: [ep] }], removed: ['old'], whole: false };
+  assert.ok(parseServerMessage(JSON.stringify(table)).ok);
+  const bad: [unknown, string][] = [
+    [{ ...table, apps: [{ ...table.apps[0], port: 0 }] }, 'apps.0.port'],
+    [{ ...table, apps: [{ ...table.apps[0], protocol: 'udp' }] }, 'apps.0.protocol'],
+    [{ ...table, apps: [{ ...table.apps[0], endpoints: Array.from({ length: 65 }, () => ep) }] }, 'apps.0.endpoints'],
+    [{ ...table, removed: ['Not A Name'] }, 'removed.0'],
+    [{ ...table, seq: -1 }, 'seq'],
+  ];
+  for (const [msg, p] of bad) {
+    const r = parseServerMessage(JSON.stringify(msg));
+    assert.ok(!r.ok && r.code === 'E_INVALID' && r.path === p, `${p}: ${JSON.stringify(r).slice(0, 200)}`);
+  }
+  assert.ok(parseAgentMessage(JSON.stringify({ type: 'routes.ack', seq: 3, busy: ['web-0-0'] })).ok);
+  const ack = parseAgentMessage(JSON.stringify({ type: 'routes.ack', seq: 3 }));
+  assert.ok(!ack.ok && ack.path === 'busy');
+  const listener = { app: 'web', port: 8080, protocol: 'http', state: 'refused', error: { code: 'E_PORT_IN_USE', message: 'port 8080 is in use' } };
+  assert.ok(parseAgentMessage(JSON.stringify({ type: 'proxy', listeners: [listener] })).ok);
+  const st = parseAgentMessage(JSON.stringify({ type: 'proxy', listeners: [{ ...listener, state: 'on fire' }] }));
+  assert.ok(!st.ok && st.path === 'listeners.0.state');
+  assert.ok(AGENT_FEATURES.includes('routes'));
+});

@@ -104,6 +104,13 @@ export const hubStatsSchema = z.object({
 });
 
 const perItemUs = z.object({ process: ms, storage: ms, compute: ms });
+const appName = z.string().regex(NAME_RE);
+const listenerState = z.object({ app: appName, port: z.number().int().min(1).max(65535), protocol: z.enum(['http', 'tcp']), state: z.enum(['listening', 'refused']), error: replicaError.nullable().optional() });
+/** a site proxy's table: each exposed app with its endpoints, nearest first (src/core/routes.ts) */
+export const appRouteSchema = z.object({
+  app: appName, port: z.number().int().min(1).max(65535), protocol: z.enum(['http', 'tcp']), drainMs: z.number().int().nonnegative().max(600_000),
+  endpoints: z.array(z.object({ replica: str(128), node: appName, endpoint: str(512) })).max(64),
+});
 const windowDoc = boundedRecord(z.union([num, str(256), z.null()]), 64, str(64));
 
 export const agentToServerSchema = z.discriminatedUnion('type', [
@@ -130,6 +137,13 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('exec.ack'), sid, bytes: z.number().int().nonnegative() }),
   /** an exec session ended: its command's exit code (128 + N for signal N), or null with why it could not run */
   z.object({ type: z.literal('exec.exit'), sid, code: z.number().int().min(0).max(255).nullable(), error: replicaError.optional() }),
+  /**
+   * the site proxy serves route table `seq`; `busy`: replicas no longer in it
+   * that still have requests in flight here (sent again, shorter, as they finish)
+   */
+  z.object({ type: z.literal('routes.ack'), seq: z.number().int().nonnegative(), busy: z.array(str(128)).max(MAX_LIST) }),
+  /** the site proxy's listeners, whole, whenever one changes (a port in use: refused, tried again) */
+  z.object({ type: z.literal('proxy'), listeners: z.array(listenerState).max(1000) }),
 ]);
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
@@ -146,6 +160,8 @@ export const assignmentSchema = z.object({
     name: z.string().regex(NAME_RE), version: z.number().int().positive(), value: z.string().max(90_000),
     env: str(256).optional(), file: str(4096).optional(),
   }).strict()).max(64).optional(),
+  /** retired, draining: keep it running until it leaves the set */
+  draining: z.boolean().optional(),
 });
 
 /** the public key of workload identity tokens, as a JWK */
@@ -196,10 +212,21 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('exec.ack'), sid, bytes: z.number().int().nonnegative() }),
   /** the session's client is gone: kill its command and what it started */
   z.object({ type: z.literal('exec.cancel'), sid }),
+  /**
+   * the node's site proxy table when it changed (only to agents whose
+   * register lists `routes`): whole (`whole`) first on each connection, then
+   * the apps whose entry changed and those no longer served (`removed`).
+   * `seq` grows with every table this node is sent; the agent confirms it
+   * with routes.ack
+   */
+  z.object({
+    type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRouteSchema).max(1000),
+    removed: z.array(appName).max(1000).optional(), whole: z.boolean().optional(),
+  }),
 ]);
 
-/** The messages an agent of this version takes beyond the major's first ones (its register lists them). */
-export const AGENT_FEATURES = ['volumes.remove', 'exec'] as const;
+/** The messages an agent of this version takes beyond the major's first ones (its register lists them; `routes` only with a proxy on). */
+export const AGENT_FEATURES = ['volumes.remove', 'exec', 'routes'] as const;
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;
 

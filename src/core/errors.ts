@@ -57,6 +57,8 @@ export const ERRORS = {
   E_DIGEST_MISMATCH: { status: 500, seen: 'replica, CLI', meaning: 'the pulled image\'s digest is not the one the manifest pins (`image@sha256:...`); nothing was started' },
   E_COMPOSE_UNSUPPORTED: { status: 400, seen: 'CLI', meaning: '`outpost convert` or `deploy -f` of a Compose file: a field Outpost cannot honour (`ipc`, `extends`, a second network, `service_completed_successfully`, ...); the message names its Compose path and line, and every other such field after it. Nothing is deployed' },
   E_BUILD_FAILED: { status: 500, seen: 'CLI', meaning: '`outpost deploy -f` of a Compose file with `build:`: the engine could not build the service\'s image, or the registry refused its push; the message names the service and has the engine\'s words' },
+  E_NO_ENDPOINT: { status: 503, seen: 'site proxy', meaning: 'a node\'s site proxy (`expose`) had no endpoint of the app that answered: none ready, or every one refused or timed out the connect (the message names those tried); it answers again as soon as one returns. A TCP proxy closes the connection instead' },
+  E_PORT_IN_USE: { status: 409, seen: 'node (`outpost nodes --json`: `proxy`), events', meaning: 'a node\'s site proxy could not listen on an app\'s `expose.port`: another process holds it on the agent\'s bind address (or, as the message says, the agent may not bind it: a port below 1024 without the privilege). The agent goes on and tries again every few seconds; the app is served on the node\'s other ports and on other nodes' },
   E_HUB_OFF: { status: 503, seen: '(none yet)', meaning: 'reserved for a request that needs a node\'s data hub when it has none; no code path raises it today' },
 } as const satisfies Record<string, ErrorInfo>;
 

@@ -73,3 +73,18 @@ test('the spec hash changes with what runs, not with scale or placement', () => 
   assert.notEqual(specHash(a), specHash(c));
   assert.notEqual(specHash(a), specHash(d));
 });
+
+test('expose: a port 1-65535, http by default, a drain of 5 s; it needs a declared port and rolls nothing', () => {
+  const ports = [{ name: 'http', container: 5000 }];
+  const a = validateApp({ name: 'a', image: 'x', ports, expose: { port: 8080 } });
+  assert.deepEqual(a.expose, { port: 8080, protocol: 'http', drainS: 5 });
+  assert.equal(validateApp({ name: 'a', image: 'x', ports, expose: { port: 1883, protocol: 'tcp', drainS: 0 } }).expose?.protocol, 'tcp');
+  rejects({ name: 'a', image: 'x', ports, expose: { port: 0 } }, 'E_INVALID', 'expose.port');
+  rejects({ name: 'a', image: 'x', ports, expose: { port: 65536 } }, 'E_INVALID', 'expose.port');
+  rejects({ name: 'a', image: 'x', ports, expose: { port: 80.5 } }, 'E_INVALID', 'expose.port');
+  rejects({ name: 'a', image: 'x', ports, expose: { port: 80, protocol: 'udp' } }, 'E_INVALID', 'expose.protocol');
+  rejects({ name: 'a', image: 'x', ports, expose: { port: 80, drainS: -1 } }, 'E_INVALID', 'expose.drainS');
+  rejects({ name: 'a', image: 'x', ports, expose: { port: 80, host: 'x' } }, 'E_INVALID', 'expose.host');
+  rejects({ name: 'a', image: 'x', expose: { port: 8080 } }, 'E_INVALID', 'expose');
+  assert.equal(specHash(a), specHash(validateApp({ name: 'a', image: 'x', ports })), 'exposing an app does not roll its replicas');
+});

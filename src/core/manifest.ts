@@ -23,6 +23,13 @@ const demand = z.object({
 }).strict();
 
 
+/** The site-local entry point (src/agent/proxy): every node's agent listens on `port` and forwards to the nearest healthy replica. */
+const expose = z.object({
+  port: z.number().int().min(1).max(65535).describe('the port every node\'s site proxy listens on for this app (on the agent\'s `--bind` address); clients at a site talk to their own node on it'),
+  protocol: z.enum(['http', 'tcp']).default('http').describe('`http`: requests are forwarded one by one (keep-alive, `x-forwarded-for`, a failed connect tried on the next replica, 503 `E_NO_ENDPOINT` when none answers); `tcp`: each connection is piped to one replica'),
+  drainS: z.number().finite().min(0).max(600).default(5).describe('a replica the control plane retires (an update, a scale-in, a move) first leaves every proxy\'s table and is stopped once the proxies have finished its requests, or after this many seconds at the latest; 0 stops it at once'),
+}).strict();
+
 const secretRef = z.object({
   name: name.describe('the secret\'s name (`outpost secret set NAME`); a deploy that names a missing one is refused'),
   env: z.string().regex(ENV_RE, 'env names are [A-Za-z_][A-Za-z0-9_]*').optional().describe('the environment variable that holds the value'),
@@ -69,6 +76,7 @@ export const appSchema = z.object({
   secrets: z.array(secretRef).max(64).default([]).describe('secrets the replicas get, each as an env var or a file (exactly one of `env` and `file`); the values are sent only to the nodes that run the app, and a new value (`outpost secret set`) rolls its replicas'),
   streams: streamsSchema.optional().describe('the streams the data hubs of this app\'s nodes window, by name (names: 1-128 of `[A-Za-z0-9_.-]`)'),
   overrides: overridesSchema,
+  expose: expose.optional().describe('serve the app at a fixed port on every node, through the node\'s site proxy, which forwards to the nearest healthy replica (docs/routing.md); needs a declared port (the replicas\' endpoint)'),
 }).strict().superRefine((app, ctx) => {
   if (!app.image && !app.command && !app.containers) {
     ctx.addIssue({ code: 'custom', path: ['image'], message: 'an app needs an image (container runtimes), a command (process runtime) or containers' });
@@ -94,6 +102,9 @@ export const appSchema = z.object({
   });
   if (app.health?.port !== undefined && !portNames.has(app.health.port)) {
     ctx.addIssue({ code: 'custom', path: ['health', 'port'], message: `no port named "${app.health.port}" in ports` });
+  }
+  if (app.expose && portNames.size === 0) {
+    ctx.addIssue({ code: 'custom', path: ['expose'], message: 'an exposed app needs a declared port: its replicas\' endpoint is what the proxy forwards to' });
   }
   if (app.health && (app.health.http !== undefined || app.health.tcp) && portNames.size === 0) {
     ctx.addIssue({ code: 'custom', path: ['health'], message: 'an http or tcp health check needs a declared port' });
@@ -160,7 +171,8 @@ const ADDED_LATER: Record<string, string> = {
 
 /** A stable hash of what a replica runs: a changed spec means new replicas. */
 export function specHash(spec: AppSpec): string {
-  const { replicas: _r, placement: _p, streams: _s, update: _u, onNodeLoss: _o, metrics: _m, ...runs } = spec;
+  // how replicas are reached (expose) is not what they run: changing it rolls nothing
+  const { replicas: _r, placement: _p, streams: _s, update: _u, onNodeLoss: _o, metrics: _m, expose: _e, ...runs } = spec;
   // fields at their defaults hash as before the fields existed: an upgrade rolls no app
   const kept = Object.fromEntries(Object.entries(runs).filter(([k, v]) => !(k in ADDED_LATER) || JSON.stringify(v) !== ADDED_LATER[k]));
   return fnv1a(stableStringify(kept));

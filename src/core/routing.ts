@@ -22,13 +22,12 @@ export function rankEndpoints(app: string, replicas: ReplicaRecord[], nodes: Nod
   const out: RankedEndpoint[] = [];
   for (const r of replicas) {
     const n = byName.get(r.node);
-    // readiness gates routing: a replica whose health check fails gets no clients
-    if (r.app !== app || r.state !== 'running' || r.ready === false || !r.endpoint || !n || n.state !== 'ready') continue;
+    if (r.app !== app || !n || !routable(r, n)) continue;
     const rtt = effectiveRtt(n)[site];
     const stage = n.stageUs?.[app] ?? DEFAULTS.perItemUs;
     const per = stage.process + stage.storage + stage.compute;
     out.push({
-      replica: r.id, node: n.name, endpoint: r.endpoint,
+      replica: r.id, node: n.name, endpoint: r.endpoint!,
       predictedMs: rtt === undefined ? null : Math.round(requestMs(rtt, items, per) * 1000) / 1000,
       rttMs: rtt ?? null,
     });
@@ -39,6 +38,15 @@ export function rankEndpoints(app: string, replicas: ReplicaRecord[], nodes: Nod
   });
 }
 
-function cmp(a: string, b: string): number {
+/**
+ * Whether a replica gets new clients: readiness gates routing (a replica
+ * whose health check fails gets none), and so does a drain (a retired
+ * replica finishes what it has and gets nothing new).
+ */
+export function routable(r: ReplicaRecord, n: NodeRecord): boolean {
+  return r.state === 'running' && r.ready !== false && !!r.endpoint && !r.drain && n.state === 'ready';
+}
+
+export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

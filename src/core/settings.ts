@@ -222,6 +222,9 @@ const replicaIdentity = {
   replicaUser: withDefault(str(), 'nobody', { flag: '--replica-user <user>', meaning: 'process runtime: the user (name, or uid[:gid]) a root agent runs replicas as; never root (see allowRoot). An agent that is not root runs them as itself' }),
 };
 
+/** The site proxy for exposed apps (src/agent/proxy, docs/routing.md). */
+const proxy = withDefault(oneOf(['on', 'off'] as const), 'on', { flag: '--proxy <mode>', meaning: 'the site proxy: on, every app with `expose` is served on its port at the bind address and forwarded to the nearest healthy replica; off, this node serves none (the control plane sends it no route tables)' });
+
 /** Prometheus metrics in plain HTTP (docs/observability.md); loopback unless the operator says the network is private. */
 function metricsSettings(note: string) {
   return {
@@ -276,6 +279,7 @@ export const AGENT_SETTINGS = {
   hubMqttsPort,
   hubMqttUrl,
   hubConfig,
+  proxy,
   hubTls: withDefault(oneOf(['auto', 'on', 'off'] as const), 'auto', { flag: '--hub-tls <mode>', meaning: 'the hub\'s HTTPS and MQTT over TLS with the node\'s hub certificate (from the control plane\'s hub CA): on, off, or auto (on when --hub-bind is not loopback and the control plane is https; a hub config\'s own tls wins)' }),
   ...replicaIdentity,
   hubAnonymous,
@@ -303,6 +307,7 @@ export const UP_SETTINGS = {
   runtime,
   registryAuth,
   ...nodePolicy,
+  proxy: { ...proxy, meaning: `${proxy.meaning} (on 127.0.0.1)` },
   demo: withDefault(bool, true, { flag: '--no-demo', flagHelp: 'do not deploy examples/sensor-stats', meaning: 'deploy examples/sensor-stats once up' }),
   nodeTimeoutMs,
   hubHttpPort,

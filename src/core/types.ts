@@ -106,6 +106,18 @@ export interface NodeRecord extends NodeInfo {
   hubStats?: HubStats | null;
   /** the control-plane instance its agent is (or was last) connected to (several instances on PostgreSQL) */
   via?: string;
+  /** its site proxy's listeners, as its agent last reported them (none: no proxy, or an agent from before proxies) */
+  proxy?: ProxyListener[] | null;
+}
+
+/** One exposed app's listener in a node's site proxy. */
+export interface ProxyListener {
+  app: string;
+  port: number;
+  protocol: 'http' | 'tcp';
+  /** `listening`, or `refused` with why (`E_PORT_IN_USE`: another process holds the port; the agent tries again) */
+  state: 'listening' | 'refused';
+  error?: ReplicaError | null;
 }
 
 export interface StreamStats {
@@ -239,6 +251,8 @@ export interface ReplicaRecord {
   createdAt: number;
   /** epoch ms of its last change */
   updatedAt: number;
+  /** set when the control plane retired it (an exposed app's update, scale-in or move): it gets no new requests and is stopped once the site proxies finished its requests, at `until` at the latest (epoch ms) */
+  drain?: { since: number; until: number } | null;
 }
 
 /** One deployment's predicted and measured deploy terms, kept after the replica is gone. */
@@ -309,6 +323,8 @@ export interface Assignment {
   imageBytes?: number | null;
   /** the values of the secrets the spec references, sent only to the node that runs the replica */
   secrets?: AssignedSecret[];
+  /** retired and draining: it keeps running until it leaves the set; a new replica of its app waits for it to stop when their ports would collide */
+  draining?: boolean;
 }
 
 /** One secret as a node gets it: the value (base64) and where the replica gets it (one of env and file). */

@@ -36,3 +36,20 @@ function privateFile(file: string): void {
     fs.closeSync(fd);
   }
 }
+
+/**
+ * Replaces a file whole (0600): a temporary file written and flushed to disk,
+ * then renamed over it, so a crash leaves the old content or the new, never
+ * half of one.
+ */
+export function writePrivateAtomic(file: string, text: string | Buffer): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'w', FILE_MODE);
+  try {
+    fs.writeSync(fd, typeof text === 'string' ? Buffer.from(text) : text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}

@@ -24,6 +24,8 @@ import type { KeyFile } from './trust/secretkey.js';
 import { ApiTokens } from './services/apitokens.js';
 import { AuditLog } from './services/audit.js';
 import { EventLog } from './services/events.js';
+import { Routes } from './services/routes.js';
+import { Drains } from './services/drains.js';
 
 export interface ControlPlane {
   store: Store;
@@ -47,6 +49,10 @@ export interface ControlPlane {
   events: EventLog;
   /** signs the replicas' identity tokens (null: no key, e.g. tests of the services alone) */
   workload: WorkloadSigner | null;
+  /** the site proxies' route tables */
+  routes: Routes;
+  /** retired replicas of exposed apps, stopped once no proxy sends them requests */
+  drains: Drains;
 }
 
 export interface ControlPlaneOptions {
@@ -83,7 +89,9 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const tokens = new JoinTokens(writer, () => authority?.fingerprint ?? '0'.repeat(64), now, o.sharedJoinToken ?? false);
   const identities = new Identities(writer, tokens, nodes, () => authority, { ...DEFAULT_TRUST, ...o.trust }, now);
   const secrets = wireSecrets(new Secrets(writer, o.secretsKey ?? null, o.log, now), apps, assignments, state);
+  const { routes, drains } = wireRoutes(writer, assignments, apps, now, o.log);
   return {
+    routes, drains,
     secrets, tokens, identities, devices: new Devices(writer, now),
     apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log), events,
     store: o.store, state, writer, nodes, apps, changes, assignments,
@@ -100,6 +108,20 @@ function wireSecrets(secrets: Secrets, apps: Apps, assignments: Assignments, sta
   secrets.redeploy = (spec, cause) => apps.deploy(spec, { cause });
   secrets.onKeys = () => assignments.touch(state.list('nodes').map((n) => n.name));
   return secrets;
+}
+
+/** Route tables and drains follow every commit, this instance's and the others'. */
+function wireRoutes(writer: Writer, assignments: Assignments, apps: Apps, now: () => number, log: Logger): { routes: Routes; drains: Drains } {
+  const routes = new Routes(writer.state, now);
+  const drains = new Drains(writer, routes, assignments, now, log);
+  drains.onFreed = () => apps.roomFreed();
+  const observe = (changes: Parameters<Routes['observe']>[0]) => {
+    routes.observe(changes);
+    drains.observe(changes);
+  };
+  writer.onCommit((c) => observe(c));
+  writer.subscribe((l) => observe(l));
+  return { routes, drains };
 }
 
 /** An agent's status report, applied: the apps whose rollout waits on it are reconciled, long polls hear of it. */

@@ -67,6 +67,8 @@ export const AGENT_MESSAGES: Record<AgentToServer['type'], { needs: 'connection'
   'exec.data': { needs: 'approved', own: 'an exec session opened on this node, within its window (else dropped; past the window the session ends)' },
   'exec.ack': { needs: 'approved', own: 'an exec session opened on this node (else dropped)' },
   'exec.exit': { needs: 'approved', own: 'an exec session opened on this node (else dropped)' },
+  'routes.ack': { needs: 'approved', own: 'a route table sent to this node (a later seq is ignored)' },
+  proxy: { needs: 'approved', own: '' },
 };
 
 /** Bytes per second one connection may send, and at once (a full register or status is at most 4 MiB). */
@@ -108,6 +110,7 @@ export class AgentGateway {
     this.rate = o.messageRate ?? DEFAULT_MESSAGE_RATE;
     this.exec = new ExecRelay({ sendTo: (node, msg) => this.sendTo(node, msg) }, log);
     cp.assignments.subscribe((nodes) => nodes.forEach((n) => this.sendAssignments(n)));
+    cp.routes.subscribe((nodes) => nodes.forEach((n) => this.sendRoutes(n)));
     cp.sites.subscribe((sites) => {
       for (const c of this.conns.values()) send(c.ws, { type: 'sites', sites });
     });
@@ -283,6 +286,7 @@ export class AgentGateway {
       // after close() the store is gone: sockets that finish closing later change nothing
       if (this.closing || !c.registered || this.conns.get(c.node) !== c) return;
       this.conns.delete(c.node);
+      this.cp.routes.disconnected(c.node);
       this.links.disconnects++;
       this.cp.nodes.disconnected(c.node);
       this.exec.nodeGone(c.node);
@@ -312,16 +316,18 @@ export class AgentGateway {
       // an agent registers only after its previous connection closed, and killed that connection's exec commands then
       this.exec.nodeGone(node);
       this.conns.set(node, c);
+      cp.routes.connected(node);
       // a join token's site and labels win over what the node says of itself
       const info = { ...msg.node, site: id.site ?? msg.node.site, labels: { ...msg.node.labels, ...id.labels } };
       this.links.connects++;
       if (cp.state.node(node)) this.links.reconnects++;
       cp.nodes.register(info, !id.approved).catch(loggedByWriter);
       this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
-      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL, features: ['identity'] });
+      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL, features: ['identity', 'routes.ack', 'proxy'] });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
       this.sendDevices(node, c);
       this.sendAssignments(node);
+      this.sendRoutes(node);
       // a node that joins or comes back is room for apps that could not be placed
       cp.apps.roomFreed();
       return;
@@ -356,6 +362,8 @@ export class AgentGateway {
         return;
       }
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);
+      case 'routes.ack': return cp.routes.acked(node, msg.seq, msg.busy);
+      case 'proxy': return cp.nodes.setProxy(node, msg.listeners);
       case 'exec.started':
       case 'exec.data':
       case 'exec.ack':
@@ -418,6 +426,7 @@ export class AgentGateway {
     if (!c) return;
     this.sendDevices(node, c);
     this.sendAssignments(node);
+    this.sendRoutes(node);
   }
 
   /** Closes a node's connection at once (revoked or removed). */
@@ -433,6 +442,14 @@ export class AgentGateway {
     if (set.version === c.sent) return;
     c.sent = set.version;
     send(c.ws, { type: 'assign', replicas: set.replicas, version: set.version });
+  }
+
+  /** Sends an approved node whose agent runs a site proxy its route table, when it changed since it was last sent one. */
+  sendRoutes(node: string): void {
+    const c = this.conns.get(node);
+    if (!c?.registered || !c.features?.has('routes') || !this.cp.identities.get(node)?.approved) return;
+    const t = this.cp.routes.next(node);
+    if (t) send(c.ws, { type: 'routes', ...t });
   }
 
   /**

@@ -9,6 +9,7 @@ import { SERVER_METRICS, PHASES, REPLICA_STATES, EXEC_OUTCOMES, execOutcome, rep
 import type { AppRecord, HubStats, ModelSample, NodeState, ReplicaRecord } from '../core/types.js';
 import { effectiveRtt } from '../core/live.js';
 import { DEFAULTS, requestMs } from '../core/model.js';
+import { routable } from '../core/routing.js';
 import { buildRegistry, exposition, type Built, type Fill } from '../metrics/registry.js';
 import type { Committed } from './writer.js';
 import type { ControlPlane } from './controlplane.js';
@@ -128,8 +129,8 @@ export class ServerMetrics {
     const apps = new Map<string, { items: number[]; best: ({ ms: number; node: string } | undefined)[] }>();
     for (const r of s.unordered('replicas')) {
       const n = s.node(r.node);
-      // what rankEndpoints skips: not running, not ready, no endpoint, its node away
-      if (r.state !== 'running' || r.ready === false || !r.endpoint || !n || n.state !== 'ready') continue;
+      // what rankEndpoints skips: not running, not ready, no endpoint, draining, its node away
+      if (!n || !routable(r, n)) continue;
       let a = apps.get(r.app);
       if (!a) {
         const spec = s.app(r.app)?.spec;

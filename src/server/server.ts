@@ -182,6 +182,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(pruneTimer);
       if (certTimer) clearInterval(certTimer);
       gateway.close();
+      cp.drains.close();
       await metricsListener?.close();
       cp.changes.close(); // long polls answer now instead of holding the close for up to 30 s
       cp.events.close(); // so do event streams (their clients come back with their last seq)

@@ -2,6 +2,7 @@
 // The lists are fetched a page at a time and printed as each page arrives.
 import type { ApiClient } from '../../contract/client.js';
 import type { ClusterStatus, NodeTrust, ReplicaRecord } from '../../contract/api.js';
+import type { ProxyListener } from '../../core/types.js';
 import { effectiveRtt } from '../../core/live.js';
 import { ago, ms, printJson, printPages, table } from '../output.js';
 
@@ -17,11 +18,17 @@ function certificate(t: NodeTrust | null): string | null {
   return t.lastRefusal ? `${until}; refused ${t.lastRefusal.code}` : until;
 }
 
+/** The site proxy's listeners the node could not open (a port in use), or null. */
+function proxyRefusals(listeners: ProxyListener[] | null | undefined): string | null {
+  const refused = (listeners ?? []).filter((l) => l.state === 'refused');
+  return refused.length ? refused.map((l) => `${l.app}:${l.port} ${l.error?.code ?? 'refused'}`).join(', ') : null;
+}
+
 export async function nodes(client: ApiClient, json: boolean): Promise<void> {
-  await printPages(client.pages('/v1/nodes'), json, ['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'RTT TO SITES (ms)', 'LABELS', 'CERTIFICATE'],
+  await printPages(client.pages('/v1/nodes'), json, ['NAME', 'STATE', 'SITE', 'RUNTIME', 'ARCH', 'CPUS', 'MEMORY', 'ADDRESS', 'RTT TO SITES (ms)', 'LABELS', 'CERTIFICATE', 'PROXY'],
     (n) => [n.name, n.state, n.site, n.runtime, n.arch, n.cpus, `${Math.round(n.memoryMiB / 1024)} GiB`, n.address,
       Object.entries(effectiveRtt(n)).map(([s, v]) => `${s} ${v}`).join(', ') || null,
-      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null, certificate(n.trust)]);
+      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || null, certificate(n.trust), proxyRefusals(n.proxy)]);
 }
 
 /**
@@ -41,7 +48,8 @@ async function* replicaPages(client: ApiClient, app: string | undefined): AsyncG
 
 export async function replicas(client: ApiClient, app: string | undefined, json: boolean): Promise<void> {
   await printPages(replicaPages(client, app), json, ['ID', 'APP', 'NODE', 'STATE', 'ENDPOINT', 'RESTARTS', 'IMAGE', 'CONTAINER', 'ENGINE', 'PREDICTED', 'ERROR'],
-    (r) => [r.id, r.app, r.node, r.state, r.endpoint, r.restarts, ms(r.measured.imageMs), ms(r.measured.containerMs), ms(r.measured.engineMs),
+    // a retired replica still runs for the requests the site proxies have in flight
+    (r) => [r.id, r.app, r.node, r.drain ? `${r.state} (draining)` : r.state, r.endpoint, r.restarts, ms(r.measured.imageMs), ms(r.measured.containerMs), ms(r.measured.engineMs),
       ms(r.predicted.deployMs), r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null]);
 }
 

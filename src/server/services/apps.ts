@@ -12,6 +12,7 @@ import { decide, type ClusterState } from '../../core/reconcile.js';
 import type { Plan } from '../../core/planner.js';
 import { freeSlots, replicaId } from '../../core/slots.js';
 import { isReady } from '../../core/rollout.js';
+import { drainOf, type Drain } from '../../core/drain.js';
 import type { AppRecord, ReplicaRecord } from '../../core/types.js';
 import { draft, type EventDraft } from '../../core/events.js';
 import type { Change, Decision, Writer } from '../writer.js';
@@ -60,6 +61,7 @@ export class Apps {
     // a secret set through another instance a moment ago may not have reached this one yet
     if (spec.secrets?.some((x) => !this.w.state.get('secrets', x.name))) await this.w.catchUp();
     const r = await this.w.run((s) => {
+      exposeFree(s, spec);
       const hash = revisionHash(s, spec);
       const existing = s.app(spec.name);
       const t = this.now();
@@ -179,7 +181,8 @@ export class Apps {
   private check(s: State, name: string): Decision<DeployResult | 'status' | null> {
     const app = s.app(name);
     if (!app) return { changes: [], result: null };
-    const reps = s.appReplicas(name);
+    // a draining replica is already retired: it counts for nothing here
+    const reps = s.appReplicas(name).filter((r) => !r.drain);
     const next = rolloutStatus(app, reps, this.now());
     if (next && next.specHash !== app.specHash) this.log.warn({ app: name, message: next.rollout?.message }, 'rolling back');
     const lost = this.nodes.lost();
@@ -228,12 +231,15 @@ export class Apps {
       nodes: [...new Set([...created, ...d.remove].map((r) => r.node))],
     };
     if (!changed && !appChanged) return { changes: [], result };
+    // an exposed app's retired replica drains first (src/core/drain.ts): out of every proxy's table, then stopped
+    const lost = this.nodes.lost();
+    const retired = d.remove.map((r) => ({ r, drain: drainOf(app.spec, r, s.node(r.node), lost.has(r.node), t) }));
     const changes: Change[] = [
       { kind: 'apps', key: app.name, doc: result.app },
-      ...d.remove.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: null })),
+      ...retired.map(({ r, drain }) => ({ kind: 'replicas' as const, key: r.id, doc: drain ? { ...r, drain, updatedAt: t } : null })),
       ...created.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: r })),
     ];
-    return { changes, result, events: placementEvents(app, d.remove, created, this.nodes.lost(), t) };
+    return { changes, result, events: placementEvents(app, retired, created, lost, t) };
   }
 
   /** After a commit: long polls hear of it, agents get their new sets, freed room is offered. */
@@ -255,7 +261,8 @@ export class Apps {
     return {
       lost: this.nodes.lost(),
       nodes: s.list('nodes'),
-      replicas: s.unordered('replicas'),
+      // draining replicas are retired already: the planner counts their room free (they are gone within drainS)
+      replicas: s.unordered('replicas').filter((r) => !r.drain),
       specs: new Map(s.list('apps').map((a) => [a.name, a.spec])),
       sites: s.list('sites'),
       now: this.now(),
@@ -305,18 +312,30 @@ function rolloutEvents(app: AppRecord, next: AppRecord, t: number): EventDraft[]
 }
 
 /** The replicas a reconcile placed and retired, as events. */
-function placementEvents(app: AppRecord, removed: ReplicaRecord[], created: ReplicaRecord[], lost: Set<string>, t: number): EventDraft[] {
+function placementEvents(app: AppRecord, removed: { r: ReplicaRecord; drain: Drain | null }[], created: ReplicaRecord[], lost: Set<string>, t: number): EventDraft[] {
   const revisionOf = (hash: string) => app.history?.find((h) => h.specHash === hash)?.revision ?? null;
   return [
-    ...removed.map((r) => {
+    ...removed.map(({ r, drain }) => {
       const why = lost.has(r.node) ? 'node lost' : r.specHash !== app.specHash ? 'older revision' : 'scaled down';
-      return draft('replica.removed', t, { app: app.name, node: r.node, replica: r.id, revision: revisionOf(r.specHash), message: `${r.id} on ${r.node} retired (${why})`, data: { why } });
+      const drainMs = drain ? drain.until - drain.since : null;
+      return draft('replica.removed', t, {
+        app: app.name, node: r.node, replica: r.id, revision: revisionOf(r.specHash),
+        message: `${r.id} on ${r.node} retired (${why})${drainMs !== null ? `; draining, ${drainMs / 1000} s at most` : ''}`, data: { why, drainMs },
+      });
     }),
     ...created.map((r) => draft('replica.scheduled', t, {
       app: app.name, node: r.node, replica: r.id, revision: app.revision ?? null,
       message: `${r.id} placed on ${r.node}${r.predicted.deployMs !== null ? ` (predicted ${Math.round(r.predicted.deployMs)} ms to ready)` : ''}`, data: { predictedMs: r.predicted.deployMs },
     })),
   ];
+}
+
+/** Two apps cannot be exposed on one port: every node's proxy listens on it for one app. */
+function exposeFree(s: State, spec: AppSpec): void {
+  const port = spec.expose?.port;
+  if (port === undefined) return;
+  const other = s.list('apps').find((a) => a.name !== spec.name && a.spec.expose?.port === port);
+  if (other) throw new OutpostError('E_CONFLICT', `port ${port} is already exposed by app ${other.name}: every node's proxy listens on it for one app`, { path: 'expose.port' });
 }
 
 /** What a replica runs: the spec, and the versions of the secrets it uses (a new value is a new revision, so its replicas roll). */

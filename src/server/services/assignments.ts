@@ -70,7 +70,7 @@ export class Assignments {
       const base = specOf(s, r);
       if (!base) continue;
       const spec = rec ? runSpec(base, factsOf(rec)) : base;
-      const a: Assignment = { id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImagesBytes(catalog, imagesOf(spec), have) };
+      const a: Assignment = { id: r.id, app: r.app, specHash: r.specHash, spec, imageBytes: missingImagesBytes(catalog, imagesOf(spec), have), ...(r.drain ? { draining: true } : {}) };
       if ((spec.secrets ?? []).length > 0) {
         const secrets = this.secretsOf(spec);
         // sealed with a key this instance does not hold yet (another rotated it):
@@ -79,7 +79,7 @@ export class Assignments {
         a.secrets = secrets;
       }
       replicas.push(a);
-      h.update(`${a.id} ${a.specHash} ${a.imageBytes} ${a.secrets?.map((x) => `${x.name}@${x.version}`).join(',') ?? ''}\n`);
+      h.update(`${a.id} ${a.specHash} ${a.imageBytes} ${a.secrets?.map((x) => `${x.name}@${x.version}`).join(',') ?? ''}${a.draining ? ' draining' : ''}\n`);
     }
     const set = { replicas, version: h.digest('base64url').slice(0, 16) };
     if (replicas.some((a) => a.secrets)) this.sent.set(node, set); else this.sent.delete(node);

@@ -1,7 +1,7 @@
 // Nodes: registration, connection state, what agents report about their
 // machine, and the node-loss clock. A record is written only when something
 // in it changed: an idle fleet writes nothing.
-import type { HubStats, NodeInfo, NodeRecord, PerItemUs } from '../../core/types.js';
+import type { HubStats, NodeInfo, NodeRecord, PerItemUs, ProxyListener } from '../../core/types.js';
 import { draft, type EventDraft } from '../../core/events.js';
 import { loggedByWriter, type Writer } from '../writer.js';
 import type { State } from '../state.js';
@@ -108,6 +108,7 @@ export class Nodes {
         stageUs: prev?.stageUs ?? {},
         hub: info.hub ?? null,
         hubStats: prev?.hubStats ?? null,
+        proxy: prev?.proxy ?? null,
         ...(this.instance ? { via: this.instance } : {}),
       };
       return { changes: [{ kind: 'nodes', key: node.name, doc: node }], events, result: node };
@@ -189,6 +190,21 @@ export class Nodes {
 
   get storm(): boolean {
     return this.storming;
+  }
+
+  /** The node's site proxy listeners; one newly refused (a port in use) is an event. */
+  setProxy(name: string, listeners: ProxyListener[]): void {
+    const t = this.now();
+    this.w.run((s) => {
+      const n = s.node(name);
+      if (!n || JSON.stringify(n.proxy ?? null) === JSON.stringify(listeners)) return { changes: [], result: undefined };
+      const was = new Map((n.proxy ?? []).map((l) => [`${l.app} ${l.port}`, l.state]));
+      const events = listeners.filter((l) => l.state === 'refused' && was.get(`${l.app} ${l.port}`) !== 'refused').map((l) => draft('proxy.refused', t, {
+        app: l.app, node: name, reason: l.error ?? null,
+        message: `${name}: the site proxy cannot listen on port ${l.port} for ${l.app}${l.error ? `: ${l.error.message}` : ''}`, data: { port: l.port, protocol: l.protocol },
+      }));
+      return { changes: [{ kind: 'nodes', key: name, doc: { ...n, proxy: listeners } }], events, result: undefined };
+    }).catch(loggedByWriter);
   }
 
   setHubStats(name: string, stats: HubStats): void {

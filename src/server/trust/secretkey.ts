@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { OutpostError } from '../../core/errors.js';
 import { KEY_BYTES, keyId } from '../../core/secretbox.js';
+import { writePrivateAtomic } from '../../files/private.js';
 
 export const SECRETS_KEY_FILE = 'secrets.key';
 
@@ -84,13 +85,5 @@ function readKey(file: string): Buffer {
 
 /** write, fsync, rename: a crash leaves the old file or the new one, never a torn one */
 function writeKey(file: string, key: Buffer): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, key);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writePrivateAtomic(file, key);
 }

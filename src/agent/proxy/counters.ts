@@ -1,0 +1,108 @@
+// What a site proxy counts, per app and per 10 s window (aligned to the epoch,
+// as the hub's windows are): requests (TCP: connections), the ones it could
+// not answer (no endpoint, a connection broken mid-way), answers by status
+// class, and latency sketches (connect, first byte, total; src/core/sketch.ts),
+// per upstream node. Compact by construction: a window is a few counters and
+// three sketches of a few dozen buckets per (app, node) pair, whatever the
+// rate. Measured demand and latency (issue 18's item 2) read closed windows
+// with `take()`.
+import { LogHistogram, type SketchDoc } from '../../core/sketch.js';
+
+export const WINDOW_MS = 10_000;
+
+/** One (app, upstream node) pair in one window. */
+export interface ProxyWindow {
+  app: string;
+  /** the node whose replica answered; '' for requests no endpoint took */
+  node: string;
+  /** epoch ms, a multiple of WINDOW_MS */
+  start: number;
+  end: number;
+  /** requests (HTTP) or connections (TCP) */
+  requests: number;
+  /** requests the proxy could not complete: no endpoint answered, or the upstream broke off */
+  errors: number;
+  /** answers by status class (HTTP) */
+  status: { '2xx': number; '3xx': number; '4xx': number; '5xx': number };
+  /** ms: the TCP connect to the replica (0 on a kept-alive connection), the first byte of its answer, the whole exchange */
+  connect: SketchDoc;
+  firstByte: SketchDoc;
+  total: SketchDoc;
+}
+
+/** One request's or connection's outcome. */
+export interface Outcome {
+  node: string;
+  /** HTTP status sent to the client, or null (TCP, or none sent) */
+  status: number | null;
+  error: boolean;
+  connectMs: number | null;
+  firstByteMs: number | null;
+  totalMs: number;
+}
+
+interface Cell {
+  requests: number;
+  errors: number;
+  status: ProxyWindow['status'];
+  connect: LogHistogram;
+  firstByte: LogHistogram;
+  total: LogHistogram;
+}
+
+export class ProxyCounters {
+  private start: number;
+  private cells = new Map<string, Cell>();
+  private closed: ProxyWindow[] = [];
+
+  /** `keep`: closed windows held for `take()` at most (older ones are dropped: no reader for a long time) */
+  constructor(private readonly now: () => number = Date.now, private readonly keep = 360) {
+    this.start = align(this.now());
+  }
+
+  record(app: string, o: Outcome): void {
+    this.roll();
+    const key = `${app}\u0000${o.node}`;
+    let c = this.cells.get(key);
+    if (!c) this.cells.set(key, (c = { requests: 0, errors: 0, status: { '2xx': 0, '3xx': 0, '4xx': 0, '5xx': 0 }, connect: new LogHistogram(), firstByte: new LogHistogram(), total: new LogHistogram() }));
+    c.requests++;
+    if (o.error) c.errors++;
+    if (o.status !== null && o.status >= 200 && o.status < 600) c.status[`${Math.floor(o.status / 100)}xx` as keyof Cell['status']]++;
+    if (o.connectMs !== null) c.connect.add(o.connectMs);
+    if (o.firstByteMs !== null) c.firstByte.add(o.firstByteMs);
+    c.total.add(o.totalMs);
+  }
+
+  /** The windows closed since the last call, oldest first. */
+  take(): ProxyWindow[] {
+    this.roll();
+    const out = this.closed;
+    this.closed = [];
+    return out;
+  }
+
+  /** The window still open, as it stands (not taken). */
+  current(): ProxyWindow[] {
+    return this.windows(this.start, this.cells);
+  }
+
+  private roll(): void {
+    const t = align(this.now());
+    if (t === this.start) return;
+    this.closed.push(...this.windows(this.start, this.cells));
+    if (this.closed.length > this.keep) this.closed.splice(0, this.closed.length - this.keep);
+    this.cells = new Map();
+    this.start = t;
+  }
+
+  private windows(start: number, cells: Map<string, Cell>): ProxyWindow[] {
+    return [...cells].map(([key, c]) => {
+      const [app, node] = key.split('\u0000') as [string, string];
+      return { app, node, start, end: start + WINDOW_MS, requests: c.requests, errors: c.errors, status: { ...c.status }, connect: c.connect.toJSON(), firstByte: c.firstByte.toJSON(), total: c.total.toJSON() };
+    });
+  }
+}
+
+function align(t: number): number {
+  return Math.floor(t / WINDOW_MS) * WINDOW_MS;
+}

@@ -1,0 +1,201 @@
+// A site proxy's HTTP listener for one exposed app: each request goes to the
+// nearest endpoint that answers, streamed both ways over kept-alive
+// connections (src/agent/proxy/upstreams.ts), with x-forwarded-for and via
+// added. A failed connect (refused, reset before it was up, no answer within
+// CONNECT_TIMEOUT_MS) sends nothing, so the request goes on to the next
+// endpoint and the failed one is tried last for a while; so does a bodiless
+// idempotent request whose kept-alive connection the replica closed before it
+// answered (it may have been closing it as the request left: RFC 9110 9.2.2).
+// When no endpoint answers: 503 with `{"error":{"code":"E_NO_ENDPOINT",...}}`.
+// An upgrade (WebSocket) goes to the nearest endpoint that accepts a
+// connection, its request head written as received (x-forwarded-for and via
+// added), and is then piped both ways.
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import type { Outcome } from './counters.js';
+import type { Upstream, Upstreams } from './upstreams.js';
+import { CONNECT_TIMEOUT_MS, connectFirst, splice } from './tcp.js';
+
+/** Hop-by-hop headers (RFC 9110 7.6.1): never forwarded. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+export interface HttpContext {
+  app: string;
+  /** `via` names this node */
+  node: string;
+  upstreams: Upstreams;
+  record: (o: Outcome) => void;
+}
+
+export function httpServer(ctx: HttpContext): http.Server {
+  const server = http.createServer({ keepAliveTimeout: 5000, noDelay: true }, (req, res) => forward(ctx, req, res));
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => upgrade(ctx, req, socket, head));
+  // a client that sends garbage gets 400 and its connection closed, as Node answers by default
+  server.on('clientError', (_e, socket: Socket) => { if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n'); else socket.destroy(); });
+  return server;
+}
+
+function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const t0 = performance.now();
+  const order = ctx.upstreams.order();
+  const headers = requestHeaders(req, ctx.node);
+  const bodiless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
+  const retryReused = bodiless && IDEMPOTENT.has(req.method ?? '');
+  const tried: string[] = [];
+  let clientGone = false;
+  let current: http.ClientRequest | null = null;
+  res.on('close', () => {
+    if (res.writableFinished) return;
+    clientGone = true;
+    current?.destroy();
+  });
+
+  const fail = (why: string, node = '') => {
+    ctx.record({ node, status: res.headersSent ? null : 503, error: true, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
+    if (clientGone) return;
+    if (res.headersSent) return void res.destroy();
+    const body = noEndpoint(ctx.app, why);
+    res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), via: `1.1 ${ctx.node}` });
+    res.end(body);
+  };
+
+  const attempt = (i: number): void => {
+    const u = order[i];
+    if (!u) return fail(tried.length ? ` (tried ${tried.join('; ')})` : ': none is ready');
+    ctx.upstreams.acquire(u);
+    let released = false;
+    const release = () => { if (!released) { released = true; ctx.upstreams.release(u); } };
+    let connected = false;
+    let reused = false;
+    let connectMs: number | null = null;
+    let answered = false;
+    const ureq = http.request({ host: u.host, port: u.port, method: req.method, path: req.url, headers, agent: ctx.upstreams.pool(u), setHost: false });
+    current = ureq;
+    const send = () => {
+      connected = true;
+      if (bodiless) ureq.end();
+      else req.pipe(ureq);
+    };
+    ureq.on('socket', (sock: Socket) => {
+      if (!sock.connecting) { reused = true; connectMs = 0; return send(); }
+      const tc = performance.now();
+      const timer = setTimeout(() => sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
+      sock.once('connect', () => { clearTimeout(timer); connectMs = performance.now() - tc; send(); });
+      sock.once('close', () => clearTimeout(timer));
+    });
+    ureq.on('response', (ures) => {
+      answered = true;
+      const firstByteMs = performance.now() - t0;
+      if (clientGone) { ures.destroy(); release(); return; }
+      res.writeHead(ures.statusCode ?? 502, ures.statusMessage, responseHeaders(ures, ctx.node));
+      ures.pipe(res);
+      let over = false;
+      const end = (broken: boolean) => {
+        if (over) return;
+        over = true;
+        release();
+        // the replica broke off mid-answer: the client's connection goes too (it cannot tell a cut body from a whole one);
+        // a client that left mid-answer is no failure of the proxy's
+        if (broken && !clientGone) return fail('', u.node);
+        ctx.record({ node: u.node, status: broken ? null : ures.statusCode ?? null, error: false, connectMs, firstByteMs, totalMs: performance.now() - t0 });
+      };
+      ures.on('end', () => end(false));
+      ures.on('aborted', () => end(true));
+      ures.on('error', () => end(true));
+    });
+    ureq.on('error', (err: Error & { code?: string }) => {
+      release();
+      if (answered || clientGone) return;
+      const what = `${u.node} (${u.endpoint}): ${err.code ?? err.message}`;
+      if (!connected) {
+        // nothing was sent: the next endpoint gets the request
+        ctx.upstreams.markDown(u);
+        tried.push(what);
+        return attempt(i + 1);
+      }
+      if (reused && retryReused) { tried.push(what); return attempt(i + 1); }
+      fail(` (${what}${connected ? ', after the request was sent' : ''})`, u.node);
+    });
+  };
+  attempt(0);
+}
+
+/** An upgrade: piped to the nearest endpoint that accepts a connection once its request head is written; none: 503 E_NO_ENDPOINT. */
+function upgrade(ctx: HttpContext, req: http.IncomingMessage, client: Socket, head: Buffer): void {
+  const t0 = performance.now();
+  client.on('error', () => {});
+  // what the client sends after its head waits for the replica's connection
+  client.pause();
+  connectFirst(ctx.upstreams, client, (c, tried) => {
+    if (!c) {
+      ctx.record({ node: '', status: 503, error: true, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
+      const body = noEndpoint(ctx.app, tried.length ? ` (tried ${tried.join('; ')})` : ': none is ready');
+      return void client.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    }
+    const h = requestHeaders(req, ctx.node, true);
+    let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+    for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
+    c.sock.write(`${text}\r\n`);
+    if (head.length) c.sock.write(head);
+    splice(ctx, client, c, t0);
+  });
+}
+
+function noEndpoint(app: string, why: string): string {
+  return JSON.stringify({ error: { code: 'E_NO_ENDPOINT', message: `no endpoint of ${app} answered${why}` } });
+}
+
+/**
+ * The client's headers less hop-by-hop ones (an upgrade keeps its Connection
+ * and Upgrade: they are what it asks the replica), with x-forwarded-* and via
+ * added (raw: repeated headers stay as sent).
+ */
+function requestHeaders(req: http.IncomingMessage, node: string, upgrading = false): string[] {
+  const drop = upgrading ? new Set([...hopByHop(req.headers.connection)].filter((k) => k !== 'connection' && k !== 'upgrade')) : hopByHop(req.headers.connection);
+  const out: string[] = [];
+  const raw = req.rawHeaders;
+  let xff: string | null = null;
+  let via: string | null = null;
+  let proto = false;
+  let xhost = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (drop.has(k)) continue;
+    if (k === 'x-forwarded-for') { xff = xff ? `${xff}, ${raw[i + 1]}` : raw[i + 1]!; continue; }
+    if (k === 'via') { via = via ? `${via}, ${raw[i + 1]}` : raw[i + 1]!; continue; }
+    if (k === 'x-forwarded-proto') proto = true;
+    if (k === 'x-forwarded-host') xhost = true;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  const ip = (req.socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+  out.push('x-forwarded-for', xff ? `${xff}, ${ip}` : ip, 'via', `${via ? `${via}, ` : ''}${req.httpVersion} ${node}`);
+  if (!proto) out.push('x-forwarded-proto', 'http');
+  if (!xhost && req.headers.host) out.push('x-forwarded-host', req.headers.host);
+  return out;
+}
+
+function responseHeaders(res: http.IncomingMessage, node: string): string[] {
+  const drop = hopByHop(res.headers.connection);
+  const out: string[] = [];
+  const raw = res.rawHeaders;
+  let via: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (drop.has(k)) continue;
+    if (k === 'via') { via = via ? `${via}, ${raw[i + 1]}` : raw[i + 1]!; continue; }
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  out.push('via', `${via ? `${via}, ` : ''}${res.httpVersion} ${node}`);
+  return out;
+}
+
+/** The hop-by-hop set, plus what a Connection header names. */
+function hopByHop(connection: string | undefined): Set<string> {
+  if (!connection) return HOP;
+  const s = new Set(HOP);
+  for (const t of connection.split(',')) s.add(t.trim().toLowerCase());
+  return s;
+}
+
+export type { Upstream };

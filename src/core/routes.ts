@@ -1,0 +1,79 @@
+// The site proxies' route tables: for every exposed app, its routable
+// endpoints ranked from where a node stands (its vantage), the same ranking
+// as GET /v1/apps/NAME/endpoints. Pure: the control plane's Routes service
+// decides when to compute them and sends them (src/server/services/routes.ts).
+//
+// A table depends on the vantage only, not on the node: every node of one
+// site gets the same table, so a fleet of 1,000 nodes in 20 sites costs 20
+// rankings per change, not 1,000.
+import type { AppSpec } from './manifest.js';
+import type { NodeRecord, ReplicaRecord } from './types.js';
+import { effectiveRtt } from './live.js';
+import { cmp, rankEndpoints } from './routing.js';
+
+/** the most endpoints one app's entry lists (the nearest): a proxy tries them in order, and more than this never helps */
+export const MAX_ROUTE_ENDPOINTS = 16;
+
+export interface RouteEndpoint {
+  replica: string;
+  node: string;
+  /** `http://host:port`, the replica's endpoint */
+  endpoint: string;
+}
+
+/** One exposed app as a proxy serves it. */
+export interface AppRoute {
+  app: string;
+  port: number;
+  protocol: 'http' | 'tcp';
+  /** the app's drain deadline: a proxy keeps a dropped replica's requests in flight at most this long */
+  drainMs: number;
+  /** nearest first */
+  endpoints: RouteEndpoint[];
+}
+
+export interface ExposedApp {
+  name: string;
+  spec: AppSpec;
+}
+
+/**
+ * Where a node ranks endpoints from: its site (`site:NAME`) when it has one
+ * that exists; else the site nearest it by its own RTTs (a node without a
+ * site still measures every site); else itself (`node:NAME`: its own replica
+ * first, then the rest by node name).
+ */
+export function vantageOf(n: NodeRecord, sites: ReadonlySet<string>): string {
+  if (n.site && sites.has(n.site)) return `site:${n.site}`;
+  let best: [string, number] | null = null;
+  for (const [site, ms] of Object.entries(effectiveRtt(n))) {
+    if (!sites.has(site)) continue;
+    if (!best || ms < best[1] || (ms === best[1] && site < best[0])) best = [site, ms];
+  }
+  return best ? `site:${best[0]}` : `node:${n.name}`;
+}
+
+/** One app's entry from one vantage; `nodes` finds a replica's node. */
+export function appRoute(vantage: string, app: ExposedApp, replicas: ReplicaRecord[], nodes: (name: string) => NodeRecord | undefined): AppRoute {
+  const expose = app.spec.expose!;
+  const own = [...new Set(replicas.map((r) => r.node))].map(nodes).filter((n): n is NodeRecord => n !== undefined);
+  let ranked;
+  if (vantage.startsWith('site:')) {
+    const site = vantage.slice(5);
+    const items = app.spec.placement.demand.find((d) => d.site === site)?.items ?? 1;
+    ranked = rankEndpoints(app.name, replicas, own, site, items);
+  } else {
+    // no site to rank from: this node's own replica first (no network between them), the rest by name
+    const self = vantage.slice(5);
+    ranked = rankEndpoints(app.name, replicas, own, '', 1).sort((a, b) => Number(b.node === self) - Number(a.node === self) || cmp(a.node, b.node));
+  }
+  return {
+    app: app.name, port: expose.port, protocol: expose.protocol, drainMs: Math.round(expose.drainS * 1000),
+    endpoints: ranked.slice(0, MAX_ROUTE_ENDPOINTS).map((e) => ({ replica: e.replica, node: e.node, endpoint: e.endpoint })),
+  };
+}
+
+/** A route entry as a stable key: equal keys, equal entries (what decides whether a table changed). */
+export function routeKey(r: AppRoute): string {
+  return `${r.app} ${r.port} ${r.protocol} ${r.drainMs} ${r.endpoints.map((e) => `${e.replica}@${e.endpoint}`).join(',')}`;
+}
