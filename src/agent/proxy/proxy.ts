@@ -85,6 +85,11 @@ export class SiteProxy {
     return [...this.routes.values()].sort((a, b) => (a.app < b.app ? -1 : 1));
   }
 
+  /** One app's entry in the table served now (the agent's DNS answers from it); undefined: not served here. */
+  route(app: string): AppRoute | undefined {
+    return this.routes.get(app);
+  }
+
   /** The listeners as they stand (those whose first attempt to listen has not settled yet are left out). */
   status(): ProxyListener[] {
     return [...this.listeners.values()].filter((l) => l.settled).map((l) => l.state).sort((a, b) => (a.app < b.app ? -1 : 1));
