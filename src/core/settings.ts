@@ -225,6 +225,9 @@ const replicaIdentity = {
 /** The site proxy for exposed apps (src/agent/proxy, docs/routing.md). */
 const proxy = withDefault(oneOf(['on', 'off'] as const), 'on', { flag: '--proxy <mode>', meaning: 'the site proxy: on, every app with `expose` is served on its port at the bind address and forwarded to the nearest healthy replica; off, this node serves none (the control plane sends it no route tables)' });
 
+/** The agent's DNS answers for exposed apps (src/agent/proxy/dns.ts, docs/routing.md#dns); off unless asked for. */
+const dnsListen = optional(listenKind, { flag: '--dns-listen <host:port>', defaultText: 'off', meaning: 'serve DNS (UDP and TCP) at this address: `APP.outpost` answers the address of the nearest healthy endpoint of an exposed app, by the route table the site proxy serves (TTL 5 s); names outside `outpost.` are refused. Needs `proxy` on. Port 53 needs the privilege to bind it' });
+
 /** Prometheus metrics in plain HTTP (docs/observability.md); loopback unless the operator says the network is private. */
 function metricsSettings(note: string) {
   return {
@@ -280,6 +283,7 @@ export const AGENT_SETTINGS = {
   hubMqttUrl,
   hubConfig,
   proxy,
+  dnsListen,
   hubTls: withDefault(oneOf(['auto', 'on', 'off'] as const), 'auto', { flag: '--hub-tls <mode>', meaning: 'the hub\'s HTTPS and MQTT over TLS with the node\'s hub certificate (from the control plane\'s hub CA): on, off, or auto (on when --hub-bind is not loopback and the control plane is https; a hub config\'s own tls wins)' }),
   ...replicaIdentity,
   hubAnonymous,

@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { OutpostError } from '../../core/errors.js';
 import { answerQuery, type Lookup } from './dns-answer.js';
 
 /** a TCP connection with no query this long is closed (RFC 7766 suggests seconds) */
@@ -30,8 +31,18 @@ export class DnsServer {
 
   constructor(private readonly o: DnsOptions) {}
 
-  /** Listens on UDP and TCP; resolves with the port taken. A port in use (either protocol) rejects, with both closed. */
+  /** Listens on UDP and TCP; resolves with the port taken. A port in use (either protocol) rejects with E_USAGE, both closed. */
   async start(): Promise<{ host: string; port: number }> {
+    try {
+      return await this.bind();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = code === 'EACCES' ? 'EACCES (a port below 1024, such as 53, needs the privilege: CAP_NET_BIND_SERVICE)' : code ?? (e as Error).message;
+      throw new OutpostError('E_USAGE', `--dns-listen ${this.o.host}:${this.o.port}: ${why}`, { path: 'dnsListen', cause: e });
+    }
+  }
+
+  private async bind(): Promise<{ host: string; port: number }> {
     // port 0: the port UDP got may be taken for TCP by someone else; a few tries find one free for both
     for (let attempt = 0; ; attempt++) {
       const udp = dgram.createSocket({ type: net.isIPv6(this.o.host) ? 'udp6' : 'udp4' });

@@ -25,6 +25,7 @@ import { AGENT_SETTINGS, HUB_SETTINGS, SERVER_SETTINGS, UP_SETTINGS } from '../.
 import { processSettings, type GivenSettings } from '../../config/load.js';
 import { checkMetricsListen, serveMetrics } from '../../metrics/registry.js';
 import { AgentMetrics } from '../../agent/metrics.js';
+import { DnsServer } from '../../agent/proxy/dns.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -108,6 +109,8 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   if (!c) return;
   const log = makeLogger(c.logLevel);
   const metricsListen = checkMetricsListen(c.metricsListen, c.metricsPublic);
+  // the DNS answers come from the site proxy's route table, which a node with the proxy off is never sent
+  if (c.dnsListen && c.proxy !== 'on') throw new OutpostError('E_USAGE', `--dns-listen needs --proxy on: its answers come from the route table the site proxy is sent, and a node with --proxy off gets none`, { path: 'dnsListen' });
   const name = c.name ?? defaultNodeName();
   const joinToken = readJoinToken(c.joinTokenFile, c.joinToken);
   const dir = path.join(c.dataDir, 'agent');
@@ -134,10 +137,12 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const metrics = metricsListen ? new AgentMetrics(agent, hub.hub?.hub ?? null) : null;
   const listener = metrics && metricsListen ? await serveMetrics(() => metrics.render(), metricsListen) : null;
   if (listener) log.info({ url: listener.url }, 'metrics listening (plain HTTP, no token)');
+  const dns = c.dnsListen ? new DnsServer({ ...c.dnsListen, lookup: (app) => agent.siteProxy?.route(app)?.endpoints, log }) : null;
+  await dns?.start();
   agent.start();
   log.info({ name, runtime: driver.kind, servers: c.server }, 'agent started');
   // the agent leaves its workloads running when it stops: they serve on without it
-  onSignals(async () => { await agent.stop(); await listener?.close(); await hub.hub?.close(); });
+  onSignals(async () => { await dns?.stop(); await agent.stop(); await listener?.close(); await hub.hub?.close(); });
 }
 
 export async function runUp(given: GivenSettings): Promise<void> {
