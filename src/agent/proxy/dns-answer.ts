@@ -23,8 +23,8 @@ const EDNS_MAX = 1232;
 
 export const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
-/** An app's endpoints, nearest first; undefined: no such exposed app on this node's table. */
-export type Lookup = (app: string) => readonly RouteEndpoint[] | undefined;
+/** An app's endpoints, nearest first; undefined: no such exposed app in the node's table; null: the node has no table yet. */
+export type Lookup = (app: string) => readonly RouteEndpoint[] | undefined | null;
 
 const SOA: Answer = {
   name: ZONE, type: 'SOA', ttl: TTL_S,
@@ -69,9 +69,13 @@ function resolve(q: Question, lookup: Lookup): Resolved {
   // a name elsewhere is refused, not denied: a stub resolver then asks its next server (NXDOMAIN would end the search)
   if (!inZone || (q.class !== 'IN' && q.class !== 'ANY')) return { rcode: RCODE.REFUSED, answers: [], authoritative: false };
   const none = (rcode: number): Resolved => ({ rcode, answers: [], authoritative: true });
+  // no zone transfers: the zone is a view of the table, different on every node
+  if (qtype === 'AXFR' || qtype === 'IXFR') return { rcode: RCODE.REFUSED, answers: [], authoritative: false };
   if (name === ZONE) return qtype === 'SOA' || qtype === 'ANY' ? { rcode: RCODE.NOERROR, answers: [SOA], authoritative: true } : none(RCODE.NOERROR);
   const app = name.slice(0, -ZONE.length - 1);
   const endpoints = NAME_RE.test(app) ? lookup(app) : undefined;
+  // an agent just started, with no table saved and none sent yet, does not know the app is absent: a passing failure, not cached as "no such name"
+  if (endpoints === null) return none(RCODE.SERVFAIL);
   if (!endpoints) return none(RCODE.NXDOMAIN);
   const nearest = endpoints.map((e) => parse(e.endpoint)?.host ?? '').find((h) => net.isIP(h) !== 0);
   // the app is there but no endpoint is up now: a passing failure (getaddrinfo's EAI_AGAIN), not "no address"
@@ -92,7 +96,8 @@ interface BuildOptions {
 }
 
 function build(head: { id: number; rd: number }, rcode: number, o: BuildOptions): Buffer | null {
-  const negative = o.authoritative && !o.answers?.length;
+  // "no such name" and "no such record" carry the SOA, whose minimum bounds how long they are cached (RFC 2308)
+  const negative = o.authoritative && !o.answers?.length && (rcode === RCODE.NOERROR || rcode === RCODE.NXDOMAIN);
   const packet: Packet = {
     type: 'response', id: head.id,
     flags: head.rd | (o.authoritative ? AUTHORITATIVE_ANSWER : 0) | rcode,

@@ -12,7 +12,8 @@ import pino from 'pino';
 import { RECURSION_DESIRED, decode, encode, type DecodedPacket, type Packet } from 'dns-packet';
 import type { RouteEndpoint } from '../../core/routes.js';
 import { answerQuery, TTL_S } from './dns-answer.js';
-import { DnsServer } from './dns.js';
+import { DnsServer, routeLookup } from './dns.js';
+import { SiteProxy } from './proxy.js';
 
 /** a decoded answer (dns-packet's types leave out rcode) */
 type Reply = DecodedPacket & { rcode: string };
@@ -87,6 +88,18 @@ test('what it does not have: NODATA, NXDOMAIN, SERVFAIL, REFUSED', async () => {
   assert.equal((await ask(status)).rcode, 'NOTIMP');
   const two = encode({ type: 'query', id: 16, questions: [{ type: 'A', name: 'web.outpost' }, { type: 'A', name: 'web.outpost' }] });
   assert.equal((await ask(two)).rcode, 'FORMERR');
+});
+
+test('before the node has a table, an app is not denied (SERVFAIL, no SOA); zone transfers are refused', async () => {
+  const proxy = new SiteProxy({ host: '127.0.0.1', node: 'n', log: pino({ level: 'silent' }), ack: () => {}, changed: () => {} });
+  const fresh = routeLookup(proxy);
+  const early = dec(answerQuery(query('web.outpost', 'A', 51), fresh, 'udp')!);
+  assert.deepEqual([early.rcode, early.authorities!.length], ['SERVFAIL', 0]);
+  proxy.apply(null, []);
+  assert.equal(dec(answerQuery(query('web.outpost', 'A', 52), fresh, 'udp')!).rcode, 'NXDOMAIN');
+  await proxy.stop();
+  assert.equal((await ask(query('outpost', 'AXFR', 53))).rcode, 'REFUSED');
+  assert.equal((await ask(query('empty.outpost', 'A', 54))).authorities!.length, 0);
 });
 
 test('an EDNS query gets an OPT back; the answers follow the table as it changes', async () => {

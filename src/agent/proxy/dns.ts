@@ -8,11 +8,20 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import { answerQuery, type Lookup } from './dns-answer.js';
+import type { SiteProxy } from './proxy.js';
 
 /** a TCP connection with no query this long is closed (RFC 7766 suggests seconds) */
 const TCP_IDLE_MS = 10_000;
 /** TCP connections served at once; more are closed at once (a UDP query needs none) */
 const TCP_MAX = 64;
+
+/** The answers' source: the table a site proxy serves. */
+export function routeLookup(proxy: Pick<SiteProxy, 'route'>): Lookup {
+  return (app) => {
+    const r = proxy.route(app);
+    return r === null ? null : r?.endpoints;
+  };
+}
 
 export interface DnsOptions {
   host: string;

@@ -48,6 +48,8 @@ export class SiteProxy {
   /** listeners closed while requests to their endpoints were in flight */
   private readonly closing = new Set<Upstreams>();
   private seq: number | null = null;
+  /** a table has been applied (sent, or saved on the node): before, no app is known to be absent */
+  private hasTable = false;
   private lastAck = '';
   readonly counters = new ProxyCounters();
   private stopped = false;
@@ -75,6 +77,7 @@ export class SiteProxy {
     }
     for (const app of [...this.routes.keys()]) if (!this.listeners.has(app)) this.routes.delete(app);
     this.seq = seq;
+    this.hasTable = true;
     this.lastAck = '';
     this.confirm();
     this.report();
@@ -85,9 +88,9 @@ export class SiteProxy {
     return [...this.routes.values()].sort((a, b) => (a.app < b.app ? -1 : 1));
   }
 
-  /** One app's entry in the table served now (the agent's DNS answers from it); undefined: not served here. */
-  route(app: string): AppRoute | undefined {
-    return this.routes.get(app);
+  /** One app's entry in the table served now (the agent's DNS answers from it); undefined: not served here; null: no table yet. */
+  route(app: string): AppRoute | undefined | null {
+    return this.hasTable ? this.routes.get(app) : null;
   }
 
   /** The listeners as they stand (those whose first attempt to listen has not settled yet are left out). */

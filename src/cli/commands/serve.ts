@@ -25,7 +25,7 @@ import { AGENT_SETTINGS, HUB_SETTINGS, SERVER_SETTINGS, UP_SETTINGS } from '../.
 import { processSettings, type GivenSettings } from '../../config/load.js';
 import { checkMetricsListen, serveMetrics } from '../../metrics/registry.js';
 import { AgentMetrics } from '../../agent/metrics.js';
-import { DnsServer } from '../../agent/proxy/dns.js';
+import { DnsServer, routeLookup } from '../../agent/proxy/dns.js';
 
 /** The package's root: examples/ and scripts/ live there. */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -137,7 +137,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const metrics = metricsListen ? new AgentMetrics(agent, hub.hub?.hub ?? null) : null;
   const listener = metrics && metricsListen ? await serveMetrics(() => metrics.render(), metricsListen) : null;
   if (listener) log.info({ url: listener.url }, 'metrics listening (plain HTTP, no token)');
-  const dns = c.dnsListen ? new DnsServer({ ...c.dnsListen, lookup: (app) => agent.siteProxy?.route(app)?.endpoints, log }) : null;
+  const dns = c.dnsListen ? new DnsServer({ ...c.dnsListen, lookup: routeLookup(agent.siteProxy!), log }) : null;
   await dns?.start();
   agent.start();
   log.info({ name, runtime: driver.kind, servers: c.server }, 'agent started');
