@@ -35,7 +35,7 @@ export class DnsServer {
   private udp: dgram.Socket | null = null;
   private tcp: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
-  /** queries read and answers sent, per transport (the agent's metrics may read them) */
+  /** queries read per transport, and those that got no answer (a response, a packet shorter than a header) */
   readonly counts = { udp: 0, tcp: 0, unanswered: 0 };
 
   constructor(private readonly o: DnsOptions) {}
