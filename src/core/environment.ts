@@ -39,6 +39,8 @@ export const ENVIRONMENT = [
   { name: 'OUTPOST_REGISTRY', default: 'none: local images only', readBy: 'CLI (`deploy -f` and `convert -f` of a Compose file), scripts/build-images.sh, bench:model', meaning: 'the registry (host:port) the images of a Compose file\'s `build:` services are pushed to for the nodes to pull, when `--registry` is not given; `npm run build:images` also pushes `sensor-stats:0.1` to it (e.g. `127.0.0.1:5000`); `npm run bench:model` pulls from it (127.0.0.1:5000 when unset)' },
   { name: 'OUTPOST_ENGINE_CLI', default: 'podman', readBy: 'scripts/build-images.sh', meaning: 'the engine CLI that builds the example image (it uses `image exists` and `import`, which Podman has)' },
   { name: 'OUTPOST_REQUIRE_ENGINE', default: 'unset', readBy: 'tests', meaning: '`1`: the container and lab tests fail when they cannot run, instead of being skipped' },
+  { name: 'OUTPOST_REQUIRE_BROWSER', default: 'unset', readBy: 'tests', meaning: '`1`: the dashboard\'s browser test fails when Chromium is missing, instead of being skipped' },
+  { name: 'OUTPOST_CHROMIUM', default: '/usr/bin/chromium', readBy: 'tests', meaning: 'the Chromium the dashboard\'s browser test, bench:ui and scripts/screenshots.mjs drive' },
   { name: 'OUTPOST_TEST_REGISTRY', default: 'unset: that test is skipped', readBy: 'tests', meaning: 'a registry (host:port) holding `sensor-stats:0.1`, for the pull-from-registry test' },
   { name: 'OUTPOST_TEST_LOG', default: 'silent', readBy: 'tests', meaning: 'the log level of the control planes and agents the tests run in-process' },
   { name: 'OUTPOST_TEST_CUT_MS', default: '180000', readBy: 'tests', meaning: 'how long the hub test cuts an agent\'s link to the control plane' },
