@@ -1,0 +1,290 @@
+// Measured demand (issue 18's item 2): the windows the site proxies report
+// (per app and upstream node: requests, errors, status classes and latency
+// sketches), kept per (app, site of the reporting node) for a bounded span,
+// and what they add up to: requests per second over the last minute, error
+// rate, latency quantiles (sketches merged, src/core/sketch.ts), per site and
+// per route (site -> upstream node). A report from a node whose clock is far
+// off, or whose figures cannot be true, is refused with the reason, never
+// stored. Compared per site with what the manifest declares and per route
+// with what the model predicts (compare). Pure: the caller gives the time.
+import { LogHistogram, type SketchDoc } from './sketch.js';
+import type { AppSpec } from './manifest.js';
+
+type DemandPoint = AppSpec['placement']['demand'][number];
+
+/** One (app, upstream node) pair of a window, as an agent reports it. */
+export interface DemandEntry {
+  app: string;
+  /** the node whose replica answered; '' for requests no endpoint took */
+  node: string;
+  requests: number;
+  errors: number;
+  status: { '2xx': number; '3xx': number; '4xx': number; '5xx': number };
+  /** ms */
+  connect: SketchDoc;
+  firstByte: SketchDoc;
+  total: SketchDoc;
+}
+
+/** One closed window of a node's proxy: every app it served in it. */
+export interface DemandWindow {
+  /** epoch ms */
+  start: number;
+  /** its length, ms */
+  ms: number;
+  entries: DemandEntry[];
+}
+
+export const DEMAND_LIMITS = {
+  /** windows kept, by their end, before they are forgotten */
+  retentionMs: 600_000,
+  /** the span `rps` is measured over */
+  rateMs: 60_000,
+  /** stored entries per (app, site) at most (the oldest go first) */
+  maxEntries: 5000,
+  /** a window ending later than this past the control plane's clock: a broken clock */
+  futureMs: 120_000,
+  /** a window starting earlier than this before it: a broken clock (an agent keeps minutes of windows, not hours) */
+  pastMs: 3_600_000,
+  /** requests per second one node's proxy can serve one app at most */
+  maxRps: 1_000_000,
+  /** a latency longer than a day is no request's */
+  maxLatencyMs: 86_400_000,
+} as const;
+
+export type Refusal = 'clock' | 'figures' | 'duplicate';
+
+/** Why a window cannot be taken, or null: a clock far off, or figures that contradict each other. */
+export function judge(w: DemandWindow, now: number): { reason: Refusal; message: string } | null {
+  if (w.start + w.ms > now + DEMAND_LIMITS.futureMs) return { reason: 'clock', message: `the window ends ${Math.round((w.start + w.ms - now) / 1000)} s in the future` };
+  if (w.start < now - DEMAND_LIMITS.pastMs) return { reason: 'clock', message: `the window started ${Math.round((now - w.start) / 1000)} s ago` };
+  for (const e of w.entries) {
+    const why = figures(e, w.ms);
+    if (why) return { reason: 'figures', message: `${e.app} via ${e.node || '(none)'}: ${why}` };
+  }
+  return null;
+}
+
+function figures(e: DemandEntry, ms: number): string | null {
+  if (e.requests > (DEMAND_LIMITS.maxRps * ms) / 1000) return `${e.requests} requests in ${ms} ms`;
+  if (e.errors > e.requests) return `${e.errors} errors of ${e.requests} requests`;
+  const answered = e.status['2xx'] + e.status['3xx'] + e.status['4xx'] + e.status['5xx'];
+  if (answered > e.requests) return `${answered} answers to ${e.requests} requests`;
+  for (const [name, s] of [['connect', e.connect], ['firstByte', e.firstByte], ['total', e.total]] as const) {
+    if (s.n > e.requests) return `${name}: ${s.n} latencies for ${e.requests} requests`;
+    if (s.c.reduce((a, b) => a + b, 0) + s.zero !== s.n) return `${name}: its buckets do not add up to ${s.n}`;
+    if (s.max > DEMAND_LIMITS.maxLatencyMs || s.sum > s.n * DEMAND_LIMITS.maxLatencyMs) return `${name}: a latency over a day`;
+  }
+  return null;
+}
+
+interface Stored {
+  reporter: string;
+  start: number;
+  end: number;
+  node: string;
+  requests: number;
+  errors: number;
+  firstByte: SketchDoc;
+  total: SketchDoc;
+}
+
+export interface Quantiles { p50: number | null; p95: number | null }
+
+/** A route (the reporting site -> the node that answered) as measured. */
+export interface RouteFigures {
+  /** the node whose replicas answered */
+  node: string;
+  requests: number;
+  /** requests that failed (no answer, broken off), % */
+  errorPct: number | null;
+  /** the measured request latency (the whole exchange, at the proxy), ms */
+  totalMs: Quantiles;
+}
+
+/** One site's windows, added up. */
+export interface SiteDemandFigures {
+  /** the reporting nodes' site (null: nodes without one) */
+  site: string | null;
+  /** requests per second over the last minute (the windows that ended in it) */
+  rps: number;
+  /** requests in the span kept */
+  requests: number;
+  errors: number;
+  errorPct: number | null;
+  /** the whole exchange, ms, over the span kept */
+  totalMs: Quantiles;
+  /** until the first byte of the answer, ms */
+  firstByteMs: Quantiles;
+  /** the site's nodes whose proxies reported */
+  reporters: string[];
+  /** by the node that answered, by name (requests no endpoint took count as the site's errors only) */
+  routes: RouteFigures[];
+}
+
+/** The windows kept, per app and site, and the totals since this book began (for counters). */
+export class DemandBook {
+  private readonly byKey = new Map<string, Stored[]>();
+  /** `${reporter}\0${start}`: windows taken, so a window sent again counts once */
+  private readonly seen = new Map<string, number>();
+  /** requests since this book began, per app and site (a Prometheus counter) */
+  readonly totals = new Map<string, { app: string; site: string; requests: number }>();
+
+  /** Takes one window of node `reporter` at `site`; the apps not in `known` are skipped (a name the node made up). */
+  add(reporter: string, site: string, w: DemandWindow, now: number, known: (app: string) => boolean = () => true): { ok: true; stored: number } | { ok: false; reason: Refusal; message: string } {
+    const bad = judge(w, now);
+    if (bad) return { ok: false, ...bad };
+    const id = `${reporter}\u0000${w.start}`;
+    if (this.seen.has(id)) return { ok: false, reason: 'duplicate', message: `window ${w.start} of ${reporter} taken already` };
+    this.prune(now);
+    this.seen.set(id, w.start + w.ms);
+    let stored = 0;
+    for (const e of w.entries) {
+      if (!known(e.app)) continue;
+      const key = `${e.app}\u0000${site}`;
+      let list = this.byKey.get(key);
+      if (!list) this.byKey.set(key, (list = []));
+      list.push({ reporter, start: w.start, end: w.start + w.ms, node: e.node, requests: e.requests, errors: e.errors, firstByte: e.firstByte, total: e.total });
+      if (list.length > DEMAND_LIMITS.maxEntries) list.splice(0, list.length - DEMAND_LIMITS.maxEntries);
+      const t = this.totals.get(key) ?? { app: e.app, site, requests: 0 };
+      t.requests += e.requests;
+      this.totals.set(key, t);
+      stored++;
+    }
+    return { ok: true, stored };
+  }
+
+  /** The sites with windows of `app`, by name. */
+  sites(app: string, now: number): SiteDemandFigures[] {
+    this.prune(now);
+    const out: SiteDemandFigures[] = [];
+    for (const [key, list] of this.byKey) {
+      const [a, site] = key.split('\u0000') as [string, string];
+      if (a === app && list.length > 0) out.push(summarise(site, list, now));
+    }
+    return out.sort(bySiteName);
+  }
+
+  /** Every (app, site) with windows: for the metrics. */
+  all(now: number): { app: string; figures: SiteDemandFigures }[] {
+    this.prune(now);
+    return [...this.byKey].filter(([, l]) => l.length > 0).map(([key, list]) => {
+      const [app, site] = key.split('\u0000') as [string, string];
+      return { app, figures: summarise(site, list, now) };
+    });
+  }
+
+  /** An app removed: its windows and counters go. */
+  forget(app: string): void {
+    for (const key of [...this.byKey.keys(), ...this.totals.keys()]) {
+      if (key.startsWith(`${app}\u0000`)) { this.byKey.delete(key); this.totals.delete(key); }
+    }
+  }
+
+  private prune(now: number): void {
+    const cut = now - DEMAND_LIMITS.retentionMs;
+    for (const [key, list] of this.byKey) {
+      const keep = list.filter((s) => s.end > cut);
+      if (keep.length === 0) this.byKey.delete(key);
+      else if (keep.length !== list.length) this.byKey.set(key, keep);
+    }
+    // a window is remembered as long as a re-send of it could still be taken
+    const forgetSeen = now - DEMAND_LIMITS.pastMs;
+    for (const [id, end] of this.seen) if (end < forgetSeen) this.seen.delete(id);
+  }
+}
+
+function summarise(site: string, list: Stored[], now: number): SiteDemandFigures {
+  const total = new LogHistogram();
+  const firstByte = new LogHistogram();
+  const routes = new Map<string, { requests: number; errors: number; total: LogHistogram }>();
+  let requests = 0;
+  let errors = 0;
+  let recent = 0;
+  for (const s of list) {
+    requests += s.requests;
+    errors += s.errors;
+    if (s.end > now - DEMAND_LIMITS.rateMs) recent += s.requests;
+    total.merge(s.total);
+    firstByte.merge(s.firstByte);
+    if (s.node === '') continue;
+    let r = routes.get(s.node);
+    if (!r) routes.set(s.node, (r = { requests: 0, errors: 0, total: new LogHistogram() }));
+    r.requests += s.requests;
+    r.errors += s.errors;
+    r.total.merge(s.total);
+  }
+  return {
+    site: site === '' ? null : site, rps: round3(recent / (DEMAND_LIMITS.rateMs / 1000)), requests, errors, errorPct: pct(errors, requests),
+    totalMs: quantiles(total), firstByteMs: quantiles(firstByte),
+    reporters: [...new Set(list.map((s) => s.reporter))].sort(),
+    routes: [...routes].sort(([a], [b]) => (a < b ? -1 : 1)).map(([node, r]) => ({ node, requests: r.requests, errorPct: pct(r.errors, r.requests), totalMs: quantiles(r.total) })),
+  };
+}
+
+/** by site name, the nodes without a site first */
+function bySiteName(a: { site: string | null }, b: { site: string | null }): number {
+  const x = a.site ?? '';
+  const y = b.site ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function quantiles(h: LogHistogram): Quantiles {
+  const q = (x: number) => { const v = h.quantile(x); return v === null ? null : round3(v); };
+  return { p50: q(0.5), p95: q(0.95) };
+}
+
+function pct(part: number, whole: number): number | null {
+  return whole === 0 ? null : round3((100 * part) / whole);
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+/** A route as measured, against the model. */
+export interface RouteDemand extends RouteFigures {
+  /** the model's T_request from the site to the node's nearest routable replica, as GET /v1/apps/NAME/endpoints computes it (null: none routable, or no RTT known) */
+  predictedMs: number | null;
+  /** abs(predicted - measured p50) / measured p50, % */
+  modelErrorPct: number | null;
+}
+
+/** One site's measured demand, against the declared. */
+export interface SiteDemand extends SiteDemandFigures {
+  /** the manifest's `placement.demand` for the site, or null */
+  declared: { rps: number; items: number } | null;
+  routes: RouteDemand[];
+}
+
+/** GET /v1/apps/NAME/demand */
+export interface DemandView {
+  app: string;
+  /** the span `requests`, errors and latencies are over, s */
+  spanS: number;
+  /** the span `rps` is over, s */
+  rateS: number;
+  /** the sites measured or declared, by name */
+  sites: SiteDemand[];
+}
+
+/** Measured figures per site, next to the declared demand (a site declared but not measured: zeros) and each route's prediction. */
+export function compare(app: string, measured: SiteDemandFigures[], declared: DemandPoint[], predicted: (site: string | null, node: string) => number | null): DemandView {
+  const none: Quantiles = { p50: null, p95: null };
+  const bySite = new Map<string, SiteDemand>();
+  for (const f of measured) {
+    const routes = f.routes.map((r) => {
+      const p = predicted(f.site, r.node);
+      const m = r.totalMs.p50;
+      return { ...r, predictedMs: p, modelErrorPct: p === null || !m ? null : round3((100 * Math.abs(p - m)) / m) };
+    });
+    bySite.set(f.site ?? '', { ...f, declared: null, routes });
+  }
+  for (const d of declared) {
+    const s = bySite.get(d.site) ?? { site: d.site, rps: 0, requests: 0, errors: 0, errorPct: null, totalMs: none, firstByteMs: none, declared: null, reporters: [], routes: [] };
+    s.declared = { rps: d.rps, items: d.items };
+    bySite.set(d.site, s);
+  }
+  const sites = [...bySite.values()].sort(bySiteName);
+  return { app, spanS: DEMAND_LIMITS.retentionMs / 1000, rateS: DEMAND_LIMITS.rateMs / 1000, sites };
+}
