@@ -206,6 +206,7 @@ export class Agent extends EventEmitter {
     }
     this.connect();
     this.uplink?.start();
+    this.demand?.start();
     const every = this.o.stagesIntervalMs ?? 10_000;
     this.stagesTimer = setInterval(() => void this.readStages(), every);
     this.inventoryTimer = setInterval(() => void this.reportInventory(), this.o.inventoryIntervalMs ?? 30_000);
