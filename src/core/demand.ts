@@ -52,10 +52,10 @@ export const DEMAND_LIMITS = {
   maxLatencyMs: 86_400_000,
 } as const;
 
-export type Refusal = 'clock' | 'figures' | 'duplicate';
+export type DemandRefusal = 'clock' | 'figures' | 'duplicate';
 
 /** Why a window cannot be taken, or null: a clock far off, or figures that contradict each other. */
-export function judge(w: DemandWindow, now: number): { reason: Refusal; message: string } | null {
+export function judge(w: DemandWindow, now: number): { reason: DemandRefusal; message: string } | null {
   if (w.start + w.ms > now + DEMAND_LIMITS.futureMs) return { reason: 'clock', message: `the window ends ${Math.round((w.start + w.ms - now) / 1000)} s in the future` };
   if (w.start < now - DEMAND_LIMITS.pastMs) return { reason: 'clock', message: `the window started ${Math.round((now - w.start) / 1000)} s ago` };
   for (const e of w.entries) {
@@ -89,12 +89,19 @@ interface Stored {
   total: SketchDoc;
 }
 
-export interface Quantiles { p50: number | null; p95: number | null }
+/** Latency quantiles from merged sketches (within 4.8%); null without requests. */
+export interface Quantiles {
+  /** the median */
+  p50: number | null;
+  /** the 95th percentile */
+  p95: number | null;
+}
 
 /** A route (the reporting site -> the node that answered) as measured. */
 export interface RouteFigures {
   /** the node whose replicas answered */
   node: string;
+  /** requests (TCP: connections) in the span kept */
   requests: number;
   /** requests that failed (no answer, broken off), % */
   errorPct: number | null;
@@ -108,9 +115,11 @@ export interface SiteDemandFigures {
   site: string | null;
   /** requests per second over the last minute (the windows that ended in it) */
   rps: number;
-  /** requests in the span kept */
+  /** requests (TCP: connections) in the span kept */
   requests: number;
+  /** requests the proxies could not complete (no endpoint answered, the upstream broke off) */
   errors: number;
+  /** errors / requests, %; null without requests */
   errorPct: number | null;
   /** the whole exchange, ms, over the span kept */
   totalMs: Quantiles;
@@ -131,7 +140,7 @@ export class DemandBook {
   readonly totals = new Map<string, { app: string; site: string; requests: number }>();
 
   /** Takes one window of node `reporter` at `site`; the apps not in `known` are skipped (a name the node made up). */
-  add(reporter: string, site: string, w: DemandWindow, now: number, known: (app: string) => boolean = () => true): { ok: true; stored: number } | { ok: false; reason: Refusal; message: string } {
+  add(reporter: string, site: string, w: DemandWindow, now: number, known: (app: string) => boolean = () => true): { ok: true; stored: number } | { ok: false; reason: DemandRefusal; message: string } {
     const bad = judge(w, now);
     if (bad) return { ok: false, ...bad };
     const id = `${reporter}\u0000${w.start}`;
@@ -254,11 +263,13 @@ export interface RouteDemand extends RouteFigures {
 export interface SiteDemand extends SiteDemandFigures {
   /** the manifest's `placement.demand` for the site, or null */
   declared: { rps: number; items: number } | null;
+  /** by the node that answered, by name */
   routes: RouteDemand[];
 }
 
 /** GET /v1/apps/NAME/demand */
 export interface DemandView {
+  /** the app's name */
   app: string;
   /** the span `requests`, errors and latencies are over, s */
   spanS: number;

@@ -8,7 +8,7 @@
 // fills within a minute. A report whose clock or figures cannot be true is
 // dropped, counted by reason and logged.
 import type { Logger } from 'pino';
-import { DemandBook, compare, type DemandView, type DemandWindow, type Refusal } from '../../core/demand.js';
+import { DemandBook, compare, type DemandView, type DemandWindow, type DemandRefusal } from '../../core/demand.js';
 import { OutpostError } from '../../core/errors.js';
 import { rankEndpoints } from '../../core/routing.js';
 import type { State } from '../state.js';
@@ -16,7 +16,7 @@ import type { State } from '../state.js';
 export class Demand {
   readonly book = new DemandBook();
   /** windows refused since this instance started, by reason */
-  readonly refused: Record<Refusal, number> = { clock: 0, figures: 0, duplicate: 0 };
+  readonly refused: Record<DemandRefusal, number> = { clock: 0, figures: 0, duplicate: 0 };
 
   constructor(private readonly state: State, private readonly now: () => number, private readonly log: Logger) {}
 
