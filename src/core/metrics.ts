@@ -87,6 +87,8 @@ export const AGENT_METRICS = {
   outpost_agent_deploy_phase_seconds: { type: 'histogram', labels: ['phase'], buckets: PHASE_BUCKETS, help: 'deploy terms measured on this node: image (T_image, 0 for a cached image), container (T_container), engine (T_engine, to the first passing health check)' },
   outpost_agent_image_pulls_total: { type: 'counter', labels: [], help: 'image pulls that fetched layers' },
   outpost_agent_image_pulled_bytes_total: { type: 'counter', labels: [], help: 'bytes those pulls fetched' },
+  outpost_agent_demand_windows_waiting: { type: 'gauge', labels: [], help: 'the site proxy\'s closed windows (measured demand) the control plane has not acknowledged yet: sent after the next reconnect (at most 30 are kept)' },
+  outpost_agent_demand_windows_dropped_total: { type: 'counter', labels: [], help: 'closed windows dropped unsent because more than 30 waited (the control plane was away for longer)' },
   outpost_agent_site_rtt_seconds: { type: 'gauge', labels: ['site'], help: 'the RTT to each site this agent measured last (the median of its last 3 rounds of TCP connects)' },
   outpost_hub_points_received_total: { type: 'counter', labels: ['stream'], help: 'points the node\'s data hub received, by stream (since its store was created)' },
   outpost_hub_received_bytes_total: { type: 'counter', labels: ['stream'], help: 'bytes of points received, by stream' },
