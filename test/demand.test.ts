@@ -3,7 +3,9 @@
 // an exposed app with demand declared at s1. Requests through the proxy are
 // reported as their windows close: `outpost demand` shows exactly as many,
 // with latencies, against the declared demand and the model's prediction;
-// the Prometheus counter says the same.
+// the Prometheus counter says the same. Windows closed while the control
+// plane is away are sent when the agent is back, and those it had taken are
+// not sent again.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -11,11 +13,14 @@ import type { DemandView } from '../src/contract/api.js';
 import { freePort } from '../src/agent/health.js';
 import { cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
 
-const cp = await controlPlane();
-const env = cliEnv(cp);
+const dataDir = tmpDir();
+let cp = await controlPlane(dataDir);
+let env = cliEnv(cp);
 const work = tmpDir();
 const ADDR = '127.0.0.5';
 const PORT = await freePort(ADDR);
+/** the agent's own metrics */
+const METRICS = await freePort('127.0.0.1');
 const probe = net.createServer((c) => c.end());
 await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
 const agents: AgentProc[] = [];
@@ -44,7 +49,7 @@ const demand = async (): Promise<DemandView> => {
 
 test('an exposed app at a site with declared demand, its proxy counting in 1 s windows', async () => {
   assert.equal((await cli(['site', 'add', 's1', '--probe', `127.0.0.1:${(probe.address() as net.AddressInfo).port}`], env)).code, 0);
-  agents.push(spawnAgent(cp, ['--name', 'd1', '--site', 's1', '--runtime', 'process', '--data-dir', tmpDir(), '--advertise', ADDR, '--bind', ADDR], { OUTPOST_DEMAND_WINDOW_MS: '1000' }));
+  agents.push(spawnAgent(cp, ['--name', 'd1', '--site', 's1', '--runtime', 'process', '--data-dir', tmpDir(), '--advertise', ADDR, '--bind', ADDR, '--metrics-listen', `127.0.0.1:${METRICS}`], { OUTPOST_DEMAND_WINDOW_MS: '1000' }));
   await waitFor('d1 ready', async () => (await cp.client.nodes()).some((n) => n.name === 'd1' && n.state === 'ready'), 30_000);
   await cp.client.declareRtt('d1', { s1: 2 });
   const manifest = {
@@ -85,6 +90,23 @@ test('200 requests through the proxy: `outpost demand` shows the site, exactly t
   const m = await cli(['metrics', 'outpost_app_request'], env);
   assert.match(m.stdout, new RegExp(`^outpost_app_requests_total\\{app="shop",site="s1"\\} ${sent}$`, 'm'));
   assert.match(m.stdout, /^outpost_app_request_latency_seconds\{app="shop",site="s1",quantile="0.5"\} [0-9.e-]+$/m);
+});
+
+test('requests while the control plane is away: their windows are sent on the reconnect, the ones taken before are not sent again', async () => {
+  const port = Number(new URL(cp.url).port);
+  await cp.close();
+  // the proxy goes on serving its table meanwhile
+  const before = sent;
+  for (let i = 0; i < 50; i++) assert.equal(await ask(`/away/${i}`), 200);
+  // their window closes with nobody to send it to: the agent keeps it
+  const waiting = async () => Number(/^outpost_agent_demand_windows_waiting (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${METRICS}/metrics`)).text())?.[1]);
+  await waitFor('the window kept on the agent', async () => (await waiting()) >= 1);
+  cp = await controlPlane(dataDir, { port });
+  env = cliEnv(cp);
+  // a new instance holds nothing: what it counts is what the agent sent it after the reconnect
+  const v = await waitFor('the windows of the outage reported', async () => { const d = await demand(); return d.sites.find((s) => s.site === 's1')?.requests === sent - before && d; }, 30_000);
+  assert.equal(v.sites.find((s) => s.site === 's1')!.requests, 50, 'the 201 acknowledged before are not sent again');
+  await waitFor('nothing left waiting on the agent', async () => (await waiting()) === 0);
 });
 
 test('an unknown app is E_NOT_FOUND', async () => {
