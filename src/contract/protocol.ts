@@ -126,6 +126,8 @@ const demandEntry = z.object({
 });
 /** the site proxy's closed windows a `demand` message carries at most (an agent keeps no more while disconnected) */
 export const DEMAND_BACKLOG = 30;
+/** (app, answering node) pairs in one window at most (an agent drops the rest, counted) */
+export const DEMAND_ENTRIES = 1000;
 const windowDoc = boundedRecord(z.union([num, str(256), z.null()]), 64, str(64));
 
 export const agentToServerSchema = z.discriminatedUnion('type', [
@@ -167,7 +169,7 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
    */
   z.object({
     type: z.literal('demand'),
-    windows: z.array(z.object({ start: z.number().int().nonnegative(), ms: z.number().int().min(1000).max(600_000), entries: z.array(demandEntry).max(1000) })).min(1).max(DEMAND_BACKLOG),
+    windows: z.array(z.object({ start: z.number().int().nonnegative(), ms: z.number().int().min(1000).max(600_000), entries: z.array(demandEntry).max(DEMAND_ENTRIES) })).min(1).max(DEMAND_BACKLOG),
   }),
 ]);
 

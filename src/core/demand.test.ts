@@ -67,7 +67,8 @@ test('a window sent twice counts once; absurd clocks and figures are refused wit
   const forged = entry('web', 'e2', [1, 2]);
   assert.equal(refuse(win(T0 - 40_000, [{ ...forged, total: { ...forged.total, n: 2, c: [9] } }])), 'figures', 'buckets that do not add up');
   assert.equal(refuse(win(T0 - 50_000, [{ ...forged, total: { ...forged.total, max: 1e12 } }])), 'figures', 'a latency of 30 years');
-  assert.equal(b.sites('web', now)[0]!.requests, 3);
+  assert.equal(refuse(win(T0 - 60_000, [{ ...forged, total: { ...forged.total, max: 3 * 86_400_000, sum: 3 * 86_400_000 + 1 } }])), 'ok', 'a TCP connection of three days');
+  assert.equal(b.sites('web', now)[0]!.requests, 5, 'the first window and the three-day connection\'s');
 });
 
 test('apps not known are skipped; an app forgotten loses its windows and counter', () => {

@@ -48,8 +48,8 @@ export const DEMAND_LIMITS = {
   pastMs: 3_600_000,
   /** requests per second one node's proxy can serve one app at most */
   maxRps: 1_000_000,
-  /** a latency longer than a day is no request's */
-  maxLatencyMs: 86_400_000,
+  /** longer than a year is no request's nor connection's (a TCP connection's "latency" is its life: days are possible) */
+  maxLatencyMs: 365 * 86_400_000,
 } as const;
 
 export type DemandRefusal = 'clock' | 'figures' | 'duplicate';
@@ -73,7 +73,7 @@ function figures(e: DemandEntry, ms: number): string | null {
   for (const [name, s] of [['connect', e.connect], ['firstByte', e.firstByte], ['total', e.total]] as const) {
     if (s.n > e.requests) return `${name}: ${s.n} latencies for ${e.requests} requests`;
     if (s.c.reduce((a, b) => a + b, 0) + s.zero !== s.n) return `${name}: its buckets do not add up to ${s.n}`;
-    if (s.max > DEMAND_LIMITS.maxLatencyMs || s.sum > s.n * DEMAND_LIMITS.maxLatencyMs) return `${name}: a latency over a day`;
+    if (s.max > DEMAND_LIMITS.maxLatencyMs || s.sum > s.n * DEMAND_LIMITS.maxLatencyMs) return `${name}: a latency over a year`;
   }
   return null;
 }

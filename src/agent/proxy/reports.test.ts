@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEMAND_BACKLOG, parseAgentMessage, type AgentToServer } from '../../contract/protocol.js';
+import { DEMAND_BACKLOG, DEMAND_ENTRIES, parseAgentMessage, type AgentToServer } from '../../contract/protocol.js';
 import { ProxyCounters, WINDOW_MS } from './counters.js';
 import { DemandReporter } from './reports.js';
 
@@ -90,4 +90,31 @@ test(`at most ${DEMAND_BACKLOG} windows wait: the oldest go first`, () => {
   const [m] = x.msgs();
   assert.equal(m!.windows[0]!.start, t0 + 5 * WINDOW_MS);
   assert.ok(parseAgentMessage(x.sent[0]!).ok, 'a full backlog is one valid message');
+});
+
+test('what is sent stays within the protocol: at most DEMAND_ENTRIES pairs a window, a backlog split into messages of bounded size', () => {
+  const x = rig();
+  const t0 = x.now;
+  x.counters.record('web', { node: 'e2', status: 200, error: false, connectMs: 0, firstByteMs: 1, totalMs: 2 });
+  x.at(t0 + WINDOW_MS);
+  const [one] = x.counters.take();
+  // more pairs than a message may carry (the counters themselves keep 360 closed pairs at most)
+  x.up = false;
+  x.r.outbox.add(Array.from({ length: DEMAND_ENTRIES + 5 }, (_, i) => ({ ...one!, app: `app-${i}` })));
+  assert.equal(x.r.outbox.droppedEntries, 5);
+  for (let w = 1; w < 3; w++) {
+    x.counters.record('web', { node: 'e2', status: 200, error: false, connectMs: 0, firstByteMs: 1, totalMs: 2 });
+    x.at(t0 + (w + 1) * WINDOW_MS);
+    x.r.tick();
+  }
+  // a budget one small window fits: the big one goes alone, then one at a time
+  const sizes = [];
+  for (let ws = x.r.outbox.next(400); ws; ws = x.r.outbox.next(400)) sizes.push(ws.map((w) => w.entries.length));
+  assert.deepEqual(sizes, [[DEMAND_ENTRIES], [1], [1]]);
+  x.r.reconnected();
+  x.up = true;
+  x.r.reconnected();
+  assert.equal(x.sent.length, 1, 'the default budget (1 MiB) takes the whole backlog at once');
+  assert.ok(parseAgentMessage(x.sent[0]!).ok);
+  assert.equal(x.msgs()[0]!.windows[0]!.entries.length, DEMAND_ENTRIES);
 });

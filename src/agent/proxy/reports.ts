@@ -5,12 +5,17 @@
 // send, or sent on a connection that dropped before the answer, go again
 // after the reconnect, in one message; the control plane takes a window once
 // whatever it is sent. At most DEMAND_BACKLOG are kept: the oldest go first.
-import { DEMAND_BACKLOG, type AgentToServer } from '../../contract/protocol.js';
+// A message the control plane's schema refuses closes the connection, so
+// what is sent stays within the protocol's bounds: DEMAND_ENTRIES per window,
+// and a backlog goes in messages of at most MESSAGE_BYTES.
+import { DEMAND_BACKLOG, DEMAND_ENTRIES, type AgentToServer } from '../../contract/protocol.js';
 import type { DemandWindow } from '../../core/demand.js';
 import type { ProxyCounters, ProxyWindow } from './counters.js';
 
 /** after a window's end, so that a request finishing on the boundary is in it */
 const AFTER_CLOSE_MS = 50;
+/** a message's windows, as JSON, at most (a quarter of the protocol's largest message); one window alone may be larger */
+export const MESSAGE_BYTES = 1024 * 1024;
 
 interface Held {
   w: DemandWindow;
@@ -22,12 +27,15 @@ export class DemandOutbox {
   private readonly held: Held[] = [];
   /** windows dropped unsent: more than DEMAND_BACKLOG waited */
   dropped = 0;
+  /** (app, node) pairs dropped from a window that had DEMAND_ENTRIES already */
+  droppedEntries = 0;
 
   /** Closed windows of the proxy's counters, grouped by start. */
   add(windows: ProxyWindow[]): void {
     for (const x of windows) {
       let h = this.held.find((y) => y.w.start === x.start);
       if (!h) this.held.push((h = { w: { start: x.start, ms: x.end - x.start, entries: [] }, sent: false }));
+      if (h.w.entries.length >= DEMAND_ENTRIES) { this.droppedEntries++; continue; }
       const { start: _s, end: _e, ...entry } = x;
       h.w.entries.push(entry);
     }
@@ -35,9 +43,16 @@ export class DemandOutbox {
     if (this.held.length > DEMAND_BACKLOG) this.dropped += this.held.splice(0, this.held.length - DEMAND_BACKLOG).length;
   }
 
-  /** The windows not yet sent on this connection, oldest first (marked sent), or null when there are none. */
-  next(): DemandWindow[] | null {
-    const out = this.held.filter((h) => !h.sent);
+  /** The windows not yet sent on this connection, oldest first, as many as fit one message (marked sent), or null when there are none. */
+  next(maxBytes = MESSAGE_BYTES): DemandWindow[] | null {
+    const out: Held[] = [];
+    let bytes = 0;
+    for (const h of this.held) {
+      if (h.sent) continue;
+      bytes += JSON.stringify(h.w).length;
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(h);
+    }
     for (const h of out) h.sent = true;
     return out.length ? out.map((h) => h.w) : null;
   }
@@ -94,8 +109,9 @@ export class DemandReporter {
   }
 
   private flush(): void {
-    if (!this.ready()) return;
-    const windows = this.outbox.next();
-    if (windows && !this.send({ type: 'demand', windows })) this.outbox.unsent(windows);
+    // a backlog larger than one message goes in several, each window in one
+    for (let windows = this.ready() ? this.outbox.next() : null; windows; windows = this.outbox.next()) {
+      if (!this.send({ type: 'demand', windows })) return this.outbox.unsent(windows);
+    }
   }
 }
