@@ -40,8 +40,8 @@ export const DEMAND_LIMITS = {
   retentionMs: 600_000,
   /** the span `rps` is measured over */
   rateMs: 60_000,
-  /** stored entries per (app, site) at most (the oldest go first) */
-  maxEntries: 5000,
+  /** window starts kept per (app, site) at most (the oldest go first): ten minutes of 1 s windows */
+  maxBuckets: 600,
   /** a window ending later than this past the control plane's clock: a broken clock */
   futureMs: 120_000,
   /** a window starting earlier than this before it: a broken clock (an agent keeps minutes of windows, not hours) */
@@ -78,15 +78,25 @@ function figures(e: DemandEntry, ms: number): string | null {
   return null;
 }
 
-interface Stored {
-  reporter: string;
-  start: number;
-  end: number;
-  node: string;
+interface Tally {
   requests: number;
   errors: number;
-  firstByte: SketchDoc;
-  total: SketchDoc;
+  total: LogHistogram;
+}
+
+/** One window start of one (app, site), every reporting node's entries merged into it as they come. */
+interface Bucket extends Tally {
+  /** the latest end of the windows merged (agents may count in windows of other lengths) */
+  end: number;
+  firstByte: LogHistogram;
+  /** by the node that answered */
+  routes: Map<string, Tally>;
+}
+
+/** One (app, site): its buckets by start, and its reporters with the end of their latest window. */
+interface Series {
+  buckets: Map<number, Bucket>;
+  reporters: Map<string, number>;
 }
 
 /** Latency quantiles from merged sketches (within 4.8%); null without requests. */
@@ -133,9 +143,11 @@ export interface SiteDemandFigures {
 
 /** The windows kept, per app and site, and the totals since this book began (for counters). */
 export class DemandBook {
-  private readonly byKey = new Map<string, Stored[]>();
-  /** `${reporter}\0${start}`: windows taken, so a window sent again counts once */
-  private readonly seen = new Map<string, number>();
+  /** merged as windows come: memory grows with apps x sites x windows kept, not with the nodes reporting */
+  private readonly byKey = new Map<string, Series>();
+  /** per reporter, the starts of the windows taken (numbers: an hour of 10 s windows of 1,000 nodes is 360,000), so a window sent again counts once */
+  private readonly seen = new Map<string, Map<number, number>>();
+  private pruned = -Infinity;
   /** requests since this book began, per app and site (a Prometheus counter) */
   readonly totals = new Map<string, { app: string; site: string; requests: number }>();
 
@@ -143,18 +155,19 @@ export class DemandBook {
   add(reporter: string, site: string, w: DemandWindow, now: number, known: (app: string) => boolean = () => true): { ok: true; stored: number } | { ok: false; reason: DemandRefusal; message: string } {
     const bad = judge(w, now);
     if (bad) return { ok: false, ...bad };
-    const id = `${reporter}\u0000${w.start}`;
-    if (this.seen.has(id)) return { ok: false, reason: 'duplicate', message: `window ${w.start} of ${reporter} taken already` };
-    this.prune(now);
-    this.seen.set(id, w.start + w.ms);
+    let seen = this.seen.get(reporter);
+    if (seen?.has(w.start)) return { ok: false, reason: 'duplicate', message: `window ${w.start} of ${reporter} taken already` };
+    // every node reports every window: a pass over all that is kept, at most once a second
+    if (now - this.pruned >= 1000) this.prune(now);
+    if (!seen) this.seen.set(reporter, (seen = new Map()));
+    seen.set(w.start, w.start + w.ms);
     let stored = 0;
     for (const e of w.entries) {
       if (!known(e.app)) continue;
       const key = `${e.app}\u0000${site}`;
-      let list = this.byKey.get(key);
-      if (!list) this.byKey.set(key, (list = []));
-      list.push({ reporter, start: w.start, end: w.start + w.ms, node: e.node, requests: e.requests, errors: e.errors, firstByte: e.firstByte, total: e.total });
-      if (list.length > DEMAND_LIMITS.maxEntries) list.splice(0, list.length - DEMAND_LIMITS.maxEntries);
+      let series = this.byKey.get(key);
+      if (!series) this.byKey.set(key, (series = { buckets: new Map(), reporters: new Map() }));
+      merge(series, reporter, w, e);
       const t = this.totals.get(key) ?? { app: e.app, site, requests: 0 };
       t.requests += e.requests;
       this.totals.set(key, t);
@@ -167,9 +180,9 @@ export class DemandBook {
   sites(app: string, now: number): SiteDemandFigures[] {
     this.prune(now);
     const out: SiteDemandFigures[] = [];
-    for (const [key, list] of this.byKey) {
+    for (const [key, series] of this.byKey) {
       const [a, site] = key.split('\u0000') as [string, string];
-      if (a === app && list.length > 0) out.push(summarise(site, list, now));
+      if (a === app) out.push(summarise(site, series, now));
     }
     return out.sort(bySiteName);
   }
@@ -177,10 +190,15 @@ export class DemandBook {
   /** Every (app, site) with windows: for the metrics. */
   all(now: number): { app: string; figures: SiteDemandFigures }[] {
     this.prune(now);
-    return [...this.byKey].filter(([, l]) => l.length > 0).map(([key, list]) => {
+    return [...this.byKey].map(([key, series]) => {
       const [app, site] = key.split('\u0000') as [string, string];
-      return { app, figures: summarise(site, list, now) };
+      return { app, figures: summarise(site, series, now) };
     });
+  }
+
+  /** The apps with windows or counters. */
+  apps(): Set<string> {
+    return new Set([...this.byKey.keys(), ...this.totals.keys()].map((k) => k.slice(0, k.indexOf('\u0000'))));
   }
 
   /** An app removed: its windows and counters go. */
@@ -191,42 +209,65 @@ export class DemandBook {
   }
 
   private prune(now: number): void {
+    this.pruned = now;
     const cut = now - DEMAND_LIMITS.retentionMs;
-    for (const [key, list] of this.byKey) {
-      const keep = list.filter((s) => s.end > cut);
-      if (keep.length === 0) this.byKey.delete(key);
-      else if (keep.length !== list.length) this.byKey.set(key, keep);
+    for (const [key, series] of this.byKey) {
+      for (const [start, b] of series.buckets) if (b.end <= cut) series.buckets.delete(start);
+      for (const [reporter, end] of series.reporters) if (end <= cut) series.reporters.delete(reporter);
+      if (series.buckets.size === 0) this.byKey.delete(key);
     }
     // a window is remembered as long as a re-send of it could still be taken
     const forgetSeen = now - DEMAND_LIMITS.pastMs;
-    for (const [id, end] of this.seen) if (end < forgetSeen) this.seen.delete(id);
+    for (const [reporter, starts] of this.seen) {
+      for (const [start, end] of starts) if (end < forgetSeen) starts.delete(start);
+      if (starts.size === 0) this.seen.delete(reporter);
+    }
   }
 }
 
-function summarise(site: string, list: Stored[], now: number): SiteDemandFigures {
-  const total = new LogHistogram();
+function merge(series: Series, reporter: string, w: DemandWindow, e: DemandEntry): void {
+  const end = w.start + w.ms;
+  let b = series.buckets.get(w.start);
+  if (!b) {
+    series.buckets.set(w.start, (b = { end, requests: 0, errors: 0, total: new LogHistogram(), firstByte: new LogHistogram(), routes: new Map() }));
+    if (series.buckets.size > DEMAND_LIMITS.maxBuckets) series.buckets.delete(Math.min(...series.buckets.keys()));
+  }
+  b.end = Math.max(b.end, end);
+  add(b, e);
+  b.firstByte.merge(e.firstByte);
+  if (e.node !== '') {
+    let r = b.routes.get(e.node);
+    if (!r) b.routes.set(e.node, (r = { requests: 0, errors: 0, total: new LogHistogram() }));
+    add(r, e);
+  }
+  series.reporters.set(reporter, Math.max(series.reporters.get(reporter) ?? 0, end));
+}
+
+function add(t: Tally, e: { requests: number; errors: number; total: LogHistogram | SketchDoc }): void {
+  t.requests += e.requests;
+  t.errors += e.errors;
+  t.total.merge(e.total);
+}
+
+function summarise(site: string, series: Series, now: number): SiteDemandFigures {
+  const all: Tally = { requests: 0, errors: 0, total: new LogHistogram() };
   const firstByte = new LogHistogram();
-  const routes = new Map<string, { requests: number; errors: number; total: LogHistogram }>();
-  let requests = 0;
-  let errors = 0;
+  const routes = new Map<string, Tally>();
   let recent = 0;
-  for (const s of list) {
-    requests += s.requests;
-    errors += s.errors;
-    if (s.end > now - DEMAND_LIMITS.rateMs) recent += s.requests;
-    total.merge(s.total);
-    firstByte.merge(s.firstByte);
-    if (s.node === '') continue;
-    let r = routes.get(s.node);
-    if (!r) routes.set(s.node, (r = { requests: 0, errors: 0, total: new LogHistogram() }));
-    r.requests += s.requests;
-    r.errors += s.errors;
-    r.total.merge(s.total);
+  for (const b of series.buckets.values()) {
+    add(all, b);
+    firstByte.merge(b.firstByte);
+    if (b.end > now - DEMAND_LIMITS.rateMs) recent += b.requests;
+    for (const [node, r] of b.routes) {
+      let t = routes.get(node);
+      if (!t) routes.set(node, (t = { requests: 0, errors: 0, total: new LogHistogram() }));
+      add(t, r);
+    }
   }
   return {
-    site: site === '' ? null : site, rps: round3(recent / (DEMAND_LIMITS.rateMs / 1000)), requests, errors, errorPct: pct(errors, requests),
-    totalMs: quantiles(total), firstByteMs: quantiles(firstByte),
-    reporters: [...new Set(list.map((s) => s.reporter))].sort(),
+    site: site === '' ? null : site, rps: round3(recent / (DEMAND_LIMITS.rateMs / 1000)), requests: all.requests, errors: all.errors, errorPct: pct(all.errors, all.requests),
+    totalMs: quantiles(all.total), firstByteMs: quantiles(firstByte),
+    reporters: [...series.reporters.keys()].sort(),
     routes: [...routes].sort(([a], [b]) => (a < b ? -1 : 1)).map(([node, r]) => ({ node, requests: r.requests, errorPct: pct(r.errors, r.requests), totalMs: quantiles(r.total) })),
   };
 }

@@ -57,6 +57,8 @@ test('windows of a node count for its site, against the declared demand and the 
   assert.throws(() => d.view('nope'), { code: 'E_NOT_FOUND' });
 
   await cp.apps.remove('web');
+  // a scrape's figures are added up once per turn of the event loop
+  await new Promise((r) => setImmediate(r));
   assert.deepEqual(d.figures(), [], 'a removed app\'s windows go');
   assert.equal(d.book.totals.size, 0);
 });

@@ -51,10 +51,19 @@ export class Demand {
     return compare(app, this.book.sites(app, this.now()), declared, predicted);
   }
 
-  /** Every app's sites, for the metrics (windows of apps removed meanwhile are forgotten). */
+  /**
+   * Every app's sites, for the metrics (windows of apps removed meanwhile are
+   * forgotten): added up once per scrape, which reads them for several
+   * metrics (the next turn of the event loop forgets them)
+   */
   figures(): ReturnType<DemandBook['all']> {
-    for (const { app } of this.book.all(this.now())) if (!this.state.app(app)) this.book.forget(app);
-    for (const { app } of this.book.totals.values()) if (!this.state.app(app)) this.book.forget(app);
-    return this.book.all(this.now());
+    if (this.added) return this.added;
+    for (const app of this.book.apps()) if (!this.state.app(app)) this.book.forget(app);
+    const added = this.book.all(this.now());
+    this.added = added;
+    setImmediate(() => { this.added = null; });
+    return added;
   }
+
+  private added: ReturnType<DemandBook['all']> | null = null;
 }
