@@ -29,6 +29,8 @@ export interface ProxyOptions {
   ack: (seq: number, busy: string[]) => void;
   /** the listeners changed (one refused, listening again, added, closed) */
   changed: (listeners: ProxyListener[]) => void;
+  /** the counters' window, ms (default 10 s; tests shorten it) */
+  windowMs?: number;
 }
 
 interface Listener {
@@ -49,10 +51,12 @@ export class SiteProxy {
   private readonly closing = new Set<Upstreams>();
   private seq: number | null = null;
   private lastAck = '';
-  readonly counters = new ProxyCounters();
+  readonly counters: ProxyCounters;
   private stopped = false;
 
-  constructor(private readonly o: ProxyOptions) {}
+  constructor(private readonly o: ProxyOptions) {
+    this.counters = new ProxyCounters(Date.now, undefined, o.windowMs);
+  }
 
   /**
    * Serves route table `seq`: `apps` whole (`whole`), or the entries that
