@@ -19,7 +19,7 @@ import { EXEC_BEARER_PREFIX, EXEC_SUBPROTOCOL, EXEC_WINDOW } from '../src/contra
 import type { ExecConnection } from '../src/contract/exec-client.js';
 import { OutpostError } from '../src/core/errors.js';
 import { engineOrSkip, EXAMPLE_IMAGE } from './engine.js';
-import { CLI, ROOT, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { CLI, ROOT, call, cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
 import { spawn } from 'node:child_process';
 
 const { docker, skip } = await engineOrSkip();
@@ -169,6 +169,12 @@ for (const rt of runtimes) {
       assert.ok(ended!.seq > started!.seq);
       assert.deepEqual([ended!.data.exitCode, ended!.data.ended, ended!.reason, typeof ended!.data.durationMs], [5, 'exit', null, 'number']);
       assert.ok(!JSON.stringify([started, ended]).includes(`${marker}-out`), 'no output in the events');
+      // arguments can hold credentials: a reader without audit:read (a viewer) sees the program only
+      const viewer = await cp.client.createApiToken({ name: `events-viewer-${rt.name}`, role: 'viewer' });
+      const seen = await call(cp, 'GET', `/v1/events?since=${started!.seq - 1}&app=${rt.app}&limit=2`, { token: viewer.token });
+      const asViewer = (seen.body as unknown as { events: OutpostEvent[] }).events.find((e) => e.seq === started!.seq)!;
+      assert.equal(asViewer.data.command, 'sh …');
+      assert.ok(!JSON.stringify(seen.body).includes(marker), 'no argument in a viewer\'s events');
       assert.equal(await sessions('exited'), before.exited + 1);
 
       // a session whose client leaves: counted as closed, its command killed (no exit status), and active while it ran

@@ -83,7 +83,9 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
 
 /** The page the hash names: `#/apps/shop-a/logs` is ['apps', 'shop-a', 'logs']. */
 export function useRoute(): string[] {
-  const read = (): string[] => location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  // a hand-typed hash may not decode (`%E0`): its text as it is, not a blank page
+  const part = (p: string): string => { try { return decodeURIComponent(p); } catch { return p; } };
+  const read = (): string[] => location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(part);
   const [r, set] = useState(read);
   useEffect(() => {
     const on = (): void => set(read());

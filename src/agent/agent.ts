@@ -40,6 +40,7 @@ import type { ServerUrls } from '../contract/client.js';
 import { SessionCache } from '../trust/session.js';
 import { SiteProxy } from './proxy/proxy.js';
 import { SavedRoutes } from './proxy/saved.js';
+import { DemandReporter } from './proxy/reports.js';
 import type { ProxyListener } from '../core/types.js';
 import { containersOf } from '../core/containers.js';
 
@@ -85,6 +86,8 @@ export interface AgentOptions {
   policy?: NodePolicy;
   /** run the site proxy for exposed apps (`--proxy`; off: the control plane sends this node no route tables) */
   proxy?: boolean;
+  /** the site proxy's counting window, ms: each is reported as it closes (default 10 s) */
+  demandWindowMs?: number;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -143,7 +146,9 @@ export class Agent extends EventEmitter {
       // both only to a control plane that takes them (its welcome lists them)
       ack: (seq, busy) => { if (this.features.has('routes.ack')) this.send({ type: 'routes.ack', seq, busy }); },
       changed: (listeners) => this.reportProxy(listeners),
+      windowMs: o.demandWindowMs,
     }) : null;
+    this.demand = this.siteProxy ? new DemandReporter(this.siteProxy.counters, (m) => this.send(m), () => this.connected && this.features.has('demand')) : null;
     this.savedRoutes = this.siteProxy && o.stateDir ? new SavedRoutes(o.stateDir) : null;
     this.execs = new ExecSessions({ driver: o.driver, node: o.name, instance: (id) => this.runners.get(id)?.instanceId ?? null, send: (m) => this.send(m), log: o.log });
     // the hub's own streams run before any assignment arrives
@@ -154,6 +159,8 @@ export class Agent extends EventEmitter {
   /** the site proxy for exposed apps (null: `--proxy off`); its per-window counts are in `siteProxy.counters` */
   readonly siteProxy: SiteProxy | null;
   private readonly savedRoutes: SavedRoutes | null;
+  /** the proxy's windows on their way to the control plane (measured demand) */
+  readonly demand: DemandReporter | null;
   private lastProxyReport = '';
   /** `outpost exec` sessions running here */
   private readonly execs: ExecSessions;
@@ -199,6 +206,7 @@ export class Agent extends EventEmitter {
     }
     this.connect();
     this.uplink?.start();
+    this.demand?.start();
     const every = this.o.stagesIntervalMs ?? 10_000;
     this.stagesTimer = setInterval(() => void this.readStages(), every);
     this.inventoryTimer = setInterval(() => void this.reportInventory(), this.o.inventoryIntervalMs ?? 30_000);
@@ -245,6 +253,7 @@ export class Agent extends EventEmitter {
     if (this.inventoryTimer) clearInterval(this.inventoryTimer);
     if (this.gcTimer) clearInterval(this.gcTimer);
     this.uplink?.stop();
+    this.demand?.stop();
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.workload.close();
@@ -423,6 +432,7 @@ export class Agent extends EventEmitter {
         this.uplink?.reset();
         this.lastProxyReport = '';
         this.siteProxy?.reconnected();
+        this.demand?.reconnected();
         this.emit('connected');
         return;
       }
@@ -437,6 +447,9 @@ export class Agent extends EventEmitter {
         return;
       case 'windows.ack':
         this.uplink?.onAck(msg.hubId, msg.seqs);
+        return;
+      case 'demand.ack':
+        this.demand?.outbox.acked(msg.starts);
         return;
       case 'routes':
         if (!this.siteProxy) return;

@@ -41,6 +41,8 @@ export class AgentMetrics {
         // replicas gone from this node need no memory of their last status
         for (const id of this.last.keys()) if (!live.has(id)) this.last.delete(id);
       },
+      outpost_agent_demand_windows_waiting: (set) => set({}, agent.demand?.outbox.waiting ?? 0),
+      outpost_agent_demand_windows_dropped_total: (set) => set({}, agent.demand?.outbox.dropped ?? 0),
       outpost_agent_site_rtt_seconds: (set) => { for (const [site, ms] of Object.entries(agent.rttMs)) set({ site }, ms / 1000); },
       outpost_hub_points_received_total: perStream((s) => s.pointsIn),
       outpost_hub_received_bytes_total: perStream((s) => s.bytesIn),

@@ -21,6 +21,7 @@ const cmd = {
   plan: () => import('./commands/plan.js'),
   rollout: () => import('./commands/rollout.js'),
   sites: () => import('./commands/sites.js'),
+  demand: () => import('./commands/demand.js'),
   secrets: () => import('./commands/secrets.js'),
   trust: () => import('./commands/trust.js'),
   streams: () => import('./commands/streams.js'),
@@ -208,6 +209,8 @@ export function buildProgram(): Command {
   program.command('endpoints <app>').description('the app\'s healthy endpoints, nearest first from a site')
     .requiredOption('--site <site>', 'where the client is').option('--items <n>', 'items per request (default: the app\'s demand at that site, or 1)')
     .option('--json', 'print JSON').action(async (app, o) => (await cmd.sites()).endpoints(clientFromEnv(), app, o.site, o.items, !!o.json));
+  program.command('demand <app>').description('what the site proxies measured of the app per site (rps, errors, latency) against its declared demand, and per route measured against predicted latency')
+    .option('--json', 'print JSON').action(async (app, o) => (await cmd.demand()).demand(clientFromEnv(), app, !!o.json));
   program.command('model').description('how well predicted deploy times match measured ones').option('--json', 'print JSON')
     .action(async (o) => (await cmd.sites()).model(clientFromEnv(), !!o.json));
   program.command('metrics [prefixes...]').description('the control plane\'s Prometheus metrics as a scrape gets them (docs/observability.md); only the metrics whose names start with a prefix given')

@@ -9,6 +9,7 @@ import type { ApiTokenRecord, AuditEntry, AppView, DeployAnswer, DeviceView, Joi
 import type { ModelError } from '../core/accuracy.js';
 import type { Principal } from '../core/capabilities.js';
 import type { RankedEndpoint } from '../core/routing.js';
+import type { DemandView } from '../core/demand.js';
 import type { HeldWindow } from '../server/streams.js';
 import type { IdentityJwk } from '../core/jwt.js';
 import type { ErrorBody } from '../core/errors.js';
@@ -21,6 +22,7 @@ export type {
 } from '../core/types.js';
 export type { ModelError, TermError } from '../core/accuracy.js';
 export type { RankedEndpoint } from '../core/routing.js';
+export type { DemandView, SiteDemand, RouteDemand, Quantiles } from '../core/demand.js';
 export type { Plan } from '../core/planner.js';
 export type { AppSpec } from '../core/manifest.js';
 export type { HeldWindow } from '../server/streams.js';
@@ -425,6 +427,8 @@ export interface ApiRoutes {
   'GET /v1/apps/:name/replicas': { answer: ReplicaRecord[] };
   /** healthy endpoints, nearest first */
   'GET /v1/apps/:name/endpoints': { query: EndpointsQuery; answer: RankedEndpoint[] };
+  /** measured demand per site against the declared, per route against the model */
+  'GET /v1/apps/:name/demand': { answer: DemandView };
   /** text, streamed */
   'GET /v1/apps/:name/logs': { query: LogsQuery; answer: string };
   /** a WebSocket (`Upgrade: websocket`, subprotocol `outpost.exec.v1`): a command in a replica, see ./exec.ts */

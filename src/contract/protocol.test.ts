@@ -1,7 +1,7 @@
 // The agent protocol's schemas: what is refused, with which code and path, and what is tolerated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AGENT_FEATURES, offeredMajors, parseAgentMessage, parseServerMessage } from './protocol.js';
+import { AGENT_FEATURES, DEMAND_BACKLOG, offeredMajors, parseAgentMessage, parseServerMessage } from './protocol.js';
 
 const node = { name: 'edge-a', hostname: 'h', arch: 'amd64', cpus: 4, memoryMiB: 8192, labels: {}, site: null, runtime: 'docker', address: '10.0.0.1', images: [], layers: [], imageLayers: {}, agentVersion: '1' };
 
@@ -77,4 +77,28 @@ test('site proxy messages: tables and their confirmations are bounded and checke
   const st = parseAgentMessage(JSON.stringify({ type: 'proxy', listeners: [{ ...listener, state: 'on fire' }] }));
   assert.ok(!st.ok && st.path === 'listeners.0.state');
   assert.ok(AGENT_FEATURES.includes('routes'));
+});
+
+test('demand reports: bounded windows of bounded entries; demand.ack goes only to agents that list it', () => {
+  const sketch = { n: 2, sum: 3, max: 2, zero: 0, o: 5, c: [1, 0, 1] };
+  const entry = { app: 'web', node: 'e2', requests: 2, errors: 0, status: { '2xx': 2, '3xx': 0, '4xx': 0, '5xx': 0 }, connect: { ...sketch, n: 0, sum: 0, max: 0, c: [] }, firstByte: sketch, total: sketch };
+  const msg = { type: 'demand', windows: [{ start: 1_800_000_000_000, ms: 10_000, entries: [entry, { ...entry, node: '' }] }] };
+  assert.ok(parseAgentMessage(JSON.stringify(msg)).ok);
+  const w = msg.windows[0]!;
+  const bad: [unknown, string][] = [
+    [{ ...msg, windows: [] }, 'windows'],
+    [{ ...msg, windows: Array.from({ length: DEMAND_BACKLOG + 1 }, () => w) }, 'windows'],
+    [{ ...msg, windows: [{ ...w, ms: 10 }] }, 'windows.0.ms'],
+    [{ ...msg, windows: [{ ...w, start: -1 }] }, 'windows.0.start'],
+    [{ ...msg, windows: [{ ...w, entries: [{ ...entry, app: 'Not A Name' }] }] }, 'windows.0.entries.0.app'],
+    [{ ...msg, windows: [{ ...w, entries: [{ ...entry, requests: -1 }] }] }, 'windows.0.entries.0.requests'],
+    [{ ...msg, windows: [{ ...w, entries: [{ ...entry, total: { ...sketch, c: Array.from({ length: 401 }, () => 0) } }] }] }, 'windows.0.entries.0.total.c'],
+    [{ ...msg, windows: [{ ...w, entries: [{ ...entry, total: { ...sketch, max: -1 } }] }] }, 'windows.0.entries.0.total.max'],
+  ];
+  for (const [m, p] of bad) {
+    const r = parseAgentMessage(JSON.stringify(m));
+    assert.ok(!r.ok && r.path === p, `${p}: ${JSON.stringify(r).slice(0, 200)}`);
+  }
+  assert.ok(parseServerMessage(JSON.stringify({ type: 'demand.ack', starts: [1_800_000_000_000] })).ok);
+  assert.ok(AGENT_FEATURES.includes('demand.ack'));
 });

@@ -111,6 +111,23 @@ export const appRouteSchema = z.object({
   app: appName, port: z.number().int().min(1).max(65535), protocol: z.enum(['http', 'tcp']), drainMs: z.number().int().nonnegative().max(600_000),
   endpoints: z.array(z.object({ replica: str(128), node: appName, endpoint: str(512) })).max(64),
 });
+/** a latency sketch (src/core/sketch.ts): a window's buckets densely from the lowest used (ms from 1 us to a day span ~310 buckets) */
+const sketchDoc = z.object({
+  n: z.number().int().nonnegative(), sum: ms, max: ms, zero: z.number().int().nonnegative(),
+  o: z.number().int().min(-1000).max(1000), c: z.array(z.number().int().nonnegative()).max(400),
+});
+const statusCount = z.number().int().nonnegative();
+/** one app's requests through a site proxy in a window, by the node that answered ('' for none) */
+const demandEntry = z.object({
+  app: appName, node: z.union([appName, z.literal('')]),
+  requests: z.number().int().nonnegative(), errors: z.number().int().nonnegative(),
+  status: z.object({ '2xx': statusCount, '3xx': statusCount, '4xx': statusCount, '5xx': statusCount }),
+  connect: sketchDoc, firstByte: sketchDoc, total: sketchDoc,
+});
+/** the site proxy's closed windows a `demand` message carries at most (an agent keeps no more while disconnected) */
+export const DEMAND_BACKLOG = 30;
+/** (app, answering node) pairs in one window at most (an agent drops the rest, counted) */
+export const DEMAND_ENTRIES = 1000;
 const windowDoc = boundedRecord(z.union([num, str(256), z.null()]), 64, str(64));
 
 export const agentToServerSchema = z.discriminatedUnion('type', [
@@ -144,6 +161,16 @@ export const agentToServerSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('routes.ack'), seq: z.number().int().nonnegative(), busy: z.array(str(128)).max(MAX_LIST) }),
   /** the site proxy's listeners, whole, whenever one changes (a port in use: refused, tried again) */
   z.object({ type: z.literal('proxy'), listeners: z.array(listenerState).max(1000) }),
+  /**
+   * the site proxy's closed windows (`ms` long, from `start`, epoch ms), each
+   * sent once and again only after a reconnect until acknowledged
+   * (demand.ack): per app and answering node, requests, errors, status
+   * classes and latency sketches (only to a control plane whose welcome lists `demand`)
+   */
+  z.object({
+    type: z.literal('demand'),
+    windows: z.array(z.object({ start: z.number().int().nonnegative(), ms: z.number().int().min(1000).max(600_000), entries: z.array(demandEntry).max(DEMAND_ENTRIES) })).min(1).max(DEMAND_BACKLOG),
+  }),
 ]);
 
 export type AgentToServer = z.infer<typeof agentToServerSchema>;
@@ -223,10 +250,12 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
     type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRouteSchema).max(1000),
     removed: z.array(appName).max(1000).optional(), whole: z.boolean().optional(),
   }),
+  /** the demand windows (by start) taken, or refused for good: not sent again (only to agents whose register lists `demand.ack`) */
+  z.object({ type: z.literal('demand.ack'), starts: z.array(z.number().int().nonnegative()).max(DEMAND_BACKLOG) }),
 ]);
 
 /** The messages an agent of this version takes beyond the major's first ones (its register lists them; `routes` only with a proxy on). */
-export const AGENT_FEATURES = ['volumes.remove', 'exec', 'routes'] as const;
+export const AGENT_FEATURES = ['volumes.remove', 'exec', 'routes', 'demand.ack'] as const;
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;
 

@@ -34,7 +34,7 @@ export const EVENT_TYPES = {
   'node.unreachable': 'the node\'s agent connection closed (or the control plane started and it has not connected yet): its loss clock runs',
   'node.lost': 'the node stayed unreachable past the node timeout: its replicas are rescheduled (apps with `onNodeLoss: reschedule`)',
   'node.returned': 'an unreachable or lost node\'s agent registered again (`data.awayMs`)',
-  'exec.started': 'a command began in a replica (`outpost exec`, the dashboard\'s terminal): `data.by` the API token\'s name and id, `data.command` its arguments (cut at 200 characters); never its input or output',
+  'exec.started': 'a command began in a replica (`outpost exec`, the dashboard\'s terminal): `data.by` the API token\'s name and id, `data.command` its arguments (cut at 200 characters; only the program for a reader without `audit:read`, as arguments may hold credentials); never its input or output',
   'exec.ended': 'that command ended: `data.exitCode` (null when it was killed or never ran), `data.ended` (`exit`, `client closed` or the error code), `data.durationMs`; `reason` when the session failed',
 } as const;
 
@@ -178,6 +178,19 @@ export const EXEC_COMMAND_CHARS = 200;
 export function commandLine(argv: readonly string[], max = EXEC_COMMAND_CHARS): string {
   const line = argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/**
+ * An exec event as a reader without `audit:read` sees it: a command line can
+ * carry a credential (`psql postgres://u:pw@...`), so it is cut to its
+ * program; the whole line stays for those who may read the audit log.
+ */
+export function withoutCommandLine(e: OutpostEvent): OutpostEvent {
+  if ((e.type !== 'exec.started' && e.type !== 'exec.ended') || typeof e.data.command !== 'string') return e;
+  const line = e.data.command;
+  const program = line.split(' ')[0] ?? '';
+  const cut = program === line ? line : `${program} …`;
+  return { ...e, data: { ...e.data, command: cut }, message: e.message.split(line).join(cut) };
 }
 
 /** An exec session's exec.started (no `end`) or exec.ended event. */

@@ -205,6 +205,7 @@ const hubAnonymous = withDefault(bool, false, { flag: '--hub-anonymous', env: 'O
 const agentTuning = {
   probeIntervalMs: withDefault(ms({ above: 0 }), 30_000, { env: 'OUTPOST_PROBE_INTERVAL_MS', meaning: 'how often the agent times TCP connects to every site (it also probes on connect and when the site list changes)' }),
   stagesIntervalMs: withDefault(ms({ above: 0 }), 10_000, { env: 'OUTPOST_STAGES_INTERVAL_MS', meaning: 'how often the agent asks replicas of apps with `metrics.stages` for their per-item stage costs' }),
+  demandWindowMs: withDefault(num({ min: 1000, max: 600_000, integer: true, unit: 'ms' }), 10_000, { env: 'OUTPOST_DEMAND_WINDOW_MS', meaning: 'the site proxy\'s counting window: requests and latencies per app are reported to the control plane as each closes (measured demand, docs/routing.md)' }),
   inventoryIntervalMs: withDefault(ms({ above: 0 }), 30_000, { env: 'OUTPOST_INVENTORY_INTERVAL_MS', meaning: 'how often the agent reports the images and layers it holds' }),
   diskReserveMb: withDefault(num({ min: 0, unit: 'MiB' }), DISK_RESERVE_MB, { env: 'OUTPOST_DISK_RESERVE_MB', meaning: 'MiB kept free on the image store (container runtime): a pull that would go below is refused with `E_DISK_FULL`' }),
 };

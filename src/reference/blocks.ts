@@ -32,7 +32,7 @@ const SCHEMAS: Record<string, { schema: ZodTypeAny; prefix?: string; stop?: stri
 };
 
 /** The sources whose interfaces api.md shows. */
-const DECLARATION_FILES = ['src/core/types.ts', 'src/core/planner.ts', 'src/core/accuracy.ts', 'src/core/routing.ts', 'src/server/streams.ts', 'src/contract/api.ts', 'src/core/events.ts'];
+const DECLARATION_FILES = ['src/core/types.ts', 'src/core/planner.ts', 'src/core/accuracy.ts', 'src/core/routing.ts', 'src/core/demand.ts', 'src/server/streams.ts', 'src/contract/api.ts', 'src/core/events.ts'];
 
 const ROUTE_FILES: Record<string, { files: string[]; notes: Record<string, RouteNote> }> = {
   'control-plane': { files: ['src/server/http.ts', 'src/server/metrics-route.ts', ...['nodes', 'apps', 'sites', 'secrets', 'streams', 'trust', 'backup', 'cluster', 'apitokens', 'audit', 'events'].map((r) => `src/server/routes/${r}.ts`), 'src/server/exec.ts', 'src/server/ui-route.ts'], notes: CONTROL_PLANE_ROUTES },

@@ -26,6 +26,7 @@ import { AuditLog } from './services/audit.js';
 import { EventLog } from './services/events.js';
 import { Routes } from './services/routes.js';
 import { Drains } from './services/drains.js';
+import { Demand } from './services/demand.js';
 
 export interface ControlPlane {
   store: Store;
@@ -53,6 +54,8 @@ export interface ControlPlane {
   routes: Routes;
   /** retired replicas of exposed apps, stopped once no proxy sends them requests */
   drains: Drains;
+  /** what the site proxies measured (in memory, this instance's agents) */
+  demand: Demand;
 }
 
 export interface ControlPlaneOptions {
@@ -91,7 +94,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const secrets = wireSecrets(new Secrets(writer, o.secretsKey ?? null, o.log, now), apps, assignments, state);
   const { routes, drains } = wireRoutes(writer, assignments, apps, now, o.log);
   return {
-    routes, drains,
+    routes, drains, demand: new Demand(state, now, o.log),
     secrets, tokens, identities, devices: new Devices(writer, now),
     apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log), events,
     store: o.store, state, writer, nodes, apps, changes, assignments,

@@ -69,6 +69,7 @@ export const AGENT_MESSAGES: Record<AgentToServer['type'], { needs: 'connection'
   'exec.exit': { needs: 'approved', own: 'an exec session opened on this node (else dropped)' },
   'routes.ack': { needs: 'approved', own: 'a route table sent to this node (a later seq is ignored)' },
   proxy: { needs: 'approved', own: '' },
+  demand: { needs: 'approved', own: 'counted for the node\'s own site; entries of apps that do not exist are skipped' },
 };
 
 /** Bytes per second one connection may send, and at once (a full register or status is at most 4 MiB). */
@@ -323,7 +324,7 @@ export class AgentGateway {
       if (cp.state.node(node)) this.links.reconnects++;
       cp.nodes.register(info, !id.approved).catch(loggedByWriter);
       this.log.debug({ node, runtime: msg.node.runtime, approved: id.approved }, 'agent registered');
-      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL, features: ['identity', 'routes.ack', 'proxy'] });
+      send(c.ws, { type: 'welcome', node, protocol: SUBPROTOCOL, features: ['identity', 'routes.ack', 'proxy', 'demand'] });
       send(c.ws, { type: 'sites', sites: cp.sites.list() });
       this.sendDevices(node, c);
       this.sendAssignments(node);
@@ -364,6 +365,11 @@ export class AgentGateway {
       case 'hub': return cp.nodes.setHubStats(node, msg.stats);
       case 'routes.ack': return cp.routes.acked(node, msg.seq, msg.busy);
       case 'proxy': return cp.nodes.setProxy(node, msg.listeners);
+      case 'demand': {
+        const starts = cp.demand.report(node, msg.windows);
+        if (c.features?.has('demand.ack')) send(c.ws, { type: 'demand.ack', starts });
+        return;
+      }
       case 'exec.started':
       case 'exec.data':
       case 'exec.ack':

@@ -107,21 +107,25 @@ export function buildApi(cp: ControlPlane, gateway: AgentGateway, log: Logger, t
     void reply.status(404).send({ error: { code: 'E_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
-  const deps: RouteDeps = { cp, gateway, cluster, metrics, log };
-  appRoutes(app, deps);
-  nodeRoutes(app, deps);
-  siteRoutes(app, deps);
-  secretRoutes(app, deps);
-  streamRoutes(app, deps);
-  clusterRoutes(app, deps);
-  trustRoutes(app, deps, tls?.trustPem ?? null, tls?.hubCa.certPem ?? null);
-  backupRoutes(app, deps, backup);
-  apiTokenRoutes(app, deps);
-  auditRoutes(app, deps);
-  eventRoutes(app, deps);
-  execRoutes(app, deps);
-  void app.register(uiRoutes);
+  // the routes in a plugin of their own (`app` is its instance), registered
+  // after the compressor: it picks the routes it compresses as they are added
+  void app.register(async (app) => {
+    app.get('/healthz', async () => ({ ok: true }));
+    const deps: RouteDeps = { cp, gateway, cluster, metrics, log };
+    appRoutes(app, deps);
+    nodeRoutes(app, deps);
+    siteRoutes(app, deps);
+    secretRoutes(app, deps);
+    streamRoutes(app, deps);
+    clusterRoutes(app, deps);
+    trustRoutes(app, deps, tls?.trustPem ?? null, tls?.hubCa.certPem ?? null);
+    backupRoutes(app, deps, backup);
+    apiTokenRoutes(app, deps);
+    auditRoutes(app, deps);
+    eventRoutes(app, deps);
+    execRoutes(app, deps);
+    await app.register(uiRoutes);
+  });
   return app;
 }
 

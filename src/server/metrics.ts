@@ -52,6 +52,14 @@ export class ServerMetrics {
         }
       },
       outpost_route_predicted_seconds: (set) => this.routes(set),
+      outpost_app_requests_total: (set) => { for (const t of cp.demand.book.totals.values()) set({ app: t.app, site: t.site }, t.requests); },
+      outpost_app_requests_per_second: (set) => { for (const { app, figures: f } of cp.demand.figures()) set({ app, site: f.site ?? '' }, f.rps); },
+      outpost_app_request_latency_seconds: (set) => {
+        for (const { app, figures: f } of cp.demand.figures()) {
+          for (const [quantile, v] of [['0.5', f.totalMs.p50], ['0.95', f.totalMs.p95]] as const) if (v !== null) set({ app, site: f.site ?? '', quantile }, v / 1000);
+        }
+      },
+      outpost_demand_reports_refused_total: (set) => { for (const [reason, v] of Object.entries(cp.demand.refused)) set({ reason }, v); },
       outpost_node_hub_points_received_total: (set) => this.hubs(set, (h) => h.pointsIn),
       outpost_node_hub_received_bytes_total: (set) => this.hubs(set, (h) => h.bytesIn),
       outpost_node_hub_windows_total: (set) => this.hubs(set, (h) => h.windows),

@@ -37,8 +37,10 @@ export async function uiRoutes(app: FastifyInstance, o: { dir?: string } = {}): 
     // the bundle's names do not change between builds; revalidate with the ETag
     cacheControl: true,
     maxAge: 0,
-    setHeaders: (reply) => {
-      void reply.header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
+    setHeaders: (res) => {
+      res.setHeader('content-security-policy', CSP);
+      res.setHeader('x-content-type-options', 'nosniff');
+      res.setHeader('referrer-policy', 'no-referrer');
     },
   });
 }

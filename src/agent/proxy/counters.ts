@@ -6,28 +6,16 @@
 // three sketches of a few dozen buckets per (app, node) pair, whatever the
 // rate. Measured demand and latency (issue 18's item 2) read closed windows
 // with `take()`.
-import { LogHistogram, type SketchDoc } from '../../core/sketch.js';
+import { LogHistogram } from '../../core/sketch.js';
+import type { DemandEntry } from '../../core/demand.js';
 
 export const WINDOW_MS = 10_000;
 
-/** One (app, upstream node) pair in one window. */
-export interface ProxyWindow {
-  app: string;
-  /** the node whose replica answered; '' for requests no endpoint took */
-  node: string;
-  /** epoch ms, a multiple of WINDOW_MS */
+/** One (app, upstream node) pair in one window: what the agent reports (src/core/demand.ts), with the window's bounds. */
+export interface ProxyWindow extends DemandEntry {
+  /** epoch ms, a multiple of the window's length */
   start: number;
   end: number;
-  /** requests (HTTP) or connections (TCP) */
-  requests: number;
-  /** requests the proxy could not complete: no endpoint answered, or the upstream broke off */
-  errors: number;
-  /** answers by status class (HTTP) */
-  status: { '2xx': number; '3xx': number; '4xx': number; '5xx': number };
-  /** ms: the TCP connect to the replica (0 on a kept-alive connection), the first byte of its answer, the whole exchange */
-  connect: SketchDoc;
-  firstByte: SketchDoc;
-  total: SketchDoc;
 }
 
 /** One request's or connection's outcome. */
@@ -55,9 +43,12 @@ export class ProxyCounters {
   private cells = new Map<string, Cell>();
   private closed: ProxyWindow[] = [];
 
-  /** `keep`: closed windows held for `take()` at most (older ones are dropped: no reader for a long time) */
-  constructor(private readonly now: () => number = Date.now, private readonly keep = 360) {
-    this.start = align(this.now());
+  /**
+   * `keep`: closed windows held for `take()` at most (older ones are dropped:
+   * no reader for a long time); `windowMs`: their length (tests shorten it)
+   */
+  constructor(private readonly now: () => number = Date.now, private readonly keep = 360, readonly windowMs = WINDOW_MS) {
+    this.start = this.align(this.now());
   }
 
   record(app: string, o: Outcome): void {
@@ -87,7 +78,7 @@ export class ProxyCounters {
   }
 
   private roll(): void {
-    const t = align(this.now());
+    const t = this.align(this.now());
     if (t === this.start) return;
     this.closed.push(...this.windows(this.start, this.cells));
     if (this.closed.length > this.keep) this.closed.splice(0, this.closed.length - this.keep);
@@ -98,11 +89,11 @@ export class ProxyCounters {
   private windows(start: number, cells: Map<string, Cell>): ProxyWindow[] {
     return [...cells].map(([key, c]) => {
       const [app, node] = key.split('\u0000') as [string, string];
-      return { app, node, start, end: start + WINDOW_MS, requests: c.requests, errors: c.errors, status: { ...c.status }, connect: c.connect.toJSON(), firstByte: c.firstByte.toJSON(), total: c.total.toJSON() };
+      return { app, node, start, end: start + this.windowMs, requests: c.requests, errors: c.errors, status: { ...c.status }, connect: c.connect.toJSON(), firstByte: c.firstByte.toJSON(), total: c.total.toJSON() };
     });
   }
-}
 
-function align(t: number): number {
-  return Math.floor(t / WINDOW_MS) * WINDOW_MS;
+  private align(t: number): number {
+    return Math.floor(t / this.windowMs) * this.windowMs;
+  }
 }

@@ -29,6 +29,8 @@ export interface ProxyOptions {
   ack: (seq: number, busy: string[]) => void;
   /** the listeners changed (one refused, listening again, added, closed) */
   changed: (listeners: ProxyListener[]) => void;
+  /** the counters' window, ms (default 10 s; tests shorten it) */
+  windowMs?: number;
 }
 
 interface Listener {
@@ -51,10 +53,12 @@ export class SiteProxy {
   /** a table has been applied (sent, or saved on the node): before, no app is known to be absent */
   private hasTable = false;
   private lastAck = '';
-  readonly counters = new ProxyCounters();
+  readonly counters: ProxyCounters;
   private stopped = false;
 
-  constructor(private readonly o: ProxyOptions) {}
+  constructor(private readonly o: ProxyOptions) {
+    this.counters = new ProxyCounters(Date.now, undefined, o.windowMs);
+  }
 
   /**
    * Serves route table `seq`: `apps` whole (`whole`), or the entries that

@@ -126,7 +126,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
   const agent = new Agent({
     server: c.server, joinToken, identityDir: dir, name, site: c.site ?? null, labels: c.labels, driver,
     bindHost, advertise: c.advertise, log,
-    probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs,
+    probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, demandWindowMs: c.demandWindowMs,
     stateDir: dir, hub: hub.hub, hubStreams: hub.streams, hubNames,
     policy: { devices: c.allowDevices, hostPaths: c.allowHostPaths, privileged: c.allowPrivileged }, proxy: c.proxy === 'on',
   });
@@ -183,7 +183,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   agent = new Agent({
     // the local agent enrols with a one-use token made for it
     server: server.url, joinToken: await server.createJoinToken({ ttlMs: 600_000, uses: 1, note: 'outpost up' }), identityDir: agentDir, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
-    probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, hub: h.hub, hubStreams: h.streams,
+    probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, demandWindowMs: c.demandWindowMs, hub: h.hub, hubStreams: h.streams,
     policy: { devices: c.allowDevices, hostPaths: c.allowHostPaths, privileged: c.allowPrivileged }, proxy: c.proxy === 'on',
   });
   agent.on('fatal', (e: Error) => log.error(e.message));

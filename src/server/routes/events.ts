@@ -6,9 +6,9 @@
 // read the stream with a plain request) and gets what it missed from the store.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { OutpostError } from '../../core/errors.js';
-import { globMatches } from '../../core/capabilities.js';
+import { capabilitiesOf, globMatches } from '../../core/capabilities.js';
 import { NAME_RE } from '../../core/names.js';
-import { parseSince, type OutpostEvent, type Since } from '../../core/events.js';
+import { parseSince, withoutCommandLine, type OutpostEvent, type Since } from '../../core/events.js';
 import type { EventsAnswer } from '../../contract/api.js';
 import { caller, type RouteDeps } from '../http.js';
 
@@ -29,7 +29,8 @@ export function eventRoutes(app: FastifyInstance, { cp }: RouteDeps): void {
     const page = await cp.events.list({ ...since, app: f.app, node: f.node, limit, newest });
     const visible = scope(req);
     // a scoped token's page may hold fewer events than the log's page did: `more` is the log's
-    return { events: visible ? page.events.filter(visible) : page.events, last: page.last, more: !newest && limit > 0 && page.events.length === limit };
+    const shown = visible ? page.events.filter(visible) : page.events;
+    return { events: shown.map(viewFor(req)), last: page.last, more: !newest && limit > 0 && page.events.length === limit };
   });
 
   app.get<{ Querystring: EventsQuery }>('/v1/events/stream', async (req, reply) => {
@@ -40,10 +41,11 @@ export function eventRoutes(app: FastifyInstance, { cp }: RouteDeps): void {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' });
     res.write(`retry: 2000\n: events after ${'after' in since ? since.after : `time ${since.from}`}\n\n`);
     let beat: NodeJS.Timeout | undefined;
+    const view = viewFor(req);
     const following = cp.events.follow({
       since, app: f.app, node: f.node, visible: scope(req),
       send: (e) => {
-        res.write(`id: ${e.seq}\ndata: ${JSON.stringify(e)}\n\n`);
+        res.write(`id: ${e.seq}\ndata: ${JSON.stringify(view(e))}\n\n`);
         if (res.writableLength > MAX_UNSENT_BYTES) end();
       },
       end: (err) => {
@@ -96,6 +98,11 @@ async function start(req: FastifyRequest<{ Querystring: EventsQuery }>, cp: Rout
   }
   if (req.query.since !== undefined) return parseSince(req.query.since, Date.now());
   return { after: (await cp.events.list({ limit: 0 })).last };
+}
+
+/** Events as this caller may read them: exec command lines whole only with `audit:read`. */
+function viewFor(req: FastifyRequest): (e: OutpostEvent) => OutpostEvent {
+  return capabilitiesOf(caller(req).role).has('audit:read') ? (e) => e : withoutCommandLine;
 }
 
 /** What a token scoped to some apps may not see: the events of other apps (node events have no app, and stay). */

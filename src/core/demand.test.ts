@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEMAND_LIMITS, DemandBook, compare, type DemandEntry, type DemandWindow } from './demand.js';
+import { LogHistogram } from './sketch.js';
+
+const T0 = 1_800_000_000_000;
+
+function entry(app: string, node: string, ms: number[], errors = 0): DemandEntry {
+  const h = new LogHistogram();
+  for (const x of ms) h.add(x);
+  const fb = new LogHistogram();
+  for (const x of ms) fb.add(x / 2);
+  return { app, node, requests: ms.length, errors, status: { '2xx': ms.length - errors, '3xx': 0, '4xx': 0, '5xx': errors }, connect: new LogHistogram().toJSON(), firstByte: fb.toJSON(), total: h.toJSON() };
+}
+const win = (start: number, entries: DemandEntry[], ms = 10_000): DemandWindow => ({ start, ms, entries });
+const many = (n: number, ms: number) => Array.from({ length: n }, () => ms);
+
+test('windows of several nodes of a site merge: requests add up, quantiles come from the merged sketches, routes per upstream node', () => {
+  const b = new DemandBook();
+  const now = T0 + 20_000;
+  assert.ok(b.add('a1', 's1', win(T0, [entry('web', 'e2', many(90, 10)), entry('web', '', [0.1], 1)]), now).ok);
+  assert.ok(b.add('a2', 's1', win(T0, [entry('web', 'e3', many(10, 100), 2)]), now).ok);
+  assert.ok(b.add('b1', 's2', win(T0 + 10_000, [entry('web', 'e3', many(5, 40))]), now).ok);
+  const [s1, s2] = b.sites('web', now);
+  assert.equal(s1!.site, 's1');
+  assert.equal(s1!.requests, 101);
+  assert.equal(s1!.errors, 3);
+  assert.equal(s1!.errorPct, 2.97);
+  assert.deepEqual(s1!.reporters, ['a1', 'a2']);
+  // 90 of 101 at 10 ms: p50 is 10 ms, p95 one of the 100 ms ones (within the sketch's 4.8%)
+  assert.ok(Math.abs(s1!.totalMs.p50! - 10) <= 0.48, String(s1!.totalMs.p50));
+  assert.ok(Math.abs(s1!.totalMs.p95! - 100) <= 4.8, String(s1!.totalMs.p95));
+  assert.ok(Math.abs(s1!.firstByteMs.p50! - 5) <= 0.24);
+  assert.deepEqual(s1!.routes.map((r) => [r.node, r.requests, r.errorPct]), [['e2', 90, 0], ['e3', 10, 20]]);
+  assert.equal(s2!.requests, 5);
+  assert.deepEqual(b.sites('other', now), []);
+});
+
+test('rps is the requests of the windows that ended in the last minute, over 60 s; windows older than the span are forgotten', () => {
+  const b = new DemandBook();
+  // 7 windows of 10 s, 100 requests each, the last one ending at `now`
+  const now = T0 + 70_000;
+  for (let i = 0; i < 7; i++) assert.ok(b.add('a1', 's1', win(T0 + i * 10_000, [entry('web', 'e2', many(100, 5))]), now).ok);
+  const [s] = b.sites('web', now);
+  assert.equal(s!.requests, 700);
+  // the windows ending after now - 60 s: the last six
+  assert.equal(s!.rps, 10);
+  const later = now + DEMAND_LIMITS.retentionMs - 5_000;
+  const [kept] = b.sites('web', later);
+  assert.equal(kept!.requests, 100, 'only the window ending within the span');
+  assert.equal(kept!.rps, 0);
+  assert.deepEqual(b.sites('web', now + DEMAND_LIMITS.retentionMs), []);
+  assert.equal(b.totals.get('web\u0000s1')!.requests, 700, 'the counter keeps counting what was forgotten');
+});
+
+test('a window sent twice counts once; absurd clocks and figures are refused with their reason, not stored', () => {
+  const b = new DemandBook();
+  const now = T0;
+  const w = win(T0 - 10_000, [entry('web', 'e2', many(3, 1))]);
+  assert.ok(b.add('a1', 's1', w, now).ok);
+  assert.deepEqual(b.add('a1', 's1', w, now), { ok: false, reason: 'duplicate', message: `window ${T0 - 10_000} of a1 taken already` });
+  const refuse = (x: DemandWindow) => { const r = b.add('a1', 's1', x, now); return r.ok ? 'ok' : r.reason; };
+  assert.equal(refuse(win(T0 + 3_600_000, [entry('web', 'e2', [1])])), 'clock', 'an hour ahead');
+  assert.equal(refuse(win(T0 - 2 * 86_400_000, [entry('web', 'e2', [1])])), 'clock', 'two days behind');
+  assert.equal(refuse(win(T0 - 20_000, [{ ...entry('web', 'e2', [1]), requests: 1e12 }])), 'figures', 'a trillion requests in 10 s');
+  assert.equal(refuse(win(T0 - 30_000, [{ ...entry('web', 'e2', [1]), errors: 2 }])), 'figures', 'more errors than requests');
+  const forged = entry('web', 'e2', [1, 2]);
+  assert.equal(refuse(win(T0 - 40_000, [{ ...forged, total: { ...forged.total, n: 2, c: [9] } }])), 'figures', 'buckets that do not add up');
+  assert.equal(refuse(win(T0 - 50_000, [{ ...forged, total: { ...forged.total, max: 1e12 } }])), 'figures', 'a latency of 30 years');
+  assert.equal(refuse(win(T0 - 60_000, [{ ...forged, total: { ...forged.total, max: 3 * 86_400_000, sum: 3 * 86_400_000 + 1 } }])), 'ok', 'a TCP connection of three days');
+  assert.equal(b.sites('web', now)[0]!.requests, 5, 'the first window and the three-day connection\'s');
+});
+
+test('apps not known are skipped; an app forgotten loses its windows and counter', () => {
+  const b = new DemandBook();
+  const r = b.add('a1', 's1', win(T0 - 10_000, [entry('web', 'e2', [1]), entry('made-up', 'e2', [1])]), T0, (a) => a === 'web');
+  assert.deepEqual(r, { ok: true, stored: 1 });
+  assert.deepEqual(b.all(T0).map((x) => x.app), ['web']);
+  b.forget('web');
+  assert.deepEqual(b.all(T0), []);
+  assert.equal(b.totals.size, 0);
+});
+
+test('compare: measured sites next to the declared ones (a site declared and not measured shows zeros), routes against the model', () => {
+  const b = new DemandBook();
+  const now = T0 + 10_000;
+  b.add('a1', 's1', win(T0, [entry('web', 'e2', many(60, 10)), entry('web', 'e3', many(6, 30), 3)]), now);
+  b.add('x1', '', win(T0, [entry('web', 'e2', many(6, 1))]), now);
+  const v = compare('web', b.sites('web', now), [{ site: 's2', rps: 50, items: 4 }, { site: 's1', rps: 5, items: 1 }], (site, node) => (site === 's1' && node === 'e2' ? 8 : null));
+  assert.deepEqual(v.sites.map((s) => [s.site, s.rps, s.requests, s.declared]), [[null, 0.1, 6, null], ['s1', 1.1, 66, { rps: 5, items: 1 }], ['s2', 0, 0, { rps: 50, items: 4 }]]);
+  const [e2, e3] = v.sites[1]!.routes;
+  assert.equal(e2!.predictedMs, 8);
+  // measured p50 ~10 ms (within 4.8%) against 8 predicted: an error of about 20%
+  assert.ok(Math.abs(e2!.modelErrorPct! - (100 * Math.abs(8 - e2!.totalMs.p50!)) / e2!.totalMs.p50!) < 0.01);
+  assert.ok(e2!.modelErrorPct! > 15 && e2!.modelErrorPct! < 25, String(e2!.modelErrorPct));
+  assert.deepEqual([e3!.node, e3!.errorPct, e3!.predictedMs, e3!.modelErrorPct], ['e3', 50, null, null]);
+  assert.deepEqual([v.spanS, v.rateS], [600, 60]);
+});
