@@ -40,6 +40,13 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
   const t0 = performance.now();
   const order = ctx.upstreams.order();
   const headers = requestHeaders(req, ctx.node);
+  // A body framed by transfer-encoding goes on framed the same way: the header
+  // is hop-by-hop, and without it Node's client sends the body of a GET, HEAD,
+  // DELETE, OPTIONS or TRACE unframed, so a chunk holding a request would reach
+  // the replica as a request of its own (smuggled past x-forwarded-for and via).
+  // Node's parser took this request only with chunked last, which keeps it so.
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) headers.push('transfer-encoding', te);
   const bodiless = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
   const retryReused = bodiless && IDEMPOTENT.has(req.method ?? '');
   const tried: string[] = [];
