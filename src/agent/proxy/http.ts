@@ -7,9 +7,8 @@
 // idempotent request whose kept-alive connection the replica closed before it
 // answered (it may have been closing it as the request left: RFC 9110 9.2.2).
 // When no endpoint answers: 503 with `{"error":{"code":"E_NO_ENDPOINT",...}}`.
-// An upgrade (WebSocket) goes to the nearest endpoint that accepts a
-// connection, its request head written as received (x-forwarded-for and via
-// added), and is then piped both ways.
+// A WebSocket upgrade goes to the nearest endpoint that accepts a connection
+// (x-forwarded-for and via added) and is piped both ways once it answers 101.
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Outcome } from './counters.js';
@@ -128,25 +127,66 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
   attempt(0);
 }
 
-/** An upgrade: piped to the nearest endpoint that accepts a connection once its request head is written; none: 503 E_NO_ENDPOINT. */
+/**
+ * An upgrade. Only a WebSocket one is asked of the replica, and the two are
+ * spliced only when it answers 101: anything else it answers is forwarded and
+ * the connection closed (spliced, the client's next bytes would reach the
+ * replica as requests without x-forwarded-for and via). Any other upgrade
+ * (h2c, say) goes as a plain request, which a replica may always answer so.
+ * An upgrade request with a body is refused (400): nothing here would frame it.
+ * No endpoint accepts a connection: 503 E_NO_ENDPOINT.
+ */
 function upgrade(ctx: HttpContext, req: http.IncomingMessage, client: Socket, head: Buffer): void {
   const t0 = performance.now();
   client.on('error', () => {});
-  // what the client sends after its head waits for the replica's connection
+  // what the client sends after its head waits for the replica's answer
   client.pause();
+  const close = (status: string, body: string) => {
+    client.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\nvia: 1.1 ${ctx.node}\r\n\r\n${body}`);
+  };
+  const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  if (hasBody) {
+    ctx.record({ node: '', status: 400, error: false, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
+    return close('400 Bad Request', JSON.stringify({ error: { code: 'E_UPGRADE_BODY', message: 'an upgrade request with a body is not forwarded' } }));
+  }
+  const websocket = (req.headers.upgrade ?? '').trim().toLowerCase() === 'websocket';
   connectFirst(ctx.upstreams, client, (c, tried) => {
     if (!c) {
       ctx.record({ node: '', status: 503, error: true, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
-      const body = noEndpoint(ctx.app, tried.length ? ` (tried ${tried.join('; ')})` : ': none is ready');
-      return void client.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      return close('503 Service Unavailable', noEndpoint(ctx.app, tried.length ? ` (tried ${tried.join('; ')})` : ': none is ready'));
     }
-    const h = requestHeaders(req, ctx.node, true);
-    let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-    for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
-    c.sock.write(`${text}\r\n`);
-    if (head.length) c.sock.write(head);
-    splice(ctx, client, c, t0);
+    const ureq = http.request({ method: req.method, path: req.url, headers: requestHeaders(req, ctx.node, websocket), setHost: false, createConnection: () => c.sock });
+    ureq.on('upgrade', (ures: http.IncomingMessage, sock: Socket, uhead: Buffer) => {
+      client.write(`HTTP/1.1 101 ${ures.statusMessage}\r\n${headText(responseHeaders(ures, ctx.node, true))}\r\n`);
+      if (uhead.length) client.write(uhead);
+      if (head.length) sock.write(head);
+      splice(ctx, client, { ...c, sock }, t0);
+    });
+    ureq.on('response', (ures) => {
+      // not switching: its answer goes to the client, which then reconnects for more
+      // (its body as Node decoded it: transfer-encoding is dropped as hop-by-hop, the close ends it)
+      client.write(`HTTP/1.1 ${ures.statusCode} ${ures.statusMessage}\r\n${headText(responseHeaders(ures, ctx.node))}connection: close\r\n\r\n`);
+      ures.pipe(client);
+      const done = (broken: boolean) => {
+        c.sock.destroy();
+        ctx.record({ node: c.u.node, status: broken ? null : ures.statusCode ?? null, error: broken, connectMs: c.connectMs, firstByteMs: null, totalMs: performance.now() - t0 });
+      };
+      ures.on('end', () => done(false));
+      ures.on('aborted', () => { done(true); client.destroy(); });
+    });
+    ureq.on('error', () => {
+      client.destroy();
+      ctx.record({ node: c.u.node, status: null, error: true, connectMs: c.connectMs, firstByteMs: null, totalMs: performance.now() - t0 });
+    });
+    ureq.end();
   });
+}
+
+/** Raw header pairs as header lines. */
+function headText(h: string[]): string {
+  let text = '';
+  for (let i = 0; i < h.length; i += 2) text += `${h[i]}: ${h[i + 1]}\r\n`;
+  return text;
 }
 
 function noEndpoint(app: string, why: string): string {
@@ -182,8 +222,8 @@ function requestHeaders(req: http.IncomingMessage, node: string, upgrading = fal
   return out;
 }
 
-function responseHeaders(res: http.IncomingMessage, node: string): string[] {
-  const drop = hopByHop(res.headers.connection);
+function responseHeaders(res: http.IncomingMessage, node: string, upgraded = false): string[] {
+  const drop = upgraded ? new Set([...hopByHop(res.headers.connection)].filter((k) => k !== 'connection' && k !== 'upgrade')) : hopByHop(res.headers.connection);
   const out: string[] = [];
   const raw = res.rawHeaders;
   let via: string | null = null;
