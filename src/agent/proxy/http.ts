@@ -17,6 +17,8 @@ import { CONNECT_TIMEOUT_MS, connectFirst, splice } from './tcp.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1): never forwarded. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+/** a replica that has not begun its answer this long after the request was sent: 504 E_UPSTREAM_TIMEOUT */
+export const RESPONSE_TIMEOUT_MS = 60_000;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 export interface HttpContext {
@@ -25,6 +27,11 @@ export interface HttpContext {
   node: string;
   upstreams: Upstreams;
   record: (o: Outcome) => void;
+  /** RESPONSE_TIMEOUT_MS unless set */
+  responseMs?: number;
+  /** for upgrades spliced (src/agent/proxy/tcp.ts) */
+  idleMs?: number;
+  sockets?: Set<Socket>;
 }
 
 export function httpServer(ctx: HttpContext): http.Server {
@@ -57,21 +64,27 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
     current?.destroy();
   });
 
-  const fail = (why: string, node = '') => {
-    ctx.record({ node, status: res.headersSent ? null : 503, error: true, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
+  const fail = (why: string, node = '', status = 503) => {
+    ctx.record({ node, status: res.headersSent ? null : status, error: true, connectMs: null, firstByteMs: null, totalMs: performance.now() - t0 });
     if (clientGone) return;
     if (res.headersSent) return void res.destroy();
-    const body = noEndpoint(ctx.app, why);
-    res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), via: `1.1 ${ctx.node}` });
+    const body = status === 504 ? JSON.stringify({ error: { code: 'E_UPSTREAM_TIMEOUT', message: `${node} did not answer ${ctx.app}'s request within ${responseMs / 1000} s` } }) : noEndpoint(ctx.app, why);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), via: `1.1 ${ctx.node}` });
     res.end(body);
   };
 
+  const responseMs = ctx.responseMs ?? RESPONSE_TIMEOUT_MS;
   const attempt = (i: number): void => {
     const u = order[i];
     if (!u) return fail(tried.length ? ` (tried ${tried.join('; ')})` : ': none is ready');
-    ctx.upstreams.acquire(u);
+    // dropped since the order was taken: it is draining, nothing new goes to it
+    if (u.dropped) return attempt(i + 1);
+    let timedOut = false;
+    let timer: NodeJS.Timeout | null = null;
+    const cut = () => ureq.destroy(Object.assign(new Error('cut at the drain deadline'), { code: 'E_DRAINED' }));
+    ctx.upstreams.acquire(u, cut);
     let released = false;
-    const release = () => { if (!released) { released = true; ctx.upstreams.release(u); } };
+    const release = () => { if (timer) clearTimeout(timer); if (!released) { released = true; ctx.upstreams.release(u, cut); } };
     let connected = false;
     let reused = false;
     let connectMs: number | null = null;
@@ -80,6 +93,8 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
     current = ureq;
     const send = () => {
       connected = true;
+      // no answer's head within responseMs: 504, counted as an error (the replica may still be working on it)
+      timer = setTimeout(() => { timedOut = true; ureq.destroy(); }, responseMs);
       if (bodiless) ureq.end();
       else req.pipe(ureq);
     };
@@ -92,6 +107,7 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
     });
     ureq.on('response', (ures) => {
       answered = true;
+      if (timer) clearTimeout(timer);
       const firstByteMs = performance.now() - t0;
       if (clientGone) { ures.destroy(); release(); return; }
       res.writeHead(ures.statusCode ?? 502, ures.statusMessage, responseHeaders(ures, ctx.node));
@@ -120,6 +136,7 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
         tried.push(what);
         return attempt(i + 1);
       }
+      if (timedOut) return fail('', u.node, 504);
       if (reused && retryReused) { tried.push(what); return attempt(i + 1); }
       fail(` (${what}${connected ? ', after the request was sent' : ''})`, u.node);
     });

@@ -9,10 +9,16 @@ import type { Outcome } from './counters.js';
 import type { Upstream, Upstreams } from './upstreams.js';
 
 export const CONNECT_TIMEOUT_MS = 1000;
+/** a spliced connection (TCP, WebSocket) with no byte either way this long is closed */
+export const IDLE_TIMEOUT_MS = 15 * 60_000;
 
 export interface TcpContext {
   upstreams: Upstreams;
   record: (o: Outcome) => void;
+  /** IDLE_TIMEOUT_MS unless set */
+  idleMs?: number;
+  /** every spliced connection's client side, to close at shutdown */
+  sockets?: Set<net.Socket>;
 }
 
 export function tcpServer(ctx: TcpContext): net.Server {
@@ -47,6 +53,8 @@ export function connectFirst(ups: Upstreams, client: net.Socket, done: (c: Conne
   const attempt = (i: number): void => {
     const u = order[i];
     if (!u || client.destroyed) return done(null, tried);
+    // dropped since the order was taken: it is draining, nothing new goes to it
+    if (u.dropped) return attempt(i + 1);
     const tc = performance.now();
     const sock = net.connect({ host: u.host, port: u.port, noDelay: true, allowHalfOpen: true });
     const timer = setTimeout(() => sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
@@ -72,13 +80,18 @@ export function splice(ctx: TcpContext, client: net.Socket, c: Connected, t0: nu
   const { u, sock } = c;
   let firstByteMs: number | null = null;
   sock.once('data', () => { firstByteMs = performance.now() - t0; });
-  ctx.upstreams.acquire(u);
   let broken = false;
+  const cut = () => { broken = true; sock.destroy(); };
+  ctx.upstreams.acquire(u, cut);
+  ctx.sockets?.add(client);
   const onErr = () => { broken = true; };
   sock.on('error', onErr);
   client.on('error', onErr);
+  // idle both ways: a half-open or forgotten connection does not hold the endpoint (and its drain) for ever
+  sock.setTimeout(ctx.idleMs ?? IDLE_TIMEOUT_MS, () => sock.destroy());
   sock.once('close', () => {
-    ctx.upstreams.release(u);
+    ctx.sockets?.delete(client);
+    ctx.upstreams.release(u, cut);
     client.destroy();
     ctx.record({ node: u.node, status: null, error: broken, connectMs: c.connectMs, firstByteMs, totalMs: performance.now() - t0 });
   });
