@@ -186,12 +186,14 @@ function upgrade(ctx: HttpContext, req: http.IncomingMessage, client: Socket, he
       ures.pipe(client);
       const done = (broken: boolean) => {
         c.sock.destroy();
+        c.release();
         ctx.record({ node: c.u.node, status: broken ? null : ures.statusCode ?? null, error: broken, connectMs: c.connectMs, firstByteMs: null, totalMs: performance.now() - t0 });
       };
       ures.on('end', () => done(false));
       ures.on('aborted', () => { done(true); client.destroy(); });
     });
     ureq.on('error', () => {
+      c.release();
       client.destroy();
       ctx.record({ node: c.u.node, status: null, error: true, connectMs: c.connectMs, firstByteMs: null, totalMs: performance.now() - t0 });
     });

@@ -83,3 +83,15 @@ test('a listener closed while its listen was pending does not stay bound: the po
   assert.equal((await get(port)).json.name, 'b');
   await p.stop();
 });
+
+test('a TCP connection to a dropped endpoint keeps it busy until the drain deadline, then is closed', async () => {
+  const e = await echo();
+  const { p, port, acks } = await serving([{ replica: 'e-0-0', endpoint: e }], 'tcp', {}, 100);
+  const c = await opened(port);
+  const closed = new Promise((r) => c.once('close', r));
+  p.apply(2, route(port, [], 'tcp', 100).map((a) => ({ ...a, endpoints: [] })));
+  assert.deepEqual(acks.at(-1), { seq: 2, busy: ['e-0-0'] });
+  await closed;
+  await until(() => acks.at(-1)!.busy.length === 0);
+  await p.stop();
+});

@@ -40,6 +40,8 @@ export interface Connected {
   u: Upstream;
   sock: net.Socket;
   connectMs: number;
+  /** it is no longer in flight (idempotent) */
+  release: () => void;
 }
 
 /**
@@ -57,9 +59,15 @@ export function connectFirst(ups: Upstreams, client: net.Socket, done: (c: Conne
     if (u.dropped) return attempt(i + 1);
     const tc = performance.now();
     const sock = net.connect({ host: u.host, port: u.port, noDelay: true, allowHalfOpen: true });
+    // in flight from before the connect: a table that drops the endpoint meanwhile waits for it (or cuts it at the deadline)
+    const cut = () => sock.destroy(Object.assign(new Error('cut at the drain deadline'), { code: 'E_DRAINED' }));
+    ups.acquire(u, cut);
+    let released = false;
+    const release = () => { if (!released) { released = true; ups.release(u, cut); } };
     const timer = setTimeout(() => sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
     const refused = (err: Error & { code?: string }) => {
       clearTimeout(timer);
+      release();
       ups.markDown(u);
       tried.push(`${u.node} (${u.endpoint}): ${err.code ?? err.message}`);
       attempt(i + 1);
@@ -68,8 +76,8 @@ export function connectFirst(ups: Upstreams, client: net.Socket, done: (c: Conne
     sock.once('connect', () => {
       clearTimeout(timer);
       sock.off('error', refused);
-      if (client.destroyed) { sock.destroy(); return done(null, tried); }
-      done({ u, sock, connectMs: performance.now() - tc }, tried);
+      if (client.destroyed) { sock.destroy(); release(); return done(null, tried); }
+      done({ u, sock, connectMs: performance.now() - tc, release }, tried);
     });
   };
   attempt(0);
@@ -81,8 +89,6 @@ export function splice(ctx: TcpContext, client: net.Socket, c: Connected, t0: nu
   let firstByteMs: number | null = null;
   sock.once('data', () => { firstByteMs = performance.now() - t0; });
   let broken = false;
-  const cut = () => { broken = true; sock.destroy(); };
-  ctx.upstreams.acquire(u, cut);
   ctx.sockets?.add(client);
   const onErr = () => { broken = true; };
   sock.on('error', onErr);
@@ -91,7 +97,7 @@ export function splice(ctx: TcpContext, client: net.Socket, c: Connected, t0: nu
   sock.setTimeout(ctx.idleMs ?? IDLE_TIMEOUT_MS, () => sock.destroy());
   sock.once('close', () => {
     ctx.sockets?.delete(client);
-    ctx.upstreams.release(u, cut);
+    c.release();
     client.destroy();
     ctx.record({ node: u.node, status: null, error: broken, connectMs: c.connectMs, firstByteMs, totalMs: performance.now() - t0 });
   });
