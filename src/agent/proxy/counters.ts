@@ -55,7 +55,11 @@ export class ProxyCounters {
   private cells = new Map<string, Cell>();
   private closed: ProxyWindow[] = [];
 
-  /** `keep`: closed windows held for `take()` at most (older ones are dropped: no reader for a long time) */
+  /**
+   * `keep`: closed entries (one per app and upstream node per window, not
+   * windows) held for `take()` at most; the oldest go first (no reader for a
+   * long time). It bounds memory: with many apps it covers fewer windows.
+   */
   constructor(private readonly now: () => number = Date.now, private readonly keep = 360) {
     this.start = align(this.now());
   }
