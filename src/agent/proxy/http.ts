@@ -173,6 +173,11 @@ function upgrade(ctx: HttpContext, req: http.IncomingMessage, client: Socket, he
       return close('503 Service Unavailable', noEndpoint(ctx.app, tried.length ? ` (tried ${tried.join('; ')})` : ': none is ready'));
     }
     const ureq = http.request({ method: req.method, path: req.url, headers: requestHeaders(req, ctx.node, websocket), setHost: false, createConnection: () => c.sock });
+    // no answer's head in time: 504, as for a request
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; ureq.destroy(); }, ctx.responseMs ?? RESPONSE_TIMEOUT_MS);
+    ureq.once('upgrade', () => clearTimeout(timer));
+    ureq.once('response', () => clearTimeout(timer));
     ureq.on('upgrade', (ures: http.IncomingMessage, sock: Socket, uhead: Buffer) => {
       client.write(`HTTP/1.1 101 ${ures.statusMessage}\r\n${headText(responseHeaders(ures, ctx.node, true))}\r\n`);
       if (uhead.length) client.write(uhead);
@@ -193,9 +198,11 @@ function upgrade(ctx: HttpContext, req: http.IncomingMessage, client: Socket, he
       ures.on('aborted', () => { done(true); client.destroy(); });
     });
     ureq.on('error', () => {
+      clearTimeout(timer);
       c.release();
-      client.destroy();
-      ctx.record({ node: c.u.node, status: null, error: true, connectMs: c.connectMs, firstByteMs: null, totalMs: performance.now() - t0 });
+      if (timedOut) client.end(`HTTP/1.1 504 Gateway Timeout\r\ncontent-type: application/json\r\nconnection: close\r\nvia: 1.1 ${ctx.node}\r\n\r\n${JSON.stringify({ error: { code: 'E_UPSTREAM_TIMEOUT', message: `${c.u.node} did not answer ${ctx.app}'s upgrade in time` } })}`);
+      else client.destroy();
+      ctx.record({ node: c.u.node, status: timedOut ? 504 : null, error: true, connectMs: c.connectMs, firstByteMs: null, totalMs: performance.now() - t0 });
     });
     ureq.end();
   });

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { freePort, get, proxyAt, route, servers, serving, until, upstream } from './testkit.js';
+import { freePort, get, proxyAt, raw, route, servers, serving, until, upstream } from './testkit.js';
 
 /** A replica that takes requests and never answers. */
 async function mute(): Promise<{ endpoint: string; arrived: () => number }> {
@@ -35,6 +35,14 @@ test('a replica that does not begin its answer in time: 504 E_UPSTREAM_TIMEOUT, 
   assert.equal(r.status, 504);
   assert.equal((r.json.error as { code: string }).code, 'E_UPSTREAM_TIMEOUT');
   assert.equal(p.counters.current().reduce((s, x) => s + x.errors, 0), 1);
+  await p.stop();
+});
+
+test('a replica that does not answer an upgrade in time: 504 E_UPSTREAM_TIMEOUT', async () => {
+  const m = await mute();
+  const { p, port } = await serving([{ replica: 'm-0-0', endpoint: m.endpoint }], 'http', { responseMs: 200 });
+  const got = await raw(port, 'GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n');
+  assert.match(got, /^HTTP\/1\.1 504 .*E_UPSTREAM_TIMEOUT/s);
   await p.stop();
 });
 
