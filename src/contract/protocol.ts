@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { NAME_RE } from '../core/names.js';
 import { appSchema } from '../core/manifest.js';
+import { MAX_ROUTED_APPS } from '../core/routes.js';
 import { deviceSchema } from '../core/devices.js';
 import { policySchema } from '../core/nodepolicy.js';
 
@@ -247,8 +248,8 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
    * with routes.ack
    */
   z.object({
-    type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRouteSchema).max(1000),
-    removed: z.array(appName).max(1000).optional(), whole: z.boolean().optional(),
+    type: z.literal('routes'), seq: z.number().int().nonnegative(), apps: z.array(appRouteSchema).max(MAX_ROUTED_APPS),
+    removed: z.array(appName).max(MAX_ROUTED_APPS).optional(), whole: z.boolean().optional(),
   }),
   /** the demand windows (by start) taken, or refused for good: not sent again (only to agents whose register lists `demand.ack`) */
   z.object({ type: z.literal('demand.ack'), starts: z.array(z.number().int().nonnegative()).max(DEMAND_BACKLOG) }),

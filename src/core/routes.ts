@@ -11,6 +11,13 @@ import type { NodeRecord, ReplicaRecord } from './types.js';
 import { effectiveRtt } from './live.js';
 import { cmp, rankEndpoints } from './routing.js';
 
+/**
+ * the most apps a route table holds (the `routes` message's bound): a deploy
+ * exposing one more is refused, and a table never holds more, since an agent
+ * refuses a message past it whole
+ */
+export const MAX_ROUTED_APPS = 1000;
+
 /** the most endpoints one app's entry lists (the nearest): a proxy tries them in order, and more than this never helps */
 export const MAX_ROUTE_ENDPOINTS = 16;
 

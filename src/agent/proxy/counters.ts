@@ -44,8 +44,10 @@ export class ProxyCounters {
   private closed: ProxyWindow[] = [];
 
   /**
-   * `keep`: closed windows held for `take()` at most (older ones are dropped:
-   * no reader for a long time); `windowMs`: their length (tests shorten it)
+   * `keep`: closed entries (one per app and upstream node per window, not
+   * windows) held for `take()` at most; the oldest go first (no reader for a
+   * long time). It bounds memory: with many apps it covers fewer windows.
+   * `windowMs`: a window's length (tests shorten it).
    */
   constructor(private readonly now: () => number = Date.now, private readonly keep = 360, readonly windowMs = WINDOW_MS) {
     this.start = this.align(this.now());

@@ -1,59 +1,11 @@
 // The site proxy against real upstream servers on loopback sockets: order,
 // failover on a refused connect, 503 E_NO_ENDPOINT and recovery, drain
 // confirmations, a port in use, TCP mode, and what it counts.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
-import pino from 'pino';
 import type { AppRoute } from '../../core/routes.js';
-import type { ProxyListener } from '../../core/types.js';
-import { SiteProxy } from './proxy.js';
-import { freePort as freePortOn } from '../health.js';
-
-const log = pino({ level: 'silent' });
-const servers: (http.Server | net.Server)[] = [];
-after(() => { for (const s of servers) s.close(); });
-
-/** An upstream that answers with its name, the path, the body it got and the headers the proxy added. */
-async function upstream(name: string, port = 0, slow?: Promise<void>): Promise<{ server: http.Server; port: number; endpoint: string }> {
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => { body += d; });
-    req.on('end', () => void (slow ?? Promise.resolve()).then(() => res.end(JSON.stringify({ name, path: req.url, body, xff: req.headers['x-forwarded-for'], via: req.headers.via }))));
-  });
-  servers.push(server);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  const p = (server.address() as net.AddressInfo).port;
-  return { server, port: p, endpoint: `http://127.0.0.1:${p}` };
-}
-
-const freePort = () => freePortOn('127.0.0.1');
-
-function proxyAt() {
-  const acks: { seq: number; busy: string[] }[] = [];
-  let listeners: ProxyListener[] = [];
-  const p = new SiteProxy({ host: '127.0.0.1', node: 'edge-1', log, ack: (seq, busy) => acks.push({ seq, busy }), changed: (l) => { listeners = l; } });
-  return { p, acks, listeners: () => listeners };
-}
-
-const route = (port: number, eps: { replica: string; endpoint: string }[], protocol: 'http' | 'tcp' = 'http'): AppRoute[] =>
-  [{ app: 'web', port, protocol, drainMs: 5000, endpoints: eps.map((e) => ({ ...e, node: e.replica.split('-')[0]! })) }];
-
-async function get(port: number, path = '/x', body?: string): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, body === undefined ? {} : { method: 'POST', body });
-  return { status: res.status, json: await res.json() as Record<string, unknown> };
-}
-
-async function until<T>(f: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { freePort, get, proxyAt, route, servers, until, upstream } from './testkit.js';
 
 test('requests go to the nearest endpoint, bodies and x-forwarded-for and via included; a refused connect goes on to the next without a failure', async () => {
   const [a, b] = [await upstream('a'), await upstream('b')];

@@ -31,7 +31,14 @@ export interface ProxyOptions {
   changed: (listeners: ProxyListener[]) => void;
   /** the counters' window, ms (default 10 s; tests shorten it) */
   windowMs?: number;
+  /** a replica's answer must begin within this (RESPONSE_TIMEOUT_MS by default) */
+  responseMs?: number;
+  /** a spliced TCP or WebSocket connection idle this long is closed (IDLE_TIMEOUT_MS by default) */
+  idleMs?: number;
 }
+
+/** at stop, what is in flight gets this long before its connections are closed */
+export const STOP_GRACE_MS = 1000;
 
 interface Listener {
   state: ProxyListener;
@@ -55,6 +62,10 @@ export class SiteProxy {
   private lastAck = '';
   readonly counters: ProxyCounters;
   private stopped = false;
+  /** spliced connections (TCP, upgrades): server.close() waits for them, stop() does not */
+  private readonly sockets = new Set<net.Socket>();
+  /** every server, listening or not, for stop() */
+  private readonly servers = new Set<http.Server | net.Server>();
 
   constructor(private readonly o: ProxyOptions) {
     this.counters = new ProxyCounters(Date.now, undefined, o.windowMs);
@@ -120,17 +131,32 @@ export class SiteProxy {
     this.report();
   }
 
+  /**
+   * Closes every listener; what is in flight gets STOP_GRACE_MS, then its
+   * connections are closed (an open WebSocket, a slow request or a TCP
+   * connection would otherwise hold the agent's stop to its deadline).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.all([...this.listeners].map(([app, l]) => this.close(app, l)));
+    const closed = Promise.all([...this.listeners].map(([app, l]) => this.close(app, l)));
+    let grace: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((r) => { grace = setTimeout(r, STOP_GRACE_MS); });
+    await Promise.race([closed, late]);
+    clearTimeout(grace);
+    for (const s of this.servers) (s as http.Server).closeAllConnections?.();
+    for (const s of this.sockets) s.destroy();
+    await Promise.race([closed, new Promise<void>((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
   }
 
   private open(a: AppRoute): Listener {
     const upstreams = new Upstreams(() => this.confirm());
     const record = (o: Parameters<ProxyCounters['record']>[1]) => this.counters.record(a.app, o);
-    const server = a.protocol === 'http' ? httpServer({ app: a.app, node: this.o.node, upstreams, record }) : tcpServer({ upstreams, record });
+    const t = { upstreams, record, idleMs: this.o.idleMs, sockets: this.sockets };
+    const server = a.protocol === 'http' ? httpServer({ ...t, app: a.app, node: this.o.node, responseMs: this.o.responseMs }) : tcpServer(t);
     const l: Listener = { state: { app: a.app, port: a.port, protocol: a.protocol, state: 'refused', error: null }, upstreams, server, retry: null, open: false, settled: false };
     this.listeners.set(a.app, l);
+    this.servers.add(server);
+    server.once('close', () => this.servers.delete(server));
     this.listen(l);
     return l;
   }
@@ -139,6 +165,8 @@ export class SiteProxy {
     l.retry = null;
     const onListening = () => {
       l.server.off('error', onError);
+      // closed (or stopped) while its listen was pending: it must not stay bound, holding the port against its successor
+      if (this.listeners.get(l.state.app) !== l || this.stopped) return void l.server.close();
       l.open = true;
       l.settled = true;
       l.state = { ...l.state, state: 'listening', error: null };
@@ -171,7 +199,7 @@ export class SiteProxy {
     if (l.retry) clearTimeout(l.retry);
     l.upstreams.clear();
     if (l.upstreams.busy().length) this.closing.add(l.upstreams);
-    if (!l.open) return;
+    // closed even when not (yet) open: a listen still pending is undone here or in onListening
     l.open = false;
     await new Promise<void>((r) => {
       l.server.close(() => r());

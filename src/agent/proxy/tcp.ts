@@ -9,10 +9,16 @@ import type { Outcome } from './counters.js';
 import type { Upstream, Upstreams } from './upstreams.js';
 
 export const CONNECT_TIMEOUT_MS = 1000;
+/** a spliced connection (TCP, WebSocket) with no byte either way this long is closed */
+export const IDLE_TIMEOUT_MS = 15 * 60_000;
 
 export interface TcpContext {
   upstreams: Upstreams;
   record: (o: Outcome) => void;
+  /** IDLE_TIMEOUT_MS unless set */
+  idleMs?: number;
+  /** every spliced connection's client side, to close at shutdown */
+  sockets?: Set<net.Socket>;
 }
 
 export function tcpServer(ctx: TcpContext): net.Server {
@@ -34,6 +40,8 @@ export interface Connected {
   u: Upstream;
   sock: net.Socket;
   connectMs: number;
+  /** it is no longer in flight (idempotent) */
+  release: () => void;
 }
 
 /**
@@ -47,11 +55,19 @@ export function connectFirst(ups: Upstreams, client: net.Socket, done: (c: Conne
   const attempt = (i: number): void => {
     const u = order[i];
     if (!u || client.destroyed) return done(null, tried);
+    // dropped since the order was taken: it is draining, nothing new goes to it
+    if (u.dropped) return attempt(i + 1);
     const tc = performance.now();
     const sock = net.connect({ host: u.host, port: u.port, noDelay: true, allowHalfOpen: true });
+    // in flight from before the connect: a table that drops the endpoint meanwhile waits for it (or cuts it at the deadline)
+    const cut = () => sock.destroy(Object.assign(new Error('cut at the drain deadline'), { code: 'E_DRAINED' }));
+    ups.acquire(u, cut);
+    let released = false;
+    const release = () => { if (!released) { released = true; ups.release(u, cut); } };
     const timer = setTimeout(() => sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
     const refused = (err: Error & { code?: string }) => {
       clearTimeout(timer);
+      release();
       ups.markDown(u);
       tried.push(`${u.node} (${u.endpoint}): ${err.code ?? err.message}`);
       attempt(i + 1);
@@ -60,8 +76,8 @@ export function connectFirst(ups: Upstreams, client: net.Socket, done: (c: Conne
     sock.once('connect', () => {
       clearTimeout(timer);
       sock.off('error', refused);
-      if (client.destroyed) { sock.destroy(); return done(null, tried); }
-      done({ u, sock, connectMs: performance.now() - tc }, tried);
+      if (client.destroyed) { sock.destroy(); release(); return done(null, tried); }
+      done({ u, sock, connectMs: performance.now() - tc, release }, tried);
     });
   };
   attempt(0);
@@ -72,13 +88,16 @@ export function splice(ctx: TcpContext, client: net.Socket, c: Connected, t0: nu
   const { u, sock } = c;
   let firstByteMs: number | null = null;
   sock.once('data', () => { firstByteMs = performance.now() - t0; });
-  ctx.upstreams.acquire(u);
   let broken = false;
+  ctx.sockets?.add(client);
   const onErr = () => { broken = true; };
   sock.on('error', onErr);
   client.on('error', onErr);
+  // idle both ways: a half-open or forgotten connection does not hold the endpoint (and its drain) for ever
+  sock.setTimeout(ctx.idleMs ?? IDLE_TIMEOUT_MS, () => sock.destroy());
   sock.once('close', () => {
-    ctx.upstreams.release(u);
+    ctx.sockets?.delete(client);
+    c.release();
     client.destroy();
     ctx.record({ node: u.node, status: null, error: broken, connectMs: c.connectMs, firstByteMs, totalMs: performance.now() - t0 });
   });

@@ -27,6 +27,8 @@ export interface Upstream extends RouteEndpoint {
   agent: http.Agent | null;
   /** no longer in the table */
   dropped: boolean;
+  /** what ends each request (or connection) in flight, once the drain deadline has passed */
+  cut: Set<() => void>;
 }
 
 export class Upstreams {
@@ -48,7 +50,7 @@ export class Upstreams {
       if (was && was.endpoint === e.endpoint) return [was];
       if (was) this.drop(was);
       const addr = parse(e.endpoint);
-      return addr ? [{ ...e, ...addr, inflight: 0, downUntil: 0, agent: null, dropped: false }] : [];
+      return addr ? [{ ...e, ...addr, inflight: 0, downUntil: 0, agent: null, dropped: false, cut: new Set() }] : [];
     });
     for (const u of old.values()) this.drop(u);
   }
@@ -70,12 +72,15 @@ export class Upstreams {
     u.downUntil = this.now() + DOWN_MS;
   }
 
-  acquire(u: Upstream): void {
+  /** A request (or connection) to it begins; `cut` ends it if it is still in flight at the drain deadline. */
+  acquire(u: Upstream, cut: () => void): void {
     u.inflight++;
+    u.cut.add(cut);
   }
 
-  release(u: Upstream): void {
+  release(u: Upstream, cut: () => void): void {
     u.inflight--;
+    u.cut.delete(cut);
     if (u.dropped && u.inflight === 0) this.gone(u);
   }
 
@@ -98,8 +103,11 @@ export class Upstreams {
 
   private drop(u: Upstream): void {
     u.dropped = true;
-    if (u.inflight === 0) this.gone(u);
-    else this.leaving.set(u.replica, u);
+    if (u.inflight === 0) return this.gone(u);
+    this.leaving.set(u.replica, u);
+    // the drain deadline: the control plane stops the replica then, so what is still in flight is cut here, counted as failed
+    const t = setTimeout(() => { for (const cut of [...u.cut]) cut(); }, this.drainMs);
+    t.unref();
   }
 
   private gone(u: Upstream): void {

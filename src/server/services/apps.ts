@@ -13,6 +13,7 @@ import type { Plan } from '../../core/planner.js';
 import { freeSlots, replicaId } from '../../core/slots.js';
 import { isReady } from '../../core/rollout.js';
 import { drainOf, type Drain } from '../../core/drain.js';
+import { MAX_ROUTED_APPS } from '../../core/routes.js';
 import type { AppRecord, ReplicaRecord } from '../../core/types.js';
 import { draft, type EventDraft } from '../../core/events.js';
 import type { Change, Decision, Writer } from '../writer.js';
@@ -336,6 +337,8 @@ function exposeFree(s: State, spec: AppSpec): void {
   if (port === undefined) return;
   const other = s.list('apps').find((a) => a.name !== spec.name && a.spec.expose?.port === port);
   if (other) throw new OutpostError('E_CONFLICT', `port ${port} is already exposed by app ${other.name}: every node's proxy listens on it for one app`, { path: 'expose.port' });
+  const exposed = s.list('apps').filter((a) => a.name !== spec.name && a.spec.expose).length;
+  if (exposed >= MAX_ROUTED_APPS) throw new OutpostError('E_CONFLICT', `${exposed} apps are exposed already, the most a site proxy's route table holds (${MAX_ROUTED_APPS}): unexpose one first`, { path: 'expose' });
 }
 
 /** What a replica runs: the spec, and the versions of the secrets it uses (a new value is a new revision, so its replicas roll). */

@@ -4,7 +4,8 @@
 // finished its requests), and at its deadline. Ending it deletes the record:
 // the replica leaves its node's assignment set and its agent stops it.
 // Only the leader ends drains; another instance's attempt is refused and the
-// leader's own timers and checks do it.
+// leader's own timers and checks do it, while this one tries again every
+// second (a leader that changes picks the drains up).
 import type { Logger } from 'pino';
 import { OutpostError } from '../../core/errors.js';
 import { drainVerdict } from '../../core/drain.js';
@@ -104,8 +105,9 @@ export class Drains {
       this.assignments.touch(ended.map((d) => d.r.node));
       this.onFreed();
     }, (e) => {
-      if (e instanceof OutpostError && e.code === 'E_NOT_LEADER') return;
-      this.log.warn({ err: e }, 'ending drains failed; their deadline tries again');
+      // not the leader (now): the leader ends it; and should this instance become the leader, its re-armed timer does
+      // (left fired in `timers`, watch() would never arm it again and the drain would outlive its deadline here)
+      if (!(e instanceof OutpostError && e.code === 'E_NOT_LEADER')) this.log.warn({ err: e }, 'ending drains failed; their deadline tries again');
       // tried again at the deadline (or, past it, in a second)
       for (const d of done) {
         this.unwatch(d.r.id);

@@ -19,7 +19,7 @@
 // dropped it and finished its requests: a drain waits for no holder
 // (src/core/drain.ts).
 import type { AppRoute } from '../../core/routes.js';
-import { appRoute, routeKey, vantageOf } from '../../core/routes.js';
+import { MAX_ROUTED_APPS, appRoute, routeKey, vantageOf } from '../../core/routes.js';
 import type { AppRecord, NodeRecord, ReplicaRecord } from '../../core/types.js';
 import type { Kind } from '../store/store.js';
 import type { State } from '../state.js';
@@ -190,6 +190,8 @@ export class Routes {
   private rank(t: Table, v: string, app: string): boolean {
     const rec = this.state.app(app);
     if (!rec?.spec.expose) { t.keys.delete(app); return t.apps.delete(app); }
+    // past the bound an agent takes (exposed before the deploy refused more): left out, never sent to be refused whole
+    if (!t.apps.has(app) && t.apps.size >= MAX_ROUTED_APPS) return false;
     this.stats.rankings++;
     const next = appRoute(v, rec, this.state.appReplicas(app), (n) => this.state.node(n));
     const key = routeKey(next);
