@@ -76,6 +76,16 @@ async function recover(limitMs = 60_000): Promise<number> {
   return Date.now() - t0;
 }
 
+async function allNodesReady(limitMs: number): Promise<boolean> {
+  const t0 = Date.now();
+  for (;;) {
+    const ready = await client.nodes().then((ns) => ns.filter((n) => n.state === 'ready').length, () => 0);
+    if (ready >= NODES.length) return true;
+    if (Date.now() - t0 > limitMs) return false;
+    await sleep(50);
+  }
+}
+
 interface Row { fault: string; injected: number; lost: number; duplicated: number; recoverMs: number[] }
 const rows: Row[] = [];
 
@@ -98,6 +108,9 @@ async function fault(name: string, inject: () => Promise<number>): Promise<void>
   rows.push(row);
   for (let i = 0; i < RUNS; i++) {
     if ((await recover(60_000)) < 0) throw new Error(`not settled before ${name}`);
+    // every node connected again too: a fault injected while a restarted control
+    // plane still waits for its agents would find no node to place on
+    if (!(await allNodesReady(60_000))) throw new Error(`not every node connected before ${name}`);
     const ms = await inject();
     await count(row, ms);
     console.log(`${name} #${i + 1}: recovered in ${ms} ms`);
