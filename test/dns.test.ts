@@ -10,27 +10,23 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { freePort } from '../src/agent/health.js';
 import { cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { Listeners, switchFile, threeSites } from './sitekit.js';
 
 const cp = await controlPlane();
 const env = cliEnv(cp);
 const work = tmpDir();
-// the replicas run as nobody when the tests run as root: the switch file's directory must be theirs to look in
-const shared = tmpDir();
-fs.chmodSync(shared, 0o755);
-const DOWN = path.join(shared, 'down');
+const DOWN = switchFile();
 const agents: AgentProc[] = [];
-const probes: net.Server[] = [];
+const listeners = new Listeners();
 after(async () => {
   await cli(['rm', 'web'], env);
   await cli(['rm', 'plain'], env);
   await settleAgents();
   for (const a of agents) a.child.kill('SIGKILL');
-  for (const s of probes) s.close();
+  listeners.close();
   await cp.close();
 });
 
@@ -50,14 +46,6 @@ const web = {
 // an app without `expose` is in no route table: it has no name
 const plain = { ...web, name: 'plain', expose: undefined, replicas: 1 };
 
-/** a TCP address for a site's probe (RTTs are declared below; a site needs one all the same) */
-async function probe(): Promise<number> {
-  const s = net.createServer((c) => c.end());
-  probes.push(s);
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return (s.address() as net.AddressInfo).port;
-}
-
 const resolvers = new Map<Node, dns.promises.Resolver>();
 function resolverAt(node: Node): dns.promises.Resolver {
   let r = resolvers.get(node);
@@ -73,14 +61,11 @@ const a = (at: Node, name: string) => resolverAt(at).resolve4(name, { ttl: true 
 const addrOf = (at: Node, name: string) => resolverAt(at).resolve4(name).then((r) => r[0], () => undefined);
 
 test('three agents with --dns-listen on their own addresses; an exposed app on e2 and e3', async () => {
-  for (const s of ['s1', 's2', 's3']) assert.equal((await cli(['site', 'add', s, '--probe', `127.0.0.1:${await probe()}`], env)).code, 0);
-  for (const [name, n] of Object.entries(NODES)) {
-    agents.push(spawnAgent(cp, ['--name', name, '--site', n.site, '--runtime', 'process', '--data-dir', tmpDir(), '--advertise', n.addr, '--bind', n.addr, '--dns-listen', `${n.addr}:${DNS_PORT}`]));
-  }
-  await waitFor('3 nodes', async () => (await cp.client.nodes()).filter((n) => n.state === 'ready').length === 3, 30_000);
-  // from s1, e2 is nearer (5 ms) than e3 (20 ms)
-  const rtt: Record<string, Record<string, number>> = { e1: { s1: 1, s2: 20, s3: 20 }, e2: { s1: 5, s2: 1, s3: 30 }, e3: { s1: 20, s2: 30, s3: 1 } };
-  for (const [n, v] of Object.entries(rtt)) await cp.client.declareRtt(n, v);
+  await threeSites(cp, env, listeners, () => {
+    for (const [name, n] of Object.entries(NODES)) {
+      agents.push(spawnAgent(cp, ['--name', name, '--site', n.site, '--runtime', 'process', '--data-dir', tmpDir(), '--advertise', n.addr, '--bind', n.addr, '--dns-listen', `${n.addr}:${DNS_PORT}`]));
+    }
+  });
   for (const m of [web, plain]) {
     const r = await cli(['deploy', '-f', writeManifest(work, m.name, m), '--wait'], env);
     assert.equal(r.code, 0, r.stderr);

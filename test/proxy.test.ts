@@ -8,20 +8,16 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
-import path from 'node:path';
 import type { NodeRecord, ReplicaRecord } from '../src/core/types.js';
 import { freePort as freePortOn } from '../src/agent/health.js';
 import { cli, cliEnv, controlPlane, pidAlive, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
+import { Listeners, switchFile, threeSites } from './sitekit.js';
 
 const cp = await controlPlane();
 const env = cliEnv(cp);
 const work = tmpDir();
-// the replicas run as nobody when the tests run as root: the switch file's directory must be theirs to look in
-const shared = tmpDir();
-fs.chmodSync(shared, 0o755);
-const DOWN = path.join(shared, 'down');
-const listeners: net.Server[] = [];
+const DOWN = switchFile();
+const listeners = new Listeners();
 const agents: AgentProc[] = [];
 const dirs: Record<string, string> = {};
 after(async () => {
@@ -29,17 +25,11 @@ after(async () => {
   await cli(['rm', 'other'], env);
   await settleAgents();
   for (const a of agents) a.child.kill('SIGKILL');
-  for (const s of listeners) s.close();
+  listeners.close();
   await cp.close();
 });
 
-async function listen(host = '127.0.0.1', port = 0): Promise<net.Server> {
-  const s = net.createServer((c) => c.end());
-  listeners.push(s);
-  await new Promise<void>((r) => s.listen(port, host, r));
-  return s;
-}
-const portOf = (s: net.Server) => (s.address() as net.AddressInfo).port;
+const listen = (host?: string, port?: number) => listeners.listen(host, port);
 const freePort = () => freePortOn('127.0.0.1');
 
 // each node on an address of its own, so that every proxy can take the same port
@@ -98,12 +88,7 @@ function steadyLoop(node: keyof typeof NODES = 'e1') {
 }
 
 test('three agents at three sites, each with a proxy on its own address; the app exposed on one port everywhere', async () => {
-  for (const s of ['s1', 's2', 's3']) assert.equal((await cli(['site', 'add', s, '--probe', `127.0.0.1:${portOf(await listen())}`], env)).code, 0);
-  for (const [name, n] of Object.entries(NODES)) agents.push(spawnAgent(cp, agentArgs(name as keyof typeof NODES)));
-  await waitFor('3 nodes', async () => (await cp.client.nodes()).filter((n) => n.state === 'ready').length === 3, 30_000);
-  // one machine has no geography: declare it. From s1, e2 is nearer (5 ms) than e3 (20 ms)
-  const rtt: Record<string, Record<string, number>> = { e1: { s1: 1, s2: 20, s3: 20 }, e2: { s1: 5, s2: 1, s3: 30 }, e3: { s1: 20, s2: 30, s3: 1 } };
-  for (const [n, v] of Object.entries(rtt)) await cp.client.declareRtt(n, v);
+  await threeSites(cp, env, listeners, () => { for (const name of Object.keys(NODES)) agents.push(spawnAgent(cp, agentArgs(name as keyof typeof NODES))); });
   const r = await cli(['deploy', '-f', writeManifest(work, 'v1', manifest()), '--wait'], env);
   assert.equal(r.code, 0, r.stderr);
 });
