@@ -10,20 +10,17 @@ import { Heatmap, type HeatData } from '../parts/heatmap.js';
 import { Table, type Column } from '../parts/table.js';
 import type { PageProps } from '../main.js';
 
-const LIVE_STATES = new Set(['pending', 'pulling', 'creating', 'starting', 'running']);
-
 interface NodeRow extends NodeView {
   replicas: number;
   cpuUsed: number;
   memUsed: number;
 }
 
-/** What the replicas on each node reserve, by their app's current spec. */
+/** What the replicas on each node reserve, by their app's current spec: every replica record counts, as the planner counts them (src/core/live.ts liveSnapshot). */
 export function reservations(replicas: ReplicaRecord[], apps: AppView[]): Map<string, { n: number; cpu: number; mem: number }> {
   const spec = new Map(apps.map((a) => [a.name, a.spec.resources]));
   const out = new Map<string, { n: number; cpu: number; mem: number }>();
   for (const r of replicas) {
-    if (!LIVE_STATES.has(r.state)) continue;
     const res = spec.get(r.app);
     const o = out.get(r.node) ?? { n: 0, cpu: 0, mem: 0 };
     o.n++;

@@ -7,9 +7,10 @@ import { href } from '../hooks.js';
 import { Badge, ms } from './common.js';
 import { Table, type Column } from './table.js';
 import { filterOver, rowsHeight } from './apps-table.js';
+import { isOomExit } from '../../src/core/events.js';
 
-/** As src/core/events.ts isOomExit: the engine or the kernel named an OOM kill (a bare SIGKILL may be something else). */
-export const isOom = (e: ReplicaError | null | undefined): boolean => !!e && /\bOOMKilled\b/.test(e.message);
+/** The engine or the kernel named an OOM kill (a bare SIGKILL may be something else): the event log's own test. */
+export const isOom = isOomExit;
 
 /** The measured T_deploy: the sum of the terms, once all three are known. */
 export function measuredDeploy(r: ReplicaRecord): number | null {
