@@ -33,7 +33,7 @@ export const CONTROL_PLANE_ROUTES: Record<string, RouteNote> = {
   'POST /v1/sites': { takes: '`{"name", "probe": "HOST:PORT"}`', answers: `${T('SiteRecord')}, 201`, cli: 'outpost site add' },
   'DELETE /v1/sites/:name': { takes: '', answers: '`{"removed": name}`', cli: 'outpost site rm' },
   'PUT /v1/nodes/:name/rtt': { takes: '`{"SITE": ms, "OTHER": null}` (null removes a declared RTT)', answers: T('NodeRecord'), cli: 'outpost site rtt' },
-  'GET /v1/apps/:name/demand': { takes: '', answers: `${T('DemandView')}: what the site proxies measured in the last ten minutes, per site (rps over the last minute, errors, latency p50/p95) against the manifest's declared demand, and per route the measured p50 against the predicted T_request (kept in memory by the instance the agents report to)`, cli: 'outpost demand' },
+  'GET /v1/apps/:name/demand': { takes: '', answers: `${T('DemandView')}: what the site proxies measured in the last ten minutes, per site (rps over the last minute, errors, latency p50/p95) against the manifest's declared demand, and per route the measured p50 against the predicted T_request (kept in memory by the instance the agents report to)`, cli: 'outpost demand, replicas APP' },
   'GET /v1/apps/:name/endpoints': { takes: '`site` (required), `items`', answers: `${T('RankedEndpoint', true)}: running, ready replicas on reachable nodes, nearest first`, cli: 'outpost endpoints' },
   'GET /v1/ca': { takes: 'no token', answers: 'the PEM of the CA clients trust for this server (404 with `--insecure`)' },
   'GET /v1/hub-ca': { takes: 'no token', answers: 'the PEM of the hub CA devices verify the nodes\' hubs with (404 with `--insecure`)' },
