@@ -50,7 +50,7 @@ async function* replicaPages(client: ApiClient, app: string | undefined): AsyncG
 /**
  * With an app: each replica's routes as the site proxies measured them (the
  * sites whose requests its node answered, from GET /v1/apps/NAME/demand, one
- * request beside the pages), measured p50 against the model's prediction.
+ * request after the first page), measured p50 against the model's prediction.
  * Without one, the fleet's list stays one request a page.
  */
 export async function replicas(client: ApiClient, app: string | undefined, json: boolean): Promise<void> {
@@ -60,15 +60,17 @@ export async function replicas(client: ApiClient, app: string | undefined, json:
     ms(r.predicted.deployMs)];
   const error = (r: ReplicaRecord) => (r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null);
   if (app === undefined) return printPages(replicaPages(client, app), json, [...headers, 'ERROR'], (r) => [...cells(r), error(r)]);
-  // asked at once; awaited with the first page (an unknown app fails there, with E_NOT_FOUND)
-  const view = client.demand(app).then((v) => v, (e: Error) => e);
+  // the generator below sees it narrowed
+  const name = app;
   async function* withRoutes(): AsyncGenerator<(ReplicaRecord & { measuredRoutes: MeasuredRoute[] | null })[]> {
     let v: DemandView | Error | undefined;
-    for await (const items of replicaPages(client, app)) {
+    for await (const items of replicaPages(client, name)) {
       if (v === undefined) {
-        v = await view;
+        // asked once the first page is in (an unknown app has failed by then): on the connection that page came on, where
+        // asking both at once opens a second one, whose TLS handshake costs more than the request
+        v = await client.demand(name).catch((e: Error) => e);
         // a control plane from before measured demand: the replicas without it
-        if (v instanceof Error) console.error(`warning: no measured demand for ${app}: ${v.message}`);
+        if (v instanceof Error) console.error(`warning: no measured demand for ${name}: ${v.message}`);
       }
       const d = v;
       yield items.map((r) => ({ ...r, measuredRoutes: d instanceof Error ? null : routesTo(d, r.node) }));
