@@ -185,7 +185,7 @@ export function buildProgram(): Command {
   secret.command('rm <name>').description('remove a secret no app uses').action(async (name) => (await cmd.secrets()).secretRm(clientFromEnv(), name));
   secret.command('rotate-key').description('a new envelope key: every secret re-encrypted with it, the old key removed').option('--json', 'print JSON')
     .action(async (o) => (await cmd.secrets()).secretRotateKey(clientFromEnv(), !!o.json));
-  program.command('replicas [app]').description('list replicas with measured and predicted timings').option('--json', 'print JSON')
+  program.command('replicas [app]').description('list replicas with measured and predicted timings; with an app, the routes each one serves as the site proxies measured them (p50 against predicted)').option('--json', 'print JSON')
     .action(async (app, o) => (await cmd.lists()).replicas(clientFromEnv(), app, !!o.json));
   program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')
     .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
