@@ -447,7 +447,7 @@ export class AgentGateway {
     const set = this.cp.assignments.setFor(node);
     if (set.version === c.sent) return;
     c.sent = set.version;
-    send(c.ws, { type: 'assign', replicas: set.replicas, version: set.version });
+    send(c.ws, { type: 'assign', replicas: set.replicas, version: set.version, ...(set.prepull.length > 0 && c.features?.has('prepull') ? { prepull: set.prepull } : {}) });
   }
 
   /** Sends an approved node whose agent runs a site proxy its route table, when it changed since it was last sent one. */

@@ -21,6 +21,7 @@ import { effectiveRtt } from '../../core/live.js';
 import type { AppRecord, AutopilotState } from '../../core/types.js';
 import type { Writer } from '../writer.js';
 import type { Apps } from './apps.js';
+import type { Assignments } from './assignments.js';
 import type { Demand } from './demand.js';
 
 export const AUTOPILOT_TICK_MS = 2000;
@@ -32,7 +33,7 @@ export class Autopilot {
   private readonly toldUnmet = new Map<string, string | null>();
   private busy = false;
 
-  constructor(private readonly w: Writer, private readonly apps: Apps, private readonly demand: Demand, private readonly now: () => number, private readonly log: Logger) {}
+  constructor(private readonly w: Writer, private readonly apps: Apps, private readonly assignments: Assignments, private readonly demand: Demand, private readonly now: () => number, private readonly log: Logger) {}
 
   /** One evaluation of every app with an autopilot (the leader's; on other instances the writes are refused and nothing changes). */
   async tick(): Promise<void> {
@@ -105,7 +106,9 @@ export class Autopilot {
       const doc = next === app.autopilot ? cur : { ...cur, autopilot: next };
       return { changes: doc === cur ? [] : [{ kind: 'apps' as const, key: app.name, doc }], events, result: undefined };
     }, { leader: true });
-    if (out.state) this.log.info({ app: app.name, action: out.decision?.action, targets: out.state.targets }, 'autopilot decided');
+    if (out.state) this.log.info({ app: app.name, action: out.decision?.action, targets: out.state.targets, prepull: out.state.prepull?.nodes }, 'autopilot decided');
+    // the nodes that pull ahead hear of it (or that they no longer need to) in their assignment sets
+    this.assignments.touch([...(next?.prepull?.nodes ?? []), ...(app.autopilot?.prepull?.nodes ?? [])]);
     this.apps.mark([app.name]);
   }
 
