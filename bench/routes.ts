@@ -3,7 +3,7 @@
 // in 20 sites (each 1 ms from its own site, 10-59 ms from the others,
 // declared), 500 exposed apps of 3 replicas, every node connected and taking
 // tables. Each step is timed from the change (its commit included) to every
-// message it causes encoded, and repeated (`--runs`, medians):
+// message it causes encoded (as the gateway sends it: Routes.nextText), and repeated (`--runs`, medians):
 // every node's first (whole) table, a replica turning unready, a deploy of
 // one more exposed app, an RTT report that keeps the order (nothing is
 // sent), one that reorders one site's choice for one app.
@@ -47,8 +47,8 @@ async function step(cp: ControlPlane, change: () => Promise<unknown>): Promise<S
   let sent = 0;
   let bytes = 0;
   for (const n of changed) {
-    const t = cp.routes.next(n);
-    if (t) { bytes += JSON.stringify({ type: 'routes', ...t }).length; sent++; }
+    const t = cp.routes.nextText(n);
+    if (t) { bytes += t.length; sent++; }
   }
   const ms = performance.now() - t0;
   return { ms, sent, bytes, rankings: stats.rankings - r0, checks: (stats.checks ?? 0) - c0 };
@@ -95,7 +95,7 @@ export async function routeTablesAtScale(o: { nodes?: number; sites?: number; ap
     for (let i = 0; i < NODES; i++) cp.routes.connected(`n${i}`);
     const t0 = performance.now();
     bytes = 0;
-    for (let i = 0; i < NODES; i++) bytes += JSON.stringify({ type: 'routes', ...cp.routes.next(`n${i}`) }).length;
+    for (let i = 0; i < NODES; i++) bytes += cp.routes.nextText(`n${i}`)!.length;
     builds.push(performance.now() - t0);
 
     const victim = cp.state.appReplicas(`app-${run}`)[0]!;
