@@ -172,6 +172,22 @@ test('a deploy, a node moving site, a node lost and an app removed: each node is
   assert.deepEqual(p.held.get('a2'), held);
 });
 
+test('the site list changing rebuilds every table, and each node is sent only the entries that differ from what it holds', async () => {
+  const cp = await fleet();
+  const p = new Proxies(cp);
+  p.take();
+  await change(cp, () => cp.sites.add('sd', '127.0.0.1:1'));
+  p.take();
+  for (const [n] of NODES) assert.equal(p.last.get(n), null, `${n}: a site no one is at changes no table`);
+  // sc goes: c ranks from the site nearest it by its RTTs (sb, 20 ms), as b does
+  await change(cp, () => cp.sites.remove('sc'));
+  p.take();
+  assert.deepEqual(p.last.get('c'), { apps: ['jobs'], removed: [] }, 'only jobs (b, c) ranks otherwise from sb than from sc: the other entries it holds are sent again to no one');
+  for (const n of ['a', 'a2', 'b', 'd']) assert.equal(p.last.get(n), null, `${n}: no RTT to sc is left to rank by, and none was used from its vantage`);
+  assert.deepEqual(p.held.get('c'), p.held.get('b'));
+  p.assertFresh();
+});
+
 test('the text sent is the message as JSON.stringify writes it', async () => {
   const cp = await fleet();
   // a and a2 share a vantage: one takes the text, the other the objects
