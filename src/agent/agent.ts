@@ -88,6 +88,9 @@ export interface AgentOptions {
   proxy?: boolean;
   /** the site proxy's counting window, ms: each is reported as it closes (default 10 s) */
   demandWindowMs?: number;
+  /** the site proxy's answer limit (504 past it) and spliced connections' idle limit, ms (src/core/proxy-limits.ts) */
+  proxyResponseTimeoutMs?: number;
+  proxyIdleTimeoutMs?: number;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -147,6 +150,8 @@ export class Agent extends EventEmitter {
       ack: (seq, busy) => { if (this.features.has('routes.ack')) this.send({ type: 'routes.ack', seq, busy }); },
       changed: (listeners) => this.reportProxy(listeners),
       windowMs: o.demandWindowMs,
+      responseMs: o.proxyResponseTimeoutMs,
+      idleMs: o.proxyIdleTimeoutMs,
     }) : null;
     this.demand = this.siteProxy ? new DemandReporter(this.siteProxy.counters, (m) => this.send(m), () => this.connected && this.features.has('demand')) : null;
     this.savedRoutes = this.siteProxy && o.stateDir ? new SavedRoutes(o.stateDir) : null;

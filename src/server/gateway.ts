@@ -454,8 +454,9 @@ export class AgentGateway {
   sendRoutes(node: string): void {
     const c = this.conns.get(node);
     if (!c?.registered || !c.features?.has('routes') || !this.cp.identities.get(node)?.approved) return;
-    const t = this.cp.routes.next(node);
-    if (t) send(c.ws, { type: 'routes', ...t });
+    // encoded by the Routes service: an entry once, a whole table once per vantage, not once per node
+    const text = this.cp.routes.nextText(node);
+    if (text && c.ws.readyState === c.ws.OPEN) c.ws.send(text);
   }
 
   /**
