@@ -32,6 +32,8 @@ export class Autopilot {
   /** the unmet message last told per app */
   private readonly toldUnmet = new Map<string, string | null>();
   private busy = false;
+  /** decisions made here, by `app action` (a counter) */
+  readonly decisions = new Map<string, number>();
 
   constructor(private readonly w: Writer, private readonly apps: Apps, private readonly assignments: Assignments, private readonly demand: Demand, private readonly now: () => number, private readonly log: Logger) {}
 
@@ -106,6 +108,7 @@ export class Autopilot {
       const doc = next === app.autopilot ? cur : { ...cur, autopilot: next };
       return { changes: doc === cur ? [] : [{ kind: 'apps' as const, key: app.name, doc }], events, result: undefined };
     }, { leader: true });
+    if (out.state && out.decision) this.decisions.set(`${app.name} ${out.decision.action}`, (this.decisions.get(`${app.name} ${out.decision.action}`) ?? 0) + 1);
     if (out.state) this.log.info({ app: app.name, action: out.decision?.action, targets: out.state.targets, prepull: out.state.prepull?.nodes }, 'autopilot decided');
     // the nodes that pull ahead hear of it (or that they no longer need to) in their assignment sets
     this.assignments.touch([...(next?.prepull?.nodes ?? []), ...(app.autopilot?.prepull?.nodes ?? [])]);
@@ -160,7 +163,9 @@ export class Autopilot {
     const specs = new Map(cs.specs);
     const mine = cs.replicas.filter((r) => r.app === app.name);
     const clusterWithout = (keep: string[]) => new Cluster(liveSnapshot(cs.nodes, cs.replicas, specs, cs.sites, app.spec, new Set(mine.filter((r) => !keep.includes(r.node)).map((r) => r.id)), cs.now, cs.images));
-    const empty = clusterWithout([]);
+    // built on first use: an app with no requests measured needs no model
+    let built: Cluster | null = null;
+    const empty = () => (built ??= clusterWithout([]));
     const withDemand = (demand: DemandPoint[], replicas: number): AppSpec => ({ ...app.spec, replicas, placement: { ...app.spec.placement, demand, autopilot: undefined } });
     const attempt = <T>(f: () => T): T | null => {
       try {
@@ -171,9 +176,9 @@ export class Autopilot {
       }
     };
     return {
-      objective: (demand, nodes) => attempt(() => plan(empty, withDemand(demand, nodes.length), { kept: nodes, count: 0, explain: false }).objective) ?? null,
+      objective: (demand, nodes) => attempt(() => plan(empty(), withDemand(demand, nodes.length), { kept: nodes, count: 0, explain: false }).objective) ?? null,
       best: (demand, count) => attempt(() => {
-        const p = plan(empty, withDemand(demand, count), { count, explain: false });
+        const p = plan(empty(), withDemand(demand, count), { count, explain: false });
         return { nodes: p.placements.map((x) => x.node), objective: p.objective };
       }),
       add: (demand, kept, count) => attempt(() => {
