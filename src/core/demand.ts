@@ -206,18 +206,30 @@ export class DemandBook {
    * and how long this book has held windows of the app (0 after a restart).
    */
   recent(app: string, now: number, spanMs: number): RecentDemand {
-    const sites: RecentDemand['sites'] = [];
+    const mine = [...this.byKey].filter(([key]) => key.slice(0, key.indexOf('\u0000')) === app);
+    // anchored at the newest window the app's proxies reported, so that windows longer than the span still count
+    // (10 s windows arrive every 10 s); a newest window older than the span and two windows is stale: no demand now
+    let newest = -Infinity;
+    let longest = 0;
     let first = Infinity;
-    for (const [key, series] of this.byKey) {
-      const [a, site] = key.split('\u0000') as [string, string];
-      if (a !== app) continue;
+    for (const [, series] of mine) {
+      for (const [start, b] of series.buckets) {
+        newest = Math.max(newest, b.end);
+        longest = Math.max(longest, b.end - start);
+        first = Math.min(first, start);
+      }
+    }
+    const stale = newest < now - spanMs - 2 * longest;
+    const from0 = Math.min(newest - spanMs, newest - longest + 1);
+    const sites: RecentDemand['sites'] = [];
+    for (const [key, series] of mine) {
+      const site = key.slice(key.indexOf('\u0000') + 1);
       let requests = 0;
       let from = Infinity;
       let to = -Infinity;
       const routes = new Map<string, Tally>();
       for (const [start, b] of series.buckets) {
-        first = Math.min(first, start);
-        if (b.end <= now - spanMs) continue;
+        if (stale || b.end <= from0) continue;
         requests += b.requests;
         from = Math.min(from, start);
         to = Math.max(to, b.end);
@@ -227,7 +239,7 @@ export class DemandBook {
           add(t, r);
         }
       }
-      // the rate over the windows' own span (the newest window is a few seconds old when it arrives)
+      // the rate over the windows' own span
       const seconds = to > from ? (to - from) / 1000 : spanMs / 1000;
       sites.push({ site, rps: round3(requests / seconds), seconds, routes: [...routes].map(([node, t]) => ({ node, requests: t.requests, p50: t.total.quantile(0.5) })) });
     }

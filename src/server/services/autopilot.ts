@@ -16,6 +16,7 @@ import { hasImage } from '../../core/images.js';
 import { liveSnapshot } from '../../core/live.js';
 import type { AppSpec } from '../../core/manifest.js';
 import { plan } from '../../core/planner.js';
+import type { ClusterState } from '../../core/reconcile.js';
 import { isReady } from '../../core/rollout.js';
 import { effectiveRtt } from '../../core/live.js';
 import type { AppRecord, AutopilotState } from '../../core/types.js';
@@ -29,6 +30,8 @@ export const AUTOPILOT_TICK_MS = 2000;
 export class Autopilot {
   private readonly memory = new Map<string, AutopilotMemory>();
   private readonly latest = new Map<string, Evaluation>();
+  /** when each app was last evaluated */
+  private readonly evaluated = new Map<string, number>();
   /** the unmet message last told per app */
   private readonly toldUnmet = new Map<string, string | null>();
   private busy = false;
@@ -42,10 +45,21 @@ export class Autopilot {
     if (this.busy) return;
     this.busy = true;
     try {
+      // the fleet as the model sees it, once per tick for every app (the RTTs the proxies measured in place of the probes')
+      let fleet: ClusterState | null = null;
+      const shared = () => {
+        if (!fleet) { const cs = this.apps.clusterState(); fleet = { ...cs, nodes: this.demand.calibrated(cs.nodes) }; }
+        return fleet;
+      };
+      const t = this.now();
       for (const app of this.w.state.list('apps')) {
         if (!app.spec.placement.autopilot) { this.forget(app.name); continue; }
         try {
-          await this.one(app);
+          // an app is looked at every reactionS / 5 (2 to 30 s): finer than its hysteresis, and cheap at fleet scale
+          const every = Math.min(30_000, Math.max(AUTOPILOT_TICK_MS, app.spec.placement.autopilot.reactionS * 200));
+          if (t - (this.evaluated.get(app.name) ?? -Infinity) < every - 100) continue;
+          this.evaluated.set(app.name, t);
+          await this.one(app, shared);
         } catch (e) {
           if (e instanceof OutpostError && e.code === 'E_NOT_LEADER') return;
           this.log.warn({ err: e, app: app.name }, 'autopilot evaluation failed; the next tick tries again');
@@ -73,16 +87,17 @@ export class Autopilot {
 
   private forget(name: string): void {
     this.memory.delete(name);
+    this.evaluated.delete(name);
     this.latest.delete(name);
     this.toldUnmet.delete(name);
   }
 
-  private async one(app: AppRecord): Promise<void> {
+  private async one(app: AppRecord, fleet: () => ClusterState): Promise<void> {
     const t = this.now();
     const cfg = app.spec.placement.autopilot!;
     let mem = this.memory.get(app.name);
     if (!mem) this.memory.set(app.name, (mem = newMemory()));
-    const out = evaluate(app.spec, app.autopilot, this.observe(app, cfg.reactionS, t), this.model(app), mem);
+    const out = evaluate(app.spec, app.autopilot, this.observe(app, cfg.reactionS, t), this.model(app, fleet()), mem);
     this.latest.set(app.name, out.evaluation);
     const events: EventDraft[] = [];
     if (out.decision) {
@@ -117,7 +132,7 @@ export class Autopilot {
 
   /** The app's replicas of its revision that are not retiring, on nodes not lost. */
   private current(app: AppRecord) {
-    const lost = this.apps.clusterState().lost ?? new Set<string>();
+    const lost = this.apps.lost();
     return this.w.state.appReplicas(app.name).filter((r) => r.specHash === app.specHash && !r.drain && !lost.has(r.node));
   }
 
@@ -159,10 +174,7 @@ export class Autopilot {
   }
 
   /** The planner over the fleet as it is now, the app's own replicas' room counted free. */
-  private model(app: AppRecord): Model {
-    const cs0 = this.apps.clusterState();
-    // the RTTs the proxies measured stand in for the probes' where they have connected
-    const cs = { ...cs0, nodes: this.demand.calibrated(cs0.nodes) };
+  private model(app: AppRecord, cs: ClusterState): Model {
     const specs = new Map(cs.specs);
     const mine = cs.replicas.filter((r) => r.app === app.name);
     const clusterWithout = (keep: string[]) => new Cluster(liveSnapshot(cs.nodes, cs.replicas, specs, cs.sites, app.spec, new Set(mine.filter((r) => !keep.includes(r.node)).map((r) => r.id)), cs.now, cs.images));
