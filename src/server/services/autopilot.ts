@@ -7,7 +7,7 @@
 // pre-pulled the images, old ones retired once those are ready, draining.
 // What it sees and why it waits is kept per app for `outpost autopilot status`.
 import type { Logger } from 'pino';
-import { evaluate, newMemory, rangeOf, type AutopilotMemory, type AutopilotView, type DemandPoint, type Evaluation, type Model, type Observation } from '../../core/autopilot.js';
+import { evaluate, newMemory, rangeOf, type AutopilotMemory, type AutopilotView, type DemandPoint, type Evaluation, type Model, type Observation, type RouteService } from '../../core/autopilot.js';
 import { Cluster } from '../../core/cluster.js';
 import { imagesOf } from '../../core/containers.js';
 import { OutpostError } from '../../core/errors.js';
@@ -141,7 +141,7 @@ export class Autopilot {
     const spanMs = Math.min(30_000, Math.max(5000, reactionS * 500));
     const recent = this.demand.book.recent(app.name, t, spanMs);
     const cur = this.current(app);
-    const per = new Map<string, { rps: number; weighted: number; n: number }>();
+    const per = new Map<string, { rps: number; weighted: number; n: number; routes: RouteService[] }>();
     const known = new Set(this.w.state.list('sites').map((s) => s.name));
     for (const s of recent.sites) {
       const seconds = s.seconds;
@@ -149,10 +149,12 @@ export class Autopilot {
         const node = this.w.state.node(r.node);
         // the path the proxies measured: their connects where they made enough, else the probes'
         const rtt = node ? effectiveRtt(this.demand.calibrated([node])[0]!)[s.site] : undefined;
-        const e = per.get(r.node) ?? { rps: 0, weighted: 0, n: 0 };
+        const e = per.get(r.node) ?? { rps: 0, weighted: 0, n: 0, routes: [] };
         if (seconds > 0) e.rps += r.requests / seconds;
-        // the proxy's latency less the path to the node: the replica's own time
-        if (r.p50 !== null && rtt !== undefined) { e.weighted += r.requests * Math.max(0.01, r.p50 - rtt); e.n += r.requests; }
+        // the proxy's latency less the path to the node: the replica's own time (too few requests say nothing)
+        const service = r.p50 !== null && rtt !== undefined && r.requests >= 20 ? Math.max(0.01, r.p50 - rtt) : null;
+        if (service !== null) { e.weighted += r.requests * service; e.n += r.requests; }
+        e.routes.push({ site: s.site, requests: r.requests, serviceMs: service });
         per.set(r.node, e);
       }
     }
@@ -161,7 +163,7 @@ export class Autopilot {
       // requests from nodes of no site, or of a site not defined, cannot be planned for
       sites: recent.sites.filter((s) => known.has(s.site)).map((s) => ({ site: s.site, rps: s.rps })),
       // too few requests say nothing of a replica's latency
-      replicas: [...per].map(([node, e]) => ({ node, rps: e.rps, serviceMs: e.n >= 20 ? e.weighted / e.n : null })),
+      replicas: [...per].map(([node, e]) => ({ node, rps: e.rps, serviceMs: e.n >= 20 ? e.weighted / e.n : null, routes: e.routes })),
       current: cur.map((r) => r.node),
       ready: cur.filter(isReady).length,
       coveredMs: recent.coveredMs,
