@@ -251,7 +251,7 @@ export class DemandBook {
    * the median of their TCP connects to it over the span kept, every app's
    * together; only pairs with at least `minConnects` connects.
    */
-  connectRtt(now: number, minConnects = 10): Map<string, Record<string, number>> {
+  connectRtt(now: number, minConnects = 3): Map<string, Record<string, number>> {
     this.prune(now);
     const by = new Map<string, LogHistogram>();
     for (const [key, series] of this.byKey) {

@@ -100,7 +100,8 @@ function forward(ctx: HttpContext, req: http.IncomingMessage, res: http.ServerRe
       else req.pipe(ureq);
     };
     ureq.on('socket', (sock: Socket) => {
-      if (!sock.connecting) { reused = true; connectMs = 0; return send(); }
+      // a kept-alive connection costs no connect, and says nothing of the path's RTT: not counted as a connect
+      if (!sock.connecting) { reused = true; return send(); }
       const tc = performance.now();
       const timer = setTimeout(() => sock.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
       sock.once('connect', () => { clearTimeout(timer); connectMs = performance.now() - tc; send(); });
