@@ -34,10 +34,11 @@ export function movingMarkdown(t: Topology, j: ReturnType<typeof movingJson>, ch
   L.push('', 'After each shift: the time until the strategy\'s 5 s-bucket p50 is within 10% of the oracle\'s steady-state p50 for that phase and stays there for the rest of the phase (a bucket counts at its end: 5 s is the finest figure; "never": not within the phase).', '',
     `| strategy | ${ph.slice(1).map((p) => `${p.name}`).join(' | ')} |`, `| --- | ${ph.slice(1).map(() => '---').join(' | ')} |`);
   for (const x of s.strategies) L.push(`| ${x.strategy} | ${x.settle.map((v) => `${v.settleS === null ? 'never' : `${v.settleS} s`}${v.settleS !== null ? (v.within60s ? ' (within 60 s)' : ' (over 60 s)') : ''} (target ${ms(v.targetMs)})`).join(' | ')} |`);
-  L.push('', 'At the site demand moved to (steady state, that site\'s requests only), p50 against the autopilot\'s (the issue\'s target: static at least 3x worse there):', '',
+  L.push('', 'At the site demand moved to (steady state, that site\'s requests only): p50, and how many times the autopilot\'s and the oracle\'s (the issue\'s target: static at least 3x the autopilot\'s there):', '',
     `| strategy | ${ph.slice(1).map((p, i) => `${p.name}: ${s.strategies[0]?.movedAtSite[i]?.site ?? ''}`).join(' | ')} |`, `| --- | ${ph.slice(1).map(() => '---').join(' | ')} |`);
-  const auto = s.strategies.find((x) => x.strategy === 'autopilot');
-  for (const x of s.strategies) L.push(`| ${x.strategy} | ${x.movedAtSite.map((v, i) => `${ms(v.p50Ms)}${auto && x.strategy !== 'autopilot' ? ` (${ratio(v.p50Ms, auto.movedAtSite[i]!.p50Ms)} the autopilot's)` : ''}`).join(' | ')} |`);
+  const of = (k: string) => s.strategies.find((x) => x.strategy === k);
+  const vs = (x: (typeof s.strategies)[number], i: number, k: string) => (of(k) && x.strategy !== k ? [`${ratio(x.movedAtSite[i]!.p50Ms, of(k)!.movedAtSite[i]!.p50Ms)} the ${k}'s`] : []);
+  for (const x of s.strategies) L.push(`| ${x.strategy} | ${x.movedAtSite.map((v, i) => `${ms(v.p50Ms)}${[...vs(x, i, 'autopilot'), ...vs(x, i, 'oracle')].map((r) => ` (${r})`).join('')}`).join(' | ')} |`);
   L.push('', 'Failed requests per phase (of those sent), replicas removed (`replica.removed` by `data.why`) and autopilot decisions (`autopilot.decided`):', '',
     `| strategy | ${ph.map((p) => p.name).join(' | ')} | total | removed | decisions |`, `| --- | ${ph.map(() => '---').join(' | ')} | --- | --- | --- |`);
   for (const x of s.strategies) {
