@@ -9,7 +9,7 @@ export function movingJson(t: Topology, r: MovingResult, command: string) {
   return {
     kind: 'moving', generatedAt: new Date().toISOString(), command,
     schedule: r.schedule, skipped: r.skipped, nodeRttMs: r.nodeRttMs, summary: summarise(t, r),
-    runs: Object.fromEntries(Object.entries(r.runs).map(([k, v]) => [k, { nodes: v.nodes, buckets: v.buckets, failures: v.failures, steady: v.steady, removed: v.removed, decisions: v.decisions, routes: v.routes, maxLagMs: v.maxLagMs }])),
+    runs: Object.fromEntries(Object.entries(r.runs).map(([k, v]) => [k, { nodes: v.nodes, buckets: v.buckets, failures: v.failures, steady: v.steady, removed: v.removed, decisions: v.decisions, routes: v.routes, maxLagMs: v.maxLagMs, timeline: v.timeline, autopilot: v.autopilot }])),
   };
 }
 
@@ -51,6 +51,11 @@ export function movingMarkdown(t: Topology, j: ReturnType<typeof movingJson>, ch
   L.push('', '(The measured figure is the proxy\'s, from its node to the replica and back, with the replica\'s work; the prediction is the site\'s RTT to the replica\'s node plus the items\' cost, as `outpost endpoints` ranks it.)', '');
   const dev = j.nodeRttMs.filter((r) => r.configuredMs !== null).map((r) => Math.abs(r.measuredMs - r.configuredMs!) / r.configuredMs!).sort((a, b) => a - b);
   L.push(`Node-to-node round trips through the relay (a TCP connect from each node's namespace to each other node, median of 9): ${j.nodeRttMs.map((r) => `${r.from} -> ${r.to} ${r.measuredMs} ms (configured ${ms(r.configuredMs)})`).join('; ')}; median deviation ${dev.length ? Math.round(dev[Math.floor(dev.length / 2)]! * 1000) / 10 : '-'}%.`, '');
+  for (const [k, run] of Object.entries(j.runs).filter(([k]) => k === 'autopilot')) {
+    L.push(`The ${k}'s moves, s after the schedule began (shifts at ${ph.slice(1).map((_, i) => `${((i + 1) * j.schedule.phaseMs) / 1000} s`).join(' and ')}):`, '');
+    for (const e of run.timeline) L.push(`- ${e.tS} s \`${e.type}\`: ${e.message}`);
+    L.push('');
+  }
   const lag = Math.max(...s.strategies.map((x) => x.maxLagMs));
   L.push(`The load generators' largest lag behind their schedule: ${lag} ms.`, '');
   return L.join('\n');

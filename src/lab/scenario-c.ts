@@ -36,6 +36,10 @@ export interface MovingRun {
   /** replica.removed events by data.why, autopilot.decided events */
   removed: Record<string, number>;
   decisions: number;
+  /** placement events during the run, s after the schedule's start: what moved when, and why */
+  timeline: { tS: number; type: string; node: string | null; message: string }[];
+  /** the autopilot's state (GET /v1/apps/NAME/autopilot) at each phase's end */
+  autopilot: unknown[];
   /** each route's prediction against the proxies' measure, read after each phase */
   routes: { phase: string; site: string; node: string; requests: number; predictedMs: number | null; measuredP50Ms: number | null; modelErrorPct: number | null }[];
   maxLagMs: number;
@@ -108,6 +112,7 @@ async function runOne(client: ApiClient, state: LabState, t: Topology, k: Moving
   }));
   const read: MovingRun['routes'] = [];
   const nodes: string[][] = [];
+  const pilot: unknown[] = [];
   for (let p = 0; p < s.phases.length; p++) {
     await sleep(Math.max(0, startAt + p * s.phaseMs - Date.now()));
     if (p > 0) say(`  ${k}: shift to ${s.phases[p]!.name}`);
@@ -119,6 +124,7 @@ async function runOne(client: ApiClient, state: LabState, t: Topology, k: Moving
     }
     await sleep(Math.max(0, startAt + (p + 1) * s.phaseMs - 300 - Date.now()));
     nodes.push((await client.appReplicas(first.name)).filter((r) => r.state === 'running').map((r) => r.node).sort());
+    if (k === 'autopilot') pilot.push(await client.request<unknown>('GET', `/v1/apps/${first.name}/autopilot`).catch((e) => ({ error: (e as Error).message })));
     // before the shift: the phase's windows (2 s) up to a few seconds before its end
     read.push(...await routes(client, first.name, s.phases[p]!.name).catch((e) => {
       say(`  ${k}: demand not read: ${(e as Error).message}`);
@@ -136,7 +142,8 @@ async function runOne(client: ApiClient, state: LabState, t: Topology, k: Moving
   const bs = buckets(records, s);
   const result: MovingRun = {
     nodes, buckets: bs, failures: failures(records, s), steady: s.phases.map((_, p) => steady(records, s, p)),
-    removed, decisions: events.filter((x) => (x.type as string) === 'autopilot.decided').length, routes: read,
+    removed, decisions: events.filter((x) => (x.type as string) === 'autopilot.decided').length, routes: read, autopilot: pilot,
+    timeline: events.filter((e) => e.at >= startAt - 1000 && /^(replica\.(scheduled|ready|removed|drained)|autopilot\.)/.test(e.type)).map((e) => ({ tS: round((e.at - startAt) / 1000), type: e.type, node: e.node, message: e.message })),
     maxLagMs: Math.max(...Object.values(records).map((r) => r.maxLagMs)), records,
   };
   await remove(client, first.name, t);
