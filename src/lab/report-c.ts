@@ -9,7 +9,7 @@ export function movingJson(t: Topology, r: MovingResult, command: string) {
   return {
     kind: 'moving', generatedAt: new Date().toISOString(), command,
     schedule: r.schedule, skipped: r.skipped, nodeRttMs: r.nodeRttMs, summary: summarise(t, r),
-    runs: Object.fromEntries(Object.entries(r.runs).map(([k, v]) => [k, { nodes: v.nodes, buckets: v.buckets, failures: v.failures, steady: v.steady, removed: v.removed, decisions: v.decisions, routes: v.routes, maxLagMs: v.maxLagMs, timeline: v.timeline, autopilot: v.autopilot }])),
+    runs: Object.fromEntries(Object.entries(r.runs).map(([k, v]) => [k, { nodes: v.nodes, buckets: v.buckets, failures: v.failures, steady: v.steady, removed: v.removed, decisions: v.decisions, actions: v.actions, routes: v.routes, maxLagMs: v.maxLagMs, timeline: v.timeline, autopilot: v.autopilot }])),
   };
 }
 
@@ -43,7 +43,7 @@ export function movingMarkdown(t: Topology, j: ReturnType<typeof movingJson>, ch
     `| strategy | ${ph.map((p) => p.name).join(' | ')} | total | removed | decisions |`, `| --- | ${ph.map(() => '---').join(' | ')} | --- | --- | --- |`);
   for (const x of s.strategies) {
     const why = (f: { why: Record<string, number> }) => (Object.keys(f.why).length ? ` (${Object.entries(f.why).map(([k, v]) => `${k} ${v}`).join(', ')})` : '');
-    L.push(`| ${x.strategy} | ${x.failed.map((f) => `${f.failed} of ${f.requests}${why(f)}`).join(' | ')} | ${x.totalFailed} of ${x.totalRequests} | ${Object.entries(x.removed).map(([k, v]) => `${k}: ${v}`).join(', ') || '0'} | ${x.decisions} |`);
+    L.push(`| ${x.strategy} | ${x.failed.map((f) => `${f.failed} of ${f.requests}${why(f)}`).join(' | ')} | ${x.totalFailed} of ${x.totalRequests} | ${Object.entries(x.removed).map(([k, v]) => `${k}: ${v}`).join(', ') || '0'} | ${x.decisions}${Object.keys(x.actions).length ? ` (${Object.entries(x.actions).map(([a, n]) => `${a} ${n}`).join(', ')})` : ''} |`);
   }
   L.push('', `Measured against predicted request latency per route (\`GET /v1/apps/NAME/demand\` read just before each shift; each route's predictedMs against the proxies' measured p50; per strategy, each route's last reading while its node ran a replica, with at least ${ROUTE_MIN_REQUESTS} requests): median model error **${s.medianModelErrorPct ?? '-'}%** over ${s.routesRead} routes (the issue's target: at most 20%). Per strategy: ${s.strategies.map((x) => `${x.strategy} ${x.medianModelErrorPct ?? '-'}%`).join(', ')}.`, '');
   L.push('| strategy | route (site -> node) | requests | predicted | measured p50 | error |', '| --- | --- | --- | --- | --- | --- |');

@@ -36,6 +36,8 @@ export interface MovingRun {
   /** replica.removed events by data.why, autopilot.decided events */
   removed: Record<string, number>;
   decisions: number;
+  /** autopilot.decided by data.action (move, scale-out, scale-in) */
+  actions: Record<string, number>;
   /** placement events during the run, s after the schedule's start: what moved when, and why */
   timeline: { tS: number; type: string; node: string | null; message: string }[];
   /** the autopilot's state (GET /v1/apps/NAME/autopilot) at each phase's end */
@@ -139,10 +141,15 @@ async function runOne(client: ApiClient, state: LabState, t: Topology, k: Moving
     const why = String((e.data as { why?: unknown }).why ?? 'unknown');
     removed[why] = (removed[why] ?? 0) + 1;
   }
+  const actions: Record<string, number> = {};
+  for (const e of events.filter((x) => (x.type as string) === 'autopilot.decided')) {
+    const a = String((e.data as { action?: unknown }).action ?? 'unknown');
+    actions[a] = (actions[a] ?? 0) + 1;
+  }
   const bs = buckets(records, s);
   const result: MovingRun = {
     nodes, buckets: bs, failures: failures(records, s), steady: s.phases.map((_, p) => steady(records, s, p)),
-    removed, decisions: events.filter((x) => (x.type as string) === 'autopilot.decided').length, routes: read, autopilot: pilot,
+    removed, decisions: events.filter((x) => (x.type as string) === 'autopilot.decided').length, routes: read, autopilot: pilot, actions,
     timeline: events.filter((e) => e.at >= startAt - 1000 && /^(replica\.(scheduled|ready|removed|drained)|autopilot\.)/.test(e.type)).map((e) => ({ tS: round((e.at - startAt) / 1000), type: e.type, node: e.node, message: e.message })),
     maxLagMs: Math.max(...Object.values(records).map((r) => r.maxLagMs)), records,
   };
@@ -215,7 +222,7 @@ export function summarise(t: Topology, r: MovingResult) {
     totalFailed: run.failures.reduce((a, f) => a + f.failed, 0),
     totalRequests: run.failures.reduce((a, f) => a + f.requests, 0),
     movedAtSite: s.phases.map((p, i) => (i === 0 ? null : { phase: p.name, site: movedTo[i]!, ...steady(run.records, s, i, movedTo[i]!) })).filter((x) => x !== null),
-    removed: run.removed, decisions: run.decisions, nodes: run.nodes, steady: run.steady, maxLagMs: run.maxLagMs,
+    removed: run.removed, decisions: run.decisions, actions: run.actions, nodes: run.nodes, steady: run.steady, maxLagMs: run.maxLagMs,
     medianModelErrorPct: median(liveRoutes(run).map((x) => x.modelErrorPct!)),
   }));
   const allErrors = Object.values(r.runs).flatMap((run) => liveRoutes(run).map((x) => x.modelErrorPct!));
