@@ -5,8 +5,8 @@
 // token), checks the token never travels in a URL nor lands in localStorage,
 // sees the node and the latency map, watches a node join and an app deploy
 // without reloading, and (once built) a replica go from starting to ready, a
-// plan preview, a replica's log and a command in its terminal, the events
-// and the deploy terms. Without Chromium it skips, unless
+// plan preview, a replica's log and a command in its terminal, the events,
+// the deploy terms, and an exposed app's measured demand. Without Chromium it skips, unless
 // OUTPOST_REQUIRE_BROWSER=1 (CI), which makes it fail.
 //
 // A page's checks: a test in the describe below that opens a tab (`tab()`),
@@ -23,6 +23,7 @@ import path from 'node:path';
 import Fastify from 'fastify';
 import type { Browser } from 'playwright-core';
 import { uiRoutes } from '../src/server/ui-route.js';
+import { freePort } from '../src/agent/health.js';
 import { browserOrSkip, launch, markPage, newTab, row, show, signIn, visit, type Tab } from './browser.js';
 import { call, cli, cliEnv, controlPlane, ROOT, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc, type TestControlPlane } from './helpers.js';
 
@@ -33,6 +34,11 @@ const NODE_B = `dash-b${tag}`;
 const APP = `dash${tag}`;
 const LATE_APP = `dash-late${tag}`;
 const SITE = `site${tag}`;
+/** an exposed app at a site of its own, its requests measured by its node's site proxy */
+const DEMAND_APP = `dash-dem${tag}`;
+const DEMAND_SITE = `dsite${tag}`;
+const NODE_D = `dash-d${tag}`;
+const PROXY_ADDR = '127.0.0.6';
 /** Why a check cannot run yet: a page or part it needs is still the placeholder it started as. */
 const unbuilt = (...files: string[]): string | false => {
   const missing = files.filter((f) => fs.readFileSync(path.join(ROOT, f), 'utf8').startsWith('// Placeholder until'));
@@ -66,8 +72,8 @@ describe('the dashboard in Chromium', { skip }, () => {
   const tabs: Tab[] = [];
   const work = tmpDir();
 
-  const startAgent = async (name: string): Promise<void> => {
-    const a = spawnAgent(cp, ['--name', name, '--runtime', 'process', '--data-dir', tmpDir(), '--no-hub']);
+  const startAgent = async (name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<void> => {
+    const a = spawnAgent(cp, ['--name', name, '--runtime', 'process', '--data-dir', tmpDir(), '--no-hub', ...args], env);
     agents.push(a);
     await waitFor(`${name} registered`, () => a.output().includes('registered with the control plane'), 30_000);
   };
@@ -109,7 +115,7 @@ describe('the dashboard in Chromium', { skip }, () => {
   after(async () => {
     for (const t of tabs) await t.context.close().catch(() => {});
     await browser?.close();
-    for (const a of [APP, LATE_APP]) await cli(['rm', a], cliEnv(cp)).catch(() => {});
+    for (const a of [APP, LATE_APP, DEMAND_APP]) await cli(['rm', a], cliEnv(cp)).catch(() => {});
     await settleAgents();
     for (const a of agents) a.child.kill('SIGKILL');
     probe?.close();
@@ -290,6 +296,42 @@ describe('the dashboard in Chromium', { skip }, () => {
     await show(page, 'deploys', APP);
     await page.locator('[data-testid="deploys-chart"] canvas').first().waitFor();
     await page.locator('[data-testid="deploys-table"] [role=row][data-key]').first().waitFor();
+    clean(t);
+  });
+
+  test('demand: the tab shows the site\'s measured rate against the declared, the route\'s predicted against measured p50, and the median model error', { skip: unbuilt('ui/pages/apps.tsx') }, async () => {
+    const env = cliEnv(cp);
+    assert.equal((await cli(['site', 'add', DEMAND_SITE, '--probe', `127.0.0.1:${(probe.address() as net.AddressInfo).port}`], env)).code, 0);
+    // its proxy closes a window every second: the requests below reach the control plane within a few
+    await startAgent(NODE_D, ['--site', DEMAND_SITE, '--advertise', PROXY_ADDR, '--bind', PROXY_ADDR], { OUTPOST_DEMAND_WINDOW_MS: '1000' });
+    await cp.client.declareRtt(NODE_D, { [DEMAND_SITE]: 2 });
+    const port = await freePort(PROXY_ADDR);
+    const manifest = { ...app(DEMAND_APP, NODE_D), expose: { port }, placement: { nodes: [NODE_D], demand: [{ site: DEMAND_SITE, rps: 20, items: 1 }] } };
+    const r = await cli(['deploy', '-f', writeManifest(work, DEMAND_APP, manifest), '--wait', '--timeout', '120'], env);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const ask = async (): Promise<number> => { const res = await fetch(`http://${PROXY_ADDR}:${port}/healthz`); await res.text(); return res.status; };
+    await waitFor('the proxy answers', async () => (await ask().catch(() => 0)) === 200, 30_000);
+    for (let i = 0; i < 20; i++) assert.equal(await ask(), 200);
+
+    const t = await signedIn();
+    const { page } = t;
+    await show(page, 'apps', DEMAND_APP, 'demand');
+    await page.getByTestId('demand').waitFor();
+    const site = row(page, 'demand-sites', DEMAND_SITE);
+    await site.waitFor();
+    assert.match(await site.innerText(), /\/\s*20\b/, 'the declared 20 rps beside the measured');
+    // the windows come in as the proxy closes them; the tab reads them again every 5 s
+    const route = row(page, 'demand-routes', `${DEMAND_SITE}/${NODE_D}`);
+    await route.waitFor({ timeout: 30_000 });
+    const cells = await route.locator('[role=cell]').allInnerTexts();
+    assert.equal(cells[1], NODE_D);
+    assert.ok(Number(cells[2]) >= 20, `requests: ${cells.join(' | ')}`);
+    assert.match(cells[4]!, /^\d+(\.\d+)? ms$/, 'predicted');
+    assert.match(cells[5]!, /^\d+(\.\d+)? ms$/, 'measured p50');
+    assert.match(cells[7]!, /^\d+\.\d%$/, 'model error');
+    // one route: the median is its error
+    assert.equal(await page.getByTestId('demand-model-error').innerText(), cells[7]);
+    await cli(['rm', DEMAND_APP], env);
     clean(t);
   });
 });

@@ -5,11 +5,13 @@
 // with latencies, against the declared demand and the model's prediction;
 // the Prometheus counter says the same. Windows closed while the control
 // plane is away are sent when the agent is back, and those it had taken are
-// not sent again.
+// not sent again. `outpost replicas shop` shows the route its replica serves,
+// measured against predicted.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import type { DemandView } from '../src/contract/api.js';
+import type { DemandView, ReplicaRecord } from '../src/contract/api.js';
+import type { MeasuredRoute } from '../src/core/demand-routes.js';
 import { freePort } from '../src/agent/health.js';
 import { cli, cliEnv, controlPlane, settleAgents, spawnAgent, tmpDir, waitFor, writeManifest, type AgentProc } from './helpers.js';
 
@@ -41,6 +43,11 @@ async function ask(path: string): Promise<number> {
   await res.text();
   return res.status;
 }
+const replicas = async (): Promise<(ReplicaRecord & { measuredRoutes: MeasuredRoute[] | null })[]> => {
+  const r = await cli(['replicas', 'shop', '--json'], env);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+};
 const demand = async (): Promise<DemandView> => {
   const r = await cli(['demand', 'shop', '--json'], env);
   assert.equal(r.code, 0, r.stderr);
@@ -58,6 +65,10 @@ test('an exposed app at a site with declared demand, its proxy counting in 1 s w
   };
   const r = await cli(['deploy', '-f', writeManifest(work, 'shop', manifest), '--wait'], env);
   assert.equal(r.code, 0, r.stderr);
+  // no request through the proxy yet: the replica serves no measured route
+  const none = await replicas();
+  assert.deepEqual(none.map((x) => x.measuredRoutes), [[]]);
+  assert.match((await cli(['replicas', 'shop'], env)).stdout, /^shop-\S+\s+shop\s+d1\s+running\s+.*\s-\s+-\s+-\s+-$/m);
   // the proxy serves the app once its route table names the replica (the tries count too)
   await waitFor('the proxy answers', async () => (await ask('/ready').catch(() => 0)) === 200);
 });
@@ -92,6 +103,25 @@ test('200 requests through the proxy: `outpost demand` shows the site, exactly t
   assert.match(m.stdout, /^outpost_app_request_latency_seconds\{app="shop",site="s1",quantile="0.5"\} [0-9.e-]+$/m);
 });
 
+test('`outpost replicas shop`: the replica serves s1 as measured, its p50 against the predicted, the model error; --json adds the route', async () => {
+  const [r] = await replicas();
+  const [route] = r!.measuredRoutes!;
+  assert.equal(r!.node, 'd1');
+  assert.equal(route!.site, 's1');
+  assert.equal(route!.node, 'd1');
+  assert.equal(route!.requests, sent);
+  assert.ok(route!.totalMs.p50! > 0 && route!.predictedMs! >= 2 && route!.modelErrorPct! >= 0, JSON.stringify(route));
+  const t = await cli(['replicas', 'shop'], env);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /^ID\s+APP\s+NODE\s+STATE\s+ENDPOINT\s+RESTARTS\s+IMAGE\s+CONTAINER\s+ENGINE\s+PREDICTED\s+SERVES\s+P50\/PREDICTED\s+MODEL ERROR\s+ERROR$/m);
+  const row = new RegExp(`^${r!.id}\\s+shop\\s+d1\\s+running\\s+.*\\ss1\\s+([0-9.]+)/([0-9.]+) ms\\s+(\\d+)%\\s+-$`, 'm').exec(t.stdout);
+  assert.ok(row, t.stdout);
+  assert.ok(Number(row[1]) > 0 && Number(row[2]) >= 2, row[0]);
+  assert.equal(Number(row[3]), Math.round(route!.modelErrorPct!));
+  // the fleet's list keeps its columns (no demand asked for)
+  assert.doesNotMatch((await cli(['replicas'], env)).stdout, /SERVES/);
+});
+
 test('requests while the control plane is away: their windows are sent on the reconnect, the ones taken before are not sent again', async () => {
   const port = Number(new URL(cp.url).port);
   await cp.close();
@@ -109,8 +139,11 @@ test('requests while the control plane is away: their windows are sent on the re
   await waitFor('nothing left waiting on the agent', async () => (await waiting()) === 0);
 });
 
-test('an unknown app is E_NOT_FOUND', async () => {
-  const r = await cli(['demand', 'nope'], env);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /E_NOT_FOUND/);
+test('an unknown app is E_NOT_FOUND, for its demand and its replicas', async () => {
+  for (const args of [['demand', 'nope'], ['replicas', 'nope']]) {
+    const r = await cli(args, env);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr, /^error E_NOT_FOUND: no app named "nope"/, args.join(' '));
+    assert.doesNotMatch(r.stderr, /warning/);
+  }
 });

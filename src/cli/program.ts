@@ -22,6 +22,7 @@ const cmd = {
   rollout: () => import('./commands/rollout.js'),
   sites: () => import('./commands/sites.js'),
   demand: () => import('./commands/demand.js'),
+  autopilot: () => import('./commands/autopilot.js'),
   secrets: () => import('./commands/secrets.js'),
   trust: () => import('./commands/trust.js'),
   streams: () => import('./commands/streams.js'),
@@ -184,7 +185,7 @@ export function buildProgram(): Command {
   secret.command('rm <name>').description('remove a secret no app uses').action(async (name) => (await cmd.secrets()).secretRm(clientFromEnv(), name));
   secret.command('rotate-key').description('a new envelope key: every secret re-encrypted with it, the old key removed').option('--json', 'print JSON')
     .action(async (o) => (await cmd.secrets()).secretRotateKey(clientFromEnv(), !!o.json));
-  program.command('replicas [app]').description('list replicas with measured and predicted timings').option('--json', 'print JSON')
+  program.command('replicas [app]').description('list replicas with measured and predicted timings; with an app, the routes each one serves as the site proxies measured them (p50 against predicted)').option('--json', 'print JSON')
     .action(async (app, o) => (await cmd.lists()).replicas(clientFromEnv(), app, !!o.json));
   program.command('logs <app>').description('output of an app\'s replicas, through the agents\' connections')
     .option('-f, --follow', 'keep streaming').option('--tail <n>', 'lines from the end', '200')
@@ -211,6 +212,9 @@ export function buildProgram(): Command {
     .option('--json', 'print JSON').action(async (app, o) => (await cmd.sites()).endpoints(clientFromEnv(), app, o.site, o.items, !!o.json));
   program.command('demand <app>').description('what the site proxies measured of the app per site (rps, errors, latency) against its declared demand, and per route measured against predicted latency')
     .option('--json', 'print JSON').action(async (app, o) => (await cmd.demand()).demand(clientFromEnv(), app, !!o.json));
+  const autopilot = program.command('autopilot').description('the latency autopilot (placement.autopilot): what it measures and decides');
+  autopilot.command('status <app>').description('the range, the standing decision and why, what it measures now and why it waits')
+    .option('--json', 'print JSON').action(async (app, o) => (await cmd.autopilot()).status(clientFromEnv(), app, !!o.json));
   program.command('model').description('how well predicted deploy times match measured ones').option('--json', 'print JSON')
     .action(async (o) => (await cmd.sites()).model(clientFromEnv(), !!o.json));
   program.command('metrics [prefixes...]').description('the control plane\'s Prometheus metrics as a scrape gets them (docs/observability.md); only the metrics whose names start with a prefix given')

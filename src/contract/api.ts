@@ -10,6 +10,7 @@ import type { ModelError } from '../core/accuracy.js';
 import type { Principal } from '../core/capabilities.js';
 import type { RankedEndpoint } from '../core/routing.js';
 import type { DemandView } from '../core/demand.js';
+import type { AutopilotView } from '../core/autopilot.js';
 import type { HeldWindow } from '../server/streams.js';
 import type { IdentityJwk } from '../core/jwt.js';
 import type { ErrorBody } from '../core/errors.js';
@@ -23,6 +24,7 @@ export type {
 export type { ModelError, TermError } from '../core/accuracy.js';
 export type { RankedEndpoint } from '../core/routing.js';
 export type { DemandView, SiteDemand, RouteDemand, Quantiles } from '../core/demand.js';
+export type { AutopilotView, Evaluation as AutopilotEvaluation } from '../core/autopilot.js';
 export type { Plan } from '../core/planner.js';
 export type { AppSpec } from '../core/manifest.js';
 export type { HeldWindow } from '../server/streams.js';
@@ -429,6 +431,8 @@ export interface ApiRoutes {
   'GET /v1/apps/:name/endpoints': { query: EndpointsQuery; answer: RankedEndpoint[] };
   /** measured demand per site against the declared, per route against the model */
   'GET /v1/apps/:name/demand': { answer: DemandView };
+  /** the autopilot's range, standing decision and this instance's latest evaluation */
+  'GET /v1/apps/:name/autopilot': { answer: AutopilotView };
   /** text, streamed */
   'GET /v1/apps/:name/logs': { query: LogsQuery; answer: string };
   /** a WebSocket (`Upgrade: websocket`, subprotocol `outpost.exec.v1`): a command in a replica, see ./exec.ts */

@@ -18,7 +18,7 @@ import type {
   AddSiteBody, ApiErrorAnswer, ApiTokenBody, ApiTokenView, AuditEntry, AuditQuery, CreatedApiToken, WhoAmI, CreatedDevice, CreatedToken, DeviceBody, DeviceView, JoinTokenView, NodeTrust, TokenBody, AppDetail, AppQuery, AppView, AppWaitQuery, DeployAnswer, DeployQuery, HealthAnswer, HeldWindow, ListPath,
   ListRoutes, LogsQuery, ModelAnswer, NextAfterHeader, NodeQuery, NodeRecord, NodeView, RankedEndpoint, RemoveAnswer, RemoveQuery, RemoveSiteAnswer, ReplicaQuery,
   ReplicaRecord, RttDeclaration, SiteRecord, SiteView, StreamRow, StreamWindowQuery, UndoAnswer, SecretView, SecretBody, SetSecretAnswer, RotateKeyAnswer,
-  EventsAnswer, EventsQuery, DemandView,
+  EventsAnswer, EventsQuery, DemandView, AutopilotView,
 } from './api.js';
 import type { ExecConnection, ExecRequest } from './exec-client.js';
 
@@ -294,6 +294,11 @@ export class ApiClient {
   /** GET /v1/apps/NAME/replicas (E_NOT_FOUND for an unknown app) */
   appReplicas(name: string): Promise<ReplicaRecord[]> {
     return this.request('GET', `/v1/apps/${seg(name)}/replicas`);
+  }
+
+  /** GET /v1/apps/NAME/autopilot: the autopilot's range, standing decision and latest evaluation. */
+  autopilot(app: string): Promise<AutopilotView> {
+    return this.request('GET', `/v1/apps/${seg(app)}/autopilot`);
   }
 
   /** GET /v1/apps/NAME/demand: measured demand per site against the declared, per route against the model. */

@@ -67,6 +67,7 @@ export const ROUTE_RULES: Record<string, RouteRule> = {
   'GET /v1/apps/:name/replicas': { cap: 'app:read', target: on('app') },
   'GET /v1/apps/:name/endpoints': { cap: 'app:read', target: on('app') },
   'GET /v1/apps/:name/demand': { cap: 'app:read', target: on('app') },
+  'GET /v1/apps/:name/autopilot': { cap: 'app:read', target: on('app') },
   'GET /v1/apps/:name/logs': { cap: 'app:logs', target: on('app'), audit: true },
   // a refused exec is audited as it is answered; a session, when it ends (with its command and exit status)
   'GET /v1/apps/:name/exec': { cap: 'app:exec', target: on('app'), audit: true },

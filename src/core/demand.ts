@@ -99,6 +99,13 @@ interface Series {
   reporters: Map<string, number>;
 }
 
+/** An app's recent demand, for the autopilot. */
+export interface RecentDemand {
+  sites: { site: string; rps: number; seconds: number; routes: { node: string; requests: number; p50: number | null }[] }[];
+  /** how long the book has held windows of the app, ms */
+  coveredMs: number;
+}
+
 /** Latency quantiles from merged sketches (within 4.8%); null without requests. */
 export interface Quantiles {
   /** the median */
@@ -151,6 +158,9 @@ export class DemandBook {
   /** requests since this book began, per app and site (a Prometheus counter) */
   readonly totals = new Map<string, { app: string; site: string; requests: number }>();
 
+  /** `began`: when this book began (epoch ms); windows from before it are re-sent history, not a full record */
+  constructor(private readonly began = -Infinity) {}
+
   /** Takes one window of node `reporter` at `site`; the apps not in `known` are skipped (a name the node made up). */
   add(reporter: string, site: string, w: DemandWindow, now: number, known: (app: string) => boolean = () => true): { ok: true; stored: number } | { ok: false; reason: DemandRefusal; message: string } {
     const bad = judge(w, now);
@@ -185,6 +195,40 @@ export class DemandBook {
       if (a === app) out.push(summarise(site, series, now));
     }
     return out.sort(bySiteName);
+  }
+
+  /**
+   * One app's recent windows (those ending in the last `spanMs`): per site its
+   * rate, per (site, answering node) the requests and their median latency;
+   * and how long this book has held windows of the app (0 after a restart).
+   */
+  recent(app: string, now: number, spanMs: number): RecentDemand {
+    const sites: RecentDemand['sites'] = [];
+    let first = Infinity;
+    for (const [key, series] of this.byKey) {
+      const [a, site] = key.split('\u0000') as [string, string];
+      if (a !== app) continue;
+      let requests = 0;
+      let from = Infinity;
+      let to = -Infinity;
+      const routes = new Map<string, Tally>();
+      for (const [start, b] of series.buckets) {
+        first = Math.min(first, start);
+        if (b.end <= now - spanMs) continue;
+        requests += b.requests;
+        from = Math.min(from, start);
+        to = Math.max(to, b.end);
+        for (const [node, r] of b.routes) {
+          let t = routes.get(node);
+          if (!t) routes.set(node, (t = { requests: 0, errors: 0, total: new LogHistogram() }));
+          add(t, r);
+        }
+      }
+      // the rate over the windows' own span (the newest window is a few seconds old when it arrives)
+      const seconds = to > from ? (to - from) / 1000 : spanMs / 1000;
+      sites.push({ site, rps: round3(requests / seconds), seconds, routes: [...routes].map(([node, t]) => ({ node, requests: t.requests, p50: t.total.quantile(0.5) })) });
+    }
+    return { sites, coveredMs: first === Infinity ? 0 : Math.max(0, now - Math.max(first, this.began)) };
   }
 
   /** Every (app, site) with windows: for the metrics. */

@@ -23,6 +23,18 @@ const demand = z.object({
 }).strict();
 
 
+/** The latency autopilot (src/core/autopilot.ts): follows measured demand within a replica range. */
+const autopilot = z.object({
+  minReplicas: z.number().int().min(1).max(1000).default(1).describe('never fewer replicas than this (and never fewer ready ones during a move)'),
+  maxReplicas: z.number().int().min(1).max(1000).optional().describe('never more replicas than this; demand that needs more is reported (`autopilot.unmet`), not silently capped. Default: the larger of `replicas` and `minReplicas`'),
+  targetUtilisation: z.number().finite().gt(0).max(1).default(0.7).describe('the utilisation each replica should run at: a replica\'s utilisation is measured from its requests\' latency against its unloaded latency (1 - unloaded / now, the M/M/1 estimate); above this, replicas are added, well below it, removed'),
+  reactionS: z.number().finite().min(1).max(3600).default(30).describe('how long a change in measured demand must hold before the autopilot acts on it (and the least time between two decisions): noise shorter than this moves nothing'),
+  thresholdPct: z.number().finite().min(0).max(1000).default(10).describe('replicas move only when the plan for the measured demand beats the current placement\'s demand-weighted request latency by more than this %'),
+  scaleInS: z.number().finite().min(1).max(86_400).default(300).describe('a replica is removed only when every recommendation of this long asked for fewer'),
+  maxMovesPerHour: z.number().int().min(0).max(3600).default(12).describe('decisions that move replicas in any hour at most (a budget against flapping); 0 never moves, only scales'),
+  dryRun: z.boolean().default(false).describe('decide and report (events, `outpost autopilot status`) without changing anything'),
+}).strict();
+
 /** The site-local entry point (src/agent/proxy): every node's agent listens on `port` and forwards to the nearest healthy replica. */
 const expose = z.object({
   port: z.number().int().min(1).max(65535).describe('the port every node\'s site proxy listens on for this app (on the agent\'s `--bind` address); clients at a site talk to their own node on it'),
@@ -69,6 +81,7 @@ export const appSchema = z.object({
     maxLatencyMs: finitePositive.optional().describe('the latency goal for every demand site; a plan lists the sites that miss it (`unmet`)'),
     nodes: z.array(name).min(1).optional().describe('only these nodes may run replicas (pinning)'),
     latencyTolerancePct: z.number().finite().min(0).max(100).default(0).describe('plans whose latency is within this % of the best count as equal; then predicted deploy time decides'),
+    autopilot: autopilot.optional().describe('follow measured demand (the site proxies\' counts, so the app needs `expose`): move replicas to where requests come from, add replicas when they are busy, remove them when idle, within `minReplicas`..`maxReplicas` (docs/routing.md, "The autopilot")'),
   }).strict().default({}).describe('where replicas may and should go'),
   metrics: z.object({
     stages: z.string().startsWith('/', 'must be a path starting with /').optional().describe('a path the app answers with its cumulative per-stage counters, `{"process": {"items": N, "us": T}, "storage": ..., "compute": ...}`: the model\'s per-item costs on each node'),
@@ -102,6 +115,14 @@ export const appSchema = z.object({
   });
   if (app.health?.port !== undefined && !portNames.has(app.health.port)) {
     ctx.addIssue({ code: 'custom', path: ['health', 'port'], message: `no port named "${app.health.port}" in ports` });
+  }
+  const ap = app.placement.autopilot;
+  if (ap) {
+    // the autopilot follows what the site proxies measure: without them it would never see a request
+    if (!app.expose) ctx.addIssue({ code: 'custom', path: ['placement', 'autopilot'], message: 'the autopilot follows the demand the site proxies measure: the app needs expose' });
+    const max = ap.maxReplicas ?? Math.max(app.replicas, ap.minReplicas);
+    if (max < ap.minReplicas) ctx.addIssue({ code: 'custom', path: ['placement', 'autopilot', 'maxReplicas'], message: `must be at least minReplicas (${ap.minReplicas})` });
+    else if (app.replicas < ap.minReplicas || app.replicas > max) ctx.addIssue({ code: 'custom', path: ['replicas'], message: `the autopilot's range is ${ap.minReplicas}..${max}: the starting count must be in it` });
   }
   if (app.expose && portNames.size === 0) {
     ctx.addIssue({ code: 'custom', path: ['expose'], message: 'an exposed app needs a declared port: its replicas\' endpoint is what the proxy forwards to' });

@@ -14,6 +14,8 @@ export interface Decision {
   keep: ReplicaRecord[];
   remove: ReplicaRecord[];
   plan: Plan;
+  /** replicas retired because the autopilot moves them (their successors start on its target nodes first) */
+  moved?: Set<string>;
 }
 
 export interface ClusterState {
@@ -37,14 +39,49 @@ export interface ClusterState {
  * so the longest-running ones stay. New replicas are planned around the kept
  * ones, which keep serving their demand.
  */
-export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { planKept?: boolean } = {}): Decision {
+export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { planKept?: boolean; targets?: string[] | null } = {}): Decision {
+  if (o.targets) {
+    try {
+      return toTargets(spec, hash, state, o.targets, o.planKept);
+    } catch (e) {
+      // a target that lost its room: carry on where the replicas are; the autopilot plans again
+      if (!(e instanceof OutpostError && e.code === 'E_UNSCHEDULABLE')) throw e;
+    }
+  }
+  return plainDecide(spec, hash, state, o);
+}
+
+/**
+ * The autopilot's standing decision (src/core/autopilot.ts): replicas belong
+ * on `targets`. A replica of the current revision elsewhere is treated as an
+ * old one in a rolling update, as many at a time as there are free targets:
+ * a successor is placed on a free target and it is retired only once that
+ * one is ready (update.maxSurge, update.maxUnavailable). A scale-in's
+ * targets leave out the replica to retire: it goes the same way.
+ */
+function toTargets(spec: AppSpec, hash: string, state: ClusterState, targets: string[], planKept?: boolean): Decision {
+  const lost = state.lost ?? new Set<string>();
+  const on = new Set(targets.filter((t) => !lost.has(t)));
+  const mine = state.replicas.filter((r) => r.app === spec.name && r.specHash === hash && !lost.has(r.node));
+  const free = [...on].filter((t) => !mine.some((r) => r.node === t));
+  // every replica off the targets is an old one of a rolling update: retired
+  // only as the ones on the targets are ready, whatever the count does
+  const moving = new Set(mine.filter((r) => !on.has(r.node)).map((r) => r.id));
+  // the new ones may only go to free targets
+  const pinned: AppSpec = free.length > 0 ? { ...spec, placement: { ...spec.placement, nodes: free } } : spec;
+  const d = plainDecide(pinned, hash, state, { planKept, moving });
+  return { ...d, moved: new Set(d.remove.filter((r) => moving.has(r.id)).map((r) => r.id)) };
+}
+
+function plainDecide(spec: AppSpec, hash: string, state: ClusterState, o: { planKept?: boolean; moving?: Set<string> }): Decision {
   // a lost node's replicas are replaced elsewhere, unless the app would rather wait;
   // the control plane cannot tell a dead node from a cut link, so this is policy
   const lost = spec.onNodeLoss === 'reschedule' ? state.lost ?? new Set<string>() : new Set<string>();
   const current = state.replicas.filter((r) => r.app === spec.name);
   const stranded = current.filter((r) => lost.has(r.node));
-  const stale = current.filter((r) => r.specHash !== hash && !lost.has(r.node)).concat(stranded);
-  const fresh = current.filter((r) => r.specHash === hash && !lost.has(r.node)).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
+  const moving = o.moving ?? new Set<string>();
+  const stale = current.filter((r) => (r.specHash !== hash || moving.has(r.id)) && !lost.has(r.node)).concat(stranded);
+  const fresh = current.filter((r) => r.specHash === hash && !moving.has(r.id) && !lost.has(r.node)).sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1));
   const k = spec.replicas;
   const specs = new Map(state.specs);
   specs.set(spec.name, spec);
@@ -87,7 +124,7 @@ export function decide(spec: AppSpec, hash: string, state: ClusterState, o: { pl
     // (this pass runs on every status report; without the gate it retired
     // all the old replicas before any successor was up)
     if (freshKept.some((r) => !isReady(r))) return { keep, remove, plan: planFor(keep, remove, 0) };
-    const victim = keep.filter((r) => r.specHash !== hash).sort((a, b) => b.createdAt - a.createdAt)[0];
+    const victim = keep.filter((r) => r.specHash !== hash || moving.has(r.id)).sort((a, b) => b.createdAt - a.createdAt)[0];
     if (!victim) throw e;
     remove = [...remove, victim];
     keep = keep.filter((r) => r !== victim);

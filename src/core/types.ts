@@ -311,6 +311,39 @@ export interface AppRecord {
   /** the last revisions, newest last; replicas of an older spec run the spec stored here */
   history?: Revision[];
   rollout?: RolloutState;
+  /** what the latency autopilot decided (with `placement.autopilot`, not in dry run): kept with the app, so a restarted or another instance carries on with it */
+  autopilot?: AutopilotState;
+}
+
+/** One decision of the autopilot. */
+export interface AutopilotDecision {
+  /** counts the app's decisions, from 1 */
+  n: number;
+  /** epoch ms */
+  at: number;
+  /** `move` (to where the demand is), `scale-out`, `scale-in` */
+  action: 'move' | 'scale-out' | 'scale-in';
+  /** in words, with the figures that caused it */
+  reason: string;
+  /** the demand-weighted mean predicted request latency for the measured demand before and after, ms */
+  objectiveBefore: number | null;
+  objectiveAfter: number | null;
+}
+
+/** The autopilot's standing decision for an app. */
+export interface AutopilotState {
+  /** the replica count it runs the app with (in minReplicas..maxReplicas) */
+  replicas: number;
+  /** the measured demand it planned for: rps per site, items per request from the manifest's demand for the site (1 when not declared) */
+  demand: { site: string; rps: number; items: number }[];
+  /** the nodes its plan puts the replicas on: a replica elsewhere is moved to one of them, the new one started (and ready) before the old one is retired */
+  targets: string[];
+  /** nodes that pull the app's images before the move starts (T_image 0 at the move): the move waits until they hold them, or until `until` (epoch ms) */
+  prepull: { nodes: string[]; until: number } | null;
+  /** the latest decision */
+  last: AutopilotDecision | null;
+  /** when the decisions that moved replicas in the last hour were made (the move budget) */
+  moves: number[];
 }
 
 /** One replica as the control plane assigns it to a node. */

@@ -27,6 +27,7 @@ import { EventLog } from './services/events.js';
 import { Routes } from './services/routes.js';
 import { Drains } from './services/drains.js';
 import { Demand } from './services/demand.js';
+import { Autopilot } from './services/autopilot.js';
 
 export interface ControlPlane {
   store: Store;
@@ -56,6 +57,8 @@ export interface ControlPlane {
   drains: Drains;
   /** what the site proxies measured (in memory, this instance's agents) */
   demand: Demand;
+  /** follows measured demand for apps with `placement.autopilot` (the leader's tick) */
+  autopilot: Autopilot;
 }
 
 export interface ControlPlaneOptions {
@@ -93,8 +96,9 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const identities = new Identities(writer, tokens, nodes, () => authority, { ...DEFAULT_TRUST, ...o.trust }, now);
   const secrets = wireSecrets(new Secrets(writer, o.secretsKey ?? null, o.log, now), apps, assignments, state);
   const { routes, drains } = wireRoutes(writer, assignments, apps, now, o.log);
+  const demand = new Demand(state, now, o.log);
   return {
-    routes, drains, demand: new Demand(state, now, o.log),
+    routes, drains, demand, autopilot: new Autopilot(writer, apps, demand, now, o.log),
     secrets, tokens, identities, devices: new Devices(writer, now),
     apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log), events,
     store: o.store, state, writer, nodes, apps, changes, assignments,

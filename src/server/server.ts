@@ -27,6 +27,7 @@ import { parseJoinToken } from '../core/jointoken.js';
 import { ensurePrivateDir } from '../files/private.js';
 import { KeyFile, SECRETS_KEY_FILE, type SharedKey } from './trust/secretkey.js';
 import { ServerMetrics } from './metrics.js';
+import { AUTOPILOT_TICK_MS } from './services/autopilot.js';
 import { serveMetrics, type MetricsListener } from '../metrics/registry.js';
 
 export interface ServerOptions {
@@ -150,6 +151,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     // the reconciler's clock runs on the leader only (every instance when there is one)
     try { if (leading()) cp.apps.tick(); } catch (err) { o.log.error({ err }, 'reconcile tick failed'); }
   }, o.reconcileMs ?? 1000);
+  const autopilotTimer = setInterval(() => {
+    if (leading()) void cp.autopilot.tick();
+  }, AUTOPILOT_TICK_MS);
   const prune = async () => {
     if (!leading()) return;
     try {
@@ -179,6 +183,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     },
     async close() {
       clearInterval(timer);
+      clearInterval(autopilotTimer);
       clearInterval(pruneTimer);
       if (certTimer) clearInterval(certTimer);
       gateway.close();

@@ -1,5 +1,6 @@
 // One app: its revision and current rollout (state, progress), the actions
-// (deploy, roll back, remove), and its tabs. The app with its replicas is one
+// (deploy, roll back, remove), and its tabs (replicas, endpoints, measured
+// demand, history, logs, terminal). The app with its replicas is one
 // request (GET /v1/apps/NAME), made again when an event names the app: every
 // replica, rollout and deploy event does, so a rollout's state is on screen
 // within a second of its event.
@@ -13,10 +14,11 @@ import { rolloutProgress, runningRevision, useRollout } from './apps-revision.js
 import { imagesOf } from './apps-list.js';
 import { Replicas } from './apps-replicas.js';
 import { Endpoints } from './apps-endpoints.js';
+import { Demand } from './apps-demand.js';
 import { History } from './apps-history.js';
 import { Console } from './apps-console.js';
 
-export const TABS = ['replicas', 'endpoints', 'history', 'logs', 'terminal'] as const;
+export const TABS = ['replicas', 'endpoints', 'demand', 'history', 'logs', 'terminal'] as const;
 type Tab = (typeof TABS)[number];
 
 interface HeaderProps {
@@ -91,6 +93,7 @@ export function AppDetail({ name, route, me }: { name: string; route: string[]; 
         </div>
         {tab === 'replicas' && <Replicas app={a} />}
         {tab === 'endpoints' && <Endpoints app={a} me={me} />}
+        {tab === 'demand' && <Demand name={a.name} />}
         {tab === 'history' && <History app={a} />}
         {(tab === 'logs' || tab === 'terminal') && <Console key={tab} kind={tab} app={a} me={me} replica={route[1]} container={route[2]} />}
       </section>

@@ -1,7 +1,8 @@
 // outpost apps | nodes | replicas | rm
 // The lists are fetched a page at a time and printed as each page arrives.
 import type { ApiClient } from '../../contract/client.js';
-import type { ClusterStatus, NodeTrust, ReplicaRecord } from '../../contract/api.js';
+import type { ClusterStatus, DemandView, NodeTrust, ReplicaRecord } from '../../contract/api.js';
+import { routesTo, type MeasuredRoute } from '../../core/demand-routes.js';
 import type { ProxyListener } from '../../core/types.js';
 import { effectiveRtt } from '../../core/live.js';
 import { ago, ms, printJson, printPages, table } from '../output.js';
@@ -46,11 +47,46 @@ async function* replicaPages(client: ApiClient, app: string | undefined): AsyncG
   if (n === 0) yield await client.appReplicas(app);
 }
 
+/**
+ * With an app: each replica's routes as the site proxies measured them (the
+ * sites whose requests its node answered, from GET /v1/apps/NAME/demand, one
+ * request after the first page), measured p50 against the model's prediction.
+ * Without one, the fleet's list stays one request a page.
+ */
 export async function replicas(client: ApiClient, app: string | undefined, json: boolean): Promise<void> {
-  await printPages(replicaPages(client, app), json, ['ID', 'APP', 'NODE', 'STATE', 'ENDPOINT', 'RESTARTS', 'IMAGE', 'CONTAINER', 'ENGINE', 'PREDICTED', 'ERROR'],
-    // a retired replica still runs for the requests the site proxies have in flight
-    (r) => [r.id, r.app, r.node, r.drain ? `${r.state} (draining)` : r.state, r.endpoint, r.restarts, ms(r.measured.imageMs), ms(r.measured.containerMs), ms(r.measured.engineMs),
-      ms(r.predicted.deployMs), r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null]);
+  const headers = ['ID', 'APP', 'NODE', 'STATE', 'ENDPOINT', 'RESTARTS', 'IMAGE', 'CONTAINER', 'ENGINE', 'PREDICTED'];
+  // a retired replica still runs for the requests the site proxies have in flight
+  const cells = (r: ReplicaRecord) => [r.id, r.app, r.node, r.drain ? `${r.state} (draining)` : r.state, r.endpoint, r.restarts, ms(r.measured.imageMs), ms(r.measured.containerMs), ms(r.measured.engineMs),
+    ms(r.predicted.deployMs)];
+  const error = (r: ReplicaRecord) => (r.error ? `${r.error.code}: ${r.error.message}` : r.restarts > 0 && r.lastExit ? `last restart: ${r.lastExit.code}: ${r.lastExit.message}` : null);
+  if (app === undefined) return printPages(replicaPages(client, app), json, [...headers, 'ERROR'], (r) => [...cells(r), error(r)]);
+  // the generator below sees it narrowed
+  const name = app;
+  async function* withRoutes(): AsyncGenerator<(ReplicaRecord & { measuredRoutes: MeasuredRoute[] | null })[]> {
+    let v: DemandView | Error | undefined;
+    for await (const items of replicaPages(client, name)) {
+      if (v === undefined) {
+        // asked once the first page is in (an unknown app has failed by then): on the connection that page came on, where
+        // asking both at once opens a second one, whose TLS handshake costs more than the request
+        v = await client.demand(name).catch((e: Error) => e);
+        // a control plane from before measured demand: the replicas without it
+        if (v instanceof Error) console.error(`warning: no measured demand for ${name}: ${v.message}`);
+      }
+      const d = v;
+      yield items.map((r) => ({ ...r, measuredRoutes: d instanceof Error ? null : routesTo(d, r.node) }));
+    }
+  }
+  await printPages(withRoutes(), json, [...headers, 'SERVES', 'P50/PREDICTED', 'MODEL ERROR', 'ERROR'], (r) => {
+    const m = r.measuredRoutes ?? [];
+    // one entry per route, nearest first, in the same order in each column; none measured: "-"
+    const list = (f: (x: MeasuredRoute) => string): string | null => (m.length ? m.map(f).join(', ') : null);
+    return [...cells(r), list((x) => x.site ?? '(no site)'), list((x) => `${lat(x.totalMs.p50)}/${lat(x.predictedMs)} ms`), list((x) => (x.modelErrorPct === null ? '-' : `${Math.round(x.modelErrorPct)}%`)), error(r)];
+  });
+}
+
+/** route latencies through a site proxy are often under a millisecond: two decimals there, no unit (the column has it) */
+function lat(x: number | null): string {
+  return x === null ? '-' : x < 10 ? x.toFixed(2) : String(Math.round(x));
 }
 
 export async function rm(client: ApiClient, app: string, json: boolean, volumes = false): Promise<void> {

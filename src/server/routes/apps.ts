@@ -72,6 +72,8 @@ export function appRoutes(app: FastifyInstance, { cp, gateway }: RouteDeps): voi
 
   // what the site proxies measured, per site, against the declared demand and the model (docs/routing.md)
   app.get<{ Params: { name: string } }>('/v1/apps/:name/demand', async (req) => cp.demand.view(req.params.name));
+  // the autopilot's range, standing decision and latest evaluation (docs/routing.md)
+  app.get<{ Params: { name: string } }>('/v1/apps/:name/autopilot', async (req) => cp.autopilot.view(req.params.name));
 
   // ?samples=N: the newest N samples as well, for the dashboard's error-over-time chart
   app.get<{ Querystring: { samples?: string } }>('/v1/model', async (req) => {

@@ -22,6 +22,9 @@ import type { AppChanges } from '../changes.js';
 import type { Assignments } from './assignments.js';
 import type { Nodes } from './nodes.js';
 import { secretVersions } from './secrets.js';
+import { effectiveSpec } from '../../core/autopilot.js';
+import { imagesOf } from '../../core/containers.js';
+import { hasImage } from '../../core/images.js';
 
 export interface DeployResult {
   app: AppRecord;
@@ -138,7 +141,7 @@ export class Apps {
     for (const a of s.list('apps')) {
       if (this.unsatisfied.has(a.name)) continue;
       const ro = a.rollout?.status;
-      if (ro === 'progressing' || ro === 'failed' || s.appReplicaCount(a.name) !== a.spec.replicas) this.dirty.add(a.name);
+      if (ro === 'progressing' || ro === 'failed' || s.appReplicaCount(a.name) !== this.running(a).spec.replicas) this.dirty.add(a.name);
     }
     this.mark([]);
   }
@@ -184,10 +187,11 @@ export class Apps {
     if (!app) return { changes: [], result: null };
     // a draining replica is already retired: it counts for nothing here
     const reps = s.appReplicas(name).filter((r) => !r.drain);
-    const next = rolloutStatus(app, reps, this.now());
+    const run = this.running(app, s);
+    const next = rolloutStatus(app, reps, this.now(), run.spec.replicas);
     if (next && next.specHash !== app.specHash) this.log.warn({ app: name, message: next.rollout?.message }, 'rolling back');
     const lost = this.nodes.lost();
-    const inLine = reps.length === app.spec.replicas && reps.every((r) => r.specHash === app.specHash && !lost.has(r.node));
+    const inLine = reps.length === run.spec.replicas && reps.every((r) => r.specHash === app.specHash && !lost.has(r.node) && (!run.targets || run.targets.includes(r.node)));
     const events = next ? rolloutEvents(app, next, this.now()) : [];
     if (inLine && (!next || next.specHash === app.specHash)) {
       return next ? { changes: [{ kind: 'apps', key: name, doc: next }], events, result: 'status' } : { changes: [], result: null };
@@ -204,7 +208,8 @@ export class Apps {
 
   /** Brings one app's replicas in line with `app`'s spec; E_UNSCHEDULABLE changes nothing. */
   private reconcile(s: State, app: AppRecord, appChanged: boolean, planKept = true): Decision<DeployResult> {
-    const d = decide(app.spec, app.specHash, this.clusterState(s), { planKept });
+    const run = this.running(app, s);
+    const d = decide(run.spec, app.specHash, this.clusterState(s), { planKept, targets: run.targets });
     const t = this.now();
     const fresh = d.keep.filter((r) => r.specHash === app.specHash);
     const slots = freeSlots(fresh, d.plan.placements.length);
@@ -240,7 +245,22 @@ export class Apps {
       ...retired.map(({ r, drain }) => ({ kind: 'replicas' as const, key: r.id, doc: drain ? { ...r, drain, updatedAt: t } : null })),
       ...created.map((r) => ({ kind: 'replicas' as const, key: r.id, doc: r })),
     ];
-    return { changes, result, events: placementEvents(app, retired, created, lost, t) };
+    return { changes, result, events: placementEvents(app, retired, created, lost, t, d.moved) };
+  }
+
+  /**
+   * The spec the replicas run by: the app's own, or with the autopilot's
+   * standing decision (its count, the measured demand, its target nodes; a
+   * move waits for its pre-pulls).
+   */
+  running(app: AppRecord, s: State = this.w.state): ReturnType<typeof effectiveSpec> {
+    if (!app.autopilot) return { spec: app.spec, targets: null };
+    const images = imagesOf(app.spec);
+    return effectiveSpec(app.spec, app.autopilot, this.now(), (node) => {
+      const n = s.node(node);
+      // a process node runs no image: nothing to pull
+      return !n || n.runtime === 'process' || images.every((i) => hasImage(n.images, i));
+    });
   }
 
   /** After a commit: long polls hear of it, agents get their new sets, freed room is offered. */
@@ -278,14 +298,14 @@ export class Apps {
  * revision when a new replica failed (exited, failed to pull, restarted for
  * failing health) or the progress deadline passed. Null: no change.
  */
-export function rolloutStatus(app: AppRecord, reps: ReplicaRecord[], t: number): AppRecord | null {
+export function rolloutStatus(app: AppRecord, reps: ReplicaRecord[], t: number, replicas = app.spec.replicas): AppRecord | null {
   const ro = app.rollout;
   // a failed rollout had nothing to roll back to (an app's first revision): it
   // still completes once its replicas are all ready, so that a later revision
   // has a good one to go back to
   if (!ro || (ro.status !== 'progressing' && ro.status !== 'failed')) return null;
   const fresh = reps.filter((r) => r.specHash === app.specHash);
-  if (fresh.length === app.spec.replicas && reps.length === fresh.length && fresh.every(isReady)) return completed(app, t);
+  if (fresh.length === replicas && reps.length === fresh.length && fresh.every(isReady)) return completed(app, t);
   if (ro.status === 'failed') return null;
   const bad = fresh.find((r) => r.state === 'failed' || (r.restarts > 0 && r.lastExit));
   const late = t - ro.startedAt > app.spec.update.progressDeadlineMs;
@@ -313,11 +333,11 @@ function rolloutEvents(app: AppRecord, next: AppRecord, t: number): EventDraft[]
 }
 
 /** The replicas a reconcile placed and retired, as events. */
-function placementEvents(app: AppRecord, removed: { r: ReplicaRecord; drain: Drain | null }[], created: ReplicaRecord[], lost: Set<string>, t: number): EventDraft[] {
+function placementEvents(app: AppRecord, removed: { r: ReplicaRecord; drain: Drain | null }[], created: ReplicaRecord[], lost: Set<string>, t: number, moved = new Set<string>()): EventDraft[] {
   const revisionOf = (hash: string) => app.history?.find((h) => h.specHash === hash)?.revision ?? null;
   return [
     ...removed.map(({ r, drain }) => {
-      const why = lost.has(r.node) ? 'node lost' : r.specHash !== app.specHash ? 'older revision' : 'scaled down';
+      const why = lost.has(r.node) ? 'node lost' : r.specHash !== app.specHash ? 'older revision' : moved.has(r.id) ? 'moved' : 'scaled down';
       const drainMs = drain ? drain.until - drain.since : null;
       return draft('replica.removed', t, {
         app: app.name, node: r.node, replica: r.id, revision: revisionOf(r.specHash),

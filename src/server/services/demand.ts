@@ -14,11 +14,13 @@ import { rankEndpoints } from '../../core/routing.js';
 import type { State } from '../state.js';
 
 export class Demand {
-  readonly book = new DemandBook();
+  readonly book: DemandBook;
   /** windows refused since this instance started, by reason */
   readonly refused: Record<DemandRefusal, number> = { clock: 0, figures: 0, duplicate: 0 };
 
-  constructor(private readonly state: State, private readonly now: () => number, private readonly log: Logger) {}
+  constructor(private readonly state: State, private readonly now: () => number, private readonly log: Logger) {
+    this.book = new DemandBook(now());
+  }
 
   /** A node's closed windows: each taken once; the starts to acknowledge (taken, sent again, or refused for good). */
   report(node: string, windows: DemandWindow[]): number[] {
