@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buckets, failures, settleS, steady, type Schedule, type SiteRecords } from './moving-stats.js';
+import { buckets, failures, heldPct, settleS, steady, type Schedule, type SiteRecords } from './moving-stats.js';
 import { nodeRttMs, topologySchema } from './topology.js';
 import { replaceSection } from './report-c.js';
 import { liveRoutes } from './scenario-c.js';
@@ -14,7 +14,7 @@ const sent = (from: number, to: number, ms: (t: number) => number): SiteRecords 
   return { at, ms: lat, fail: {}, maxLagMs: 0 };
 };
 
-test('buckets weigh active sites by their demand; steady state is the second half; settling counts from the shift to the end of the first bucket that stays within 10%', () => {
+test('buckets weigh active sites by their demand; steady state is the second half; settling counts from the shift to the end of the first bucket within 10%', () => {
   // a is answered in 2 ms; b in 50 ms for the first 10 s of phase two, then in 2 ms (a replica moved near it)
   const runs = { a: sent(0, 40_000, () => 2), b: sent(20_000, 40_000, (t) => (t < 30_000 ? 50 : 2)) };
   const bs = buckets(runs, s);
@@ -32,6 +32,11 @@ test('buckets weigh active sites by their demand; steady state is the second hal
   const onlyB = buckets({ b: runs.b }, s);
   assert.equal(settleS(onlyB, 1, 2), 15);
   assert.equal(settleS(onlyB, 1, 1), null);
+  assert.equal(heldPct(onlyB, 1, 2), 100);
+  // a bucket within, then one out again: settled at the first, held half the rest
+  const flaky = buckets({ b: sent(20_000, 40_000, (t) => (t >= 25_000 && t < 30_000 ? 2 : t >= 35_000 ? 2 : 50)) }, s);
+  assert.equal(settleS(flaky, 1, 2), 10);
+  assert.equal(heldPct(flaky, 1, 2), 67);
 });
 
 test('failures count per phase and by reason; a failed request is no latency', () => {

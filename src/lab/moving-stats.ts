@@ -3,7 +3,8 @@
 // phase (a site's requests weigh its phase rps / its requests in the bucket,
 // so a site sending more does not count twice), steady-state p50 per phase
 // (its second half), the time from each shift until a strategy's bucket p50
-// is within 10% of the oracle's steady state, and failures per phase.
+// is within 10% of the oracle's steady state (and how much of the rest of the
+// phase it stays there), and failures per phase.
 import { weightedQuantile } from '../core/stats.js';
 
 /** One site's run, as src/lab/moving-load.ts writes it. */
@@ -78,20 +79,23 @@ export function steady(runs: Record<string, SiteRecords>, s: Schedule, phase: nu
 }
 
 /**
- * Seconds from phase `phase`'s start until the end of the first bucket from
- * which every bucket of the phase has its p50 within WITHIN of the target;
- * null when the phase ends before that.
+ * Seconds from phase `phase`'s start until the end of its first bucket whose
+ * p50 is within WITHIN of the target (a bucket's p50 is known at its end);
+ * null when none is within the phase.
  */
 export function settleS(bs: Bucket[], phase: number, targetMs: number): number | null {
   const mine = bs.filter((b) => b.phase === phase);
-  let from: Bucket | null = null;
-  for (const b of mine) {
-    const ok = b.p50Ms !== null && b.p50Ms <= targetMs * (1 + WITHIN);
-    if (!ok) from = null;
-    else from ??= b;
-  }
-  if (!from || !mine.length) return null;
-  return round(from.tS + BUCKET_MS / 1000 - mine[0]!.tS);
+  const first = mine.find((b) => b.p50Ms !== null && b.p50Ms <= targetMs * (1 + WITHIN));
+  return first ? round(first.tS + BUCKET_MS / 1000 - mine[0]!.tS) : null;
+}
+
+/** Of a phase's buckets from the first within WITHIN of the target on, the share that are within too: does it stay there. */
+export function heldPct(bs: Bucket[], phase: number, targetMs: number): number | null {
+  const mine = bs.filter((b) => b.phase === phase);
+  const i = mine.findIndex((b) => b.p50Ms !== null && b.p50Ms <= targetMs * (1 + WITHIN));
+  if (i < 0) return null;
+  const rest = mine.slice(i);
+  return Math.round((100 * rest.filter((b) => b.p50Ms !== null && b.p50Ms <= targetMs * (1 + WITHIN)).length) / rest.length);
 }
 
 /** Failed requests per phase, and why (counted by reason). */

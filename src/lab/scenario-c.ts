@@ -13,7 +13,7 @@ import { ApiClient } from '../contract/client.js';
 import type { DemandView } from '../contract/api.js';
 import { labDown, labUp, type LabState } from './lab.js';
 import { nodeRttMs, type Topology } from './topology.js';
-import { buckets, failures, settleS, steady, type Bucket, type Schedule, type SiteRecords } from './moving-stats.js';
+import { buckets, failures, heldPct, settleS, steady, type Bucket, type Schedule, type SiteRecords } from './moving-stats.js';
 import { deploy, manifest, remove } from './report.js';
 
 const run = promisify(execFile);
@@ -216,7 +216,7 @@ export function summarise(t: Topology, r: MovingResult) {
       if (i === 0) return null;
       const tgt = target(i);
       const sec = tgt === null ? null : settleS(run.buckets, i, tgt);
-      return { phase: p.name, targetMs: tgt, settleS: sec, within60s: sec !== null && sec <= 60 };
+      return { phase: p.name, targetMs: tgt, settleS: sec, within60s: sec !== null && sec <= 60, heldPct: tgt === null ? null : heldPct(run.buckets, i, tgt) };
     }).filter((x) => x !== null),
     failed: run.failures,
     totalFailed: run.failures.reduce((a, f) => a + f.failed, 0),
