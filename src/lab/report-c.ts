@@ -9,7 +9,7 @@ export function movingJson(t: Topology, r: MovingResult, command: string) {
   return {
     kind: 'moving', generatedAt: new Date().toISOString(), command,
     schedule: r.schedule, skipped: r.skipped, nodeRttMs: r.nodeRttMs, summary: summarise(t, r),
-    runs: Object.fromEntries(Object.entries(r.runs).map(([k, v]) => [k, { nodes: v.nodes, buckets: v.buckets, failures: v.failures, steady: v.steady, removed: v.removed, decisions: v.decisions, actions: v.actions, routes: v.routes, maxLagMs: v.maxLagMs, timeline: v.timeline, autopilot: v.autopilot }])),
+    runs: Object.fromEntries(Object.entries(r.runs).map(([k, v]) => [k, { nodes: v.nodes, buckets: v.buckets, failures: v.failures, steady: v.steady, removed: v.removed, decisions: v.decisions, actions: v.actions, routes: v.routes, maxLagMs: v.maxLagMs, load: v.load, timeline: v.timeline, autopilot: v.autopilot }])),
   };
 }
 
@@ -27,6 +27,7 @@ export function movingMarkdown(t: Topology, j: ReturnType<typeof movingJson>, ch
     `**autopilot** (the same plus \`placement.autopilot: ${JSON.stringify(AUTOPILOT).replace(/"/g, '').replace(/,/g, ', ').replace(/:/g, ': ')}\`), ` +
     `**label-only** (1 replica pinned by the constraint \`${JSON.stringify(t.moving!.labelOnly)}\`, as a node group would), **oracle** (at each shift removed and deployed again with the new phase's demand declared and a replica per active site, at most 2: its steady state is the re-optimised plan's; its requests fail while it is redeployed, and a rolling update would not do: a new replica is kept off the nodes the old ones still hold).`, ''];
   for (const [k, why] of Object.entries(j.skipped)) L.push(`**${k}: not run**: ${why}`, '');
+  L.push(...verdict(s), '');
   L.push(`![${chart}](${chart})`, '');
   L.push('Steady state (each phase\'s second half), demand-weighted p50 / p95, and where the replicas ran at the phase\'s end:', '',
     `| strategy | ${ph.map((p) => p.name).join(' | ')} |`, `| --- | ${ph.map(() => '---').join(' | ')} |`);
@@ -57,8 +58,24 @@ export function movingMarkdown(t: Topology, j: ReturnType<typeof movingJson>, ch
     L.push('');
   }
   const lag = Math.max(...s.strategies.map((x) => x.maxLagMs));
-  L.push(`The load generators' largest lag behind their schedule: ${lag} ms.`, '');
+  L.push(`The load generators' largest lag behind their schedule: ${lag} ms. The machine's 1-minute load average (2 cores, shared with other work) as each run began and ended: ${s.strategies.map((x) => `${x.strategy} ${x.load[0]} / ${x.load[1]}`).join(', ')}.`, '');
   return L.join('\n');
+}
+
+/** The issue's targets, each against what this run measured. */
+function verdict(s: ReturnType<typeof summarise>): string[] {
+  const auto = s.strategies.find((x) => x.strategy === 'autopilot');
+  const stat = s.strategies.find((x) => x.strategy === 'static');
+  const yes = (ok: boolean) => (ok ? 'met' : '**missed**');
+  const out = ['Against the issue\'s targets:', ''];
+  if (!auto) out.push('- the autopilot\'s targets: not measured (the autopilot did not run)');
+  else {
+    out.push(`- after each shift, the autopilot's p50 within 10% of the re-optimised plan's (the oracle's steady state) within 60 s: ${yes(auto.settle.every((v) => v.within60s))} (${auto.settle.map((v) => `${v.phase}: ${v.settleS === null ? 'never' : `${v.settleS} s`}`).join(', ')})`);
+    if (stat) out.push(`- static at least 3x worse than the autopilot at the site demand moved to: ${yes(stat.movedAtSite.every((v, i) => v.p50Ms !== null && auto.movedAtSite[i]!.p50Ms !== null && v.p50Ms >= 3 * auto.movedAtSite[i]!.p50Ms!))} (${stat.movedAtSite.map((v, i) => `${v.phase} at ${v.site}: ${ratio(v.p50Ms, auto.movedAtSite[i]!.p50Ms)}`).join(', ')})`);
+    out.push(`- no failed request during the autopilot's moves and scale-in: ${yes(auto.totalFailed === 0)} (${auto.totalFailed} of ${auto.totalRequests} failed; ${Object.entries(auto.removed).map(([k, v]) => `${v} replica(s) removed, ${k}`).join(', ') || 'none removed'})`);
+  }
+  out.push(`- measured against predicted request latency per route, median error at most 20%: ${yes(s.medianModelErrorPct !== null && s.medianModelErrorPct <= 20)} (${s.medianModelErrorPct ?? '-'}% over ${s.routesRead} routes)`);
+  return out;
 }
 
 /** The report with one scenario's section replaced (or added at the end). */

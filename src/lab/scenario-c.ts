@@ -8,6 +8,7 @@
 // re-optimised plan's; its requests fail while it is redeployed). Figures: src/lab/moving-stats.ts.
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
+import os from 'node:os';
 import path from 'node:path';
 import { ApiClient } from '../contract/client.js';
 import type { DemandView } from '../contract/api.js';
@@ -45,6 +46,8 @@ export interface MovingRun {
   /** each route's prediction against the proxies' measure, read after each phase */
   routes: { phase: string; site: string; node: string; requests: number; predictedMs: number | null; measuredP50Ms: number | null; modelErrorPct: number | null }[];
   maxLagMs: number;
+  /** the machine's 1-minute load average as the run began and ended (2 cores, shared with whatever else runs) */
+  load: [number, number];
   records: Record<string, SiteRecords>;
 }
 
@@ -101,6 +104,7 @@ async function routes(client: ApiClient, app: string, phase: string): Promise<Mo
 async function runOne(client: ApiClient, state: LabState, t: Topology, k: MovingStrategy, s: Schedule, say: (s: string) => void): Promise<MovingRun> {
   const m = t.moving!;
   const first = appManifest(t, k, 0);
+  const load0 = os.loadavg()[0]!;
   const reps = await deploy(client, first);
   say(`  ${k}: on ${reps.map((r) => r.node).join(', ')}; proxies ...`);
   await proxiesAnswer(t, state);
@@ -151,7 +155,7 @@ async function runOne(client: ApiClient, state: LabState, t: Topology, k: Moving
     nodes, buckets: bs, failures: failures(records, s), steady: s.phases.map((_, p) => steady(records, s, p)),
     removed, decisions: events.filter((x) => (x.type as string) === 'autopilot.decided').length, routes: read, autopilot: pilot, actions,
     timeline: events.filter((e) => e.at >= startAt - 1000 && /^(replica\.(scheduled|ready|removed|drained)|autopilot\.)/.test(e.type)).map((e) => ({ tS: round((e.at - startAt) / 1000), type: e.type, node: e.node, message: e.message })),
-    maxLagMs: Math.max(...Object.values(records).map((r) => r.maxLagMs)), records,
+    maxLagMs: Math.max(...Object.values(records).map((r) => r.maxLagMs)), records, load: [round(load0), round(os.loadavg()[0]!)],
   };
   await remove(client, first.name, t);
   return result;
@@ -222,7 +226,7 @@ export function summarise(t: Topology, r: MovingResult) {
     totalFailed: run.failures.reduce((a, f) => a + f.failed, 0),
     totalRequests: run.failures.reduce((a, f) => a + f.requests, 0),
     movedAtSite: s.phases.map((p, i) => (i === 0 ? null : { phase: p.name, site: movedTo[i]!, ...steady(run.records, s, i, movedTo[i]!) })).filter((x) => x !== null),
-    removed: run.removed, decisions: run.decisions, actions: run.actions, nodes: run.nodes, steady: run.steady, maxLagMs: run.maxLagMs,
+    removed: run.removed, decisions: run.decisions, actions: run.actions, nodes: run.nodes, steady: run.steady, maxLagMs: run.maxLagMs, load: run.load,
     medianModelErrorPct: median(liveRoutes(run).map((x) => x.modelErrorPct!)),
   }));
   const allErrors = Object.values(r.runs).flatMap((run) => liveRoutes(run).map((x) => x.modelErrorPct!));
