@@ -15,7 +15,7 @@ import { numArg } from './args.js';
 import { quantile } from './stats.js';
 import { SiteProxy } from '../src/agent/proxy/proxy.js';
 import { freePort } from '../src/agent/health.js';
-import { routeTablesAtScale } from './routes.js';
+import { routeTable, routeTablesAtScale } from './routes.js';
 
 const REQUESTS = numArg('--requests', 20_000);
 const BLOCK = numArg('--block', 500);
@@ -84,13 +84,9 @@ async function main(): Promise<void> {
   console.log(`| added by the proxy | ${over.p50} | ${over.p90} | ${over.p99} |`);
   console.log(`target: at most 0.3 ms added at p50: ${over.p50 <= 0.3 ? 'met' : 'NOT met'}`);
   console.log(JSON.stringify({ requests: REQUESTS, direct: d, proxy: p, added: over }));
-  const f = await routeTablesAtScale();
-  console.log(`\nroute tables: ${f.nodes} nodes in ${f.sites} sites, ${f.apps} exposed apps of 3 replicas`);
-  console.log('| step | ms | messages | bytes, all nodes | app rankings |\n| --- | --- | --- | --- | --- |');
-  console.log(`| every node's first (whole) table | ${f.buildMs} | ${f.nodes} | ${f.tableBytes * f.nodes} | - |`);
-  for (const [what, x] of [['a replica turns unready', f.unready], ['an RTT report that keeps the order', f.rttSameOrder], ['an RTT report that reorders one site', f.rttReorder]] as const) {
-    console.log(`| ${what} | ${x.ms} | ${x.sent} | ${x.bytes} | ${x.rankings} |`);
-  }
+  const f = await routeTablesAtScale({ apps: 20, runs: 1 });
+  console.log(`\nroute tables: ${f.nodes} nodes in ${f.sites} sites, ${f.apps} exposed apps of 3 replicas (npm run bench:routes: 500 apps)`);
+  console.log(routeTable(f));
   console.log(JSON.stringify(f));
 }
 

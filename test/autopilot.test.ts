@@ -124,6 +124,9 @@ test('the autopilot on: the replica moves to s2\'s node, the new one first, and 
   const v = await status();
   assert.deepEqual(v.state!.targets, ['e2']);
   assert.deepEqual(v.replicas, { nodes: ['e2'], ready: 1 });
+  const m = await cli(['metrics', 'outpost_autopilot'], env);
+  assert.match(m.stdout, /^outpost_autopilot_decisions_total\{app="mover",action="move"\} 1$/m);
+  assert.match(m.stdout, /^outpost_autopilot_replicas\{app="mover"\} 1$/m);
 });
 
 test('a control-plane restart keeps the decision, and nothing is decided or moved twice', async () => {

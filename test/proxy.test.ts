@@ -36,9 +36,9 @@ const freePort = () => freePortOn('127.0.0.1');
 const NODES = { e1: { site: 's1', addr: '127.0.0.2' }, e2: { site: 's2', addr: '127.0.0.3' }, e3: { site: 's3', addr: '127.0.0.4' } } as const;
 const PORT = await freePort();
 
-/** the app: answers who it is (/slow: 30 ms later, so that requests are in flight when a replica stops); refuses to start while the switch file exists */
+/** the app: answers who it is (/slow: 30 ms later, so that requests are in flight when a replica stops; /hang: never); refuses to start while the switch file exists */
 const APP = `const fs=require('fs'),http=require('http');if(fs.existsSync(${JSON.stringify(DOWN)}))process.exit(3);
-http.createServer((q,r)=>{let b='';q.on('data',d=>b+=d);q.on('end',()=>setTimeout(()=>{r.setHeader('content-type','application/json');
+http.createServer((q,r)=>{let b='';q.on('data',d=>b+=d);q.on('end',()=>q.url!=='/hang'&&setTimeout(()=>{r.setHeader('content-type','application/json');
 r.end(JSON.stringify({node:process.env.OUTPOST_NODE,replica:process.env.OUTPOST_REPLICA,pid:process.pid,v:process.env.V,body:b,via:q.headers.via,xff:q.headers['x-forwarded-for']}))},q.url==='/slow'?30:0))})
 .listen(+process.env.PORT,process.env.HOST)`;
 const manifest = (o: { v?: string; replicas?: number } = {}) => ({
@@ -47,9 +47,13 @@ const manifest = (o: { v?: string; replicas?: number } = {}) => ({
   expose: { port: PORT, drainS: 10 }, placement: { nodes: ['e2', 'e3'] },
 });
 
+/** e1's proxy gives a replica 1.5 s to begin its answer (the agent setting; 60 s by default) */
+const E1_ANSWER_LIMIT_MS = 1500;
+
 function agentArgs(name: keyof typeof NODES): string[] {
   dirs[name] ??= tmpDir();
-  return ['--name', name, '--site', NODES[name].site, '--runtime', 'process', '--data-dir', dirs[name]!, '--advertise', NODES[name].addr, '--bind', NODES[name].addr];
+  const limit = name === 'e1' ? ['--proxy-response-timeout', String(E1_ANSWER_LIMIT_MS)] : [];
+  return ['--name', name, '--site', NODES[name].site, '--runtime', 'process', '--data-dir', dirs[name]!, '--advertise', NODES[name].addr, '--bind', NODES[name].addr, ...limit];
 }
 
 interface Answer { node: string; replica: string; pid: number; v: string; body: string; via: string; xff: string }
@@ -101,6 +105,14 @@ test('requests through a node\'s proxy reach the nearest replica, with x-forward
   assert.equal((await ask('e1', { post: 'a body' })).json.body, 'a body');
   assert.equal((await waitFor('e3\'s proxy answers', async () => { const x = await ask('e3'); return x.status === 200 && x.json; })).node, 'e3', 'from s3, e3 itself');
   assert.equal((await waitFor('e2\'s proxy answers', async () => { const x = await ask('e2'); return x.status === 200 && x.json; })).node, 'e2');
+});
+
+test('an agent started with a short answer limit (--proxy-response-timeout): a replica that does not answer gets 504 E_UPSTREAM_TIMEOUT', async () => {
+  const r = await ask('e1', { path: '/hang' });
+  assert.equal(r.status, 504);
+  assert.equal(r.json.error?.code, 'E_UPSTREAM_TIMEOUT');
+  assert.match(r.json.error!.message, /did not answer web's request within 1\.5 s/);
+  assert.equal((await ask('e1')).status, 200, 'the next request is answered');
 });
 
 test('a replica killed: requests go to the next one, and none fails after the switch', async () => {

@@ -88,6 +88,9 @@ export interface AgentOptions {
   proxy?: boolean;
   /** the site proxy's counting window, ms: each is reported as it closes (default 10 s) */
   demandWindowMs?: number;
+  /** the site proxy's answer limit (504 past it) and spliced connections' idle limit, ms (src/core/proxy-limits.ts) */
+  proxyResponseTimeoutMs?: number;
+  proxyIdleTimeoutMs?: number;
 }
 
 const RECONNECT_MIN_MS = 250;
@@ -147,6 +150,8 @@ export class Agent extends EventEmitter {
       ack: (seq, busy) => { if (this.features.has('routes.ack')) this.send({ type: 'routes.ack', seq, busy }); },
       changed: (listeners) => this.reportProxy(listeners),
       windowMs: o.demandWindowMs,
+      responseMs: o.proxyResponseTimeoutMs,
+      idleMs: o.proxyIdleTimeoutMs,
     }) : null;
     this.demand = this.siteProxy ? new DemandReporter(this.siteProxy.counters, (m) => this.send(m), () => this.connected && this.features.has('demand')) : null;
     this.savedRoutes = this.siteProxy && o.stateDir ? new SavedRoutes(o.stateDir) : null;
@@ -444,6 +449,7 @@ export class Agent extends EventEmitter {
         this.assigned = true;
         this.emit('assigned');
         this.applying = this.applying.then(() => this.apply(msg.replicas, true)).catch((err) => this.o.log.error({ err }, 'applying assignments failed'));
+        for (const p of msg.prepull ?? []) this.prepull(p);
         return;
       case 'windows.ack':
         this.uplink?.onAck(msg.hubId, msg.seqs);
@@ -653,6 +659,19 @@ export class Agent extends EventEmitter {
     }
     const removed = await this.o.driver.removeVolumes(app);
     this.o.log.info({ app, volumes: removed }, 'removed the app\'s named volumes');
+  }
+
+  /**
+   * Pulls an app's images ahead of a replica the autopilot is moving here
+   * (T_image 0 at the move); the replica, when it comes, joins a pull still
+   * under way. The inventory reported after it tells the control plane.
+   */
+  private prepull(p: Omit<Assignment, 'id'>): void {
+    if (this.pulls.has(imagesOf(p.spec).join(' '))) return;
+    this.o.log.info({ app: p.app, images: imagesOf(p.spec) }, 'pre-pulling for a replica the autopilot moves here');
+    this.ensureImage({ id: `prepull-${p.app}`, ...p }, () => {})
+      .then((r) => this.o.log.info({ app: p.app, pulled: r.pulled, bytes: r.bytes }, 'pre-pull done'))
+      .catch((err) => this.o.log.warn({ err, app: p.app }, 'pre-pull failed; the replica pulls when it comes'));
   }
 
   /** One pull per set of images at a time, however many replicas need it. */

@@ -69,6 +69,30 @@ test('a bad value is E_USAGE naming the setting as it was given', () => {
   assert.equal(server({ flags: { nodeTimeoutMs: '5000' }, env: { OUTPOST_NODE_TIMEOUT_MS: 'abc' } }).config.nodeTimeoutMs, 5000);
 });
 
+test('the site proxy\'s limits: a flag, a variable or a config key like every agent setting, bounded', () => {
+  const agent = (inputs: ConfigInputs) => resolveConfig(AGENT_SETTINGS, { ...inputs, flags: { server: 'http://cp:7070', ...inputs.flags } }, { ...where, command: 'outpost agent' });
+  const dflt = agent({}).config;
+  assert.deepEqual([dflt.proxyResponseTimeoutMs, dflt.proxyIdleTimeoutMs], [60_000, 900_000]);
+  const r = agent({ flags: { proxyResponseTimeoutMs: '2500' }, env: { OUTPOST_PROXY_IDLE_TIMEOUT_MS: '30000' } });
+  assert.deepEqual([r.config.proxyResponseTimeoutMs, r.config.proxyIdleTimeoutMs], [2500, 30_000]);
+  assert.deepEqual(r.sources.proxyResponseTimeoutMs, { from: 'flag', flag: '--proxy-response-timeout' });
+  assert.deepEqual(r.sources.proxyIdleTimeoutMs, { from: 'env', name: 'OUTPOST_PROXY_IDLE_TIMEOUT_MS' });
+  assert.equal(agent({ file: file({ proxyResponseTimeoutMs: 5000 }, '/etc/outpost/agent.yaml') }).config.proxyResponseTimeoutMs, 5000);
+  assert.equal(resolveConfig(UP_SETTINGS, { env: { OUTPOST_PROXY_RESPONSE_TIMEOUT_MS: '700' } }, where).config.proxyResponseTimeoutMs, 700, 'outpost up too');
+  const cases: [ConfigInputs, string, string][] = [
+    [{ flags: { proxyResponseTimeoutMs: '0' } }, '--proxy-response-timeout=0: must be an integer of ms from 100 to 86400000', 'proxy-response-timeout'],
+    [{ env: { OUTPOST_PROXY_IDLE_TIMEOUT_MS: '15m' } }, 'OUTPOST_PROXY_IDLE_TIMEOUT_MS=15m: must be an integer of ms from 100 to 86400000', 'OUTPOST_PROXY_IDLE_TIMEOUT_MS'],
+    [{ file: file({ proxyIdleTimeoutMs: 86_400_001 }, '/etc/outpost/agent.yaml') }, 'proxyIdleTimeoutMs: 86400001 in /etc/outpost/agent.yaml: must be an integer of ms from 100 to 86400000', 'proxyIdleTimeoutMs'],
+    [{ file: file({ proxyResponseTimeoutMs: 1.5 }, '/etc/outpost/agent.yaml') }, 'proxyResponseTimeoutMs: 1.5 in /etc/outpost/agent.yaml: must be an integer of ms from 100 to 86400000', 'proxyResponseTimeoutMs'],
+  ];
+  for (const [inputs, message, at] of cases) {
+    const e = usage(() => agent(inputs));
+    assert.equal(e.code, 'E_USAGE');
+    assert.equal(e.message, message);
+    assert.equal(e.path, at);
+  }
+});
+
 test('a config file key the process does not take is refused, naming the key and the file', () => {
   const e = usage(() => server({ file: file({ listen: ':7070', prot: 7070, joinToken: 'x' }) }));
   assert.equal(e.code, 'E_USAGE');

@@ -202,7 +202,11 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
   /** `features`: the messages added within this major that the control plane takes (an agent sends none of them to one that does not: it would be refused) */
   z.object({ type: z.literal('welcome'), node: z.string().regex(NAME_RE), protocol: str(64).optional(), features: z.array(str(64)).max(64).optional() }),
   /** the node's whole assignment set; `version` changes whenever the set does, so an agent can skip one it holds */
-  z.object({ type: z.literal('assign'), replicas: z.array(assignmentSchema).max(MAX_LIST), version: str(128).optional() }),
+  z.object({
+    type: z.literal('assign'), replicas: z.array(assignmentSchema).max(MAX_LIST), version: str(128).optional(),
+    /** apps whose images to pull now, for replicas the autopilot is about to move here (feature `prepull`) */
+    prepull: z.array(assignmentSchema.pick({ app: true, specHash: true, spec: true, imageBytes: true })).max(64).optional(),
+  }),
   z.object({ type: z.literal('sites'), sites: z.array(siteSchema).max(MAX_LIST) }),
   /** `container`: one of a group's containers by name (default: the first) */
   z.object({ type: z.literal('logs'), reqId: str(64), replicaId: str(128), follow: z.boolean(), tail: z.number().int().nonnegative(), container: z.string().regex(NAME_RE).optional() }),
@@ -256,7 +260,7 @@ export const serverToAgentSchema = z.discriminatedUnion('type', [
 ]);
 
 /** The messages an agent of this version takes beyond the major's first ones (its register lists them; `routes` only with a proxy on). */
-export const AGENT_FEATURES = ['volumes.remove', 'exec', 'routes', 'demand.ack'] as const;
+export const AGENT_FEATURES = ['volumes.remove', 'exec', 'routes', 'demand.ack', 'prepull'] as const;
 
 export type ServerToAgent = z.infer<typeof serverToAgentSchema>;
 

@@ -199,3 +199,16 @@ test('the reconciler carries a move out: the successor first, on the target, the
   const d4 = decide(s, 'h', state([old]), {});
   assert.equal(d4.remove.length + d4.plan.placements.length, 0);
 });
+
+test('with a latency goal: a move when it meets the goal, one more replica when no placement of this many does', () => {
+  const goal = (autopilot: object = {}) => { const s = spec(autopilot); s.placement.maxLatencyMs = 5; return s; };
+  // a -> b: the move alone meets the goal: a move, not a second replica
+  const moved = run(goal(), (t) => ({ sites: t < 20_000 ? { a: 10 } : { b: 10 } }), 80_000);
+  assert.deepEqual(moved.decisions.map((d) => d.decision!.action), ['move']);
+  // split between b and c from a replica at b: no single node meets 5 ms for both: a replica is added at c
+  const split = run(goal(), () => ({ sites: { b: 10, c: 10 } }), 60_000, { start: ['nb'] });
+  assert.deepEqual(split.decisions.map((d) => [d.decision!.action, d.targets]), [['scale-out', ['nb', 'nc']]]);
+  assert.match(split.decisions[0]!.decision!.reason, /^c misses the 5 ms latency goal with 1 replica\(s\) wherever they go: 2 replicas, 1 ms planned against 13 ms/);
+  // without a goal, the same light load keeps one replica
+  assert.equal(run(spec(), () => ({ sites: { b: 10, c: 10 } }), 60_000, { start: ['nb'] }).decisions.length, 0);
+});

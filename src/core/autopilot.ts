@@ -154,12 +154,25 @@ export function evaluate(spec: AppSpec, st: AutopilotState | undefined, o: Obser
       recommended = n;
     }
   }
+  const best = demand.length > 0 && n > 0 ? m.best(demand, n) : null;
+  // the latency goal (placement.maxLatencyMs): when even the best placement of this many replicas leaves a
+  // site missing it, one more replica, within the range, if it brings the latency down by more than the threshold
+  const goal = spec.placement.maxLatencyMs;
+  let latencyFor: string | null = null;
+  if (goal !== undefined && best && recommended <= n && n < range.max && objectiveNow !== null && objectiveNow > 0) {
+    const missed = demand.filter((d) => (m.objective([d], best.nodes) ?? Infinity) > goal);
+    const add = missed.length > 0 ? m.add(demand, o.current, 1) : null;
+    if (add && add.objective !== null && (100 * (objectiveNow - add.objective)) / objectiveNow > cfg.thresholdPct) {
+      recommended = n + 1;
+      keptFor = null;
+      latencyFor = `${missed.map((d) => d.site).join(', ')} miss${missed.length === 1 ? 'es' : ''} the ${goal} ms latency goal with ${n} replica(s) wherever they go`;
+    }
+  }
   const unmet = needed > range.max && demand.length > 0 ? `the measured load needs ${needed} replicas at ${cfg.targetUtilisation * 100}% utilisation, more than maxReplicas (${range.max})` : null;
   mem.recs.push({ at: o.now, count: recommended });
   const keepMs = Math.max(reactMs, cfg.scaleInS * 1000);
   while (mem.recs.length > 0 && mem.recs[0]!.at < o.now - keepMs) mem.recs.shift();
 
-  const best = demand.length > 0 && n > 0 ? m.best(demand, n) : null;
   const ev: Evaluation = { at: o.now, phase: 'steady', message: '', demand, objectiveNow, objectiveBest: best?.objective ?? null, replicas, recommended, needed, unmet };
   const done = (phase: Evaluation['phase'], message: string, state: AutopilotState | null = null, decision: AutopilotDecision | null = null, targets: string[] | null = null): Outcome => ({ evaluation: { ...ev, phase, message }, state, decision, targets });
 
@@ -203,7 +216,7 @@ export function evaluate(spec: AppSpec, st: AutopilotState | undefined, o: Obser
     action = 'scale-out';
     targets = [...o.current, ...add.nodes];
     after = add.objective;
-    reason = `measured load ${round2(load)} replica(s) busy over ${n} replica(s): ${count} at ${cfg.targetUtilisation * 100}% utilisation`;
+    reason = latencyFor ? `${latencyFor}: ${count} replicas, ${after === null ? '?' : round2(after)} ms planned against ${objectiveNow === null ? '?' : round2(objectiveNow)} ms` : `measured load ${round2(load)} replica(s) busy over ${n} replica(s): ${count} at ${cfg.targetUtilisation * 100}% utilisation`;
   } else if (inWanted) {
     const count = Math.max(...window(cfg.scaleInS * 1000).map((r) => r.count));
     targets = leastNeeded(demand, o.current, count, m);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateApp } from './manifest.js';
-import { appRoute, routeKey, vantageOf, MAX_ROUTE_ENDPOINTS } from './routes.js';
+import { appRoute, rankFrom, recost, routeKey, vantageOf, MAX_ROUTE_ENDPOINTS } from './routes.js';
 import { node, replica } from './testkit.js';
 import type { NodeRecord } from './types.js';
 
@@ -52,4 +52,28 @@ test('at most the nearest 16 endpoints; the key changes with the order, not with
   assert.equal(routeKey(appRoute('site:a', app, reps, (n) => noisy[n])), before);
   const moved: Record<string, NodeRecord> = { ...nodes, n2: { ...nodes.n2!, declaredRttMs: { a: 0.5, b: 2 } } };
   assert.notEqual(routeKey(appRoute('site:a', app, reps, (n) => moved[n])), before);
+});
+
+test('recost: one node\'s new costs keep the ranking when the order holds, re-sort it when it moves, and give up when its endpoints differ', () => {
+  const reps = [up('web-0-0', 'n1'), up('web-1-1', 'n2'), up('web-2-2', 'n3'), up('web-3-3', 'n3')];
+  const ranked = rankFrom('site:a', app, reps, find);
+  assert.deepEqual(ranked.map((e) => e.replica), ['web-0-0', 'web-2-2', 'web-3-3', 'web-1-1']);
+  const onN3 = reps.filter((r) => r.node === 'n3');
+  const at = (ms: number): Record<string, NodeRecord> => ({ ...nodes, n3: { ...nodes.n3!, declaredRttMs: { a: ms, b: 9 } } });
+  const fresh = (ms: number, rs = onN3) => rankFrom('site:a', app, rs, (n) => at(ms)[n]);
+  // n3 from 9 ms to 15 ms: still between n1 (1) and n2 (20)
+  const kept = recost(ranked, 'n3', fresh(15))!;
+  assert.equal(kept.moved, false);
+  assert.deepEqual(kept.ranked.map((e) => [e.replica, e.predictedMs]), rankFrom('site:a', app, reps, (n) => at(15)[n]).map((e) => [e.replica, e.predictedMs]), 'the new costs, in the order a ranking from scratch gives');
+  // n3 to 25 ms: past n2
+  const moved = recost(kept.ranked, 'n3', fresh(25))!;
+  assert.equal(moved.moved, true);
+  assert.deepEqual(moved.ranked, rankFrom('site:a', app, reps, (n) => at(25)[n]));
+  // to 0.5 ms: first; ties with its own two replicas keep their order
+  assert.deepEqual(recost(moved.ranked, 'n3', fresh(0.5))!.ranked, rankFrom('site:a', app, reps, (n) => at(0.5)[n]));
+  // an unknown RTT goes last
+  const unknown: Record<string, NodeRecord> = { ...nodes, n3: { ...nodes.n3!, declaredRttMs: { b: 9 } } };
+  assert.deepEqual(recost(ranked, 'n3', rankFrom('site:a', app, onN3, (n) => unknown[n]))!.ranked, rankFrom('site:a', app, reps, (n) => unknown[n]));
+  assert.equal(recost(ranked, 'n3', fresh(15, onN3.slice(1))), null, 'a replica fewer: rank from scratch');
+  assert.equal(recost(ranked, 'n3', fresh(15, [...onN3, up('web-9-9', 'n3')])), null, 'a replica more: rank from scratch');
 });

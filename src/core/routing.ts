@@ -32,10 +32,13 @@ export function rankEndpoints(app: string, replicas: ReplicaRecord[], nodes: Nod
       rttMs: rtt ?? null,
     });
   }
-  return out.sort((a, b) => {
-    if (a.predictedMs === null || b.predictedMs === null) return a.predictedMs === null ? (b.predictedMs === null ? cmp(a.node, b.node) : 1) : -1;
-    return a.predictedMs - b.predictedMs || cmp(a.node, b.node);
-  });
+  return out.sort(nearer);
+}
+
+/** The ranking's order: lower predicted latency first, unknown last, then by node name. */
+export function nearer(a: RankedEndpoint, b: RankedEndpoint): number {
+  if (a.predictedMs === null || b.predictedMs === null) return a.predictedMs === null ? (b.predictedMs === null ? cmp(a.node, b.node) : 1) : -1;
+  return a.predictedMs - b.predictedMs || cmp(a.node, b.node);
 }
 
 /**

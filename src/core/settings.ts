@@ -8,6 +8,7 @@
 // Pure data and parsers: no I/O, no process state, so the CLI can declare its
 // flags from here without loading the config module or a YAML parser.
 import type { EnvName } from './environment.js';
+import { IDLE_LIMIT, RESPONSE_LIMIT, type ProxyLimit } from './proxy-limits.js';
 
 /** How a setting's text (a flag, a variable) or YAML value (a config file) becomes its value. */
 export interface Kind<T> {
@@ -226,6 +227,13 @@ const replicaIdentity = {
 /** The site proxy for exposed apps (src/agent/proxy, docs/routing.md). */
 const proxy = withDefault(oneOf(['on', 'off'] as const), 'on', { flag: '--proxy <mode>', meaning: 'the site proxy: on, every app with `expose` is served on its port at the bind address and forwarded to the nearest healthy replica; off, this node serves none (the control plane sends it no route tables)' });
 
+/** The site proxy's time limits (src/core/proxy-limits.ts, docs/routing.md). */
+const limitKind = (l: ProxyLimit) => num({ min: l.min, max: l.max, integer: true, unit: 'ms' });
+const proxyLimits = {
+  proxyResponseTimeoutMs: withDefault(limitKind(RESPONSE_LIMIT), RESPONSE_LIMIT.default, { flag: '--proxy-response-timeout <ms>', env: 'OUTPOST_PROXY_RESPONSE_TIMEOUT_MS', meaning: 'the site proxy answers 504 `E_UPSTREAM_TIMEOUT` when a replica has not begun its answer (or accepted a WebSocket upgrade) this long after the request was sent' }),
+  proxyIdleTimeoutMs: withDefault(limitKind(IDLE_LIMIT), IDLE_LIMIT.default, { flag: '--proxy-idle-timeout <ms>', env: 'OUTPOST_PROXY_IDLE_TIMEOUT_MS', meaning: 'the site proxy closes a spliced TCP or WebSocket connection with no byte either way this long' }),
+};
+
 /** The agent's DNS answers for exposed apps (src/agent/proxy/dns.ts, docs/routing.md#dns); off unless asked for. */
 const dnsListen = optional(listenKind, { flag: '--dns-listen <host:port>', defaultText: 'off', meaning: 'serve DNS (UDP and TCP) at this address: `APP.outpost` answers the address of the nearest healthy endpoint of an exposed app, by the route table the site proxy serves (TTL 5 s); names outside `outpost.` are refused. Needs `proxy` on. Port 53 needs the privilege to bind it' });
 
@@ -284,6 +292,7 @@ export const AGENT_SETTINGS = {
   hubMqttUrl,
   hubConfig,
   proxy,
+  ...proxyLimits,
   dnsListen,
   hubTls: withDefault(oneOf(['auto', 'on', 'off'] as const), 'auto', { flag: '--hub-tls <mode>', meaning: 'the hub\'s HTTPS and MQTT over TLS with the node\'s hub certificate (from the control plane\'s hub CA): on, off, or auto (on when --hub-bind is not loopback and the control plane is https; a hub config\'s own tls wins)' }),
   ...replicaIdentity,
@@ -313,6 +322,7 @@ export const UP_SETTINGS = {
   registryAuth,
   ...nodePolicy,
   proxy: { ...proxy, meaning: `${proxy.meaning} (on 127.0.0.1)` },
+  ...proxyLimits,
   demo: withDefault(bool, true, { flag: '--no-demo', flagHelp: 'do not deploy examples/sensor-stats', meaning: 'deploy examples/sensor-stats once up' }),
   nodeTimeoutMs,
   hubHttpPort,

@@ -98,7 +98,7 @@ export async function openControlPlane(o: ControlPlaneOptions): Promise<ControlP
   const { routes, drains } = wireRoutes(writer, assignments, apps, now, o.log);
   const demand = new Demand(state, now, o.log);
   return {
-    routes, drains, demand, autopilot: new Autopilot(writer, apps, demand, now, o.log),
+    routes, drains, demand, autopilot: new Autopilot(writer, apps, assignments, demand, now, o.log),
     secrets, tokens, identities, devices: new Devices(writer, now),
     apitokens: new ApiTokens(writer, now), audit: new AuditLog(o.store, o.log), events,
     store: o.store, state, writer, nodes, apps, changes, assignments,

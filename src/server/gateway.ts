@@ -447,15 +447,16 @@ export class AgentGateway {
     const set = this.cp.assignments.setFor(node);
     if (set.version === c.sent) return;
     c.sent = set.version;
-    send(c.ws, { type: 'assign', replicas: set.replicas, version: set.version });
+    send(c.ws, { type: 'assign', replicas: set.replicas, version: set.version, ...(set.prepull.length > 0 && c.features?.has('prepull') ? { prepull: set.prepull } : {}) });
   }
 
   /** Sends an approved node whose agent runs a site proxy its route table, when it changed since it was last sent one. */
   sendRoutes(node: string): void {
     const c = this.conns.get(node);
     if (!c?.registered || !c.features?.has('routes') || !this.cp.identities.get(node)?.approved) return;
-    const t = this.cp.routes.next(node);
-    if (t) send(c.ws, { type: 'routes', ...t });
+    // encoded by the Routes service: an entry once, a whole table once per vantage, not once per node
+    const text = this.cp.routes.nextText(node);
+    if (text && c.ws.readyState === c.ws.OPEN) c.ws.send(text);
   }
 
   /**

@@ -59,6 +59,8 @@ export class ServerMetrics {
           for (const [quantile, v] of [['0.5', f.totalMs.p50], ['0.95', f.totalMs.p95]] as const) if (v !== null) set({ app, site: f.site ?? '', quantile }, v / 1000);
         }
       },
+      outpost_autopilot_decisions_total: (set) => { for (const [key, v] of cp.autopilot.decisions) { const [app, action] = key.split(' ') as [string, string]; set({ app, action }, v); } },
+      outpost_autopilot_replicas: (set) => { for (const a of cp.state.list('apps')) if (a.spec.placement.autopilot) set({ app: a.name }, cp.apps.running(a).spec.replicas); },
       outpost_demand_reports_refused_total: (set) => { for (const [reason, v] of Object.entries(cp.demand.refused)) set({ reason }, v); },
       outpost_node_hub_points_received_total: (set) => this.hubs(set, (h) => h.pointsIn),
       outpost_node_hub_received_bytes_total: (set) => this.hubs(set, (h) => h.bytesIn),

@@ -13,12 +13,13 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Outcome } from './counters.js';
 import type { Upstream, Upstreams } from './upstreams.js';
+import { RESPONSE_LIMIT } from '../../core/proxy-limits.js';
 import { CONNECT_TIMEOUT_MS, connectFirst, splice } from './tcp.js';
 
 /** Hop-by-hop headers (RFC 9110 7.6.1): never forwarded. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
-/** a replica that has not begun its answer this long after the request was sent: 504 E_UPSTREAM_TIMEOUT */
-export const RESPONSE_TIMEOUT_MS = 60_000;
+/** a replica that has not begun its answer this long after the request was sent: 504 E_UPSTREAM_TIMEOUT (the agent's proxyResponseTimeoutMs) */
+export const RESPONSE_TIMEOUT_MS = RESPONSE_LIMIT.default;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 export interface HttpContext {

@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import type { OutpostError } from '../../core/errors.js';
+import type { ProxyOptions } from './proxy.js';
 import { freePort, get, proxyAt, raw, route, servers, serving, until, upstream } from './testkit.js';
 
 /** A replica that takes requests and never answers. */
@@ -36,6 +38,16 @@ test('a replica that does not begin its answer in time: 504 E_UPSTREAM_TIMEOUT, 
   assert.equal((r.json.error as { code: string }).code, 'E_UPSTREAM_TIMEOUT');
   assert.equal(p.counters.current().reduce((s, x) => s + x.errors, 0), 1);
   await p.stop();
+});
+
+test('limits out of bounds are refused before anything listens: E_INVALID naming the setting', () => {
+  const cases: [Partial<ProxyOptions>, string][] = [
+    [{ responseMs: 0 }, 'proxyResponseTimeoutMs'], [{ responseMs: 1.5e3 + 0.5 }, 'proxyResponseTimeoutMs'], [{ responseMs: 2 ** 31 }, 'proxyResponseTimeoutMs'],
+    [{ idleMs: -1 }, 'proxyIdleTimeoutMs'], [{ idleMs: NaN }, 'proxyIdleTimeoutMs'],
+  ];
+  for (const [o, name] of cases) {
+    assert.throws(() => proxyAt(o), (e: OutpostError) => e.code === 'E_INVALID' && e.path === name && e.message.startsWith(`${name}: must be an integer of ms from 100 to 86400000`), JSON.stringify(o));
+  }
 });
 
 test('a replica that does not answer an upgrade in time: 504 E_UPSTREAM_TIMEOUT', async () => {

@@ -11,6 +11,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { AppRoute } from '../../core/routes.js';
 import type { ProxyListener } from '../../core/types.js';
+import { IDLE_LIMIT, RESPONSE_LIMIT, proxyLimit } from '../../core/proxy-limits.js';
 import { ProxyCounters } from './counters.js';
 import { httpServer } from './http.js';
 import { tcpServer } from './tcp.js';
@@ -31,9 +32,9 @@ export interface ProxyOptions {
   changed: (listeners: ProxyListener[]) => void;
   /** the counters' window, ms (default 10 s; tests shorten it) */
   windowMs?: number;
-  /** a replica's answer must begin within this (RESPONSE_TIMEOUT_MS by default) */
+  /** a replica's answer must begin within this (the agent's proxyResponseTimeoutMs; 60 s by default) */
   responseMs?: number;
-  /** a spliced TCP or WebSocket connection idle this long is closed (IDLE_TIMEOUT_MS by default) */
+  /** a spliced TCP or WebSocket connection idle this long is closed (the agent's proxyIdleTimeoutMs; 15 min by default) */
   idleMs?: number;
 }
 
@@ -68,6 +69,8 @@ export class SiteProxy {
   private readonly servers = new Set<http.Server | net.Server>();
 
   constructor(private readonly o: ProxyOptions) {
+    // out of bounds: E_INVALID naming the setting, before anything listens
+    this.o = { ...o, responseMs: proxyLimit(RESPONSE_LIMIT, o.responseMs), idleMs: proxyLimit(IDLE_LIMIT, o.idleMs) };
     this.counters = new ProxyCounters(Date.now, undefined, o.windowMs);
   }
 

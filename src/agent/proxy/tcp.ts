@@ -5,12 +5,13 @@
 // client's connection is closed. The HTTP listener's upgrades (WebSocket)
 // take the same path once their request head is written.
 import net from 'node:net';
+import { IDLE_LIMIT } from '../../core/proxy-limits.js';
 import type { Outcome } from './counters.js';
 import type { Upstream, Upstreams } from './upstreams.js';
 
 export const CONNECT_TIMEOUT_MS = 1000;
-/** a spliced connection (TCP, WebSocket) with no byte either way this long is closed */
-export const IDLE_TIMEOUT_MS = 15 * 60_000;
+/** a spliced connection (TCP, WebSocket) with no byte either way this long is closed (the agent's proxyIdleTimeoutMs) */
+export const IDLE_TIMEOUT_MS = IDLE_LIMIT.default;
 
 export interface TcpContext {
   upstreams: Upstreams;

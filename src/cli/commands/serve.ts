@@ -129,6 +129,7 @@ export async function runAgent(given: GivenSettings): Promise<void> {
     probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, demandWindowMs: c.demandWindowMs,
     stateDir: dir, hub: hub.hub, hubStreams: hub.streams, hubNames,
     policy: { devices: c.allowDevices, hostPaths: c.allowHostPaths, privileged: c.allowPrivileged }, proxy: c.proxy === 'on',
+    proxyResponseTimeoutMs: c.proxyResponseTimeoutMs, proxyIdleTimeoutMs: c.proxyIdleTimeoutMs,
   });
   agent.on('fatal', (e: OutpostError) => {
     process.stderr.write(`error ${e.code}: ${e.message}\n`);
@@ -185,6 +186,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
     server: server.url, joinToken: await server.createJoinToken({ ttlMs: 600_000, uses: 1, note: 'outpost up' }), identityDir: agentDir, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
     probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, demandWindowMs: c.demandWindowMs, hub: h.hub, hubStreams: h.streams,
     policy: { devices: c.allowDevices, hostPaths: c.allowHostPaths, privileged: c.allowPrivileged }, proxy: c.proxy === 'on',
+    proxyResponseTimeoutMs: c.proxyResponseTimeoutMs, proxyIdleTimeoutMs: c.proxyIdleTimeoutMs,
   });
   agent.on('fatal', (e: Error) => log.error(e.message));
   const connected = new Promise<void>((r) => agent!.once('connected', r));

@@ -15,9 +15,14 @@ import type { State } from '../state.js';
 
 export interface AssignmentSet {
   replicas: Assignment[];
+  /** apps whose images the node pulls ahead of the autopilot's move onto it */
+  prepull: Prepull[];
   /** a hash of the set: equal versions, equal sets */
   version: string;
 }
+
+/** An app whose images a node pulls before a replica of it is placed there. */
+export type Prepull = Pick<Assignment, 'app' | 'specHash' | 'spec' | 'imageBytes'>;
 
 export class Assignments {
   private dirty = new Set<string>();
@@ -75,15 +80,28 @@ export class Assignments {
         const secrets = this.secretsOf(spec);
         // sealed with a key this instance does not hold yet (another rotated it):
         // the node keeps what it has until the key arrives (Secrets.onKeys)
-        if (!secrets) return this.sent.get(node) ?? { replicas: [], version: 'held' };
+        if (!secrets) return this.sent.get(node) ?? { replicas: [], prepull: [], version: 'held' };
         a.secrets = secrets;
       }
       replicas.push(a);
       h.update(`${a.id} ${a.specHash} ${a.imageBytes} ${a.secrets?.map((x) => `${x.name}@${x.version}`).join(',') ?? ''}${a.draining ? ' draining' : ''}\n`);
     }
-    const set = { replicas, version: h.digest('base64url').slice(0, 16) };
+    const prepull = this.prepullFor(node, rec ? factsOf(rec) : null, catalog, have);
+    for (const p of prepull) h.update(`prepull ${p.app} ${p.specHash}\n`);
+    const set = { replicas, prepull, version: h.digest('base64url').slice(0, 16) };
     if (replicas.some((a) => a.secrets)) this.sent.set(node, set); else this.sent.delete(node);
     return set;
+  }
+
+  /** The apps the autopilot moves onto this node that wait for its pull (AppRecord.autopilot.prepull). */
+  private prepullFor(node: string, facts: ReturnType<typeof factsOf> | null, catalog: Record<string, { layers: Layer[] }>, have: Layer[]): Prepull[] {
+    const out: Prepull[] = [];
+    for (const a of this.state.list('apps')) {
+      if (!a.autopilot?.prepull?.nodes.includes(node)) continue;
+      const spec = facts ? runSpec(a.spec, facts) : a.spec;
+      out.push({ app: a.name, specHash: a.specHash, spec, imageBytes: missingImagesBytes(catalog, imagesOf(spec), have) });
+    }
+    return out;
   }
 
   /**

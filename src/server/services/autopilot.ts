@@ -21,6 +21,7 @@ import { effectiveRtt } from '../../core/live.js';
 import type { AppRecord, AutopilotState } from '../../core/types.js';
 import type { Writer } from '../writer.js';
 import type { Apps } from './apps.js';
+import type { Assignments } from './assignments.js';
 import type { Demand } from './demand.js';
 
 export const AUTOPILOT_TICK_MS = 2000;
@@ -31,8 +32,10 @@ export class Autopilot {
   /** the unmet message last told per app */
   private readonly toldUnmet = new Map<string, string | null>();
   private busy = false;
+  /** decisions made here, by `app action` (a counter) */
+  readonly decisions = new Map<string, number>();
 
-  constructor(private readonly w: Writer, private readonly apps: Apps, private readonly demand: Demand, private readonly now: () => number, private readonly log: Logger) {}
+  constructor(private readonly w: Writer, private readonly apps: Apps, private readonly assignments: Assignments, private readonly demand: Demand, private readonly now: () => number, private readonly log: Logger) {}
 
   /** One evaluation of every app with an autopilot (the leader's; on other instances the writes are refused and nothing changes). */
   async tick(): Promise<void> {
@@ -105,7 +108,10 @@ export class Autopilot {
       const doc = next === app.autopilot ? cur : { ...cur, autopilot: next };
       return { changes: doc === cur ? [] : [{ kind: 'apps' as const, key: app.name, doc }], events, result: undefined };
     }, { leader: true });
-    if (out.state) this.log.info({ app: app.name, action: out.decision?.action, targets: out.state.targets }, 'autopilot decided');
+    if (out.state && out.decision) this.decisions.set(`${app.name} ${out.decision.action}`, (this.decisions.get(`${app.name} ${out.decision.action}`) ?? 0) + 1);
+    if (out.state) this.log.info({ app: app.name, action: out.decision?.action, targets: out.state.targets, prepull: out.state.prepull?.nodes }, 'autopilot decided');
+    // the nodes that pull ahead hear of it (or that they no longer need to) in their assignment sets
+    this.assignments.touch([...(next?.prepull?.nodes ?? []), ...(app.autopilot?.prepull?.nodes ?? [])]);
     this.apps.mark([app.name]);
   }
 
@@ -157,7 +163,9 @@ export class Autopilot {
     const specs = new Map(cs.specs);
     const mine = cs.replicas.filter((r) => r.app === app.name);
     const clusterWithout = (keep: string[]) => new Cluster(liveSnapshot(cs.nodes, cs.replicas, specs, cs.sites, app.spec, new Set(mine.filter((r) => !keep.includes(r.node)).map((r) => r.id)), cs.now, cs.images));
-    const empty = clusterWithout([]);
+    // built on first use: an app with no requests measured needs no model
+    let built: Cluster | null = null;
+    const empty = () => (built ??= clusterWithout([]));
     const withDemand = (demand: DemandPoint[], replicas: number): AppSpec => ({ ...app.spec, replicas, placement: { ...app.spec.placement, demand, autopilot: undefined } });
     const attempt = <T>(f: () => T): T | null => {
       try {
@@ -168,9 +176,9 @@ export class Autopilot {
       }
     };
     return {
-      objective: (demand, nodes) => attempt(() => plan(empty, withDemand(demand, nodes.length), { kept: nodes, count: 0, explain: false }).objective) ?? null,
+      objective: (demand, nodes) => attempt(() => plan(empty(), withDemand(demand, nodes.length), { kept: nodes, count: 0, explain: false }).objective) ?? null,
       best: (demand, count) => attempt(() => {
-        const p = plan(empty, withDemand(demand, count), { count, explain: false });
+        const p = plan(empty(), withDemand(demand, count), { count, explain: false });
         return { nodes: p.placements.map((x) => x.node), objective: p.objective };
       }),
       add: (demand, kept, count) => attempt(() => {
