@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEMAND_LIMITS, DemandBook, compare, type DemandEntry, type DemandWindow } from './demand.js';
+import { DEMAND_LIMITS, DemandBook, compare, withProxyRtt, type DemandEntry, type DemandWindow } from './demand.js';
+import { effectiveRtt } from './live.js';
+import { node } from './testkit.js';
 import { LogHistogram } from './sketch.js';
 
 const T0 = 1_800_000_000_000;
@@ -95,4 +97,27 @@ test('compare: measured sites next to the declared ones (a site declared and not
   assert.ok(e2!.modelErrorPct! > 15 && e2!.modelErrorPct! < 25, String(e2!.modelErrorPct));
   assert.deepEqual([e3!.node, e3!.errorPct, e3!.predictedMs, e3!.modelErrorPct], ['e3', 50, null, null]);
   assert.deepEqual([v.spanS, v.rateS], [600, 60]);
+});
+
+test('the proxies\' connects calibrate RTTs: per node and site of the proxies, every app together, enough connects only; declared RTTs still win', () => {
+  const b = new DemandBook();
+  const now = T0 + 20_000;
+  const withConnects = (app: string, node: string, connects: number[]): DemandEntry => {
+    const e = entry(app, node, many(connects.length, 50));
+    const c = new LogHistogram();
+    for (const x of connects) c.add(x);
+    return { ...e, connect: c.toJSON() };
+  };
+  assert.ok(b.add('p1', 's1', win(T0, [withConnects('web', 'e2', many(6, 40)), withConnects('api', 'e2', many(6, 40)), withConnects('web', 'e3', many(3, 5))]), now).ok);
+  assert.ok(b.add('p2', 's2', win(T0, [withConnects('web', 'e2', many(12, 0.2))]), now).ok);
+  const rtt = b.connectRtt(now);
+  // e2 from s1: 12 connects of two apps at 40 ms; from s2: 12 at 0.2 ms; e3: 3 connects, too few
+  assert.ok(Math.abs(rtt.get('e2')!.s1! - 40) <= 2, String(rtt.get('e2')!.s1));
+  assert.ok(Math.abs(rtt.get('e2')!.s2! - 0.2) <= 0.01);
+  assert.equal(rtt.has('e3'), false);
+  const nodes = withProxyRtt([node('e2', { rttMs: { s1: 20, s3: 7 }, declaredRttMs: { s2: 3 } }), node('e3', { rttMs: { s1: 5 } })], rtt);
+  assert.ok(Math.abs(effectiveRtt(nodes[0]!).s1! - 40) <= 2, 'the proxies\' figure replaces the probe\'s');
+  assert.equal(effectiveRtt(nodes[0]!).s2, 3, 'a declared RTT wins');
+  assert.equal(effectiveRtt(nodes[0]!).s3, 7, 'a pair without connects keeps the probe\'s');
+  assert.deepEqual(nodes[1]!.rttMs, { s1: 5 });
 });

@@ -9,6 +9,7 @@
 // with what the model predicts (compare). Pure: the caller gives the time.
 import { LogHistogram, type SketchDoc } from './sketch.js';
 import type { AppSpec } from './manifest.js';
+import type { NodeRecord } from './types.js';
 
 type DemandPoint = AppSpec['placement']['demand'][number];
 
@@ -82,6 +83,8 @@ interface Tally {
   requests: number;
   errors: number;
   total: LogHistogram;
+  /** per route: the proxies' TCP connects to the node (new connections only: a kept-alive one connects once) */
+  connect?: LogHistogram;
 }
 
 /** One window start of one (app, site), every reporting node's entries merged into it as they come. */
@@ -231,6 +234,39 @@ export class DemandBook {
     return { sites, coveredMs: first === Infinity ? 0 : Math.max(0, now - Math.max(first, this.began)) };
   }
 
+  /**
+   * The RTTs the site proxies measured: per node, per site of the proxies,
+   * the median of their TCP connects to it over the span kept, every app's
+   * together; only pairs with at least `minConnects` connects.
+   */
+  connectRtt(now: number, minConnects = 10): Map<string, Record<string, number>> {
+    this.prune(now);
+    const by = new Map<string, LogHistogram>();
+    for (const [key, series] of this.byKey) {
+      const site = key.slice(key.indexOf('\u0000') + 1);
+      if (site === '') continue;
+      for (const b of series.buckets.values()) {
+        for (const [node, r] of b.routes) {
+          if (!r.connect || r.connect.n === 0) continue;
+          const k = `${node}\u0000${site}`;
+          let h = by.get(k);
+          if (!h) by.set(k, (h = new LogHistogram()));
+          h.merge(r.connect);
+        }
+      }
+    }
+    const out = new Map<string, Record<string, number>>();
+    for (const [k, h] of by) {
+      const p50 = h.quantile(0.5);
+      if (h.n < minConnects || p50 === null) continue;
+      const [node, site] = k.split('\u0000') as [string, string];
+      const row = out.get(node) ?? {};
+      row[site] = round3(p50);
+      out.set(node, row);
+    }
+    return out;
+  }
+
   /** Every (app, site) with windows: for the metrics. */
   all(now: number): { app: string; figures: SiteDemandFigures }[] {
     this.prune(now);
@@ -281,8 +317,9 @@ function merge(series: Series, reporter: string, w: DemandWindow, e: DemandEntry
   b.firstByte.merge(e.firstByte);
   if (e.node !== '') {
     let r = b.routes.get(e.node);
-    if (!r) b.routes.set(e.node, (r = { requests: 0, errors: 0, total: new LogHistogram() }));
+    if (!r) b.routes.set(e.node, (r = { requests: 0, errors: 0, total: new LogHistogram(), connect: new LogHistogram() }));
     add(r, e);
+    r.connect!.merge(e.connect);
   }
   series.reporters.set(reporter, Math.max(series.reporters.get(reporter) ?? 0, end));
 }
@@ -383,4 +420,18 @@ export function compare(app: string, measured: SiteDemandFigures[], declared: De
   }
   const sites = [...bySite.values()].sort(bySiteName);
   return { app, spanS: DEMAND_LIMITS.retentionMs / 1000, rateS: DEMAND_LIMITS.rateMs / 1000, sites };
+}
+
+/**
+ * Nodes with the RTTs the proxies measured in place of their probes' (an
+ * operator's declared RTT still wins: effectiveRtt): the model calibrated by
+ * traffic. A proxy's connect is the part of a request's path that depends on
+ * the node it goes to; the client's hop to its proxy is the same whichever.
+ */
+export function withProxyRtt(nodes: NodeRecord[], rtt: Map<string, Record<string, number>>): NodeRecord[] {
+  if (rtt.size === 0) return nodes;
+  return nodes.map((n) => {
+    const row = rtt.get(n.name);
+    return row ? { ...n, rttMs: { ...n.rttMs, ...row } } : n;
+  });
 }

@@ -132,7 +132,8 @@ export class Autopilot {
       const seconds = s.seconds;
       for (const r of s.routes) {
         const node = this.w.state.node(r.node);
-        const rtt = node ? effectiveRtt(node)[s.site] : undefined;
+        // the path the proxies measured: their connects where they made enough, else the probes'
+        const rtt = node ? effectiveRtt(this.demand.calibrated([node])[0]!)[s.site] : undefined;
         const e = per.get(r.node) ?? { rps: 0, weighted: 0, n: 0 };
         if (seconds > 0) e.rps += r.requests / seconds;
         // the proxy's latency less the path to the node: the replica's own time
@@ -159,7 +160,9 @@ export class Autopilot {
 
   /** The planner over the fleet as it is now, the app's own replicas' room counted free. */
   private model(app: AppRecord): Model {
-    const cs = this.apps.clusterState();
+    const cs0 = this.apps.clusterState();
+    // the RTTs the proxies measured stand in for the probes' where they have connected
+    const cs = { ...cs0, nodes: this.demand.calibrated(cs0.nodes) };
     const specs = new Map(cs.specs);
     const mine = cs.replicas.filter((r) => r.app === app.name);
     const clusterWithout = (keep: string[]) => new Cluster(liveSnapshot(cs.nodes, cs.replicas, specs, cs.sites, app.spec, new Set(mine.filter((r) => !keep.includes(r.node)).map((r) => r.id)), cs.now, cs.images));

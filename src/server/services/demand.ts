@@ -8,7 +8,8 @@
 // fills within a minute. A report whose clock or figures cannot be true is
 // dropped, counted by reason and logged.
 import type { Logger } from 'pino';
-import { DemandBook, compare, type DemandView, type DemandWindow, type DemandRefusal } from '../../core/demand.js';
+import { DemandBook, compare, withProxyRtt, type DemandView, type DemandWindow, type DemandRefusal } from '../../core/demand.js';
+import type { NodeRecord } from '../../core/types.js';
 import { OutpostError } from '../../core/errors.js';
 import { rankEndpoints } from '../../core/routing.js';
 import type { State } from '../state.js';
@@ -42,7 +43,7 @@ export class Demand {
     if (!a) throw new OutpostError('E_NOT_FOUND', `no app named "${app}"`);
     const declared = a.spec.placement.demand;
     const replicas = this.state.appReplicas(app);
-    const nodes = [...new Set(replicas.map((r) => r.node))].map((n) => this.state.node(n)).filter((n) => n !== undefined);
+    const nodes = this.calibrated([...new Set(replicas.map((r) => r.node))].map((n) => this.state.node(n)).filter((n) => n !== undefined));
     const ranked = new Map<string, ReturnType<typeof rankEndpoints>>();
     const predicted = (site: string | null, node: string): number | null => {
       if (site === null) return null;
@@ -52,6 +53,15 @@ export class Demand {
     };
     return compare(app, this.book.sites(app, this.now()), declared, predicted);
   }
+
+  /** Nodes with the RTTs the proxies measured to them in place of their probes' (declared ones still win), worked out at most once a second. */
+  calibrated(nodes: NodeRecord[]): NodeRecord[] {
+    const t = this.now();
+    if (!this.rtt || t - this.rtt.at >= 1000) this.rtt = { at: t, by: this.book.connectRtt(t) };
+    return withProxyRtt(nodes, this.rtt.by);
+  }
+
+  private rtt: { at: number; by: Map<string, Record<string, number>> } | null = null;
 
   /**
    * Every app's sites, for the metrics (windows of apps removed meanwhile are
