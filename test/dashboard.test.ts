@@ -306,7 +306,8 @@ describe('the dashboard in Chromium', { skip }, () => {
     await startAgent(NODE_D, ['--site', DEMAND_SITE, '--advertise', PROXY_ADDR, '--bind', PROXY_ADDR], { OUTPOST_DEMAND_WINDOW_MS: '1000' });
     await cp.client.declareRtt(NODE_D, { [DEMAND_SITE]: 2 });
     const port = await freePort(PROXY_ADDR);
-    const manifest = { ...app(DEMAND_APP, NODE_D), expose: { port }, placement: { nodes: [NODE_D], demand: [{ site: DEMAND_SITE, rps: 20, items: 1 }] } };
+    // with an autopilot in dry run: its panel heads the tab
+    const manifest = { ...app(DEMAND_APP, NODE_D), expose: { port }, placement: { nodes: [NODE_D], demand: [{ site: DEMAND_SITE, rps: 20, items: 1 }], autopilot: { reactionS: 2, dryRun: true } } };
     const r = await cli(['deploy', '-f', writeManifest(work, DEMAND_APP, manifest), '--wait', '--timeout', '120'], env);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const ask = async (): Promise<number> => { const res = await fetch(`http://${PROXY_ADDR}:${port}/healthz`); await res.text(); return res.status; };
@@ -331,6 +332,11 @@ describe('the dashboard in Chromium', { skip }, () => {
     assert.match(cells[7]!, /^\d+\.\d%$/, 'model error');
     // one route: the median is its error
     assert.equal(await page.getByTestId('demand-model-error').innerText(), cells[7]);
+    // the autopilot's panel: what it does now (evaluated every 2 s), and no decision in a dry run with one node to run on
+    assert.match(await page.getByTestId('autopilot').innerText(), /^Autopilot \(dry run/);
+    await page.getByTestId('autopilot-phase').waitFor({ timeout: 15_000 });
+    assert.match(await page.getByTestId('autopilot-phase').innerText(), /^(warming-up|idle|steady|waiting)$/);
+    assert.equal(await page.getByTestId('autopilot-last').innerText(), 'No decision yet.');
     await cli(['rm', DEMAND_APP], env);
     clean(t);
   });

@@ -212,3 +212,19 @@ test('with a latency goal: a move when it meets the goal, one more replica when 
   // without a goal, the same light load keeps one replica
   assert.equal(run(spec(), () => ({ sites: { b: 10, c: 10 } }), 60_000, { start: ['nb'] }).decisions.length, 0);
 });
+
+test('utilisation per route: a far site\'s steadily longer path is not load; its own latency growing is', () => {
+  const s = spec({ maxReplicas: 2, reactionS: 4 });
+  const mem = newMemory();
+  const at = (t: number, routes: { site: string; requests: number; serviceMs: number }[]) => evaluate(s, undefined, {
+    now: 1_000_000 + t, sites: routes.map((r) => ({ site: r.site, rps: r.requests / 10 })), current: ['nb'], ready: 1, coveredMs: 60_000 + t,
+    replicas: [{ node: 'nb', rps: 20, serviceMs: null, routes }],
+  }, model(), mem);
+  // site b close by: 1 ms; then site a's requests too, whose path adds 2 ms the RTT does not show
+  at(0, [{ site: 'b', requests: 100, serviceMs: 1 }]);
+  const mixed = at(2000, [{ site: 'b', requests: 100, serviceMs: 1 }, { site: 'a', requests: 100, serviceMs: 3 }]);
+  assert.equal(mixed.evaluation.replicas[0]!.utilisation, 0, 'each route against its own unloaded latency');
+  // both routes' latency quadruples: busy
+  const busy = at(4000, [{ site: 'b', requests: 100, serviceMs: 4 }, { site: 'a', requests: 100, serviceMs: 12 }]);
+  assert.equal(busy.evaluation.replicas[0]!.utilisation, 0.75);
+});

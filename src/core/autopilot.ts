@@ -34,13 +34,20 @@ export function effectiveSpec(spec: AppSpec, st: AutopilotState | undefined, now
   return { spec: { ...spec, replicas, placement: { ...spec.placement, demand } }, targets: prepulling ? null : st.targets };
 }
 
+/** One site's requests to a replica: how many, and their median service time (the proxies' latency less the path), ms. */
+export interface RouteService {
+  site: string;
+  requests: number;
+  serviceMs: number | null;
+}
+
 /** What the proxies measured for one app over the observation span. */
 export interface Observation {
   now: number;
   /** requests per second per site (sites with none may be left out) */
   sites: { site: string; rps: number }[];
   /** per node running a replica: the rate it answered and its median service time (request latency at the proxy less the RTT), ms; null without enough requests */
-  replicas: { node: string; rps: number; serviceMs: number | null }[];
+  replicas: { node: string; rps: number; serviceMs: number | null; routes?: RouteService[] }[];
   /** the nodes of the app's current replicas (its revision, not retiring) and how many of them are ready */
   current: string[];
   ready: number;
@@ -64,7 +71,7 @@ export interface Model {
 export interface AutopilotMemory {
   /** since when the placement has been worse than the plan for the measured demand by more than the threshold */
   driftSince: number | null;
-  /** per node, recent median service times [at, ms]: the least of the last ten minutes is its unloaded latency */
+  /** per node (or per `node site` route), recent median service times [at, ms]: the least of the last ten minutes is the unloaded latency */
   service: Map<string, [number, number][]>;
   /** the replica counts recommended, newest last */
   recs: { at: number; count: number }[];
@@ -256,20 +263,48 @@ export function evaluate(spec: AppSpec, st: AutopilotState | undefined, o: Obser
 /** how long a move waits for its pre-pulls at most */
 export const PREPULL_MS = 120_000;
 
-/** Each replica's utilisation: 1 - unloaded / current service time (M/M/1), from the least service time of the last ten minutes. */
+/**
+ * Each replica's utilisation: 1 - unloaded / current service time (M/M/1),
+ * the unloaded one the least of the last ten minutes. Judged per route (site
+ * -> node) where the proxies' figures come per route: each path's own
+ * overheads (a payload's extra round trips over a long link) are then in both
+ * terms; the replica's utilisation is its routes', weighted by requests.
+ */
 function utilisation(o: Observation, mem: AutopilotMemory): Evaluation['replicas'] {
-  for (const node of [...mem.service.keys()]) if (!o.current.includes(node)) mem.service.delete(node);
-  return o.current.map((node) => {
-    const r = o.replicas.find((x) => x.node === node);
-    let samples = mem.service.get(node);
-    if (r?.serviceMs != null) {
-      if (!samples) mem.service.set(node, (samples = []));
-      samples.push([o.now, r.serviceMs]);
+  const alive = new Set(o.current);
+  for (const key of [...mem.service.keys()]) if (!alive.has(key.split(' ')[0]!)) mem.service.delete(key);
+  const judge = (key: string, serviceMs: number | null): { unloaded: number | null; u: number | null } => {
+    let samples = mem.service.get(key);
+    if (serviceMs !== null) {
+      if (!samples) mem.service.set(key, (samples = []));
+      samples.push([o.now, serviceMs]);
     }
     while (samples && samples.length > 0 && samples[0]![0] < o.now - UNLOADED_SPAN_MS) samples.shift();
-    const unloaded = samples && samples.length > 0 ? Math.min(...samples.map((s) => s[1])) : null;
-    const serviceMs = r?.serviceMs ?? null;
+    const unloaded = samples && samples.length > 0 ? Math.min(...samples.map((x) => x[1])) : null;
     const u = serviceMs !== null && unloaded !== null && serviceMs > 0 ? Math.min(1, Math.max(0, 1 - unloaded / serviceMs)) : null;
+    return { unloaded, u };
+  };
+  return o.current.map((node) => {
+    const r = o.replicas.find((x) => x.node === node);
+    const serviceMs = r?.serviceMs ?? null;
+    let unloaded: number | null;
+    let u: number | null;
+    if (r?.routes && r.routes.length > 0) {
+      let w = 0;
+      let sumU = 0;
+      let sumBase = 0;
+      for (const rt of r.routes) {
+        const j = judge(`${node} ${rt.site}`, rt.serviceMs);
+        if (j.u === null || j.unloaded === null) continue;
+        w += rt.requests;
+        sumU += rt.requests * j.u;
+        sumBase += rt.requests * j.unloaded;
+      }
+      u = w > 0 ? sumU / w : null;
+      unloaded = w > 0 ? sumBase / w : null;
+    } else {
+      ({ unloaded, u } = judge(node, serviceMs));
+    }
     return { node, rps: round2(r?.rps ?? 0), serviceMs: serviceMs === null ? null : round2(serviceMs), unloadedMs: unloaded === null ? null : round2(unloaded), utilisation: u === null ? null : round2(u) };
   });
 }

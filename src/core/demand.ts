@@ -206,18 +206,30 @@ export class DemandBook {
    * and how long this book has held windows of the app (0 after a restart).
    */
   recent(app: string, now: number, spanMs: number): RecentDemand {
-    const sites: RecentDemand['sites'] = [];
+    const mine = [...this.byKey].filter(([key]) => key.slice(0, key.indexOf('\u0000')) === app);
+    // anchored at the newest window the app's proxies reported, so that windows longer than the span still count
+    // (10 s windows arrive every 10 s); a newest window older than the span and two windows is stale: no demand now
+    let newest = -Infinity;
+    let longest = 0;
     let first = Infinity;
-    for (const [key, series] of this.byKey) {
-      const [a, site] = key.split('\u0000') as [string, string];
-      if (a !== app) continue;
+    for (const [, series] of mine) {
+      for (const [start, b] of series.buckets) {
+        newest = Math.max(newest, b.end);
+        longest = Math.max(longest, b.end - start);
+        first = Math.min(first, start);
+      }
+    }
+    const stale = newest < now - spanMs - 2 * longest;
+    const from0 = Math.min(newest - spanMs, newest - longest + 1);
+    const sites: RecentDemand['sites'] = [];
+    for (const [key, series] of mine) {
+      const site = key.slice(key.indexOf('\u0000') + 1);
       let requests = 0;
       let from = Infinity;
       let to = -Infinity;
       const routes = new Map<string, Tally>();
       for (const [start, b] of series.buckets) {
-        first = Math.min(first, start);
-        if (b.end <= now - spanMs) continue;
+        if (stale || b.end <= from0) continue;
         requests += b.requests;
         from = Math.min(from, start);
         to = Math.max(to, b.end);
@@ -227,7 +239,7 @@ export class DemandBook {
           add(t, r);
         }
       }
-      // the rate over the windows' own span (the newest window is a few seconds old when it arrives)
+      // the rate over the windows' own span
       const seconds = to > from ? (to - from) / 1000 : spanMs / 1000;
       sites.push({ site, rps: round3(requests / seconds), seconds, routes: [...routes].map(([node, t]) => ({ node, requests: t.requests, p50: t.total.quantile(0.5) })) });
     }
@@ -375,8 +387,10 @@ function round3(x: number): number {
 
 /** A route as measured, against the model. */
 export interface RouteDemand extends RouteFigures {
-  /** the model's T_request from the site to the node's nearest routable replica, as GET /v1/apps/NAME/endpoints computes it (null: none routable, or no RTT known) */
+  /** the model's T_request from the site to the node's nearest routable replica, as GET /v1/apps/NAME/endpoints computes it (RTT, the proxies' connects where they made enough, + items x per-item cost), plus `overheadMs` (null: none routable, or no RTT known) */
   predictedMs: number | null;
+  /** the app's fixed cost per request the route's prediction adds (HTTP, the proxy, the replica's own handling: what RTT + items x per-item cost leaves out), learnt from the app's other routes: the median of their measured p50 less their model figure, each with at least 100 requests; 0 when no other route has as many */
+  overheadMs: number;
   /** abs(predicted - measured p50) / measured p50, % */
   modelErrorPct: number | null;
 }
@@ -405,14 +419,26 @@ export interface DemandView {
 export function compare(app: string, measured: SiteDemandFigures[], declared: DemandPoint[], predicted: (site: string | null, node: string) => number | null): DemandView {
   const none: Quantiles = { p50: null, p95: null };
   const bySite = new Map<string, SiteDemand>();
-  for (const f of measured) {
-    const routes = f.routes.map((r) => {
-      const p = predicted(f.site, r.node);
-      const m = r.totalMs.p50;
-      return { ...r, predictedMs: p, modelErrorPct: p === null || !m ? null : round3((100 * Math.abs(p - m)) / m) };
-    });
-    bySite.set(f.site ?? '', { ...f, declared: null, routes });
-  }
+  // what RTT + items x per-item cost leaves out, per route: learnt from the others (leave one out), so that no
+  // route's prediction is fitted to its own measurement
+  const raw = measured.flatMap((f) => f.routes.map((r) => ({ f, r, model: predicted(f.site, r.node) })));
+  const residual = raw.map(({ r, model }) => (model !== null && r.totalMs.p50 !== null && r.requests >= 100 ? r.totalMs.p50 - model : null));
+  const overhead = (i: number): number => {
+    const others = residual.filter((x, j): x is number => j !== i && x !== null).sort((a, b) => a - b);
+    if (others.length === 0) return 0;
+    const mid = others.length >> 1;
+    return round3(Math.max(0, others.length % 2 ? others[mid]! : (others[mid - 1]! + others[mid]!) / 2));
+  };
+  raw.forEach(({ f, r, model }, i) => {
+    const o = overhead(i);
+    const p = model === null ? null : round3(model + o);
+    const m = r.totalMs.p50;
+    const route: RouteDemand = { ...r, predictedMs: p, overheadMs: o, modelErrorPct: p === null || !m ? null : round3((100 * Math.abs(p - m)) / m) };
+    const s = bySite.get(f.site ?? '') ?? { ...f, declared: null, routes: [] };
+    s.routes.push(route);
+    bySite.set(f.site ?? '', s);
+  });
+  for (const f of measured) if (!bySite.has(f.site ?? '')) bySite.set(f.site ?? '', { ...f, declared: null, routes: [] });
   for (const d of declared) {
     const s = bySite.get(d.site) ?? { site: d.site, rps: 0, requests: 0, errors: 0, errorPct: null, totalMs: none, firstByteMs: none, declared: null, reporters: [], routes: [] };
     s.declared = { rps: d.rps, items: d.items };

@@ -13,6 +13,7 @@ import { useLoad } from '../hooks.js';
 import { ErrorBox, pct } from './common.js';
 import { Table, type Column } from './table.js';
 import { filterOver, rowsHeight } from './apps-table.js';
+import { AutopilotPanel } from './apps-autopilot.js';
 
 /** latencies through a site proxy are often under a millisecond: two decimals there */
 const lat = (x: number | null): string => (x === null ? '-' : x < 10 ? `${x.toFixed(2)} ms` : `${Math.round(x)} ms`);
@@ -70,6 +71,7 @@ export function Demand({ name }: { name: string }) {
   return (
     <div data-testid="demand">
       <ErrorBox error={data.error} />
+      <AutopilotPanel name={name} />
       <div class="stats">
         <div class="stat" title="over the routes measured: abs(predicted - measured p50) / measured p50">
           <b data-testid="demand-model-error" class={offClass(median)}>{pct(median)}</b><span>median model error</span>

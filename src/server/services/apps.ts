@@ -277,6 +277,11 @@ export class Apps {
     }
   }
 
+  /** Nodes unreachable past the node timeout. */
+  lost(): Set<string> {
+    return this.nodes.lost();
+  }
+
   /** Everything the planner needs: the state as it is now. */
   clusterState(s: State = this.w.state): ClusterState {
     return {

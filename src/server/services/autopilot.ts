@@ -7,7 +7,7 @@
 // pre-pulled the images, old ones retired once those are ready, draining.
 // What it sees and why it waits is kept per app for `outpost autopilot status`.
 import type { Logger } from 'pino';
-import { evaluate, newMemory, rangeOf, type AutopilotMemory, type AutopilotView, type DemandPoint, type Evaluation, type Model, type Observation } from '../../core/autopilot.js';
+import { evaluate, newMemory, rangeOf, type AutopilotMemory, type AutopilotView, type DemandPoint, type Evaluation, type Model, type Observation, type RouteService } from '../../core/autopilot.js';
 import { Cluster } from '../../core/cluster.js';
 import { imagesOf } from '../../core/containers.js';
 import { OutpostError } from '../../core/errors.js';
@@ -16,6 +16,7 @@ import { hasImage } from '../../core/images.js';
 import { liveSnapshot } from '../../core/live.js';
 import type { AppSpec } from '../../core/manifest.js';
 import { plan } from '../../core/planner.js';
+import type { ClusterState } from '../../core/reconcile.js';
 import { isReady } from '../../core/rollout.js';
 import { effectiveRtt } from '../../core/live.js';
 import type { AppRecord, AutopilotState } from '../../core/types.js';
@@ -29,6 +30,8 @@ export const AUTOPILOT_TICK_MS = 2000;
 export class Autopilot {
   private readonly memory = new Map<string, AutopilotMemory>();
   private readonly latest = new Map<string, Evaluation>();
+  /** when each app was last evaluated */
+  private readonly evaluated = new Map<string, number>();
   /** the unmet message last told per app */
   private readonly toldUnmet = new Map<string, string | null>();
   private busy = false;
@@ -42,10 +45,21 @@ export class Autopilot {
     if (this.busy) return;
     this.busy = true;
     try {
+      // the fleet as the model sees it, once per tick for every app (the RTTs the proxies measured in place of the probes')
+      let fleet: ClusterState | null = null;
+      const shared = () => {
+        if (!fleet) { const cs = this.apps.clusterState(); fleet = { ...cs, nodes: this.demand.calibrated(cs.nodes) }; }
+        return fleet;
+      };
+      const t = this.now();
       for (const app of this.w.state.list('apps')) {
         if (!app.spec.placement.autopilot) { this.forget(app.name); continue; }
         try {
-          await this.one(app);
+          // an app is looked at every reactionS / 5 (2 to 30 s): finer than its hysteresis, and cheap at fleet scale
+          const every = Math.min(30_000, Math.max(AUTOPILOT_TICK_MS, app.spec.placement.autopilot.reactionS * 200));
+          if (t - (this.evaluated.get(app.name) ?? -Infinity) < every - 100) continue;
+          this.evaluated.set(app.name, t);
+          await this.one(app, shared);
         } catch (e) {
           if (e instanceof OutpostError && e.code === 'E_NOT_LEADER') return;
           this.log.warn({ err: e, app: app.name }, 'autopilot evaluation failed; the next tick tries again');
@@ -73,16 +87,17 @@ export class Autopilot {
 
   private forget(name: string): void {
     this.memory.delete(name);
+    this.evaluated.delete(name);
     this.latest.delete(name);
     this.toldUnmet.delete(name);
   }
 
-  private async one(app: AppRecord): Promise<void> {
+  private async one(app: AppRecord, fleet: () => ClusterState): Promise<void> {
     const t = this.now();
     const cfg = app.spec.placement.autopilot!;
     let mem = this.memory.get(app.name);
     if (!mem) this.memory.set(app.name, (mem = newMemory()));
-    const out = evaluate(app.spec, app.autopilot, this.observe(app, cfg.reactionS, t), this.model(app), mem);
+    const out = evaluate(app.spec, app.autopilot, this.observe(app, cfg.reactionS, t), this.model(app, fleet()), mem);
     this.latest.set(app.name, out.evaluation);
     const events: EventDraft[] = [];
     if (out.decision) {
@@ -117,7 +132,7 @@ export class Autopilot {
 
   /** The app's replicas of its revision that are not retiring, on nodes not lost. */
   private current(app: AppRecord) {
-    const lost = this.apps.clusterState().lost ?? new Set<string>();
+    const lost = this.apps.lost();
     return this.w.state.appReplicas(app.name).filter((r) => r.specHash === app.specHash && !r.drain && !lost.has(r.node));
   }
 
@@ -126,7 +141,7 @@ export class Autopilot {
     const spanMs = Math.min(30_000, Math.max(5000, reactionS * 500));
     const recent = this.demand.book.recent(app.name, t, spanMs);
     const cur = this.current(app);
-    const per = new Map<string, { rps: number; weighted: number; n: number }>();
+    const per = new Map<string, { rps: number; weighted: number; n: number; routes: RouteService[] }>();
     const known = new Set(this.w.state.list('sites').map((s) => s.name));
     for (const s of recent.sites) {
       const seconds = s.seconds;
@@ -134,10 +149,12 @@ export class Autopilot {
         const node = this.w.state.node(r.node);
         // the path the proxies measured: their connects where they made enough, else the probes'
         const rtt = node ? effectiveRtt(this.demand.calibrated([node])[0]!)[s.site] : undefined;
-        const e = per.get(r.node) ?? { rps: 0, weighted: 0, n: 0 };
+        const e = per.get(r.node) ?? { rps: 0, weighted: 0, n: 0, routes: [] };
         if (seconds > 0) e.rps += r.requests / seconds;
-        // the proxy's latency less the path to the node: the replica's own time
-        if (r.p50 !== null && rtt !== undefined) { e.weighted += r.requests * Math.max(0.01, r.p50 - rtt); e.n += r.requests; }
+        // the proxy's latency less the path to the node: the replica's own time (too few requests say nothing)
+        const service = r.p50 !== null && rtt !== undefined && r.requests >= 20 ? Math.max(0.01, r.p50 - rtt) : null;
+        if (service !== null) { e.weighted += r.requests * service; e.n += r.requests; }
+        e.routes.push({ site: s.site, requests: r.requests, serviceMs: service });
         per.set(r.node, e);
       }
     }
@@ -146,7 +163,7 @@ export class Autopilot {
       // requests from nodes of no site, or of a site not defined, cannot be planned for
       sites: recent.sites.filter((s) => known.has(s.site)).map((s) => ({ site: s.site, rps: s.rps })),
       // too few requests say nothing of a replica's latency
-      replicas: [...per].map(([node, e]) => ({ node, rps: e.rps, serviceMs: e.n >= 20 ? e.weighted / e.n : null })),
+      replicas: [...per].map(([node, e]) => ({ node, rps: e.rps, serviceMs: e.n >= 20 ? e.weighted / e.n : null, routes: e.routes })),
       current: cur.map((r) => r.node),
       ready: cur.filter(isReady).length,
       coveredMs: recent.coveredMs,
@@ -159,10 +176,7 @@ export class Autopilot {
   }
 
   /** The planner over the fleet as it is now, the app's own replicas' room counted free. */
-  private model(app: AppRecord): Model {
-    const cs0 = this.apps.clusterState();
-    // the RTTs the proxies measured stand in for the probes' where they have connected
-    const cs = { ...cs0, nodes: this.demand.calibrated(cs0.nodes) };
+  private model(app: AppRecord, cs: ClusterState): Model {
     const specs = new Map(cs.specs);
     const mine = cs.replicas.filter((r) => r.app === app.name);
     const clusterWithout = (keep: string[]) => new Cluster(liveSnapshot(cs.nodes, cs.replicas, specs, cs.sites, app.spec, new Set(mine.filter((r) => !keep.includes(r.node)).map((r) => r.id)), cs.now, cs.images));
