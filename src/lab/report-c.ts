@@ -55,6 +55,7 @@ export function movingMarkdown(t: Topology, j: ReturnType<typeof movingJson>, ch
   for (const [k, run] of Object.entries(j.runs).filter(([k]) => k === 'autopilot')) {
     L.push(`The ${k}'s moves, s after the schedule began (shifts at ${ph.slice(1).map((_, i) => `${((i + 1) * j.schedule.phaseMs) / 1000} s`).join(' and ')}):`, '');
     for (const e of run.timeline) L.push(`- ${e.tS} s \`${e.type}\`: ${e.message}`);
+    if (run.timeline.length === 0) L.push('- none: no decision, no replica placed or removed during the schedule');
     L.push('');
   }
   const lag = Math.max(...s.strategies.map((x) => x.maxLagMs));
