@@ -69,3 +69,38 @@ test('small lab: measured RTTs match the configured delays, demand at one site p
   const left = labStatus();
   assert.deepEqual([left.state, left.namespaces, left.links, left.processes], [null, [], [], 0]);
 });
+
+test('scenario c\'s lab: nodes at sites, a proxy forwarding to another site\'s replica pays the RTT between the two nodes', { skip, timeout: 300_000 }, async () => {
+  const topo = readTopology(path.join(ROOT, 'lab/c.yaml'));
+  after(() => labDown());
+  const state = await labUp(topo);
+  const client = new ApiClient(state.server, state.adminToken, state.ca);
+  // the relay holds node<->node packets for the configured delay: never less than it
+  const rtt = Number(execFileSync('nsenter', ['--net=/run/netns/olab-n-node-b', process.execPath, path.join(ROOT, 'scripts/lab/rtt.mjs'), state.nodeIp['node-a']!, '9', '5'], { encoding: 'utf8' }).trim());
+  assert.ok(rtt >= 40, `node-b -> node-a: ${rtt} ms, configured 40 ms`);
+  assert.deepEqual((await client.nodes()).map((n) => [n.name, n.site ?? null]).sort(), [['central', null], ['node-a', 'site-a'], ['node-b', 'site-b'], ['node-c', 'site-c']]);
+
+  await client.deploy({
+    name: 'stats', image: LAB_IMAGE, ports: [{ name: 'http', container: 5000 }], resources: { cpu: 0.5, memoryMiB: 128 },
+    health: { http: '/healthz', port: 'http' }, expose: { port: 8080 }, placement: { nodes: ['node-a'] },
+  });
+  await waitFor('replica running', async () => (await client.appReplicas('stats'))[0]?.state === 'running', 120_000, 200);
+  // from site-b, through node-b's proxy (1.5 ms away), to the replica on node-a: 40 ms more
+  const timed = (site: string, node: string) => Number(execFileSync('nsenter', [`--net=/run/netns/olab-s-${site}`, process.execPath, '-e', `
+    (async () => {
+      const xs = [];
+      for (let i = 0; i < 12; i++) {
+        const t0 = performance.now();
+        for (;;) { try { const r = await fetch('http://${state.nodeIp[node]}:8080/process_data', { method: 'POST', body: '[1,2,3]' }); if ((await r.text()) === '{"processed_data":2}') break; } catch {} await new Promise((r) => setTimeout(r, 200)); }
+        xs.push(performance.now() - t0);
+      }
+      xs.sort((a, b) => a - b);
+      console.log(xs[6]);
+    })();`], { encoding: 'utf8' }).trim());
+  const far = timed('site-b', 'node-b');
+  assert.ok(far >= 41.5, `site-b via node-b's proxy to node-a: ${far} ms`);
+  const near = timed('site-a', 'node-a');
+  assert.ok(near < far, `site-a via node-a's proxy: ${near} ms, site-b's: ${far} ms`);
+  // the proxies report the route: site-b -> node-a
+  await waitFor('site-b\'s route to node-a measured', async () => (await client.demand('stats')).sites.find((s) => s.site === 'site-b')?.routes.some((r) => r.node === 'node-a' && r.requests >= 12) ?? false, 30_000, 500);
+});

@@ -6,6 +6,7 @@ import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { Resvg } from '@resvg/resvg-js';
 import type { ScenarioResult } from './report.js';
+import type { MovingResult } from './scenario-c.js';
 
 async function png(spec: object, file: string): Promise<void> {
   const view = new vega.View(vega.parse(compile(spec as Parameters<typeof compile>[0]).spec), { renderer: 'none' });
@@ -59,4 +60,34 @@ export async function writeCharts(dir: string, scenarios: Record<string, Scenari
     }
   }
   return written;
+}
+
+/** Scenario c: p50 and p95 over time per strategy (5 s buckets, demand-weighted), the shifts marked. */
+export async function writeMovingChart(dir: string, name: string, r: MovingResult): Promise<string> {
+  const rows = Object.entries(r.runs).flatMap(([strategy, run]) => run.buckets.flatMap((b) => [
+    ...(b.p50Ms !== null ? [{ strategy, tS: b.tS + 2.5, ms: b.p50Ms, q: 'p50' }] : []),
+    ...(b.p95Ms !== null ? [{ strategy, tS: b.tS + 2.5, ms: b.p95Ms, q: 'p95' }] : []),
+  ]));
+  const shifts = r.schedule.phases.slice(1).map((p, i) => ({ tS: ((i + 1) * r.schedule.phaseMs) / 1000, label: p.name }));
+  const file = `${name}-moving.png`;
+  await png({
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `Scenario ${name}: request latency over time as demand moves (5 s buckets, demand-weighted)`,
+    data: { values: rows },
+    facet: { row: { field: 'q', type: 'nominal', title: null } },
+    spec: {
+      width: 640, height: 220,
+      layer: [
+        { mark: { type: 'line', point: { size: 12 } },
+          encoding: {
+            x: { field: 'tS', type: 'quantitative', title: 's since the schedule began' },
+            y: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'client-side latency (ms, log)' },
+            color: { field: 'strategy', type: 'nominal' },
+          } },
+        { data: { values: shifts }, mark: { type: 'rule', strokeDash: [4, 4], color: '#777' }, encoding: { x: { field: 'tS', type: 'quantitative' } } },
+      ],
+    },
+    resolve: { scale: { y: 'independent' } },
+  }, path.join(dir, file));
+  return file;
 }

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ApiClient } from '../contract/client.js';
 import { OutpostError } from '../core/errors.js';
-import type { Topology } from './topology.js';
+import { nodeRttMs, type Topology } from './topology.js';
 
 export const LAB_DIR = '/var/lib/outpost-lab';
 export const LAB_RUN = '/run/outpost-lab';
@@ -155,6 +155,12 @@ async function build(t: Topology, state: LabState, logs: string, say: (s: string
       (delayMs[state.nodeIp[n.name]!] ??= {})[state.siteIp[s.name]!] = oneWay;
     }
   }
+  for (const x of t.nodes) {
+    for (const y of t.nodes) {
+      const rtt = x.name === y.name ? null : nodeRttMs(t, x.name, y.name);
+      if (rtt !== null) (delayMs[state.nodeIp[x.name]!] ??= {})[state.nodeIp[y.name]!] = rtt / 2;
+    }
+  }
   const relayConf = path.join(LAB_DIR, 'relay.json');
   fs.writeFileSync(relayConf, JSON.stringify({ prefix: 16, ifaces: relayIfaces, delayMs }));
   state.pids.push(start(logs, 'relay', 'python3', [path.join(ROOT, 'scripts/lab/relay.py'), relayConf]));
@@ -205,8 +211,10 @@ async function build(t: Topology, state: LabState, logs: string, say: (s: string
     await until(`${n.name}'s engine`, () => fs.existsSync(sock), 20_000);
     state.pids.push(start(logs, `agent-${n.name}`, process.execPath, [CLI, 'agent', '--server', state.server,
       '--name', n.name, '--runtime', 'docker', '--network', 'host', '--advertise', state.nodeIp[n.name]!,
-      '--labels', `tier=${n.cloud ? 'cloud' : 'edge'}`, '--data-dir', path.join(store, 'agent')],
-    { ns: nodeNs(n.name), env: { OUTPOST_JOIN_TOKEN: joinToken, DOCKER_HOST: `unix://${sock}`, OUTPOST_PROBE_INTERVAL_MS: '5000', OUTPOST_INVENTORY_INTERVAL_MS: '1000', OUTPOST_LOG_LEVEL: 'info' } }));
+      '--labels', Object.entries({ tier: n.cloud ? 'cloud' : 'edge', ...n.labels }).map(([k, v]) => `${k}=${v}`).join(','),
+      ...(n.site ? ['--site', n.site] : []), '--data-dir', path.join(store, 'agent')],
+    // demand windows of 2 s: the autopilot sees moved demand within seconds, not the default 10 s
+    { ns: nodeNs(n.name), env: { OUTPOST_JOIN_TOKEN: joinToken, DOCKER_HOST: `unix://${sock}`, OUTPOST_PROBE_INTERVAL_MS: '5000', OUTPOST_INVENTORY_INTERVAL_MS: '1000', OUTPOST_DEMAND_WINDOW_MS: '2000', OUTPOST_LOG_LEVEL: 'info' } }));
     writeState(state);
   }
   await until('every node ready with an RTT to every site', async () => {

@@ -1,4 +1,4 @@
-// npm run lab:report -- [lab/a.yaml lab/b.yaml]
+// npm run lab:report -- [lab/a.yaml lab/b.yaml] [lab/c.yaml --phase-s S --only static,oracle]
 // For each scenario: bring the lab up, calibrate the model with one deploy on
 // every node, then deploy the example app three ways -- Outpost's
 // latency-aware plan, a naive spread (seeded random nodes, no latency), all on
@@ -14,7 +14,9 @@ import type { ReplicaRecord } from '../contract/api.js';
 import { LAB_DIR, LAB_IMAGE, LAB_RUN, labDown, labUp } from './lab.js';
 import { readTopology, type Topology } from './topology.js';
 import { weightedQuantile, quantile as quantileOf } from '../core/stats.js';
-import { writeCharts } from './charts.js';
+import { writeCharts, writeMovingChart } from './charts.js';
+import { runMoving, type MovingStrategy } from './scenario-c.js';
+import { movingJson, movingMarkdown, replaceSection } from './report-c.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
@@ -35,9 +37,9 @@ export interface ScenarioResult {
   rttMs: { site: string; node: string; configuredMs: number; measuredMs: number | null }[];
 }
 
-const podmanOf = (node: string) => ['--root', path.join(LAB_DIR, 'nodes', node, 'storage'), '--runroot', path.join(LAB_RUN, node, 'run')];
+export const podmanOf = (node: string) => ['--root', path.join(LAB_DIR, 'nodes', node, 'storage'), '--runroot', path.join(LAB_RUN, node, 'run')];
 
-function manifest(name: string, t: Topology, placement: object, replicas: number) {
+export function manifest(name: string, t: Topology, placement: object, replicas: number) {
   return {
     // every lab node shares this machine's 2 cores (cpu is a reservation and
     // a share, not a cap): starts that overlap slow each other, and the model
@@ -47,7 +49,7 @@ function manifest(name: string, t: Topology, placement: object, replicas: number
   };
 }
 
-async function deploy(client: ApiClient, m: { name: string }): Promise<ReplicaRecord[]> {
+export async function deploy(client: ApiClient, m: { name: string }): Promise<ReplicaRecord[]> {
   await client.deploy(m);
   const deadline = Date.now() + 15 * 60_000;
   for (;;) {
@@ -60,7 +62,7 @@ async function deploy(client: ApiClient, m: { name: string }): Promise<ReplicaRe
   }
 }
 
-async function remove(client: ApiClient, name: string, t: Topology): Promise<void> {
+export async function remove(client: ApiClient, name: string, t: Topology): Promise<void> {
   await client.remove(name);
   for (const n of t.nodes) {
     for (let i = 0; i < 300; i++) {
@@ -174,34 +176,70 @@ export async function runScenario(t: Topology, say: (s: string) => void): Promis
 }
 
 async function main(): Promise<void> {
-  const files = process.argv.slice(2).length ? process.argv.slice(2) : ['lab/a.yaml', 'lab/b.yaml'];
+  const args = process.argv.slice(2);
+  const opt = (flag: string) => {
+    const i = args.indexOf(flag);
+    return i >= 0 ? args.splice(i, 2)[1] : undefined;
+  };
+  const phaseS = opt('--phase-s');
+  const only = opt('--only')?.split(',') as MovingStrategy[] | undefined;
+  const files = args.length ? args : ['lab/a.yaml', 'lab/b.yaml'];
   const say = (s: string) => console.log(s);
   fs.mkdirSync(OUT, { recursive: true });
   const scenarios: Record<string, ScenarioResult> = {};
   const topologies: Record<string, Topology> = {};
+  const moving: Record<string, ReturnType<typeof movingJson>> = {};
+  const command = `npm run lab:report -- ${process.argv.slice(2).join(' ')}`;
+  let charts: string[] = [];
   for (const f of files) {
     const t = readTopology(path.resolve(ROOT, f));
     topologies[t.name] = t;
-    scenarios[t.name] = await runScenario(t, say);
+    if (t.moving) {
+      const r = await runMoving(t, { phaseS: phaseS ? Number(phaseS) : undefined, only }, say);
+      moving[t.name] = movingJson(t, r, command);
+      charts.push(await writeMovingChart(OUT, t.name, r));
+    } else {
+      scenarios[t.name] = await runScenario(t, say);
+    }
   }
+  // scenarios not run this time keep their figures, in the JSON and in the markdown
+  const jsonFile = path.join(OUT, 'report.json');
+  const before = fs.existsSync(jsonFile) ? JSON.parse(fs.readFileSync(jsonFile, 'utf8')) as Json : null;
+  const ran = Object.keys(scenarios).length > 0;
   const json = {
-    generatedAt: new Date().toISOString(),
-    command: `npm run lab:report -- ${files.join(' ')}`,
-    scenarios: Object.fromEntries(Object.entries(scenarios).map(([name, s]) => [name, {
-      strategies: Object.fromEntries(Object.entries(s.strategies).map(([k, v]) => [k, { p50Ms: v.p50Ms, p95Ms: v.p95Ms, p99Ms: v.p99Ms, nodes: v.nodes, perSite: v.perSite }])),
-      deploy: s.deploy.map((d) => ({ node: d.node, cached: d.cached, predictedMs: d.predictedMs, measuredMs: d.measuredMs, predicted: d.predicted, measured: d.measured, concurrency: d.concurrency })),
-      rttMs: s.rttMs,
-    }])),
+    generatedAt: ran ? new Date().toISOString() : before?.generatedAt ?? new Date().toISOString(),
+    command: ran ? command : before?.command ?? command,
+    scenarios: {
+      ...before?.scenarios,
+      ...Object.fromEntries(Object.entries(scenarios).map(([name, s]) => [name, {
+        strategies: Object.fromEntries(Object.entries(s.strategies).map(([k, v]) => [k, { p50Ms: v.p50Ms, p95Ms: v.p95Ms, p99Ms: v.p99Ms, nodes: v.nodes, perSite: v.perSite }])),
+        deploy: s.deploy.map((d) => ({ node: d.node, cached: d.cached, predictedMs: d.predictedMs, measuredMs: d.measuredMs, predicted: d.predicted, measured: d.measured, concurrency: d.concurrency })),
+        rttMs: s.rttMs,
+      }])),
+      ...moving,
+    },
   };
-  fs.writeFileSync(path.join(OUT, 'report.json'), JSON.stringify(json, null, 2) + '\n');
-  const charts = await writeCharts(OUT, scenarios);
-  fs.writeFileSync(path.join(OUT, 'report.md'), markdown(json, topologies, charts));
+  fs.writeFileSync(jsonFile, JSON.stringify(json, null, 2) + '\n');
+  const mdFile = path.join(OUT, 'report.md');
+  let md = fs.existsSync(mdFile) ? fs.readFileSync(mdFile, 'utf8') : '# The edge lab\n';
+  if (ran) {
+    const fresh = await writeCharts(OUT, scenarios);
+    charts = [...charts, ...fresh];
+    const full = markdown({ ...json, scenarios: Object.fromEntries(Object.entries(json.scenarios).filter(([k]) => k in scenarios)) } as unknown as StaticJson, topologies, fresh);
+    const sections = full.split(/(?=^## Scenario )/m);
+    // the fresh header (its command and time), then every section kept, then the fresh ones in their place
+    md = sections[0]! + md.split(/(?=^## Scenario )/m).slice(1).join('');
+    for (const sec of sections.slice(1)) md = replaceSection(md, sec.slice('## Scenario '.length).split('\n')[0]!, sec);
+  }
+  for (const [name, j] of Object.entries(moving)) md = replaceSection(md, name, movingMarkdown(topologies[name]!, j, `${name}-moving.png`));
+  fs.writeFileSync(mdFile, md);
   say(`wrote ${path.relative(ROOT, OUT)}/report.md, report.json and ${charts.length} charts`);
 }
 
-type Json = { command: string; generatedAt: string; scenarios: Record<string, { strategies: Record<string, { p50Ms: number; p95Ms: number; p99Ms: number; nodes: string[]; perSite: StrategyResult['perSite'] }>; deploy: ScenarioResult['deploy']; rttMs: ScenarioResult['rttMs'] }> };
+type Json = { command: string; generatedAt: string; scenarios: Record<string, unknown> };
+type StaticJson = { command: string; generatedAt: string; scenarios: Record<string, { strategies: Record<string, { p50Ms: number; p95Ms: number; p99Ms: number; nodes: string[]; perSite: StrategyResult['perSite'] }>; deploy: ScenarioResult['deploy']; rttMs: ScenarioResult['rttMs'] }> };
 
-function markdown(j: Json, topo: Record<string, Topology>, charts: string[]): string {
+function markdown(j: StaticJson, topo: Record<string, Topology>, charts: string[]): string {
   const lines: string[] = ['# The edge lab: Outpost against a naive spread and the cloud', '',
     `Generated by \`${j.command}\` at ${j.generatedAt}, on one 2-core machine: sites and nodes are network namespaces, delays come from the lab's packet relay, uplinks are shaped by \`tc tbf\`, every node runs its own Podman engine. Latencies are client-side, per request, for the seed's requests (JSON arrays of numbers), demand-weighted across sites.`, ''];
   for (const [name, s] of Object.entries(j.scenarios)) {
