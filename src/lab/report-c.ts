@@ -3,7 +3,7 @@
 // that scenario's section, so running `lab:report -- lab/c.yaml` alone keeps
 // the sections of scenarios a and b as they were measured.
 import type { Topology } from './topology.js';
-import { summarise, liveRoutes, AUTOPILOT, ROUTE_MIN_REQUESTS, type MovingResult } from './scenario-c.js';
+import { summarise, liveRoutes, AUTOPILOT, LATENCY_GOAL_MS, ROUTE_MIN_REQUESTS, type MovingResult } from './scenario-c.js';
 
 export function movingJson(t: Topology, r: MovingResult, command: string) {
   return {
@@ -24,7 +24,7 @@ export function movingMarkdown(t: Topology, j: ReturnType<typeof movingJson>, ch
     `Clients at each site send, open loop, to their own node's site proxy (port ${t.moving!.port}), which forwards to the nearest replica; a proxy forwarding to another node pays the RTT between them (the relay delays node<->node traffic too). ` +
     `${ph.length} phases of ${j.schedule.phaseMs / 1000} s: ${ph.map((p) => `**${p.name}** (${Object.entries(p.rps).map(([k, v]) => `${k} ${v} rps`).join(', ')})`).join(', then ')}; ${t.moving!.items} items per request; a request fails on a connection error, no answer within 5 s, or a non-2xx answer.`, '',
     'Strategies, one after another on the same lab: **static** (Outpost placement from the starting demand, never changed), ' +
-    `**autopilot** (the same plus \`placement.autopilot: ${JSON.stringify(AUTOPILOT).replace(/"/g, '').replace(/,/g, ', ').replace(/:/g, ': ')}\`), ` +
+    `**autopilot** (the same plus \`placement.autopilot: ${JSON.stringify(AUTOPILOT).replace(/"/g, '').replace(/,/g, ', ').replace(/:/g, ': ')}\` and the latency goal \`placement.maxLatencyMs: ${LATENCY_GOAL_MS}\`), ` +
     `**label-only** (1 replica pinned by the constraint \`${JSON.stringify(t.moving!.labelOnly)}\`, as a node group would), **oracle** (at each shift removed and deployed again with the new phase's demand declared and a replica per active site, at most 2: its steady state is the re-optimised plan's; its requests fail while it is redeployed, and a rolling update would not do: a new replica is kept off the nodes the old ones still hold).`, ''];
   for (const [k, why] of Object.entries(j.skipped)) L.push(`**${k}: not run**: ${why}`, '');
   L.push(...verdict(s), '');

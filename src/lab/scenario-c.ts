@@ -26,6 +26,8 @@ export type MovingStrategy = 'static' | 'autopilot' | 'label-only' | 'oracle';
 
 /** The autopilot block issue 18 asks the lab to run with. */
 export const AUTOPILOT = { minReplicas: 1, maxReplicas: 2, targetUtilisation: 0.7, reactionS: 15, thresholdPct: 10, scaleInS: 120, maxMovesPerHour: 30, dryRun: false };
+/** the latency goal the autopilot's app declares (placement.maxLatencyMs): a site no placement of one replica brings within it asks for a second */
+export const LATENCY_GOAL_MS = 10;
 
 export interface MovingRun {
   /** where its replicas ran at each phase's end */
@@ -65,7 +67,7 @@ function appManifest(t: Topology, k: MovingStrategy, phase: number): { name: str
   const first = m.phases[0]!.rps;
   const active = Object.keys(m.phases[phase]!.rps).length;
   const placement = k === 'static' ? { demand: demandOf(t, first) }
-    : k === 'autopilot' ? { demand: demandOf(t, first), autopilot: AUTOPILOT }
+    : k === 'autopilot' ? { demand: demandOf(t, first), autopilot: AUTOPILOT, maxLatencyMs: LATENCY_GOAL_MS }
     : k === 'label-only' ? { constraints: m.labelOnly }
     : { demand: demandOf(t, m.phases[phase]!.rps) };
   // the oracle gets a replica per active site (at most the autopilot's maxReplicas); the others start with one
