@@ -57,7 +57,7 @@ function run(s: ReturnType<typeof spec>, trace: (t: number) => { sites: Partial<
     const sites = Object.entries(m.sites).map(([site, rps]) => ({ site, rps: rps ?? 0 }));
     const total = sites.reduce((x, y) => x + y.rps, 0);
     const obs: Observation = {
-      now: 1_000_000 + t, sites, current, ready: current.length, coveredMs: (o.covered0 ?? 60_000) + t,
+      now: 1_000_000 + t, sites, current, ready: current.length, running: current.length, rollout: false, coveredMs: (o.covered0 ?? 60_000) + t,
       replicas: current.map((node) => ({ node, rps: total / current.length, serviceMs: m.serviceMs ?? 10 })),
     };
     const out = evaluate(s, st, obs, model(o.lacking), mem);
@@ -217,7 +217,7 @@ test('utilisation per route: a far site\'s steadily longer path is not load; its
   const s = spec({ maxReplicas: 2, reactionS: 4 });
   const mem = newMemory();
   const at = (t: number, routes: { site: string; requests: number; serviceMs: number }[]) => evaluate(s, undefined, {
-    now: 1_000_000 + t, sites: routes.map((r) => ({ site: r.site, rps: r.requests / 10 })), current: ['nb'], ready: 1, coveredMs: 60_000 + t,
+    now: 1_000_000 + t, sites: routes.map((r) => ({ site: r.site, rps: r.requests / 10 })), current: ['nb'], ready: 1, running: 1, rollout: false, coveredMs: 60_000 + t,
     replicas: [{ node: 'nb', rps: 20, serviceMs: null, routes }],
   }, model(), mem);
   // site b close by: 1 ms; then site a's requests too, whose path adds 2 ms the RTT does not show
@@ -227,4 +227,20 @@ test('utilisation per route: a far site\'s steadily longer path is not load; its
   // both routes' latency quadruples: busy
   const busy = at(4000, [{ site: 'b', requests: 100, serviceMs: 4 }, { site: 'a', requests: 100, serviceMs: 12 }]);
   assert.equal(busy.evaluation.replicas[0]!.utilisation, 0.75);
+});
+
+test('nothing is decided while a revision rolls out or the replicas are fewer than the count run; a replica with no free target to go to stays', () => {
+  const s = spec();
+  const obs = (o: Partial<Observation>): Observation => ({ now: 2_000_000, sites: [{ site: 'b', rps: 10 }], replicas: [], current: ['na'], ready: 1, running: 1, rollout: false, coveredMs: 600_000, ...o });
+  assert.equal(evaluate(s, undefined, obs({ rollout: true }), model(), newMemory()).evaluation.phase, 'moving');
+  assert.equal(evaluate(s, undefined, obs({ running: 2 }), model(), newMemory()).evaluation.phase, 'moving');
+  // two replicas wanted on targets [nb, nc]; nc is lost: the replica on na has no free target and is not replaced
+  const st: AutopilotState = { replicas: 2, demand: [{ site: 'b', rps: 10, items: 0 }], targets: ['nb', 'nc'], prepull: null, last: null, moves: [] };
+  const eff = effectiveSpec(spec({}, 1), st, 0, () => true);
+  const nodes = NODES.map((n) => node(n, { rttMs: Object.fromEntries(Object.entries(RTT).map(([site, row]) => [site, row[n]!])) }));
+  const sites = Object.keys(RTT).map((name) => ({ name, probe: 'x:1', createdAt: 0 }));
+  const reps = [replica('web-0-0', 'web', 'na', { createdAt: 1 }), replica('web-1-1', 'web', 'nb', { createdAt: 2 })];
+  const d = decide(eff.spec, 'h', { nodes, replicas: reps, specs: new Map([['web', eff.spec]]), sites, lost: new Set(['nc']) }, { targets: eff.targets });
+  assert.equal(d.remove.length, 0);
+  assert.equal(d.plan.placements.length, 0);
 });

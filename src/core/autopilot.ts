@@ -50,6 +50,9 @@ export interface Observation {
   replicas: { node: string; rps: number; serviceMs: number | null; routes?: RouteService[] }[];
   /** the nodes of the app's current replicas (its revision, not retiring) and how many of them are ready */
   current: string[];
+  /** the count the reconciler runs the app with now, and whether a rollout of a new revision is under way: until the replicas are that many, of one revision, nothing is decided */
+  running: number;
+  rollout: boolean;
   ready: number;
   /** ms of measurements the book holds for this app (0 after a restart): nothing is decided before a full `reactionS` */
   coveredMs: number;
@@ -184,6 +187,8 @@ export function evaluate(spec: AppSpec, st: AutopilotState | undefined, o: Obser
   const done = (phase: Evaluation['phase'], message: string, state: AutopilotState | null = null, decision: AutopilotDecision | null = null, targets: string[] | null = null): Outcome => ({ evaluation: { ...ev, phase, message }, state, decision, targets });
 
   if (o.coveredMs < reactMs) return done('warming-up', `measuring: ${Math.round(o.coveredMs / 1000)} s of ${cfg.reactionS} s`);
+  // a rollout, a lost node's replicas being replaced, a scale under way: the placement is not what it will be
+  if (o.rollout || n !== o.running) return done('moving', o.rollout ? 'a new revision is rolling out' : `${n} of ${o.running} replicas placed`);
   const moving = st && !cfg.dryRun && (st.targets.some((t) => !o.current.includes(t)) || o.ready < n) && o.now - (st.last?.at ?? 0) < MOVE_STALE_MS;
   if (moving) return done('moving', st.prepull && st.prepull.until > o.now ? `pre-pulling onto ${st.prepull.nodes.join(', ')}` : `moving to ${st.targets.join(', ')}: ${o.ready} of ${n} replicas ready`);
 

@@ -63,10 +63,15 @@ function toTargets(spec: AppSpec, hash: string, state: ClusterState, targets: st
   const lost = state.lost ?? new Set<string>();
   const on = new Set(targets.filter((t) => !lost.has(t)));
   const mine = state.replicas.filter((r) => r.app === spec.name && r.specHash === hash && !lost.has(r.node));
-  const free = [...on].filter((t) => !mine.some((r) => r.node === t));
-  // every replica off the targets is an old one of a rolling update: retired
-  // only as the ones on the targets are ready, whatever the count does
-  const moving = new Set(mine.filter((r) => !on.has(r.node)).map((r) => r.id));
+  // free targets the manifest's own pinning allows
+  const free = [...on].filter((t) => !mine.some((r) => r.node === t) && (!spec.placement.nodes || spec.placement.nodes.includes(t)));
+  // a replica off the targets is an old one of a rolling update, retired only
+  // as the ones on the targets are ready: those beyond the count, and as many
+  // more as free targets can take their successors (one with nowhere to go
+  // stays: a successor placed off the targets would be moved again, for ever)
+  const off = mine.filter((r) => !on.has(r.node)).sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1));
+  const surplus = Math.max(0, mine.length - spec.replicas);
+  const moving = new Set(off.slice(0, Math.min(off.length, surplus + free.length)).map((r) => r.id));
   // the new ones may only go to free targets
   const pinned: AppSpec = free.length > 0 ? { ...spec, placement: { ...spec.placement, nodes: free } } : spec;
   const d = plainDecide(pinned, hash, state, { planKept, moving });

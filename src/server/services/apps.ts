@@ -71,6 +71,8 @@ export class Apps {
       const t = this.now();
       let app: AppRecord = { ...existing, name: spec.name, spec, specHash: hash, createdAt: existing?.createdAt ?? t, updatedAt: t };
       const fresh = !existing || existing.specHash !== hash;
+      // the autopilot's standing decision was for the placement as it was: a new one (another range, dry run, pinning) starts afresh
+      if (app.autopilot && JSON.stringify(existing?.spec.placement) !== JSON.stringify(spec.placement)) app = { ...app, autopilot: undefined };
       if (fresh) app = withRevision(app, spec, hash, t);
       const d = this.reconcile(s, app, false);
       if (!d.result.changed) return d;
@@ -256,7 +258,9 @@ export class Apps {
   running(app: AppRecord, s: State = this.w.state): ReturnType<typeof effectiveSpec> {
     if (!app.autopilot) return { spec: app.spec, targets: null };
     const images = imagesOf(app.spec);
-    return effectiveSpec(app.spec, app.autopilot, this.now(), (node) => {
+    // a site removed since the decision: its demand cannot be planned for
+    const st = { ...app.autopilot, demand: app.autopilot.demand.filter((d) => s.get('sites', d.site) !== undefined) };
+    return effectiveSpec(app.spec, st, this.now(), (node) => {
       const n = s.node(node);
       // a process node runs no image: nothing to pull
       return !n || n.runtime === 'process' || images.every((i) => hasImage(n.images, i));

@@ -97,7 +97,7 @@ export class Assignments {
   private prepullFor(node: string, facts: ReturnType<typeof factsOf> | null, catalog: Record<string, { layers: Layer[] }>, have: Layer[]): Prepull[] {
     const out: Prepull[] = [];
     for (const a of this.state.list('apps')) {
-      if (!a.autopilot?.prepull?.nodes.includes(node)) continue;
+      if (!a.spec.placement.autopilot || !a.autopilot?.prepull?.nodes.includes(node)) continue;
       const spec = facts ? runSpec(a.spec, facts) : a.spec;
       out.push({ app: a.name, specHash: a.specHash, spec, imageBytes: missingImagesBytes(catalog, imagesOf(spec), have) });
     }

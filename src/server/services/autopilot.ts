@@ -30,8 +30,10 @@ export const AUTOPILOT_TICK_MS = 2000;
 export class Autopilot {
   private readonly memory = new Map<string, AutopilotMemory>();
   private readonly latest = new Map<string, Evaluation>();
-  /** when each app was last evaluated */
+  /** when each app was last evaluated (the schedule), and last looked at with the spec hash seen */
   private readonly evaluated = new Map<string, number>();
+  private readonly seenAt = new Map<string, number>();
+  private readonly hashOf = new Map<string, string>();
   /** the unmet message last told per app */
   private readonly toldUnmet = new Map<string, string | null>();
   private busy = false;
@@ -88,6 +90,8 @@ export class Autopilot {
   private forget(name: string): void {
     this.memory.delete(name);
     this.evaluated.delete(name);
+    this.seenAt.delete(name);
+    this.hashOf.delete(name);
     this.latest.delete(name);
     this.toldUnmet.delete(name);
   }
@@ -96,7 +100,11 @@ export class Autopilot {
     const t = this.now();
     const cfg = app.spec.placement.autopilot!;
     let mem = this.memory.get(app.name);
-    if (!mem) this.memory.set(app.name, (mem = newMemory()));
+    // a new spec (or a long gap: leadership lost and regained) starts the clocks afresh
+    const gap = t - (this.seenAt.get(app.name) ?? t);
+    if (!mem || this.hashOf.get(app.name) !== app.specHash || gap > 60_000) this.memory.set(app.name, (mem = newMemory()));
+    this.hashOf.set(app.name, app.specHash);
+    this.seenAt.set(app.name, t);
     const out = evaluate(app.spec, app.autopilot, this.observe(app, cfg.reactionS, t), this.model(app, fleet()), mem);
     this.latest.set(app.name, out.evaluation);
     const events: EventDraft[] = [];
@@ -166,6 +174,8 @@ export class Autopilot {
       replicas: [...per].map(([node, e]) => ({ node, rps: e.rps, serviceMs: e.n >= 20 ? e.weighted / e.n : null, routes: e.routes })),
       current: cur.map((r) => r.node),
       ready: cur.filter(isReady).length,
+      running: this.apps.running(app).spec.replicas,
+      rollout: app.rollout?.status === 'progressing' || this.w.state.appReplicas(app.name).some((r) => r.specHash !== app.specHash),
       coveredMs: recent.coveredMs,
     };
   }
