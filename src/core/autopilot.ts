@@ -207,7 +207,7 @@ export function evaluate(spec: AppSpec, st: AutopilotState | undefined, o: Obser
   const inWanted = covered(cfg.scaleInS * 1000) && Math.max(...window(cfg.scaleInS * 1000).map((r) => r.count)) < n;
   const moveDue = drifting && o.now - mem.driftSince! >= reactMs;
   if (!moveDue && !outWanted && !inWanted) {
-    if (demand.length === 0) return done('idle', 'no requests measured');
+    if (demand.length === 0) return done('idle', 'no requests measured from a defined site (requests through nodes of no site, or of a site not added, cannot be planned for)');
     if (drifting) return done('waiting', `the plan for the measured demand is ${round2(gainPct)}% better; moving if that holds ${cfg.reactionS} s (${Math.round((o.now - mem.driftSince!) / 1000)} s so far)`);
     if (recommended !== n) return done('waiting', `${recommended} replicas recommended, ${n} run: acting if that holds`);
     if (keptFor) return done('steady', `${keptFor}: all ${n} kept`);

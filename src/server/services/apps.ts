@@ -257,14 +257,9 @@ export class Apps {
    */
   running(app: AppRecord, s: State = this.w.state): ReturnType<typeof effectiveSpec> {
     if (!app.autopilot) return { spec: app.spec, targets: null };
-    const images = imagesOf(app.spec);
     // a site removed since the decision: its demand cannot be planned for
     const st = { ...app.autopilot, demand: app.autopilot.demand.filter((d) => s.get('sites', d.site) !== undefined) };
-    return effectiveSpec(app.spec, st, this.now(), (node) => {
-      const n = s.node(node);
-      // a process node runs no image: nothing to pull
-      return !n || n.runtime === 'process' || images.every((i) => hasImage(n.images, i));
-    });
+    return effectiveSpec(app.spec, st, this.now(), (node) => holdsImages(s, app.spec, node));
   }
 
   /** After a commit: long polls hear of it, agents get their new sets, freed room is offered. */
@@ -386,4 +381,10 @@ function completed(app: AppRecord, t: number): AppRecord {
   const ro = app.rollout!;
   const history = (app.history ?? []).map((h) => (h.specHash === app.specHash && h.status !== 'failed' ? { ...h, status: 'complete' as const } : h));
   return { ...app, history, updatedAt: t, rollout: { ...ro, status: ro.status === 'rolled-back' ? 'rolled-back' : 'complete', message: ro.status === 'failed' ? undefined : ro.message } };
+}
+
+/** Whether a node holds every image of the spec (a process node runs none: nothing to pull; an unknown node: nothing to wait for). */
+export function holdsImages(s: State, spec: AppSpec, node: string): boolean {
+  const n = s.node(node);
+  return !n || n.runtime === 'process' || imagesOf(spec).every((i) => hasImage(n.images, i));
 }

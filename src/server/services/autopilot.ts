@@ -9,10 +9,8 @@
 import type { Logger } from 'pino';
 import { evaluate, newMemory, rangeOf, type AutopilotMemory, type AutopilotView, type DemandPoint, type Evaluation, type Model, type Observation, type RouteService } from '../../core/autopilot.js';
 import { Cluster } from '../../core/cluster.js';
-import { imagesOf } from '../../core/containers.js';
 import { OutpostError } from '../../core/errors.js';
 import { draft, type EventDraft } from '../../core/events.js';
-import { hasImage } from '../../core/images.js';
 import { liveSnapshot } from '../../core/live.js';
 import type { AppSpec } from '../../core/manifest.js';
 import { plan } from '../../core/planner.js';
@@ -21,7 +19,7 @@ import { isReady } from '../../core/rollout.js';
 import { effectiveRtt } from '../../core/live.js';
 import type { AppRecord, AutopilotState } from '../../core/types.js';
 import type { Writer } from '../writer.js';
-import type { Apps } from './apps.js';
+import { holdsImages, type Apps } from './apps.js';
 import type { Assignments } from './assignments.js';
 import type { Demand } from './demand.js';
 
@@ -121,7 +119,7 @@ export class Autopilot {
       if (unmet) events.push(draft('autopilot.unmet', t, { app: app.name, revision: app.revision ?? null, message: `${app.name}: ${unmet}`, reason: { code: 'E_AUTOPILOT_RANGE', message: unmet }, data: { needed: out.evaluation.needed, maxReplicas: rangeOf(app.spec)!.max } }));
     }
     // a pre-pull is over once its nodes hold the images, or at its deadline: the move goes on
-    const prepullDone = !out.state && app.autopilot?.prepull && (t >= app.autopilot.prepull.until || app.autopilot.prepull.nodes.every((n) => this.holds(app, n)));
+    const prepullDone = !out.state && app.autopilot?.prepull && (t >= app.autopilot.prepull.until || app.autopilot.prepull.nodes.every((n) => holdsImages(this.w.state, app.spec, n)));
     if (!out.state && !prepullDone && events.length === 0) return;
     const next: AutopilotState | undefined = out.state ?? (prepullDone ? { ...app.autopilot!, prepull: null } : app.autopilot);
     await this.w.run((s) => {
@@ -180,11 +178,6 @@ export class Autopilot {
     };
   }
 
-  private holds(app: AppRecord, node: string): boolean {
-    const n = this.w.state.node(node);
-    return !n || n.runtime === 'process' || imagesOf(app.spec).every((i) => hasImage(n.images, i));
-  }
-
   /** The planner over the fleet as it is now, the app's own replicas' room counted free. */
   private model(app: AppRecord, cs: ClusterState): Model {
     const specs = new Map(cs.specs);
@@ -212,7 +205,7 @@ export class Autopilot {
         const p = plan(clusterWithout(kept), withDemand(demand, kept.length + count), { kept, count, explain: false });
         return { nodes: p.placements.map((x) => x.node), objective: p.objective };
       }),
-      lacking: (nodes) => nodes.filter((n) => !this.holds(app, n)),
+      lacking: (nodes) => nodes.filter((n) => !holdsImages(this.w.state, app.spec, n)),
     };
   }
 }
