@@ -2,7 +2,7 @@
 // budget, what is over it dropped at a line's end and said.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LOG_BURST_CHARS, LOG_CHARS_PER_S, LOG_GATHER_MS, LogPacer } from './log-pacer.js';
+import { LOG_BURST_CHARS, LOG_CHARS_PER_S, LOG_GATHER_MS, LOG_PARTIAL_MS, LogPacer } from './log-pacer.js';
 
 test('chunks that come together leave as one message, a few ms later', async () => {
   const sent: string[] = [];
@@ -45,4 +45,39 @@ test('past the budget (all streams together), whole lines are dropped and a line
   assert.equal(b[1], line.repeat(10), 'a second later, room again');
   outA.cancel();
   outB.cancel();
+});
+
+test('writes split inside lines, past the budget: every line sent is a whole line the replica wrote', async () => {
+  let now = 0;
+  const pacer = new LogPacer(() => now);
+  const sent: string[] = [];
+  const out = pacer.stream((s) => sent.push(s));
+  const line = `${'x'.repeat(99)}\n`;
+  // 2 MB in chunks of 65,537 characters (a pipe's read size, not a line's): cut inside a line each time
+  const all = line.repeat(20_000);
+  for (let i = 0; i < all.length; i += 65_537) {
+    out.data(all.slice(i, i + 65_537));
+    await new Promise((r) => setTimeout(r, LOG_GATHER_MS + 5));
+    now += 50;
+  }
+  out.flush();
+  const text = sent.join('');
+  const odd = text.split('\n').filter((l) => l && l !== 'x'.repeat(99) && !l.startsWith('(outpost: '));
+  assert.deepEqual(odd, []);
+  assert.match(text, /\(outpost: \d+ characters of this log were dropped/);
+  assert.ok(text.length < all.length, 'some was dropped');
+});
+
+test('the start of a line waits for its end, and is sent as it is when none comes (a prompt)', async () => {
+  const sent: string[] = [];
+  const out = new LogPacer().stream((s) => sent.push(s));
+  out.data('one\ntw');
+  await new Promise((r) => setTimeout(r, LOG_GATHER_MS + 20));
+  assert.deepEqual(sent, ['one\n']);
+  out.data('o\nthree> ');
+  await new Promise((r) => setTimeout(r, LOG_GATHER_MS + 20));
+  assert.deepEqual(sent, ['one\n', 'two\n']);
+  await new Promise((r) => setTimeout(r, LOG_PARTIAL_MS));
+  assert.deepEqual(sent, ['one\n', 'two\n', 'three> ']);
+  out.cancel();
 });

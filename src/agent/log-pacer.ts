@@ -12,6 +12,8 @@ export const LOG_GATHER_MS = 25;
 export const LOG_CHARS_PER_S = 256 * 1024;
 /** ... and at once, after a quiet while (a tail of long lines); under the protocol's 1 MiB per message */
 export const LOG_BURST_CHARS = 512 * 1024;
+/** how long the start of a line waits for its end (a prompt, a progress bar) before it is sent as it is */
+export const LOG_PARTIAL_MS = 300;
 
 export interface LogOut {
   data(s: string): void;
@@ -31,14 +33,33 @@ export class LogPacer {
 
   /** One stream's output, sent through `send` a gathered message at a time. */
   stream(send: (data: string) => void): LogOut {
-    let held: string[] = [];
+    let held = '';
     let timer: NodeJS.Timeout | null = null;
+    /** the timer waits for a line's end, not for more output to gather */
+    let waitsForLine = false;
     let dropped = 0;
-    const flush = (): void => {
+    /** the last text sent ended inside a line (one that waited LOG_PARTIAL_MS for its end) */
+    let open = false;
+    const stop = (): void => {
       if (timer) clearTimeout(timer);
       timer = null;
-      let text = held.join('');
-      held = [];
+    };
+    const arm = (ms: number, forLine: boolean): void => {
+      waitsForLine = forLine;
+      timer = setTimeout(() => { timer = null; flush(forLine); }, ms);
+    };
+    const flush = (all: boolean): void => {
+      stop();
+      let text = held;
+      held = '';
+      // A line still being written waits for its end: a pipe splits writes anywhere, and a
+      // drop between the halves of a line sent in two would make a line the replica never wrote.
+      const end = text.lastIndexOf('\n') + 1;
+      if (!all && end < text.length && text.length - end < LOG_BURST_CHARS) {
+        held = text.slice(end);
+        text = text.slice(0, end);
+        arm(LOG_PARTIAL_MS, true);
+      }
       if (!text) return;
       const room = Math.floor(this.take(text.length));
       if (room < text.length) {
@@ -49,21 +70,25 @@ export class LogPacer {
       }
       this.tokens -= text.length;
       if (dropped && text.length < room) {
-        text += `(outpost: ${dropped} characters of this log were dropped: it was written faster than the ${LOG_CHARS_PER_S / 1024} KiB a second logs may take of the node's connection)\n`;
+        text += `${open && !text ? '\n' : ''}(outpost: ${dropped} characters of this log were dropped: it was written faster than the ${LOG_CHARS_PER_S / 1024} KiB a second logs may take of the node's connection)\n`;
         dropped = 0;
       }
-      if (text) send(text);
+      if (text) {
+        open = !text.endsWith('\n');
+        send(text);
+      }
     };
     return {
       data: (s) => {
-        held.push(s);
-        timer ??= setTimeout(flush, LOG_GATHER_MS);
+        held += s;
+        // more came: it is gathered as usual, the line's end likely with it
+        if (timer && waitsForLine) stop();
+        if (!timer) arm(LOG_GATHER_MS, false);
       },
-      flush,
+      flush: () => flush(true),
       cancel: () => {
-        if (timer) clearTimeout(timer);
-        timer = null;
-        held = [];
+        stop();
+        held = '';
       },
     };
   }
