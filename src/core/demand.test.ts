@@ -138,6 +138,13 @@ test('each route\'s prediction adds the app\'s fixed cost per request, learnt fr
     assert.equal(r.predictedMs, Math.round((model[n]! + r.overheadMs) * 1000) / 1000);
   }
   assert.ok(Math.abs(routes.get('e4')!.overheadMs - 1) <= 1.6);
+  // a short route's residual outweighs a long one's: 1 ms seen on a 1 ms route, 4 ms of noise on a 40 ms one
+  const mixed = new DemandBook();
+  assert.ok(mixed.add('p1', 's1', win(T0, [entry('web', 'near1', many(200, 1.2)), entry('web', 'near2', many(200, 1.2)), entry('web', 'far', many(200, 44))]), now).ok);
+  const m = compare('web', mixed.sites('web', now), [], (_site, node) => (node === 'far' ? 40 : 0.2));
+  const near = m.sites[0]!.routes.find((r) => r.node === 'near1')!;
+  assert.ok(Math.abs(near.overheadMs - 1) <= 0.1, `near: ${near.overheadMs}`);
+  assert.ok(near.modelErrorPct! <= 10, `near: ${near.modelErrorPct}%`);
   // a single route has no others to learn from: its model figure alone
   const one = compare('web', [{ ...v.sites[0]!, routes: [v.sites[0]!.routes[0]!] }], [], () => 10);
   assert.equal(one.sites[0]!.routes[0]!.overheadMs, 0);
