@@ -2,7 +2,7 @@
 // a model over a fixed RTT table (the Model interface, computed exactly).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { effectiveSpec, evaluate, newMemory, type AutopilotMemory, type DemandPoint, type Model, type Observation, type Outcome } from './autopilot.js';
+import { effectiveSpec, evaluate, newMemory, PREPULL_MS, type AutopilotMemory, type DemandPoint, type Model, type Observation, type Outcome } from './autopilot.js';
 import { validateApp } from './manifest.js';
 import type { AutopilotState, ReplicaRecord } from './types.js';
 import { decide } from './reconcile.js';
@@ -209,6 +209,13 @@ test('with a latency goal: a move when it meets the goal, one more replica when 
   const split = run(goal(), () => ({ sites: { b: 10, c: 10 } }), 60_000, { start: ['nb'] });
   assert.deepEqual(split.decisions.map((d) => [d.decision!.action, d.targets]), [['scale-out', ['nb', 'nc']]]);
   assert.match(split.decisions[0]!.decision!.reason, /^c misses the 5 ms latency goal with 1 replica\(s\) wherever they go: 2 replicas, 1 ms planned against 13 ms/);
+  // a scale-out onto a node that lacks the image keeps the count it ran with until the pull is over: the new
+  // replica starts on its target, not pulled anywhere
+  const pulled = run(goal(), () => ({ sites: { b: 10, c: 10 } }), 60_000, { start: ['nb'], lacking: ['nc'] });
+  const st = pulled.decisions[0]!.state!;
+  assert.deepEqual([st.replicas, st.prepull], [2, { nodes: ['nc'], until: st.last!.at + PREPULL_MS, from: 1 }]);
+  assert.equal(effectiveSpec(goal(), st, st.last!.at + 1000, () => false).spec.replicas, 1, 'one while nc pulls');
+  assert.equal(effectiveSpec(goal(), st, st.last!.at + 1000, () => true).spec.replicas, 2, 'two once it holds the image');
   // without a goal, the same light load keeps one replica
   assert.equal(run(spec(), () => ({ sites: { b: 10, c: 10 } }), 60_000, { start: ['nb'] }).decisions.length, 0);
 });

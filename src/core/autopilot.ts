@@ -28,9 +28,10 @@ export function rangeOf(spec: AppSpec): { min: number; max: number } | null {
 export function effectiveSpec(spec: AppSpec, st: AutopilotState | undefined, now: number, holds: (node: string) => boolean): { spec: AppSpec; targets: string[] | null } {
   const range = rangeOf(spec);
   if (!range || !st || spec.placement.autopilot!.dryRun) return { spec, targets: null };
-  const replicas = Math.min(range.max, Math.max(range.min, st.replicas));
   const demand = st.demand.length > 0 ? st.demand : spec.placement.demand;
   const prepulling = st.prepull !== null && now < st.prepull.until && st.prepull.nodes.some((n) => !holds(n));
+  const count = prepulling && st.prepull!.from !== undefined ? Math.min(st.replicas, st.prepull!.from) : st.replicas;
+  const replicas = Math.min(range.max, Math.max(range.min, count));
   return { spec: { ...spec, replicas, placement: { ...spec.placement, demand } }, targets: prepulling ? null : st.targets };
 }
 
@@ -258,7 +259,7 @@ export function evaluate(spec: AppSpec, st: AutopilotState | undefined, o: Obser
     replicas: targets.length,
     demand: demand.length ? demand : st?.demand ?? [],
     targets: [...targets].sort(),
-    prepull: lacking.length > 0 ? { nodes: lacking, until: o.now + PREPULL_MS } : null,
+    prepull: lacking.length > 0 ? { nodes: lacking, until: o.now + PREPULL_MS, from: o.running } : null,
     last: decision,
     moves: action === 'move' ? [...recentMoves, o.now] : recentMoves,
   };

@@ -338,8 +338,8 @@ export interface AutopilotState {
   demand: { site: string; rps: number; items: number }[];
   /** the nodes its plan puts the replicas on: a replica elsewhere is moved to one of them, the new one started (and ready) before the old one is retired */
   targets: string[];
-  /** nodes that pull the app's images before the move starts (T_image 0 at the move): the move waits until they hold them, or until `until` (epoch ms) */
-  prepull: { nodes: string[]; until: number } | null;
+  /** nodes that pull the app's images before the move starts (T_image 0 at the move): the move waits until they hold them, or until `until` (epoch ms); a scale-out keeps `from` replicas (the count before it) meanwhile, so that its new replica starts on its target, not anywhere */
+  prepull: { nodes: string[]; until: number; from?: number } | null;
   /** the latest decision */
   last: AutopilotDecision | null;
   /** when the decisions that moved replicas in the last hour were made (the move budget) */

@@ -124,8 +124,9 @@ export class Autopilot {
     const next: AutopilotState | undefined = out.state ?? (prepullDone ? { ...app.autopilot!, prepull: null } : app.autopilot);
     await this.w.run((s) => {
       const cur = s.app(app.name);
-      // changed meanwhile (a deploy, a removal, another decision): this evaluation is stale
-      if (!cur || cur.specHash !== app.specHash || cur.autopilot?.last?.n !== app.autopilot?.last?.n) return { changes: [], result: undefined };
+      // changed meanwhile (a deploy, one of placement only too, a removal, another decision): this evaluation is stale
+      const stale = !cur || cur.specHash !== app.specHash || JSON.stringify(cur.spec.placement) !== JSON.stringify(app.spec.placement) || cur.autopilot?.last?.n !== app.autopilot?.last?.n;
+      if (stale) return { changes: [], result: undefined };
       const doc = next === app.autopilot ? cur : { ...cur, autopilot: next };
       return { changes: doc === cur ? [] : [{ kind: 'apps' as const, key: app.name, doc }], events, result: undefined };
     }, { leader: true });
