@@ -11,9 +11,9 @@ import { engineOrSkip } from './engine.js';
 
 const engine = await engineOrSkip();
 
-async function upThenSignal(runtime: 'process' | 'docker', signal: NodeJS.Signals): Promise<{ endpoint: string; code: number | null; out: string }> {
+async function upThenSignal(runtime: 'process' | 'docker', signal: NodeJS.Signals, site?: string): Promise<{ endpoint: string; code: number | null; out: string }> {
   const dataDir = tmpDir();
-  const child = spawn(process.execPath, [CLI, 'up', '--port', '0', '--data-dir', dataDir, '--runtime', runtime], {
+  const child = spawn(process.execPath, [CLI, 'up', '--port', '0', '--data-dir', dataDir, '--runtime', runtime, ...(site ? ['--site', site] : [])], {
     cwd: ROOT, env: { ...process.env, OUTPOST_HUB_HTTP_PORT: '0', OUTPOST_HUB_MQTT_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -28,6 +28,16 @@ async function upThenSignal(runtime: 'process' | 'docker', signal: NodeJS.Signal
   const page = await call({ url: ui, caPem: fs.readFileSync(path.join(dataDir, 'ca.crt'), 'utf8') }, 'GET', '/ui/');
   assert.equal(page.status, 200);
   assert.match(String(page.body), /<script type="module" src="app.js">/);
+  if (site) {
+    // the site is defined and the local node sits at it: its proxy's requests are that site's demand
+    const cp = { url: ui, caPem: fs.readFileSync(path.join(dataDir, 'ca.crt'), 'utf8') };
+    const token = fs.readFileSync(path.join(dataDir, 'admin.token'), 'utf8').trim();
+    const sites = (await call(cp, 'GET', '/v1/sites', { token })).body as unknown as { name: string }[];
+    assert.deepEqual(sites.map((x) => x.name), [site]);
+    const nodes = (await call(cp, 'GET', '/v1/nodes', { token })).body as unknown as { site: string | null }[];
+    assert.deepEqual(nodes.map((n) => n.site), [site]);
+    assert.match(out, new RegExp(`agent .*, site ${site}`));
+  }
   child.kill(signal);
   const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
   if (child.exitCode === null) child.kill('SIGKILL');
@@ -44,8 +54,9 @@ async function refused(url: string): Promise<boolean> {
 }
 
 for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
-  test(`outpost up (process runtime) removes its demo replica and exits 0 on ${signal}`, async () => {
-    const r = await upThenSignal('process', signal);
+  // (the second with --site: the site is defined and the node sits at it)
+  test(`outpost up (process runtime${signal === 'SIGHUP' ? ', --site' : ''}) removes its demo replica and exits 0 on ${signal}`, async () => {
+    const r = await upThenSignal('process', signal, signal === 'SIGHUP' ? 'shop-floor' : undefined);
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /stopping: removing local replicas/);
     assert.ok(await refused(`${r.endpoint}/healthz`), 'the demo replica still answers after up stopped');

@@ -270,12 +270,15 @@ export const SERVER_SETTINGS = {
   logLevel,
 };
 
+/** A node's site: where its clients are (demand is counted per site, the autopilot plans for sites). */
+const site = optional(str(), { flag: '--site <site>', meaning: 'the site this node sits at' });
+
 export const AGENT_SETTINGS = {
   server: required(serverUrlsKind, { flag: '--server <urls>', meaning: 'control plane URL, e.g. https://cp.example:7070 (http:// only for a control plane started with --insecure); several instances of one control plane comma-separated (`https://cp1:7070,https://cp2:7070`): enrolment and the connection try them in turn, and the agent moves to the next when the one it is connected to stops answering' }),
   joinToken: optional(str(), { env: 'OUTPOST_JOIN_TOKEN', secret: true, meaning: 'a join token (`outpost token create`); needed to enrol, not afterwards. No flag: a process\'s arguments are readable by every process on the node' }),
   joinTokenFile: optional(pathKind, { flag: '--join-token-file <file>', meaning: 'a file holding the join token (wins over OUTPOST_JOIN_TOKEN)' }),
   name: optional(str(), { flag: '--name <name>', defaultText: 'the hostname', meaning: 'node name' }),
-  site: optional(str(), { flag: '--site <site>', meaning: 'the site this node sits at' }),
+  site,
   labels: withDefault(labelsKind, {}, { flag: '--labels <k=v,...>', defaultText: 'none', meaning: 'node labels for placement constraints' }),
   ...nodePolicy,
   runtime,
@@ -317,6 +320,7 @@ export const HUB_SETTINGS = {
 
 export const UP_SETTINGS = {
   dataDir,
+  site: { ...site, meaning: 'the site the local node sits at (its proxy\'s requests count as this site\'s demand; without one the autopilot has nothing to plan for)' },
   port: withDefault(port(), 7070, { flag: '--port <port>', meaning: 'API port (on 127.0.0.1)' }),
   runtime,
   registryAuth,

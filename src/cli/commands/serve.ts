@@ -168,6 +168,13 @@ export async function runUp(given: GivenSettings): Promise<void> {
   const name = defaultNodeName();
   const agentDir = path.join(dir, 'agent');
   ensurePrivateDir(agentDir);
+  // a site named for the demo is defined too, so that the proxy's requests count as its demand; its probe is
+  // the control plane's own port, on this machine like the node
+  if (c.site && !server.cp.sites.list().some((x) => x.name === c.site)) {
+    await server.cp.sites.add(c.site, `127.0.0.1:${server.url.split(':').pop()}`).catch((e: unknown) => {
+      throw e instanceof OutpostError ? new OutpostError(e.code, `--site: ${e.message}`, { path: 'site' }) : e;
+    });
+  }
   let driver = await selectDriver(c.runtime, name, agentDir, { baseDir: PACKAGE_ROOT, allowRoot: c.allowRoot, user: c.replicaUser, log });
   if (driver instanceof DockerDriver && c.demo && !(await hasDemoImage(driver))) {
     console.log('building the example image localhost/sensor-stats:0.1 (scripts/build-images.sh) ...');
@@ -183,7 +190,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   hub = h.hub;
   agent = new Agent({
     // the local agent enrols with a one-use token made for it
-    server: server.url, joinToken: await server.createJoinToken({ ttlMs: 600_000, uses: 1, note: 'outpost up' }), identityDir: agentDir, name, site: null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
+    server: server.url, joinToken: await server.createJoinToken({ ttlMs: 600_000, uses: 1, note: 'outpost up' }), identityDir: agentDir, name, site: c.site ?? null, labels: {}, driver, bindHost: '127.0.0.1', advertise: '127.0.0.1', log,
     probeIntervalMs: c.probeIntervalMs, stagesIntervalMs: c.stagesIntervalMs, inventoryIntervalMs: c.inventoryIntervalMs, demandWindowMs: c.demandWindowMs, hub: h.hub, hubStreams: h.streams,
     policy: { devices: c.allowDevices, hostPaths: c.allowHostPaths, privileged: c.allowPrivileged }, proxy: c.proxy === 'on',
     proxyResponseTimeoutMs: c.proxyResponseTimeoutMs, proxyIdleTimeoutMs: c.proxyIdleTimeoutMs,
@@ -194,7 +201,7 @@ export async function runUp(given: GivenSettings): Promise<void> {
   await connected;
   console.log(`control plane  ${server.url}   (data dir ${dir}; admin token in ${path.join(dir, 'admin.token')})`);
   console.log(`dashboard      ${server.url}/ui/   (sign in with the admin token; the browser must trust ${path.join(dir, 'ca.crt')} or be told to go on)`);
-  console.log(`agent          ${name}, runtime ${driver.kind}`);
+  console.log(`agent          ${name}, runtime ${driver.kind}${c.site ? `, site ${c.site}` : ''}`);
   console.log(`data hub       ${hub ? `${hub.http} (HTTP), ${hub.mqtt} (MQTT); anonymous, on 127.0.0.1 only (the local demo; an agent's hub asks devices for credentials)` : 'off (could not start; see the log)'}`);
   if (!c.demo) return;
   const client = new ApiClient(server.url, server.adminToken, server.caPem);
