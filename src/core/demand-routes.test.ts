@@ -20,7 +20,7 @@ function view() {
   assert.ok(b.add('b1', 's2', { start: T0, ms: 10_000, entries: [entry('e2', 20, 30)] }, now).ok);
   assert.ok(b.add('c1', 's3', { start: T0, ms: 10_000, entries: [entry('e1', 5, 3)] }, now).ok);
   const predicted: Record<string, number> = { 's1/e1': 8, 's2/e2': 30, 's3/e1': 5 };
-  return compare('web', b.sites('web', now), [], (site, node) => predicted[`${site}/${node}`] ?? null);
+  return compare('web', b.sites('web', now), [], (site, node) => ({ predictedMs: predicted[`${site}/${node}`] ?? null, rttMs: null }));
 }
 
 test('measuredRoutes: every route with its site, nearest by the model first, the ones without a prediction after by their measured p50', () => {

@@ -88,7 +88,7 @@ test('compare: measured sites next to the declared ones (a site declared and not
   const now = T0 + 10_000;
   b.add('a1', 's1', win(T0, [entry('web', 'e2', many(60, 10)), entry('web', 'e3', many(6, 30), 3)]), now);
   b.add('x1', '', win(T0, [entry('web', 'e2', many(6, 1))]), now);
-  const v = compare('web', b.sites('web', now), [{ site: 's2', rps: 50, items: 4 }, { site: 's1', rps: 5, items: 1 }], (site, node) => (site === 's1' && node === 'e2' ? 8 : null));
+  const v = compare('web', b.sites('web', now), [{ site: 's2', rps: 50, items: 4 }, { site: 's1', rps: 5, items: 1 }], (site, node) => ({ predictedMs: site === 's1' && node === 'e2' ? 8 : null, rttMs: null }));
   assert.deepEqual(v.sites.map((s) => [s.site, s.rps, s.requests, s.declared]), [[null, 0.1, 6, null], ['s1', 1.1, 66, { rps: 5, items: 1 }], ['s2', 0, 0, { rps: 50, items: 4 }]]);
   const [e2, e3] = v.sites[1]!.routes;
   assert.equal(e2!.predictedMs, 8);
@@ -122,31 +122,38 @@ test('the proxies\' connects calibrate RTTs: per node and site of the proxies, e
   assert.deepEqual(nodes[1]!.rttMs, { s1: 5 });
 });
 
-test('each route\'s prediction adds the app\'s fixed cost per request, learnt from its other routes only', () => {
+test('each route\'s prediction is its RTT plus the app\'s service time, learnt from its other routes only', () => {
   const b = new DemandBook();
   const now = T0 + 20_000;
-  // three routes of 200 requests: measured 11, 21 and 31 ms where the model says 10, 20 and 30 (1 ms it leaves out); one of 50 requests
+  // three routes of 200 requests: measured 11, 21 and 31 ms over RTTs of 10, 20 and 30 (1 ms of service); one of 50 requests
   assert.ok(b.add('p1', 's1', win(T0, [entry('web', 'e1', many(200, 11)), entry('web', 'e2', many(200, 21))]), now).ok);
   assert.ok(b.add('p2', 's2', win(T0, [entry('web', 'e3', many(200, 31)), entry('web', 'e4', many(50, 100))]), now).ok);
-  const model: Record<string, number> = { e1: 10, e2: 20, e3: 30, e4: 40 };
-  const v = compare('web', b.sites('web', now), [], (_site, node) => model[node]!);
+  const rtt: Record<string, number> = { e1: 10, e2: 20, e3: 30, e4: 40 };
+  // the stage model (RTT + items x per-item cost) says 0.2 ms of service: what the proxies measure replaces it
+  const v = compare('web', b.sites('web', now), [], (_site, node) => ({ predictedMs: rtt[node]! + 0.2, rttMs: rtt[node]! }));
   const routes = new Map(v.sites.flatMap((s) => s.routes.map((r) => [r.node, r])));
   for (const n of ['e1', 'e2', 'e3']) {
     const r = routes.get(n)!;
-    // the others' residuals are about 1 ms (the sketch is within 4.8%), e4's 60 ms is not counted (too few requests)
-    assert.ok(Math.abs(r.overheadMs - 1) <= 1.6, `${n}: ${r.overheadMs}`);
-    assert.equal(r.predictedMs, Math.round((model[n]! + r.overheadMs) * 1000) / 1000);
+    // the others' service times are about 1 ms (the sketch is within 4.8%), e4's 60 ms is not counted (too few requests)
+    assert.ok(Math.abs(r.serviceMs! - 1) <= 1.6, `${n}: ${r.serviceMs}`);
+    assert.equal(r.rttMs, rtt[n]);
+    assert.equal(r.predictedMs, Math.round((rtt[n]! + r.serviceMs!) * 1000) / 1000);
   }
-  assert.ok(Math.abs(routes.get('e4')!.overheadMs - 1) <= 1.6);
-  // a short route's residual outweighs a long one's: 1 ms seen on a 1 ms route, 4 ms of noise on a 40 ms one
+  assert.ok(Math.abs(routes.get('e4')!.serviceMs! - 1) <= 1.6);
+  // a short route's service time outweighs a long one's: 1 ms seen on a 1.2 ms route, 4 ms of noise on a 44 ms one
   const mixed = new DemandBook();
   assert.ok(mixed.add('p1', 's1', win(T0, [entry('web', 'near1', many(200, 1.2)), entry('web', 'near2', many(200, 1.2)), entry('web', 'far', many(200, 44))]), now).ok);
-  const m = compare('web', mixed.sites('web', now), [], (_site, node) => (node === 'far' ? 40 : 0.2));
+  const m = compare('web', mixed.sites('web', now), [], (_site, node) => (node === 'far' ? { predictedMs: 40.2, rttMs: 40 } : { predictedMs: 0.4, rttMs: 0.2 }));
   const near = m.sites[0]!.routes.find((r) => r.node === 'near1')!;
-  assert.ok(Math.abs(near.overheadMs - 1) <= 0.1, `near: ${near.overheadMs}`);
+  assert.ok(Math.abs(near.serviceMs! - 1) <= 0.1, `near: ${near.serviceMs}`);
   assert.ok(near.modelErrorPct! <= 10, `near: ${near.modelErrorPct}%`);
-  // a single route has no others to learn from: its model figure alone
-  const one = compare('web', [{ ...v.sites[0]!, routes: [v.sites[0]!.routes[0]!] }], [], () => 10);
-  assert.equal(one.sites[0]!.routes[0]!.overheadMs, 0);
-  assert.equal(one.sites[0]!.routes[0]!.predictedMs, 10);
+  // a node whose replica left: its route teaches the others, and has no prediction itself
+  const gone = compare('web', mixed.sites('web', now), [], (_site, node) => ({ predictedMs: node === 'near1' ? null : 0.4, rttMs: node === 'far' ? 40 : 0.2 }));
+  const [n1, n2] = ['near1', 'near2'].map((n) => gone.sites[0]!.routes.find((r) => r.node === n)!);
+  assert.equal(n1!.predictedMs, null);
+  assert.ok(Math.abs(n2!.serviceMs! - 1) <= 0.1, `near2: ${n2!.serviceMs}`);
+  // a single route has no others to learn from: the stage model's figure alone
+  const one = compare('web', [{ ...v.sites[0]!, routes: [v.sites[0]!.routes[0]!] }], [], () => ({ predictedMs: 10.2, rttMs: 10 }));
+  assert.equal(one.sites[0]!.routes[0]!.serviceMs, null);
+  assert.equal(one.sites[0]!.routes[0]!.predictedMs, 10.2);
 });

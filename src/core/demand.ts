@@ -387,10 +387,12 @@ function round3(x: number): number {
 
 /** A route as measured, against the model. */
 export interface RouteDemand extends RouteFigures {
-  /** the model's T_request from the site to the node's nearest routable replica, as GET /v1/apps/NAME/endpoints computes it (RTT, the proxies' connects where they made enough, + items x per-item cost), plus `overheadMs` (null: none routable, or no RTT known) */
+  /** the predicted request latency from the site's proxies through this node: `rttMs` + `serviceMs` when both are known, else the model's T_request as GET /v1/apps/NAME/endpoints computes it (RTT + items x per-item stage cost); null when the node has no routable replica or no RTT is known */
   predictedMs: number | null;
-  /** the app's fixed cost per request the route's prediction adds (HTTP, the proxy, the replica's own handling: what RTT + items x per-item cost leaves out), learnt from the app's other routes: the mean of their measured p50 less their model figure, each weighted by its precision (1 / (5% of its p50 + 0.05 ms)^2: short routes show a fixed cost best), routes with at least 100 requests; 0 when no other route has as many */
-  overheadMs: number;
+  /** the RTT from the site to the node the prediction uses (the proxies' connects where they made enough, else the probe's; a declared one wins), ms */
+  rttMs: number | null;
+  /** the app's service time per request the prediction adds to the RTT (the replica's handling, HTTP, the proxy), learnt from the app's other routes only: their measured p50 less their RTT, each with at least 100 requests, averaged weighted by precision (1 / (5% of the p50 + 0.05 ms)^2: a short route shows it best); null when no other route has as many (the prediction is then the stage model's) */
+  serviceMs: number | null;
   /** abs(predicted - measured p50) / measured p50, % */
   modelErrorPct: number | null;
 }
@@ -415,31 +417,44 @@ export interface DemandView {
   sites: SiteDemand[];
 }
 
-/** Measured figures per site, next to the declared demand (a site declared but not measured: zeros) and each route's prediction. */
-export function compare(app: string, measured: SiteDemandFigures[], declared: DemandPoint[], predicted: (site: string | null, node: string) => number | null): DemandView {
+/** What a route's prediction is made of: the stage model's T_request (null: no routable replica there) and the RTT. */
+export interface RouteModel {
+  predictedMs: number | null;
+  rttMs: number | null;
+}
+
+/**
+ * Measured figures per site, next to the declared demand (a site declared
+ * but not measured: zeros) and each route's prediction: its RTT plus the
+ * app's service time per request learnt from its *other* routes (leave one
+ * out), so that no route's prediction is fitted to its own measurement. The
+ * stage costs the app reports leave out HTTP, the proxy and the handler's
+ * fixed cost, or are not reported yet (defaults); the proxies measure the
+ * whole. A route's service time (p50 less RTT) is known to within a share of
+ * its latency (the sketch's 4.8%, the path's jitter): a 1 ms service time
+ * shows in a 1 ms route and is lost in a 40 ms one, so each is weighted by its
+ * precision.
+ */
+export function compare(app: string, measured: SiteDemandFigures[], declared: DemandPoint[], model: (site: string | null, node: string) => RouteModel): DemandView {
   const none: Quantiles = { p50: null, p95: null };
   const bySite = new Map<string, SiteDemand>();
-  // what RTT + items x per-item cost leaves out, per route: learnt from the others (leave one out), so that no
-  // route's prediction is fitted to its own measurement. A residual is known to within a share of the route's
-  // latency (the sketch's 4.8%, the path's jitter), so a 1 ms cost shows in a 1 ms route and is lost in a 40 ms
-  // one: each residual is weighted by its precision, 1 / (5% of its latency + 0.05 ms) squared.
-  const raw = measured.flatMap((f) => f.routes.map((r) => ({ f, r, model: predicted(f.site, r.node) })));
-  const residual = raw.map(({ r, model }) => (model !== null && r.totalMs.p50 !== null && r.requests >= 100 ? { x: r.totalMs.p50 - model, w: (0.05 * r.totalMs.p50 + 0.05) ** -2 } : null));
-  const overhead = (i: number): number => {
+  const raw = measured.flatMap((f) => f.routes.map((r) => ({ f, r, model: model(f.site, r.node) })));
+  const service = raw.map(({ r, model: m }) => (m.rttMs !== null && r.totalMs.p50 !== null && r.requests >= 100 ? { x: r.totalMs.p50 - m.rttMs, w: (0.05 * r.totalMs.p50 + 0.05) ** -2 } : null));
+  const learnt = (i: number): number | null => {
     let sum = 0;
     let weight = 0;
-    residual.forEach((e, j) => {
+    service.forEach((e, j) => {
       if (j === i || e === null) return;
       sum += e.w * e.x;
       weight += e.w;
     });
-    return weight === 0 ? 0 : round3(Math.max(0, sum / weight));
+    return weight === 0 ? null : round3(Math.max(0, sum / weight));
   };
-  raw.forEach(({ f, r, model }, i) => {
-    const o = overhead(i);
-    const p = model === null ? null : round3(model + o);
-    const m = r.totalMs.p50;
-    const route: RouteDemand = { ...r, predictedMs: p, overheadMs: o, modelErrorPct: p === null || !m ? null : round3((100 * Math.abs(p - m)) / m) };
+  raw.forEach(({ f, r, model: m }, i) => {
+    const serviceMs = learnt(i);
+    const p = m.predictedMs === null ? null : serviceMs !== null && m.rttMs !== null ? round3(m.rttMs + serviceMs) : m.predictedMs;
+    const at = r.totalMs.p50;
+    const route: RouteDemand = { ...r, predictedMs: p, rttMs: m.rttMs, serviceMs, modelErrorPct: p === null || !at ? null : round3((100 * Math.abs(p - at)) / at) };
     const s = bySite.get(f.site ?? '') ?? { ...f, declared: null, routes: [] };
     s.routes.push(route);
     bySite.set(f.site ?? '', s);

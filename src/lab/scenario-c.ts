@@ -46,7 +46,7 @@ export interface MovingRun {
   /** the autopilot's state (GET /v1/apps/NAME/autopilot) at each phase's end */
   autopilot: unknown[];
   /** each route's prediction against the proxies' measure, read after each phase */
-  routes: { phase: string; site: string; node: string; requests: number; predictedMs: number | null; measuredP50Ms: number | null; modelErrorPct: number | null }[];
+  routes: { phase: string; site: string; node: string; requests: number; predictedMs: number | null; rttMs?: number | null; serviceMs?: number | null; measuredP50Ms: number | null; modelErrorPct: number | null }[];
   maxLagMs: number;
   /** the machine's 1-minute load average as the run began and ended (2 cores, shared with whatever else runs) */
   load: [number, number];
@@ -99,7 +99,7 @@ async function proxiesAnswer(t: Topology, state: LabState): Promise<void> {
 async function routes(client: ApiClient, app: string, phase: string): Promise<MovingRun['routes']> {
   const v: DemandView = await client.demand(app);
   return v.sites.flatMap((s) => s.routes.filter((r) => r.requests > 0).map((r) => ({
-    phase, site: s.site ?? '', node: r.node, requests: r.requests, predictedMs: r.predictedMs, measuredP50Ms: r.totalMs.p50, modelErrorPct: r.modelErrorPct,
+    phase, site: s.site ?? '', node: r.node, requests: r.requests, predictedMs: r.predictedMs, rttMs: r.rttMs, serviceMs: r.serviceMs, measuredP50Ms: r.totalMs.p50, modelErrorPct: r.modelErrorPct,
   })));
 }
 
