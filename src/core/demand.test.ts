@@ -108,18 +108,21 @@ test('the proxies\' connects calibrate RTTs: per node and site of the proxies, e
     for (const x of connects) c.add(x);
     return { ...e, connect: c.toJSON() };
   };
-  assert.ok(b.add('p1', 's1', win(T0, [withConnects('web', 'e2', many(6, 40)), withConnects('api', 'e2', many(6, 40)), withConnects('web', 'e3', many(2, 5))]), now).ok);
+  assert.ok(b.add('p1', 's1', win(T0, [withConnects('web', 'e2', many(6, 40)), withConnects('api', 'e2', many(6, 40)), withConnects('web', 'e3', many(2, 5)), entry('web', 'e4', many(5, 50))]), now).ok);
   assert.ok(b.add('p2', 's2', win(T0, [withConnects('web', 'e2', many(12, 0.2))]), now).ok);
   const rtt = b.connectRtt(now);
-  // e2 from s1: 12 connects of two apps at 40 ms; from s2: 12 at 0.2 ms; e3: 2 connects, too few
+  // e2 from s1: 12 connects of two apps at 40 ms; from s2: 12 at 0.2 ms; e3: 2 connects; e4: requests on kept-alive connections only
   assert.ok(Math.abs(rtt.get('e2')!.s1! - 40) <= 2, String(rtt.get('e2')!.s1));
   assert.ok(Math.abs(rtt.get('e2')!.s2! - 0.2) <= 0.01);
-  assert.equal(rtt.has('e3'), false);
+  assert.ok(Math.abs(rtt.get('e3')!.s1! - 5) <= 0.25);
+  assert.equal(rtt.has('e4'), false, 'no connect, no RTT');
+  assert.equal(b.connectRtt(now, 3).has('e3'), false, 'fewer than asked for');
   const nodes = withProxyRtt([node('e2', { rttMs: { s1: 20, s3: 7 }, declaredRttMs: { s2: 3 } }), node('e3', { rttMs: { s1: 5 } })], rtt);
   assert.ok(Math.abs(effectiveRtt(nodes[0]!).s1! - 40) <= 2, 'the proxies\' figure replaces the probe\'s');
   assert.equal(effectiveRtt(nodes[0]!).s2, 3, 'a declared RTT wins');
   assert.equal(effectiveRtt(nodes[0]!).s3, 7, 'a pair without connects keeps the probe\'s');
-  assert.deepEqual(nodes[1]!.rttMs, { s1: 5 });
+  assert.ok(Math.abs(effectiveRtt(nodes[1]!).s1! - 5) <= 0.25, 'e3: its two connects replace the probe');
+  assert.deepEqual(withProxyRtt([node('e4', { rttMs: { s1: 9 } })], rtt)[0]!.rttMs, { s1: 9 }, 'e4: no connect, the probe\'s');
 });
 
 test('each route\'s prediction is its RTT plus the app\'s service time, learnt from its other routes only', () => {

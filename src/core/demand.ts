@@ -249,9 +249,13 @@ export class DemandBook {
   /**
    * The RTTs the site proxies measured: per node, per site of the proxies,
    * the median of their TCP connects to it over the span kept, every app's
-   * together; only pairs with at least `minConnects` connects.
+   * together; only pairs with at least `minConnects` connects. One is enough
+   * by default: a handshake times the very path the proxy's requests take
+   * (its node to the replica's), which the probe's figure (the site's probe
+   * address to the node) does not; and a proxy that keeps its connections
+   * alive opens few (the lab's busiest routes opened one or two in minutes).
    */
-  connectRtt(now: number, minConnects = 3): Map<string, Record<string, number>> {
+  connectRtt(now: number, minConnects = 1): Map<string, Record<string, number>> {
     this.prune(now);
     const by = new Map<string, LogHistogram>();
     for (const [key, series] of this.byKey) {
