@@ -3,14 +3,17 @@
 // Changes made through one instance reach agents connected to another; the
 // leader's death, a partition from the database, a database restart and
 // racing deploys leave one consistent state, nothing acknowledged lost and
-// no replica started twice.
+// no replica started twice. The site proxies' demand reported to one
+// instance is seen through every instance.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import type { ReplicaRecord } from '../src/core/types.js';
 import { OutpostError } from '../src/core/errors.js';
 import { pgSkipReason, sharedPostgres, sql } from '../src/server/store/pgkit.js';
+import { freePort } from '../src/agent/health.js';
 import { cli, settleAgents, spawnAgent, tmpDir, waitFor, type AgentProc } from './helpers.js';
 import { leaderOf, relay, selfId, spawnInstance, status, type Instance } from './hakit.js';
 import { device, devicesYaml, hubConfigFile } from './hubkit.js';
@@ -36,11 +39,11 @@ async function instance(dataDir: string, store: string, port?: number): Promise<
   return i;
 }
 
-async function agentOn(servers: Instance[], name: string): Promise<AgentProc & { dir: string }> {
+async function agentOn(servers: Instance[], name: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentProc & { dir: string }> {
   const dir = tmpDir();
   agentDirs.push(dir);
   const token = (await servers[0]!.client.createToken({ uses: 1, ttl: '10m' })).token;
-  const a = spawnAgent({ url: servers.map((s) => s.url).join(','), joinToken: token }, ['--name', name, '--runtime', 'process', '--data-dir', dir], { OUTPOST_CA: path.join(servers[0]!.dataDir, 'ca.crt') });
+  const a = spawnAgent({ url: servers.map((s) => s.url).join(','), joinToken: token }, ['--name', name, '--runtime', 'process', '--data-dir', dir, ...args], { OUTPOST_CA: path.join(servers[0]!.dataDir, 'ca.crt'), ...env });
   procs.push(a);
   return Object.assign(a, { dir });
 }
@@ -304,4 +307,36 @@ http.createServer((req, res) => { const u = new URL(req.url, 'http://x'); res.en
   await waitFor('workload gone', () => pids(agent.dir).size === 0);
   agent.child.kill('SIGTERM');
   await agent.exited;
+});
+
+test('demand: windows an agent reports to one instance are seen through the other, and by an instance started afterwards', { skip }, async () => {
+  const url = await cluster!.newDatabase();
+  const a = await instance(tmpDir(), url);
+  const b = await instance(tmpDir(), url);
+  const probe = net.createServer((c) => c.end());
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  await a.client.addSite('hs1', `127.0.0.1:${(probe.address() as net.AddressInfo).port}`);
+  // an agent at hs1 that knows instance b alone, its proxy counting in 1 s windows
+  const ADDR = '127.0.0.6';
+  const PORT = await freePort(ADDR);
+  const agent = await agentOn([b], 'edge-hd1', ['--site', 'hs1', '--advertise', ADDR, '--bind', ADDR], { OUTPOST_DEMAND_WINDOW_MS: '1000' });
+  await waitFor('edge-hd1 ready through a', async () => (await a.client.nodes()).find((n) => n.name === 'edge-hd1')?.state === 'ready', 30_000);
+  const APP = `require('http').createServer((q,r)=>r.end('ok')).listen(+process.env.PORT,process.env.HOST)`;
+  await a.client.deploy({ name: 'hshop', command: ['node', '-e', APP], ports: [{ name: 'http', container: 5000 }], health: { http: '/', intervalMs: 200 }, expose: { port: PORT } });
+  await running(a, 'hshop', 1);
+  const ask = async () => { const r = await fetch(`http://${ADDR}:${PORT}/`); await r.text(); return r.status; };
+  await waitFor('the proxy answers', async () => (await ask().catch(() => 0)) === 200, 20_000);
+  for (let i = 0; i < 99; i++) assert.equal(await ask(), 200);
+  // all 100 (and the tries before) as b took them, through a too
+  const seen = async (i: Instance) => (await i.client.demand('hshop')).sites.find((x) => x.site === 'hs1')?.requests ?? 0;
+  const onB = await waitFor('b took every window', async () => { const n = await seen(b); return n >= 100 && n; }, 20_000);
+  await waitFor(`a sees the ${onB} requests b took`, async () => (await seen(a)) === onB, 10_000);
+  // an instance started now reads the windows kept back (the span the book keeps)
+  const c = await instance(tmpDir(), url);
+  await waitFor('a third instance sees them', async () => (await seen(c)) === onB, 10_000);
+  assert.deepEqual((await c.client.demand('hshop')).sites.find((x) => x.site === 'hs1')?.reporters, ['edge-hd1']);
+  await a.client.remove('hshop');
+  agent.child.kill('SIGTERM');
+  await agent.exited;
+  probe.close();
 });

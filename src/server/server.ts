@@ -10,6 +10,7 @@ import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { StreamStore, type WindowStore } from './streams.js';
 import { PgWindowStore } from './streams-pg.js';
+import { PgDemandShare } from './demand-pg.js';
 import { Cluster, DEFAULT_TIMING, soloStatus, type ClusterTiming } from './cluster.js';
 import { PgCoordination } from './store/pgcluster.js';
 import { syncShared } from './trust/shared.js';
@@ -124,6 +125,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     authority, trust: { ...o.trust, insecure: !tls }, sharedJoinToken: o.sharedJoinToken, cluster: cluster ?? undefined, secretsKey,
     workload: new WorkloadSigner(o.dataDir),
   });
+  // the site proxies' demand windows, shared between the instances (each agent reports to the one it is connected to)
+  if (pgStore && cluster) cp.demand.shareWith(new PgDemandShare(pgStore.pool, cluster.id));
   // the admin token is the first API token: its record follows admin.token
   await cp.apitokens.ensureAdmin(adminToken);
   const joinToken = o.sharedJoinToken ? await sharedToken(o.dataDir, cp) : null;
@@ -147,6 +150,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   }
   cluster?.run(cp, gateway, loadedAt);
   const leading = () => !cluster || cluster.leading;
+  let sharing = false;
+  const demandTimer = pgStore ? setInterval(() => {
+    if (sharing) return;
+    sharing = true;
+    void cp.demand.sync(leading()).finally(() => { sharing = false; });
+  }, 1000) : null;
   const timer = setInterval(() => {
     // the reconciler's clock runs on the leader only (every instance when there is one)
     try { if (leading()) cp.apps.tick(); } catch (err) { o.log.error({ err }, 'reconcile tick failed'); }
@@ -185,6 +194,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       clearInterval(timer);
       clearInterval(autopilotTimer);
       clearInterval(pruneTimer);
+      if (demandTimer) clearInterval(demandTimer);
       if (certTimer) clearInterval(certTimer);
       gateway.close();
       cp.drains.close();

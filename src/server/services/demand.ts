@@ -4,20 +4,48 @@
 // measured rate, errors and latency against the manifest's declared demand,
 // per route the measured latency against the model's prediction. Not in the
 // store: windows are many, short-lived and re-measured every 10 s; a
-// restarted instance (or another instance of the cluster) starts empty and
-// fills within a minute. A report whose clock or figures cannot be true is
-// dropped, counted by reason and logged.
+// restarted single instance starts empty and fills within a minute. Several
+// instances on one PostgreSQL database share what each took (a DemandShare,
+// src/server/demand-pg.ts): every instance, the leader's autopilot above all,
+// sees every node's windows within about a second, and a restarted instance
+// reads the last ten minutes back. A report whose clock or figures cannot be
+// true is dropped, counted by reason and logged.
 import type { Logger } from 'pino';
-import { DemandBook, compare, withProxyRtt, type DemandView, type DemandWindow, type DemandRefusal } from '../../core/demand.js';
+import { DEMAND_LIMITS, DemandBook, compare, withProxyRtt, type DemandView, type DemandWindow, type DemandRefusal, type RouteModel } from '../../core/demand.js';
+import { effectiveRtt } from '../../core/live.js';
 import type { NodeRecord } from '../../core/types.js';
 import { OutpostError } from '../../core/errors.js';
 import { rankEndpoints } from '../../core/routing.js';
 import type { State } from '../state.js';
 
+/** A window as one instance took it: from which node, counted for which site. */
+export interface SharedWindow {
+  node: string;
+  site: string;
+  window: DemandWindow;
+}
+
+/** The windows the instances of a cluster take, shared (demand-pg.ts). */
+export interface DemandShare {
+  /** stores windows this instance took */
+  publish(rows: SharedWindow[]): Promise<void>;
+  /** the windows other instances took since the last call (the first call: all that are kept) */
+  pull(): Promise<SharedWindow[]>;
+  /** forgets windows received before `before` (epoch ms); how many */
+  prune(before: number): Promise<number>;
+}
+
+/** windows waiting to be shared at most (a database away for long): the oldest go first */
+const OUTBOX_MAX = 100_000;
+
 export class Demand {
   readonly book: DemandBook;
   /** windows refused since this instance started, by reason */
   readonly refused: Record<DemandRefusal, number> = { clock: 0, figures: 0, duplicate: 0 };
+  private share: DemandShare | null = null;
+  private outbox: SharedWindow[] = [];
+  private prunedAt = 0;
+  private failing = false;
 
   constructor(private readonly state: State, private readonly now: () => number, private readonly log: Logger) {
     this.book = new DemandBook(now());
@@ -29,12 +57,50 @@ export class Demand {
     const t = this.now();
     for (const w of windows) {
       const r = this.book.add(node, site, w, t, (app) => this.state.app(app) !== undefined);
-      if (r.ok) continue;
+      if (r.ok) {
+        if (this.share) this.outbox.push({ node, site, window: w });
+        continue;
+      }
       this.refused[r.reason]++;
       // a window sent again after a reconnect is expected; a clock or figures that cannot be true are not
       if (r.reason !== 'duplicate') this.log.warn({ node, reason: r.reason, start: w.start }, `demand report refused: ${r.message}`);
     }
     return windows.map((w) => w.start);
+  }
+
+  /** Shares what this instance takes with the other instances of its cluster, and takes theirs (`sync`). */
+  shareWith(share: DemandShare): void {
+    this.share = share;
+  }
+
+  /**
+   * Sends what this instance took since the last call and takes what the
+   * others took (every second); the leader also forgets windows past the
+   * book's span (every minute). A database away: the windows wait (at most
+   * OUTBOX_MAX) and go with the next call that gets through.
+   */
+  async sync(leading: boolean): Promise<void> {
+    if (!this.share) return;
+    const out = this.outbox;
+    this.outbox = [];
+    try {
+      await this.share.publish(out).catch((e: unknown) => {
+        this.outbox = [...out, ...this.outbox].slice(-OUTBOX_MAX);
+        throw e;
+      });
+      const t = this.now();
+      // a window taken here already (its node moved between instances and sent it again) is refused as a duplicate
+      for (const r of await this.share.pull()) this.book.add(r.node, r.site, r.window, t, (app) => this.state.app(app) !== undefined);
+      if (leading && t - this.prunedAt >= 60_000) {
+        this.prunedAt = t;
+        await this.share.prune(t - DEMAND_LIMITS.retentionMs);
+      }
+      if (this.failing) this.log.info('demand windows shared again');
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.log.warn({ err }, 'sharing demand windows with the other instances failed; they wait');
+      this.failing = true;
+    }
   }
 
   /** Per site: measured against declared; per route: measured against predicted. */
@@ -43,15 +109,19 @@ export class Demand {
     if (!a) throw new OutpostError('E_NOT_FOUND', `no app named "${app}"`);
     const declared = a.spec.placement.demand;
     const replicas = this.state.appReplicas(app);
-    const nodes = this.calibrated([...new Set(replicas.map((r) => r.node))].map((n) => this.state.node(n)).filter((n) => n !== undefined));
+    const measured = this.book.sites(app, this.now());
+    // every node a route went to (a replica may have left it since), with the RTTs the proxies measured
+    const names = new Set([...replicas.map((r) => r.node), ...measured.flatMap((f) => f.routes.map((r) => r.node))]);
+    const nodes = this.calibrated([...names].map((n) => this.state.node(n)).filter((n) => n !== undefined));
+    const rtts = new Map(nodes.map((n) => [n.name, effectiveRtt(n)]));
     const ranked = new Map<string, ReturnType<typeof rankEndpoints>>();
-    const predicted = (site: string | null, node: string): number | null => {
-      if (site === null) return null;
+    const model = (site: string | null, node: string): RouteModel => {
+      if (site === null) return { predictedMs: null, rttMs: null };
       // as the endpoints route ranks them: items from the site's declared demand, or 1
       if (!ranked.has(site)) ranked.set(site, rankEndpoints(app, replicas, nodes, site, declared.find((d) => d.site === site)?.items ?? 1));
-      return ranked.get(site)!.find((e) => e.node === node)?.predictedMs ?? null;
+      return { predictedMs: ranked.get(site)!.find((e) => e.node === node)?.predictedMs ?? null, rttMs: rtts.get(node)?.[site] ?? null };
     };
-    return compare(app, this.book.sites(app, this.now()), declared, predicted);
+    return compare(app, measured, declared, model);
   }
 
   /** Nodes with the RTTs the proxies measured to them in place of their probes' (declared ones still win), worked out at most once a second. */

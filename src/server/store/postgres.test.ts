@@ -24,7 +24,7 @@ test('an empty database gets the whole schema, once, even when two stores open i
   assert.equal(a.schemaVersion, PG_MIGRATIONS.length);
   assert.deepEqual(await sql(url, 'SELECT version FROM outpost_schema'), [{ version: PG_MIGRATIONS.length }], 'one version row');
   const tables = (await sql<{ t: string }>(url, "SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).map((r) => r.t);
-  assert.deepEqual(tables, ['apitokens', 'apps', 'audit', 'devices', 'events', 'identities', 'instances', 'lease', 'meta', 'nodes', 'outpost_schema', 'replicas', 'samples', 'secrets', 'shared_files', 'sites', 'tokens', 'tombstones', 'windows']);
+  assert.deepEqual(tables, ['apitokens', 'apps', 'audit', 'demand_windows', 'devices', 'events', 'identities', 'instances', 'lease', 'meta', 'nodes', 'outpost_schema', 'replicas', 'samples', 'secrets', 'shared_files', 'sites', 'tokens', 'tombstones', 'windows']);
   const idx = (await sql<{ i: string }>(url, "SELECT indexdef AS i FROM pg_indexes WHERE tablename = 'replicas' ORDER BY 1")).map((r) => r.i);
   assert.ok(idx.some((i) => /\(app, key\)/.test(i)) && idx.some((i) => /\(node, key\)/.test(i)), 'replicas are indexed by app and by node, in key order');
   // what one wrote the other reads; after a reopen it is all still there

@@ -71,6 +71,11 @@ PG_V3,
 CREATE INDEX events_at ON events (at);
 CREATE INDEX events_app ON events (app, seq);
 CREATE INDEX events_node ON events (node, seq);`,
+  // 5: the site proxies' demand windows, each taken by the instance its node is connected to and shared with
+  // the others (src/server/demand-pg.ts): the leader's autopilot sees every node's, and a restarted instance
+  // the last ten minutes. Inserted under a lock, so seqs are handed out in commit order (as events' are)
+  `CREATE TABLE demand_windows (seq bigserial PRIMARY KEY, instance text NOT NULL, node text COLLATE "C" NOT NULL, site text COLLATE "C" NOT NULL, received double precision NOT NULL, doc json NOT NULL);
+CREATE INDEX demand_windows_received ON demand_windows (received);`,
 ];
 
 /** the channel every commit notifies with its revision */
