@@ -327,11 +327,14 @@ describe('the dashboard in Chromium', { skip }, () => {
     const cells = await route.locator('[role=cell]').allInnerTexts();
     assert.equal(cells[1], NODE_D);
     assert.ok(Number(cells[2]) >= 20, `requests: ${cells.join(' | ')}`);
-    assert.match(cells[4]!, /^\d+(\.\d+)? ms$/, 'predicted');
-    assert.match(cells[5]!, /^\d+(\.\d+)? ms$/, 'measured p50');
-    assert.match(cells[7]!, /^\d+\.\d%$/, 'model error');
+    // one route: no other to learn the service time from, so the stage model's prediction
+    assert.match(cells[4]!, /^\d+(\.\d+)? ms$/, 'rtt');
+    assert.equal(cells[5], 'stages', 'service');
+    assert.match(cells[6]!, /^\d+(\.\d+)? ms$/, 'predicted');
+    assert.match(cells[7]!, /^\d+(\.\d+)? ms$/, 'measured p50');
+    assert.match(cells[9]!, /^\d+\.\d%$/, 'model error');
     // one route: the median is its error
-    assert.equal(await page.getByTestId('demand-model-error').innerText(), cells[7]);
+    assert.equal(await page.getByTestId('demand-model-error').innerText(), cells[9]);
     // the autopilot's panel: what it does now (evaluated every 2 s), and no decision in a dry run with one node to run on
     assert.match(await page.getByTestId('autopilot').innerText(), /^Autopilot \(dry run/);
     await page.getByTestId('autopilot-phase').waitFor({ timeout: 15_000 });

@@ -97,7 +97,7 @@ test('200 requests through the proxy: `outpost demand` shows the site, exactly t
   const t = await cli(['demand', 'shop'], env);
   assert.equal(t.code, 0, t.stderr);
   assert.match(t.stdout, /^s1\s+\S+\s+20 rps x 1\s+/m);
-  assert.match(t.stdout, /^SITE\s+NODE\s+REQUESTS\s+ERRORS\s+PREDICTED\s+MEASURED P50\s+MODEL ERROR$/m);
+  assert.match(t.stdout, /^SITE\s+NODE\s+REQUESTS\s+ERRORS\s+RTT\s+SERVICE\s+PREDICTED\s+MEASURED P50\s+MODEL ERROR$/m);
   const m = await cli(['metrics', 'outpost_app_request'], env);
   assert.match(m.stdout, new RegExp(`^outpost_app_requests_total\\{app="shop",site="s1"\\} ${sent}$`, 'm'));
   assert.match(m.stdout, /^outpost_app_request_latency_seconds\{app="shop",site="s1",quantile="0.5"\} [0-9.e-]+$/m);

@@ -51,6 +51,12 @@ const routeColumns: Column<MeasuredRoute>[] = [
   { title: 'node', cell: (r) => r.node, sort: (r) => r.node, width: '1fr' },
   { title: 'requests', cell: (r) => r.requests, sort: (r) => r.requests, num: true, width: '6rem' },
   { title: 'errors', cell: (r) => <span class={errClass(r.errorPct)}>{pct(r.errorPct)}</span>, sort: (r) => r.errorPct ?? -1, num: true, width: '5rem' },
+  { title: 'rtt', cell: (r) => lat(r.rttMs), sort: (r) => r.rttMs ?? Infinity, num: true, width: '5rem' },
+  {
+    title: 'service',
+    cell: (r) => (r.serviceMs === null ? <span class="muted" title="no other route of the app has 100 requests: the stage model's items x per-item cost">stages</span> : <span title="learnt from the app's other routes: their measured p50 less RTT">{lat(r.serviceMs)}</span>),
+    sort: (r) => r.serviceMs ?? Infinity, num: true, width: '5rem',
+  },
   { title: 'predicted', cell: (r) => lat(r.predictedMs), sort: (r) => r.predictedMs ?? Infinity, num: true, width: '6rem' },
   { title: 'measured p50', cell: (r) => lat(r.totalMs.p50), sort: (r) => r.totalMs.p50 ?? Infinity, num: true, width: '7rem' },
   { title: 'p95', cell: (r) => lat(r.totalMs.p95), sort: (r) => r.totalMs.p95 ?? Infinity, num: true, width: '6rem' },

@@ -12,10 +12,11 @@ export async function demand(client: ApiClient, app: string, json: boolean): Pro
     s.site ?? '(no site)', s.rps, s.declared ? `${s.declared.rps} rps x ${s.declared.items}` : null, s.requests, pct(s.errorPct),
     lat(s.totalMs.p50), lat(s.totalMs.p95), lat(s.firstByteMs.p50), lat(s.firstByteMs.p95),
   ])));
-  const routes = v.sites.flatMap((s) => s.routes.map((r) => [s.site ?? '(no site)', r.node, r.requests, pct(r.errorPct), lat(r.predictedMs), lat(r.totalMs.p50), pct(r.modelErrorPct)]));
+  // the prediction: the RTT plus the service time learnt from the app's other routes ('stages': none learnt, the stage model's)
+  const routes = v.sites.flatMap((s) => s.routes.map((r) => [s.site ?? '(no site)', r.node, r.requests, pct(r.errorPct), lat(r.rttMs), r.serviceMs === null ? 'stages' : lat(r.serviceMs), lat(r.predictedMs), lat(r.totalMs.p50), pct(r.modelErrorPct)]));
   if (routes.length === 0) return;
   console.log('');
-  console.log(table(['SITE', 'NODE', 'REQUESTS', 'ERRORS', 'PREDICTED', 'MEASURED P50', 'MODEL ERROR'], routes));
+  console.log(table(['SITE', 'NODE', 'REQUESTS', 'ERRORS', 'RTT', 'SERVICE', 'PREDICTED', 'MEASURED P50', 'MODEL ERROR'], routes));
 }
 
 /** latencies through a site proxy are often under a millisecond: two decimals there */
