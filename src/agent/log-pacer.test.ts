@@ -81,3 +81,14 @@ test('the start of a line waits for its end, and is sent as it is when none come
   assert.deepEqual(sent, ['one\n', 'two\n', 'three> ']);
   out.cancel();
 });
+
+test('a line written a piece at a time (progress dots every 50 ms) is sent LOG_PARTIAL_MS after it began, not held while pieces come', async () => {
+  const sent: string[] = [];
+  const out = new LogPacer().stream((s) => sent.push(s));
+  const dots = setInterval(() => out.data('.'), 50);
+  await new Promise((r) => setTimeout(r, LOG_PARTIAL_MS + 250));
+  clearInterval(dots);
+  assert.ok(sent.length >= 1, 'sent while the dots still came');
+  assert.match(sent[0]!, /^\.+$/);
+  out.cancel();
+});

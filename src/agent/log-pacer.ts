@@ -40,6 +40,8 @@ export class LogPacer {
     let dropped = 0;
     /** the last text sent ended inside a line (one that waited LOG_PARTIAL_MS for its end) */
     let open = false;
+    /** when the line held now began to wait for its end: a line written a piece at a time (a progress bar) waits LOG_PARTIAL_MS in all, not after each piece */
+    let partialSince: number | null = null;
     const stop = (): void => {
       if (timer) clearTimeout(timer);
       timer = null;
@@ -55,11 +57,18 @@ export class LogPacer {
       // A line still being written waits for its end: a pipe splits writes anywhere, and a
       // drop between the halves of a line sent in two would make a line the replica never wrote.
       const end = text.lastIndexOf('\n') + 1;
+      // the line that waited has ended: the one after it waits afresh
+      if (end > 0) partialSince = null;
       if (!all && end < text.length && text.length - end < LOG_BURST_CHARS) {
-        held = text.slice(end);
-        text = text.slice(0, end);
-        arm(LOG_PARTIAL_MS, true);
+        const t = this.now();
+        partialSince ??= t;
+        if (t - partialSince < LOG_PARTIAL_MS) {
+          held = text.slice(end);
+          text = text.slice(0, end);
+          arm(LOG_PARTIAL_MS - (t - partialSince), true);
+        }
       }
+      if (!held) partialSince = null;
       if (!text) return;
       const room = Math.floor(this.take(text.length));
       if (room < text.length) {
