@@ -2,7 +2,7 @@
 // a model over a fixed RTT table (the Model interface, computed exactly).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { effectiveSpec, evaluate, newMemory, PREPULL_MS, type AutopilotMemory, type DemandPoint, type Model, type Observation, type Outcome } from './autopilot.js';
+import { effectiveSpec, evaluate, madeFor, newMemory, PREPULL_MS, type AutopilotMemory, type DemandPoint, type Model, type Observation, type Outcome } from './autopilot.js';
 import { validateApp } from './manifest.js';
 import type { AutopilotState, ReplicaRecord } from './types.js';
 import { decide } from './reconcile.js';
@@ -250,4 +250,13 @@ test('nothing is decided while a revision rolls out or the replicas are fewer th
   const d = decide(eff.spec, 'h', { nodes, replicas: reps, specs: new Map([['web', eff.spec]]), sites, lost: new Set(['nc']) }, { targets: eff.targets });
   assert.equal(d.remove.length, 0);
   assert.equal(d.plan.placements.length, 0);
+});
+
+test('what a decision was made for: a change of placement alone counts (the spec hash leaves it out), the order of its keys does not', () => {
+  const a = spec();
+  const b = spec({ scaleInS: 120 });
+  assert.notEqual(madeFor({ specHash: 'h', spec: a }), madeFor({ specHash: 'h', spec: b }));
+  const reordered = { ...a, placement: Object.fromEntries(Object.entries(a.placement).reverse()) as typeof a.placement };
+  assert.equal(madeFor({ specHash: 'h', spec: a }), madeFor({ specHash: 'h', spec: reordered }));
+  assert.notEqual(madeFor({ specHash: 'h', spec: a }), madeFor({ specHash: 'i', spec: a }));
 });

@@ -7,7 +7,7 @@
 // budgeted per hour. The caller keeps the memory between evaluations (in
 // memory: it is re-learnt after a restart, while the standing decision,
 // AutopilotState, is stored with the app) and gives the time.
-import type { AppSpec } from './manifest.js';
+import { stableStringify, type AppSpec } from './manifest.js';
 import type { AutopilotDecision, AutopilotState } from './types.js';
 
 export type AutopilotConfig = NonNullable<AppSpec['placement']['autopilot']>;
@@ -18,6 +18,11 @@ export function rangeOf(spec: AppSpec): { min: number; max: number } | null {
   const ap = spec.placement.autopilot;
   if (!ap) return null;
   return { min: ap.minReplicas, max: ap.maxReplicas ?? Math.max(spec.replicas, ap.minReplicas) };
+}
+
+/** What a standing decision and the autopilot's measurements were made for: the app as it runs and its placement (which the spec hash leaves out). A change of either starts afresh. */
+export function madeFor(app: { specHash: string; spec: AppSpec }): string {
+  return `${app.specHash} ${stableStringify(app.spec.placement)}`;
 }
 
 /**

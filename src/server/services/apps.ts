@@ -22,7 +22,7 @@ import type { AppChanges } from '../changes.js';
 import type { Assignments } from './assignments.js';
 import type { Nodes } from './nodes.js';
 import { secretVersions } from './secrets.js';
-import { effectiveSpec } from '../../core/autopilot.js';
+import { effectiveSpec, madeFor } from '../../core/autopilot.js';
 import { imagesOf } from '../../core/containers.js';
 import { hasImage } from '../../core/images.js';
 
@@ -72,7 +72,7 @@ export class Apps {
       let app: AppRecord = { ...existing, name: spec.name, spec, specHash: hash, createdAt: existing?.createdAt ?? t, updatedAt: t };
       const fresh = !existing || existing.specHash !== hash;
       // the autopilot's standing decision was for the placement as it was: a new one (another range, dry run, pinning) starts afresh
-      if (app.autopilot && JSON.stringify(existing?.spec.placement) !== JSON.stringify(spec.placement)) app = { ...app, autopilot: undefined };
+      if (app.autopilot && (!existing || madeFor(existing) !== madeFor(app))) app = { ...app, autopilot: undefined };
       if (fresh) app = withRevision(app, spec, hash, t);
       const d = this.reconcile(s, app, false);
       if (!d.result.changed) return d;

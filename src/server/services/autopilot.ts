@@ -7,7 +7,7 @@
 // pre-pulled the images, old ones retired once those are ready, draining.
 // What it sees and why it waits is kept per app for `outpost autopilot status`.
 import type { Logger } from 'pino';
-import { evaluate, newMemory, rangeOf, type AutopilotMemory, type AutopilotView, type DemandPoint, type Evaluation, type Model, type Observation, type RouteService } from '../../core/autopilot.js';
+import { evaluate, madeFor, newMemory, rangeOf, type AutopilotMemory, type AutopilotView, type DemandPoint, type Evaluation, type Model, type Observation, type RouteService } from '../../core/autopilot.js';
 import { Cluster } from '../../core/cluster.js';
 import { OutpostError } from '../../core/errors.js';
 import { draft, type EventDraft } from '../../core/events.js';
@@ -98,10 +98,11 @@ export class Autopilot {
     const t = this.now();
     const cfg = app.spec.placement.autopilot!;
     let mem = this.memory.get(app.name);
-    // a new spec (or a long gap: leadership lost and regained) starts the clocks afresh
+    // a new spec or placement (or a long gap: leadership lost and regained) starts the clocks afresh
     const gap = t - (this.seenAt.get(app.name) ?? t);
-    if (!mem || this.hashOf.get(app.name) !== app.specHash || gap > 60_000) this.memory.set(app.name, (mem = newMemory()));
-    this.hashOf.set(app.name, app.specHash);
+    const key = madeFor(app);
+    if (!mem || this.hashOf.get(app.name) !== key || gap > 60_000) this.memory.set(app.name, (mem = newMemory()));
+    this.hashOf.set(app.name, key);
     this.seenAt.set(app.name, t);
     const out = evaluate(app.spec, app.autopilot, this.observe(app, cfg.reactionS, t), this.model(app, fleet()), mem);
     this.latest.set(app.name, out.evaluation);
@@ -125,7 +126,7 @@ export class Autopilot {
     await this.w.run((s) => {
       const cur = s.app(app.name);
       // changed meanwhile (a deploy, one of placement only too, a removal, another decision): this evaluation is stale
-      const stale = !cur || cur.specHash !== app.specHash || JSON.stringify(cur.spec.placement) !== JSON.stringify(app.spec.placement) || cur.autopilot?.last?.n !== app.autopilot?.last?.n;
+      const stale = !cur || madeFor(cur) !== key || cur.autopilot?.last?.n !== app.autopilot?.last?.n;
       if (stale) return { changes: [], result: undefined };
       const doc = next === app.autopilot ? cur : { ...cur, autopilot: next };
       return { changes: doc === cur ? [] : [{ kind: 'apps' as const, key: app.name, doc }], events, result: undefined };
