@@ -391,7 +391,7 @@ function round3(x: number): number {
 
 /** A route as measured, against the model. */
 export interface RouteDemand extends RouteFigures {
-  /** the predicted request latency from the site's proxies through this node: `rttMs` + `serviceMs` when both are known, else the model's T_request as GET /v1/apps/NAME/endpoints computes it (RTT + items x per-item stage cost); null when the node has no routable replica or no RTT is known */
+  /** the predicted request latency from the site's proxies through this node: `rttMs` + `serviceMs` when both are known, else the stage model's T_request (RTT + items x per-item stage cost, as GET /v1/apps/NAME/endpoints ranks replicas, but with the RTTs the proxies measured in place of the probes'); null when the node has no routable replica or no RTT is known */
   predictedMs: number | null;
   /** the RTT from the site to the node the prediction uses (the proxies' connects where they made enough, else the probe's; a declared one wins), ms */
   rttMs: number | null;
@@ -444,15 +444,12 @@ export function compare(app: string, measured: SiteDemandFigures[], declared: De
   const bySite = new Map<string, SiteDemand>();
   const raw = measured.flatMap((f) => f.routes.map((r) => ({ f, r, model: model(f.site, r.node) })));
   const service = raw.map(({ r, model: m }) => (m.rttMs !== null && r.totalMs.p50 !== null && r.requests >= 100 ? { x: r.totalMs.p50 - m.rttMs, w: (0.05 * r.totalMs.p50 + 0.05) ** -2 } : null));
+  // leave one out: the weighted sums of all, less the route's own
+  const all = service.reduce((a, e) => (e ? { wx: a.wx + e.w * e.x, w: a.w + e.w } : a), { wx: 0, w: 0 });
   const learnt = (i: number): number | null => {
-    let sum = 0;
-    let weight = 0;
-    service.forEach((e, j) => {
-      if (j === i || e === null) return;
-      sum += e.w * e.x;
-      weight += e.w;
-    });
-    return weight === 0 ? null : round3(Math.max(0, sum / weight));
+    const own = service[i];
+    const w = all.w - (own?.w ?? 0);
+    return w <= 0 ? null : round3(Math.max(0, (all.wx - (own ? own.w * own.x : 0)) / w));
   };
   raw.forEach(({ f, r, model: m }, i) => {
     const serviceMs = learnt(i);

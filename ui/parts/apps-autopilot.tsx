@@ -6,9 +6,7 @@
 import type { AutopilotView } from '../../src/contract/api.js';
 import { api, enc } from '../api.js';
 import { useLoad } from '../hooks.js';
-import { ago } from './common.js';
-
-const ms = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x < 10 ? `${x.toFixed(2)} ms` : `${Math.round(x)} ms`);
+import { ago, lat } from './common.js';
 
 export function AutopilotPanel({ name }: { name: string }) {
   const data = useLoad((signal) => api<AutopilotView>(`/v1/apps/${enc(name)}/autopilot`, { signal }), [name], { on: (e) => e.app === name, everyMs: 5000 });
@@ -28,19 +26,19 @@ export function AutopilotPanel({ name }: { name: string }) {
         <>
           <p><b data-testid="autopilot-phase">{e.phase}</b>: {e.message}</p>
           <p class="muted">
-            Measured demand: {e.demand.map((d) => `${d.site} ${d.rps} rps`).join(', ') || 'none'}; predicted latency {ms(e.objectiveNow)} as placed, {ms(e.objectiveBest)} planned for it;
+            Measured demand: {e.demand.map((d) => `${d.site} ${d.rps} rps`).join(', ') || 'none'}; predicted latency {lat(e.objectiveNow)} as placed, {lat(e.objectiveBest)} planned for it;
             {' '}{e.recommended} replica(s) recommended.{e.unmet ? <span class="warn-text"> {e.unmet}</span> : null}
           </p>
           {e.replicas.length > 0 && (
             <table class="figures">
               <thead><tr><th>node</th><th>rps</th><th>service</th><th>unloaded</th><th>utilisation</th></tr></thead>
-              <tbody>{e.replicas.map((r) => <tr key={r.node}><td>{r.node}</td><td>{r.rps}</td><td>{ms(r.serviceMs)}</td><td>{ms(r.unloadedMs)}</td><td>{r.utilisation === null ? '-' : `${Math.round(r.utilisation * 100)}%`}</td></tr>)}</tbody>
+              <tbody>{e.replicas.map((r) => <tr key={r.node}><td>{r.node}</td><td>{r.rps}</td><td>{lat(r.serviceMs)}</td><td>{lat(r.unloadedMs)}</td><td>{r.utilisation === null ? '-' : `${Math.round(r.utilisation * 100)}%`}</td></tr>)}</tbody>
             </table>
           )}
         </>
       ) : <p class="muted">Not evaluated by this instance: the leading instance evaluates.</p>}
       <p data-testid="autopilot-last">
-        {last ? <>Last decision #{last.n}, {ago(last.at)}: <b>{last.action}</b> to {v.state!.targets.join(', ')} ({ms(last.objectiveBefore)} → {ms(last.objectiveAfter)}): {last.reason}</> : 'No decision yet.'}
+        {last ? <>Last decision #{last.n}, {ago(last.at)}: <b>{last.action}</b> to {v.state!.targets.join(', ')} ({lat(last.objectiveBefore)} → {lat(last.objectiveAfter)}): {last.reason}</> : 'No decision yet.'}
       </p>
     </div>
   );

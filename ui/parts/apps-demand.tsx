@@ -10,13 +10,11 @@ import type { DemandView, SiteDemand } from '../../src/contract/api.js';
 import { measuredRoutes, medianModelError, type MeasuredRoute } from '../../src/core/demand-routes.js';
 import { api, enc } from '../api.js';
 import { useLoad } from '../hooks.js';
-import { ErrorBox, pct } from './common.js';
+import { ErrorBox, lat, pct } from './common.js';
 import { Table, type Column } from './table.js';
 import { filterOver, rowsHeight } from './apps-table.js';
 import { AutopilotPanel } from './apps-autopilot.js';
 
-/** latencies through a site proxy are often under a millisecond: two decimals there */
-const lat = (x: number | null): string => (x === null ? '-' : x < 10 ? `${x.toFixed(2)} ms` : `${Math.round(x)} ms`);
 const siteName = (s: string | null): string => s ?? '(no site)';
 
 /** the model is off by more than half: worth a look */

@@ -4,6 +4,9 @@ import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
 import type { ApiError } from '../api.js';
 
+/** a latency through a site proxy, often under a millisecond: two decimals there */
+export const lat = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x < 10 ? `${x.toFixed(2)} ms` : `${Math.round(x)} ms`);
+
 export const ms = (x: number | null | undefined): string =>
   x === null || x === undefined ? '-' : x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : x >= 100 ? `${Math.round(x)} ms` : `${x.toFixed(1)} ms`;
 
